@@ -26,6 +26,8 @@ _END_RE = re.compile(r"[.!?]+[\"'”’)\]]*(\s+)")
 _BLOCK_START_RE = re.compile(r"\n\s*(?:[-*+•]\s|\d{1,3}[.)]\s|#{1,6}\s)")
 _LIST_NUMBER_RE = re.compile(r"(?:^|\n)[ \t]*\d{1,3}$")
 _BLANK_LINE_RE = re.compile(r"\n[ \t]*\n")
+_LAST_WORD_RE = re.compile(r"[^\s\"'“‘(\[]+$")
+_DASH_RE = re.compile(r"\s[-–—]+\s|[—–]")
 
 
 def _is_boundary(text: str, punct_start: int, next_start: int) -> bool:
@@ -48,7 +50,7 @@ def _is_boundary(text: str, punct_start: int, next_start: int) -> bool:
         # An ellipsis ends a sentence only before a capital letter.
         return next_start >= len(text) or not text[next_start].islower()
     before = text[:punct_start]
-    word_match = re.search(r"[^\s\"'“‘(\[]+$", before)
+    word_match = _LAST_WORD_RE.search(before)
     word = word_match.group(0) if word_match else ""
     bare = word.lower().rstrip(".")
     if bare in _NEVER_END:
@@ -291,7 +293,7 @@ class SentenceChunker:
         while True:
             threshold = self.min_chars if self._emitted else self.first_chunk_min_chars
             buf = self._buf
-            cut = None
+            cut: int | None = None
             for end in _boundaries(buf, need_next=not final):
                 if len(buf[:end].strip()) >= threshold:
                     cut = end
@@ -309,7 +311,7 @@ class SentenceChunker:
     def _forced_cut(self, buf: str, threshold: int) -> int:
         window = buf[: self.max_chars + 1]
         candidates = [m.end() for m in _CLAUSE_END_RE.finditer(window)]
-        candidates += [m.start() for m in re.finditer(r"\s[-–—]+\s|[—–]", window)]
+        candidates += [m.start() for m in _DASH_RE.finditer(window)]
         candidates += _boundaries(window)
         usable = [c for c in candidates if threshold <= c <= self.max_chars]
         if usable:

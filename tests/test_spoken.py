@@ -194,7 +194,15 @@ def test_npi() -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["(555) 123-4567", "555-123-4567", "555.123.4567", "555 123 4567", "+1 555 123 4567", "+15551234567", "1-555-123-4567"],
+    [
+        "(555) 123-4567",
+        "555-123-4567",
+        "555.123.4567",
+        "555 123 4567",
+        "+1 555 123 4567",
+        "+15551234567",
+        "1-555-123-4567",
+    ],
 )
 def test_spoken_phone(value: str) -> None:
     assert spoken_phone(value) == "five five five, one two three, four five six seven"

@@ -15,9 +15,15 @@ from engine.voice_text import SentenceChunker, shape_for_voice, split_sentences
         ("Hello there. How are you?", ["Hello there.", "How are you?"]),
         ("Wait! Really? Yes.", ["Wait!", "Really?", "Yes."]),
         ("Dr. Smith is in. Mr. and Mrs. Lee are not.", ["Dr. Smith is in.", "Mr. and Mrs. Lee are not."]),
-        ("Bring ID, e.g. a license. Or i.e. a passport.", ["Bring ID, e.g. a license.", "Or i.e. a passport."]),
+        (
+            "Bring ID, e.g. a license. Or i.e. a passport.",
+            ["Bring ID, e.g. a license.", "Or i.e. a passport."],
+        ),
         ("We ship in the U.S. only. Thanks.", ["We ship in the U.S. only.", "Thanks."]),
-        ("Come at 9 a.m. on Monday. Or at 3 p.m. on Tuesday.", ["Come at 9 a.m. on Monday.", "Or at 3 p.m. on Tuesday."]),
+        (
+            "Come at 9 a.m. on Monday. Or at 3 p.m. on Tuesday.",
+            ["Come at 9 a.m. on Monday.", "Or at 3 p.m. on Tuesday."],
+        ),
         ("Your visit is at 9 a.m. Is that okay?", ["Your visit is at 9 a.m.", "Is that okay?"]),
         ("The copay is 3.5 percent. Fine.", ["The copay is 3.5 percent.", "Fine."]),
         ("J. R. Smith called. He left.", ["J. R. Smith called.", "He left."]),
@@ -66,7 +72,8 @@ def test_shape_for_voice(text: str, shaped: str) -> None:
 
 def test_shape_for_voice_max_words_sentence_boundary() -> None:
     text = "This is the first sentence here. Then another one follows it. And a third one."
-    assert shape_for_voice(text, max_words=12) == "This is the first sentence here. Then another one follows it."
+    two = "This is the first sentence here. Then another one follows it."
+    assert shape_for_voice(text, max_words=12) == two
     assert shape_for_voice(text, max_words=6) == "This is the first sentence here."
     assert shape_for_voice(text, max_words=100) == text
 
@@ -94,7 +101,10 @@ def _tokens(text: str, size: int = 3) -> list[str]:
 
 
 def test_chunker_token_stream_mid_word_and_abbreviation() -> None:
-    text = "Sure. I can help with that. Dr. Smith sees you at 9 a.m. on Monday, in room 3.5 B. Is that okay? Great!"
+    text = (
+        "Sure. I can help with that. Dr. Smith sees you at 9 a.m. on Monday, in room 3.5 B. "
+        "Is that okay? Great!"
+    )
     chunks = _stream(SentenceChunker(), _tokens(text))
     assert chunks == [
         "Sure. I can help with that.",
@@ -123,7 +133,8 @@ def test_chunker_waits_for_char_after_abbreviation() -> None:
 
 def test_chunker_first_chunk_threshold() -> None:
     # "Sure." (5 chars) is under first_chunk_min_chars=8, so it merges; "Of course." goes alone.
-    assert _stream(SentenceChunker(), ["Sure.", " Let", " me", " check", " that", " for", " you.", " Ok"]) == [
+    tokens = ["Sure.", " Let", " me", " check", " that", " for", " you.", " Ok"]
+    assert _stream(SentenceChunker(), tokens) == [
         "Sure. Let me check that for you.",
         "Ok",
     ]
@@ -167,9 +178,17 @@ def test_chunker_max_chars_hard_cut_without_spaces() -> None:
 
 
 def test_chunker_markdown_list_and_symbols() -> None:
-    text = "Here are your options:\n1. **Call** the office\n2. Visit [the portal](https://p.example)\n- 50% off & more 🎉\n"
+    text = (
+        "Here are your options:\n1. **Call** the office\n"
+        "2. Visit [the portal](https://p.example)\n- 50% off & more 🎉\n"
+    )
     chunks = _stream(SentenceChunker(), _tokens(text, 2))
-    assert chunks == ["Here are your options:", "Call the office.", "Visit the portal.", "50 percent off and more."]
+    assert chunks == [
+        "Here are your options:",
+        "Call the office.",
+        "Visit the portal.",
+        "50 percent off and more.",
+    ]
 
 
 def test_chunker_flush_resets_for_next_turn() -> None:
