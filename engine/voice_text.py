@@ -24,7 +24,6 @@ _NEVER_END = frozenset(
 _END_RE = re.compile(r"[.!?]+[\"'”’)\]]*(\s+)")
 # A newline that starts a markdown list item or header (a boundary even without punctuation).
 _BLOCK_START_RE = re.compile(r"\n\s*(?:[-*+•]\s|\d{1,3}[.)]\s|#{1,6}\s)")
-_LIST_NUMBER_RE = re.compile(r"(?:^|\n)[ \t]*\d{1,3}$")
 _BLANK_LINE_RE = re.compile(r"\n[ \t]*\n")
 _LAST_WORD_RE = re.compile(r"[^\s\"'“‘(\[]+$")
 _DASH_RE = re.compile(r"\s[-–—]+\s|[—–]")
@@ -49,7 +48,9 @@ def _is_boundary(text: str, punct_start: int, next_start: int) -> bool:
     if run.startswith("..."):
         # An ellipsis ends a sentence only before a capital letter.
         return next_start >= len(text) or not text[next_start].islower()
-    before = text[:punct_start]
+    # Look back only within the current line and a short window: keeps long texts linear.
+    line_start = text.rfind("\n", 0, punct_start) + 1
+    before = text[max(line_start, punct_start - 40) : punct_start]
     word_match = _LAST_WORD_RE.search(before)
     word = word_match.group(0) if word_match else ""
     bare = word.lower().rstrip(".")
@@ -59,8 +60,8 @@ def _is_boundary(text: str, punct_start: int, next_start: int) -> bool:
         return False
     if bare in ("no", "nos") and next_start < len(text) and text[next_start].isdigit():
         return False  # "No. 5", while "No. I can't." still splits
-    if word.isdigit() and _LIST_NUMBER_RE.search(before):
-        return False
+    if word.isdigit() and len(word) <= 3 and text[line_start:punct_start].strip() == word:
+        return False  # "1. First" at the start of a line is a list number
     if next_start < len(text) and text[next_start].islower():
         return False
     return True
