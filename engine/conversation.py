@@ -1,0 +1,227 @@
+"""The per-call conversation: state machine over a compiled schema.
+
+A turn is: understand the caller (capture + detect) → store slots → pick the first
+transition whose condition holds → run the new state's ``on_enter`` functions → plan the
+reply: scripted lines (``say`` templates) when the schema has them, otherwise an LLM reply
+in the current state. Everything here is pure Python; the CallActor supplies embeddings
+and the LLM.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.call_state import CallState
+from engine.functions import FUNCTIONS
+from engine.nlu.understand import NLUResult, Understander
+from engine.schema_loader import SPOKEN_SLOT_RULES, CompiledSchema, CompiledState
+from engine.spoken import SPOKEN_RULES
+from engine.schema_model import When
+
+REPEAT_INTENT = "repeat"
+MAX_PASS_THROUGH = 8
+
+
+@dataclass
+class TurnPlan:
+    """What the agent does next. ``say`` lines are spoken in order; ``needs_llm`` asks the
+    CallActor for an LLM reply (semantic cache first) in ``state``."""
+
+    state: str
+    previous_state: str
+    say: list[str] = field(default_factory=list)
+    needs_llm: bool = False
+    terminal: bool = False
+    outcome: str | None = None
+    nlu: NLUResult | None = None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def transitioned(self) -> bool:
+        return self.state != self.previous_state
+
+
+def condition_holds(when: When, intent: str | None, slots: Mapping[str, str]) -> bool:
+    if when.always:
+        return True
+    intents = when.intents()
+    if intents and intent not in intents:
+        return False
+    if any(name not in slots for name in when.slots_filled):
+        return False
+    if any(name in slots for name in when.slots_missing):
+        return False
+    if any(str(slots.get(name)).lower() != str(value).lower() for name, value in when.slot_equals.items()):
+        return False
+    if any(slots.get(name) not in values for name, values in when.slot_in.items()):
+        return False
+    for name, bound in when.slot_gte.items():
+        if _number(slots.get(name)) is None or _number(slots.get(name)) < bound:  # type: ignore[operator]
+            return False
+    for name, bound in when.slot_lt.items():
+        value = _number(slots.get(name))
+        if value is None or value >= bound:
+            return False
+    return True
+
+
+def _number(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+class Conversation:
+    def __init__(self, schema: CompiledSchema, state: CallState, understander: Understander | None = None):
+        if state.schema != schema.name:
+            raise ValueError(f"call state is for schema {state.schema!r}, not {schema.name!r}")
+        self.schema = schema
+        self.state = state
+        self.understander = understander or Understander()
+        self.values: dict[str, Any] = schema.precompute(state.call_data)
+
+    @classmethod
+    def start(
+        cls, schema: CompiledSchema, call_id: str, call_data: Mapping[str, Any], understander: Understander | None = None
+    ) -> Conversation:
+        """Validate call data (raises CallDataError) and create the call at the initial state."""
+        data = schema.validate_call_data(call_data)
+        state = CallState(
+            call_id=call_id, schema=schema.name, schema_version=schema.version, state=schema.initial_state, call_data=data
+        )
+        conversation = cls(schema, state, understander)
+        conversation._enter(schema.initial_state)
+        return conversation
+
+    @property
+    def current(self) -> CompiledState:
+        return self.schema.states[self.state.state]
+
+    @property
+    def finished(self) -> bool:
+        return self.current.spec.terminal
+
+    def render(self) -> dict[str, Any]:
+        values = {**self.values, **self.state.slots}
+        for name, value in self.state.slots.items():
+            rule = SPOKEN_SLOT_RULES.get(self.schema.slot_types.get(name, ""))
+            if rule is not None:
+                try:
+                    values[f"{name}_spoken"] = SPOKEN_RULES[rule](value)
+                except ValueError:
+                    values[f"{name}_spoken"] = value
+        return values
+
+    def opening(self) -> TurnPlan:
+        """The agent's first words, when the initial state speaks first."""
+        plan = TurnPlan(state=self.state.state, previous_state=self.state.state)
+        if self.current.spec.respond_immediately and self.current.say is not None:
+            plan.say.append(self.current.say.render(self.render()))
+        elif self.current.spec.respond_immediately:
+            plan.needs_llm = True
+        return plan
+
+    async def take_turn(self, utterance: str, embedding: Sequence[float] | None = None) -> TurnPlan:
+        if self.finished:
+            raise RuntimeError(f"call {self.state.call_id} has ended in state {self.state.state!r}")
+        t0 = time.perf_counter()
+        state = self.state
+        current = self.current
+        state.total_turns += 1
+        state.turns_in_state += 1
+        state.history.append(("caller", utterance))
+        nlu = await self.understander.understand(
+            utterance, current.intents, current.slots, state.slots, embedding=embedding
+        )
+        t_nlu = time.perf_counter()
+        state.reconciles += nlu.reconciled
+        state.llm_nlu_turns += nlu.used_llm
+        if nlu.captured:
+            state.slots.update(nlu.captured)
+            state.log("capture", slots=sorted(nlu.captured))
+        state.log("intent", intent=nlu.intent, confidence=round(nlu.confidence, 3))
+
+        plan = TurnPlan(state=state.state, previous_state=state.state, nlu=nlu)
+        if not self._follow_transition(nlu.intent, plan):
+            self._stay(nlu, plan)
+        plan.timings_ms = {
+            "nlu_ms": (t_nlu - t0) * 1000,
+            "transition_ms": (time.perf_counter() - t_nlu) * 1000,
+        }
+        return plan
+
+    def _follow_transition(self, intent: str | None, plan: TurnPlan, hops: int = 0) -> bool:
+        current = self.current
+        for index, transition in enumerate(current.spec.transitions):
+            if condition_holds(transition.when, intent, self.state.slots):
+                for name in transition.clear:
+                    self.state.slots.pop(name, None)
+                line = current.transition_says[index]
+                if line is not None:
+                    plan.say.append(line.render(self.render()))
+                self._move(transition.target, reason=f"transitions[{index}]", plan=plan, hops=hops)
+                return True
+        return False
+
+    def _stay(self, nlu: NLUResult, plan: TurnPlan) -> None:
+        current = self.current
+        spec = current.spec
+        if nlu.intent == REPEAT_INTENT and self.state.last_agent_line:
+            plan.say.append(self.state.last_agent_line)
+        elif nlu.intent in current.replies:
+            plan.say.append(current.replies[nlu.intent].render(self.render()))
+        elif self.state.turns_in_state >= spec.max_turns and spec.fallback is not None:
+            plan.say.append(self.schema.fallbacks["max_turns"].render(self.render()))
+            self._move(spec.fallback, reason="max_turns", plan=plan)
+        elif spec.prompt.strip():
+            plan.needs_llm = True
+        else:
+            plan.say.append(self.schema.fallbacks["no_match"].render(self.render()))
+
+    def _move(self, target: str, reason: str, plan: TurnPlan, hops: int = 0) -> None:
+        """Enter ``target``. A state whose transition already holds on entry is passed through
+        without its line, so nothing the caller already said is asked again."""
+        self.state.log("transition", source=self.state.state, target=target, reason=reason)
+        self._enter(target)
+        plan.state = target
+        entered = self.current
+        plan.terminal = entered.spec.terminal
+        plan.outcome = entered.spec.outcome
+        if not plan.terminal and hops < MAX_PASS_THROUGH and self._follow_transition(None, plan, hops + 1):
+            return
+        if entered.say is not None:
+            plan.say.append(entered.say.render(self.render()))
+        elif entered.spec.prompt.strip() and entered.spec.respond_immediately:
+            plan.needs_llm = True
+
+    def _enter(self, name: str) -> None:
+        self.state.state = name
+        self.state.turns_in_state = 0
+        spec = self.schema.states[name].spec
+        for compute in spec.on_enter:
+            self.state.slots[compute.store_as] = str(FUNCTIONS[compute.compute](self.state.slots))
+        if spec.terminal:
+            self.state.outcome = spec.outcome
+            self.state.log("end", outcome=spec.outcome)
+
+    def record_agent(self, text: str) -> None:
+        self.state.history.append(("agent", text))
+        self.state.last_agent_line = text
+
+    def llm_request(self) -> tuple[str, list[dict[str, str]]]:
+        """System prompt and messages for an LLM reply in the current state."""
+        values = self.render()
+        captured = ", ".join(f"{k}={v}" for k, v in self.state.slots.items()) or "nothing yet"
+        system = (
+            f"{self.schema.system_prompt.render(values)}\n\n"
+            f"Current step: {self.state.state}. {self.current.prompt.render(values)}\n"
+            f"Captured so far: {captured}.\n"
+            "Reply in one or two short spoken sentences. No lists, no markdown."
+        )
+        messages = [{"role": "user" if who == "caller" else "assistant", "content": text}
+                    for who, text in self.state.history]  # fmt: skip
+        return system, messages

@@ -1,0 +1,370 @@
+"""Load, validate and compile conversation schemas; a registry of the loaded ones.
+
+A schema is parsed once: pydantic checks its shape, then cross-references are checked
+(targets, reachability, template variables, intents and slots named in conditions), and
+templates are compiled. Every problem is reported with file, path and line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from engine.call_data import validate_call_data
+from engine.functions import FUNCTIONS
+from engine.schema_errors import Problem, SchemaError, format_path, line_of
+from engine.schema_model import ConversationSchemaFile, Intent, Slot, State
+from engine.spoken import SPOKEN_RULES
+from engine.templates import Template, TemplateError, compile_template
+
+SCHEMA_FILE = "schema.yaml"
+PERSONA_FIELDS = ("agent_name", "organization", "role")
+# Captured slots of these types also get a `<slot>_spoken` template value.
+SPOKEN_SLOT_RULES = {"date": "date", "time": "time", "currency": "currency", "phone": "phone", "reference_number": "nato"}
+
+
+_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~10x faster
+
+
+class _UniqueKeyLoader(_BaseLoader):  # type: ignore[valid-type,misc]
+    """SafeLoader that rejects duplicate mapping keys instead of keeping the last one."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first at line {seen[key]})", key_node.start_mark
+            )
+        seen[key] = key_node.start_mark.line + 1
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+@dataclass(frozen=True)
+class CompiledState:
+    name: str
+    spec: State
+    say: Template | None
+    prompt: Template
+    intents: tuple[Intent, ...]  # the state's own, then the global ones
+    slots: Mapping[str, Slot]
+    transition_says: tuple[Template | None, ...]
+    replies: Mapping[str, Template]  # intent name → line spoken when it moves no transition
+
+
+@dataclass
+class CompiledSchema:
+    path: str
+    spec: ConversationSchemaFile
+    states: dict[str, CompiledState]
+    system_prompt: Template
+    fallbacks: dict[str, Template]
+    slot_types: dict[str, str]
+    fingerprint: str
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.spec.metadata.name
+
+    @property
+    def version(self) -> str:
+        return self.spec.metadata.version
+
+    @property
+    def initial_state(self) -> str:
+        return self.spec.initial_state
+
+    @property
+    def pii_fields(self) -> frozenset[str]:
+        return frozenset(n for n, f in self.spec.call_data.items() if f.pii)
+
+    def validate_call_data(self, data: Mapping[str, Any]) -> dict[str, str]:
+        return validate_call_data(self.name, self.spec.call_data, data)
+
+    def precompute(self, call_data: Mapping[str, str]) -> dict[str, str]:
+        """Template values for one call: call data, their spoken forms, persona fields."""
+        persona = self.spec.persona
+        values = {"agent_name": persona.agent_name, "organization": persona.organization, "role": persona.role}
+        for name, spec in self.spec.call_data.items():
+            raw = call_data.get(name)
+            if raw is None:
+                continue
+            values[name] = raw
+            if spec.spoken is not None:
+                values[f"{name}_spoken"] = SPOKEN_RULES[spec.spoken](raw)
+        return values
+
+    def static_phrases(self) -> list[str]:
+        """Lines that do not depend on call data: fillers, fallbacks, literal `say` lines."""
+        phrases = list(self.spec.fillers)
+        phrases += [t.source for t in self.fallbacks.values() if not t.fields]
+        phrases += [s.say.source for s in self.states.values() if s.say is not None and not s.say.fields]
+        return list(dict.fromkeys(phrases))
+
+
+def _known_variables(spec: ConversationSchemaFile) -> set[str]:
+    known = set(PERSONA_FIELDS)
+    for name, data_field in spec.call_data.items():
+        known.add(name)
+        if data_field.spoken is not None:
+            known.add(f"{name}_spoken")
+    for state in spec.states.values():
+        for slot in state.slots:
+            known.add(slot.name)
+            if slot.type in SPOKEN_SLOT_RULES:
+                known.add(f"{slot.name}_spoken")
+        known.update(c.store_as for c in state.on_enter)
+    return known
+
+
+def _check_references(spec: ConversationSchemaFile) -> list[tuple[tuple[str | int, ...], str]]:
+    errors: list[tuple[tuple[str | int, ...], str]] = []
+    states = spec.states
+    all_slots = {slot.name for s in states.values() for slot in s.slots} | {
+        c.store_as for s in states.values() for c in s.on_enter
+    }
+    global_intents = {i.name for i in spec.intents}
+    errors += _duplicates(("intents",), [i.name for i in spec.intents], "intent")
+
+    slot_type_seen: dict[str, str] = {}
+    for name, state in states.items():
+        for i, slot in enumerate(state.slots):
+            first = slot_type_seen.setdefault(slot.name, slot.type)
+            if first != slot.type:
+                errors.append((("states", name, "slots", i, "type"), f"slot {slot.name!r} is {first} elsewhere"))
+    if spec.initial_state not in states:
+        errors.append((("initial_state",), f"unknown state {spec.initial_state!r}"))
+    for name, state in states.items():
+        at: tuple[str | int, ...] = ("states", name)
+        errors += _duplicates((*at, "intents"), [i.name for i in state.intents], "intent")
+        errors += [
+            ((*at, "intents", i, "name"), f"intent {intent.name!r} is already a global intent")
+            for i, intent in enumerate(state.intents)
+            if intent.name in global_intents
+        ]
+        errors += _duplicates((*at, "slots"), [s.name for s in state.slots], "slot")
+        for i, slot in enumerate(state.slots):
+            if slot.type == "enum" and not slot.values:
+                errors.append(((*at, "slots", i, "values"), "an enum slot needs values"))
+        state_intents = {i.name for i in state.intents} | global_intents
+        for i, intent in enumerate(state.intents):
+            for j, slot_name in enumerate(intent.implied_by_slots):
+                if slot_name not in all_slots:
+                    errors.append(((*at, "intents", i, "implied_by_slots", j), f"unknown slot {slot_name!r}"))
+        for i, compute in enumerate(state.on_enter):
+            if compute.compute not in FUNCTIONS:
+                errors.append(((*at, "on_enter", i, "compute"), f"unknown function {compute.compute!r}"))
+        for i, transition in enumerate(state.transitions):
+            t_at = (*at, "transitions", i)
+            if transition.target not in states:
+                errors.append(((*t_at, "target"), f"unknown target state {transition.target!r}"))
+            for intent_name in transition.when.intents():
+                if intent_name not in state_intents:
+                    errors.append(((*t_at, "when", "intent"), f"intent {intent_name!r} is not defined here"))
+            for slot_name in sorted(transition.when.slot_names() - all_slots):
+                errors.append(((*t_at, "when"), f"unknown slot {slot_name!r}"))
+            for j, slot_name in enumerate(transition.clear):
+                if slot_name not in all_slots:
+                    errors.append(((*t_at, "clear", j), f"unknown slot {slot_name!r}"))
+        if state.fallback is not None and state.fallback not in states:
+            errors.append(((*at, "fallback"), f"unknown fallback state {state.fallback!r}"))
+        if state.terminal:
+            if state.outcome is None:
+                errors.append(((*at, "outcome"), "a terminal state needs an outcome"))
+            if state.transitions:
+                errors.append(((*at, "transitions"), "a terminal state cannot have transitions"))
+        elif not state.transitions and state.fallback is None:
+            errors.append((at, "dead end: a non-terminal state needs transitions or a fallback"))
+
+    if spec.initial_state in states:
+        reachable = _reachable(spec)
+        errors += [(("states", n), "unreachable from initial_state") for n in states if n not in reachable]
+        if not any(states[n].terminal for n in reachable):
+            errors.append((("states",), "no terminal state is reachable"))
+    return errors
+
+
+def _duplicates(at: tuple[str | int, ...], names: list[str], what: str) -> list[tuple[tuple[str | int, ...], str]]:
+    seen: set[str] = set()
+    out = []
+    for i, name in enumerate(names):
+        if name in seen:
+            out.append(((*at, i, "name"), f"duplicate {what} name {name!r}"))
+        seen.add(name)
+    return out
+
+
+def _reachable(spec: ConversationSchemaFile) -> set[str]:
+    seen = {spec.initial_state}
+    todo = [spec.initial_state]
+    while todo:
+        state = spec.states.get(todo.pop())
+        if state is None:
+            continue
+        nexts = [t.target for t in state.transitions] + ([state.fallback] if state.fallback else [])
+        for target in nexts:
+            if target in spec.states and target not in seen:
+                seen.add(target)
+                todo.append(target)
+    return seen
+
+
+def _template_sources(spec: ConversationSchemaFile) -> Iterable[tuple[tuple[str | int, ...], str]]:
+    yield ("persona", "system_prompt"), spec.persona.system_prompt
+    for key, text in spec.fallbacks.model_dump().items():
+        yield ("fallbacks", key), text
+    for i, intent in enumerate(spec.intents):
+        if intent.reply is not None:
+            yield ("intents", i, "reply"), intent.reply
+    for name, state in spec.states.items():
+        for i, intent in enumerate(state.intents):
+            if intent.reply is not None:
+                yield ("states", name, "intents", i, "reply"), intent.reply
+        if state.say is not None:
+            yield ("states", name, "say"), state.say
+        yield ("states", name, "prompt"), state.prompt
+        for i, transition in enumerate(state.transitions):
+            if transition.say is not None:
+                yield ("states", name, "transitions", i, "say"), transition.say
+
+
+def _compile(spec: ConversationSchemaFile) -> tuple[dict[tuple[str | int, ...], Template], list[tuple[Any, str]]]:
+    known = _known_variables(spec)
+    compiled: dict[tuple[str | int, ...], Template] = {}
+    errors: list[tuple[Any, str]] = []
+    for at, source in _template_sources(spec):
+        try:
+            template = compile_template(source)
+        except TemplateError as exc:
+            errors.append((at, str(exc)))
+            continue
+        for var in template.fields:
+            if var not in known:
+                errors.append((at, f"undefined template variable {{{var}}}"))
+        compiled[at] = template
+    return compiled, errors
+
+
+def load_schema(path: str | Path) -> CompiledSchema:
+    """Load ``path`` (a schema folder or its schema.yaml) or raise SchemaError."""
+    started = time.perf_counter()
+    file = Path(path)
+    if file.is_dir():
+        file = file / SCHEMA_FILE
+    shown = str(file)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SchemaError(shown, [Problem("", f"cannot read: {exc.strerror}")]) from exc
+    try:
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise SchemaError(shown, [Problem("", f"invalid YAML: {getattr(exc, 'problem', exc)}", line)]) from exc
+    def problem(parts: tuple[Any, ...], message: str) -> Problem:
+        # Line numbers cost a second parse, so only failing schemas pay for them.
+        return Problem(format_path(parts), message, line_of(yaml.compose(text, Loader=_BaseLoader), parts))
+
+    if not isinstance(raw, dict):
+        raise SchemaError(shown, [Problem("", "the file must hold a mapping at the top level")])
+    try:
+        spec = ConversationSchemaFile.model_validate(raw)
+    except ValidationError as exc:
+        raise SchemaError(shown, [problem(tuple(e["loc"]), e["msg"]) for e in exc.errors()]) from None
+    parsed = time.perf_counter()
+
+    errors = _check_references(spec)
+    templates, template_errors = _compile(spec)
+    errors += template_errors
+    if errors:
+        raise SchemaError(shown, [problem(at, message) for at, message in errors])
+
+    global_intents = tuple(spec.intents)
+    global_replies = {
+        intent.name: templates[("intents", i, "reply")] for i, intent in enumerate(spec.intents) if intent.reply
+    }
+    states = {
+        name: CompiledState(
+            name=name,
+            spec=state,
+            say=templates.get(("states", name, "say")),
+            prompt=templates[("states", name, "prompt")],
+            intents=(*state.intents, *global_intents),
+            slots={slot.name: slot for slot in state.slots},
+            transition_says=tuple(
+                templates.get(("states", name, "transitions", i, "say")) for i in range(len(state.transitions))
+            ),
+            replies={
+                **global_replies,
+                **{
+                    intent.name: templates[("states", name, "intents", i, "reply")]
+                    for i, intent in enumerate(state.intents)
+                    if intent.reply is not None
+                },
+            },
+        )
+        for name, state in spec.states.items()
+    }
+    slot_types = {slot.name: slot.type for s in spec.states.values() for slot in s.slots}
+    slot_types.update({c.store_as: "number" for s in spec.states.values() for c in s.on_enter})
+    fallbacks = {key: templates[("fallbacks", key)] for key in spec.fallbacks.model_dump()}
+    finished = time.perf_counter()
+    return CompiledSchema(
+        path=shown,
+        spec=spec,
+        states=states,
+        system_prompt=templates[("persona", "system_prompt")],
+        fallbacks=fallbacks,
+        slot_types=slot_types,
+        fingerprint=hashlib.sha256(text.encode()).hexdigest()[:16],
+        timings_ms={
+            "parse_validate_ms": (parsed - started) * 1000,
+            "compile_ms": (finished - parsed) * 1000,
+            "total_ms": (finished - started) * 1000,
+        },
+    )
+
+
+class SchemaRegistry:
+    """The loaded schemas by name. Loading is all-or-nothing per schema folder."""
+
+    def __init__(self, schemas: Iterable[CompiledSchema] = ()):
+        self._schemas: dict[str, CompiledSchema] = {}
+        for schema in schemas:
+            self.add(schema)
+
+    @classmethod
+    def from_directory(cls, directory: str | Path) -> SchemaRegistry:
+        folders = sorted(p for p in Path(directory).iterdir() if (p / SCHEMA_FILE).is_file())
+        return cls(load_schema(p) for p in folders)
+
+    def add(self, schema: CompiledSchema) -> None:
+        if schema.name in self._schemas and self._schemas[schema.name].path != schema.path:
+            raise SchemaError(schema.path, [Problem("metadata.name", f"name {schema.name!r} is already loaded")])
+        self._schemas[schema.name] = schema
+
+    def get(self, name: str) -> CompiledSchema:
+        try:
+            return self._schemas[name]
+        except KeyError:
+            raise KeyError(f"unknown schema {name!r}; loaded: {sorted(self._schemas)}") from None
+
+    def names(self) -> list[str]:
+        return sorted(self._schemas)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._schemas

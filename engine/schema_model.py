@@ -1,0 +1,188 @@
+"""Pydantic models of a conversation schema file (``schemas/<client>/schema.yaml``).
+
+These models check the *shape* of a schema. Cross-references (transition targets,
+template variables, reachability, slot types) are checked by ``schema_loader``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+FieldType = Literal["string", "name", "date", "id", "npi", "cpt", "phone", "currency", "time", "number", "enum"]
+SlotType = Literal[
+    "string",
+    "name",
+    "date",
+    "number",
+    "currency",
+    "yes_no",
+    "reference_number",
+    "id",
+    "phone",
+    "time",
+    "enum",
+]
+SpokenRule = Literal["plain", "name", "date", "nato", "digits", "npi", "phone", "cpt", "currency", "time"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_name(value: str) -> str:
+    if not NAME_RE.match(value):
+        raise ValueError(f"{value!r} is not a valid name (lower_snake_case, starting with a letter)")
+    return value
+
+
+class Metadata(Strict):
+    name: str
+    version: str
+    client_id: str
+    description: str = ""
+    language: str = "en-US"
+
+    _name = field_validator("name")(_check_name)
+
+
+class CallDataField(Strict):
+    """One item of call data supplied when a call starts (patient, lead, provider …)."""
+
+    type: FieldType = "string"
+    required: bool = True
+    pii: bool = False
+    spoken: SpokenRule | None = None
+    pattern: str | None = None
+    values: list[str] | None = None
+    default: str | None = None
+    description: str = ""
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"pattern does not compile: {exc}") from exc
+        return value
+
+
+class Persona(Strict):
+    agent_name: str
+    organization: str
+    role: str = ""
+    system_prompt: str
+
+
+class Intent(Strict):
+    name: str
+    examples: list[str] = Field(min_length=1)
+    implied_by_slots: list[str] = Field(
+        default_factory=list, description="Capturing any of these slots is evidence for this intent."
+    )
+    reply: str | None = Field(None, description="Line spoken when this intent moves no transition.")
+
+    _name = field_validator("name")(_check_name)
+
+
+class Slot(Strict):
+    name: str
+    type: SlotType
+    required: bool = False
+    critical: bool = Field(False, description="Capturing it triggers a re-detect (two-pass reconcile).")
+    values: list[str] | None = Field(None, description="Allowed values for enum slots, with synonyms via '|'.")
+    description: str = ""
+
+    _name = field_validator("name")(_check_name)
+
+
+class Function(Strict):
+    """A tool the LLM may call in this state (passed through to the provider)."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+
+
+class Compute(Strict):
+    """A pure-Python engine function run on entering a state; its result is stored as a slot."""
+
+    compute: str
+    store_as: str
+
+
+class When(Strict):
+    """All given conditions must hold. An empty ``when`` (or ``always: true``) always holds."""
+
+    always: bool = False
+    intent: str | list[str] | None = None
+    slots_filled: list[str] = Field(default_factory=list)
+    slots_missing: list[str] = Field(default_factory=list)
+    slot_equals: dict[str, str | int | bool] = Field(default_factory=dict)
+    slot_in: dict[str, list[str]] = Field(default_factory=dict)
+    slot_gte: dict[str, float] = Field(default_factory=dict)
+    slot_lt: dict[str, float] = Field(default_factory=dict)
+
+    def intents(self) -> list[str]:
+        if self.intent is None:
+            return []
+        return [self.intent] if isinstance(self.intent, str) else list(self.intent)
+
+    def slot_names(self) -> set[str]:
+        return {
+            *self.slots_filled,
+            *self.slots_missing,
+            *self.slot_equals,
+            *self.slot_in,
+            *self.slot_gte,
+            *self.slot_lt,
+        }
+
+
+class Transition(Strict):
+    when: When = When()
+    target: str
+    say: str | None = Field(None, description="Optional line spoken before the target state's own line.")
+    clear: list[str] = Field(default_factory=list, description="Slots forgotten when this transition is taken.")
+
+
+class State(Strict):
+    say: str | None = Field(None, description="Agent line spoken on entering the state (template).")
+    prompt: str = Field("", description="Instructions for LLM replies while in this state (template).")
+    respond_immediately: bool = Field(True, description="Speak `say` on entry without waiting for the caller.")
+    intents: list[Intent] = Field(default_factory=list)
+    slots: list[Slot] = Field(default_factory=list)
+    functions: list[Function] = Field(default_factory=list)
+    on_enter: list[Compute] = Field(default_factory=list)
+    transitions: list[Transition] = Field(default_factory=list)
+    max_turns: int = Field(6, ge=1, description="Caller turns allowed in this state before the fallback.")
+    fallback: str | None = Field(None, description="State entered when max_turns is reached.")
+    terminal: bool = False
+    outcome: str | None = Field(None, description="Call outcome recorded when a terminal state is reached.")
+    cacheable: bool = Field(True, description="LLM replies in this state may be served from the semantic cache.")
+    llm_policy: Literal["single", "race", "hedge"] | None = None
+
+
+class Fallbacks(Strict):
+    no_match: str = "Sorry, I didn't catch that. Could you say it again?"
+    stt_failure: str = "Sorry, the line broke up. Could you repeat that?"
+    llm_unavailable: str = "Sorry, give me just a moment."
+    max_turns: str = "Let me move us along."
+    silence: str = "Are you still there?"
+
+
+class ConversationSchemaFile(Strict):
+    metadata: Metadata
+    call_data: dict[str, CallDataField]
+    persona: Persona
+    intents: list[Intent] = Field(default_factory=list, description="Global intents, available in every state.")
+    fillers: list[str] = Field(default_factory=list)
+    fallbacks: Fallbacks = Fallbacks()
+    initial_state: str
+    states: dict[str, State] = Field(min_length=1)
