@@ -1,0 +1,578 @@
+"""Embeddings + two-tier reply cache (exact in Redis, semantic in FAISS), as a Serve deployment.
+
+Correctness first:
+- Every entry lives in one scope (schema, version, state, hash of the slot values the reply
+  depends on: ``engine.cache_scope.CacheScope``). Lookups only ever search the index and the
+  exact keys of their own scope: a hard key check, never a text trick.
+- Values are reply templates (``{field}`` placeholders); ``store`` refuses templates holding
+  call-specific facts (``engine.cache_scope.template_refusal``).
+- A semantic hit also needs the same polarity and numbers as the stored utterance
+  (``guard_signature``): "I can't make Tuesday" never reuses the answer to "I can make Tuesday".
+- TTLs are absolute: set once at store (Redis EXPIRE), never refreshed by a hit.
+- Redis is the source of truth. A semantic hit found in the local FAISS index is confirmed by
+  reading the template from Redis, so an expired, evicted or invalidated entry is never served
+  even if this replica missed the news. Redis down → a miss and a counter, never an exception.
+
+Cross-replica propagation: Redis pub/sub. A store publishes the entry id; other replicas load
+it into their FAISS index, typically within a millisecond or two. Pub/sub is fire-and-forget:
+a replica whose subscription drops rebuilds its whole index from Redis when it reconnects. So
+the staleness allowed is "a new entry may be missing from another replica's index until the
+message arrives or the next reconnect rebuild": that costs a miss, never a wrong answer,
+because deletions are enforced by the Redis confirmation above. New replicas rebuild from Redis
+on start.
+
+Redis layout (prefix ``P``): ``P e:<id>`` hash (scope, template, guard, text hash, embedding,
+created); ``P x:<scope>:<text hash>`` exact tier (JSON id + template); ``P s:<scope>`` sorted set
+of ids by creation time (rebuild, eviction); ``P schema:<name>`` set of scope keys
+(invalidation); ``P ver:<name>`` the schema's current version; channel ``P events``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote
+
+import numpy as np
+from ray import serve
+
+from engine.cache_scope import CacheScope, guard_signature, normalise_text, template_refusal, text_hash
+from engine.settings import CacheSettings, get_settings
+
+log = logging.getLogger("voxray.semantic_cache")
+
+REDIS_ERRORS: tuple[type[BaseException], ...] = (OSError, asyncio.TimeoutError)
+try:  # redis is a dependency of the deployment; keep the module importable for docs without it
+    import redis.asyncio as aioredis
+    from redis.exceptions import RedisError
+
+    REDIS_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
+except ImportError:  # pragma: no cover
+    aioredis = None  # type: ignore[assignment]
+
+
+class Embedder:
+    """all-MiniLM-L6-v2 (sentence-transformers) from the bundled package; unit-norm float32."""
+
+    def __init__(self, model_path: str | None = None, threads: int = 1):
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        from deployments.model_paths_llm import minilm_model_dir
+
+        # One intra-op thread: single short sentences are faster this way on a shared CPU.
+        torch.set_num_threads(threads)
+        path = model_path or str(minilm_model_dir())
+        self.model = SentenceTransformer(path, device="cpu", local_files_only=True)
+        dim = self.model.get_sentence_embedding_dimension()
+        if dim is None:
+            raise ValueError(f"embedding model at {path} does not report its dimension")
+        self.dim = int(dim)
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        vectors = self.model.encode(
+            texts, batch_size=max(1, len(texts)), normalize_embeddings=True, convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+@dataclass
+class _Meta:
+    guard: str
+    created: float
+    expires_at: float
+
+
+@dataclass
+class _ScopeIndex:
+    index: Any
+    meta: dict[int, _Meta] = field(default_factory=dict)
+
+
+@dataclass
+class CacheCounters:
+    hits_exact: int = 0
+    hits_semantic: int = 0
+    misses: int = 0
+    redis_errors: int = 0
+    stores: int = 0
+    refused: int = 0
+    evicted: int = 0
+    invalidated: int = 0
+    stale_index_skips: int = 0
+    guard_rejections: int = 0
+
+
+def new_entry_id() -> int:
+    return random.getrandbits(62) + 1
+
+
+class SemanticCache:
+    """The cache core, independent of Serve (tests drive it directly)."""
+
+    def __init__(
+        self,
+        redis_url: str | None,
+        dim: int,
+        settings: CacheSettings | None = None,
+        key_prefix: str = "voxray:cache:",
+        subscribe: bool = True,
+    ):
+        import faiss
+
+        self._faiss = faiss
+        faiss.omp_set_num_threads(1)  # one thread is fastest for single queries (measured)
+        self.settings = settings or get_settings().cache
+        self.dim = dim
+        self.prefix = key_prefix
+        self.replica_id = uuid.uuid4().hex[:12]
+        self.counters = CacheCounters()
+        self._indexes: dict[str, _ScopeIndex] = {}
+        self._lock = threading.Lock()  # adds/removes; searches run without it on the loop thread
+        self._redis: Any = None
+        if redis_url and aioredis is not None:
+            self._redis = aioredis.Redis.from_url(
+                redis_url, socket_connect_timeout=0.25, socket_timeout=0.5, health_check_interval=15
+            )
+        self._subscribe = subscribe
+        self._listener: asyncio.Task[None] | None = None
+        self._started = False
+        self._start_lock = asyncio.Lock()
+
+    # ------------------------------------------------------------------ keys
+    def _k(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    @property
+    def channel(self) -> str:
+        return self._k("events")
+
+    # ------------------------------------------------------------------ start / rebuild / sync
+    async def start(self) -> None:
+        async with self._start_lock:
+            if self._started:
+                return
+            self._started = True
+            await self.rebuild()
+            if self._subscribe and self._redis is not None:
+                self._listener = asyncio.create_task(self._listen(), name="semantic-cache-pubsub")
+
+    async def rebuild(self) -> int:
+        """Load every live entry of every scope from Redis into fresh FAISS indexes."""
+        if self._redis is None:
+            return 0
+        fresh: dict[str, _ScopeIndex] = {}
+        loaded = 0
+        try:
+            async for key in self._redis.scan_iter(match=self._k("s", "*"), count=1000):
+                scope_key = key.decode()[len(self._k("s", "")):]
+                ids = [int(i) for i in await self._redis.zrange(key, 0, -1)]
+                if not ids:
+                    continue
+                pipe = self._redis.pipeline(transaction=False)
+                for entry_id in ids:
+                    pipe.hmget(self._k("e", str(entry_id)), "emb", "guard", "created")
+                    pipe.pttl(self._k("e", str(entry_id)))
+                rows = await pipe.execute()
+                now = time.time()
+                vecs, keep, metas = [], [], []
+                for n, entry_id in enumerate(ids):
+                    (emb, guard, created), pttl = rows[2 * n], rows[2 * n + 1]
+                    if emb is None or pttl is None or pttl < 0:
+                        continue
+                    vecs.append(np.frombuffer(emb, dtype=np.float32))
+                    keep.append(entry_id)
+                    metas.append(_Meta(guard.decode(), float(created), now + pttl / 1000))
+                if keep:
+                    idx = self._new_index()
+                    idx.index.add_with_ids(np.stack(vecs), np.asarray(keep, dtype=np.int64))
+                    idx.meta = dict(zip(keep, metas, strict=True))
+                    fresh[scope_key] = idx
+                    loaded += len(keep)
+        except REDIS_ERRORS as exc:
+            self.counters.redis_errors += 1
+            log.warning("semantic cache rebuild from Redis failed: %s", type(exc).__name__)
+            return 0
+        with self._lock:
+            self._indexes = fresh
+        log.info("semantic cache rebuilt %d entries in %d scopes", loaded, len(fresh))
+        return loaded
+
+    async def _listen(self) -> None:
+        while True:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.channel)
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        await self._apply_event(json.loads(message["data"]))
+            except asyncio.CancelledError:
+                await pubsub.aclose()
+                raise
+            except REDIS_ERRORS:
+                self.counters.redis_errors += 1
+            try:
+                await pubsub.aclose()
+            except REDIS_ERRORS:
+                pass
+            await asyncio.sleep(1.0)
+            await self.rebuild()  # messages may have been lost while disconnected
+
+    async def _apply_event(self, event: dict[str, Any]) -> None:
+        if event.get("origin") == self.replica_id:
+            return
+        op = event.get("op")
+        if op == "add":
+            entry_id = int(event["id"])
+            row = await self._redis.hmget(self._k("e", str(entry_id)), "emb", "guard", "created")
+            pttl = await self._redis.pttl(self._k("e", str(entry_id)))
+            if row[0] is not None and pttl and pttl > 0:
+                self._add_local(event["scope"], entry_id, np.frombuffer(row[0], dtype=np.float32),
+                                _Meta(row[1].decode(), float(row[2]), time.time() + pttl / 1000))
+        elif op == "remove":
+            for entry_id in event.get("ids", []):
+                self._remove_local(event["scope"], int(entry_id))
+        elif op == "drop_scopes":
+            with self._lock:
+                for scope_key in event.get("scopes", []):
+                    self._indexes.pop(scope_key, None)
+
+    async def _publish(self, event: dict[str, Any]) -> None:
+        try:
+            await self._redis.publish(self.channel, json.dumps({**event, "origin": self.replica_id}))
+        except REDIS_ERRORS:
+            self.counters.redis_errors += 1
+
+    # ------------------------------------------------------------------ local index
+    def _new_index(self) -> _ScopeIndex:
+        return _ScopeIndex(self._faiss.IndexIDMap2(self._faiss.IndexFlatIP(self.dim)))
+
+    def _add_local(self, scope_key: str, entry_id: int, vector: np.ndarray, meta: _Meta) -> None:
+        with self._lock:
+            idx = self._indexes.get(scope_key)
+            if idx is None:
+                idx = self._indexes[scope_key] = self._new_index()
+            if entry_id in idx.meta:
+                return
+            idx.index.add_with_ids(vector.reshape(1, -1), np.asarray([entry_id], dtype=np.int64))
+            idx.meta[entry_id] = meta
+            excess = len(idx.meta) - self.settings.max_entries_per_scope
+            if excess > 0:
+                oldest = sorted(idx.meta, key=lambda i: idx.meta[i].created)[:excess]
+                idx.index.remove_ids(np.asarray(oldest, dtype=np.int64))
+                for i in oldest:
+                    idx.meta.pop(i, None)
+
+    def _remove_local(self, scope_key: str, entry_id: int) -> None:
+        with self._lock:
+            idx = self._indexes.get(scope_key)
+            if idx is not None and idx.meta.pop(entry_id, None) is not None:
+                idx.index.remove_ids(np.asarray([entry_id], dtype=np.int64))
+
+    def scope_size(self, scope_key: str) -> int:
+        idx = self._indexes.get(scope_key)
+        return len(idx.meta) if idx else 0
+
+    def needs_embedding(self, scope: CacheScope) -> bool:
+        """Does a lookup in this scope need the utterance's embedding (any semantic entries)?"""
+        return self.scope_size(scope.key()) > 0
+
+    # ------------------------------------------------------------------ lookup
+    async def lookup(self, scope: CacheScope, text: str, embedding: np.ndarray | None) -> dict[str, Any] | None:
+        """Exact tier, then semantic tier. ``embedding`` is required for the semantic tier."""
+        t0 = time.perf_counter()
+        if self._redis is None or not normalise_text(text):
+            self.counters.misses += 1
+            return None
+        scope_key = scope.key()
+        try:
+            raw = await self._redis.get(self._k("x", scope_key, text_hash(text)))
+            if raw is not None:
+                entry = json.loads(raw)
+                self.counters.hits_exact += 1
+                return self._hit(entry["template"], "exact", 1.0, entry["id"], t0)
+            idx = self._indexes.get(scope_key)
+            if idx is None or not idx.meta or embedding is None:
+                self.counters.misses += 1
+                return None
+            query = np.asarray(embedding, dtype=np.float32).reshape(1, -1)
+            k = min(4, len(idx.meta))
+            sims, ids = idx.index.search(query, k)
+            guard = guard_signature(text)
+            now = time.time()
+            for sim, entry_id in zip(sims[0].tolist(), ids[0].tolist(), strict=True):
+                if entry_id < 0 or sim < self.settings.similarity_threshold:
+                    break
+                meta = idx.meta.get(entry_id)
+                if meta is None:
+                    continue
+                if meta.expires_at <= now:
+                    self._remove_local(scope_key, entry_id)
+                    continue
+                if meta.guard != guard:
+                    self.counters.guard_rejections += 1
+                    continue
+                template = await self._redis.hget(self._k("e", str(entry_id)), "template")
+                if template is None:  # expired / evicted / invalidated elsewhere
+                    self.counters.stale_index_skips += 1
+                    self._remove_local(scope_key, entry_id)
+                    continue
+                self.counters.hits_semantic += 1
+                return self._hit(template.decode(), "semantic", float(sim), entry_id, t0)
+        except REDIS_ERRORS as exc:
+            self.counters.redis_errors += 1
+            log.warning("semantic cache lookup: Redis unavailable (%s); treating as a miss", type(exc).__name__)
+        self.counters.misses += 1
+        return None
+
+    @staticmethod
+    def _hit(template: str, tier: str, similarity: float, entry_id: int | str, t0: float) -> dict[str, Any]:
+        return {
+            "template": template,
+            "tier": tier,
+            "similarity": round(similarity, 4),
+            "entry_id": str(entry_id),
+            "lookup_ms": (time.perf_counter() - t0) * 1000,
+        }
+
+    # ------------------------------------------------------------------ store
+    async def store(
+        self,
+        scope: CacheScope,
+        text: str,
+        template: str,
+        embedding: np.ndarray,
+        call_values: dict[str, Any] | None = None,
+        allowed_fields: list[str] | None = None,
+    ) -> str | None:
+        reason = template_refusal(template, call_values, allowed_fields)
+        if reason is None and not normalise_text(text):
+            reason = "empty utterance"
+        if reason is not None:
+            self.counters.refused += 1
+            log.info("semantic cache: not caching reply in state %s: %s", scope.state, reason)
+            return None
+        if self._redis is None:
+            return None
+        scope_key = scope.key()
+        th = text_hash(text)
+        vector = np.asarray(embedding, dtype=np.float32).reshape(-1)
+        if vector.shape[0] != self.dim:
+            raise ValueError(f"embedding has {vector.shape[0]} dimensions, the cache expects {self.dim}")
+        ttl = int(self.settings.ttl_s)
+        try:
+            await self._note_version(scope)
+            exact_key = self._k("x", scope_key, th)
+            existing = await self._redis.get(exact_key)
+            if existing is not None:
+                return str(json.loads(existing)["id"])
+            entry_id = new_entry_id()
+            now = time.time()
+            guard = guard_signature(text)
+            pipe = self._redis.pipeline(transaction=True)
+            entry_key = self._k("e", str(entry_id))
+            pipe.hset(entry_key, mapping={
+                "scope": scope_key, "template": template, "guard": guard, "th": th,
+                "emb": vector.tobytes(), "created": repr(now),
+            })
+            pipe.expire(entry_key, ttl)
+            pipe.set(exact_key, json.dumps({"id": str(entry_id), "template": template}), ex=ttl)
+            pipe.zadd(self._k("s", scope_key), {str(entry_id): now})
+            pipe.expire(self._k("s", scope_key), ttl)
+            pipe.sadd(self._k("schema", scope.schema_key()), scope_key)
+            pipe.zcard(self._k("s", scope_key))
+            results = await pipe.execute()
+            self.counters.stores += 1
+            self._add_local(scope_key, entry_id, vector, _Meta(guard, now, now + ttl))
+            await self._publish({"op": "add", "scope": scope_key, "id": str(entry_id)})
+            excess = int(results[-1]) - self.settings.max_entries_per_scope
+            if excess > 0:
+                await self._evict(scope_key, excess)
+            return str(entry_id)
+        except REDIS_ERRORS as exc:
+            self.counters.redis_errors += 1
+            log.warning("semantic cache store: Redis unavailable (%s); not cached", type(exc).__name__)
+            return None
+
+    async def _evict(self, scope_key: str, count: int) -> None:
+        popped = await self._redis.zpopmin(self._k("s", scope_key), count)
+        ids = [member.decode() for member, _ in popped]
+        await self._delete_entries(scope_key, ids)
+        self.counters.evicted += len(ids)
+        for entry_id in ids:
+            self._remove_local(scope_key, int(entry_id))
+        await self._publish({"op": "remove", "scope": scope_key, "ids": ids})
+
+    async def _delete_entries(self, scope_key: str, ids: list[str]) -> None:
+        if not ids:
+            return
+        pipe = self._redis.pipeline(transaction=False)
+        for entry_id in ids:
+            pipe.hget(self._k("e", entry_id), "th")
+        hashes = await pipe.execute()
+        pipe = self._redis.pipeline(transaction=False)
+        for entry_id, th in zip(ids, hashes, strict=True):
+            pipe.delete(self._k("e", entry_id))
+            if th is not None:
+                pipe.delete(self._k("x", scope_key, th.decode()))
+        await pipe.execute()
+
+    # ------------------------------------------------------------------ invalidation
+    async def _note_version(self, scope: CacheScope) -> None:
+        """A schema's version changed: drop every entry of its other versions."""
+        ver_key = self._k("ver", scope.schema_key())
+        previous = await self._redis.getset(ver_key, scope.schema_version)
+        if previous is not None and previous.decode() != scope.schema_version:
+            removed = await self.invalidate(scope.schema_name, previous.decode())
+            log.info("schema %s moved to a new version; invalidated %d cache entries", scope.schema_name, removed)
+
+    async def invalidate(self, schema: str, version: str | None = None) -> int:
+        """Remove every entry of ``schema`` (only of ``version`` when given). Returns the count."""
+        if self._redis is None:
+            return 0
+        probe = CacheScope(schema_name=schema, schema_version=version or "x", state="x")
+        schema_set = self._k("schema", probe.schema_key())
+        removed = 0
+        try:
+            scope_keys = [k.decode() for k in await self._redis.smembers(schema_set)]
+            if version is not None:
+                scope_keys = [k for k in scope_keys if unquote(k.split(":")[1]) == version]
+            for scope_key in scope_keys:
+                ids = [i.decode() for i in await self._redis.zrange(self._k("s", scope_key), 0, -1)]
+                await self._delete_entries(scope_key, ids)
+                await self._redis.delete(self._k("s", scope_key))
+                await self._redis.srem(schema_set, scope_key)
+                removed += len(ids)
+            with self._lock:
+                for scope_key in scope_keys:
+                    self._indexes.pop(scope_key, None)
+            await self._publish({"op": "drop_scopes", "scopes": scope_keys})
+        except REDIS_ERRORS as exc:
+            self.counters.redis_errors += 1
+            log.warning("semantic cache invalidate: Redis unavailable (%s)", type(exc).__name__)
+        self.counters.invalidated += removed
+        return removed
+
+    # ------------------------------------------------------------------ stats / close
+    def stats(self) -> dict[str, Any]:
+        c = self.counters
+        lookups = c.hits_exact + c.hits_semantic + c.misses
+        return {
+            "hits": {"exact": c.hits_exact, "semantic": c.hits_semantic},
+            "misses": c.misses,
+            "hit_rate": (c.hits_exact + c.hits_semantic) / lookups if lookups else 0.0,
+            "redis_errors": c.redis_errors,
+            "stores": c.stores,
+            "refused": c.refused,
+            "evicted": c.evicted,
+            "invalidated": c.invalidated,
+            "stale_index_skips": c.stale_index_skips,
+            "guard_rejections": c.guard_rejections,
+            "entries": sum(len(i.meta) for i in self._indexes.values()),
+            "scopes": len(self._indexes),
+            "replica_id": self.replica_id,
+        }
+
+    async def aclose(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            await asyncio.gather(self._listener, return_exceptions=True)
+        if self._redis is not None:
+            await self._redis.aclose()
+
+
+@serve.deployment(max_ongoing_requests=256, ray_actor_options={"num_cpus": 1})
+class SemanticCacheDeployment:
+    """Embeddings (batched across callers) + the two-tier cache.
+
+    ``scope`` arguments are ``CacheScope.model_dump()`` dicts.
+    """
+
+    def __init__(
+        self,
+        redis_url: str | None = None,
+        key_prefix: str = "voxray:cache:",
+        cache_settings: dict[str, Any] | None = None,
+    ):
+        settings = get_settings()
+        cache_settings_obj = CacheSettings.model_validate({**settings.cache.model_dump(), **(cache_settings or {})})
+        self._embedder = Embedder(cache_settings_obj.embedding_model_path)
+        self._cache = SemanticCache(
+            redis_url if redis_url is not None else settings.redis_url,
+            self._embedder.dim,
+            cache_settings_obj,
+            key_prefix=key_prefix,
+        )
+        self._embed_batch.set_max_batch_size(cache_settings_obj.max_batch_size)
+        self._embed_batch.set_batch_wait_timeout_s(cache_settings_obj.batch_wait_timeout_s)
+        self.batch_sizes: list[int] = []
+
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
+    async def _embed_batch(self, texts: list[str]) -> list[np.ndarray]:
+        self.batch_sizes.append(len(texts))
+        if len(self.batch_sizes) > 1000:
+            del self.batch_sizes[:500]
+        vectors = await asyncio.to_thread(self._embedder.encode, texts)
+        return list(vectors)
+
+    async def _vector(self, text: str, embedding: list[float] | None) -> np.ndarray:
+        if embedding is not None:
+            return np.asarray(embedding, dtype=np.float32)
+        vector: np.ndarray = await self._embed_batch(text)
+        return vector
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        vectors = await asyncio.gather(*(self._embed_batch(t) for t in texts))
+        return [v.tolist() for v in vectors]
+
+    async def lookup(self, scope: dict[str, Any], text: str, embedding: list[float] | None = None) -> dict | None:
+        await self._cache.start()
+        t0 = time.perf_counter()
+        scope_obj = CacheScope.model_validate(scope)
+        vector = None
+        if self._cache.needs_embedding(scope_obj):
+            vector = await self._vector(text, embedding)
+        hit = await self._cache.lookup(scope_obj, text, vector)
+        if hit is not None:
+            hit["lookup_ms"] = (time.perf_counter() - t0) * 1000
+        return hit
+
+    async def store(
+        self,
+        scope: dict[str, Any],
+        text: str,
+        template: str,
+        embedding: list[float] | None = None,
+        call_values: dict[str, Any] | None = None,
+        allowed_fields: list[str] | None = None,
+    ) -> str | None:
+        await self._cache.start()
+        scope_obj = CacheScope.model_validate(scope)
+        if template_refusal(template, call_values, allowed_fields) is not None:
+            return await self._cache.store(scope_obj, text, template, np.zeros(self._embedder.dim, np.float32),
+                                           call_values, allowed_fields)  # counts and logs the refusal
+        vector = await self._vector(text, embedding)
+        return await self._cache.store(scope_obj, text, template, vector, call_values, allowed_fields)
+
+    async def invalidate(self, schema: str, version: str | None = None) -> int:
+        await self._cache.start()
+        return await self._cache.invalidate(schema, version)
+
+    async def stats(self) -> dict[str, Any]:
+        await self._cache.start()
+        stats = self._cache.stats()
+        recent = self.batch_sizes[-200:]
+        stats["embed_batch_size_mean"] = sum(recent) / len(recent) if recent else None
+        return stats
+
+    async def rebuild(self) -> int:
+        await self._cache.start()
+        return await self._cache.rebuild()
