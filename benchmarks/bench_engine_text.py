@@ -3,7 +3,8 @@
 - per-call precompute of spoken forms for a prior-auth call's data (budget < 1 ms per call)
 - SentenceChunker throughput on an LLM-like token stream (tokens/s)
 
-Run: python benchmarks/bench_engine_text.py [--calls N] [--replies N]
+Run from the repository root: python -m benchmarks.bench_engine_text [--calls N] [--replies N]
+(or PYTHONPATH=. python benchmarks/bench_engine_text.py).
 """
 
 from __future__ import annotations
@@ -13,12 +14,9 @@ import re
 import statistics
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from engine.spoken import SPOKEN_RULES  # noqa: E402
-from engine.voice_text import SentenceChunker, shape_for_voice  # noqa: E402
+from engine.spoken import SPOKEN_RULES
+from engine.voice_text import SentenceChunker, shape_for_voice
 
 # One prior-auth call's data and the rule each field is read with (as a schema would name them).
 PRIOR_AUTH_CALL: dict[str, tuple[str, str]] = {

@@ -30,10 +30,10 @@ __all__ = [
 ]
 
 _ONES = (
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-    "fifteen sixteen seventeen eighteen nineteen"
-).split()
-_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen",
+)  # fmt: skip
+_TENS = ("", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
 _SCALES = ((10**12, "trillion"), (10**9, "billion"), (10**6, "million"), (1000, "thousand"))
 _ORDINAL_IRREGULAR = {
     "one": "first",
@@ -45,19 +45,18 @@ _ORDINAL_IRREGULAR = {
     "twelve": "twelfth",
 }
 _MONTHS = (
-    "January February March April May June July August September October November December"
-).split()
+    "January", "February", "March", "April", "May", "June",
+    "July", "August", "September", "October", "November", "December",
+)  # fmt: skip
 # ICAO spelling except "Alpha"/"Juliet", which TTS voices pronounce better.
-_NATO = dict(
-    zip(
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
-        (
-            "Alpha Bravo Charlie Delta Echo Foxtrot Golf Hotel India Juliet Kilo Lima Mike November "
-            "Oscar Papa Quebec Romeo Sierra Tango Uniform Victor Whiskey X-ray Yankee Zulu"
-        ).split(),
-        strict=True,
+_NATO = {
+    word[0].upper(): word
+    for word in (
+        "Alpha", "Bravo", "Charlie", "Delta", "Echo", "Foxtrot", "Golf", "Hotel", "India",
+        "Juliet", "Kilo", "Lima", "Mike", "November", "Oscar", "Papa", "Quebec", "Romeo",
+        "Sierra", "Tango", "Uniform", "Victor", "Whiskey", "X-ray", "Yankee", "Zulu",
     )
-)
+}  # fmt: skip
 _ID_SEPARATORS = re.compile(r"[\s\-]+")
 _PHONE_PUNCT = re.compile(r"[\s().\-]+")
 
@@ -153,7 +152,8 @@ def _parse_date(value: str | datetime.date) -> datetime.date:
 
 
 def spoken_date(value: str | datetime.date) -> str:
-    """"January fifteenth, nineteen eighty" for 1980-01-15 or "01/15/1980"."""
+    """Month, ordinal day and spoken year: "January fifteenth, nineteen eighty" for "1980-01-15"
+    or "01/15/1980". Invalid dates raise ValueError describing the problem, not the value."""
     d = _parse_date(value)
     return f"{_MONTHS[d.month - 1]} {ordinal_words(d.day)}, {spoken_year(d.year)}"
 

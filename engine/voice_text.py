@@ -62,9 +62,7 @@ def _is_boundary(text: str, punct_start: int, next_start: int) -> bool:
         return False  # "No. 5", while "No. I can't." still splits
     if word.isdigit() and len(word) <= 3 and text[line_start:punct_start].strip() == word:
         return False  # "1. First" at the start of a line is a list number
-    if next_start < len(text) and text[next_start].islower():
-        return False
-    return True
+    return next_start >= len(text) or not text[next_start].islower()
 
 
 def _boundaries(text: str, start: int = 0, need_next: bool = False) -> list[int]:
@@ -183,9 +181,7 @@ def _clean(text: str) -> str:
         if _FENCE_RE.match(line) or _RULE_RE.match(line):
             continue
         line = _QUOTE_RE.sub("", line)
-        if m := _HEADER_RE.match(line):
-            line = _as_sentence(m[1])
-        elif m := _ITEM_RE.match(line):
+        if (m := _HEADER_RE.match(line)) or (m := _ITEM_RE.match(line)):
             line = _as_sentence(m[1])
         lines.append(line)
     out = " ".join(lines)
