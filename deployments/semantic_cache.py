@@ -71,7 +71,8 @@ class Embedder:
         torch.set_num_threads(threads)
         path = model_path or str(minilm_model_dir())
         self.model = SentenceTransformer(path, device="cpu", local_files_only=True)
-        dim = self.model.get_sentence_embedding_dimension()
+        get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        dim = get_dim()
         if dim is None:
             raise ValueError(f"embedding model at {path} does not report its dimension")
         self.dim = int(dim)

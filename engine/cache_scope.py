@@ -112,12 +112,42 @@ _NUMBER_WORDS = {
 _NUMBER_WORDS.update({"thirty": "30", "forty": "40", "fifty": "50", "hundred": "100", "thousand": "1000"})
 
 
+_TIME_NOUNS = frozenset(
+    "week weekend month year quarter morning afternoon evening night day time monday tuesday wednesday "
+    "thursday friday saturday sunday".split()
+)
+_TIME_QUALIFIERS = frozenset("this next last past coming previous following".split())
+# Words whose swap flips the answer while barely moving a sentence embedding.
+_CRITICAL = frozenset(
+    "monday tuesday wednesday thursday friday saturday sunday january february march april may june july "
+    "august september october november december morning afternoon evening night tonight today tomorrow "
+    "yesterday ago early late earlier later before after first middle last partially partly fully only "
+    "email mail fax phone text had who what when where why how which".split()
+)
+_PERSON = {
+    **dict.fromkeys("i me my mine im ive ill id myself".split(), "p1"),
+    **dict.fromkeys("we us our ours were weve well wed ourselves".split(), "p1pl"),
+    **dict.fromkeys("you your yours youre youve youll youd yourself".split(), "p2"),
+    **dict.fromkeys("he him his she her hers they them their theirs".split(), "p3"),
+}
+
+
 def guard_signature(text: str) -> str:
-    """Polarity + numbers of an utterance; semantic hits require equal signatures."""
+    """Polarity, numbers, grammatical person and critical words (days, times, channels,
+    qualifiers) of an utterance; a semantic hit requires equal signatures."""
     tokens = normalise_text(text).replace("'", "").split()
     negated = sum(t in _NEGATIONS for t in tokens) % 2
     numbers = sorted(_NUMBER_WORDS.get(t, t) for t in tokens if t.isdigit() or t in _NUMBER_WORDS)
-    return f"{'neg' if negated else 'pos'}|{','.join(numbers)}"
+    critical: set[str] = set()
+    for i, tok in enumerate(tokens):
+        nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
+        if tok in _TIME_QUALIFIERS and nxt in _TIME_NOUNS:
+            critical.add(f"{tok}_{nxt}")
+        elif tok in _CRITICAL:
+            critical.add(tok)
+        elif tok in _PERSON:
+            critical.add(_PERSON[tok])
+    return f"{'neg' if negated else 'pos'}|{','.join(numbers)}|{','.join(sorted(critical))}"
 
 
 # --- what may be stored -------------------------------------------------------------------
