@@ -134,9 +134,9 @@ class Conversation:
         state.total_turns += 1
         state.turns_in_state += 1
         state.history.append(("caller", utterance))
-        nlu = await self.understander.understand(
-            utterance, current.intents, current.slots, state.slots, embedding=embedding
-        )
+        ahead = {n: s for n, s in current.lookahead_slots.items() if n not in state.slots}
+        wanted = {**ahead, **current.slots} if ahead else current.slots
+        nlu = await self.understander.understand(utterance, current.intents, wanted, state.slots, embedding=embedding)
         t_nlu = time.perf_counter()
         state.reconciles += nlu.reconciled
         state.llm_nlu_turns += nlu.used_llm

@@ -26,6 +26,8 @@ from engine.templates import Template, TemplateError, compile_template
 
 SCHEMA_FILE = "schema.yaml"
 PERSONA_FIELDS = ("agent_name", "organization", "role")
+LOOKAHEAD_TYPES = frozenset({"reference_number", "date", "time", "currency", "phone"})
+LOOKAHEAD_HOPS = 2
 # Captured slots of these types also get a `<slot>_spoken` template value.
 SPOKEN_SLOT_RULES = {"date": "date", "time": "time", "currency": "currency", "phone": "phone", "reference_number": "nato"}
 
@@ -62,6 +64,8 @@ class CompiledState:
     slots: Mapping[str, Slot]
     transition_says: tuple[Template | None, ...]
     replies: Mapping[str, Template]  # intent name → line spoken when it moves no transition
+    # Unambiguous slots of the next states, captured early when the caller volunteers them.
+    lookahead_slots: Mapping[str, Slot]
 
 
 @dataclass
@@ -108,10 +112,11 @@ class CompiledSchema:
         return values
 
     def static_phrases(self) -> list[str]:
-        """Lines that do not depend on call data: fillers, fallbacks, literal `say` lines."""
+        """Lines that do not depend on call data (fillers, fallbacks, literal lines): TTS caches them."""
         phrases = list(self.spec.fillers)
         phrases += [t.source for t in self.fallbacks.values() if not t.fields]
         phrases += [s.say.source for s in self.states.values() if s.say is not None and not s.say.fields]
+        phrases += [t.source for s in self.states.values() for t in s.replies.values() if not t.fields]
         return list(dict.fromkeys(phrases))
 
 
@@ -222,6 +227,19 @@ def _reachable(spec: ConversationSchemaFile) -> set[str]:
     return seen
 
 
+def _lookahead_slots(spec: ConversationSchemaFile, name: str) -> dict[str, Slot]:
+    own = {slot.name for slot in spec.states[name].slots}
+    found: dict[str, Slot] = {}
+    frontier = {name}
+    for _ in range(LOOKAHEAD_HOPS):
+        frontier = {t.target for s in frontier for t in spec.states[s].transitions}
+        for state in frontier:
+            for slot in spec.states[state].slots:
+                if slot.type in LOOKAHEAD_TYPES and slot.name not in own:
+                    found.setdefault(slot.name, slot)
+    return found
+
+
 def _template_sources(spec: ConversationSchemaFile) -> Iterable[tuple[tuple[str | int, ...], str]]:
     yield ("persona", "system_prompt"), spec.persona.system_prompt
     for key, text in spec.fallbacks.model_dump().items():
@@ -308,6 +326,7 @@ def load_schema(path: str | Path) -> CompiledSchema:
             transition_says=tuple(
                 templates.get(("states", name, "transitions", i, "say")) for i in range(len(state.transitions))
             ),
+            lookahead_slots=_lookahead_slots(spec, name),
             replies={
                 **global_replies,
                 **{

@@ -48,7 +48,7 @@ _WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday",
 
 _WORD_RE = re.compile(r"[a-z]+(?:-[a-z]+)?|\d+(?:[.,]\d+)*|[$%]")
 _YES = re.compile(
-    r"\b(yes|yeah|yep|yup|correct|right|sure|absolutely|affirmative|definitely|exactly|i am|i do|we do|"
+    r"\b(yes|yeah|yep|yup|correct|that's right|sure|absolutely|affirmative|definitely|exactly|i am|i do|we do|"
     r"it is|that's me|speaking|of course|sounds good|that works)\b"
 )
 _NO = re.compile(r"\b(no|nope|nah|not|negative|incorrect|wrong|don't|do not|isn't|aren't|never)\b")
@@ -120,7 +120,7 @@ def extract_currency(text: str, slot: Slot | None = None) -> str | None:
             value *= 1000
         elif scale in ("m", "million"):
             value *= 1_000_000
-        return str(value.normalize()) if value == value.to_integral() else str(value)
+        return format(value.normalize(), "f")
     match = re.search(r"\b(\d[\d,]*(?:\.\d+)?)\s*(k|grand|thousand|million)\b", lowered)
     if match:
         value = Decimal(match.group(1).replace(",", "")) * _SCALES.get(match.group(2), 1)
@@ -147,7 +147,7 @@ def extract_yes_no(text: str, slot: Slot | None = None) -> str | None:
 def spoken_sequence(text: str) -> list[str]:
     """Tokens with digit words, NATO words and 'double five' turned into characters."""
     out: list[str] = []
-    words = re.findall(r"[A-Za-z]+(?:-[A-Za-z]+)?|\d+", text)
+    words = re.findall(r"[A-Za-z]+(?:['’-][A-Za-z]+)*|\d+", text)
     double = False
     for word in words:
         lower = word.lower()
@@ -171,9 +171,12 @@ def spoken_sequence(text: str) -> list[str]:
 
 
 def extract_code(text: str, slot: Slot | None = None) -> str | None:
-    """Reference numbers and IDs: letters and digits, spoken or written, at least 4 chars and one digit."""
+    """Reference numbers and IDs: letters and digits, spoken or written, at least 4 chars and one digit.
+    Without a cue word ("reference", "number", …) a sentence that holds a date is not read as a code."""
     lowered = text.lower()
     cue = re.search(r"\b(number|reference|ref|id|confirmation|authorization|auth|code|is)\b", lowered)
+    if cue is None and extract_date(text) is not None:
+        return None
     candidates = []
     for start in ([cue.end()] if cue else []) + [0]:
         runs = "".join(spoken_sequence(text[start:] if start else text)).split(" ")
@@ -190,11 +193,12 @@ def extract_phone(text: str, slot: Slot | None = None) -> str | None:
     return "+1" + digits if len(digits) == 10 else None
 
 
+_NAME_WORD = r"[A-Z][a-z]*(?:['-][A-Z]?[a-z]+)*"
 _NAME_CUES = re.compile(
-    r"\b(?:my name is|name's|this is|i'm|i am|it's|you're speaking with|speaking with)\s+"
-    r"([A-Z][a-z'-]+(?:\s+[A-Z][a-z'-]+)?)"
+    r"\b(?i:my name is|name's|this is|i'm|i am|it's|you're speaking with|speaking with)\s+"
+    rf"({_NAME_WORD}(?:\s+{_NAME_WORD})?)"
 )
-_NAME_SPEAKING = re.compile(r"\b([A-Z][a-z'-]+)\s+(?:speaking|here)\b")
+_NAME_SPEAKING = re.compile(rf"\b({_NAME_WORD})\s+(?:speaking|here)\b")
 _NOT_NAMES = {"Sure", "Yes", "Okay", "Ok", "Hello", "Hi", "The", "Thanks", "Thank", "Just", "Calling", "Not", "Sorry"}
 
 
@@ -302,7 +306,7 @@ def extract_enum(text: str, slot: Slot | None = None) -> str | None:
     if slot is None or not slot.values:
         return None
     lowered = " " + " ".join(tokens(text.replace("’", "'"))) + " "
-    options = [(syn.strip().lower(), value.split("|")[0]) for value in slot.values for syn in value.split("|")]
+    options = [(" ".join(tokens(syn)), value.split("|")[0]) for value in slot.values for syn in value.split("|")]
     for synonym, canonical in sorted(options, key=lambda o: -len(o[0])):
         if f" {synonym} " in lowered:
             return canonical

@@ -19,7 +19,7 @@ from engine.nlu.extractors import EXTRACTORS, extract_date
 from engine.nlu.intents import IntentScorer, LexicalIntentScorer
 from engine.schema_model import Intent, Slot
 
-IMPLIED_SLOT_BOOST = 0.35
+IMPLIED_SLOT_BOOST = 0.5  # a captured implying slot alone is enough evidence
 
 
 class LLMUnderstandingHook(Protocol):
@@ -121,6 +121,7 @@ class Understander:
         if result.intent is None and self.llm is not None:
             await self._ask_llm(result, utterance, intents, slots, filled)
             result.timings_ms["llm_ms"] = (time.perf_counter() - t_local) * 1000
+        _drop_free_text_explained_by_intent(result, intents, slots)
         return result
 
     async def _ask_llm(
@@ -147,6 +148,17 @@ class Understander:
         known = {i.name for i in intents}
         if intent in known and confidence >= self.threshold:
             result.intent, result.confidence = intent, confidence
+
+
+def _drop_free_text_explained_by_intent(result: NLUResult, intents: Sequence[Intent], slots: Mapping[str, Slot]) -> None:
+    """A free-text slot takes the whole utterance, so "say that again" is no answer to "what's
+    your biggest challenge": drop it when a confident intent that does not imply it explains the turn."""
+    if result.intent is None:
+        return
+    intent = next((i for i in intents if i.name == result.intent), None)
+    implied = set(intent.implied_by_slots) if intent else set()
+    for name in [n for n in result.captured if slots.get(n) and slots[n].type == "string" and n not in implied]:
+        del result.captured[name]
 
 
 async def _no_capture() -> dict[str, str]:

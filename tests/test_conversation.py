@@ -1,0 +1,165 @@
+"""Whole scripted calls through both schemas, snapshots, fallbacks and call-data errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.call_state import CallState, SnapshotError
+from engine.conversation import Conversation
+from engine.schema_errors import CallDataError
+from engine.schema_loader import CompiledSchema, SchemaRegistry
+
+ROOT = Path(__file__).resolve().parent.parent
+PATIENT = {
+    "patient_name": "Jane Doe",
+    "date_of_birth": "1980-01-15",
+    "member_id": "xkm-449812",
+    "insurer": "Blue Cross",
+    "cpt_code": "99213",
+    "provider_name": "Dr. Smith",
+    "provider_npi": "1234567893",
+}
+
+
+@pytest.fixture(scope="module")
+def registry() -> SchemaRegistry:
+    return SchemaRegistry.from_directory(ROOT / "schemas")
+
+
+@pytest.fixture
+def prior_auth(registry: SchemaRegistry) -> CompiledSchema:
+    return registry.get("prior_auth")
+
+
+async def test_prior_auth_full_call(prior_auth: CompiledSchema) -> None:
+    call = Conversation.start(prior_auth, "call-1", PATIENT)
+    opening = call.opening().say[0]
+    assert "Alex" in opening and "Dr. Smith" in opening
+    script = [
+        ("This is Sarah at Blue Cross, how can I help?", "verify_member"),
+        ("Okay, I found the member.", "ask_status"),
+        ("Let me check. It's approved.", "get_reference"),
+        ("The reference number is P A 7 7 3 4 2 2 9 1.", "get_decision_date"),
+        ("It was approved on March 3rd, 2025.", "confirm_details"),
+        ("Yes, that's correct.", "wrap_up"),
+    ]
+    spoken = []
+    for line, expected_state in script:
+        plan = await call.take_turn(line)
+        assert plan.state == expected_state, (line, plan.state)
+        spoken += plan.say
+    assert plan.terminal and plan.outcome == "status_captured"
+    assert call.state.slots == {
+        "rep_name": "Sarah",
+        "auth_status": "approved",
+        "reference_number": "PA77342291",
+        "decision_date": "2025-03-03",
+        "details_confirmed": "yes",
+    }
+    text = " ".join(spoken)
+    assert "January fifteenth, nineteen eighty" in text  # DOB precomputed spoken form
+    assert "X-ray Kilo Mike" in text  # member ID normalised to upper case and read with NATO
+    assert "Papa Alpha" in text  # captured reference read back letter by letter
+    with pytest.raises(RuntimeError, match="has ended"):
+        await call.take_turn("hello?")
+
+
+async def test_caller_volunteering_details_skips_questions(prior_auth: CompiledSchema) -> None:
+    call = Conversation.start(prior_auth, "call-2", PATIENT)
+    await call.take_turn("Go ahead.")
+    await call.take_turn("Found it.")
+    plan = await call.take_turn("It's approved, reference number A1234567, approved on January 5th 2026.")
+    # get_reference and get_decision_date already hold on entry: straight to the read-back
+    assert plan.state == "confirm_details"
+    assert len(plan.say) == 1 and plan.say[0].startswith("Let me read that back")
+
+
+async def test_correction_clears_slots_and_asks_again(prior_auth: CompiledSchema) -> None:
+    call = Conversation.start(prior_auth, "call-3", PATIENT)
+    for line in ["Go ahead.", "Found it.", "It's approved.", "Reference is 5 5 1 2 9.", "No date yet."]:
+        await call.take_turn(line)
+    plan = await call.take_turn("No, that's not right.")
+    assert plan.state == "get_reference"
+    assert "reference_number" not in call.state.slots
+    assert plan.say[0] == "Sorry about that, let's fix it."
+
+
+async def test_hold_repeat_and_max_turn_fallback(prior_auth: CompiledSchema) -> None:
+    call = Conversation.start(prior_auth, "call-4", PATIENT)
+    await call.take_turn("Go ahead.")
+    plan = await call.take_turn("Please hold.")
+    assert plan.state == "verify_member" and plan.say == ["Sure, take your time."]
+    call.record_agent("The patient is Jane Doe.")
+    plan = await call.take_turn("Sorry, can you repeat that?")
+    assert plan.say == ["The patient is Jane Doe."]
+    plan = await call.take_turn("The weather is lovely today.")
+    assert plan.needs_llm and plan.state == "verify_member"  # off-script: LLM reply in this state
+    plan = await call.take_turn("Hmm.")
+    assert plan.state == "escalate" and plan.outcome == "needs_human"  # max_turns 4 → fallback
+
+
+async def test_sales_call_scores_and_books(registry: SchemaRegistry) -> None:
+    call = Conversation.start(registry.get("sales_qualification"), "s-1", {"lead_name": "Tom Baker", "company": "Acme"})
+    for line in [
+        "Sure, I have a couple minutes.",
+        "We keep double booking our agents, it's all manual spreadsheets.",
+        "About fifty thousand dollars.",
+        "This quarter.",
+        "Yes, I make the call.",
+        "How about next Tuesday at 2 pm?",
+    ]:
+        plan = await call.take_turn(line)
+    assert plan.state == "confirm_meeting"
+    assert call.state.slots["qualification_score"] == "95"
+    assert "two PM" in plan.say[0]
+    plan = await call.take_turn("Yes that works.")
+    assert plan.outcome == "meeting_booked"
+
+
+async def test_low_score_lead_goes_to_nurture(registry: SchemaRegistry) -> None:
+    call = Conversation.start(registry.get("sales_qualification"), "s-2", {"lead_name": "Ann Lee", "company": "Beta"})
+    for line in ["Yeah go ahead.", "No-shows are a pain for us sometimes.", "We don't have a budget yet.",
+                 "Just exploring.", "I'd need approval from my boss."]:  # fmt: skip
+        plan = await call.take_turn(line)
+    assert call.state.slots["qualification_score"] == "20"
+    assert plan.outcome == "nurture"
+
+
+async def test_snapshot_round_trip_resumes_mid_call(prior_auth: CompiledSchema) -> None:
+    call = Conversation.start(prior_auth, "call-5", PATIENT)
+    await call.take_turn("This is Sarah.")
+    await call.take_turn("Found the member.")
+    blob = call.state.to_snapshot()
+    assert len(blob) < 4096
+    restored = Conversation(prior_auth, CallState.from_snapshot(blob))
+    assert restored.state.state == "ask_status" and restored.state.slots == {"rep_name": "Sarah"}
+    plan = await restored.take_turn("It's still pending.")
+    assert plan.state == "get_reference"
+    with pytest.raises(SnapshotError, match="version"):
+        CallState.from_snapshot(blob.replace(b'"v":1', b'"v":99'))
+    with pytest.raises(SnapshotError, match="JSON"):
+        CallState.from_snapshot(b"{nope")
+
+
+def test_bad_call_data_names_every_field_without_echoing_pii(prior_auth: CompiledSchema) -> None:
+    bad = {**PATIENT, "date_of_birth": "1980-02-30", "provider_npi": "1234567890", "cpt_code": "9921", "extra": 1}
+    del bad["insurer"]
+    with pytest.raises(CallDataError) as info:
+        Conversation.start(prior_auth, "call-6", bad)
+    problems = info.value.problems
+    assert problems["date_of_birth"].startswith("is not a valid date")
+    assert problems["provider_npi"] == "fails the NPI check digit"
+    assert "CPT" in problems["cpt_code"]
+    assert problems["insurer"] == "is required"
+    assert problems["extra"] == "is not a field of this schema"
+    assert "1980-02-30" not in str(info.value)
+
+
+def test_llm_request_carries_persona_state_and_history(prior_auth: CompiledSchema) -> None:
+    call = Conversation.start(prior_auth, "call-7", PATIENT)
+    call.record_agent("Hi there.")
+    system, messages = call.llm_request()
+    assert "You are Alex" in system and "Current step: greeting" in system
+    assert messages == [{"role": "assistant", "content": "Hi there."}]

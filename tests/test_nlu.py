@@ -1,0 +1,159 @@
+"""Typed extractors, intent scoring and the two-pass reconcile (local and LLM paths)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+
+import pytest
+
+from engine.nlu import extractors as ex
+from engine.nlu.intents import EmbeddingIntentScorer, LexicalIntentScorer
+from engine.nlu.llm_hook import LLMUnderstanding, parse_object
+from engine.nlu.understand import Understander
+from engine.schema_model import Intent, Slot
+
+TODAY = dt.date(2026, 11, 21)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("It was approved on March 3rd, 2025.", "2025-03-03"),
+        ("on the twenty-first of may", "2026-05-21"),
+        ("May twenty first 2024", "2024-05-21"),
+        ("by 12/05/2026", "2026-12-05"),
+        ("2024-02-29", "2024-02-29"),
+        ("February 30th", None),
+        ("next friday", "2026-11-27"),
+        ("tomorrow", "2026-11-22"),
+        ("may I help you", None),
+    ],
+)
+def test_dates(text: str, expected: str | None) -> None:
+    assert ex.extract_date(text, today=TODAY) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("We have about fifty thousand dollars", "50000"),
+        ("Somewhere around $20k.", "20000"),
+        ("$1,250.50 a month", "1250.5"),
+        ("Maybe 10 grand.", "10000"),
+        ("two hundred fifty thousand dollars", "250000"),
+        ("we have a team of ten", None),
+    ],
+)
+def test_currency(text: str, expected: str | None) -> None:
+    assert ex.extract_currency(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Yes, that's correct.", "yes"),
+        ("No problem, go ahead.", None),
+        ("No, not really.", "no"),
+        ("That's not right.", "no"),
+        ("Sure thing", "yes"),
+        ("I'm in a meeting right now", None),
+    ],
+)
+def test_yes_no(text: str, expected: str | None) -> None:
+    assert ex.extract_yes_no(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("The reference number is P A 7 7 3 4 2 2 9 1.", "PA77342291"),
+        ("It's alpha bravo 4 4 1 9 0.", "AB44190"),
+        ("confirmation number is seven seven two double one nine", "772119"),
+        ("It was decided on March 3rd, 2025.", None),
+        ("nothing to see here", None),
+    ],
+)
+def test_codes(text: str, expected: str | None) -> None:
+    assert ex.extract_code(text) == expected
+
+
+def test_names_times_phones_enums() -> None:
+    assert ex.extract_name("Thanks for calling, this is Sarah, how can I help?") == "Sarah"
+    assert ex.extract_name("My name is Kevin O'Brien") == "Kevin O'Brien"
+    assert ex.extract_name("Dana speaking.") == "Dana"
+    assert ex.extract_name("this is the billing department") is None
+    assert ex.extract_time("around 10:30 am") == "10:30"
+    assert ex.extract_time("let's say 3 pm") == "15:00"
+    assert ex.extract_time("Nine thirty in the morning") == "09:30"
+    assert ex.extract_time("12 am") == "00:00"
+    assert ex.extract_phone("call back at five five five, one two three, four five six seven") == "+15551234567"
+    status = Slot(name="s", type="enum", values=["approved|approved", "denied|denied|not approved"])
+    assert ex.extract_enum("It was not approved.", status) == "denied"  # the longer synonym wins
+    assert ex.extract_enum("It's approved.", status) == "approved"
+    assert ex.words_to_number(["two", "hundred", "and", "five"]) == 205
+
+
+INTENTS = [
+    Intent(name="confirm", examples=["yes that's right", "correct"]),
+    Intent(name="give_reference", examples=["the reference number is 123"], implied_by_slots=["ref"]),
+]
+SLOTS = {"ref": Slot(name="ref", type="reference_number", critical=True)}
+
+
+async def test_local_reconcile_boosts_intent_implied_by_captured_slot() -> None:
+    understander = Understander()
+    result = await understander.understand("PA 7734 22", INTENTS, SLOTS, {})
+    assert result.captured == {"ref": "PA773422"}
+    assert result.reconciled  # pass 2 ran because a critical slot was captured
+    assert result.intent == "give_reference"
+    plain = await understander.understand("yes that's right", INTENTS, SLOTS, {})
+    assert plain.intent == "confirm" and not plain.reconciled
+
+
+class ScriptedLLM:
+    """Answers like an LLM would, from a fixed script; records every prompt it saw."""
+
+    def __init__(self, replies: Mapping[str, list[str]]):
+        self.replies = {k: list(v) for k, v in replies.items()}
+        self.prompts: list[tuple[str, str]] = []
+
+    async def __call__(self, system: str, user: str) -> str:
+        self.prompts.append((system, user))
+        kind = "capture" if "extract" in system else "detect"
+        return self.replies[kind].pop(0)
+
+
+async def test_llm_asked_only_when_unsure_and_redetects_after_critical_capture() -> None:
+    llm = ScriptedLLM(
+        {
+            "capture": ['{"ref": "ZX99"}'],
+            "detect": ['{"intent": "confirm", "confidence": 0.4}', 'Sure! {"intent": "give_reference", "confidence": 0.9}'],
+        }
+    )
+    understander = Understander(llm=LLMUnderstanding(llm))
+    confident = await understander.understand("yes that's right", INTENTS, SLOTS, {})
+    assert not confident.used_llm and llm.prompts == []
+    result = await understander.understand("it's the one I mentioned earlier", INTENTS, SLOTS, {})
+    assert result.used_llm and result.reconciled
+    assert result.captured == {"ref": "ZX99"}
+    assert result.intent == "give_reference"
+    assert len(llm.prompts) == 3  # capture + detect in parallel, then one re-detect
+
+
+async def test_llm_garbage_is_no_answer_not_an_error() -> None:
+    llm = ScriptedLLM({"capture": ["I think it's ZX99"], "detect": ["no idea, sorry"]})
+    result = await Understander(llm=LLMUnderstanding(llm)).understand("mumble", INTENTS, SLOTS, {})
+    assert result.intent is None and result.captured == {}
+    assert parse_object('{"a": 1') == {} and parse_object("x {\"a\": 1} y") == {"a": 1}
+
+
+def test_embedding_scorer_uses_vectors_and_falls_back_to_lexical() -> None:
+    vectors: dict[str, Sequence[float]] = {
+        "yes that's right": (1.0, 0.0),
+        "correct": (0.8, 0.6),
+        "the reference number is 123": (0.0, 1.0),
+    }
+    scorer = EmbeddingIntentScorer(vectors)
+    assert scorer.score("whatever", INTENTS, embedding=(0.0, 1.0))[0][0] == "give_reference"
+    assert scorer.score("yes that's right", INTENTS)[0] == LexicalIntentScorer().score("yes that's right", INTENTS)[0]

@@ -1,0 +1,147 @@
+"""Schemas load, compile and index; broken ones fail naming file, path, line and problem."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from engine.schema_errors import SchemaError
+from engine.schema_loader import SchemaRegistry, load_schema
+
+ROOT = Path(__file__).resolve().parent.parent
+PRIOR_AUTH = ROOT / "schemas" / "prior_auth" / "schema.yaml"
+
+
+@pytest.fixture(scope="module")
+def base() -> dict[str, Any]:
+    return yaml.safe_load(PRIOR_AUTH.read_text())
+
+
+def write(tmp_path: Path, data: dict[str, Any]) -> Path:
+    path = tmp_path / "broken" / "schema.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def problems_of(path: Path) -> list[str]:
+    with pytest.raises(SchemaError) as info:
+        load_schema(path)
+    assert str(path) in str(info.value)
+    return [f"{p.path}: {p.message}" for p in info.value.problems]
+
+
+def test_both_shipped_schemas_load_and_index() -> None:
+    registry = SchemaRegistry.from_directory(ROOT / "schemas")
+    assert registry.names() == ["prior_auth", "sales_qualification"]
+    prior = registry.get("prior_auth")
+    assert prior.initial_state == "greeting"
+    assert prior.states["wrap_up"].spec.terminal
+    assert "give_name" in {i.name for i in prior.states["greeting"].intents}
+    assert "repeat" in {i.name for i in prior.states["greeting"].intents}  # global intents in every state
+    assert prior.timings_ms["total_ms"] > 0
+    assert "member_id" in prior.pii_fields
+
+
+def test_unknown_schema_name_lists_loaded_ones() -> None:
+    registry = SchemaRegistry.from_directory(ROOT / "schemas")
+    with pytest.raises(KeyError, match="prior_auth"):
+        registry.get("nope")
+
+
+def test_unknown_transition_target_names_path_and_line(tmp_path: Path, base: dict[str, Any]) -> None:
+    data = copy.deepcopy(base)
+    data["states"]["ask_status"]["transitions"][2]["target"] = "nowhere"
+    path = write(tmp_path, data)
+    with pytest.raises(SchemaError) as info:
+        load_schema(path)
+    problem = next(p for p in info.value.problems if "nowhere" in p.message)
+    assert problem.path == "states.ask_status.transitions[2].target"
+    assert problem.line is not None
+    assert "target: nowhere" in path.read_text().splitlines()[problem.line - 1]
+
+
+def test_unreachable_state(tmp_path: Path, base: dict[str, Any]) -> None:
+    data = copy.deepcopy(base)
+    data["states"]["orphan"] = {"say": "Hello.", "terminal": True, "outcome": "x"}
+    assert "states.orphan: unreachable from initial_state" in problems_of(write(tmp_path, data))
+
+
+def test_undefined_template_variable(tmp_path: Path, base: dict[str, Any]) -> None:
+    data = copy.deepcopy(base)
+    data["states"]["wrap_up"]["say"] = "Bye {patient_nickname}."
+    assert "states.wrap_up.say: undefined template variable {patient_nickname}" in problems_of(write(tmp_path, data))
+
+
+def test_bad_slot_type(tmp_path: Path, base: dict[str, Any]) -> None:
+    data = copy.deepcopy(base)
+    data["states"]["greeting"]["slots"][0]["type"] = "colour"
+    problems = problems_of(write(tmp_path, data))
+    assert any(p.startswith("states.greeting.slots[0].type: Input should be") for p in problems)
+
+
+def test_duplicate_intent_names(tmp_path: Path, base: dict[str, Any]) -> None:
+    data = copy.deepcopy(base)
+    data["states"]["greeting"]["intents"].append({"name": "ready", "examples": ["ok"]})
+    assert "states.greeting.intents[2].name: duplicate intent name 'ready'" in problems_of(write(tmp_path, data))
+
+
+def test_duplicate_yaml_keys_are_an_error_not_a_silent_overwrite(tmp_path: Path) -> None:
+    path = tmp_path / "dup" / "schema.yaml"
+    path.parent.mkdir()
+    text = PRIOR_AUTH.read_text().replace("  wrap_up:\n", "  greeting:\n    say: hi\n  wrap_up:\n", 1)
+    path.write_text(text)
+    with pytest.raises(SchemaError) as info:
+        load_schema(path)
+    assert "duplicate key 'greeting'" in str(info.value)
+    assert info.value.problems[0].line is not None
+
+
+def test_terminal_state_needs_outcome_and_dead_ends_are_caught(tmp_path: Path, base: dict[str, Any]) -> None:
+    data = copy.deepcopy(base)
+    del data["states"]["wrap_up"]["outcome"]
+    data["states"]["not_on_file"]["transitions"] = []
+    del data["states"]["not_on_file"]["fallback"]
+    problems = problems_of(write(tmp_path, data))
+    assert "states.wrap_up.outcome: a terminal state needs an outcome" in problems
+    assert any(p.startswith("states.not_on_file: dead end") for p in problems)
+
+
+def test_condition_on_unknown_intent_and_slot(tmp_path: Path, base: dict[str, Any]) -> None:
+    data = copy.deepcopy(base)
+    data["states"]["greeting"]["transitions"][1]["when"] = {"intent": "dance", "slots_filled": ["shoe_size"]}
+    problems = problems_of(write(tmp_path, data))
+    assert "states.greeting.transitions[1].when.intent: intent 'dance' is not defined here" in problems
+    assert "states.greeting.transitions[1].when: unknown slot 'shoe_size'" in problems
+
+
+def test_unknown_field_and_missing_section(tmp_path: Path, base: dict[str, Any]) -> None:
+    data = copy.deepcopy(base)
+    del data["persona"]
+    data["states"]["greeting"]["sey"] = "typo"
+    problems = problems_of(write(tmp_path, data))
+    assert "persona: Field required" in problems
+    assert "states.greeting.sey: Extra inputs are not permitted" in problems
+
+
+def test_invalid_yaml_and_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "bad" / "schema.yaml"
+    path.parent.mkdir()
+    path.write_text("metadata: [unclosed\n")
+    with pytest.raises(SchemaError, match="invalid YAML"):
+        load_schema(path)
+    with pytest.raises(SchemaError, match="cannot read"):
+        load_schema(tmp_path / "missing")
+
+
+def test_static_phrases_exclude_lines_with_call_data() -> None:
+    schema = load_schema(ROOT / "schemas" / "prior_auth")
+    phrases = schema.static_phrases()
+    assert "One moment." in phrases
+    assert all("{" not in p for p in phrases)
+    assert schema.states["wrap_up"].say is not None
+    assert schema.states["wrap_up"].say.source in phrases
