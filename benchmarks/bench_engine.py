@@ -6,16 +6,18 @@ Run: ``python -m benchmarks.bench_engine``.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from engine.call_state import CallState
 from engine.conversation import Conversation
 from engine.nlu.intents import LexicalIntentScorer, features
 from engine.nlu.understand import Understander
-from engine.schema_loader import load_schema
+from engine.schema_loader import CompiledSchema, load_schema
 from tests.golden_eval import load_golden
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,7 +71,9 @@ def main() -> None:
     for golden in ("prior_auth", "sales_qualification"):
         g_schema, today, cases = load_golden(golden)
 
-        async def run_nlu() -> None:
+        async def run_nlu(
+            g_schema: CompiledSchema = g_schema, cases: list[dict[str, Any]] = cases, today: dt.date = today
+        ) -> None:
             # Example features are computed once per schema in a live host; caller lines are new
             # every time, so the utterance cache is cleared before each pass.
             for _ in range(5):
@@ -85,7 +89,14 @@ def main() -> None:
         asyncio.run(run_nlu())
     show(f"NLU capture+detect local ({len(nlu_ms)} turns)", nlu_ms, "p95 < 15 ms")
 
-    lines = ["This is Sarah.", "Found it.", "It's approved.", "Reference is PA 7734.", "No date yet.", "Correct."]
+    lines = [
+        "This is Sarah.",
+        "Found it.",
+        "It's approved.",
+        "Reference is PA 7734.",
+        "No date yet.",
+        "Correct.",
+    ]
 
     async def run_calls() -> None:
         for i in range(200):
@@ -101,7 +112,11 @@ def main() -> None:
     call = Conversation.start(schema, "bench-snap", PATIENT)
     asyncio.run(call.take_turn("This is Sarah."))
     blob = call.state.to_snapshot()
-    show(f"snapshot round trip ({len(blob)} bytes)", timed(lambda: CallState.from_snapshot(call.state.to_snapshot()), 2000), "-")
+    show(
+        f"snapshot round trip ({len(blob)} bytes)",
+        timed(lambda: CallState.from_snapshot(call.state.to_snapshot()), 2000),
+        "-",
+    )
 
 
 if __name__ == "__main__":

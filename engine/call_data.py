@@ -84,7 +84,9 @@ def _normalise(spec: CallDataField, raw: Any) -> str:
     return text
 
 
-def validate_call_data(schema_name: str, fields: Mapping[str, CallDataField], data: Mapping[str, Any]) -> dict[str, str]:
+def validate_call_data(
+    schema_name: str, fields: Mapping[str, CallDataField], data: Mapping[str, Any]
+) -> dict[str, str]:
     """Return normalised call data or raise CallDataError naming every bad field."""
     problems: dict[str, str] = {}
     out: dict[str, str] = {}

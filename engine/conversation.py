@@ -18,8 +18,8 @@ from engine.call_state import CallState
 from engine.functions import FUNCTIONS
 from engine.nlu.understand import NLUResult, Understander
 from engine.schema_loader import SPOKEN_SLOT_RULES, CompiledSchema, CompiledState
-from engine.spoken import SPOKEN_RULES
 from engine.schema_model import When
+from engine.spoken import SPOKEN_RULES
 
 REPEAT_INTENT = "repeat"
 MAX_PASS_THROUGH = 8
@@ -86,12 +86,20 @@ class Conversation:
 
     @classmethod
     def start(
-        cls, schema: CompiledSchema, call_id: str, call_data: Mapping[str, Any], understander: Understander | None = None
+        cls,
+        schema: CompiledSchema,
+        call_id: str,
+        call_data: Mapping[str, Any],
+        understander: Understander | None = None,
     ) -> Conversation:
         """Validate call data (raises CallDataError) and create the call at the initial state."""
         data = schema.validate_call_data(call_data)
         state = CallState(
-            call_id=call_id, schema=schema.name, schema_version=schema.version, state=schema.initial_state, call_data=data
+            call_id=call_id,
+            schema=schema.name,
+            schema_version=schema.version,
+            state=schema.initial_state,
+            call_data=data,
         )
         conversation = cls(schema, state, understander)
         conversation._enter(schema.initial_state)
@@ -136,7 +144,9 @@ class Conversation:
         state.history.append(("caller", utterance))
         ahead = {n: s for n, s in current.lookahead_slots.items() if n not in state.slots}
         wanted = {**ahead, **current.slots} if ahead else current.slots
-        nlu = await self.understander.understand(utterance, current.intents, wanted, state.slots, embedding=embedding)
+        nlu = await self.understander.understand(
+            utterance, current.intents, wanted, state.slots, embedding=embedding
+        )
         t_nlu = time.perf_counter()
         state.reconciles += nlu.reconciled
         state.llm_nlu_turns += nlu.used_llm
@@ -172,7 +182,7 @@ class Conversation:
         spec = current.spec
         if nlu.intent == REPEAT_INTENT and self.state.last_agent_line:
             plan.say.append(self.state.last_agent_line)
-        elif nlu.intent in current.replies:
+        elif nlu.intent is not None and nlu.intent in current.replies:
             plan.say.append(current.replies[nlu.intent].render(self.render()))
         elif self.state.turns_in_state >= spec.max_turns and spec.fallback is not None:
             plan.say.append(self.schema.fallbacks["max_turns"].render(self.render()))

@@ -74,8 +74,9 @@ async def run_call(registry: SchemaRegistry, name: str) -> None:
         assert nlu is not None
         moved = f"{plan.previous_state} -> {plan.state}" if plan.transitioned else f"stay in {plan.state}"
         print(
-            f"         [{moved}; intent={nlu.intent} ({nlu.confidence:.2f}); captured={sorted(nlu.captured)}; "
-            f"nlu {plan.timings_ms['nlu_ms']:.3f} ms, transition+render {plan.timings_ms['transition_ms']:.3f} ms]"
+            f"         [{moved}; intent={nlu.intent} ({nlu.confidence:.2f}); "
+            f"captured={sorted(nlu.captured)}; nlu {plan.timings_ms['nlu_ms']:.3f} ms, "
+            f"transition+render {plan.timings_ms['transition_ms']:.3f} ms]"
         )
         for said in plan.say:
             print(f"  AGENT  {said}")

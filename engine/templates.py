@@ -44,7 +44,7 @@ class Template:
             if name in dynamic:
                 literal = self.parts[index][0]
                 head = (*self.parts[:index], (literal, None))
-                tail = ((("", name),) + self.parts[index + 1 :])
+                tail = (("", name), *self.parts[index + 1 :])
                 return Template(self.source, head), Template(self.source, tail)
         return self, Template(self.source, ())
 

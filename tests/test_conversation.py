@@ -101,7 +101,9 @@ async def test_hold_repeat_and_max_turn_fallback(prior_auth: CompiledSchema) -> 
 
 
 async def test_sales_call_scores_and_books(registry: SchemaRegistry) -> None:
-    call = Conversation.start(registry.get("sales_qualification"), "s-1", {"lead_name": "Tom Baker", "company": "Acme"})
+    call = Conversation.start(
+        registry.get("sales_qualification"), "s-1", {"lead_name": "Tom Baker", "company": "Acme"}
+    )
     for line in [
         "Sure, I have a couple minutes.",
         "We keep double booking our agents, it's all manual spreadsheets.",
@@ -119,7 +121,9 @@ async def test_sales_call_scores_and_books(registry: SchemaRegistry) -> None:
 
 
 async def test_low_score_lead_goes_to_nurture(registry: SchemaRegistry) -> None:
-    call = Conversation.start(registry.get("sales_qualification"), "s-2", {"lead_name": "Ann Lee", "company": "Beta"})
+    call = Conversation.start(
+        registry.get("sales_qualification"), "s-2", {"lead_name": "Ann Lee", "company": "Beta"}
+    )
     for line in ["Yeah go ahead.", "No-shows are a pain for us sometimes.", "We don't have a budget yet.",
                  "Just exploring.", "I'd need approval from my boss."]:  # fmt: skip
         plan = await call.take_turn(line)
@@ -144,7 +148,13 @@ async def test_snapshot_round_trip_resumes_mid_call(prior_auth: CompiledSchema) 
 
 
 def test_bad_call_data_names_every_field_without_echoing_pii(prior_auth: CompiledSchema) -> None:
-    bad = {**PATIENT, "date_of_birth": "1980-02-30", "provider_npi": "1234567890", "cpt_code": "9921", "extra": 1}
+    bad = {
+        **PATIENT,
+        "date_of_birth": "1980-02-30",
+        "provider_npi": "1234567890",
+        "cpt_code": "9921",
+        "extra": 1,
+    }
     del bad["insurer"]
     with pytest.raises(CallDataError) as info:
         Conversation.start(prior_auth, "call-6", bad)

@@ -87,7 +87,9 @@ def test_names_times_phones_enums() -> None:
     assert ex.extract_time("let's say 3 pm") == "15:00"
     assert ex.extract_time("Nine thirty in the morning") == "09:30"
     assert ex.extract_time("12 am") == "00:00"
-    assert ex.extract_phone("call back at five five five, one two three, four five six seven") == "+15551234567"
+    assert (
+        ex.extract_phone("call back at five five five, one two three, four five six seven") == "+15551234567"
+    )
     status = Slot(name="s", type="enum", values=["approved|approved", "denied|denied|not approved"])
     assert ex.extract_enum("It was not approved.", status) == "denied"  # the longer synonym wins
     assert ex.extract_enum("It's approved.", status) == "approved"
@@ -128,7 +130,10 @@ async def test_llm_asked_only_when_unsure_and_redetects_after_critical_capture()
     llm = ScriptedLLM(
         {
             "capture": ['{"ref": "ZX99"}'],
-            "detect": ['{"intent": "confirm", "confidence": 0.4}', 'Sure! {"intent": "give_reference", "confidence": 0.9}'],
+            "detect": [
+                '{"intent": "confirm", "confidence": 0.4}',
+                'Sure! {"intent": "give_reference", "confidence": 0.9}',
+            ],
         }
     )
     understander = Understander(llm=LLMUnderstanding(llm))
@@ -145,7 +150,7 @@ async def test_llm_garbage_is_no_answer_not_an_error() -> None:
     llm = ScriptedLLM({"capture": ["I think it's ZX99"], "detect": ["no idea, sorry"]})
     result = await Understander(llm=LLMUnderstanding(llm)).understand("mumble", INTENTS, SLOTS, {})
     assert result.intent is None and result.captured == {}
-    assert parse_object('{"a": 1') == {} and parse_object("x {\"a\": 1} y") == {"a": 1}
+    assert parse_object('{"a": 1') == {} and parse_object('x {"a": 1} y') == {"a": 1}
 
 
 def test_embedding_scorer_uses_vectors_and_falls_back_to_lexical() -> None:
@@ -156,4 +161,7 @@ def test_embedding_scorer_uses_vectors_and_falls_back_to_lexical() -> None:
     }
     scorer = EmbeddingIntentScorer(vectors)
     assert scorer.score("whatever", INTENTS, embedding=(0.0, 1.0))[0][0] == "give_reference"
-    assert scorer.score("yes that's right", INTENTS)[0] == LexicalIntentScorer().score("yes that's right", INTENTS)[0]
+    assert (
+        scorer.score("yes that's right", INTENTS)[0]
+        == LexicalIntentScorer().score("yes that's right", INTENTS)[0]
+    )

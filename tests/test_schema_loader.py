@@ -74,7 +74,9 @@ def test_unreachable_state(tmp_path: Path, base: dict[str, Any]) -> None:
 def test_undefined_template_variable(tmp_path: Path, base: dict[str, Any]) -> None:
     data = copy.deepcopy(base)
     data["states"]["wrap_up"]["say"] = "Bye {patient_nickname}."
-    assert "states.wrap_up.say: undefined template variable {patient_nickname}" in problems_of(write(tmp_path, data))
+    assert "states.wrap_up.say: undefined template variable {patient_nickname}" in problems_of(
+        write(tmp_path, data)
+    )
 
 
 def test_bad_slot_type(tmp_path: Path, base: dict[str, Any]) -> None:
@@ -87,7 +89,9 @@ def test_bad_slot_type(tmp_path: Path, base: dict[str, Any]) -> None:
 def test_duplicate_intent_names(tmp_path: Path, base: dict[str, Any]) -> None:
     data = copy.deepcopy(base)
     data["states"]["greeting"]["intents"].append({"name": "ready", "examples": ["ok"]})
-    assert "states.greeting.intents[2].name: duplicate intent name 'ready'" in problems_of(write(tmp_path, data))
+    assert "states.greeting.intents[2].name: duplicate intent name 'ready'" in problems_of(
+        write(tmp_path, data)
+    )
 
 
 def test_duplicate_yaml_keys_are_an_error_not_a_silent_overwrite(tmp_path: Path) -> None:

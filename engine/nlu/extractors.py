@@ -18,7 +18,16 @@ _UNITS = {
     "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14,
     "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19,
 }  # fmt: skip
-_TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90}
+_TENS = {
+    "twenty": 20,
+    "thirty": 30,
+    "forty": 40,
+    "fifty": 50,
+    "sixty": 60,
+    "seventy": 70,
+    "eighty": 80,
+    "ninety": 90,
+}
 _SCALES = {"hundred": 100, "thousand": 1_000, "grand": 1_000, "k": 1_000, "million": 1_000_000}
 _DIGIT_WORDS = {w: str(n) for w, n in _UNITS.items() if n < 10}
 _NATO = {
@@ -31,9 +40,9 @@ _NATO = {
 _MONTHS = {
     m.lower(): i
     for i, names in enumerate(
-        [("january", "jan"), ("february", "feb"), ("march", "mar"), ("april", "apr"), ("may",), ("june", "jun"),
-         ("july", "jul"), ("august", "aug"), ("september", "sep", "sept"), ("october", "oct"),
-         ("november", "nov"), ("december", "dec")],
+        [("january", "jan"), ("february", "feb"), ("march", "mar"), ("april", "apr"), ("may",),
+         ("june", "jun"), ("july", "jul"), ("august", "aug"), ("september", "sep", "sept"),
+         ("october", "oct"), ("november", "nov"), ("december", "dec")],
         start=1,
     )
     for m in names
@@ -48,8 +57,8 @@ _WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday",
 
 _WORD_RE = re.compile(r"[a-z]+(?:-[a-z]+)?|\d+(?:[.,]\d+)*|[$%]")
 _YES = re.compile(
-    r"\b(yes|yeah|yep|yup|correct|that's right|sure|absolutely|affirmative|definitely|exactly|i am|i do|we do|"
-    r"it is|that's me|speaking|of course|sounds good|that works)\b"
+    r"\b(yes|yeah|yep|yup|correct|that's right|sure|absolutely|affirmative|definitely|exactly|"
+    r"i am|i do|we do|it is|that's me|speaking|of course|sounds good|that works)\b"
 )
 _NO = re.compile(r"\b(no|nope|nah|not|negative|incorrect|wrong|don't|do not|isn't|aren't|never)\b")
 _NOT_REALLY_NO = re.compile(r"\b(no problem|no worries|not a problem|no doubt)\b")
@@ -86,7 +95,7 @@ def _number_spans(text: str) -> list[Decimal]:
     """Every number in the text, written as digits or as words, in order."""
     out: list[Decimal] = []
     run: list[str] = []
-    for token in tokens(text) + [""]:
+    for token in [*tokens(text), ""]:
         if token and (token in _UNITS or token in _TENS or token in _SCALES or token.split("-")[0] in _TENS):
             run.append(token)
             continue
@@ -199,7 +208,21 @@ _NAME_CUES = re.compile(
     rf"({_NAME_WORD}(?:\s+{_NAME_WORD})?)"
 )
 _NAME_SPEAKING = re.compile(rf"\b({_NAME_WORD})\s+(?:speaking|here)\b")
-_NOT_NAMES = {"Sure", "Yes", "Okay", "Ok", "Hello", "Hi", "The", "Thanks", "Thank", "Just", "Calling", "Not", "Sorry"}
+_NOT_NAMES = {
+    "Sure",
+    "Yes",
+    "Okay",
+    "Ok",
+    "Hello",
+    "Hi",
+    "The",
+    "Thanks",
+    "Thank",
+    "Just",
+    "Calling",
+    "Not",
+    "Sorry",
+}
 
 
 def extract_name(text: str, slot: Slot | None = None) -> str | None:
@@ -233,7 +256,7 @@ def extract_date(text: str, slot: Slot | None = None, today: dt.date | None = No
     for i, word in enumerate(words):
         if word not in _MONTHS:
             continue
-        found = _day_of(words[i + 1 : i + 3])
+        found: tuple[int, int] | None = _day_of(words[i + 1 : i + 3])
         rest_at = i + 1 + (found[1] if found else 0)
         if found is None and i >= 2 and words[i - 1] == "of":  # "the twenty-first of May"
             found = _day_of(words[max(0, i - 3) : i - 1]) or _day_of(words[i - 2 : i - 1])
@@ -241,16 +264,16 @@ def extract_date(text: str, slot: Slot | None = None, today: dt.date | None = No
         if found is None:
             continue
         rest = [w for w in words[rest_at : rest_at + 3] if w not in ("of", "the")]
-        year = int(rest[0]) if rest and rest[0].isdigit() and len(rest[0]) == 4 else None
+        said_year = int(rest[0]) if rest and rest[0].isdigit() and len(rest[0]) == 4 else None
         try:
-            return dt.date(year or today.year, _MONTHS[word], found[0]).isoformat()
+            return dt.date(said_year or today.year, _MONTHS[word], found[0]).isoformat()
         except ValueError:
             return None
     if "today" in words:
         return today.isoformat()
     if "tomorrow" in words:
         return (today + dt.timedelta(days=1)).isoformat()
-    for i, word in enumerate(words):
+    for word in words:
         if word in _WEEKDAYS:
             ahead = (_WEEKDAYS.index(word) - today.weekday()) % 7 or 7
             return (today + dt.timedelta(days=ahead)).isoformat()
@@ -306,7 +329,9 @@ def extract_enum(text: str, slot: Slot | None = None) -> str | None:
     if slot is None or not slot.values:
         return None
     lowered = " " + " ".join(tokens(text.replace("’", "'"))) + " "
-    options = [(" ".join(tokens(syn)), value.split("|")[0]) for value in slot.values for syn in value.split("|")]
+    options = [
+        (" ".join(tokens(syn)), value.split("|")[0]) for value in slot.values for syn in value.split("|")
+    ]
     for synonym, canonical in sorted(options, key=lambda o: -len(o[0])):
         if f" {synonym} " in lowered:
             return canonical

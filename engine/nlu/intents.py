@@ -11,13 +11,14 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
+from itertools import pairwise
 from typing import Protocol
 
 from engine.schema_model import Intent
 
 _WORD = re.compile(r"[a-z0-9']+")
 _STOP = frozenset(
-    "a an the to of and or is are was were be been am i you we it this that my your our me us "
+    "a an the to of and or is are was were be been am i you we it this that my your our me us "  # noqa: SIM905
     "for on in at with so um uh just please can could would will do does did".split()
 )
 
@@ -44,7 +45,7 @@ def features(text: str) -> frozenset[str]:
     """Content-word stems plus bigrams of all words (bigrams keep 'not approved' apart from 'approved')."""
     words = [w.strip("'") for w in _WORD.findall(text.lower().replace("’", "'"))]
     content = {_stem(w) for w in words if w and w not in _STOP}
-    bigrams = {f"{a}_{b}" for a, b in zip(words, words[1:], strict=False)}
+    bigrams = {f"{a}_{b}" for a, b in pairwise(words)}
     return frozenset(content | bigrams)
 
 

@@ -41,8 +41,12 @@ class LLMUnderstanding:
     def __init__(self, complete: Complete):
         self._complete = complete
 
-    async def capture(self, utterance: str, slots: Sequence[Slot], context: Mapping[str, str]) -> dict[str, str]:
-        wanted = "\n".join(f"- {s.name} ({s.type}{': ' + ', '.join(s.values) if s.values else ''})" for s in slots)
+    async def capture(
+        self, utterance: str, slots: Sequence[Slot], context: Mapping[str, str]
+    ) -> dict[str, str]:
+        wanted = "\n".join(
+            f"- {s.name} ({s.type}{': ' + ', '.join(s.values) if s.values else ''})" for s in slots
+        )
         reply = await self._complete(CAPTURE_SYSTEM, f"Slots:\n{wanted}\nSentence: {utterance}")
         names = {s.name for s in slots}
         return {k: str(v) for k, v in parse_object(reply).items() if k in names and v not in (None, "")}
@@ -53,7 +57,9 @@ class LLMUnderstanding:
         listing = "\n".join(f"- {i.name}: e.g. {i.examples[0]!r}" for i in intents)
         known = ", ".join(sorted(context)) or "none"
         reply = parse_object(
-            await self._complete(DETECT_SYSTEM, f"Intents:\n{listing}\nKnown so far: {known}\nSentence: {utterance}")
+            await self._complete(
+                DETECT_SYSTEM, f"Intents:\n{listing}\nKnown so far: {known}\nSentence: {utterance}"
+            )
         )
         intent = reply.get("intent")
         try:

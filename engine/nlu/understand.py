@@ -23,7 +23,9 @@ IMPLIED_SLOT_BOOST = 0.5  # a captured implying slot alone is enough evidence
 
 
 class LLMUnderstandingHook(Protocol):
-    async def capture(self, utterance: str, slots: Sequence[Slot], context: Mapping[str, str]) -> dict[str, str]: ...
+    async def capture(
+        self, utterance: str, slots: Sequence[Slot], context: Mapping[str, str]
+    ) -> dict[str, str]: ...
 
     async def detect(
         self, utterance: str, intents: Sequence[Intent], context: Mapping[str, str]
@@ -85,8 +87,13 @@ class Understander:
         self.llm = llm
         self.threshold = self.scorer.threshold if threshold is None else threshold
 
-    def _needs_reconcile(self, captured: Mapping[str, str], slots: Mapping[str, Slot], intents: Sequence[Intent],
-                         confidence: float) -> bool:  # fmt: skip
+    def _needs_reconcile(
+        self,
+        captured: Mapping[str, str],
+        slots: Mapping[str, Slot],
+        intents: Sequence[Intent],
+        confidence: float,
+    ) -> bool:
         critical = any(slots[name].critical for name in captured if name in slots)
         implies = any(s in captured for i in intents for s in i.implied_by_slots)
         return critical or implies or confidence < self.threshold
@@ -150,14 +157,18 @@ class Understander:
             result.intent, result.confidence = intent, confidence
 
 
-def _drop_free_text_explained_by_intent(result: NLUResult, intents: Sequence[Intent], slots: Mapping[str, Slot]) -> None:
+def _drop_free_text_explained_by_intent(
+    result: NLUResult, intents: Sequence[Intent], slots: Mapping[str, Slot]
+) -> None:
     """A free-text slot takes the whole utterance, so "say that again" is no answer to "what's
     your biggest challenge": drop it when a confident intent that does not imply it explains the turn."""
     if result.intent is None:
         return
     intent = next((i for i in intents if i.name == result.intent), None)
     implied = set(intent.implied_by_slots) if intent else set()
-    for name in [n for n in result.captured if slots.get(n) and slots[n].type == "string" and n not in implied]:
+    for name in [
+        n for n in result.captured if slots.get(n) and slots[n].type == "string" and n not in implied
+    ]:
         del result.captured[name]
 
 
