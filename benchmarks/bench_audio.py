@@ -94,16 +94,13 @@ def main() -> None:
         print(f"{name:48s} {med:10.2f} {p95:10.2f} {call95:11.2f}")
     base = {r[0]: r[1] for r in rows}
     if "baseline: scipy.signal.resample inbound" in base:
-        print(
-            "ratio inbound HQ / FFT baseline: "
-            f"{base['inbound decode+resample 8k→16k [HQ]'] / base['baseline: scipy.signal.resample inbound']:.2f}"
-        )
+        ratio = base["inbound decode+resample 8k→16k [HQ]"] / base["baseline: scipy.signal.resample inbound"]
+        print(f"ratio inbound HQ / FFT baseline: {ratio:.2f}")
     realtime_frames_per_core = 1e6 / (
         base["inbound decode+resample 8k→16k [HQ]"] + base["outbound resample 22.05k→8k+encode [HQ]"]
     )
-    print(
-        f"HQ both directions: {realtime_frames_per_core / 50:.0f} real-time calls per core (codec+resample only)"
-    )
+    calls = realtime_frames_per_core / 50
+    print(f"HQ both directions: {calls:.0f} real-time calls per core (codec+resample only)")
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@ loops). Twilio Media Streams carry µ-law, 8 kHz, mono, in 20 ms / 160-byte fram
 wants PCM16 at 16 kHz; the bundled Piper voice speaks at 22.05 kHz.
 
 - ``ulaw_to_pcm16`` / ``pcm16_to_ulaw``: table-driven G.711 µ-law (bit-exact with the
-  ITU/Sun g711.c reference that ``audioop`` used: 14-bit magnitude, bias 0x84). A full 65,536-entry encode table makes
-  encoding one fancy-indexing op.
+  ITU/Sun g711.c reference that ``audioop`` used: 14-bit magnitude, bias 0x84). A full
+  65,536-entry encode table makes encoding one fancy-indexing op.
 - ``resample``: one-shot, anti-aliased (soxr "HQ" by default) for whole utterances.
 - ``StreamResampler``: stateful soxr stream for frame-by-frame use, so 20 ms frames resample
   without edge clicks (the filter state carries across frames).
