@@ -93,6 +93,21 @@ class RouterSettings(BaseModel):
     max_retries: int = Field(1, description="Retries on retryable errors (429, 5xx, connection) only.")
 
 
+class TwilioSettings(BaseModel):
+    account_sid: str | None = Field(None, description="Twilio account; None = only simulated calls.")
+    auth_token: str | None = Field(None, description="Checks X-Twilio-Signature on every webhook.")
+    from_number: str | None = Field(None, description="Caller ID for outbound calls (E.164).")
+    api_base_url: str | None = Field(None, description="Override Twilio's REST API base URL (tests).")
+    public_base_url: str = Field(
+        "http://127.0.0.1:8000", description="How Twilio reaches this app: TwiML and callback URLs use it."
+    )
+
+
+class CallSettings(BaseModel):
+    call_hosts: int = Field(2, description="Long-lived CallHost actors; calls are spread over them.")
+    key_prefix: str = Field("voxray:", description="Redis key prefix for snapshots, records, webhooks.")
+
+
 class VoxraySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VOXRAY_", env_nested_delimiter="__", extra="ignore")
 
@@ -105,6 +120,8 @@ class VoxraySettings(BaseSettings):
     cache: CacheSettings = CacheSettings()
     providers: ProviderSettings = ProviderSettings()
     router: RouterSettings = RouterSettings()
+    twilio: TwilioSettings = TwilioSettings()
+    calls: CallSettings = CallSettings()
 
 
 @lru_cache(maxsize=1)
