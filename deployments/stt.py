@@ -341,3 +341,20 @@ def build_stt_app(
         },
         max_ongoing_requests=max(32, 4 * max_batch),
     ).bind(**init_overrides)
+
+
+def stt_app(args: dict[str, str]) -> Application:
+    """Application builder for the CLI: ``serve run deployments.stt:stt_app num_cpus=0.5 ...``
+    (each ``key=value`` is a keyword of ``build_stt_app``; numbers and true/false are converted)."""
+    return build_stt_app(**{k: _parse_cli_value(v) for k, v in args.items()})
+
+
+def _parse_cli_value(value: str) -> Any:
+    if value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            pass
+    return value

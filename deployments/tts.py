@@ -319,3 +319,20 @@ def build_tts_app(
             "target_ongoing_requests": target_ongoing_requests,
         },
     ).bind(**init_overrides)
+
+
+def tts_app(args: dict[str, str]) -> Application:
+    """Application builder for the CLI: ``serve run deployments.tts:tts_app num_cpus=0.5 ...``
+    (each ``key=value`` is a keyword of ``build_tts_app``; numbers and true/false are converted)."""
+    return build_tts_app(**{k: _parse_cli_value(v) for k, v in args.items()})
+
+
+def _parse_cli_value(value: str) -> Any:
+    if value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            pass
+    return value
