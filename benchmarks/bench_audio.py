@@ -11,6 +11,11 @@ Measures, per 20 ms frame:
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+
 import argparse
 import statistics
 import time

@@ -14,6 +14,11 @@ reports, all from the same run:
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+
 import argparse
 import os
 import re

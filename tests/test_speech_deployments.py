@@ -213,3 +213,28 @@ def test_tts_encodings_and_errors(handles: dict[str, Any]) -> None:
     spoken = tts.synthesize.remote("Your copay is $25.50.").result()
     assert "twenty-five dollars and fifty cents" in spoken["text"]
     assert pcm16_to_ulaw(np.zeros(1, dtype=np.int16)) == b"\xff"
+
+
+def test_confidence_mapping_follows_seed_003() -> None:
+    from deployments.stt import confidence_from_scores
+
+    assert confidence_from_scores(-0.2, 0.01) == 1.0
+    assert confidence_from_scores(-0.5, 0.01) == 1.0
+    assert confidence_from_scores(-3.0, 0.01) == 0.0
+    assert confidence_from_scores(-4.0, 0.01) == 0.0
+    assert confidence_from_scores(-1.75, 0.01) == pytest.approx(0.5)
+    assert confidence_from_scores(-1.75, 0.5) == pytest.approx(0.5)  # only > 0.5 reduces
+    assert confidence_from_scores(-0.2, 0.8) == pytest.approx(0.2)
+    assert confidence_from_scores(None, None) == 0.0
+
+
+def test_cancelled_stream_leaves_the_replica_serving(handles: dict[str, Any]) -> None:
+    """Barge-in: the caller stops a streamed reply after the first sentence."""
+    tts = handles["tts"]
+    text = "First sentence here. Second sentence here. Third sentence here. Fourth sentence here."
+    gen = tts.options(stream=True).stream.remote(text)
+    first = next(iter(gen))
+    assert first["index"] == 0 and first["audio"]
+    gen.cancel()
+    after = tts.synthesize.remote("Still here.").result()
+    assert after["duration_s"] > 0.2
