@@ -93,7 +93,7 @@ class EdgeConfig(BaseModel):
     )
     min_speech_ms: int = Field(96, ge=0, description="Consecutive speech that confirms a start (3 windows).")
     pre_roll_ms: int = Field(300, ge=0, description="Audio kept before the confirmed start.")
-    turn_pause_ms: int = Field(200, ge=32, description="Pause after which smart turn is asked.")
+    turn_pause_ms: int = Field(300, ge=32, description="Pause after which smart turn is asked.")
     end_silence_ms: int = Field(
         700, ge=64, description="Pause that ends an utterance without a smart-turn 'complete'."
     )
@@ -104,7 +104,10 @@ class EdgeConfig(BaseModel):
     min_utterance_ms: int = Field(150, ge=0, description="Less voiced audio than this is noise: dropped.")
     max_utterance_s: float = Field(30.0, gt=0, description="A longer monologue is cut into utterances.")
     min_barge_in_ms: int = Field(
-        600, ge=0, description="Voiced audio during playback that interrupts the agent."
+        700,
+        ge=0,
+        description="Voiced audio during playback that interrupts the agent. Backchannels run "
+        "300-650 ms voiced (Piper's 'Mhm.' scores 608 ms here), a real interruption longer.",
     )
     smart_turn: bool = Field(True, description="Ask the smart-turn model at each pause.")
     smart_turn_threshold: float = Field(0.5, ge=0.0, le=1.0, description="Probability of 'complete'.")

@@ -117,7 +117,7 @@ class PersonaVoice:
         self.length_scale = length_scale
         self.sample_rate = int(self.voice.config.sample_rate)
         self.cache_dir = cache_dir or DEFAULT_CACHE_DIR
-        self._key_prefix = f"{Path(model).name}|{length_scale}|"
+        self._key_prefix = f"{Path(model).name}|{length_scale}|trimmed|"
         self._memory: dict[str, bytes] = {}
         self._synth_lock = threading.Lock()
 
@@ -149,7 +149,7 @@ class PersonaVoice:
             audio = path.read_bytes()
         else:
             pcm, rate = self.pcm(text)
-            audio, _ = encode_pcm16(pcm, rate, "mulaw_8k")
+            audio, _ = encode_pcm16(_trim_silence(pcm, rate), rate, "mulaw_8k")
             audio += bytes([ULAW_SILENCE]) * (-len(audio) % TWILIO_FRAME_BYTES)
             try:
                 self.cache_dir.mkdir(parents=True, exist_ok=True)
@@ -160,6 +160,20 @@ class PersonaVoice:
                 logger.debug("speech cache not writable: %s", exc)
         self._memory[key] = audio
         return audio
+
+
+def _trim_silence(pcm: np.ndarray, rate: int, threshold: float = 200.0) -> np.ndarray:
+    """Drop Piper's leading/trailing near-silence (10 ms RMS below ``threshold``) so the last
+    frame of a line is its last speech, which voice-to-voice latency is measured from."""
+    win = rate // 100
+    n = pcm.size // win
+    if n == 0:
+        return pcm
+    rms = np.sqrt(np.mean(pcm[: n * win].astype(np.float64).reshape(n, win) ** 2, axis=1))
+    loud = np.flatnonzero(rms >= threshold)
+    if loud.size == 0:
+        return pcm
+    return pcm[loud[0] * win : (loud[-1] + 1) * win]
 
 
 def frames_of(mulaw: bytes) -> list[bytes]:
