@@ -91,6 +91,12 @@ class EdgeConfig(BaseModel):
     vad_neg_threshold: float = Field(
         0.35, ge=0.0, le=1.0, description="While speaking, windows at or above this still count as speech."
     )
+    vad_energy_floor: float = Field(
+        60.0,
+        ge=0.0,
+        description="While quiet, windows below this RMS (int16 units; 60 ≈ -55 dBFS) skip the Silero "
+        "model and score 0: line silence costs ~5 µs instead of a model run.",
+    )
     min_speech_ms: int = Field(96, ge=0, description="Consecutive speech that confirms a start (3 windows).")
     pre_roll_ms: int = Field(300, ge=0, description="Audio kept before the confirmed start.")
     turn_pause_ms: int = Field(300, ge=32, description="Pause after which smart turn is asked.")
@@ -448,6 +454,7 @@ class TwilioMediaSession:
             "unknown_marks": 0,
             "clears": 0,
             "playback_gaps": 0,
+            "vad_skipped": 0,
             "smart_turn_decisions": 0,
             "smart_turn_skipped": 0,
             "dtmf": 0,
@@ -570,7 +577,11 @@ class TwilioMediaSession:
     async def _on_window(self, window: npt.NDArray[np.int16]) -> None:
         cfg = self.config
         sp = self._speech
-        prob = self._vad(window, quiet=sp is None)
+        if sp is None and self._rms(window) < cfg.vad_energy_floor:
+            prob = 0.0
+            self.stats["vad_skipped"] += 1
+        else:
+            prob = self._vad(window, quiet=sp is None)
         pos = self._pos
         self._pos += window.size
         if sp is None:
@@ -632,6 +643,11 @@ class TwilioMediaSession:
             needed = cfg.incomplete_end_silence_ms
         if sp.silence_ms >= needed:
             self._end_speech("silence")
+
+    @staticmethod
+    def _rms(window: npt.NDArray[np.int16]) -> float:
+        x = window.astype(np.float32)
+        return float(np.sqrt(np.dot(x, x) / x.size))
 
     def _begin_speech(self, speech_start_pos: int, now_pos: int) -> None:
         pre = list(self._preroll)

@@ -1,0 +1,220 @@
+"""Cost of the Twilio media edge (prints figures; never fails on timings).
+
+    python benchmarks/bench_media_edge.py [--seconds 20] [--decisions 10] [--pacing-s 5]
+
+- inbound per 20 ms frame: the whole ``handle_message`` path (JSON + pydantic parse, base64,
+  jitter buffer, µ-law decode, 8→16 kHz resample, Silero VAD, utterance cutting) over Piper
+  speech with pauses, smart turn off so the figure is the per-frame part only; and its parts:
+  decode+resample alone and one Silero window (512 samples = 32 ms).
+- smart turn: ms per end-of-turn decision (features + ONNX, bundled smart-turn v3.2 CPU model),
+  on real utterances, one intra-op thread (the edge's setting).
+- pacing: a real-time ``play`` of ``--pacing-s`` seconds; deviation of each frame's send time
+  from its ideal slot after the lead burst, and of each inter-frame gap from 20 ms.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+
+import argparse
+import asyncio
+import base64
+import json
+import logging
+import os
+import time
+from typing import Any
+
+import numpy as np
+
+from deployments.media_edge import (
+    SAMPLE_RATE,
+    VAD_WINDOW,
+    EdgeConfig,
+    SileroModel,
+    SileroStream,
+    SmartTurn,
+    TwilioMediaSession,
+    Utterance,
+)
+from engine.audio import InboundConverter
+from loadtests.simulated_caller import SILENCE_FRAME, PersonaVoice, frames_of
+
+LINES = [
+    "Thanks for calling Acme Health provider services, this is Dana. How can I help you?",
+    "Okay, let me pull that up. Can you give me the member ID one more time?",
+    "I see an authorization on file for that procedure. It's approved.",
+    "The reference number is P A seven seven three four.",
+    "The decision was made on March third, twenty twenty six.",
+]
+
+
+def pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+def speech_frames(seconds: float) -> list[bytes]:
+    voice = PersonaVoice.shared()
+    frames: list[bytes] = []
+    i = 0
+    while len(frames) * 0.02 < seconds:
+        frames += frames_of(voice.mulaw(LINES[i % len(LINES)])) + [SILENCE_FRAME] * 50
+        i += 1
+    return frames
+
+
+async def bench_inbound(frames: list[bytes]) -> tuple[float, float, int, float]:
+    clock = [0.0]
+    utts: list[Utterance] = []
+
+    async def send(_: dict[str, Any]) -> None:
+        return None
+
+    async def on_utt(u: Utterance) -> None:
+        utts.append(u)
+
+    async def on_barge() -> None:
+        return None
+
+    session = TwilioMediaSession(send, on_utt, on_barge, EdgeConfig(smart_turn=False), clock=lambda: clock[0])
+    messages = [
+        json.dumps(
+            {
+                "event": "media",
+                "sequenceNumber": str(i + 1),
+                "streamSid": "MZb",
+                "media": {
+                    "track": "inbound",
+                    "chunk": str(i),
+                    "timestamp": str((i - 1) * 20),
+                    "payload": base64.b64encode(f).decode(),
+                },
+            }
+        )
+        for i, f in enumerate(frames, start=1)
+    ]
+    per_frame: list[float] = []
+    t_all = time.perf_counter()
+    for msg in messages:
+        clock[0] += 0.02
+        t0 = time.perf_counter()
+        await session.handle_message(msg)
+        per_frame.append((time.perf_counter() - t0) * 1e6)
+    total = (time.perf_counter() - t_all) * 1e6 / len(messages)
+    await session.flush()
+    await session.close()
+    windows = session._pos / VAD_WINDOW
+    return total, pct(per_frame, 0.95), len(utts), session.stats["vad_skipped"] / max(windows, 1)
+
+
+def bench_parts(frames: list[bytes]) -> tuple[float, float]:
+    conv = InboundConverter(SAMPLE_RATE)
+    t0 = time.perf_counter()
+    pcm = [conv.convert(f) for f in frames]
+    decode_us = (time.perf_counter() - t0) * 1e6 / len(frames)
+    audio = np.concatenate(pcm)
+    windows = [audio[i : i + VAD_WINDOW] for i in range(0, audio.size - VAD_WINDOW, VAD_WINDOW)]
+    vad = SileroStream(SileroModel.shared())
+    for w in windows[:50]:
+        vad(w, quiet=True)
+    t0 = time.perf_counter()
+    for w in windows:
+        vad(w, quiet=True)
+    vad_us = (time.perf_counter() - t0) * 1e6 / len(windows)
+    return decode_us, vad_us
+
+
+def bench_smart_turn(n: int) -> list[float]:
+    from engine.audio import resample, ulaw_to_pcm16
+
+    voice = PersonaVoice.shared()
+    model = SmartTurn.shared()
+    clips = [resample(ulaw_to_pcm16(voice.mulaw(line)), 8000, SAMPLE_RATE) for line in LINES]
+    model.predict(clips[0])  # warm-up
+    out = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        model.predict(clips[i % len(clips)])
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+async def bench_pacing(seconds: float, lead_ms: int = 80) -> dict[str, float]:
+    sent: list[float] = []
+
+    async def send(msg: dict[str, Any]) -> None:
+        if msg["event"] == "media":
+            sent.append(time.perf_counter())
+
+    async def noop_utt(_: Utterance) -> None:
+        return None
+
+    async def noop() -> None:
+        return None
+
+    session = TwilioMediaSession(send, noop_utt, noop, EdgeConfig(playback_lead_ms=lead_ms, smart_turn=False))
+    n = int(seconds / 0.02)
+    await session.play(b"\xff" * 160 * n, "bench")
+    while len(sent) < n:
+        await asyncio.sleep(0.05)
+    await session.close()
+    burst = lead_ms // 20 + 1
+    t_ref = sent[burst] - (burst * 0.02 - lead_ms / 1000)  # schedule anchor after the burst
+    slot_dev = [
+        abs((t - t_ref) - (i * 0.02 - lead_ms / 1000)) * 1000 for i, t in enumerate(sent) if i > burst
+    ]
+    gaps = [abs((b - a) * 1000 - 20.0) for a, b in zip(sent[burst:], sent[burst + 1 :], strict=False)]
+    return {
+        "frames": n,
+        "burst_frames": sum(1 for t in sent if t - sent[0] < 0.005),
+        "gap_dev_p50": pct(gaps, 0.5),
+        "gap_dev_p95": pct(gaps, 0.95),
+        "slot_dev_p50": pct(slot_dev, 0.5),
+        "slot_dev_p95": pct(slot_dev, 0.95),
+        "span_ms": (sent[-1] - sent[0]) * 1000,
+    }
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=20.0, help="audio fed through the inbound path")
+    ap.add_argument("--decisions", type=int, default=10, help="smart-turn decisions timed")
+    ap.add_argument("--pacing-s", type=float, default=5.0, help="real-time playback measured")
+    args = ap.parse_args()
+    logging.disable(logging.WARNING)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    print(f"load average at start: {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs)")
+
+    frames = speech_frames(args.seconds)
+    mean_us, p95_us, n_utt, skipped = await bench_inbound(frames)
+    decode_us, vad_us = bench_parts(frames)
+    print(
+        f"inbound handle_message per 20 ms frame: mean {mean_us:.0f} µs, p95 {p95_us:.0f} µs "
+        f"({len(frames)} frames, {n_utt} utterances, {skipped:.0%} of VAD windows below the energy floor)"
+        f" = {mean_us * 50 / 1e4:.2f}% of a core per call"
+    )
+    print(f"  decode µ-law + resample 8→16 kHz: {decode_us:.1f} µs per frame")
+    print(f"  Silero VAD: {vad_us:.0f} µs per 32 ms window ({vad_us * 20 / 32:.0f} µs per 20 ms frame)")
+
+    st = bench_smart_turn(args.decisions)
+    print(
+        f"smart turn v3.2 per decision: p50 {pct(st, 0.5):.0f} ms, p95 {pct(st, 0.95):.0f} ms, "
+        f"min {min(st):.0f} ms over {len(st)} (1 thread; once per pause ≥ turn_pause_ms)"
+    )
+
+    pacing = await bench_pacing(args.pacing_s)
+    print(
+        f"outbound pacing over {pacing['frames']:.0f} frames (lead 80 ms, burst {pacing['burst_frames']:.0f}"
+        f" frames): |gap-20ms| p50 {pacing['gap_dev_p50']:.2f} ms p95 {pacing['gap_dev_p95']:.2f} ms; "
+        f"slot deviation p50 {pacing['slot_dev_p50']:.2f} ms p95 {pacing['slot_dev_p95']:.2f} ms; "
+        f"span {pacing['span_ms']:.0f} ms"
+    )
+    print(f"load average at end: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
