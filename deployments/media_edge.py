@@ -55,7 +55,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -123,6 +123,12 @@ class EdgeConfig(BaseModel):
     jitter_min_delay_ms: float = Field(40.0, ge=0)
     jitter_initial_delay_ms: float = Field(60.0, ge=0)
     jitter_max_delay_ms: float = Field(200.0, ge=0)
+    mark_grace_ms: int = Field(
+        2000,
+        ge=0,
+        description="A sent mark not echoed this long after its audio should have finished counts as "
+        "played for barge-in purposes (not for heard_marks), so a lost echo cannot pin playback on.",
+    )
     playback_lead_ms: int = Field(
         80, ge=0, le=500, description="How far ahead of real time outbound frames may be sent."
     )
@@ -363,6 +369,14 @@ class SmartTurn:
             self.pending -= 1
 
 
+def preload_models(smart_turn: bool = True) -> None:
+    """Load the shared Silero session (and smart turn) now, e.g. at ingress start-up, so the
+    first call does not pay ~0.2-1 s of model loading and pipecat import on its event loop."""
+    SileroModel.shared()
+    if smart_turn:
+        SmartTurn.shared()
+
+
 # --------------------------------------------------------------------------- session
 
 
@@ -390,7 +404,6 @@ class _Speech:
     turn_verdict: float | None = None  # smart-turn probability for the current pause
     pause_id: int = 0
     samples: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -794,8 +807,13 @@ class TwilioMediaSession:
 
     @property
     def is_playing(self) -> bool:
-        """Agent audio is queued, or sent and not yet confirmed played by a mark."""
-        return bool(self._out) or bool(self._sent_unheard)
+        """Agent audio is queued, or sent and not yet confirmed played by a mark (within
+        ``mark_grace_ms`` of when it should have finished)."""
+        if self._out:
+            return True
+        if not self._sent_unheard:
+            return False
+        return self._clock() < self._sent_unheard[-1][2] + self.config.mark_grace_ms / 1000.0
 
     async def play(self, mulaw: bytes, mark: str) -> None:
         """Queue agent audio (µ-law 8 kHz); a ``mark`` named ``mark`` follows its last frame.

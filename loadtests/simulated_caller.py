@@ -10,6 +10,9 @@ has "played", and every pending mark at once on ``clear``, as Twilio does) and r
 caller line, the voice-to-voice latency: from the caller's last speech frame to the first agent
 ``media`` frame after it.
 
+With ``auth_token`` the websocket handshake carries ``X-Twilio-Signature`` computed as Twilio
+does for Media Streams (HMAC-SHA1 over the stream URL with no parameters).
+
 Options per persona turn: ``barge_in_at_ms`` (start this line that long into the agent's
 reply, talking over it) and ``backchannel_at_ms`` (say "mhm" that long into the agent's reply
 and keep listening). Synthesised lines are cached in memory and on disk (``speech_cache_dir``,
@@ -262,6 +265,7 @@ class SimulatedCaller:
         backchannel_turn: int | None = None,
         hang_up_after_s: float = 5.0,
         extra_headers: dict[str, str] | None = None,
+        auth_token: str | None = None,
     ) -> None:
         self.url = url
         self.persona = persona if isinstance(persona, Persona) else load_persona(persona)
@@ -270,7 +274,12 @@ class SimulatedCaller:
         self.agent_reply_timeout_s = agent_reply_timeout_s
         self.agent_done_silence_s = agent_done_silence_ms / 1000.0
         self.hang_up_after_s = hang_up_after_s
-        self.extra_headers = extra_headers or {}
+        self.extra_headers = dict(extra_headers or {})
+        if auth_token:
+            # Twilio signs the websocket handshake: HMAC-SHA1 of the stream URL, no params
+            from twilio.request_validator import RequestValidator
+
+            self.extra_headers["X-Twilio-Signature"] = RequestValidator(auth_token).compute_signature(url, {})
         turns = [t.model_copy() for t in self.persona.turns]
         if barge_in_at_ms is not None:
             idx = barge_in_turn if barge_in_turn is not None else min(1, len(turns) - 1)

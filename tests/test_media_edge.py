@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from deployments.media_edge import ClearResult, EdgeConfig, TwilioMediaSession, Utterance
+from deployments.twilio_webhooks import verify_signature
 from engine.audio import pcm16_to_ulaw
 from loadtests.simulated_caller import (
     SILENCE_FRAME,
@@ -31,6 +32,7 @@ from loadtests.simulated_caller import (
     frames_of,
 )
 
+TOKEN = "media-test-token"
 LINES = [
     "Thanks for calling Acme Health provider services, this is Dana.",
     "Can you give me the member ID one more time?",
@@ -252,6 +254,39 @@ async def test_jitter_buffer_reorders_and_drops_duplicates(voice: PersonaVoice) 
     await h.session.close()
 
 
+async def test_long_monologue_is_cut_and_dtmf_reported(voice: PersonaVoice) -> None:
+    digits: list[str] = []
+    h = Harness(EdgeConfig(smart_turn=False, max_utterance_s=1.5), Clock())
+
+    async def on_dtmf(d: str) -> None:
+        digits.append(d)
+
+    h.session._on_dtmf = on_dtmf
+    await h.start()
+    await h.session.handle_message(
+        json.dumps({"event": "dtmf", "dtmf": {"track": "inbound_track", "digit": "7"}})
+    )
+    await h.feed(speech_frames(voice, LINES[:1]))
+    await h.session.flush()
+    assert digits == ["7"] and h.session.stats["dtmf"] == 1
+    assert len(h.utterances) >= 2
+    assert h.utterances[0].end_reason == "max_length" and h.utterances[0].duration_s <= 1.6
+    await h.session.close()
+
+
+async def test_unechoed_mark_stops_counting_as_playback_after_grace() -> None:
+    h = Harness(EdgeConfig(mark_grace_ms=100))
+    await h.start()
+    await h.session.play(b"\xff" * 320, "lost-echo")
+    while not h.events("mark"):
+        await asyncio.sleep(0.005)
+    assert h.session.is_playing
+    await asyncio.sleep(0.25)
+    assert not h.session.is_playing
+    assert h.session.heard_marks == []  # never reported as heard
+    await h.session.close()
+
+
 async def test_outbound_pacing_is_real_time() -> None:
     h = Harness(EdgeConfig(playback_lead_ms=80))
     await h.start()
@@ -403,7 +438,12 @@ async def test_simulated_caller_against_the_edge(voice: PersonaVoice) -> None:
     sessions: list[TwilioMediaSession] = []
     utterances: list[Utterance] = []
 
+    signatures: list[bool] = []
+
     async def handler(ws: Any) -> None:
+        url = f"ws://127.0.0.1:{ws.local_address[1]}{ws.request.path}"
+        signatures.append(verify_signature(TOKEN, url, {}, ws.request.headers.get("X-Twilio-Signature")))
+
         async def send(msg: dict[str, Any]) -> None:
             await ws.send(json.dumps(msg))
 
@@ -442,11 +482,14 @@ async def test_simulated_caller_against_the_edge(voice: PersonaVoice) -> None:
     )
     async with websockets.serve(handler, "127.0.0.1", 0) as server:
         port = server.sockets[0].getsockname()[1]
-        caller = SimulatedCaller(f"ws://127.0.0.1:{port}/twilio/media/sim", persona, hang_up_after_s=8.0)
+        caller = SimulatedCaller(
+            f"ws://127.0.0.1:{port}/twilio/media/sim", persona, hang_up_after_s=8.0, auth_token=TOKEN
+        )
         result = await asyncio.wait_for(caller.run(), 120)
     await asyncio.sleep(0.1)
     session = sessions[0]
     print("voice-to-voice ms", [round(x) for x in result.latencies_ms], "clears", len(result.clear_events))
+    assert signatures == [True]  # the handshake carried a valid X-Twilio-Signature
     assert result.errors == []
     assert result.opening_agent_audio_ms > 2000
     assert len(result.turns) == 3
