@@ -8,7 +8,7 @@ export RAY_USAGE_STATS_ENABLED := 0
 # portable llama.cpp build when pip has to compile llama-cpp-python
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 
-.PHONY: setup redis run test lint format bench clean
+.PHONY: setup redis run demo test lint format bench clean
 
 $(BIN)/.installed: pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -27,6 +27,9 @@ redis:
 	  echo "Redis did not start on 127.0.0.1:6379" >&2; exit 1
 
 run: setup redis
+	$(BIN)/python -m loadtests.place_call
+
+demo: setup
 	$(BIN)/python -m engine.demo
 
 test: setup redis
