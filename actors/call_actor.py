@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from actors import metrics
 from actors.store import CallStore
 from engine.cache_scope import CacheScope, render_template
 from engine.conversation import Conversation, TurnPlan
@@ -123,6 +124,7 @@ class CallActor:
                 transcript = await self.services.transcribe(pcm16_16k)
             except Exception as exc:  # the STT replica said no: ask the caller to repeat
                 log.warning("call %s: STT failed: %s", self.call_id, type(exc).__name__)
+                metrics.error("stt", type(exc).__name__)
                 transcript = {"text": "", "no_speech": True, "confidence": 0.0}
             stt_ms = (time.perf_counter() - t0) * 1000
             text = str(transcript.get("text", "")).strip()
@@ -214,6 +216,7 @@ class CallActor:
                 hit = await self.services.cache_lookup(scope, caller_text, embedding)
             except Exception as exc:  # the cache is an optimisation: never fail a turn on it
                 log.warning("call %s: cache lookup failed: %s", self.call_id, type(exc).__name__)
+                metrics.error("cache", type(exc).__name__)
         record.stages_ms["cache"] = (time.perf_counter() - t0) * 1000
         if hit:
             try:
@@ -253,11 +256,15 @@ class CallActor:
                 elif kind == "done":
                     record.llm = {k: event.get(k) for k in ("provider", "model", "ttft_ms", "cost_usd", "policy")}
                     record.llm["tier"] = event.get("tier")
+                    record.llm["router_ttft_ms"] = event.get("router_ttft_ms")
+                    record.llm["total_ms"] = event.get("total_ms")
                     self.cost_usd += float(event.get("cost_usd") or 0.0)
                 elif kind == "error":
                     failed = True
+                    metrics.error("llm", "no_provider_reply")
         except Exception as exc:
             log.warning("call %s: LLM stream failed: %s", self.call_id, type(exc).__name__)
+            metrics.error("llm", type(exc).__name__)
             failed = True
         for chunk in chunker.flush():
             yield chunk
@@ -287,6 +294,7 @@ class CallActor:
         if agent_text:
             self.conversation.record_agent(agent_text)
         self.turns.append(record)
+        metrics.turn_observed(self.conversation.schema.name, record.mode, record.source, record.stages_ms)
         if plan.terminal:
             self.status = "completed"
         await self._snapshot()
@@ -301,6 +309,7 @@ class CallActor:
             "terminal": plan.terminal,
             "outcome": plan.outcome,
             "stages_ms": record.stages_ms,
+            "llm": record.llm,
         }
 
     async def _snapshot(self) -> None:

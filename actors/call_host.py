@@ -18,6 +18,7 @@ from typing import Any
 import ray
 from ray.util import metrics
 
+from actors import metrics as voxray_metrics
 from actors.call_actor import CallActor, Services
 from actors.services import APP_NAME, ServeServices
 from actors.store import CallStore
@@ -167,12 +168,21 @@ class CallHost:
         self._live = metrics.Gauge(
             "voxray_call_host_live_calls", "Live calls on a call host", tag_keys=("host",)
         ).set_default_tags({"host": name})
+        self._schemas_seen: set[str] = set()
 
     def _report(self) -> None:
         self._live.set(len(self.core.calls))
+        by_schema: dict[str, int] = {}
+        for actor in self.core.calls.values():
+            schema = actor.conversation.schema.name
+            by_schema[schema] = by_schema.get(schema, 0) + 1
+        self._schemas_seen.update(by_schema)
+        voxray_metrics.calls_active(self.core.name, by_schema, self._schemas_seen)
 
     async def start_call(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         result = await self.core.start_call(*args, **kwargs)
+        if "error" not in result:
+            voxray_metrics.call_started(self.core.calls[result["call_id"]].conversation.schema.name)
         self._report()
         return result
 
@@ -198,7 +208,10 @@ class CallHost:
         self.core.barge_in(call_id, heard_text)
 
     async def hangup(self, call_id: str, reason: str = "hangup") -> dict[str, Any]:
+        was_live = call_id in self.core.calls
         record = await self.core.hangup(call_id, reason)
+        if was_live:
+            voxray_metrics.call_completed(str(record.get("schema")), record.get("outcome"), reason)
         self._report()
         return record
 

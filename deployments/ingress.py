@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from ray import serve
 
+from actors import metrics as voxray_metrics
 from actors.host_pool import CallHostPool
 from actors.store import CallStore
 from deployments.api_models import (
@@ -84,11 +85,16 @@ class Ingress:
             async with self._start_lock:
                 if not self._started:
                     await self.pool.start()
+                    try:  # cluster-wide metrics of the deployments (router, STT, TTS, cache)
+                        await voxray_metrics.ensure_poller(self.pool.app_name)
+                    except Exception as exc:
+                        log.warning("metrics poller not started: %s", type(exc).__name__)
                     self._started = True
 
     # ---- calls -----------------------------------------------------------------------------
     @api.post("/calls", status_code=201, response_model=StartCallResponse)
     async def start_call(self, body: StartCallRequest) -> StartCallResponse:
+        t_start = time.perf_counter()
         await self._ready()
         if body.schema_name not in self.registry:
             raise HTTPException(
@@ -99,6 +105,7 @@ class Ingress:
         webhook = str(body.webhook_url) if body.webhook_url else None
         result = await self.pool.start_call(body.schema_name, body.call_data, webhook)
         if result.get("error") == "invalid_call_data":
+            voxray_metrics.error("ingress", "invalid_call_data")
             raise _call_data_error(result["problems"])
         call_id = result["call_id"]
         token = secrets.token_urlsafe(16)
@@ -117,6 +124,8 @@ class Ingress:
                 await self._end(call_id, "dial_failed")
                 raise HTTPException(502, detail=f"could not place the call through Twilio: {exc}") from None
             status = "dialing"
+        elapsed_ms = (time.perf_counter() - t_start) * 1000
+        voxray_metrics.start_call_latency(body.schema_name, elapsed_ms)
         return StartCallResponse(
             call_id=call_id,
             status=status,

@@ -124,7 +124,8 @@ class ProviderLatencyModel(FakeOpenAIServer):
         self._thread = threading.Thread(target=run, name=f"provider-model-{self.config.name}", daemon=True)
         self._thread.start()
         if not ready.wait(10) or failure:
-            raise RuntimeError(f"provider latency model did not start: {failure[0] if failure else 'timeout'}")
+            why = failure[0] if failure else "timeout"
+            raise RuntimeError(f"provider latency model did not start: {why}")
         return self
 
     async def _serve(self) -> web.AppRunner:
