@@ -179,11 +179,56 @@ async def bench_pacing(seconds: float, lead_ms: int = 80) -> dict[str, float]:
     }
 
 
+async def bench_edge_v2v(persona: str) -> tuple[list[float], dict[str, int]]:
+    """SimulatedCaller → websocket → TwilioMediaSession → an agent that answers at once with
+    pre-synthesised audio: the voice-to-voice time the edge alone adds (end-of-turn detection,
+    jitter buffer, pacing), with no STT/LLM/TTS in the loop."""
+    import websockets
+
+    from loadtests.simulated_caller import SimulatedCaller
+
+    reply = PersonaVoice.shared().mulaw("Okay, thank you. Next question.")
+    reasons: dict[str, int] = {}
+
+    async def handler(ws: Any) -> None:
+        count = {"n": 0}
+
+        async def send(msg: dict[str, Any]) -> None:
+            await ws.send(json.dumps(msg))
+
+        async def on_utt(u: Utterance) -> None:
+            reasons[u.end_reason] = reasons.get(u.end_reason, 0) + 1
+            count["n"] += 1
+            await session.play(reply, f"r{count['n']}")
+
+        async def noop() -> None:
+            return None
+
+        session = TwilioMediaSession(send, on_utt, noop, EdgeConfig())
+        greeted = False
+        async for raw in ws:
+            await session.handle_message(raw)
+            if session.started and not greeted:
+                greeted = True
+                await session.play(reply, "greeting")
+        await session.close()
+
+    async with websockets.serve(handler, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        result = await SimulatedCaller(
+            f"ws://127.0.0.1:{port}/twilio/media/b", persona, hang_up_after_s=4
+        ).run()
+    return result.latencies_ms, reasons
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=20.0, help="audio fed through the inbound path")
     ap.add_argument("--decisions", type=int, default=10, help="smart-turn decisions timed")
     ap.add_argument("--pacing-s", type=float, default=5.0, help="real-time playback measured")
+    ap.add_argument(
+        "--v2v", metavar="PERSONA", help="also run a real-time simulated call (e.g. insurance_rep)"
+    )
     args = ap.parse_args()
     logging.disable(logging.WARNING)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -213,6 +258,13 @@ async def main() -> None:
         f"slot deviation p50 {pacing['slot_dev_p50']:.2f} ms p95 {pacing['slot_dev_p95']:.2f} ms; "
         f"span {pacing['span_ms']:.0f} ms"
     )
+    if args.v2v:
+        lat, reasons = await bench_edge_v2v(args.v2v)
+        print(
+            f"edge-only voice-to-voice ({args.v2v}, {len(lat)} turns, instant agent): "
+            f"p50 {pct(lat, 0.5):.0f} ms, p95 {pct(lat, 0.95):.0f} ms, max {max(lat):.0f} ms; "
+            f"end of turn by {reasons}"
+        )
     print(f"load average at end: {os.getloadavg()[0]:.2f}")
 
 

@@ -104,7 +104,10 @@ class EdgeConfig(BaseModel):
         700, ge=64, description="Pause that ends an utterance without a smart-turn 'complete'."
     )
     incomplete_end_silence_ms: int = Field(
-        1500, ge=64, description="Pause that ends an utterance smart turn judged incomplete."
+        1200,
+        ge=64,
+        description="Pause that ends an utterance smart turn judged incomplete (pipecat waits 3 s; "
+        "the model calls some finished Piper lines incomplete, so every false verdict costs this).",
     )
     tail_ms: int = Field(200, ge=0, description="Trailing audio kept after the last speech window.")
     min_utterance_ms: int = Field(150, ge=0, description="Less voiced audio than this is noise: dropped.")
@@ -228,6 +231,9 @@ def parse_twilio_message(raw: str | bytes) -> TwilioMessage:
 # --------------------------------------------------------------------------- results
 
 
+EndReason = Literal["smart_turn", "silence", "max_length", "stream_end"]
+
+
 class Utterance(BaseModel):
     """One caller utterance, cut by VAD + end-of-turn, as the CallActor receives it."""
 
@@ -238,7 +244,7 @@ class Utterance(BaseModel):
     voiced_ms: float = Field(description="Audio the VAD scored as speech.")
     during_playback: bool = Field(description="Agent audio was playing while the caller spoke.")
     barge_in: bool = Field(False, description="This utterance interrupted the agent (clear was sent).")
-    end_reason: Literal["smart_turn", "silence", "max_length", "stream_end"]
+    end_reason: EndReason
     smart_turn_probability: float | None = None
 
 
@@ -472,6 +478,7 @@ class TwilioMediaSession:
             "smart_turn_skipped": 0,
             "dtmf": 0,
             "callback_errors": 0,
+            "errors": 0,
         }
         # inbound timing: stream sample position <-> Twilio timestamp <-> monotonic time
         self._ts_origin: float | None = None  # min(arrival - timestamp) in seconds
@@ -524,6 +531,11 @@ class TwilioMediaSession:
             self.stats["malformed"] += 1
             logger.warning(
                 "call %s: ignored bad %s message (%s)", self.call_id, msg.event, type(exc).__name__
+            )
+        except Exception as exc:  # a bug or model failure must not take the call down
+            self.stats["errors"] += 1
+            logger.error(
+                "call %s: error handling %s message (%s)", self.call_id, msg.event, type(exc).__name__
             )
 
     async def _dispatch(self, msg: TwilioMessage) -> None:
@@ -711,7 +723,7 @@ class TwilioMediaSession:
         self._turn_tasks.add(task)
         task.add_done_callback(self._turn_tasks.discard)
 
-    def _end_speech(self, reason: str) -> None:
+    def _end_speech(self, reason: EndReason) -> None:
         sp = self._speech
         self._speech = None
         self._pause_seq += 1
@@ -732,7 +744,7 @@ class TwilioMediaSession:
             voiced_ms=sp.voiced_ms,
             during_playback=sp.during_playback,
             barge_in=sp.barge_in,
-            end_reason=reason,  # type: ignore[arg-type]
+            end_reason=reason,
             smart_turn_probability=sp.turn_verdict,
         )
         self.stats["utterances"] += 1
@@ -963,8 +975,8 @@ class TwilioMediaSession:
                 if not fut.done():
                     fut.set_result(False)
         self._waiters.clear()
-        for task in list(self._turn_tasks):
-            task.cancel()
+        for turn_task in list(self._turn_tasks):
+            turn_task.cancel()
         if self._dispatcher is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._events.join(), drain_timeout)

@@ -164,6 +164,6 @@ async def place_outbound_call_async(
             **_create_kwargs(settings, to, from_, twiml_url, status_callback)
         )
     finally:
-        await client.http_client.close()  # type: ignore[attr-defined]
+        await client.http_client.close()
     logger.info("outbound call placed: sid=%s", call.sid)
     return str(call.sid)

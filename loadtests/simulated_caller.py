@@ -456,7 +456,7 @@ class SimulatedCaller:
         deadline = time.monotonic() + timeout
         while not predicate():
             if self.result.closed_by_server or time.monotonic() >= deadline:
-                return predicate()
+                return bool(predicate())
             self._listener.changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._listener.changed.wait(), 0.02)
