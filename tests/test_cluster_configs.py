@@ -1,0 +1,167 @@
+"""Cluster configs against Ray's own schemas; the Grafana dashboard against the code's metrics.
+
+- ``ray-cluster.yaml`` and ``cluster/local-cluster.yaml`` validate against the autoscaler's
+  ``ray/autoscaler/ray-schema.json`` (the schema ``ray up`` itself validates with);
+- ``cluster/serve_config.yaml`` parses with Serve's ``ServeDeploySchema`` and names only
+  deployments that ``serve_app.build_app()`` really builds;
+- ``cluster/grafana/voxray.json`` is a valid dashboard whose every queried series and label is
+  defined in ``actors/metrics.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import ray
+import yaml
+
+from actors.metrics import BY_NAME, METRICS
+
+ROOT = Path(__file__).resolve().parent.parent
+RAY_SCHEMA = Path(ray.__file__).parent / "autoscaler" / "ray-schema.json"
+
+
+def _yaml(path: Path) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+@pytest.fixture(scope="module")
+def ray_schema() -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads(RAY_SCHEMA.read_text())
+    return schema
+
+
+@pytest.mark.parametrize("path", ["ray-cluster.yaml", "cluster/local-cluster.yaml"])
+def test_cluster_yaml_validates_against_rays_schema(path: str, ray_schema: dict[str, Any]) -> None:
+    config = _yaml(ROOT / path)
+    jsonschema.Draft7Validator(ray_schema).validate(config)
+    assert config["head_node_type"] in config["available_node_types"]
+
+
+def test_schema_rejects_a_broken_config(ray_schema: dict[str, Any]) -> None:
+    """The validation above has teeth: a wrong type and an unknown key are refused."""
+    config = _yaml(ROOT / "ray-cluster.yaml")
+    config["max_workers"] = "lots"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(config, ray_schema)
+    config = _yaml(ROOT / "ray-cluster.yaml")
+    config["no_such_field"] = 1
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(config, ray_schema)
+
+
+def test_aws_cluster_has_cpu_and_gpu_workers_and_deploys_serve() -> None:
+    config = _yaml(ROOT / "ray-cluster.yaml")
+    types = config["available_node_types"]
+    assert any("gpu" in name for name in types) and any("cpu" in name for name in types)
+    for name, node in types.items():
+        if name != config["head_node_type"]:
+            assert node["min_workers"] <= node["max_workers"]
+    assert any("serve deploy" in cmd for cmd in config["head_start_ray_commands"])
+
+
+def test_local_cluster_uses_fake_multinode_with_fake_gpus() -> None:
+    config = _yaml(ROOT / "cluster/local-cluster.yaml")
+    assert config["provider"]["type"] == "fake_multinode"
+    assert config["head_node_type"] == "ray.head.default"  # the fake provider's fixed head type
+    gpus = [t for t in config["available_node_types"].values() if t["resources"].get("GPU", 0) > 0]
+    assert gpus and all(t["max_workers"] >= 1 for t in gpus)
+
+
+def test_serve_config_parses_and_names_real_deployments() -> None:
+    from ray.serve._private.build_app import build_app as build_serve_app
+    from ray.serve.schema import ServeDeploySchema
+
+    config = ServeDeploySchema.model_validate(_yaml(ROOT / "cluster/serve_config.yaml"))
+    import serve_app
+
+    built = build_serve_app(serve_app.build_app(), name="voxray")
+    real = {d.name for d in built.deployments}
+    for app in config.applications:
+        assert app.import_path in ("serve_app:app", "serve_app:build_app")
+        named = {d.name for d in app.deployments}
+        assert named, "the serve config tunes no deployment"
+        assert named <= real, (
+            f"serve_config.yaml names deployments that serve_app does not build: {named - real}"
+        )
+
+
+# ------------------------------------------------------------------------------------ grafana
+DASHBOARD = ROOT / "cluster/grafana/voxray.json"
+SERIES = re.compile(r"\bray_(voxray_[a-z0-9_]+)")
+SELECTOR = re.compile(r"ray_voxray_[a-z0-9_]+\{([^}]*)\}")
+BY_CLAUSE = re.compile(r"\b(?:by|ignoring|without|on)\s*\(([^)]*)\)")
+
+
+def _exprs() -> list[str]:
+    dash = json.loads(DASHBOARD.read_text())
+    exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
+    return exprs
+
+
+def _metric_of(series: str) -> tuple[str, str]:
+    """``voxray_x_total`` → (``voxray_x``, counter) etc., as Ray's Prometheus export names them."""
+    for suffix, kind in (
+        ("_total", "counter"),
+        ("_bucket", "histogram"),
+        ("_sum", "histogram"),
+        ("_count", "histogram"),
+    ):
+        if series.endswith(suffix) and series.removesuffix(suffix) in BY_NAME:
+            return series.removesuffix(suffix), kind
+    return series, "gauge"
+
+
+def test_dashboard_is_valid_grafana_json() -> None:
+    dash = json.loads(DASHBOARD.read_text())
+    assert dash["title"] and dash["uid"] and isinstance(dash["schemaVersion"], int)
+    ids = [p["id"] for p in dash["panels"]]
+    assert len(ids) == len(set(ids))
+    for p in dash["panels"]:
+        assert {"type", "title", "gridPos", "targets"} <= set(p)
+        assert p["targets"] and all(t["expr"].strip() for t in p["targets"])
+        assert p["gridPos"]["x"] + p["gridPos"]["w"] <= 24
+    titles = " ".join(p["title"].lower() for p in dash["panels"])
+    for needed in ("voice-to-voice", "active calls", "error rate", "cache hit rate", "win rate"):
+        assert needed in titles
+
+
+def test_every_queried_metric_is_defined_in_code() -> None:
+    seen = set()
+    for expr in _exprs():
+        assert expr.count("(") == expr.count(")"), expr
+        for series in SERIES.findall(expr):
+            name, kind = _metric_of(series)
+            assert name in BY_NAME, f"dashboard queries {series!r}, which actors/metrics.py does not define"
+            assert BY_NAME[name].kind == kind, (
+                f"{series!r}: exported as a {kind}, defined as {BY_NAME[name].kind}"
+            )
+            seen.add(name)
+    # the dashboard covers the headline metrics
+    assert {
+        "voxray_turn_latency_ms",
+        "voxray_calls_active",
+        "voxray_errors",
+        "voxray_cache_hits",
+        "voxray_router_wins",
+    } <= seen
+
+
+def test_every_queried_label_exists_on_its_metric() -> None:
+    all_tags = {t for m in METRICS for t in m.tags} | {"le"}
+    for expr in _exprs():
+        for match in SELECTOR.finditer(expr):
+            name, _ = _metric_of(match.group(0).split("{")[0].removeprefix("ray_"))
+            for part in filter(None, (s.strip() for s in match.group(1).split(","))):
+                label = re.split(r"[=!~]", part)[0].strip()
+                assert label in BY_NAME[name].tags, f"{name} has no label {label!r}"
+        for clause in BY_CLAUSE.findall(expr):
+            for label in filter(None, (s.strip() for s in clause.split(","))):
+                assert label in all_tags, f"grouping by unknown label {label!r} in {expr}"
