@@ -298,6 +298,7 @@ class SimulatedCaller:
         self._listener = _Listener()
         self._ws: Any = None
         self._closed = asyncio.Event()
+        self._media_task: asyncio.Task[None] | None = None
 
     # -- wire --------------------------------------------------------------
 
@@ -334,40 +335,54 @@ class SimulatedCaller:
         pos = 0
         fut: asyncio.Future[tuple[float, float]] | None = None
         started = 0.0
-        while not self._closed.is_set():
-            if pos >= len(current) and not self._speech.empty():
-                current, fut = self._speech.get_nowait()
-                pos = 0
-                started = 0.0
-            if pos < len(current):
-                frame = current[pos]
-                pos += 1
-            else:
-                frame = SILENCE_FRAME
-            self._chunk += 1
+        try:
+            while not self._closed.is_set():
+                if pos >= len(current) and not self._speech.empty():
+                    current, fut = self._speech.get_nowait()
+                    pos = 0
+                    started = 0.0
+                if pos < len(current):
+                    frame = current[pos]
+                    pos += 1
+                else:
+                    frame = SILENCE_FRAME
+                self._chunk += 1
+                if fut is not None and pos == 1 and started == 0.0:
+                    started = time.monotonic()
+                await self._send(
+                    {
+                        "event": "media",
+                        "sequenceNumber": self._next_seq(),
+                        "media": {
+                            "track": "inbound",
+                            "chunk": str(self._chunk),
+                            "timestamp": str((self._chunk - 1) * 20),
+                            "payload": base64.b64encode(frame).decode("ascii"),
+                        },
+                        "streamSid": self.stream_sid,
+                    }
+                )
+                self.result.frames_sent += 1
+                if fut is not None and pos >= len(current) and not fut.done():
+                    fut.set_result((started, time.monotonic()))
+                    fut = None
+                delay = t0 + self._chunk * FRAME_S - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+        except Exception as exc:  # the socket closed under us: the call is over
+            if not self._closed.is_set():
+                self.result.closed_by_server = True
+                self.result.errors.append(f"send: {type(exc).__name__}")
+        finally:
+            # nobody may wait forever for a line that will never finish
             now = time.monotonic()
-            if fut is not None and pos == 1 and started == 0.0:
-                started = now
-            await self._send(
-                {
-                    "event": "media",
-                    "sequenceNumber": self._next_seq(),
-                    "media": {
-                        "track": "inbound",
-                        "chunk": str(self._chunk),
-                        "timestamp": str((self._chunk - 1) * 20),
-                        "payload": base64.b64encode(frame).decode("ascii"),
-                    },
-                    "streamSid": self.stream_sid,
-                }
-            )
-            self.result.frames_sent += 1
-            if fut is not None and pos >= len(current) and not fut.done():
-                fut.set_result((started, time.monotonic()))
-                fut = None
-            delay = t0 + self._chunk * FRAME_S - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            pending = [fut] if fut is not None else []
+            while not self._speech.empty():
+                pending.append(self._speech.get_nowait()[1])
+            for f in pending:
+                if not f.done():
+                    f.set_result((started or now, now))
+            self._listener.changed.set()
 
     async def _receive_loop(self) -> None:
         lst = self._listener
@@ -437,10 +452,19 @@ class SimulatedCaller:
     # -- behaviour -----------------------------------------------------------
 
     async def _say(self, text: str) -> tuple[float, float]:
+        """Queue ``text``; returns (first frame sent, last frame sent) monotonic times."""
         mulaw = await asyncio.to_thread(self.voice.mulaw, text)
         fut: asyncio.Future[tuple[float, float]] = asyncio.get_running_loop().create_future()
+        if self.result.closed_by_server:
+            now = time.monotonic()
+            return now, now
         await self._speech.put((frames_of(mulaw), fut))
-        return await fut
+        while not fut.done():
+            if self._media_task is not None and self._media_task.done():  # socket gone
+                now = time.monotonic()
+                return now, now
+            await asyncio.wait({fut}, timeout=0.1)
+        return fut.result()
 
     def _agent_idle(self) -> bool:
         lst = self._listener
@@ -517,8 +541,9 @@ class SimulatedCaller:
         ) as ws:
             self._ws = ws
             await self._send_start()
+            self._media_task = asyncio.create_task(self._media_loop())
             tasks = [
-                asyncio.create_task(self._media_loop()),
+                self._media_task,
                 asyncio.create_task(self._receive_loop()),
                 asyncio.create_task(self._mark_loop()),
             ]

@@ -510,3 +510,38 @@ async def test_simulated_caller_against_the_edge(voice: PersonaVoice) -> None:
     flagged = [u for u in utterances if u.during_playback and not u.barge_in]
     assert len(utterances) == 4 and len(flagged) == 1
     assert session.stats["malformed"] == 0
+
+
+async def test_simulated_caller_handles_server_hang_up(voice: PersonaVoice) -> None:
+    """The agent says goodbye and closes the socket mid-call: the caller returns, no hang."""
+    websockets = pytest.importorskip("websockets")
+    goodbye = voice.mulaw("Thanks, goodbye.")
+
+    async def handler(ws: Any) -> None:
+        async def send(msg: dict[str, Any]) -> None:
+            await ws.send(json.dumps(msg))
+
+        async def on_utterance(u: Utterance) -> None:
+            await session.play(goodbye, "bye")
+            await session.wait_played("bye", 10.0)
+            await ws.close()
+
+        async def on_barge_in() -> None:
+            return None
+
+        session = TwilioMediaSession(send, on_utterance, on_barge_in, EdgeConfig(smart_turn=False))
+        async for raw in ws:
+            await session.handle_message(raw)
+        await session.close()
+
+    persona = Persona(
+        name="hang_up",
+        speaks_first=True,
+        turns=[PersonaTurn(say="Hello?"), PersonaTurn(say="Are you there?")],
+    )
+    async with websockets.serve(handler, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        result = await asyncio.wait_for(SimulatedCaller(f"ws://127.0.0.1:{port}/m/x", persona).run(), 60)
+    assert result.closed_by_server
+    assert result.marks_echoed == ["bye"]
+    assert result.turns[0].agent_audio_ms > 500 and result.turns[0].voice_to_voice_ms is not None
