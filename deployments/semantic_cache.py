@@ -147,6 +147,7 @@ class SemanticCache:
         self._listener: asyncio.Task[None] | None = None
         self._started = False
         self._start_lock = asyncio.Lock()
+        self._subscribed = asyncio.Event()
 
     # ------------------------------------------------------------------ keys
     def _k(self, *parts: str) -> str:
@@ -162,9 +163,14 @@ class SemanticCache:
             if self._started:
                 return
             self._started = True
-            await self.rebuild()
             if self._subscribe and self._redis is not None:
+                # Subscribe before rebuilding so no insert falls between the two.
                 self._listener = asyncio.create_task(self._listen(), name="semantic-cache-pubsub")
+                try:
+                    await asyncio.wait_for(self._subscribed.wait(), 1.0)
+                except TimeoutError:
+                    log.warning("semantic cache: pub/sub not subscribed yet; relying on rebuild")
+            await self.rebuild()
 
     async def rebuild(self) -> int:
         """Load every live entry of every scope from Redis into fresh FAISS indexes."""
@@ -208,24 +214,32 @@ class SemanticCache:
         return loaded
 
     async def _listen(self) -> None:
+        first = True
         while True:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel)
+                self._subscribed.set()
+                if not first:
+                    await self.rebuild()  # messages may have been lost while disconnected
+                first = False
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
-                        await self._apply_event(json.loads(message["data"]))
+                        try:
+                            await self._apply_event(json.loads(message["data"]))
+                        except (ValueError, KeyError, TypeError) as exc:
+                            log.warning("semantic cache: bad pub/sub event ignored (%s)", type(exc).__name__)
             except asyncio.CancelledError:
                 await pubsub.aclose()
                 raise
             except REDIS_ERRORS:
                 self.counters.redis_errors += 1
+                first = False
             try:
                 await pubsub.aclose()
             except REDIS_ERRORS:
                 pass
             await asyncio.sleep(1.0)
-            await self.rebuild()  # messages may have been lost while disconnected
 
     async def _apply_event(self, event: dict[str, Any]) -> None:
         if event.get("origin") == self.replica_id:

@@ -101,12 +101,62 @@ def text_hash(text: str) -> str:
 # the same numbers as the stored utterance. Cheap, and they remove the classic false hits.
 
 _NEGATIONS = frozenset(
-    ["not", "no", "never", "nobody", "nothing", "nowhere", "neither", "nor", "none", "cannot", "dont", "doesnt", "didnt", "isnt", "arent", "wasnt", "werent", "wont", "wouldnt", "cant", "couldnt", "shouldnt", "havent", "hasnt", "hadnt", "nope", "nah"]
+    [
+        "not",
+        "no",
+        "never",
+        "nobody",
+        "nothing",
+        "nowhere",
+        "neither",
+        "nor",
+        "none",
+        "cannot",
+        "dont",
+        "doesnt",
+        "didnt",
+        "isnt",
+        "arent",
+        "wasnt",
+        "werent",
+        "wont",
+        "wouldnt",
+        "cant",
+        "couldnt",
+        "shouldnt",
+        "havent",
+        "hasnt",
+        "hadnt",
+        "nope",
+        "nah",
+    ]
 )
 _NUMBER_WORDS = {
     w: str(i)
     for i, w in enumerate(
-        ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty"]
+        [
+            "zero",
+            "one",
+            "two",
+            "three",
+            "four",
+            "five",
+            "six",
+            "seven",
+            "eight",
+            "nine",
+            "ten",
+            "eleven",
+            "twelve",
+            "thirteen",
+            "fourteen",
+            "fifteen",
+            "sixteen",
+            "seventeen",
+            "eighteen",
+            "nineteen",
+            "twenty",
+        ]
     )
 }
 _NUMBER_WORDS.update({"thirty": "30", "forty": "40", "fifty": "50", "hundred": "100", "thousand": "1000"})
@@ -135,7 +185,14 @@ _PERSON = {
 def guard_signature(text: str) -> str:
     """Polarity, numbers, grammatical person and critical words (days, times, channels,
     qualifiers) of an utterance; a semantic hit requires equal signatures."""
-    tokens = normalise_text(text).replace("'", "").split()
+    tokens: list[str] = []
+    for tok in normalise_text(text).split():
+        if tok.endswith("n't"):  # can't → ca + not, won't → wo + not
+            tokens += [tok[:-3], "not"]
+        elif "'" in tok:  # what's → what, we'll → we, i'm → i
+            tokens.append(tok.split("'", 1)[0])
+        else:
+            tokens.append(tok)
     negated = sum(t in _NEGATIONS for t in tokens) % 2
     numbers = sorted(_NUMBER_WORDS.get(t, t) for t in tokens if t.isdigit() or t in _NUMBER_WORDS)
     critical: set[str] = set()
