@@ -25,6 +25,10 @@ Cutting utterances (all knobs in ``EdgeConfig``):
 - utterances with less than ``min_utterance_ms`` of voiced audio are dropped as noise;
   ``max_utterance_s`` cuts a monologue.
 
+Callbacks: ``on_utterance``/``on_start``/``on_stop``/``on_dtmf`` run in order on one task (a
+slow consumer never stalls frame handling, but delays the next callback); ``on_barge_in`` runs
+at once on its own task, after ``clear`` went out, so the in-flight reply can be cancelled.
+
 Barge-in: while agent audio is playing (queued, or sent and its mark not yet echoed), caller
 speech with ``min_barge_in_ms`` of voiced audio sends Twilio ``clear``, drops queued audio and
 calls ``on_barge_in``. A shorter sound ("mhm", a cough) never interrupts; its utterance still
@@ -505,7 +509,7 @@ class TwilioMediaSession:
         # callbacks run in order on one task so a slow consumer never stalls frame handling
         self._events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self._dispatcher: asyncio.Task[None] | None = None
-        self._turn_tasks: set[asyncio.Task[None]] = set()
+        self._side_tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ inbound
 
@@ -720,8 +724,8 @@ class TwilioMediaSession:
                 self._end_speech("smart_turn")
 
         task = asyncio.get_running_loop().create_task(decide())
-        self._turn_tasks.add(task)
-        task.add_done_callback(self._turn_tasks.discard)
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
 
     def _end_speech(self, reason: EndReason) -> None:
         sp = self._speech
@@ -754,7 +758,17 @@ class TwilioMediaSession:
         sp.barge_in = True
         self.stats["barge_ins"] += 1
         await self.clear()
-        self._emit("barge_in", None)
+        # Not queued behind a slow on_utterance: the in-flight reply must be cancelled now.
+        task = asyncio.get_running_loop().create_task(self._run_barge_in_callback())
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
+
+    async def _run_barge_in_callback(self) -> None:
+        try:
+            await self._on_barge_in()
+        except Exception:
+            self.stats["callback_errors"] += 1
+            logger.exception("call %s: barge_in callback failed", self.call_id)
 
     def _sync_jitter_stats(self) -> None:
         js = self._jitter.stats
@@ -768,16 +782,16 @@ class TwilioMediaSession:
         wait until every callback for it has run."""
         await self._process_frames(self._jitter.flush())
         if self._speech is not None:
-            if self._turn_tasks:
-                await asyncio.gather(*list(self._turn_tasks), return_exceptions=True)
+            if self._side_tasks:
+                await asyncio.gather(*list(self._side_tasks), return_exceptions=True)
             if self._speech is not None:
                 self._end_speech("stream_end")
         await self.drain()
 
     async def drain(self) -> None:
         """Wait until pending smart-turn decisions and queued callbacks have run."""
-        while self._turn_tasks:
-            await asyncio.gather(*list(self._turn_tasks), return_exceptions=True)
+        while self._side_tasks:
+            await asyncio.gather(*list(self._side_tasks), return_exceptions=True)
         if self._dispatcher is not None and not self._dispatcher.done():
             await self._events.join()
 
@@ -801,8 +815,6 @@ class TwilioMediaSession:
             try:
                 if kind == "utterance":
                     await self._on_utterance(value)
-                elif kind == "barge_in":
-                    await self._on_barge_in()
                 elif kind == "start" and self._on_start is not None:
                     await self._on_start(value)
                 elif kind == "stop" and self._on_stop is not None:
@@ -975,7 +987,7 @@ class TwilioMediaSession:
                 if not fut.done():
                     fut.set_result(False)
         self._waiters.clear()
-        for turn_task in list(self._turn_tasks):
+        for turn_task in list(self._side_tasks):
             turn_task.cancel()
         if self._dispatcher is not None:
             with contextlib.suppress(TimeoutError):
