@@ -160,6 +160,28 @@ async def test_one_utterance_per_spoken_line(voice: PersonaVoice) -> None:
     await h.session.close()
 
 
+async def test_utterances_keep_every_word(voice: PersonaVoice) -> None:
+    """The cut neither clips onsets nor tails: Whisper (tiny.en, the STT default) hears each
+    line's first and last words in its utterance."""
+    faster_whisper = pytest.importorskip("faster_whisper")
+    from deployments.model_paths import whisper_model_dir
+
+    h = Harness(EdgeConfig(smart_turn=False), Clock())
+    await h.start()
+    await h.feed(speech_frames(voice, LINES))
+    await h.session.flush()
+    await h.session.close()
+    model = faster_whisper.WhisperModel(whisper_model_dir(), device="cpu", compute_type="int8", cpu_threads=1)
+    expected = [("thanks", ("dana",)), ("member", ("time",)), ("reference", ("four", "734"))]
+    assert len(h.utterances) == len(expected)
+    for u, (first, last) in zip(h.utterances, expected, strict=True):
+        audio = np.frombuffer(u.pcm16_16k, dtype="<i2").astype(np.float32) / 32768.0
+        segments, _ = model.transcribe(audio, language="en", beam_size=1, vad_filter=False)
+        text = " ".join(seg.text for seg in segments).lower()
+        print("heard:", text)
+        assert first in text and any(w in text for w in last), text
+
+
 async def test_smart_turn_ends_the_turn_before_the_silence_timeout(voice: PersonaVoice) -> None:
     h = Harness(EdgeConfig(smart_turn=True), Clock())
     await h.start()
