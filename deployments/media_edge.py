@@ -558,7 +558,8 @@ class TwilioMediaSession:
                 self._emit("start", self.stream)
         elif isinstance(msg, StopMessage):
             self.stopped = True
-            await self.flush()
+            # not waiting for callbacks: one may be waiting on a mark that will never come
+            await self.flush(wait_callbacks=False)
             if self._on_stop is not None:
                 self._emit("stop", None)
         elif isinstance(msg, DtmfMessage):
@@ -777,16 +778,17 @@ class TwilioMediaSession:
         self.stats["concealed_frames"] = js.concealed
         self.stats["lost_frames"] = js.lost
 
-    async def flush(self) -> None:
-        """End of input: play out the jitter buffer, finish the utterance in progress and
-        wait until every callback for it has run."""
+    async def flush(self, wait_callbacks: bool = True) -> None:
+        """End of input: play out the jitter buffer and finish the utterance in progress;
+        with ``wait_callbacks`` also wait until every queued callback has run."""
         await self._process_frames(self._jitter.flush())
         if self._speech is not None:
             if self._side_tasks:
                 await asyncio.gather(*list(self._side_tasks), return_exceptions=True)
             if self._speech is not None:
                 self._end_speech("stream_end")
-        await self.drain()
+        if wait_callbacks:
+            await self.drain()
 
     async def drain(self) -> None:
         """Wait until pending smart-turn decisions and queued callbacks have run."""

@@ -296,6 +296,25 @@ async def test_long_monologue_is_cut_and_dtmf_reported(voice: PersonaVoice) -> N
     await h.session.close()
 
 
+async def test_stop_finishes_the_utterance_in_progress(voice: PersonaVoice) -> None:
+    stopped: list[bool] = []
+    h = Harness(EdgeConfig(smart_turn=False), Clock())
+
+    async def on_stop() -> None:
+        stopped.append(True)
+
+    h.session._on_stop = on_stop
+    await h.start()
+    await h.feed(silence(0.3) + frames_of(voice.mulaw(LINES[1])))  # hangs up mid-turn
+    assert h.utterances == []
+    await h.session.handle_message(json.dumps({"event": "stop", "streamSid": "MZtest", "stop": {}}))
+    await h.session.drain()
+    assert h.session.stopped and stopped == [True]
+    [u] = h.utterances
+    assert u.end_reason == "stream_end" and u.duration_s > 1.5
+    await h.session.close()
+
+
 async def test_unechoed_mark_stops_counting_as_playback_after_grace() -> None:
     h = Harness(EdgeConfig(mark_grace_ms=100))
     await h.start()
