@@ -33,16 +33,23 @@ def behaviour_from(model: LatencyModel) -> Any:
 
 
 async def run(requests: int, concurrency: int) -> None:
-    oai = FakeOpenAIServer(behaviour_from(LatencyModel(0.120, sigma=0.2, tail_prob=0.05, tail_factor=4, rng_seed=1)))
-    ant = FakeAnthropicServer(behaviour_from(LatencyModel(0.140, sigma=0.2, tail_prob=0.05, tail_factor=4, rng_seed=2)))
+    oai = FakeOpenAIServer(
+        behaviour_from(LatencyModel(0.120, sigma=0.2, tail_prob=0.05, tail_factor=4, rng_seed=1))
+    )
+    ant = FakeAnthropicServer(
+        behaviour_from(LatencyModel(0.140, sigma=0.2, tail_prob=0.05, tail_factor=4, rng_seed=2))
+    )
     oai.start()
     ant.start()
     configs = [
         ProviderConfig(name="openai", kind="openai", model="sim-a", base_url=oai.base_url, api_key="k"),
         ProviderConfig(name="anthropic", kind="anthropic", model="sim-b", base_url=ant.base_url, api_key="k"),
     ]
-    opts = RouterOptions(settings=RouterSettings(first_token_timeout_s=10, total_timeout_s=20, max_retries=0),
-                         hedge_percentile=90, hedge_min_samples=20)
+    opts = RouterOptions(
+        settings=RouterSettings(first_token_timeout_s=10, total_timeout_s=20, max_retries=0),
+        hedge_percentile=90,
+        hedge_min_samples=20,
+    )
     router = LLMRouter([build_provider(c) for c in configs], opts)
     arms: dict[str, dict[str, Any]] = {
         "single:openai": {"policy": "single", "providers": ["openai"]},
@@ -73,21 +80,27 @@ async def run(requests: int, concurrency: int) -> None:
         sent[k] = 0
     await asyncio.gather(*(one(arm) for _ in range(requests) for arm in arms))
 
-    print(f"\nrequests per arm: {requests}, concurrency {concurrency}; simulated TTFT medians 120/140 ms, "
-          "5% tail x2-6")
+    print(
+        f"\nrequests per arm: {requests}, concurrency {concurrency}; simulated TTFT medians 120/140 ms, "
+        "5% tail x2-6"
+    )
     print(f"{'arm':18} {'p50':>8} {'p95':>8} {'p99':>8} {'mean':>8} {'requests sent':>14}")
     for arm in arms:
         v = ttft[arm]
-        print(f"{arm:18} {percentile(v, 50):8.1f} {percentile(v, 95):8.1f} {percentile(v, 99):8.1f} "
-              f"{statistics.mean(v):8.1f} {sent[arm] / len(v):13.2f}x")
+        print(
+            f"{arm:18} {percentile(v, 50):8.1f} {percentile(v, 95):8.1f} {percentile(v, 99):8.1f} "
+            f"{statistics.mean(v):8.1f} {sent[arm] / len(v):13.2f}x"
+        )
     best = min(("single:openai", "single:anthropic"), key=lambda a: percentile(ttft[a], 95) or 0.0)
     for arm in ("race", "hedge(p90)"):
         p95_cut = 1 - (percentile(ttft[arm], 95) or 0) / (percentile(ttft[best], 95) or 1)
         p99_cut = 1 - (percentile(ttft[arm], 99) or 0) / (percentile(ttft[best], 99) or 1)
         print(f"{arm} vs best single ({best}): p95 {p95_cut:+.0%} lower, p99 {p99_cut:+.0%} lower")
     all_overhead = [x for arm in arms for x in overhead[arm]]
-    print(f"router overhead over the winner's own TTFT (in-process): p50 {percentile(all_overhead, 50):.2f} ms, "
-          f"p95 {percentile(all_overhead, 95):.2f} ms, p99 {percentile(all_overhead, 99):.2f} ms")
+    print(
+        f"router overhead over winner TTFT (in-process): p50 {percentile(all_overhead, 50):.2f} ms, "
+        f"p95 {percentile(all_overhead, 95):.2f} ms, p99 {percentile(all_overhead, 99):.2f} ms"
+    )
     await router.aclose()
     oai.stop()
     ant.stop()

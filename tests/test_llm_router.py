@@ -97,8 +97,10 @@ async def collect(router: LLMRouter, request: LLMRequest) -> list[dict[str, Any]
 async def test_race_picks_fastest_and_loser_is_disconnected(
     oai: FakeOpenAIServer, ant: FakeAnthropicServer
 ) -> None:
-    oai.reset(Behaviour(ttft_s=0.6, text="slow reply"))
-    ant.reset(Behaviour(ttft_s=0.03, text="Fast reply from the winner."))
+    # The winner's TTFT leaves the loser's request time to reach its server, so the test sees it
+    # arrive and then sees the router hang up on it.
+    oai.reset(Behaviour(ttft_s=1.2, text="slow reply"))
+    ant.reset(Behaviour(ttft_s=0.25, text="Fast reply from the winner."))
     router = make_router(oai, ant)
     events = await collect(router, req(policy="race"))
     parsed = [parse_event(e) for e in events]
@@ -321,7 +323,7 @@ async def test_router_deployment_streams_through_serve_handle(
     ant.reset(Behaviour(ttft_s=0.5))
     request = req(policy="race", call_id="c-1").model_dump()
     events = [e async for e in router_handle.options(stream=True).stream.remote(request)]
-    assert [e["type"] for e in events][0] == "route"
+    assert events[0]["type"] == "route"
     assert events[-1]["type"] == "done" and events[-1]["provider"] == "openai"
     assert "".join(e["text"] for e in events if e["type"] == "token") == "From the simulated OpenAI server."
     assert ant.wait_for(lambda: bool(ant.records) and ant.records[0].disconnected, 3.0)

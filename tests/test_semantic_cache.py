@@ -27,7 +27,9 @@ def vec(embedder: Embedder, text: str) -> np.ndarray:
     return embedder.encode([text])[0]
 
 
-def scope(state: str = "ask_member_id", version: str = "1", schema: str = "prior_auth", **slots: Any) -> CacheScope:
+def scope(
+    state: str = "ask_member_id", version: str = "1", schema: str = "prior_auth", **slots: Any
+) -> CacheScope:
     return CacheScope.for_call(schema, version, state, slots, sorted(slots))
 
 
@@ -45,18 +47,22 @@ def test_normalisation_and_guards() -> None:
     assert guard_signature("I can make Tuesday") != guard_signature("I can't make Tuesday")
     assert guard_signature("about 50 employees") == guard_signature("about fifty employees")
     assert guard_signature("next week") != guard_signature("this week")
-    assert guard_signature("Could you repeat the member ID?") == guard_signature("Can you repeat the member ID?")
+    assert guard_signature("Could you repeat the member ID?") == guard_signature(
+        "Can you repeat the member ID?"
+    )
 
 
 def test_template_refusals() -> None:
     assert template_refusal("Thanks {patient_name}, one moment.", {"patient_name": "Ada Lovelace"}) is None
-    assert "call field" in (template_refusal("Thanks Ada Lovelace, one moment.", {"patient_name": "Ada Lovelace"}) or "")
+    assert "call field" in (
+        template_refusal("Thanks Ada Lovelace, one moment.", {"patient_name": "Ada Lovelace"}) or ""
+    )
     assert "digit run" in (template_refusal("Your reference is 48213.") or "")
     assert "date" in (template_refusal("We'll call back on 3/14.") or "")
     assert "not call data" in (template_refusal("Hi {ssn}", allowed_fields=["patient_name"]) or "")
     assert "bare field" in (template_refusal("Hi {name!r}") or "")
     assert render_template("Thanks {n}.", {"n": "Sam"}) == "Thanks Sam."
-    with pytest.raises(KeyError, match="missing|needs"):
+    with pytest.raises(KeyError, match=r"needs"):
         render_template("Thanks {n}.", {})
 
 
@@ -128,7 +134,9 @@ async def test_refuses_call_specific_templates(redis_url: str, key_prefix: str, 
 
 
 @pytest.mark.asyncio
-async def test_ttl_is_absolute_hits_do_not_extend_it(redis_url: str, key_prefix: str, embedder: Embedder) -> None:
+async def test_ttl_is_absolute_hits_do_not_extend_it(
+    redis_url: str, key_prefix: str, embedder: Embedder
+) -> None:
     import redis as sync_redis
 
     cache = await new_cache(redis_url, key_prefix, embedder.dim, ttl_s=2)
@@ -141,12 +149,19 @@ async def test_ttl_is_absolute_hits_do_not_extend_it(redis_url: str, key_prefix:
     for _ in range(5):
         await asyncio.sleep(0.2)
         assert await cache.lookup(s, text, v) is not None
-        assert await cache.lookup(s, "How do you spell that last name?", vec(embedder, "How do you spell that last name?"))
+        assert await cache.lookup(
+            s, "How do you spell that last name?", vec(embedder, "How do you spell that last name?")
+        )
     ttl_after = client.pttl(f"{key_prefix}e:{entry}")
     assert ttl_after <= ttl_before - 900  # a second of hits did not refresh it
     await asyncio.sleep(ttl_after / 1000 + 0.2)
     assert await cache.lookup(s, text, v) is None
-    assert await cache.lookup(s, "How do you spell that last name?", vec(embedder, "How do you spell that last name?")) is None
+    assert (
+        await cache.lookup(
+            s, "How do you spell that last name?", vec(embedder, "How do you spell that last name?")
+        )
+        is None
+    )
     client.close()
     await cache.aclose()
 
@@ -163,7 +178,10 @@ async def test_invalidation_explicit_and_on_version_change(
     await cache.store(v1, text, "Our fax number is {fax_spoken}.", v)
     await cache.store(scope(state="fax", version="1", schema="sales_qualification"), text, "Fax {fax}.", v)
     await asyncio.sleep(0.1)
-    assert await other.lookup(v1, "What's your fax number?", vec(embedder, "What's your fax number?")) is not None
+    assert (
+        await other.lookup(v1, "What's your fax number?", vec(embedder, "What's your fax number?"))
+        is not None
+    )
     # Version 2 of prior_auth appears: every version-1 entry of that schema goes, on all replicas.
     v2 = scope(state="fax", version="2")
     await cache.store(v2, text, "Please send it to {fax_spoken}.", v)
@@ -171,7 +189,9 @@ async def test_invalidation_explicit_and_on_version_change(
     assert await other.lookup(v1, text, v) is None
     assert await other.lookup(v1, "What's your fax number?", vec(embedder, "What's your fax number?")) is None
     assert await other.lookup(v2, text, v) is not None
-    assert await other.lookup(scope(state="fax", version="1", schema="sales_qualification"), text, v) is not None
+    assert (
+        await other.lookup(scope(state="fax", version="1", schema="sales_qualification"), text, v) is not None
+    )
     assert await cache.invalidate("prior_auth") == 1
     assert await other.lookup(v2, text, v) is None
     await cache.aclose()
@@ -184,16 +204,22 @@ async def test_new_replica_rebuilds_from_redis_and_pubsub_propagates(
 ) -> None:
     first = await new_cache(redis_url, key_prefix, embedder.dim)
     s = scope(state="budget")
-    for text, tpl in [("How much does it cost?", "Plans start at {price_spoken}."),
-                      ("We don't have budget this year.", "Understood. {follow_up}")]:
+    for text, tpl in [
+        ("How much does it cost?", "Plans start at {price_spoken}."),
+        ("We don't have budget this year.", "Understood. {follow_up}"),
+    ]:
         await first.store(s, text, tpl, vec(embedder, text))
     late = await new_cache(redis_url, key_prefix, embedder.dim)
     assert late.stats()["entries"] == 2
     q = "How much will it cost?"
     hit = await late.lookup(s, q, vec(embedder, q))
     assert hit is not None and hit["tier"] == "semantic"
-    await first.store(s, "Send me some information by email.", "I'll send it to {email_spoken}.",
-                      vec(embedder, "Send me some information by email."))
+    await first.store(
+        s,
+        "Send me some information by email.",
+        "I'll send it to {email_spoken}.",
+        vec(embedder, "Send me some information by email."),
+    )
     await asyncio.sleep(0.1)  # pub/sub delivery
     q = "Send me some info by email."
     hit = await late.lookup(s, q, vec(embedder, q))

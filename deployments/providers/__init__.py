@@ -24,7 +24,9 @@ def build_provider(config: ProviderConfig, local_handle: Any = None, timeout_s: 
         return OpenAIProvider(config, timeout_s=timeout_s)
     if config.kind == "local":
         if local_handle is None:
-            raise ValueError(f"provider {config.name!r}: the local provider needs a LocalLLMDeployment handle")
+            raise ValueError(
+                f"provider {config.name!r}: the local provider needs a LocalLLMDeployment handle"
+            )
         from deployments.providers.local_llama import LocalProvider
 
         return LocalProvider(config, local_handle)
@@ -45,21 +47,41 @@ def configs_from_settings(settings: ProviderSettings) -> list[ProviderConfig]:
     out: list[ProviderConfig] = []
     if settings.anthropic_api_key:
         pin, pout = DEFAULT_PRICES.get(settings.anthropic_model, (0.0, 0.0))
-        out.append(ProviderConfig(
-            name="anthropic", kind="anthropic", model=settings.anthropic_model, api_key=settings.anthropic_api_key,
-            base_url=settings.anthropic_base_url, price_in_per_mtok=pin, price_out_per_mtok=pout,
-        ))
+        out.append(
+            ProviderConfig(
+                name="anthropic",
+                kind="anthropic",
+                model=settings.anthropic_model,
+                api_key=settings.anthropic_api_key,
+                base_url=settings.anthropic_base_url,
+                price_in_per_mtok=pin,
+                price_out_per_mtok=pout,
+            )
+        )
     if settings.openai_api_key:
         pin, pout = DEFAULT_PRICES.get(settings.openai_model, (0.0, 0.0))
-        out.append(ProviderConfig(
-            name="openai", kind="openai", model=settings.openai_model, api_key=settings.openai_api_key,
-            base_url=settings.openai_base_url, price_in_per_mtok=pin, price_out_per_mtok=pout,
-        ))
+        out.append(
+            ProviderConfig(
+                name="openai",
+                kind="openai",
+                model=settings.openai_model,
+                api_key=settings.openai_api_key,
+                base_url=settings.openai_base_url,
+                price_in_per_mtok=pin,
+                price_out_per_mtok=pout,
+            )
+        )
     if settings.openai_compatible_url:
-        out.append(ProviderConfig(
-            name="openai_compatible", kind="openai_compatible", model=settings.openai_compatible_model,
-            base_url=settings.openai_compatible_url,
-        ))
+        out.append(
+            ProviderConfig(
+                name="openai_compatible",
+                kind="openai_compatible",
+                model=settings.openai_compatible_model,
+                base_url=settings.openai_compatible_url,
+            )
+        )
     if settings.local_enabled:
-        out.append(ProviderConfig(name="local", kind="local", model="smollm2-135m-instruct", supports_tools=False))
+        out.append(
+            ProviderConfig(name="local", kind="local", model="smollm2-135m-instruct", supports_tools=False)
+        )
     return out

@@ -34,7 +34,9 @@ def to_anthropic_messages(request: LLMRequest) -> list[dict[str, Any]]:
         elif m.role == "assistant":
             role = "assistant"
             blocks = [{"type": "text", "text": m.content}] if m.content else []
-            blocks += [{"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments} for c in m.tool_calls]
+            blocks += [
+                {"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments} for c in m.tool_calls
+            ]
         else:
             role = "user"
             blocks = [{"type": "text", "text": m.content}]
@@ -55,7 +57,9 @@ class AnthropicProvider(Provider):
             timeout=timeout_s,  # a float: SDK majors differ on the httpx flavour
         )
         # Newer SDK majors dropped ``temperature`` from messages.create; send it only where accepted.
-        self._accepts_temperature = "temperature" in inspect.signature(self._client.messages.create).parameters
+        self._accepts_temperature = (
+            "temperature" in inspect.signature(self._client.messages.create).parameters
+        )
 
     async def stream(self, request: LLMRequest) -> AsyncIterator[ProviderItem]:
         kwargs: dict[str, Any] = {
@@ -70,7 +74,8 @@ class AnthropicProvider(Provider):
             kwargs["system"] = request.system
         if request.tools and self.config.supports_tools:
             kwargs["tools"] = [
-                {"name": t.name, "description": t.description, "input_schema": t.parameters} for t in request.tools
+                {"name": t.name, "description": t.description, "input_schema": t.parameters}
+                for t in request.tools
             ]
         input_tokens = output_tokens = 0
         finish: str | None = None
@@ -93,8 +98,11 @@ class AnthropicProvider(Provider):
                     elif etype == "content_block_stop" and event.index in tool_blocks:
                         slot = tool_blocks.pop(event.index)
                         yield ToolCallOut(
-                            ToolCall(id=slot["id"], name=slot["name"],
-                                     arguments=parse_arguments(self.name, slot["arguments"]))
+                            ToolCall(
+                                id=slot["id"],
+                                name=slot["name"],
+                                arguments=parse_arguments(self.name, slot["arguments"]),
+                            )
                         )
                     elif etype == "message_start":
                         input_tokens = event.message.usage.input_tokens or 0
@@ -104,14 +112,18 @@ class AnthropicProvider(Provider):
                         output_tokens = event.usage.output_tokens or output_tokens
         except anthropic.APIStatusError as exc:
             raise ProviderError(
-                self.name, f"HTTP {exc.status_code}", retryable=is_retryable_status(exc.status_code),
+                self.name,
+                f"HTTP {exc.status_code}",
+                retryable=is_retryable_status(exc.status_code),
                 status=exc.status_code,
             ) from exc
         except anthropic.APIConnectionError as exc:  # includes APITimeoutError
             raise ProviderError(self.name, f"connection: {type(exc).__name__}", retryable=True) from exc
         except anthropic.APIError as exc:
             raise ProviderError(self.name, f"stream error: {exc.message}", retryable=False) from exc
-        yield StreamEnd(usage=Usage(input_tokens=input_tokens, output_tokens=output_tokens), finish_reason=finish)
+        yield StreamEnd(
+            usage=Usage(input_tokens=input_tokens, output_tokens=output_tokens), finish_reason=finish
+        )
 
     async def aclose(self) -> None:
         await self._client.close()

@@ -35,7 +35,9 @@ class ProviderConfig(BaseModel):
     supports_tools: bool = True
 
     def cost_usd(self, usage: Usage) -> float:
-        return (usage.input_tokens * self.price_in_per_mtok + usage.output_tokens * self.price_out_per_mtok) / 1e6
+        return (
+            usage.input_tokens * self.price_in_per_mtok + usage.output_tokens * self.price_out_per_mtok
+        ) / 1e6
 
 
 @dataclass(slots=True)
@@ -83,5 +85,5 @@ class Provider(ABC):
     def stream(self, request: LLMRequest) -> AsyncIterator[ProviderItem]:
         """Stream one reply. Raises ``ProviderError`` on failure."""
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, default no-op
         """Release connection pools."""

@@ -96,7 +96,7 @@ class LocalLLMDeployment:
             try:
                 for item in self._engine.generate(request, stop):
                     loop.call_soon_threadsafe(queue.put_nowait, item)
-            except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            except BaseException as exc:
                 loop.call_soon_threadsafe(queue.put_nowait, exc)
             finally:
                 loop.call_soon_threadsafe(queue.put_nowait, None)
@@ -136,7 +136,9 @@ class LocalProvider(Provider):
         except (asyncio.CancelledError, GeneratorExit):
             raise
         except Exception as exc:
-            raise ProviderError(self.name, f"local model failed: {type(exc).__name__}", retryable=False) from exc
+            raise ProviderError(
+                self.name, f"local model failed: {type(exc).__name__}", retryable=False
+            ) from exc
         finally:
             gen.cancel()
         raise ProviderError(self.name, "stream ended without an end marker", retryable=True)

@@ -82,8 +82,10 @@ class OpenAIProvider(Provider):
         }
         if request.tools and self.config.supports_tools:
             kwargs["tools"] = [
-                {"type": "function", "function": {"name": t.name, "description": t.description,
-                                                  "parameters": t.parameters}}
+                {
+                    "type": "function",
+                    "function": {"name": t.name, "description": t.description, "parameters": t.parameters},
+                }
                 for t in request.tools
             ]
         usage = Usage()
@@ -113,7 +115,9 @@ class OpenAIProvider(Provider):
                             finish = choice.finish_reason
         except openai.APIStatusError as exc:
             raise ProviderError(
-                self.name, f"HTTP {exc.status_code}", retryable=is_retryable_status(exc.status_code),
+                self.name,
+                f"HTTP {exc.status_code}",
+                retryable=is_retryable_status(exc.status_code),
                 status=exc.status_code,
             ) from exc
         except openai.APIConnectionError as exc:  # includes APITimeoutError
@@ -122,7 +126,9 @@ class OpenAIProvider(Provider):
             raise ProviderError(self.name, f"stream error: {exc.message}", retryable=False) from exc
         for _, slot in sorted(calls.items()):
             yield ToolCallOut(
-                ToolCall(id=slot["id"], name=slot["name"], arguments=parse_arguments(self.name, slot["arguments"]))
+                ToolCall(
+                    id=slot["id"], name=slot["name"], arguments=parse_arguments(self.name, slot["arguments"])
+                )
             )
         yield StreamEnd(usage=usage, finish_reason=finish)
 

@@ -140,7 +140,9 @@ class FakeProviderServer:
         if behaviour.status is not None:
             record.status = behaviour.status
             return web.json_response(self.error_body(behaviour.status), status=behaviour.status)
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
         try:
             await response.prepare(request)
             await self.stream_reply(request, response, behaviour, record)
@@ -173,7 +175,11 @@ class FakeProviderServer:
         await response.write(data.encode())
 
     async def _paced_tokens(
-        self, request: web.Request, response: web.StreamResponse, behaviour: Behaviour, record: RequestRecord,
+        self,
+        request: web.Request,
+        response: web.StreamResponse,
+        behaviour: Behaviour,
+        record: RequestRecord,
         frame: Callable[[str], str],
     ) -> int:
         if behaviour.hang:
