@@ -19,19 +19,19 @@ from deployments.semantic_cache import SemanticCacheDeployment
 from deployments.stt import build_stt_app
 from deployments.tts import build_tts_app
 from engine.schema_loader import SchemaRegistry
-from engine.settings import get_settings
+from engine.settings import VoxraySettings, get_settings
 
 
 def build_app(args: dict[str, Any] | None = None) -> Application:
     """Serve application builder (``serve run serve_app:build_app key=value`` passes ``args``)."""
-    settings = get_settings()
+    settings = VoxraySettings(**args) if args else get_settings()
     registry = SchemaRegistry.from_directory(settings.schemas.directory)
     # Static lines (fillers, fallbacks, fixed replies) are synthesised once per TTS replica.
     phrases = sorted({p for name in registry.names() for p in registry.get(name).static_phrases()})
     return Ingress.bind(
         build_stt_app(),
         build_tts_app(phrases=phrases),
-        SemanticCacheDeployment.bind(),
+        SemanticCacheDeployment.bind(key_prefix=f"{settings.calls.key_prefix}cache:"),
         build_router_app(),
         settings=args or None,
     )

@@ -114,7 +114,9 @@ class CallActor:
             return self._turn_result(record, plan)
 
     # ---- audio mode ------------------------------------------------------------------------
-    async def audio_turn(self, pcm16_16k: bytes, speech_end_at: float | None = None) -> AsyncIterator[dict[str, Any]]:
+    async def audio_turn(
+        self, pcm16_16k: bytes, speech_end_at: float | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
         """Events: {"type": "transcript"}, then {"type": "audio", "audio": bytes, "mark": str} per
         clause, then {"type": "done"}. ``speech_end_at`` is the edge's wall-clock end of speech."""
         async with self._lock:
@@ -185,7 +187,9 @@ class CallActor:
         record = TurnRecord(
             turn=len(self.turns) + 1, mode=mode, state_before=before, state_after=plan.state, caller=text
         )
-        record.stages_ms["nlu"] = plan.timings_ms.get("nlu_ms", 0.0) + plan.timings_ms.get("transition_ms", 0.0)
+        record.stages_ms["nlu"] = plan.timings_ms.get("nlu_ms", 0.0) + plan.timings_ms.get(
+            "transition_ms", 0.0
+        )
         return record, plan
 
     async def _reply_chunks(self, plan: TurnPlan, caller_text: str, record: TurnRecord) -> AsyncIterator[str]:
@@ -254,7 +258,9 @@ class CallActor:
                     for chunk in chunker.feed(event["text"]):
                         yield chunk
                 elif kind == "done":
-                    record.llm = {k: event.get(k) for k in ("provider", "model", "ttft_ms", "cost_usd", "policy")}
+                    record.llm = {
+                        k: event.get(k) for k in ("provider", "model", "ttft_ms", "cost_usd", "policy")
+                    }
                     record.llm["tier"] = event.get("tier")
                     record.llm["router_ttft_ms"] = event.get("router_ttft_ms")
                     record.llm["total_ms"] = event.get("total_ms")
@@ -350,10 +356,16 @@ class CallActor:
         return {
             "call_id": self.call_id,
             "turns": [
-                {"turn": t.turn, "mode": t.mode, "source": t.source, "state": t.state_after,
-                 "stages_ms": {k: round(v, 2) for k, v in t.stages_ms.items()}, "llm": t.llm}
+                {
+                    "turn": t.turn,
+                    "mode": t.mode,
+                    "source": t.source,
+                    "state": t.state_after,
+                    "stages_ms": {k: round(v, 2) for k, v in t.stages_ms.items()},
+                    "llm": t.llm,
+                }
                 for t in self.turns
-            ],  # fmt: skip
+            ],
             "stages": summary,
             "sources": {s: sum(t.source == s for t in self.turns) for s in {t.source for t in self.turns}},
             "nlu": {"reconciles": state.reconciles, "llm_assisted_turns": state.llm_nlu_turns},

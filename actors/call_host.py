@@ -73,7 +73,11 @@ class CallHostCore:
         self._ensure_background()
         t0 = time.perf_counter()
         if schema not in self.registry:
-            return {"error": "unknown_schema", "detail": f"unknown schema {schema!r}", "known": self.registry.names()}
+            return {
+                "error": "unknown_schema",
+                "detail": f"unknown schema {schema!r}",
+                "known": self.registry.names(),
+            }
         try:
             conversation = Conversation.start(self.registry.get(schema), call_id, call_data)
         except CallDataError as exc:
@@ -150,19 +154,31 @@ class CallHostCore:
 
     def list_calls(self) -> list[dict[str, Any]]:
         return [
-            {"call_id": cid, "schema": a.conversation.schema.name, "status": a.status, "state": a.conversation.state.state}
+            {
+                "call_id": cid,
+                "schema": a.conversation.schema.name,
+                "status": a.status,
+                "state": a.conversation.state.state,
+            }
             for cid, a in self.calls.items()
         ]
 
     def load(self) -> dict[str, Any]:
-        return {"host": self.name, "live_calls": len(self.calls), "completed": self.completed, "pid": os.getpid()}
+        return {
+            "host": self.name,
+            "live_calls": len(self.calls),
+            "completed": self.completed,
+            "pid": os.getpid(),
+        }
 
 
 @ray.remote(num_cpus=0.1, max_concurrency=10_000, max_restarts=0)
 class CallHost:
     """Ray actor wrapper of CallHostCore (async actor: every method runs on one event loop)."""
 
-    def __init__(self, name: str, redis_url: str | None, key_prefix: str = "voxray:", app_name: str = APP_NAME):
+    def __init__(
+        self, name: str, redis_url: str | None, key_prefix: str = "voxray:", app_name: str = APP_NAME
+    ):
         logging.basicConfig(level=logging.INFO)
         self.core = CallHostCore(name, ServeServices(app_name), redis_url, key_prefix)
         self._live = metrics.Gauge(
@@ -230,5 +246,8 @@ class CallHost:
     async def webhook_stats(self) -> dict[str, Any]:
         hooks = self.core.webhooks
         pending = await self.core.store.pending_webhooks() if self.core.store else 0
-        return {"delivered": hooks.delivered if hooks else 0, "failed_attempts": hooks.failed_attempts if hooks else 0,
-                "pending": pending}  # fmt: skip
+        return {
+            "delivered": hooks.delivered if hooks else 0,
+            "failed_attempts": hooks.failed_attempts if hooks else 0,
+            "pending": pending,
+        }

@@ -8,6 +8,7 @@ call resumes on another live host from its last snapshot and the dead host is re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -25,7 +26,9 @@ HOST_GONE = (RayActorError, ActorDiedError, ActorUnavailableError)
 
 
 class CallHostPool:
-    def __init__(self, size: int, redis_url: str | None, key_prefix: str = "voxray:", app_name: str = APP_NAME):
+    def __init__(
+        self, size: int, redis_url: str | None, key_prefix: str = "voxray:", app_name: str = APP_NAME
+    ):
         self.size = size
         self.redis_url = redis_url
         self.key_prefix = key_prefix
@@ -52,7 +55,9 @@ class CallHostPool:
             self.live.setdefault(name, 0)
         await asyncio.gather(*(h.load.remote() for h in self.hosts.values()))
 
-    async def start_call(self, schema: str, call_data: dict[str, Any], webhook_url: str | None) -> dict[str, Any]:
+    async def start_call(
+        self, schema: str, call_data: dict[str, Any], webhook_url: str | None
+    ) -> dict[str, Any]:
         call_id = uuid.uuid4().hex
         for _ in range(2):
             name = min(self.live, key=lambda n: self.live[n])
@@ -73,10 +78,8 @@ class CallHostPool:
     async def _replace(self, name: str) -> None:
         async with self._lock:
             log.warning("call host %s is gone; starting a replacement", name)
-            try:
+            with contextlib.suppress(ValueError):
                 ray.kill(ray.get_actor(name, namespace=NAMESPACE))
-            except ValueError:
-                pass
             self.hosts[name] = self._spawn(name)
             self.live[name] = 0
 
@@ -108,14 +111,18 @@ class CallHostPool:
         name = self.host_of(call_id)
         started = False
         try:
-            async for ref in getattr(self.hosts[name], method).options(num_returns="streaming").remote(call_id, *args):
+            async for ref in (
+                getattr(self.hosts[name], method).options(num_returns="streaming").remote(call_id, *args)
+            ):
                 started = True
                 yield await ref
         except HOST_GONE:
             if started:
                 raise
             name = await self._failover(call_id, name)
-            async for ref in getattr(self.hosts[name], method).options(num_returns="streaming").remote(call_id, *args):
+            async for ref in (
+                getattr(self.hosts[name], method).options(num_returns="streaming").remote(call_id, *args)
+            ):
                 yield await ref
 
     async def hangup(self, call_id: str, reason: str) -> dict[str, Any]:

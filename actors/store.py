@@ -59,7 +59,9 @@ class CallStore:
 
     async def claim_webhook(self, worker: str) -> tuple[bytes, dict[str, Any]] | None:
         """Move the oldest pending delivery to this worker's in-flight list (at-least-once)."""
-        raw = await self.redis.lmove(self._k("webhooks"), self._k("webhooks", "inflight", worker), "LEFT", "RIGHT")
+        raw = await self.redis.lmove(
+            self._k("webhooks"), self._k("webhooks", "inflight", worker), "LEFT", "RIGHT"
+        )
         return (raw, json.loads(raw)) if raw else None
 
     async def finish_webhook(self, worker: str, raw: bytes, retry: dict[str, Any] | None = None) -> None:
@@ -73,7 +75,9 @@ class CallStore:
     async def requeue_inflight(self, worker: str) -> int:
         """On start: deliveries a previous run of this worker claimed but never finished go back."""
         moved = 0
-        while await self.redis.lmove(self._k("webhooks", "inflight", worker), self._k("webhooks"), "LEFT", "LEFT"):
+        while await self.redis.lmove(
+            self._k("webhooks", "inflight", worker), self._k("webhooks"), "LEFT", "LEFT"
+        ):
             moved += 1
         return moved
 

@@ -53,7 +53,9 @@ class WebhookSender:
             if delivery["attempts"] >= self.max_attempts:
                 await self.store.redis.rpush(self.store._k("webhooks", "dead"), raw)
                 await self.store.finish_webhook(self.worker, raw)
-                log.warning("webhook for call %s gave up after %d attempts", delivery["call_id"], delivery["attempts"])
+                log.warning(
+                    "webhook for call %s gave up after %d attempts", delivery["call_id"], delivery["attempts"]
+                )
             else:
                 delivery["next_at"] = time.time() + self.base_delay_s * 2 ** (delivery["attempts"] - 1)
                 await self.store.finish_webhook(self.worker, raw, retry=delivery)

@@ -21,7 +21,9 @@ class StartCallRequest(BaseModel):
     simulate: SimulateOptions | None = Field(
         None, description="No phone call: a local simulated counterpart connects to the media websocket."
     )
-    webhook_url: HttpUrl | None = Field(None, description="Receives the call record (POST JSON) after hang-up.")
+    webhook_url: HttpUrl | None = Field(
+        None, description="Receives the call record (POST JSON) after hang-up."
+    )
 
     @model_validator(mode="after")
     def _one_destination(self) -> StartCallRequest:
@@ -39,7 +41,9 @@ class StartCallResponse(BaseModel):
     host: str
     opening: list[str]
     media_url: str = Field(description="Media Streams websocket for this call.")
-    stream_token: str = Field(description="Must be sent as customParameters.token in the stream's start message.")
+    stream_token: str = Field(
+        description="Must be sent as customParameters.token in the stream's start message."
+    )
     twiml_url: str
     twilio_call_sid: str | None = None
     ready_ms: float

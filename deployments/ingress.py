@@ -7,8 +7,8 @@ per open media websocket, the edge (deployments/media_edge.py) that turns 20 ms 
 utterances and plays the agent's audio back with marks.
 """
 
-
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from ray import serve
 
 from actors import metrics as voxray_metrics
+from actors.call_host import CallNotFound
 from actors.host_pool import CallHostPool
 from actors.store import CallStore
 from deployments.api_models import (
@@ -56,7 +57,10 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 
 def _call_data_error(problems: dict[str, str]) -> HTTPException:
-    detail = [{"loc": ["body", "call_data", field], "msg": msg, "type": "call_data"} for field, msg in problems.items()]
+    detail = [
+        {"loc": ["body", "call_data", field], "msg": msg, "type": "call_data"}
+        for field, msg in problems.items()
+    ]
     return HTTPException(status_code=422, detail=detail)
 
 
@@ -72,8 +76,14 @@ class Ingress:
         # of this application; call hosts reach them by name through Serve handles.
         self.settings = VoxraySettings(**(settings or {}))
         self.registry = SchemaRegistry.from_directory(self.settings.schemas.directory)
-        self.pool = CallHostPool(self.settings.calls.call_hosts, self.settings.redis_url, self.settings.calls.key_prefix)
-        self.store = CallStore(self.settings.redis_url, self.settings.calls.key_prefix) if self.settings.redis_url else None
+        self.pool = CallHostPool(
+            self.settings.calls.call_hosts, self.settings.redis_url, self.settings.calls.key_prefix
+        )
+        self.store = (
+            CallStore(self.settings.redis_url, self.settings.calls.key_prefix)
+            if self.settings.redis_url
+            else None
+        )
         self.tokens: dict[str, str] = {}
         self.openings: dict[str, list[str]] = {}
         self.media: dict[str, MediaCall] = {}
@@ -99,9 +109,14 @@ class Ingress:
         if body.schema_name not in self.registry:
             raise HTTPException(
                 422,
-                detail=[{"loc": ["body", "schema_name"], "msg": f"unknown schema; known: {self.registry.names()}",
-                         "type": "unknown_schema"}],
-            )  # fmt: skip
+                detail=[
+                    {
+                        "loc": ["body", "schema_name"],
+                        "msg": f"unknown schema; known: {self.registry.names()}",
+                        "type": "unknown_schema",
+                    }
+                ],
+            )
         webhook = str(body.webhook_url) if body.webhook_url else None
         result = await self.pool.start_call(body.schema_name, body.call_data, webhook)
         if result.get("error") == "invalid_call_data":
@@ -117,9 +132,12 @@ class Ingress:
         if body.to is not None:
             try:
                 sid = await place_outbound_call_async(
-                    self.settings.twilio, body.to, None, f"{base}/twilio/voice/{call_id}",
+                    self.settings.twilio,
+                    body.to,
+                    None,
+                    f"{base}/twilio/voice/{call_id}",
                     f"{base}/twilio/status/{call_id}",
-                )  # fmt: skip
+                )
             except Exception as exc:  # not configured, or Twilio refused: the call cannot go ahead
                 await self._end(call_id, "dial_failed")
                 raise HTTPException(502, detail=f"could not place the call through Twilio: {exc}") from None
@@ -154,8 +172,11 @@ class Ingress:
     async def _live_or_record(self, call_id: str, method: str) -> dict[str, Any]:
         await self._ready()
         if call_id in self.pool.where:
-            result: dict[str, Any] = await self.pool.call(call_id, method)
-            return result
+            try:
+                result: dict[str, Any] = await self.pool.call(call_id, method)
+                return result
+            except CallNotFound:  # it ended while we asked: its record is being written
+                await asyncio.sleep(0.2)
         record = await self.store.load_record(call_id) if self.store else None
         if record is None:
             raise HTTPException(404, detail=f"unknown call {call_id}")
@@ -177,8 +198,10 @@ class Ingress:
             raise HTTPException(404, detail=f"unknown or ended call {call_id}")
         try:
             result: dict[str, Any] = await self.pool.call(call_id, "text_turn", body.text)
+        except CallNotFound:
+            raise HTTPException(404, detail=f"call {call_id} has ended") from None
         except RuntimeError as exc:  # the conversation already reached a terminal state
-            raise HTTPException(409, detail=str(exc)) from None
+            raise HTTPException(409, detail=str(exc).splitlines()[-1]) from None
         return result
 
     @api.post("/calls/{call_id}/hangup")
@@ -210,14 +233,21 @@ class Ingress:
     def _schema_info(self, name: str) -> dict[str, Any]:
         schema = self._schema(name)
         return {
-            "schema": {"name": schema.name, "version": schema.version, "client_id": schema.spec.metadata.client_id},
+            "schema": {
+                "name": schema.name,
+                "version": schema.version,
+                "client_id": schema.spec.metadata.client_id,
+            },
             "states": list(schema.states),
             "initial_state": schema.initial_state,
             "call_data": {k: v.model_dump(exclude_none=True) for k, v in schema.spec.call_data.items()},
             "performance": schema.timings_ms,
-            "health": {"schema_loaded": True, "templates_compiled": len(schema.states) * 2,
-                       "init_time_acceptable": schema.timings_ms["total_ms"] < 100},
-        }  # fmt: skip
+            "health": {
+                "schema_loaded": True,
+                "templates_compiled": len(schema.states) * 2,
+                "init_time_acceptable": schema.timings_ms["total_ms"] < 100,
+            },
+        }
 
     @api.get("/schemas/{name}")
     async def schema_info(self, name: str) -> dict[str, Any]:
@@ -286,7 +316,11 @@ class Ingress:
             await websocket.close(code=4404, reason="unknown call")
             return
         media = MediaCall(
-            call_id, self.pool, websocket.send_json, self.tokens.get(call_id, ""), self.openings.pop(call_id, [])
+            call_id,
+            self.pool,
+            websocket.send_json,
+            self.tokens.get(call_id, ""),
+            self.openings.pop(call_id, []),
         )
         self.media[call_id] = media
         try:
@@ -301,12 +335,11 @@ class Ingress:
         finally:
             self.media.pop(call_id, None)
             await media.close()
-            if call_id in self.pool.where:
+            # A socket that never proved it belongs to the call cannot end it.
+            if call_id in self.pool.where and media.end_reason != "bad_stream_token":
                 await self._end(call_id, media.end_reason or "caller_hung_up")
-            try:
+            with contextlib.suppress(RuntimeError):
                 await websocket.close()
-            except RuntimeError:
-                pass
 
     # ---- health ----------------------------------------------------------------------------
     @api.get("/healthz")
@@ -324,7 +357,11 @@ class Ingress:
     @api.get("/stats")
     async def stats(self) -> dict[str, Any]:
         await self._ready()
-        return {"hosts": await self.pool.loads(), "failovers": self.pool.failovers, "media_sockets": len(self.media)}
+        return {
+            "hosts": await self.pool.loads(),
+            "failovers": self.pool.failovers,
+            "media_sockets": len(self.media),
+        }
 
 
 def build_ingress(*deployments: Any, settings: dict[str, Any] | None = None) -> Any:

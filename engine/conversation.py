@@ -145,7 +145,7 @@ class Conversation:
         ahead = {n: s for n, s in current.lookahead_slots.items() if n not in state.slots}
         wanted = {**ahead, **current.slots} if ahead else current.slots
         nlu = await self.understander.understand(
-            utterance, current.intents, wanted, state.slots, embedding=embedding
+            utterance, current.intents, wanted, state.slots, embedding=embedding, lookahead=frozenset(ahead)
         )
         t_nlu = time.perf_counter()
         state.reconciles += nlu.reconciled

@@ -72,15 +72,24 @@ async def place(base: str, schema: str, persona: str) -> dict[str, Any]:
     from loadtests.simulated_caller import SimulatedCaller
 
     async with httpx.AsyncClient(base_url=base, timeout=60) as client:
-        body = {"schema_name": schema, "call_data": SAMPLE_CALL_DATA[schema], "simulate": {"persona": persona}}
+        body = {
+            "schema_name": schema,
+            "call_data": SAMPLE_CALL_DATA[schema],
+            "simulate": {"persona": persona},
+        }
         response = await client.post("/calls", json=body)
         if response.status_code != 201:
             raise SystemExit(f"POST /calls failed: {response.status_code} {response.text}")
         call = response.json()
-        print(f"call {call['call_id']} ready in {call['ready_ms']:.1f} ms on {call['host']}; state {call['state']}")
+        print(
+            f"call {call['call_id']} ready in {call['ready_ms']:.1f} ms on {call['host']}; "
+            f"state {call['state']}"
+        )
         done = asyncio.Event()
         live = asyncio.create_task(print_live(client, call["call_id"], done))
-        caller = SimulatedCaller(call["media_url"], persona, custom_parameters={"token": call["stream_token"]})
+        caller = SimulatedCaller(
+            call["media_url"], persona, custom_parameters={"token": call["stream_token"]}
+        )
         result = await caller.run()
         await asyncio.sleep(1.0)
         done.set()
@@ -94,7 +103,10 @@ async def place(base: str, schema: str, persona: str) -> dict[str, Any]:
 
 def print_report(out: dict[str, Any]) -> None:
     status, report, result = out["status"], out["report"], out["result"]
-    print(f"\noutcome: {status.get('outcome')}   (status {status.get('status')}, end: {status.get('end_reason')})")
+    print(
+        f"\noutcome: {status.get('outcome')}   "
+        f"(status {status.get('status')}, end: {status.get('end_reason')})"
+    )
     print("captured slots:")
     for name, value in sorted(status.get("slots", {}).items()):
         print(f"  {name:20} {value}")
@@ -102,7 +114,10 @@ def print_report(out: dict[str, Any]) -> None:
     print("  turn  source          " + " ".join(f"{s:>16}" for s in STAGES))
     for turn in report.get("turns", []):
         stages = turn["stages_ms"]
-        print(f"  {turn['turn']:>4}  {turn['source']:<15} " + " ".join(f"{fmt_ms(stages.get(s)):>16}" for s in STAGES))
+        print(
+            f"  {turn['turn']:>4}  {turn['source']:<15} "
+            + " ".join(f"{fmt_ms(stages.get(s)):>16}" for s in STAGES)
+        )
     print("\nstage summary (server side):")
     for stage, row in report.get("stages", {}).items():
         print(f"  {stage:16} n={row['count']:<3} p50 {row['p50_ms']:8.1f} ms   p95 {row['p95_ms']:8.1f} ms")
@@ -118,7 +133,9 @@ def print_report(out: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--schema", default="prior_auth", choices=sorted(SAMPLE_CALL_DATA))
     parser.add_argument("--persona", default=None, help="default: insurance_rep / sales_lead by schema")
     parser.add_argument("--port", type=int, default=8000)

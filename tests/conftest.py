@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 
@@ -15,18 +16,30 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 REDIS_URL = os.environ.get("VOXRAY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# In the environment, so every import of this module (pytest's and tests' own) agrees on it.
+SERVE_HTTP_PORT = int(os.environ.setdefault("VOXRAY_TEST_SERVE_PORT", str(free_port())))
+
+
 @pytest.fixture(scope="session")
 def ray_session() -> Iterator[None]:
     """One local Ray for every test that needs it. Logical CPUs are over-provisioned so
     several small deployments fit on this 2-core box at once."""
     import ray
+    from ray import serve
 
     if not ray.is_initialized():
         ray.init(num_cpus=16, include_dashboard=False, log_to_driver=False)
+    # Serve's HTTP proxy on a free port, started first so whichever module deploys first
+    # does not decide it (modules that need no HTTP simply do not use it).
+    serve.start(http_options={"host": "127.0.0.1", "port": SERVE_HTTP_PORT})
     yield
     try:
-        from ray import serve
-
         serve.shutdown()
     finally:
         ray.shutdown()

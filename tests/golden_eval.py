@@ -52,7 +52,9 @@ def evaluate(name: str, understander: Understander | None = None) -> GoldenRepor
             filled = {k: str(v) for k, v in (case.get("filled") or {}).items()}
             ahead = {n: s for n, s in state.lookahead_slots.items() if n not in filled}
             wanted = {**ahead, **state.slots}  # as Conversation.take_turn asks
-            result = await understander.understand(case["text"], state.intents, wanted, filled, today=today)
+            result = await understander.understand(
+                case["text"], state.intents, wanted, filled, today=today, lookahead=frozenset(ahead)
+            )
             report.latencies_ms.append((time.perf_counter() - t0) * 1000)
             expected_slots = {k: str(v) for k, v in (case.get("slots") or {}).items()}
             intent_ok = result.intent == case["intent"]

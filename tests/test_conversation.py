@@ -173,3 +173,11 @@ def test_llm_request_carries_persona_state_and_history(prior_auth: CompiledSchem
     system, messages = call.llm_request()
     assert "You are Alex" in system and "Current step: greeting" in system
     assert messages == [{"role": "assistant", "content": "Hi there."}]
+
+
+async def test_lookahead_takes_explicit_values_only(prior_auth: CompiledSchema) -> None:
+    call = Conversation.start(prior_auth, "call-8", PATIENT)
+    for line in ["Go ahead.", "Found it.", "It's approved."]:
+        await call.take_turn(line)
+    plan = await call.take_turn("Lovely weather there today?")  # "today" is no decision date
+    assert plan.state == "get_reference" and "decision_date" not in call.state.slots

@@ -238,7 +238,11 @@ def _year_from(words: list[str]) -> int | None:
     return words_to_number(words) if words else None
 
 
-def extract_date(text: str, slot: Slot | None = None, today: dt.date | None = None) -> str | None:
+def extract_date(
+    text: str, slot: Slot | None = None, today: dt.date | None = None, relative: bool = True
+) -> str | None:
+    """An ISO date from explicit forms ("March 3rd, 2025", "3/3/2025") and, when ``relative``,
+    from "today", "tomorrow" and weekday names."""
     today = today or dt.date.today()
     lowered = re.sub(r"(\d)(st|nd|rd|th)\b", r"\1", text.lower().replace(",", " "))
     match = re.search(r"\b(\d{4})-(\d{2})-(\d{2})\b", lowered)
@@ -269,6 +273,8 @@ def extract_date(text: str, slot: Slot | None = None, today: dt.date | None = No
             return dt.date(said_year or today.year, _MONTHS[word], found[0]).isoformat()
         except ValueError:
             return None
+    if not relative:
+        return None
     if "today" in words:
         return today.isoformat()
     if "tomorrow" in words:

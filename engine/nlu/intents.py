@@ -18,7 +18,7 @@ from engine.schema_model import Intent
 
 _WORD = re.compile(r"[a-z0-9']+")
 _STOP = frozenset(
-    "a an the to of and or is are was were be been am i you we it this that my your our me us "  # noqa: SIM905
+    "a an the to of and or is are was were be been am i you we it this that my your our me us "
     "for on in at with so um uh just please can could would will do does did".split()
 )
 

@@ -44,15 +44,20 @@ class NLUResult:
 
 
 def capture_local(
-    utterance: str, slots: Mapping[str, Slot], filled: Mapping[str, str], today: dt.date | None = None
+    utterance: str,
+    slots: Mapping[str, Slot],
+    filled: Mapping[str, str],
+    today: dt.date | None = None,
+    lookahead: frozenset[str] = frozenset(),
 ) -> dict[str, str]:
-    """Typed extraction for the state's slots. Free-text slots take the utterance only when empty."""
+    """Typed extraction for the state's slots. Free-text slots take the utterance only when empty;
+    ``lookahead`` slots (of later states) take explicit values only, never "today" or "Friday"."""
     out: dict[str, str] = {}
     for name, slot in slots.items():
         if slot.type == "string" and name in filled:
             continue
         if slot.type == "date":
-            value = extract_date(utterance, slot, today=today)
+            value = extract_date(utterance, slot, today=today, relative=name not in lookahead)
         else:
             value = EXTRACTORS[slot.type](utterance, slot)
         if value is not None:
@@ -106,9 +111,10 @@ class Understander:
         filled: Mapping[str, str],
         embedding: Sequence[float] | None = None,
         today: dt.date | None = None,
+        lookahead: frozenset[str] = frozenset(),
     ) -> NLUResult:
         t0 = time.perf_counter()
-        captured = capture_local(utterance, slots, filled, today)
+        captured = capture_local(utterance, slots, filled, today, lookahead)
         scores = detect_local(self.scorer, utterance, intents, {}, embedding)
         reconciled = False
         best, confidence = scores[0] if scores else (None, 0.0)

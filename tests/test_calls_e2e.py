@@ -1,0 +1,351 @@
+"""The real app end to end: HTTP API, Twilio webhooks, the media websocket, call hosts.
+
+One Serve application ("voxray": ingress + STT + TTS + semantic cache + LLM router) is
+deployed for the module, with the real models. The LLM is a SIMULATED OpenAI-compatible
+server (tests/fakes) so replies are fast and known; Twilio's REST API is the simulated
+server in tests/fakes/twilio_server.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+import websockets
+from twilio.request_validator import RequestValidator
+
+from tests.conftest import REDIS_URL, SERVE_HTTP_PORT, free_port
+from tests.fakes import Behaviour
+from tests.fakes.openai_server import FakeOpenAIServer
+from tests.fakes.twilio_server import FakeTwilioServer
+
+PERSONAS = Path(__file__).parent / "data" / "personas"
+AUTH_TOKEN = "test-auth-token-0123456789abcdef"
+ACCOUNT_SID = "AC" + "0" * 32
+LLM_TEXT = "I understand. Let me note that and we can continue."
+PATIENT = {
+    "patient_name": "Jane Doe",
+    "date_of_birth": "1980-01-15",
+    "member_id": "XKM449812",
+    "insurer": "Blue Cross",
+    "cpt_code": "99213",
+    "provider_name": "Doctor Smith",
+    "provider_npi": "1234567893",
+}
+TEXT_SCRIPT = [
+    ("This is Sarah, how can I help?", "verify_member"),
+    ("Okay, I found the member.", "ask_status"),
+    ("It's approved.", "get_reference"),
+]
+
+
+class Webhook:
+    """A local HTTP receiver that records JSON POSTs (the client's webhook)."""
+
+    def __init__(self, port: int):
+        self.received: list[dict[str, Any]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                outer.received.append(json.loads(self.rfile.read(length)))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def app(ray_session: None) -> Iterator[dict[str, Any]]:
+    import ray
+    from ray import serve
+
+    from engine.settings import get_settings
+
+    llm = FakeOpenAIServer(Behaviour(ttft_s=0.05, tokens_per_s=100.0, text=LLM_TEXT)).start()
+    twilio = FakeTwilioServer(ACCOUNT_SID, AUTH_TOKEN).start()
+    os.environ["VOXRAY_PROVIDERS__OPENAI_COMPATIBLE_URL"] = llm.base_url
+    os.environ["VOXRAY_PROVIDERS__LOCAL_ENABLED"] = "false"
+    get_settings.cache_clear()
+    prefix = f"voxray-e2e-{uuid.uuid4().hex[:8]}:"
+    base = f"http://127.0.0.1:{SERVE_HTTP_PORT}"
+    settings = {
+        "calls": {"call_hosts": 2, "key_prefix": prefix},
+        "twilio": {
+            "account_sid": ACCOUNT_SID,
+            "auth_token": AUTH_TOKEN,
+            "from_number": "+15550001111",
+            "api_base_url": twilio.base_url,
+            "public_base_url": base,
+        },
+    }
+    from serve_app import build_app
+
+    serve.run(build_app(settings), name="voxray", route_prefix="/")
+    try:
+        yield {"base": base, "prefix": prefix, "llm": llm, "twilio": twilio}
+    finally:
+        serve.delete("voxray")
+        for i in range(2):
+            with contextlib.suppress(ValueError):
+                ray.kill(ray.get_actor(f"{prefix.strip(':')}-call-host-{i}", namespace="voxray"))
+        for key in ("VOXRAY_PROVIDERS__OPENAI_COMPATIBLE_URL", "VOXRAY_PROVIDERS__LOCAL_ENABLED"):
+            os.environ.pop(key, None)
+        get_settings.cache_clear()
+        llm.stop()
+        twilio.stop()
+        store = redis.Redis.from_url(REDIS_URL)
+        for key in store.scan_iter(match=f"{prefix}*", count=1000):
+            store.delete(key)
+
+
+@pytest.fixture
+def client(app: dict[str, Any]) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=app["base"], timeout=60) as http:
+        yield http
+
+
+def start(client: httpx.Client, **extra: Any) -> dict[str, Any]:
+    body = {
+        "schema_name": "prior_auth",
+        "call_data": PATIENT,
+        "simulate": {"persona": "insurance_rep"},
+        **extra,
+    }
+    response = client.post("/calls", json=body)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def test_start_call_errors_name_the_field(client: httpx.Client) -> None:
+    bad = {**PATIENT, "provider_npi": "1234567890", "date_of_birth": "1980-02-30"}
+    response = client.post("/calls", json={"schema_name": "prior_auth", "call_data": bad, "simulate": {}})
+    assert response.status_code == 422
+    locs = {tuple(d["loc"]): d["msg"] for d in response.json()["detail"]}
+    assert locs[("body", "call_data", "provider_npi")] == "fails the NPI check digit"
+    assert ("body", "call_data", "date_of_birth") in locs
+    assert "1980-02-30" not in response.text  # PHI is not echoed back
+
+    response = client.post("/calls", json={"schema_name": "nope", "call_data": {}, "simulate": {}})
+    assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["body", "schema_name"]
+    response = client.post("/calls", json={"schema_name": "prior_auth", "call_data": PATIENT})
+    assert response.status_code == 422 and "exactly one of" in response.text
+    assert client.get("/calls/does-not-exist").status_code == 404
+
+
+def test_text_call_record_and_webhook_delivery(client: httpx.Client) -> None:
+    hook = Webhook(free_port())
+    try:
+        call = start(client, webhook_url=f"http://127.0.0.1:{hook.server.server_port}/hook")
+        assert call["opening"][0].startswith("Hi, this is Alex")
+        for text, state in TEXT_SCRIPT:
+            turn = client.post(f"/calls/{call['call_id']}/turns", json={"text": text}).json()
+            assert turn["state"] == state, turn
+            assert turn["source"] == "script" and "nlu" in turn["stages_ms"]
+        # off-script: no transition, so the LLM answers through the router (simulated provider)
+        turn = client.post(
+            f"/calls/{call['call_id']}/turns", json={"text": "Lovely weather there today?"}
+        ).json()
+        assert turn["source"] == "llm" and "llm_ttft" in turn["stages_ms"]
+        assert turn["agent"] == LLM_TEXT and turn["state"] == "get_reference"
+        status = client.get(f"/calls/{call['call_id']}").json()
+        assert status["slots"] == {"rep_name": "Sarah", "auth_status": "approved"}
+        report = client.get(f"/calls/{call['call_id']}/performance").json()
+        assert report["stages"]["nlu"]["count"] == 4 and "llm_ttft" in report["stages"]
+
+        record = client.post(f"/calls/{call['call_id']}/hangup", json={"reason": "test"}).json()
+        assert record["end_reason"] == "test" and record["slots"]["auth_status"] == "approved"
+        again = client.post(f"/calls/{call['call_id']}/hangup")
+        assert again.status_code == 200 and again.json()["call_id"] == call["call_id"]  # not an error
+        assert client.get(f"/calls/{call['call_id']}").json()["end_reason"] == "test"  # from the record
+        deadline = time.time() + 15
+        while not hook.received and time.time() < deadline:
+            time.sleep(0.2)
+        assert hook.received and hook.received[0]["call_id"] == call["call_id"]
+        assert hook.received[0]["performance"]["turns"]
+    finally:
+        hook.stop()
+
+
+def test_second_call_gets_the_cached_reply(client: httpx.Client) -> None:
+    """Runs after the test above: same state, same scope, same line → the exact tier answers."""
+    call = start(client)
+    for text, _ in TEXT_SCRIPT:
+        client.post(f"/calls/{call['call_id']}/turns", json={"text": text})
+    turn = client.post(f"/calls/{call['call_id']}/turns", json={"text": "Lovely weather there today?"}).json()
+    assert turn["source"] == "cache_exact" and turn["agent"] == LLM_TEXT
+    assert "llm_ttft" not in turn["stages_ms"]
+    client.post(f"/calls/{call['call_id']}/hangup")
+
+
+def test_webhook_down_keeps_the_record_until_it_is_back(client: httpx.Client, app: dict[str, Any]) -> None:
+    port = free_port()
+    call = start(client, webhook_url=f"http://127.0.0.1:{port}/hook")
+    client.post(f"/calls/{call['call_id']}/turns", json={"text": "This is Sarah."})
+    client.post(f"/calls/{call['call_id']}/hangup")
+    time.sleep(1.5)
+    store = redis.Redis.from_url(REDIS_URL)
+    keys = [app["prefix"] + "webhooks"] + [
+        k.decode() for k in store.keys(app["prefix"] + "webhooks:inflight:*")
+    ]
+    pending = [json.loads(item) for key in keys for item in store.lrange(key, 0, -1)]
+    assert any(d["call_id"] == call["call_id"] for d in pending)  # queued, not lost
+    hook = Webhook(port)
+    try:
+        deadline = time.time() + 20
+        while not hook.received and time.time() < deadline:
+            time.sleep(0.2)
+        assert hook.received and hook.received[0]["call_id"] == call["call_id"]
+    finally:
+        hook.stop()
+
+
+def test_call_host_killed_mid_call_resumes_elsewhere(client: httpx.Client) -> None:
+    import ray
+
+    call = start(client)
+    for text, _ in TEXT_SCRIPT[:2]:
+        client.post(f"/calls/{call['call_id']}/turns", json={"text": text})
+    host = client.get(f"/calls/{call['call_id']}").json()["host"]
+    ray.kill(ray.get_actor(host, namespace="voxray"), no_restart=True)
+    turn = client.post(f"/calls/{call['call_id']}/turns", json={"text": "It's approved."})
+    assert turn.status_code == 200, turn.text
+    assert turn.json()["state"] == "get_reference"
+    status = client.get(f"/calls/{call['call_id']}").json()
+    assert status["host"] != host
+    assert status["slots"] == {"rep_name": "Sarah", "auth_status": "approved"}
+    assert client.get("/stats").json()["failovers"] >= 1
+    client.post(f"/calls/{call['call_id']}/hangup")
+
+
+def _signed(url: str, params: dict[str, str]) -> str:
+    return RequestValidator(AUTH_TOKEN).compute_signature(url, params)
+
+
+def test_twilio_webhooks_check_signatures(client: httpx.Client, app: dict[str, Any]) -> None:
+    call = start(client)
+    path = f"/twilio/voice/{call['call_id']}"
+    params = {"CallSid": "CA" + "1" * 32, "From": "+15550001111"}
+    assert client.post(path, data=params).status_code == 403
+    assert client.post(path, data=params, headers={"X-Twilio-Signature": "bogus"}).status_code == 403
+    response = client.post(
+        path, data=params, headers={"X-Twilio-Signature": _signed(app["base"] + path, params)}
+    )
+    assert response.status_code == 200
+    assert f"/twilio/media/{call['call_id']}" in response.text and call["stream_token"] in response.text
+    status_path = f"/twilio/status/{call['call_id']}"
+    done = {"CallSid": params["CallSid"], "CallStatus": "completed"}
+    assert client.post(status_path, data=done).status_code == 403
+    ok = client.post(
+        status_path, data=done, headers={"X-Twilio-Signature": _signed(app["base"] + status_path, done)}
+    )
+    assert ok.status_code == 200
+    assert client.get(f"/calls/{call['call_id']}").json()["end_reason"] == "twilio:completed"
+
+
+def test_outbound_call_goes_through_the_twilio_rest_api(client: httpx.Client, app: dict[str, Any]) -> None:
+    response = client.post(
+        "/calls", json={"schema_name": "prior_auth", "call_data": PATIENT, "to": "+15557654321"}
+    )
+    assert response.status_code == 201, response.text
+    call = response.json()
+    assert call["status"] == "dialing" and call["twilio_call_sid"].startswith("CA")
+    seen = app["twilio"].requests[-1]
+    assert seen.param("To") == "+15557654321"
+    assert seen.param("Url") == f"{app['base']}/twilio/voice/{call['call_id']}"
+    client.post(f"/calls/{call['call_id']}/hangup")
+
+
+async def _malformed_then_wrong_token(url: str) -> tuple[bool, int | None]:
+    async with websockets.connect(url) as ws:
+        for junk in (
+            "not json",
+            "{}",
+            '{"event": "media"}',
+            '{"event": "media", "media": {"payload": "!!"}}',
+        ):
+            await ws.send(junk)
+        start = {
+            "event": "start",
+            "streamSid": "MZ" + "2" * 32,
+            "start": {
+                "streamSid": "MZ" + "2" * 32,
+                "callSid": "CA" + "2" * 32,
+                "accountSid": ACCOUNT_SID,
+                "tracks": ["inbound"],
+                "customParameters": {"token": "wrong"},
+                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+            },
+        }
+        await ws.send(json.dumps(start))
+        try:
+            await asyncio.wait_for(ws.recv(), timeout=10)
+        except websockets.ConnectionClosed as closed:
+            return True, closed.rcvd.code if closed.rcvd else None
+        return False, None
+
+
+def test_media_socket_ignores_malformed_messages_and_refuses_wrong_token(client: httpx.Client) -> None:
+    call = start(client)
+    closed, _ = asyncio.run(_malformed_then_wrong_token(call["media_url"]))
+    assert closed  # junk was ignored; the wrong token closed the socket
+    status = client.get(f"/calls/{call['call_id']}").json()
+    assert status["status"] == "active"  # a socket that is not the call's cannot end the call
+    client.post(f"/calls/{call['call_id']}/hangup")
+
+
+def _run_caller(call: dict[str, Any], persona: str) -> Any:
+    from loadtests.simulated_caller import SimulatedCaller
+
+    caller = SimulatedCaller(
+        call["media_url"],
+        str(PERSONAS / f"{persona}.yaml"),
+        custom_parameters={"token": call["stream_token"]},
+        hang_up_after_s=12.0,
+    )
+    return asyncio.run(caller.run())
+
+
+def test_audio_call_backchannel_does_not_interrupt(client: httpx.Client) -> None:
+    call = start(client)
+    result = _run_caller(call, "short_rep_backchannel")
+    assert result.backchannels, "the caller said mhm during the greeting"
+    assert result.clear_events == []  # the mhm did not stop the agent
+    assert result.opening_agent_audio_ms > 4000  # the whole greeting played
+    assert [t.voice_to_voice_ms is not None for t in result.turns] == [True, True]
+    status = client.get(f"/calls/{call['call_id']}").json()
+    assert status["slots"].get("rep_name") == "Dana"
+    assert status["state"] == "ask_status"  # both lines understood from real speech
+
+
+def test_audio_call_barge_in_clears_and_keeps_only_heard_text(client: httpx.Client) -> None:
+    call = start(client)
+    result = _run_caller(call, "short_rep_barge_in")
+    assert result.clear_events, "talking over the agent must send clear"
+    status = client.get(f"/calls/{call['call_id']}").json()
+    agent_lines = [t["text"] for t in status["transcript"] if t["speaker"] == "agent"]
+    full_line = "Thanks. The patient is Jane Doe, date of birth January fifteenth, nineteen eighty"
+    cut = [line for line in agent_lines if line.startswith("Thanks.")]
+    assert cut and not cut[0].startswith(full_line)  # only the heard part of the interrupted reply
+    assert result.turns[-1].voice_to_voice_ms is not None  # the repeat request got an answer
