@@ -115,7 +115,7 @@ async def test_race_picks_fastest_and_loser_is_disconnected(
     assert done["cost_usd"] == pytest.approx((42 * 1.0 + 5 * 5.0) / 1e6)
     assert len(parsed) == len(events)
     # The loser's HTTP stream was closed by the router long before its first token.
-    assert oai.wait_for(lambda: bool(oai.records) and oai.records[0].disconnected, 2.0)
+    assert await oai.await_for(lambda: bool(oai.records) and oai.records[0].disconnected, 2.0)
     assert oai.records[0].tokens_sent == 0
     stats = router.stats()["providers"]
     assert stats["openai"]["cancelled"] == 1 and stats["anthropic"]["wins"] == 1
@@ -132,7 +132,7 @@ async def test_loser_cancelled_mid_stream_stops_receiving(
     router = make_router(oai, ant)
     done = (await collect(router, req(policy="race")))[-1]
     assert done["provider"] == "openai"
-    assert ant.wait_for(lambda: bool(ant.records) and ant.records[0].disconnected, 2.0)
+    assert await ant.await_for(lambda: bool(ant.records) and ant.records[0].disconnected, 2.0)
     assert ant.records[0].tokens_sent == 0
     await router.aclose()
 
@@ -193,7 +193,7 @@ async def test_first_token_timeout_fires_and_other_provider_answers(
     assert result["provider"] == "anthropic"
     assert "first token timeout" in result["errors"]["openai"]
     assert 0.28 <= elapsed < 1.5
-    assert oai.wait_for(lambda: oai.records[0].disconnected, 2.0)
+    assert await oai.await_for(lambda: oai.records[0].disconnected, 2.0)
     assert router.stats()["providers"]["openai"]["timeouts"] == 1
     await router.aclose()
 
@@ -221,7 +221,7 @@ async def test_hedge_fires_only_after_its_delay(oai: FakeOpenAIServer, ant: Fake
     assert result["provider"] == "anthropic" and result["launched"] == ["openai", "anthropic"]
     gap = ant.records[0].started - oai.records[0].started
     assert 0.27 <= gap < 0.8, gap
-    assert oai.wait_for(lambda: oai.records[0].disconnected, 2.0)
+    assert await oai.await_for(lambda: oai.records[0].disconnected, 2.0)
     # Fast primary: no hedge is ever sent.
     oai.reset(Behaviour(ttft_s=0.02))
     ant.reset(Behaviour(ttft_s=0.02))
@@ -326,7 +326,7 @@ async def test_router_deployment_streams_through_serve_handle(
     assert events[0]["type"] == "route"
     assert events[-1]["type"] == "done" and events[-1]["provider"] == "openai"
     assert "".join(e["text"] for e in events if e["type"] == "token") == "From the simulated OpenAI server."
-    assert ant.wait_for(lambda: bool(ant.records) and ant.records[0].disconnected, 3.0)
+    assert await ant.await_for(lambda: bool(ant.records) and ant.records[0].disconnected, 3.0)
     bad = [e async for e in router_handle.options(stream=True).stream.remote({"messages": []})]
     assert bad[-1]["type"] == "error" and "messages" in bad[-1]["message"]
     stats = await router_handle.stats.remote()

@@ -122,6 +122,15 @@ class FakeProviderServer:
             if behaviour is not None:
                 self.behaviour = behaviour
 
+    async def await_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+        """Like ``wait_for`` but keeps the caller's event loop running (client sockets close on it)."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if predicate():
+                return True
+            await asyncio.sleep(0.005)
+        return predicate()
+
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
