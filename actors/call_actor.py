@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from actors import metrics
 from actors.store import CallStore
+from engine.backchannel import is_backchannel
 from engine.cache_scope import CacheScope, render_template
 from engine.conversation import Conversation, TurnPlan
 from engine.voice_text import SentenceChunker, split_sentences
@@ -34,8 +35,6 @@ class Services(Protocol):
     async def transcribe(self, pcm16_16k: bytes) -> dict[str, Any]: ...
 
     def speak(self, text: str, encoding: str) -> AsyncIterator[dict[str, Any]]: ...
-
-    async def embed(self, text: str) -> list[float] | None: ...
 
     async def cache_lookup(self, scope: dict[str, Any], text: str, embedding: list[float] | None) -> Any: ...
 
@@ -97,7 +96,7 @@ class CallActor:
         self.created_at = time.time()
         self.cost_usd = 0.0
         self._lock = asyncio.Lock()
-        self._current: asyncio.Task[Any] | None = None
+        self._background: set[asyncio.Task[None]] = set()
 
     @property
     def call_id(self) -> str:
@@ -115,10 +114,12 @@ class CallActor:
 
     # ---- audio mode ------------------------------------------------------------------------
     async def audio_turn(
-        self, pcm16_16k: bytes, speech_end_at: float | None = None
+        self, pcm16_16k: bytes, speech_end_at: float | None = None, during_playback: bool = False
     ) -> AsyncIterator[dict[str, Any]]:
         """Events: {"type": "transcript"}, then {"type": "audio", "audio": bytes, "mark": str} per
-        clause, then {"type": "done"}. ``speech_end_at`` is the edge's wall-clock end of speech."""
+        clause, then {"type": "done"}. ``speech_end_at`` is the edge's wall-clock end of speech.
+        A short utterance said over the agent (``during_playback``) that is only a backchannel
+        ("mhm", "okay") ends with {"type": "ignored"}: it is no turn."""
         async with self._lock:
             t0 = time.perf_counter()
             speech_end = speech_end_at or time.time()
@@ -131,6 +132,9 @@ class CallActor:
             stt_ms = (time.perf_counter() - t0) * 1000
             text = str(transcript.get("text", "")).strip()
             yield {"type": "transcript", "text": text, "confidence": transcript.get("confidence")}
+            if during_playback and is_backchannel(text):
+                yield {"type": "ignored", "reason": "backchannel"}
+                return
             if not text or transcript.get("no_speech"):
                 line = self.conversation.schema.fallbacks["stt_failure"].render(self.conversation.render())
                 async for event in self._speak_lines([line], "stt_failure"):
@@ -212,12 +216,11 @@ class CallActor:
             convo.schema.name, convo.schema.version, state.name, convo.state.slots, sorted(state.slots)
         ).model_dump()
         t0 = time.perf_counter()
-        embedding: list[float] | None = None
         hit = None
         if state.spec.cacheable:
             try:
-                embedding = await self.services.embed(caller_text)
-                hit = await self.services.cache_lookup(scope, caller_text, embedding)
+                # The cache embeds only after an exact-tier miss, so exact hits cost no inference.
+                hit = await self.services.cache_lookup(scope, caller_text, None)
             except Exception as exc:  # the cache is an optimisation: never fail a turn on it
                 log.warning("call %s: cache lookup failed: %s", self.call_id, type(exc).__name__)
                 metrics.error("cache", type(exc).__name__)
@@ -283,10 +286,15 @@ class CallActor:
         if full and state.spec.cacheable:
             # Templates carry call-data fields only; slot values are part of the scope instead.
             template = templatize(full, convo.values)
-            try:
-                await self.services.cache_store(scope, caller_text, template, embedding, convo.values)
-            except Exception as exc:
-                log.warning("call %s: cache store failed: %s", self.call_id, type(exc).__name__)
+            task = asyncio.get_running_loop().create_task(self._store(scope, caller_text, template))
+            self._background.add(task)  # off the turn's path; kept referenced until done
+            task.add_done_callback(self._background.discard)
+
+    async def _store(self, scope: dict[str, Any], caller_text: str, template: str) -> None:
+        try:
+            await self.services.cache_store(scope, caller_text, template, None, self.conversation.values)
+        except Exception as exc:
+            log.warning("call %s: cache store failed: %s", self.call_id, type(exc).__name__)
 
     async def _speak_lines(self, lines: list[str], source: str) -> AsyncIterator[dict[str, Any]]:
         for i, line in enumerate(lines):

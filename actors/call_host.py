@@ -113,9 +113,13 @@ class CallHostCore:
         return await self._call(call_id).text_turn(text)
 
     async def audio_turn(
-        self, call_id: str, pcm16_16k: bytes, speech_end_at: float | None = None
+        self,
+        call_id: str,
+        pcm16_16k: bytes,
+        speech_end_at: float | None = None,
+        during_playback: bool = False,
     ) -> AsyncIterator[dict[str, Any]]:
-        async for event in self._call(call_id).audio_turn(pcm16_16k, speech_end_at):
+        async for event in self._call(call_id).audio_turn(pcm16_16k, speech_end_at, during_playback):
             yield event
 
     async def speak(self, call_id: str, lines: list[str]) -> AsyncIterator[dict[str, Any]]:
@@ -211,9 +215,13 @@ class CallHost:
         return await self.core.text_turn(call_id, text)
 
     async def audio_turn(
-        self, call_id: str, pcm16_16k: bytes, speech_end_at: float | None = None
+        self,
+        call_id: str,
+        pcm16_16k: bytes,
+        speech_end_at: float | None = None,
+        during_playback: bool = False,
     ) -> AsyncIterator[dict[str, Any]]:
-        async for event in self.core.audio_turn(call_id, pcm16_16k, speech_end_at):
+        async for event in self.core.audio_turn(call_id, pcm16_16k, speech_end_at, during_playback):
             yield event
 
     async def speak(self, call_id: str, lines: list[str]) -> AsyncIterator[dict[str, Any]]:

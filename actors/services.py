@@ -31,10 +31,6 @@ class ServeServices:
         async for chunk in self._h(TTS).options(stream=True).stream.remote(text, encoding):
             yield chunk
 
-    async def embed(self, text: str) -> list[float] | None:
-        vectors: list[list[float]] = await self._h(CACHE).embed.remote([text])
-        return vectors[0] if vectors else None
-
     async def cache_lookup(self, scope: dict[str, Any], text: str, embedding: list[float] | None) -> Any:
         return await self._h(CACHE).lookup.remote(scope, text, embedding)
 

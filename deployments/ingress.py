@@ -30,6 +30,7 @@ from deployments.api_models import (
     StartCallResponse,
     TextTurnRequest,
 )
+from deployments.media_edge import preload_models
 from deployments.media_session import MediaCall
 from deployments.twilio_webhooks import (
     connect_stream_twiml,
@@ -87,6 +88,7 @@ class Ingress:
         self.tokens: dict[str, str] = {}
         self.openings: dict[str, list[str]] = {}
         self.media: dict[str, MediaCall] = {}
+        preload_models()  # VAD + smart-turn now, not on the first call's event loop
         self._started = False
         self._start_lock = asyncio.Lock()
 

@@ -70,14 +70,16 @@ class MediaCall:
     async def _on_utterance(self, utterance: Utterance) -> None:
         if not self._authorized or self.finished:
             return
-        if utterance.during_playback and not utterance.barge_in:
-            # Shorter than a barge-in while the agent spoke: a backchannel ("mhm") or noise.
-            self.ignored_during_playback += 1
-            return
         if self._turn is not None and not self._turn.done():
             await self._turn  # the previous reply finishes generating first; turns stay in order
         speech_end_wall = time.time() - (time.monotonic() - utterance.speech_end)
-        self._run(self.pool.stream(self.call_id, "audio_turn", utterance.pcm16_16k, speech_end_wall))
+        # Said over the agent without barging in: the host transcribes it and drops a mere
+        # backchannel ("mhm", "okay"); a short real answer ("no", "wait") is still a turn.
+        overlapped = utterance.during_playback and not utterance.barge_in
+        events = self.pool.stream(
+            self.call_id, "audio_turn", utterance.pcm16_16k, speech_end_wall, overlapped
+        )
+        self._run(events, keep_marks=overlapped)
 
     async def _on_barge_in(self) -> None:
         heard = set(self.session.heard_marks)
@@ -87,8 +89,9 @@ class MediaCall:
         with contextlib.suppress(Exception):
             await self.pool.call(self.call_id, "barge_in", heard_text)
 
-    def _run(self, events: AsyncIterator[dict[str, Any]]) -> None:
-        self._turn_marks = []
+    def _run(self, events: AsyncIterator[dict[str, Any]], keep_marks: bool = False) -> None:
+        if not keep_marks:
+            self._turn_marks = []
         self._turn = asyncio.get_running_loop().create_task(self._play(events))
 
     async def _play(self, events: AsyncIterator[dict[str, Any]]) -> None:
@@ -101,6 +104,8 @@ class MediaCall:
                     self._turn_marks.append((last_mark, event.get("text", "")))
                     played_s += len(event["audio"]) / 8000
                     await self.session.play(event["audio"], last_mark)
+                elif event["type"] == "ignored":
+                    self.ignored_during_playback += 1
                 elif event["type"] == "done" and event.get("terminal"):
                     if last_mark is not None:
                         await self.session.wait_played(last_mark, timeout=played_s + GOODBYE_GRACE_S)

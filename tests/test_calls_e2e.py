@@ -331,7 +331,12 @@ def test_audio_call_backchannel_does_not_interrupt(client: httpx.Client) -> None
     call = start(client)
     result = _run_caller(call, "short_rep_backchannel")
     assert result.backchannels, "the caller said mhm during the greeting"
-    assert result.clear_events == []  # the mhm did not stop the agent
+    timeline = (
+        result.backchannels,
+        result.clear_events,
+        [(t.speech_start, t.speech_end) for t in result.turns],
+    )
+    assert result.clear_events == [], timeline  # the mhm did not stop the agent
     assert result.opening_agent_audio_ms > 4000  # the whole greeting played
     assert [t.voice_to_voice_ms is not None for t in result.turns] == [True, True]
     status = client.get(f"/calls/{call['call_id']}").json()
