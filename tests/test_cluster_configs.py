@@ -75,16 +75,20 @@ def test_local_cluster_uses_fake_multinode_with_fake_gpus() -> None:
     assert gpus and all(t["max_workers"] >= 1 for t in gpus)
 
 
-def test_serve_config_parses_and_names_real_deployments() -> None:
+@pytest.mark.parametrize("profile", ["serve_config.yaml", "serve_config.gpu.yaml"])
+def test_serve_config_parses_and_names_real_deployments(profile: str) -> None:
     from ray.serve._private.build_app import build_app as build_serve_app
     from ray.serve.schema import ServeDeploySchema
 
-    config = ServeDeploySchema.model_validate(_yaml(ROOT / "cluster/serve_config.yaml"))
+    config = ServeDeploySchema.model_validate(_yaml(ROOT / "cluster" / profile))
     import serve_app
 
     built = build_serve_app(serve_app.build_app(), name="voxray")
     real = {d.name for d in built.deployments}
     for app in config.applications:
+        if app.import_path == "ray.serve.llm:build_openai_app":  # the GPU profile's vLLM app
+            assert app.args["llm_configs"] and app.route_prefix == "/llm"
+            continue
         assert app.import_path in ("serve_app:app", "serve_app:build_app")
         named = {d.name for d in app.deployments}
         assert named, "the serve config tunes no deployment"
