@@ -13,6 +13,7 @@ import logging
 import statistics
 import time
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -26,6 +27,7 @@ from engine.voice_text import SentenceChunker, split_sentences
 log = logging.getLogger("voxray.call")
 
 STAGES = ("stt", "nlu", "cache", "llm_ttft", "tts_first_audio", "voice_to_voice")
+FILLER_AFTER_S = 1.5  # no LLM token by then: say one of the schema's fillers ("One moment.")
 MIN_TEMPLATE_VALUE_CHARS = 3
 
 
@@ -64,6 +66,15 @@ class TurnRecord:
     interrupted: bool = False
 
 
+async def _chain(
+    head: list[dict[str, Any]], rest: AsyncIterator[dict[str, Any]]
+) -> AsyncIterator[dict[str, Any]]:
+    for item in head:
+        yield item
+    async for item in rest:
+        yield item
+
+
 def templatize(reply: str, values: dict[str, Any]) -> str:
     """Replace this call's data values in an LLM reply with ``{field}`` placeholders, longest first,
     so the cached template carries no caller's data."""
@@ -97,6 +108,8 @@ class CallActor:
         self.cost_usd = 0.0
         self._lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
+        self._interrupted = asyncio.Event()
+        self._heard_text = ""
 
     @property
     def call_id(self) -> str:
@@ -145,22 +158,30 @@ class CallActor:
             record.stages_ms["stt"] = stt_ms
             spoken: list[str] = []
             first_audio = False
-            async for chunk in self._reply_chunks(plan, text, record):
-                spoken.append(chunk)
-                async for audio in self.services.speak(chunk, self.encoding):
-                    if not first_audio:
-                        first_audio = True
-                        record.stages_ms["tts_first_audio"] = audio.get("synth_ms", 0.0)
-                        record.stages_ms["voice_to_voice"] = (time.time() - speech_end) * 1000
-                    yield {
-                        "type": "audio",
-                        "audio": audio["audio"],
-                        "text": audio.get("text", chunk),
-                        "mark": f"t{record.turn}c{len(spoken) - 1}",
-                        "duration_s": audio.get("duration_s"),
-                    }
+            self._interrupted.clear()
+            async with aclosing(self._reply_chunks(plan, text, record)) as chunks:
+                async for chunk in chunks:
+                    if self._interrupted.is_set():
+                        break  # closing the chunks closes the LLM stream: no tokens after barge-in
+                    spoken.append(chunk)
+                    async for audio in self.services.speak(chunk, self.encoding):
+                        if not first_audio:
+                            first_audio = True
+                            record.stages_ms["tts_first_audio"] = audio.get("synth_ms", 0.0)
+                            record.stages_ms["voice_to_voice"] = (time.time() - speech_end) * 1000
+                        yield {
+                            "type": "audio",
+                            "audio": audio["audio"],
+                            "text": audio.get("text", chunk),
+                            "mark": f"t{record.turn}c{len(spoken) - 1}",
+                            "duration_s": audio.get("duration_s"),
+                        }
             record.stages_ms["turn_total"] = (time.perf_counter() - t0) * 1000
-            await self._finish_turn(record, " ".join(spoken), plan)
+            agent_text = " ".join(spoken)
+            if self._interrupted.is_set():
+                record.interrupted = True
+                agent_text = self._heard_text
+            await self._finish_turn(record, agent_text, plan)
             yield {"type": "done", **self._turn_result(record, plan)}
 
     async def opening(self) -> list[str]:
@@ -172,7 +193,12 @@ class CallActor:
         return lines
 
     def barge_in(self, heard_text: str) -> None:
-        """The caller spoke over the agent: keep only the part of the last reply they heard."""
+        """The caller spoke over the agent: stop the reply in flight, and keep only the part of
+        the agent's reply the caller heard."""
+        if self._lock.locked():  # a turn is generating: it stops at its next chunk and records this
+            self._heard_text = heard_text
+            self._interrupted.set()
+            return
         if not self.turns:
             return
         last = self.turns[-1]
@@ -205,8 +231,9 @@ class CallActor:
                     yield sentence
         if not plan.needs_llm:
             return
-        async for chunk in self._llm_reply(caller_text, record):
-            yield chunk
+        async with aclosing(self._llm_reply(caller_text, record)) as chunks:
+            async for chunk in chunks:
+                yield chunk
 
     async def _llm_reply(self, caller_text: str, record: TurnRecord) -> AsyncIterator[str]:
         convo = self.conversation
@@ -252,25 +279,47 @@ class CallActor:
         reply: list[str] = []
         failed = False
         try:
-            async for event in self.services.llm_stream(request):
-                kind = event.get("type")
-                if kind == "token":
-                    if "llm_ttft" not in record.stages_ms:
-                        record.stages_ms["llm_ttft"] = (time.perf_counter() - t1) * 1000
-                    reply.append(event["text"])
-                    for chunk in chunker.feed(event["text"]):
-                        yield chunk
-                elif kind == "done":
-                    record.llm = {
-                        k: event.get(k) for k in ("provider", "model", "ttft_ms", "cost_usd", "policy")
-                    }
-                    record.llm["tier"] = event.get("tier")
-                    record.llm["router_ttft_ms"] = event.get("router_ttft_ms")
-                    record.llm["total_ms"] = event.get("total_ms")
-                    self.cost_usd += float(event.get("cost_usd") or 0.0)
-                elif kind == "error":
-                    failed = True
-                    metrics.error("llm", "no_provider_reply")
+            async with aclosing(self.services.llm_stream(request)) as stream:
+                events = stream.__aiter__()
+                head: list[dict[str, Any]] = []
+                fillers = convo.schema.spec.fillers
+                deadline = time.monotonic() + FILLER_AFTER_S
+                waiting = bool(fillers)
+                pending = asyncio.ensure_future(anext(events, None))
+                while True:  # read up to the first token; say a filler if it is slow to come
+                    timeout = max(0.0, deadline - time.monotonic()) if waiting else None
+                    done, _ = await asyncio.wait({pending}, timeout=timeout)
+                    if not done:
+                        waiting = False
+                        record.stages_ms["filler_after"] = FILLER_AFTER_S * 1000
+                        yield fillers[record.turn % len(fillers)]
+                        continue
+                    event = pending.result()
+                    if event is None:
+                        break
+                    head.append(event)
+                    if event.get("type") != "route":
+                        break
+                    pending = asyncio.ensure_future(anext(events, None))
+                async for event in _chain(head, events):
+                    kind = event.get("type")
+                    if kind == "token":
+                        if "llm_ttft" not in record.stages_ms:
+                            record.stages_ms["llm_ttft"] = (time.perf_counter() - t1) * 1000
+                        reply.append(event["text"])
+                        for chunk in chunker.feed(event["text"]):
+                            yield chunk
+                    elif kind == "done":
+                        record.llm = {
+                            k: event.get(k) for k in ("provider", "model", "ttft_ms", "cost_usd", "policy")
+                        }
+                        record.llm["tier"] = event.get("tier")
+                        record.llm["router_ttft_ms"] = event.get("router_ttft_ms")
+                        record.llm["total_ms"] = event.get("total_ms")
+                        self.cost_usd += float(event.get("cost_usd") or 0.0)
+                    elif kind == "error":
+                        failed = True
+                        metrics.error("llm", "no_provider_reply")
         except Exception as exc:
             log.warning("call %s: LLM stream failed: %s", self.call_id, type(exc).__name__)
             metrics.error("llm", type(exc).__name__)

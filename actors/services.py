@@ -28,8 +28,12 @@ class ServeServices:
         return result
 
     async def speak(self, text: str, encoding: str) -> AsyncIterator[dict[str, Any]]:
-        async for chunk in self._h(TTS).options(stream=True).stream.remote(text, encoding):
-            yield chunk
+        stream = self._h(TTS).options(stream=True).stream.remote(text, encoding)
+        try:
+            async for chunk in stream:
+                yield chunk
+        finally:
+            stream.cancel()  # a consumer that stops early (barge-in) stops the replica's work too
 
     async def cache_lookup(self, scope: dict[str, Any], text: str, embedding: list[float] | None) -> Any:
         return await self._h(CACHE).lookup.remote(scope, text, embedding)
@@ -45,8 +49,12 @@ class ServeServices:
         return await self._h(CACHE).store.remote(scope, text, template, embedding, call_values)
 
     async def llm_stream(self, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        async for event in self._h(ROUTER).options(stream=True).stream.remote(request):
-            yield event
+        stream = self._h(ROUTER).options(stream=True).stream.remote(request)
+        try:
+            async for event in stream:
+                yield event
+        finally:
+            stream.cancel()  # closes the router's provider streams when the call stops listening
 
     async def warm_phrases(self, phrases: list[str]) -> int:
         added: int = await self._h(TTS).warm_phrases.remote(phrases)

@@ -71,7 +71,7 @@ class MediaCall:
         if not self._authorized or self.finished:
             return
         if self._turn is not None and not self._turn.done():
-            await self._turn  # the previous reply finishes generating first; turns stay in order
+            await asyncio.wait([self._turn])  # the previous reply finishes first; turns stay in order
         speech_end_wall = time.time() - (time.monotonic() - utterance.speech_end)
         # Said over the agent without barging in: the host transcribes it and drops a mere
         # backchannel ("mhm", "okay"); a short real answer ("no", "wait") is still a turn.

@@ -354,3 +354,39 @@ def test_audio_call_barge_in_clears_and_keeps_only_heard_text(client: httpx.Clie
     cut = [line for line in agent_lines if line.startswith("Thanks.")]
     assert cut and not cut[0].startswith(full_line)  # only the heard part of the interrupted reply
     assert result.turns[-1].voice_to_voice_ms is not None  # the repeat request got an answer
+
+
+def test_barge_in_during_an_llm_reply_stops_the_provider_stream(
+    client: httpx.Client, app: dict[str, Any]
+) -> None:
+    slow = "Well, the weather here has been grey all week. " * 6  # ~50 tokens at 6 tokens/s
+    app["llm"].reset(Behaviour(ttft_s=0.05, tokens_per_s=6.0, text=slow.strip()))
+    try:
+        call = start(client)
+        result = _run_caller(call, "rep_interrupts_llm")
+        assert result.clear_events, "talking over the LLM reply must send clear"
+        records = app["llm"].records
+        assert records and records[0].disconnected, "the provider stream must be closed on barge-in"
+        assert records[0].tokens_sent < len(slow.split())
+        status = client.get(f"/calls/{call['call_id']}").json()
+        agent_lines = [t["text"] for t in status["transcript"] if t["speaker"] == "agent"]
+        assert not any(line.count("grey all week") >= 3 for line in agent_lines)  # only the heard part
+        assert status["state"] == "ask_status"  # "I found the member" moved the call on
+    finally:
+        app["llm"].reset(Behaviour(ttft_s=0.05, tokens_per_s=100.0, text=LLM_TEXT))
+
+
+def test_slow_llm_gets_a_filler_instead_of_silence(client: httpx.Client, app: dict[str, Any]) -> None:
+    app["llm"].reset(Behaviour(ttft_s=2.5, tokens_per_s=100.0, text=LLM_TEXT))
+    try:
+        call = start(client)
+        client.post(f"/calls/{call['call_id']}/turns", json={"text": "This is Sarah."})
+        turn = client.post(
+            f"/calls/{call['call_id']}/turns", json={"text": "Do you enjoy your job there?"}
+        ).json()
+        assert turn["source"] == "llm" and "filler_after" in turn["stages_ms"]
+        assert turn["agent"].startswith(("One moment.", "Sure.", "Okay, thank you."))
+        assert turn["agent"].endswith(LLM_TEXT)
+        client.post(f"/calls/{call['call_id']}/hangup")
+    finally:
+        app["llm"].reset(Behaviour(ttft_s=0.05, tokens_per_s=100.0, text=LLM_TEXT))
