@@ -109,6 +109,9 @@ class CallActor:
         self._lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
         self._interrupted = asyncio.Event()
+        # The whole call's transcript (the conversation keeps only a window for the LLM); a call
+        # resumed from a snapshot starts from that window.
+        self.transcript = [{"speaker": who, "text": text} for who, text in conversation.state.history]
         self._heard_text = ""
 
     @property
@@ -188,7 +191,7 @@ class CallActor:
         plan = self.conversation.opening()
         lines = list(plan.say)
         for line in lines:
-            self.conversation.record_agent(line)
+            self._record_agent(line)
         await self._snapshot()
         return lines
 
@@ -207,6 +210,8 @@ class CallActor:
         history = self.conversation.state.history
         if history and history[-1][0] == "agent":
             history[-1] = ("agent", heard_text)
+        if self.transcript and self.transcript[-1]["speaker"] == "agent":
+            self.transcript[-1]["text"] = heard_text
         self.conversation.state.last_agent_line = heard_text
         self.conversation.state.log("barge_in", turn=last.turn)
 
@@ -214,6 +219,7 @@ class CallActor:
     async def _understand(self, text: str, mode: str) -> tuple[TurnRecord, TurnPlan]:
         before = self.conversation.state.state
         plan = await self.conversation.take_turn(text)
+        self.transcript.append({"speaker": "caller", "text": text})
         record = TurnRecord(
             turn=len(self.turns) + 1, mode=mode, state_before=before, state_after=plan.state, caller=text
         )
@@ -349,13 +355,17 @@ class CallActor:
         for i, line in enumerate(lines):
             async for audio in self.services.speak(line, self.encoding):
                 yield {"type": "audio", "audio": audio["audio"], "text": line, "mark": f"{source}{i}"}
-            self.conversation.record_agent(line)
+            self._record_agent(line)
+
+    def _record_agent(self, text: str) -> None:
+        self.conversation.record_agent(text)
+        self.transcript.append({"speaker": "agent", "text": text})
 
     async def _finish_turn(self, record: TurnRecord, agent_text: str, plan: TurnPlan) -> None:
         record.agent = agent_text
         record.state_after = self.conversation.state.state
         if agent_text:
-            self.conversation.record_agent(agent_text)
+            self._record_agent(agent_text)
         self.turns.append(record)
         metrics.turn_observed(self.conversation.schema.name, record.mode, record.source, record.stages_ms)
         if plan.terminal:
@@ -393,7 +403,7 @@ class CallActor:
             "state": state.state,
             "outcome": state.outcome,
             "slots": dict(state.slots),
-            "transcript": [{"speaker": who, "text": text} for who, text in state.history],
+            "transcript": list(self.transcript),
             "turns": len(self.turns),
             "host": self.host,
         }

@@ -390,3 +390,24 @@ def test_slow_llm_gets_a_filler_instead_of_silence(client: httpx.Client, app: di
         client.post(f"/calls/{call['call_id']}/hangup")
     finally:
         app["llm"].reset(Behaviour(ttft_s=0.05, tokens_per_s=100.0, text=LLM_TEXT))
+
+
+def test_call_record_keeps_the_whole_transcript(client: httpx.Client) -> None:
+    call = start(client)
+    lines = [
+        "This is Sarah.",
+        "Please hold.",
+        "Okay, I found the member.",
+        "It's approved.",
+        "The reference number is A1234567.",
+        "No date yet.",
+        "Yes, that's correct.",
+    ]
+    for text in lines:
+        client.post(f"/calls/{call['call_id']}/turns", json={"text": text})
+    record = client.post(f"/calls/{call['call_id']}/hangup").json()
+    transcript = record["transcript"]
+    assert len(transcript) == 1 + 2 * len(lines)  # longer than the conversation's LLM window
+    assert transcript[0]["text"].startswith("Hi, this is Alex")
+    assert [t["text"] for t in transcript if t["speaker"] == "caller"] == lines
+    assert record["outcome"] == "status_captured"
