@@ -187,7 +187,10 @@ async def test_smart_turn_ends_the_turn_before_the_silence_timeout(voice: Person
     await h.start()
     await h.feed(speech_frames(voice, LINES[:2]), drain_each=True)
     await h.session.flush()
-    assert len(h.utterances) == 2
+    # Two lines; the first holds a sentence pause ("... this is Dana. How can I help you?") that
+    # smart turn may judge complete when its verdict (on a worker thread) lands before speech
+    # resumes, which depends on how busy the box is: then that line is two utterances.
+    assert 2 <= len(h.utterances) <= 3
     assert h.session.stats["smart_turn_decisions"] >= 2
     reasons = [u.end_reason for u in h.utterances]
     print("end reasons", reasons, "probabilities", [u.smart_turn_probability for u in h.utterances])
