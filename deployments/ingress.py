@@ -40,7 +40,7 @@ from deployments.twilio_webhooks import (
 )
 from engine.schema_errors import CallDataError
 from engine.schema_loader import SchemaRegistry
-from engine.settings import VoxraySettings, get_settings
+from engine.settings import VoxraySettings
 
 log = logging.getLogger("voxray.ingress")
 api = FastAPI(
@@ -246,7 +246,7 @@ class Ingress:
             "performance": schema.timings_ms,
             "health": {
                 "schema_loaded": True,
-                "templates_compiled": len(schema.states) * 2,
+                "templates_compiled": schema.template_count,
                 "init_time_acceptable": schema.timings_ms["total_ms"] < 100,
             },
         }
@@ -364,11 +364,3 @@ class Ingress:
             "failovers": self.pool.failovers,
             "media_sockets": len(self.media),
         }
-
-
-def build_ingress(*deployments: Any, settings: dict[str, Any] | None = None) -> Any:
-    return Ingress.bind(*deployments, settings=settings)
-
-
-def default_settings() -> VoxraySettings:
-    return get_settings()

@@ -104,6 +104,14 @@ class CompiledSchema:
     def pii_fields(self) -> frozenset[str]:
         return frozenset(n for n, f in self.spec.call_data.items() if f.pii)
 
+    @property
+    def template_count(self) -> int:
+        """Distinct compiled templates (global intent replies are shared by every state)."""
+        found: set[int] = {id(self.system_prompt), *(id(t) for t in self.fallbacks.values())}
+        for s in self.states.values():
+            found.update(id(t) for t in (s.say, s.prompt, *s.transition_says, *s.replies.values()) if t)
+        return len(found)
+
     def validate_call_data(self, data: Mapping[str, Any]) -> dict[str, str]:
         return validate_call_data(self.name, self.spec.call_data, data)
 

@@ -411,3 +411,17 @@ def test_call_record_keeps_the_whole_transcript(client: httpx.Client) -> None:
     assert transcript[0]["text"].startswith("Hi, this is Alex")
     assert [t["text"] for t in transcript if t["speaker"] == "caller"] == lines
     assert record["outcome"] == "status_captured"
+
+
+def test_schema_endpoints(client: httpx.Client) -> None:
+    listed = client.get("/schemas").json()
+    assert [s["schema"]["name"] for s in listed] == ["prior_auth", "sales_qualification"]
+    info = client.get("/schemas/prior_auth").json()
+    assert info["initial_state"] == "greeting" and info["health"]["templates_compiled"] > len(info["states"])
+    assert client.get("/schemas/nope").status_code == 404
+    spoken = client.post("/schemas/prior_auth/precompute", json={"call_data": PATIENT}).json()
+    assert spoken["precomputed"]["date_of_birth_spoken"] == "January fifteenth, nineteen eighty"
+    rendered = client.post("/schemas/prior_auth/render/verify_member", json={"call_data": PATIENT}).json()
+    assert "X-ray Kilo Mike" in rendered["say"]
+    bad = client.post("/schemas/prior_auth/render/verify_member", json={"call_data": {}})
+    assert bad.status_code == 422
