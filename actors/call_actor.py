@@ -22,7 +22,7 @@ from actors.store import CallStore
 from engine.backchannel import is_backchannel
 from engine.cache_scope import CacheScope, render_template
 from engine.conversation import Conversation, TurnPlan
-from engine.voice_text import SentenceChunker, split_sentences
+from engine.voice_text import SentenceChunker, split_first_clause, split_sentences
 
 log = logging.getLogger("voxray.call")
 
@@ -232,9 +232,15 @@ class CallActor:
         """The agent's reply as speakable chunks, as early as each is known."""
         if plan.say:
             record.source = "script"
+            static = self.conversation.schema.static_sentences
+            first = True
             for line in plan.say:
                 for sentence in split_sentences(line):
-                    yield sentence
+                    # The first clause of a long, uncached first sentence goes out alone: earlier audio.
+                    parts = [sentence] if sentence in static or not first else split_first_clause(sentence)
+                    first = False
+                    for part in parts:
+                        yield part
         if not plan.needs_llm:
             return
         async with aclosing(self._llm_reply(caller_text, record)) as chunks:

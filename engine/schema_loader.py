@@ -11,6 +11,7 @@ import hashlib
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from engine.schema_errors import Problem, SchemaError, format_path, line_of
 from engine.schema_model import ConversationSchemaFile, Intent, Slot, State
 from engine.spoken import SPOKEN_RULES
 from engine.templates import Template, TemplateError, compile_template
+from engine.voice_text import split_sentences
 
 SCHEMA_FILE = "schema.yaml"
 PERSONA_FIELDS = ("agent_name", "organization", "role")
@@ -103,6 +105,11 @@ class CompiledSchema:
     @property
     def pii_fields(self) -> frozenset[str]:
         return frozenset(n for n, f in self.spec.call_data.items() if f.pii)
+
+    @cached_property
+    def static_sentences(self) -> frozenset[str]:
+        """Sentences of the static phrases: the TTS phrase cache holds exactly these."""
+        return frozenset(s for phrase in self.static_phrases() for s in split_sentences(phrase))
 
     @property
     def template_count(self) -> int:

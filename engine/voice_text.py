@@ -164,6 +164,17 @@ _REPEATED_COMMA_RE = re.compile(r",(\s*,)+")
 _LEADING_PUNCT_RE = re.compile(r"^[\s,;:]+")
 
 
+def split_first_clause(sentence: str, max_chars: int = 60, min_chars: int = 20) -> list[str]:
+    """A long sentence as [first clause, rest], cut at the first comma past ``min_chars``, so
+    the first audio of a reply is synthesised sooner; short sentences stay whole."""
+    if len(sentence) <= max_chars:
+        return [sentence]
+    cut = sentence.find(", ", min_chars)
+    if cut < 0 or len(sentence) - cut < min_chars:
+        return [sentence]
+    return [sentence[: cut + 1], sentence[cut + 2 :]]
+
+
 def _as_sentence(text: str) -> str:
     """A list item or header becomes a sentence: it must end in terminal punctuation."""
     text = text.rstrip()

@@ -210,3 +210,16 @@ def test_chunker_rejects_bad_thresholds() -> None:
         SentenceChunker(min_chars=10, first_chunk_min_chars=20)
     with pytest.raises(ValueError):
         SentenceChunker(min_chars=200, max_chars=160)
+
+
+def test_split_first_clause_cuts_long_sentences_at_a_comma() -> None:
+    from engine.voice_text import split_first_clause
+
+    long = "The procedure is CPT code nine nine two one three, ordered by NPI one two three, four five six."
+    assert split_first_clause(long) == [
+        "The procedure is CPT code nine nine two one three,",
+        "ordered by NPI one two three, four five six.",
+    ]
+    assert split_first_clause("Thanks, that helps.") == ["Thanks, that helps."]  # short: whole
+    no_comma = "A long sentence without any pause in it at all that goes on and on and on."
+    assert split_first_clause(no_comma) == [no_comma]
