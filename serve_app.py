@@ -19,7 +19,7 @@ from deployments.semantic_cache import SemanticCacheDeployment
 from deployments.stt import build_stt_app
 from deployments.tts import build_tts_app
 from engine.schema_loader import SchemaRegistry
-from engine.settings import VoxraySettings, get_settings
+from engine.settings import VoxraySettings, cache_key_prefix, get_settings
 
 
 def build_app(args: dict[str, Any] | None = None) -> Application:
@@ -31,7 +31,7 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
     return Ingress.bind(
         build_stt_app(),
         build_tts_app(phrases=phrases),
-        SemanticCacheDeployment.bind(key_prefix=f"{settings.calls.key_prefix}cache:"),
+        SemanticCacheDeployment.bind(key_prefix=cache_key_prefix(settings.calls.key_prefix)),
         build_router_app(),
         settings=args or None,
     )

@@ -9,6 +9,7 @@ first clause is synthesised. The call state is snapshotted to Redis after every 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import statistics
 import time
@@ -20,7 +21,7 @@ from typing import Any, Protocol
 from actors import metrics
 from actors.store import CallStore
 from engine.backchannel import is_backchannel
-from engine.cache_scope import CacheScope, render_template
+from engine.cache_scope import CacheScope, exact_key, render_template
 from engine.conversation import Conversation, TurnPlan
 from engine.voice_text import SentenceChunker, split_first_clause, split_sentences
 
@@ -94,6 +95,7 @@ class CallActor:
         store: CallStore | None,
         host: str,
         webhook_url: str | None = None,
+        cache_prefix: str | None = None,
         encoding: str = "mulaw_8k",
     ):
         self.conversation = conversation
@@ -101,6 +103,7 @@ class CallActor:
         self.store = store
         self.host = host
         self.webhook_url = webhook_url
+        self.cache_prefix = cache_prefix
         self.encoding = encoding
         self.turns: list[TurnRecord] = []
         self.status = "active"
@@ -251,15 +254,19 @@ class CallActor:
         convo = self.conversation
         state = convo.current
         values = convo.render()
-        scope = CacheScope.for_call(
+        scope_obj = CacheScope.for_call(
             convo.schema.name, convo.schema.version, state.name, convo.state.slots, sorted(state.slots)
-        ).model_dump()
+        )
+        scope = scope_obj.model_dump()
         t0 = time.perf_counter()
         hit = None
         if state.spec.cacheable:
             try:
-                # The cache embeds only after an exact-tier miss, so exact hits cost no inference.
-                hit = await self.services.cache_lookup(scope, caller_text, None)
+                # Exact tier straight from Redis (no Serve hop); the deployment then tries the
+                # semantic tier, embedding only after an exact miss.
+                hit = await self._exact_hit(scope_obj, caller_text)
+                if hit is None:
+                    hit = await self.services.cache_lookup(scope, caller_text, None)
             except Exception as exc:  # the cache is an optimisation: never fail a turn on it
                 log.warning("call %s: cache lookup failed: %s", self.call_id, type(exc).__name__)
                 metrics.error("cache", type(exc).__name__)
@@ -350,6 +357,12 @@ class CallActor:
             task = asyncio.get_running_loop().create_task(self._store(scope, caller_text, template))
             self._background.add(task)  # off the turn's path; kept referenced until done
             task.add_done_callback(self._background.discard)
+
+    async def _exact_hit(self, scope: CacheScope, text: str) -> dict[str, Any] | None:
+        if self.store is None or self.cache_prefix is None:
+            return None
+        raw = await self.store.redis.get(exact_key(self.cache_prefix, scope, text))
+        return {"template": json.loads(raw)["template"], "tier": "exact"} if raw else None
 
     async def _store(self, scope: dict[str, Any], caller_text: str, template: str) -> None:
         try:

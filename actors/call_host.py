@@ -27,7 +27,7 @@ from engine.call_state import CallState
 from engine.conversation import Conversation
 from engine.schema_errors import CallDataError
 from engine.schema_loader import SchemaRegistry
-from engine.settings import get_settings
+from engine.settings import cache_key_prefix, get_settings
 
 log = logging.getLogger("voxray.host")
 
@@ -53,6 +53,7 @@ class CallHostCore:
         self.store = CallStore(redis_url, key_prefix) if redis_url else None
         self.webhooks = WebhookSender(self.store, worker=name) if self.store else None
         self.calls: dict[str, CallActor] = {}
+        self.cache_prefix = cache_key_prefix(key_prefix)
         self.completed = 0
         self._webhook_task: asyncio.Task[None] | None = None
 
@@ -82,7 +83,7 @@ class CallHostCore:
             conversation = Conversation.start(self.registry.get(schema), call_id, call_data)
         except CallDataError as exc:
             return {"error": "invalid_call_data", "problems": exc.problems}
-        actor = CallActor(conversation, self.services, self.store, self.name, webhook_url)
+        actor = CallActor(conversation, self.services, self.store, self.name, webhook_url, self.cache_prefix)
         self.calls[call_id] = actor
         opening = await actor.opening()
         return {
@@ -104,7 +105,9 @@ class CallHostCore:
             raise CallNotFound(f"call {call_id!r} has no snapshot")
         state = CallState.from_snapshot(blob)
         conversation = Conversation(self.registry.get(state.schema), state)
-        self.calls[call_id] = CallActor(conversation, self.services, self.store, self.name, webhook_url)
+        self.calls[call_id] = CallActor(
+            conversation, self.services, self.store, self.name, webhook_url, self.cache_prefix
+        )
         await self.store.save_snapshot(call_id, blob, self.name)
         log.info("call %s resumed on %s in state %s", call_id, self.name, state.state)
         return {"call_id": call_id, "host": self.name, "resumed": True, "state": state.state}

@@ -45,7 +45,14 @@ from urllib.parse import unquote
 import numpy as np
 from ray import serve
 
-from engine.cache_scope import CacheScope, guard_signature, normalise_text, template_refusal, text_hash
+from engine.cache_scope import (
+    CacheScope,
+    exact_key,
+    guard_signature,
+    normalise_text,
+    template_refusal,
+    text_hash,
+)
 from engine.settings import CacheSettings, get_settings
 
 log = logging.getLogger("voxray.semantic_cache")
@@ -322,7 +329,7 @@ class SemanticCache:
             return None
         scope_key = scope.key()
         try:
-            raw = await self._redis.get(self._k("x", scope_key, text_hash(text)))
+            raw = await self._redis.get(exact_key(self.prefix, scope, text))
             if raw is not None:
                 entry = json.loads(raw)
                 self.counters.hits_exact += 1
@@ -402,8 +409,8 @@ class SemanticCache:
         ttl = int(self.settings.ttl_s)
         try:
             await self._note_version(scope)
-            exact_key = self._k("x", scope_key, th)
-            existing = await self._redis.get(exact_key)
+            entry_key_exact = exact_key(self.prefix, scope, text)
+            existing = await self._redis.get(entry_key_exact)
             if existing is not None:
                 return str(json.loads(existing)["id"])
             entry_id = new_entry_id()
@@ -423,7 +430,7 @@ class SemanticCache:
                 },
             )
             pipe.expire(entry_key, ttl)
-            pipe.set(exact_key, json.dumps({"id": str(entry_id), "template": template}), ex=ttl)
+            pipe.set(entry_key_exact, json.dumps({"id": str(entry_id), "template": template}), ex=ttl)
             pipe.zadd(self._k("s", scope_key), {str(entry_id): now})
             pipe.expire(self._k("s", scope_key), ttl)
             pipe.sadd(self._k("schema", scope.schema_key()), scope_key)

@@ -95,6 +95,12 @@ def text_hash(text: str) -> str:
     return hashlib.blake2b(normalise_text(text).encode(), digest_size=16).hexdigest()
 
 
+def exact_key(prefix: str, scope: CacheScope, text: str) -> str:
+    """Redis key of the exact tier's entry (JSON ``{"id", "template"}``) for this scope and text;
+    call hosts read it directly so an exact hit costs one Redis GET and no Serve hop."""
+    return f"{prefix}x:{scope.key()}:{text_hash(text)}"
+
+
 # --- near-miss guards -----------------------------------------------------------------
 # Sentence embeddings put "I can make Tuesday" and "I can't make Tuesday" very close, and
 # "3 refills" next to "4 refills". A semantic hit therefore also needs the same polarity and

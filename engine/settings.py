@@ -108,6 +108,11 @@ class CallSettings(BaseModel):
     key_prefix: str = Field("voxray:", description="Redis key prefix for snapshots, records, webhooks.")
 
 
+def cache_key_prefix(key_prefix: str) -> str:
+    """The semantic cache's Redis prefix under a deployment's key prefix (deployment and hosts agree)."""
+    return f"{key_prefix}cache:"
+
+
 class VoxraySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VOXRAY_", env_nested_delimiter="__", extra="ignore")
 
