@@ -84,21 +84,6 @@ def model_level_batches(clip: bytes, sizes: list[int]) -> None:
             engine.run([item] * size)
             runs.append((time.perf_counter() - t0) / size)
         rates[size] = 1.0 / statistics.median(runs)
-    short = WhisperBatchTranscriber(cfg, encoder_window_s=10.0)
-    short.run([item])
-    lat_short, lat_full = [], []
-    for _ in range(5):
-        t0 = time.perf_counter()
-        short.run([item])
-        lat_short.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        engine.run([item])
-        lat_full.append(time.perf_counter() - t0)
-    full_ms, short_ms = 1000 * statistics.median(lat_full), 1000 * statistics.median(lat_short)
-    print(
-        f"STT model level, one {item.duration_s:.1f} s utterance: 30 s window {full_ms:.0f} ms, "
-        f"encoder_window_s=10 {short_ms:.0f} ms (x{full_ms / short_ms:.1f}; opt-in, see stt.py)"
-    )
     base = rates[sizes[0]]
     print(f"STT model level (cpu_threads={cfg.cpu_threads}, {cfg.compute_type}), utterances/s by batch size:")
     for size, rate in rates.items():

@@ -145,18 +145,12 @@ class WhisperBatchTranscriber:
         cfg: STTSettings,
         language: str = "en",
         word_timestamps: bool = True,
-        encoder_window_s: float = WHISPER_WINDOW_S,
     ) -> None:
         from faster_whisper import BatchedInferencePipeline, WhisperModel
         from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.transcribe import TranscriptionOptions, get_suppressed_tokens
 
-        if not 1.0 <= encoder_window_s <= WHISPER_WINDOW_S:
-            raise ValueError(
-                f"encoder_window_s must be in [1, {WHISPER_WINDOW_S:.0f}], got {encoder_window_s}"
-            )
         self.cfg = cfg
-        self.encoder_window_s = encoder_window_s
         self.model = WhisperModel(
             whisper_model_dir(cfg.model_path),
             device=cfg.device,
@@ -208,12 +202,9 @@ class WhisperBatchTranscriber:
         results = [self._empty(p) for p in items]
         speech = [i for i, p in enumerate(items) if not p.silent]
         if speech:
-            # Whisper was trained on 30 s windows. A shorter window (encoder_window_s) cuts encoder
-            # time roughly in proportion but can make very short clips repeat ("No? No?"), so it is
-            # opt-in; the window always covers the longest utterance in the batch plus 1 s.
-            longest = max(items[i].audio.size for i in speech) / STT_SAMPLE_RATE
-            window_s = min(WHISPER_WINDOW_S, max(self.encoder_window_s, math.ceil(longest + 1.0)))
-            frames = int(window_s * 100)  # 10 ms mel hop
+            # Whisper was trained on 30 s windows; shorter ones cut encoder time but made the model
+            # loop on its own output ("Please hold while I check... Please hold while..."), so no.
+            frames = int(WHISPER_WINDOW_S * 100)  # 10 ms mel hop
             feats = np.stack(
                 [pad_or_trim(self.model.feature_extractor(items[i].audio)[..., :-1], frames) for i in speech]
             )
@@ -276,7 +267,6 @@ class STTDeployment:
         self,
         word_timestamps: bool = True,
         language: str = "en",
-        encoder_window_s: float = WHISPER_WINDOW_S,
         **overrides: Any,
     ) -> None:
         unknown = set(overrides) - set(STTSettings.model_fields)
@@ -286,9 +276,7 @@ class STTDeployment:
             )
         cfg = get_settings().stt.model_copy(update={k: v for k, v in overrides.items() if v is not None})
         self.cfg = cfg
-        self.engine = WhisperBatchTranscriber(
-            cfg, language=language, word_timestamps=word_timestamps, encoder_window_s=encoder_window_s
-        )
+        self.engine = WhisperBatchTranscriber(cfg, language=language, word_timestamps=word_timestamps)
         self._transcribe_batch.set_max_batch_size(cfg.max_batch_size)  # type: ignore[attr-defined]
         self._transcribe_batch.set_batch_wait_timeout_s(cfg.batch_wait_timeout_s)  # type: ignore[attr-defined]
         self._batch_sizes: dict[int, int] = {}
@@ -350,9 +338,8 @@ def build_stt_app(
     """The STT app for ``serve.run`` / serve_app.py.
 
     ``init_overrides`` are ``STTSettings`` fields (model_path, device, compute_type, cpu_threads,
-    beam_size, max_batch_size, batch_wait_timeout_s, max_utterance_s) plus ``word_timestamps``,
-    ``language`` and ``encoder_window_s`` (default 30 = stock Whisper; see
-    ``WhisperBatchTranscriber.run``). With ``num_gpus`` > 0 the model defaults to CUDA float16.
+    beam_size, max_batch_size, batch_wait_timeout_s, max_utterance_s) plus ``word_timestamps``
+    and ``language``. With ``num_gpus`` > 0 the model defaults to CUDA float16.
     ``target_ongoing_requests`` defaults to the max batch size, so a replica fills its batches
     before the autoscaler adds another.
     """

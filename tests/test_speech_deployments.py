@@ -238,18 +238,3 @@ def test_cancelled_stream_leaves_the_replica_serving(handles: dict[str, Any]) ->
     gen.cancel()
     after = tts.synthesize.remote("Still here.").result()
     assert after["duration_s"] > 0.2
-
-
-def test_short_encoder_window_option(spoken: dict[str, Any]) -> None:
-    """The opt-in shorter encoder window still transcribes a normal utterance, and a window
-    shorter than the utterance is widened to cover it."""
-    from deployments.stt import WhisperBatchTranscriber, prepare_audio
-    from engine.settings import get_settings
-
-    engine = WhisperBatchTranscriber(get_settings().stt, encoder_window_s=2.0)
-    item = prepare_audio(spoken["pcm16k"], 16000, 30.0)
-    assert item.duration_s > 3.0
-    [result] = engine.run([item])
-    assert wer(spoken["text"], result.text) <= WER_BOUND, result.text
-    with pytest.raises(ValueError, match="encoder_window_s"):
-        WhisperBatchTranscriber(get_settings().stt, encoder_window_s=60.0)
