@@ -31,6 +31,7 @@ from pydantic import BaseModel, Field
 from ray import serve
 from ray.serve import Application
 
+from deployments.cli_args import parse_cli_value
 from deployments.model_paths import whisper_model_dir
 from engine.audio import STT_SAMPLE_RATE, pcm16_from_bytes, resample
 from engine.settings import STTSettings, get_settings
@@ -364,15 +365,4 @@ def build_stt_app(
 def stt_app(args: dict[str, str]) -> Application:
     """Application builder for the CLI: ``serve run deployments.stt:stt_app num_cpus=0.5 ...``
     (each ``key=value`` is a keyword of ``build_stt_app``; numbers and true/false are converted)."""
-    return build_stt_app(**{k: _parse_cli_value(v) for k, v in args.items()})
-
-
-def _parse_cli_value(value: str) -> Any:
-    if value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    for cast in (int, float):
-        try:
-            return cast(value)
-        except ValueError:
-            pass
-    return value
+    return build_stt_app(**{k: parse_cli_value(v) for k, v in args.items()})

@@ -39,6 +39,7 @@ from pydantic import BaseModel
 from ray import serve
 from ray.serve import Application
 
+from deployments.cli_args import parse_cli_value
 from deployments.model_paths import piper_voice_files
 from engine.audio import ENCODINGS, TWILIO_FRAME_BYTES, ULAW_SILENCE, encode_pcm16, float_to_pcm16
 from engine.settings import get_settings
@@ -324,15 +325,4 @@ def build_tts_app(
 def tts_app(args: dict[str, str]) -> Application:
     """Application builder for the CLI: ``serve run deployments.tts:tts_app num_cpus=0.5 ...``
     (each ``key=value`` is a keyword of ``build_tts_app``; numbers and true/false are converted)."""
-    return build_tts_app(**{k: _parse_cli_value(v) for k, v in args.items()})
-
-
-def _parse_cli_value(value: str) -> Any:
-    if value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    for cast in (int, float):
-        try:
-            return cast(value)
-        except ValueError:
-            pass
-    return value
+    return build_tts_app(**{k: parse_cli_value(v) for k, v in args.items()})
