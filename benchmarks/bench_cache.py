@@ -19,8 +19,10 @@ import uuid
 
 import numpy as np
 
+from deployments.embedder import Embedder
+from deployments.model_paths_llm import minilm_model_dir
 from deployments.providers.stats import percentile
-from deployments.semantic_cache import Embedder, SemanticCache, _Meta
+from deployments.semantic_cache import SemanticCache, _Meta
 from engine.cache_scope import CacheScope
 from engine.settings import CacheSettings
 
@@ -31,9 +33,39 @@ QUERIES = [
 ]
 
 
+def embed_baseline(embedder: Embedder, n_queries: int) -> None:
+    """One sentence through the ONNX embedder vs the same model through sentence-transformers."""
+    from sentence_transformers import SentenceTransformer
+
+    torch_model = SentenceTransformer(str(minilm_model_dir()), device="cpu", local_files_only=True)
+    text = QUERIES[0][0]
+    runs = {
+        "sentence-transformers (PyTorch)": lambda: torch_model.encode([text], normalize_embeddings=True),
+        "voxray Embedder (ONNX Runtime)": lambda: embedder.encode([text]),
+    }
+    medians = {}
+    print(f"\n{'embed one sentence, 1 thread':34} {'p50 ms':>8} {'p95 ms':>8}")
+    for name, fn in runs.items():
+        for _ in range(5):
+            fn()
+        lat = []
+        for _ in range(n_queries):
+            t0 = time.perf_counter()
+            fn()
+            lat.append((time.perf_counter() - t0) * 1000)
+        medians[name] = percentile(lat, 50)
+        print(f"{name:34} {medians[name]:8.2f} {percentile(lat, 95):8.2f}")
+    base, ours = medians.values()
+    print(f"speed-up at p50: x{base / ours:.2f}")
+
+
 async def run(n_queries: int, redis_url: str) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     embedder = Embedder()
+    import torch
+
+    torch.set_num_threads(1)  # the same single thread the ONNX session uses
+    embed_baseline(embedder, n_queries)
     rng = np.random.default_rng(0)
     print(f"\n{'entries':>8} {'path':14} {'p50 ms':>8} {'p95 ms':>8}  (exact; on miss: embed+FAISS+confirm)")
     for size in (1_000, 10_000, 100_000):

@@ -45,6 +45,7 @@ from urllib.parse import unquote
 import numpy as np
 from ray import serve
 
+from deployments.embedder import Embedder
 from engine.cache_scope import (
     CacheScope,
     exact_key,
@@ -65,39 +66,6 @@ try:  # redis is a dependency of the deployment; keep the module importable for 
     REDIS_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
 except ImportError:  # pragma: no cover
     aioredis = None  # type: ignore[assignment]
-
-
-class Embedder:
-    """all-MiniLM-L6-v2 (sentence-transformers) from the bundled package; unit-norm float32."""
-
-    def __init__(self, model_path: str | None = None, threads: int = 1):
-        import torch
-        from sentence_transformers import SentenceTransformer
-
-        from deployments.model_paths_llm import minilm_model_dir
-
-        # One intra-op thread: single short sentences are faster this way on a shared CPU.
-        torch.set_num_threads(threads)
-        path = model_path or str(minilm_model_dir())
-        self.model = SentenceTransformer(path, device="cpu", local_files_only=True)
-        get_dim = (
-            getattr(self.model, "get_embedding_dimension", None)
-            or self.model.get_sentence_embedding_dimension
-        )
-        dim = get_dim()
-        if dim is None:
-            raise ValueError(f"embedding model at {path} does not report its dimension")
-        self.dim = int(dim)
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        vectors = self.model.encode(
-            texts,
-            batch_size=max(1, len(texts)),
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
 @dataclass
@@ -554,7 +522,7 @@ class SemanticCacheDeployment:
         cache_settings_obj = CacheSettings.model_validate(
             {**settings.cache.model_dump(), **(cache_settings or {})}
         )
-        self._embedder = Embedder(cache_settings_obj.embedding_model_path)
+        self._embedder = Embedder(cache_settings_obj.embedding_model_path, cache_settings_obj.onnx_dir)
         self._cache = SemanticCache(
             redis_url if redis_url is not None else settings.redis_url,
             self._embedder.dim,

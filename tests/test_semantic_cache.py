@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from deployments.semantic_cache import Embedder, SemanticCache
+from deployments.embedder import Embedder
+from deployments.semantic_cache import SemanticCache
 from engine.cache_scope import CacheScope, guard_signature, normalise_text, render_template, template_refusal
 from engine.settings import CacheSettings
 
