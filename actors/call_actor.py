@@ -97,6 +97,7 @@ class CallActor:
         webhook_url: str | None = None,
         cache_prefix: str | None = None,
         encoding: str = "mulaw_8k",
+        semantic_head_start_s: float = 0.010,
     ):
         self.conversation = conversation
         self.services = services
@@ -105,6 +106,7 @@ class CallActor:
         self.webhook_url = webhook_url
         self.cache_prefix = cache_prefix
         self.encoding = encoding
+        self.semantic_head_start_s = semantic_head_start_s
         self.turns: list[TurnRecord] = []
         self.status = "active"
         self.created_at = time.time()
@@ -259,28 +261,17 @@ class CallActor:
         )
         scope = scope_obj.model_dump()
         t0 = time.perf_counter()
-        hit = None
+        hit: dict[str, Any] | None = None
+        lookup: asyncio.Future[Any] | None = None  # the semantic tier, still answering
         if state.spec.cacheable:
-            try:
-                # Exact tier straight from Redis (no Serve hop); the deployment then tries the
-                # semantic tier, embedding only after an exact miss.
-                hit = await self._exact_hit(scope_obj, caller_text)
-                if hit is None:
-                    hit = await self.services.cache_lookup(scope, caller_text, None)
-            except Exception as exc:  # the cache is an optimisation: never fail a turn on it
-                log.warning("call %s: cache lookup failed: %s", self.call_id, type(exc).__name__)
-                metrics.error("cache", type(exc).__name__)
+            hit, lookup = await self._cache_first(scope_obj, scope, caller_text)
         record.stages_ms["cache"] = (time.perf_counter() - t0) * 1000
-        if hit:
-            try:
-                text = render_template(hit["template"], values)
-            except KeyError:
-                text = ""
-            if text:
-                record.source = f"cache_{hit.get('tier', 'semantic')}"
-                for sentence in split_sentences(text):
-                    yield sentence
-                return
+        cached = self._hit_text(hit, values)
+        if cached and hit is not None:
+            record.source = f"cache_{hit.get('tier', 'semantic')}"
+            for sentence in split_sentences(cached):
+                yield sentence
+            return
 
         system, messages = convo.llm_request()
         request = {
@@ -305,44 +296,62 @@ class CallActor:
                 deadline = time.monotonic() + FILLER_AFTER_S
                 waiting = bool(fillers)
                 pending = asyncio.ensure_future(anext(events, None))
-                while True:  # read up to the first token; say a filler if it is slow to come
-                    timeout = max(0.0, deadline - time.monotonic()) if waiting else None
-                    done, _ = await asyncio.wait({pending}, timeout=timeout)
-                    if not done:
-                        waiting = False
-                        record.stages_ms["filler_after"] = FILLER_AFTER_S * 1000
-                        yield fillers[record.turn % len(fillers)]
-                        continue
-                    event = pending.result()
-                    if event is None:
-                        break
-                    head.append(event)
-                    if event.get("type") != "route":
-                        break
-                    pending = asyncio.ensure_future(anext(events, None))
-                async for event in _chain(head, events):
-                    kind = event.get("type")
-                    if kind == "token":
-                        if "llm_ttft" not in record.stages_ms:
-                            record.stages_ms["llm_ttft"] = (time.perf_counter() - t1) * 1000
-                        reply.append(event["text"])
-                        for chunk in chunker.feed(event["text"]):
-                            yield chunk
-                    elif kind == "done":
-                        record.llm = {
-                            k: event.get(k) for k in ("provider", "model", "ttft_ms", "cost_usd", "policy")
-                        }
-                        record.llm["tier"] = event.get("tier")
-                        record.llm["router_ttft_ms"] = event.get("router_ttft_ms")
-                        record.llm["total_ms"] = event.get("total_ms")
-                        self.cost_usd += float(event.get("cost_usd") or 0.0)
-                    elif kind == "error":
-                        failed = True
-                        metrics.error("llm", "no_provider_reply")
+                try:
+                    # Read up to the first token; a semantic hit that comes first wins; a filler if
+                    # the first token is slow to come.
+                    while True:
+                        timeout = max(0.0, deadline - time.monotonic()) if waiting else None
+                        racing = {pending} if lookup is None else {pending, lookup}
+                        done, _ = await asyncio.wait(
+                            racing, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                        )
+                        if lookup is not None and lookup in done:
+                            hit, lookup = self._lookup_result(lookup), None
+                            cached = self._hit_text(hit, values)
+                            if cached:
+                                record.stages_ms["cache"] = (time.perf_counter() - t0) * 1000
+                                break
+                            continue
+                        if not done:
+                            waiting = False
+                            record.stages_ms["filler_after"] = FILLER_AFTER_S * 1000
+                            yield fillers[record.turn % len(fillers)]
+                            continue
+                        event = pending.result()
+                        if event is None:
+                            break
+                        head.append(event)
+                        if event.get("type") != "route":
+                            break
+                        pending = asyncio.ensure_future(anext(events, None))
+                finally:
+                    await self._cancel(pending)  # the stream is closed next: nothing may be reading it
+                    if lookup is not None:  # the LLM answered first: the cache's answer is moot
+                        await self._cancel(lookup)
+                        lookup = None
+                if not cached:  # after a cache win, leaving this block closes the unread LLM stream
+                    async for event in _chain(head, events):
+                        kind = event.get("type")
+                        if kind == "token":
+                            if "llm_ttft" not in record.stages_ms:
+                                record.stages_ms["llm_ttft"] = (time.perf_counter() - t1) * 1000
+                            reply.append(event["text"])
+                            for chunk in chunker.feed(event["text"]):
+                                yield chunk
+                        elif kind == "done":
+                            self._record_llm_done(record, event)
+                        elif kind == "error":
+                            failed = True
+                            metrics.error("llm", "no_provider_reply")
         except Exception as exc:
             log.warning("call %s: LLM stream failed: %s", self.call_id, type(exc).__name__)
             metrics.error("llm", type(exc).__name__)
             failed = True
+        if cached and hit is not None:
+            record.source = f"cache_{hit.get('tier', 'semantic')}"
+            for sentence in split_sentences(cached):
+                yield sentence
+            return
         for chunk in chunker.flush():
             yield chunk
         if failed and not reply:
@@ -357,6 +366,53 @@ class CallActor:
             task = asyncio.get_running_loop().create_task(self._store(scope, caller_text, template))
             self._background.add(task)  # off the turn's path; kept referenced until done
             task.add_done_callback(self._background.discard)
+
+    def _record_llm_done(self, record: TurnRecord, event: dict[str, Any]) -> None:
+        keys = ("provider", "model", "ttft_ms", "cost_usd", "policy", "tier", "router_ttft_ms", "total_ms")
+        record.llm = {k: event.get(k) for k in keys}
+        self.cost_usd += float(event.get("cost_usd") or 0.0)
+
+    async def _cache_first(
+        self, scope_obj: CacheScope, scope: dict[str, Any], text: str
+    ) -> tuple[dict[str, Any] | None, asyncio.Future[Any] | None]:
+        """The exact tier straight from Redis (no Serve hop); after a miss, the semantic tier gets
+        ``semantic_head_start_s`` to answer. Returns (hit, None), (None, None) for a miss, or
+        (None, lookup) when the semantic tier is still answering: it then races the LLM."""
+        try:
+            hit = await self._exact_hit(scope_obj, text)
+        except Exception as exc:  # the cache is an optimisation: never fail a turn on it
+            log.warning("call %s: cache lookup failed: %s", self.call_id, type(exc).__name__)
+            metrics.error("cache", type(exc).__name__)
+            hit = None
+        if hit is not None:
+            return hit, None
+        lookup = asyncio.ensure_future(self.services.cache_lookup(scope, text, None))
+        done, _ = await asyncio.wait({lookup}, timeout=self.semantic_head_start_s)
+        return (self._lookup_result(lookup), None) if done else (None, lookup)
+
+    def _lookup_result(self, lookup: asyncio.Future[Any]) -> dict[str, Any] | None:
+        try:
+            hit: dict[str, Any] | None = lookup.result()
+            return hit
+        except Exception as exc:
+            log.warning("call %s: cache lookup failed: %s", self.call_id, type(exc).__name__)
+            metrics.error("cache", type(exc).__name__)
+            return None
+
+    @staticmethod
+    def _hit_text(hit: dict[str, Any] | None, values: dict[str, Any]) -> str:
+        if not hit:
+            return ""
+        try:
+            return render_template(hit["template"], values)
+        except KeyError:  # the template names a field this call lacks: treat as a miss
+            return ""
+
+    @staticmethod
+    async def _cancel(future: asyncio.Future[Any]) -> None:
+        if not future.done():
+            future.cancel()
+            await asyncio.wait({future})
 
     async def _exact_hit(self, scope: CacheScope, text: str) -> dict[str, Any] | None:
         if self.store is None or self.cache_prefix is None:

@@ -54,6 +54,7 @@ class CallHostCore:
         self.webhooks = WebhookSender(self.store, worker=name) if self.store else None
         self.calls: dict[str, CallActor] = {}
         self.cache_prefix = cache_key_prefix(key_prefix)
+        self.semantic_head_start_s = get_settings().cache.semantic_head_start_ms / 1000
         self.completed = 0
         self._webhook_task: asyncio.Task[None] | None = None
 
@@ -66,6 +67,17 @@ class CallHostCore:
             return self.calls[call_id]
         except KeyError:
             raise CallNotFound(f"call {call_id!r} is not live on host {self.name}") from None
+
+    def _new_actor(self, conversation: Conversation, webhook_url: str | None) -> CallActor:
+        return CallActor(
+            conversation,
+            self.services,
+            self.store,
+            self.name,
+            webhook_url,
+            self.cache_prefix,
+            semantic_head_start_s=self.semantic_head_start_s,
+        )
 
     async def start_call(
         self, call_id: str, schema: str, call_data: dict[str, Any], webhook_url: str | None = None
@@ -83,7 +95,7 @@ class CallHostCore:
             conversation = Conversation.start(self.registry.get(schema), call_id, call_data)
         except CallDataError as exc:
             return {"error": "invalid_call_data", "problems": exc.problems}
-        actor = CallActor(conversation, self.services, self.store, self.name, webhook_url, self.cache_prefix)
+        actor = self._new_actor(conversation, webhook_url)
         self.calls[call_id] = actor
         opening = await actor.opening()
         return {
@@ -105,9 +117,7 @@ class CallHostCore:
             raise CallNotFound(f"call {call_id!r} has no snapshot")
         state = CallState.from_snapshot(blob)
         conversation = Conversation(self.registry.get(state.schema), state)
-        self.calls[call_id] = CallActor(
-            conversation, self.services, self.store, self.name, webhook_url, self.cache_prefix
-        )
+        self.calls[call_id] = self._new_actor(conversation, webhook_url)
         await self.store.save_snapshot(call_id, blob, self.name)
         log.info("call %s resumed on %s in state %s", call_id, self.name, state.state)
         return {"call_id": call_id, "host": self.name, "resumed": True, "state": state.state}

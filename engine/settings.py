@@ -54,6 +54,12 @@ class CacheSettings(BaseModel):
         description="Where the embedding model's one-time ONNX export is kept; None = ~/.cache/voxray/onnx.",
     )
     similarity_threshold: float = Field(0.92, description="Cosine similarity a semantic hit must reach.")
+    semantic_head_start_ms: float = Field(
+        10.0,
+        ge=0,
+        description="How long an LLM turn waits on the semantic tier before asking the LLM too; a hit "
+        "arriving later still wins until the LLM's first token (the LLM request is then cancelled).",
+    )
     ttl_s: int = Field(24 * 3600, description="Absolute lifetime of a cache entry; hits never extend it.")
     max_entries_per_scope: int = Field(10_000, description="Oldest entries are evicted past this count.")
     max_batch_size: int = Field(32, description="@serve.batch max batch size for embeddings.")

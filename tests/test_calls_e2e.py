@@ -199,6 +199,32 @@ def test_second_call_gets_the_cached_reply(client: httpx.Client) -> None:
     client.post(f"/calls/{call['call_id']}/hangup")
 
 
+def test_semantic_hit_beats_a_slow_llm(client: httpx.Client, app: dict[str, Any]) -> None:
+    """A paraphrase of the cached line: the semantic tier answers. If it took longer than its head
+    start, the LLM was asked too and is cancelled before sending a token; the turn never waits
+    for the LLM's 1.2 s time to first token."""
+    call = start(client)
+    for text, _ in TEXT_SCRIPT:
+        client.post(f"/calls/{call['call_id']}/turns", json={"text": text})
+    llm = app["llm"]
+    llm.reset(Behaviour(ttft_s=1.2, tokens_per_s=100.0, text="A slow reply nobody should hear."))
+    try:
+        asked_before = len(llm.records)
+        turn = client.post(
+            f"/calls/{call['call_id']}/turns", json={"text": "Lovely weather over there today?"}
+        ).json()
+        assert turn["source"] == "cache_semantic" and turn["agent"] == LLM_TEXT, turn
+        assert turn["stages_ms"]["turn_total"] < 1000 and "llm_ttft" not in turn["stages_ms"]
+        asked = llm.records[asked_before:]
+        deadline = time.time() + 5
+        while any(not r.disconnected for r in asked) and time.time() < deadline:
+            time.sleep(0.05)
+        assert all(r.tokens_sent == 0 and r.disconnected for r in asked), asked
+    finally:
+        llm.reset(Behaviour(ttft_s=0.05, tokens_per_s=100.0, text=LLM_TEXT))
+        client.post(f"/calls/{call['call_id']}/hangup")
+
+
 def test_webhook_down_keeps_the_record_until_it_is_back(client: httpx.Client, app: dict[str, Any]) -> None:
     port = free_port()
     call = start(client, webhook_url=f"http://127.0.0.1:{port}/hook")
