@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -448,6 +449,56 @@ class LLMRouter:
             await rt.provider.aclose()
 
 
+# A sentence end (or a line break) with the start of the next sentence after it: the earliest
+# point at which the call's sentence chunker can cut, so tokens held until then cost no audio time.
+_CUTTABLE = re.compile(r"([.!?…]['\")\]]*\s|\n)\s*\S")
+COALESCE_MAX_CHARS = 48
+
+
+def _confirms_a_sentence_end(released_tail: str, held: str) -> bool:
+    joined = released_tail + held
+    return any(m.end() > len(released_tail) for m in _CUTTABLE.finditer(joined))
+
+
+async def coalesce_tokens(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+    """Merge token events between sentence ends into one event, so a reply crosses the Serve
+    stream (one Ray object per item) as a handful of events rather than one per token.
+
+    The first token goes out alone (time to first token is not delayed); later tokens are held
+    until they confirm a sentence end (its next word arrived), reach ``COALESCE_MAX_CHARS``, or
+    another event comes; nothing is reordered or dropped."""
+    held: list[str] = []
+    tail = ""  # the end of the text already sent: a sentence end there is confirmed by what follows
+    provider = ""
+    first = True
+
+    def release() -> dict[str, Any]:
+        nonlocal tail
+        text = "".join(held)
+        held.clear()
+        tail = (tail + text)[-8:]
+        return {"type": "token", "text": text, "provider": provider}
+
+    async for event in events:
+        if event.get("type") != "token":
+            if held:
+                yield release()
+            yield event
+            continue
+        if first:
+            first = False
+            tail = event["text"][-8:]
+            yield event
+            continue
+        held.append(event["text"])
+        provider = event["provider"]
+        text = "".join(held)
+        if len(text) >= COALESCE_MAX_CHARS or _confirms_a_sentence_end(tail, text):
+            yield release()
+    if held:
+        yield release()
+
+
 @serve.deployment(max_ongoing_requests=512, ray_actor_options={"num_cpus": 0.5})
 class LLMRouterDeployment:
     """Serve wrapper: ``handle.options(stream=True).stream.remote(request_dict)``."""
@@ -476,7 +527,7 @@ class LLMRouterDeployment:
         except ValidationError as exc:
             yield ErrorEvent(message=f"invalid LLMRequest: {exc}").model_dump()
             return
-        async for event in self._router.stream(req):
+        async for event in coalesce_tokens(self._router.stream(req)):
             yield event
 
     async def complete(self, request: dict[str, Any]) -> dict[str, Any]:

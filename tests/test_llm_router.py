@@ -363,3 +363,61 @@ async def test_real_local_smollm2_provider(ray_session: None) -> None:
         assert sum(e["type"] == "token" for e in events) == done["usage"]["output_tokens"]
     finally:
         serve.delete("test-llm-local")
+
+
+# ------------------------------------------------------------------ token coalescing (Serve stream)
+REPLIES = [
+    "Of course. Dr. Smith's office sent the notes on Monday! Anything else I can help with?",
+    "Sure thing.\nThe fax number is on file. It ends in four two.",
+    "This reply has no sentence end at all and simply keeps going on and on well past the limit",
+    "Yes.",
+]
+
+
+def word_tokens(text: str) -> list[str]:
+    words = text.split(" ")
+    return [w if i == 0 else " " + w for i, w in enumerate(words)]
+
+
+async def as_events(tokens: list[str]) -> Any:
+    yield {"type": "route", "policy": "race"}
+    for t in tokens:
+        yield {"type": "token", "text": t, "provider": "p"}
+    yield {"type": "done", "provider": "p", "text": "".join(tokens)}
+
+
+def chunk_offsets(texts: list[str]) -> list[tuple[str, int]]:
+    """(chunk, characters of the reply received when the chunker released it)."""
+    from engine.voice_text import SentenceChunker
+
+    chunker, seen, out = SentenceChunker(), 0, []
+    for text in texts:
+        seen += len(text)
+        out += [(chunk, seen) for chunk in chunker.feed(text)]
+    return out + [(chunk, seen) for chunk in chunker.flush()]
+
+
+@pytest.mark.parametrize("reply", REPLIES)
+async def test_coalesced_tokens_keep_text_order_and_chunk_timing(reply: str) -> None:
+    from deployments.llm_router import COALESCE_MAX_CHARS, coalesce_tokens
+
+    tokens = word_tokens(reply)
+    out = [e async for e in coalesce_tokens(as_events(tokens))]
+    kinds = [e["type"] for e in out]
+    assert kinds[0] == "route" and kinds[-1] == "done" and set(kinds[1:-1]) == {"token"}
+    texts = [e["text"] for e in out if e["type"] == "token"]
+    assert "".join(texts) == reply and texts[0] == tokens[0]  # nothing lost; first token alone
+    assert all(e["provider"] == "p" for e in out if e["type"] == "token")
+    assert len(texts) <= len(tokens)
+    assert all(len(t) < COALESCE_MAX_CHARS + max(map(len, tokens)) for t in texts)
+    # The call's sentence chunker releases every chunk at the same point of the reply as it
+    # would have token by token: holding tokens costs no audio time.
+    assert chunk_offsets(texts) == chunk_offsets(tokens)
+
+
+async def test_coalescing_cuts_the_events_of_a_long_reply() -> None:
+    from deployments.llm_router import coalesce_tokens
+
+    tokens = word_tokens(" ".join(REPLIES[:2]))
+    out = [e async for e in coalesce_tokens(as_events(tokens))]
+    assert len(tokens) == 28 and len(out) - 2 <= 8
