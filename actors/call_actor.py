@@ -39,7 +39,8 @@ class Services(Protocol):
 
     def speak(self, text: str, encoding: str) -> AsyncIterator[dict[str, Any]]: ...
 
-    async def cache_lookup(self, scope: dict[str, Any], text: str, embedding: list[float] | None) -> Any: ...
+    async def semantic_lookup(self, scope: dict[str, Any], text: str) -> Any:
+        """The semantic tier only: the call host reads the exact tier from Redis itself."""
 
     async def cache_store(
         self,
@@ -310,6 +311,7 @@ class CallActor:
                             cached = self._hit_text(hit, values)
                             if cached:
                                 record.stages_ms["cache"] = (time.perf_counter() - t0) * 1000
+                                record.llm = {"cancelled_for_cache": True}
                                 break
                             continue
                         if not done:
@@ -386,7 +388,7 @@ class CallActor:
             hit = None
         if hit is not None:
             return hit, None
-        lookup = asyncio.ensure_future(self.services.cache_lookup(scope, text, None))
+        lookup = asyncio.ensure_future(self.services.semantic_lookup(scope, text))
         done, _ = await asyncio.wait({lookup}, timeout=self.semantic_head_start_s)
         return (self._lookup_result(lookup), None) if done else (None, lookup)
 

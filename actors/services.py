@@ -35,8 +35,8 @@ class ServeServices:
         finally:
             stream.cancel()  # a consumer that stops early (barge-in) stops the replica's work too
 
-    async def cache_lookup(self, scope: dict[str, Any], text: str, embedding: list[float] | None) -> Any:
-        return await self._h(CACHE).lookup.remote(scope, text, embedding)
+    async def semantic_lookup(self, scope: dict[str, Any], text: str) -> Any:
+        return await self._h(CACHE).lookup.remote(scope, text, None, skip_exact=True)
 
     async def cache_store(
         self,

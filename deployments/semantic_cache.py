@@ -287,17 +287,22 @@ class SemanticCache:
 
     # ------------------------------------------------------------------ lookup
     async def lookup(
-        self, scope: CacheScope, text: str, embedding: np.ndarray | Callable[[], Awaitable[np.ndarray]] | None
+        self,
+        scope: CacheScope,
+        text: str,
+        embedding: np.ndarray | Callable[[], Awaitable[np.ndarray]] | None,
+        skip_exact: bool = False,
     ) -> dict[str, Any] | None:
-        """Exact tier, then semantic tier. ``embedding`` (a vector, or an async callable computing
-        it only when the exact tier missed and the scope has entries) feeds the semantic tier."""
+        """Exact tier (unless the caller already read it: ``skip_exact``), then semantic tier.
+        ``embedding`` (a vector, or an async callable computing it only when the exact tier missed
+        and the scope has entries) feeds the semantic tier."""
         t0 = time.perf_counter()
         if self._redis is None or not normalise_text(text):
             self.counters.misses += 1
             return None
         scope_key = scope.key()
         try:
-            raw = await self._redis.get(exact_key(self.prefix, scope, text))
+            raw = None if skip_exact else await self._redis.get(exact_key(self.prefix, scope, text))
             if raw is not None:
                 entry = json.loads(raw)
                 self.counters.hits_exact += 1
@@ -533,7 +538,7 @@ class SemanticCacheDeployment:
         self._embed_batch.set_batch_wait_timeout_s(cache_settings_obj.batch_wait_timeout_s)
         self.batch_sizes: list[int] = []
 
-    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.0)
     async def _embed_batch(self, texts: list[str]) -> list[np.ndarray]:
         self.batch_sizes.append(len(texts))
         if len(self.batch_sizes) > 1000:
@@ -552,7 +557,7 @@ class SemanticCacheDeployment:
         return [v.tolist() for v in vectors]
 
     async def lookup(
-        self, scope: dict[str, Any], text: str, embedding: list[float] | None = None
+        self, scope: dict[str, Any], text: str, embedding: list[float] | None = None, skip_exact: bool = False
     ) -> dict | None:
         await self._cache.start()
         t0 = time.perf_counter()
@@ -561,7 +566,7 @@ class SemanticCacheDeployment:
         async def vector() -> np.ndarray:  # only computed after an exact-tier miss
             return await self._vector(text, embedding)
 
-        hit = await self._cache.lookup(scope_obj, text, vector)
+        hit = await self._cache.lookup(scope_obj, text, vector, skip_exact)
         if hit is not None:
             hit["lookup_ms"] = (time.perf_counter() - t0) * 1000
         return hit

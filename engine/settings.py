@@ -63,7 +63,11 @@ class CacheSettings(BaseModel):
     ttl_s: int = Field(24 * 3600, description="Absolute lifetime of a cache entry; hits never extend it.")
     max_entries_per_scope: int = Field(10_000, description="Oldest entries are evicted past this count.")
     max_batch_size: int = Field(32, description="@serve.batch max batch size for embeddings.")
-    batch_wait_timeout_s: float = Field(0.005, description="@serve.batch wait for more requests.")
+    batch_wait_timeout_s: float = Field(
+        0.0,
+        ge=0,
+        description="@serve.batch wait for more requests; 0 = batch what queued while the last batch ran.",
+    )
 
 
 class ProviderSettings(BaseModel):

@@ -218,7 +218,10 @@ class TextCallUser(FastHttpUser):
                 "off_script": off_script,
                 "stages_ms": stages,
                 "added_ms": added,
-                "llm": {k: llm.get(k) for k in ("provider", "ttft_ms", "router_ttft_ms", "total_ms")}
+                "llm": {
+                    k: llm.get(k)
+                    for k in ("provider", "ttft_ms", "router_ttft_ms", "total_ms", "cancelled_for_cache")
+                }
                 if llm
                 else None,
             }

@@ -267,6 +267,8 @@ def summarise_text(
         for r in turns
         if r.get("source") != "llm" or id(r) in provider_ms
     ]
+    semantic_hits = [r for r in turns if r.get("source") == "cache_semantic"]
+    raced = [r for r in semantic_hits if (r.get("llm") or {}).get("cancelled_for_cache")]
     live = [s["live_calls"] for s in samples if s.get("live_calls")]
     peak_live = max(live) if live else 0
     rss_at_peak = max(
@@ -318,6 +320,8 @@ def summarise_text(
             "lookups": len(lookups),
             "hits": len(hits),
             "hit_rate": round(len(hits) / len(lookups), 4) if lookups else None,
+            "semantic_hits": len(semantic_hits),
+            "semantic_hits_after_llm_asked": len(raced),
         },
         "memory": {
             "call_host_rss_mb_at_peak": round(rss_at_peak, 1),
@@ -727,7 +731,10 @@ def write_markdown(report: dict[str, Any], out: Path) -> None:
                 for k, v in phase.get("added_ms_server_by_source", {}).items()
             ),
             f"- cache: {phase['cache']['hits']}/{phase['cache']['lookups']} lookups hit "
-            f"(hit rate {fmt(phase['cache']['hit_rate'])}); turn sources {phase['sources']}",
+            f"(hit rate {fmt(phase['cache']['hit_rate'])}); turn sources {phase['sources']}; "
+            f"{phase['cache'].get('semantic_hits_after_llm_asked', 0)} of "
+            f"{phase['cache'].get('semantic_hits', 0)} semantic hits came after the head start (the LLM "
+            "had been asked too and was cancelled before its first token)",
             f"- memory: call-host RSS {phase['memory']['call_host_rss_mb_at_peak']} MB at peak "
             f"({phase['memory']['call_host_rss_mb_idle']} MB lowest seen) → "
             f"{fmt(phase['memory']['mb_per_live_call_all_in'])} MB per live call all-in, "

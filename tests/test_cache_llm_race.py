@@ -41,7 +41,7 @@ class TimedServices:
         self.llm_closed_before_first_token = False
         self.stored: list[str] = []
 
-    async def cache_lookup(self, scope: dict[str, Any], text: str, embedding: Any) -> Any:
+    async def semantic_lookup(self, scope: dict[str, Any], text: str) -> Any:
         self.lookups += 1
         try:
             await asyncio.sleep(self.lookup_s)
@@ -88,13 +88,14 @@ async def test_fast_semantic_hit_never_asks_the_llm() -> None:
     services = TimedServices(lookup_s=0.0, lookup_hits=True, ttft_s=0.05)
     turn = await off_script_turn(services)
     assert turn["source"] == "cache_semantic" and turn["agent"] == CACHED
-    assert services.llm_asked == 0
+    assert services.llm_asked == 0 and turn["llm"] == {}
 
 
 async def test_late_semantic_hit_wins_and_closes_the_llm_stream() -> None:
     services = TimedServices(lookup_s=0.15, lookup_hits=True, ttft_s=1.0)
     turn = await off_script_turn(services)
     assert turn["source"] == "cache_semantic" and turn["agent"] == CACHED
+    assert turn["llm"] == {"cancelled_for_cache": True}
     assert services.llm_asked == 1 and services.llm_closed_before_first_token
     assert 150 <= turn["stages_ms"]["cache"] < 600  # the hit's own time, not the LLM's
     assert turn["stages_ms"]["turn_total"] < 800

@@ -79,6 +79,9 @@ async def test_exact_and_semantic_hits(redis_url: str, key_prefix: str, embedder
     assert entry is not None
     hit = await cache.lookup(s, "can you repeat the member id", vec(embedder, "can you repeat the member id"))
     assert hit is not None and hit["tier"] == "exact" and hit["entry_id"] == entry
+    # A caller that read the exact tier itself (the call host) asks for the semantic tier only.
+    same = await cache.lookup(s, text, vec(embedder, text), skip_exact=True)
+    assert same is not None and same["tier"] == "semantic" and same["similarity"] > 0.999
     para = "Could you repeat the member ID?"
     hit = await cache.lookup(s, para, vec(embedder, para))
     assert hit is not None and hit["tier"] == "semantic" and hit["similarity"] >= 0.92
@@ -86,7 +89,7 @@ async def test_exact_and_semantic_hits(redis_url: str, key_prefix: str, embedder
     near = "Can you repeat the group number?"
     assert await cache.lookup(s, near, vec(embedder, near)) is None
     stats = cache.stats()
-    assert stats["hits"] == {"exact": 1, "semantic": 1} and stats["misses"] == 1 and stats["entries"] == 1
+    assert stats["hits"] == {"exact": 1, "semantic": 2} and stats["misses"] == 1 and stats["entries"] == 1
     await cache.aclose()
 
 
