@@ -787,6 +787,7 @@ def write_markdown(report: dict[str, Any], out: Path) -> None:
                 f"{r.get('load_avg_1m', '-')} | {len(r['errors'])} | {r['real_time']} | {r.get('keeps_up', '-')} |"  # noqa: E501
             )
         md.append("")
+    md += dashboard_section(report.get("dashboard"))
     prom = report.get("prometheus", {})
     md += [
         "## Metrics",
@@ -817,11 +818,40 @@ def configure_env(port: int, models: list[ProviderLatencyModel]) -> None:
         os.environ.pop(key, None)
 
 
+def dashboard_section(dashboard: dict[str, Any] | None) -> list[str]:
+    if not dashboard:
+        return []
+    from cluster.check_dashboard import status_text
+
+    results = dashboard["results"]
+    panels = {r["panel"] for r in results}
+    with_data = {r["panel"] for r in results if r.get("with_value")}
+    lines = [
+        "## Dashboard queries against Prometheus",
+        "",
+        f"Every query of `cluster/grafana/voxray.json` evaluated by a Prometheus ({dashboard['prometheus']}) "
+        "scraping this Ray cluster, 20 s after the text phases (`$__rate_interval` = 1m; "
+        f"`python -m cluster.check_dashboard`): **{len(with_data)} of {len(panels)} panels have data**, "
+        f"{sum('error' in r for r in results)} queries rejected.",
+        "",
+        "| panel | query result |",
+        "|---|---|",
+    ]
+    lines += [f"| {r['panel']} | {status_text(r)} |" for r in results]
+    return [*lines, ""]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scenario", default="standard", choices=sorted(SCENARIOS))
     ap.add_argument("--port", type=int, default=8124)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument(
+        "--prometheus",
+        default=None,
+        help="A Prometheus scraping this Ray cluster (file SD: /tmp/ray/prom_metrics_service_discovery.json);"
+        " the dashboard's queries are evaluated against it after the text phases and reported.",
+    )
     args = ap.parse_args()
     scenario = SCENARIOS[args.scenario]
     out = args.out or REPORTS / args.scenario
@@ -881,6 +911,11 @@ def main() -> None:
         )
         time.sleep(5)
     report["prometheus"] = scrape_voxray_series()
+    if args.prometheus:
+        from cluster.check_dashboard import check
+
+        time.sleep(20)  # a scrape or two after the last phase
+        report["dashboard"] = {"prometheus": args.prometheus, "results": check(args.prometheus)}
     if scenario.spike:
         report["spike"] = asyncio.run(run_spike(base, scenario.spike, call_data))
         print(f"[spike] {report['spike']}", flush=True)
