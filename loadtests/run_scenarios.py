@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import random
 import statistics
@@ -830,7 +831,8 @@ def dashboard_section(dashboard: dict[str, Any] | None) -> list[str]:
         "## Dashboard queries against Prometheus",
         "",
         f"Every query of `cluster/grafana/voxray.json` evaluated by a Prometheus ({dashboard['prometheus']}) "
-        "scraping this Ray cluster, 20 s after the text phases (`$__rate_interval` = 1m; "
+        f"scraping this Ray cluster, at the end of the run (`$__rate_interval` = {dashboard['rate_window']}, "
+        "the whole run; "
         f"`python -m cluster.check_dashboard`): **{len(with_data)} of {len(panels)} panels have data**, "
         f"{sum('error' in r for r in results)} queries rejected.",
         "",
@@ -911,16 +913,18 @@ def main() -> None:
         )
         time.sleep(5)
     report["prometheus"] = scrape_voxray_series()
-    if args.prometheus:
-        from cluster.check_dashboard import check
-
-        time.sleep(20)  # a scrape or two after the last phase
-        report["dashboard"] = {"prometheus": args.prometheus, "results": check(args.prometheus)}
     if scenario.spike:
         report["spike"] = asyncio.run(run_spike(base, scenario.spike, call_data))
         print(f"[spike] {report['spike']}", flush=True)
     if scenario.audio_levels:
         report["audio"] = asyncio.run(run_audio(base, scenario.audio_levels, scenario.audio_turns, call_data))
+    if args.prometheus:
+        from cluster.check_dashboard import check
+
+        time.sleep(20)  # a scrape or two after the last phase
+        window = f"{math.ceil((time.time() - t0) / 60)}m"  # rates over the whole run
+        results = check(args.prometheus, rate=window)
+        report["dashboard"] = {"prometheus": args.prometheus, "rate_window": window, "results": results}
     sampler.stop_event.set()
     report["provider_models"] = [m.stats() for m in models]
     report["deployments_final"] = serve_stats()
