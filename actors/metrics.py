@@ -84,8 +84,10 @@ METRICS: tuple[MetricDef, ...] = (
     MetricDef("voxray_router_breaker_state", "gauge", "Circuit breaker: 0 closed, 1 half-open, 2 open",
               ("provider",)),
     MetricDef("voxray_router_ttft_p50_ms", "gauge", "Provider's recent median TTFT (ms)", ("provider",)),
-    MetricDef("voxray_stt_batch_size", "histogram", "STT model batch sizes (@serve.batch)", (),
-              tuple(BATCH_BOUNDARIES)),
+    # Two counters, not a histogram: Ray exports a histogram's _sum from bucket midpoints, so a
+    # mean batch size computed from it would be wrong (batches of 1 read as 0.5).
+    MetricDef("voxray_stt_batches", "counter", "STT model batches run (@serve.batch)"),
+    MetricDef("voxray_stt_batched_requests", "counter", "Requests those STT batches held"),
     MetricDef("voxray_embed_batch_size_mean", "gauge", "Mean recent embedding batch size"),
     MetricDef("voxray_tts_requests", "counter", "TTS requests"),
     MetricDef("voxray_tts_phrase_cache_hits", "counter", "TTS sentences served from the phrase cache"),
@@ -213,11 +215,11 @@ def export_router_stats(stats: Mapping[str, Any], deltas: DeltaCounter) -> None:
 
 
 def export_stt_stats(stats: Mapping[str, Any], deltas: DeltaCounter) -> None:
-    hist = _metric("voxray_stt_batch_size")
     for size, count in (stats.get("batch_sizes") or {}).items():
-        d = int(deltas.delta(f"stt:batch:{size}", float(count)))
-        for _ in range(min(d, 10_000)):
-            hist.observe(float(size))
+        d = deltas.delta(f"stt:batch:{size}", float(count))
+        if d > 0:
+            _metric("voxray_stt_batches").inc(d)
+            _metric("voxray_stt_batched_requests").inc(d * float(size))
 
 
 def export_cache_stats(stats: Mapping[str, Any], deltas: DeltaCounter) -> None:
