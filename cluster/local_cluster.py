@@ -1,16 +1,19 @@
-"""A fake multi-node voxray cluster on this machine, end to end, then torn down.
+"""A fake multi-node voxray cluster on this machine, end to end, through ``ray up``, then torn
+down with ``ray down``.
 
     python -m cluster.local_cluster [--keep]
 
-1. starts a provider latency model (``loadtests/provider_model.py``, simulated LLM) and
-   ``RAY_FAKE_CLUSTER=1 ray start --head --autoscaling-config=<cluster/local-cluster.yaml>``
-   in its own temp dir and GCS port (never touching other Ray clusters on the box);
+1. starts a provider latency model (``loadtests/provider_model.py``, simulated LLM) and runs
+   ``ray up -y cluster/local-cluster.yaml`` (Ray's fake multi-node provider through
+   ``cluster/fake_up_provider.py``: this machine is the head, fake CPU and GPU workers are local
+   raylets the autoscaler starts);
 2. deploys the voxray Serve app with the ingress autoscaling on a low ongoing-request target;
 3. places a call (text mode) and prints its turns;
 4. loads the app with concurrent text-mode sessions until Serve asks for more ingress
    replicas than the head's CPUs hold and the autoscaler adds a ``ray.worker.cpu`` node
    (prints ``ray.nodes()`` and ``ray status`` as it happens);
-5. tears everything down by process id (only the processes under its own temp dir).
+5. ``ray down -y cluster/local-cluster.yaml``, which runs ``ray stop`` on the head, this machine:
+   so the script refuses to start while another Ray runs here.
 
 Figures are printed; nothing fails on timing.
 """
@@ -21,11 +24,9 @@ import argparse
 import asyncio
 import contextlib
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,8 @@ import yaml
 # connecting by address must be in token mode too, decided when ray is first imported.
 os.environ.setdefault("RAY_AUTH_MODE", "token")
 ROOT = Path(__file__).resolve().parent.parent
-TEMP_DIR = "/tmp/vxfake"  # short: Ray's socket paths live under it
+CONFIG = ROOT / "cluster/local-cluster.yaml"
+TEMP_DIR = "/tmp/vxfake"  # the head's --temp-dir in CONFIG
 RAY = str(Path(sys.executable).with_name("ray"))
 
 
@@ -48,60 +50,26 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def fake_defaults_present() -> tuple[bool, Path]:
-    import ray
-
-    path = Path(ray.__file__).parent / "autoscaler/_private/fake_multi_node/example.yaml"
-    return path.exists(), path
-
-
-def our_processes() -> list[psutil.Process]:
-    """Processes of this fake cluster: those naming TEMP_DIR on their command line, and descendants."""
-    roots = []
-    for proc in psutil.process_iter(["cmdline"]):
+def foreign_ray_processes() -> list[str]:
+    """Ray daemons on this machine that are not this fake cluster's (``ray down`` would end them)."""
+    found = []
+    for proc in psutil.process_iter(["name", "cmdline"]):
         try:
-            if any(TEMP_DIR in arg for arg in (proc.info["cmdline"] or [])):
-                roots.append(proc)
+            cmdline = " ".join(proc.info["cmdline"] or [])
         except psutil.Error:
             continue
-    found: dict[int, psutil.Process] = {}
-    for root in roots:
-        found[root.pid] = root
-        try:
-            for child in root.children(recursive=True):
-                found[child.pid] = child
-        except psutil.Error:
-            pass
-    return [p for pid, p in found.items() if pid != os.getpid()]
+        if proc.info["name"] in ("raylet", "gcs_server") and TEMP_DIR not in cmdline:
+            found.append(f"{proc.info['name']} (pid {proc.pid})")
+    return found
 
 
-def teardown() -> None:
-    procs = our_processes()
-    for p in procs:
-        with contextlib.suppress(psutil.Error):
-            p.terminate()
-    _, alive = psutil.wait_procs(procs, timeout=10)
-    for p in alive:
-        with contextlib.suppress(psutil.Error):
-            p.kill()
-    print(f"teardown: ended {len(procs)} processes of the fake cluster (by pid)", flush=True)
+def cluster_processes() -> list[int]:
+    return [p.pid for p in psutil.process_iter(["cmdline"]) if TEMP_DIR in " ".join(p.info["cmdline"] or [])]
 
 
-def start_head(config: Path, gcs_port: int, env: dict[str, str]) -> None:
-    cmd = [
-        RAY,
-        "start",
-        "--head",
-        f"--port={gcs_port}",
-        "--num-cpus=5",
-        "--num-gpus=0",
-        f"--autoscaling-config={config}",
-        f"--temp-dir={TEMP_DIR}",
-        "--include-dashboard=false",
-        "--disable-usage-stats",
-    ]
-    print("$ RAY_FAKE_CLUSTER=1 " + " ".join(cmd), flush=True)
-    subprocess.run(cmd, env=env, check=True, timeout=120)
+def ray_cli(*args: str, env: dict[str, str], timeout: float = 300) -> None:
+    print("$ ray " + " ".join(args), flush=True)
+    subprocess.run([RAY, *args], env=env, cwd=ROOT, check=True, timeout=timeout)
 
 
 def nodes_summary() -> list[str]:
@@ -232,62 +200,42 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sessions", type=int, default=40)
     ap.add_argument("--max-load-s", type=float, default=150)
-    ap.add_argument("--keep", action="store_true", help="leave the fake cluster running")
-    ap.add_argument(
-        "--restore-fake-defaults",
-        action="store_true",
-        help="write Ray's missing fake_multi_node/example.yaml into site-packages (see cluster/README.md)",
-    )
+    ap.add_argument("--keep", action="store_true", help="leave the fake cluster running (ray down later)")
     args = ap.parse_args()
-    ok, defaults = fake_defaults_present()
-    if not ok and args.restore_fake_defaults:
-        # fillout_defaults() does defaults.update(config): with every top-level key present in
-        # our config, the defaults file's content never matters, only its existence.
-        shutil.copyfile(ROOT / "cluster/local-cluster.yaml", defaults)
-        print(f"wrote the missing {defaults} (a copy of cluster/local-cluster.yaml)", flush=True)
-    elif not ok:
+    others = foreign_ray_processes()
+    if others:
         raise SystemExit(
-            f"this Ray wheel lacks {defaults}, which the autoscaler loads for every fake_multinode config "
-            "(FileNotFoundError in fillout_defaults); rerun with --restore-fake-defaults to write it. "
-            "See cluster/README.md."
+            f"another Ray runs on this machine ({', '.join(others[:4])}); `ray down` ends the head with "
+            "`ray stop`, which would end it too. Stop it first."
         )
-    if our_processes():
-        teardown()
-    shutil.rmtree(TEMP_DIR, ignore_errors=True)
+    config = yaml.safe_load(CONFIG.read_text())
+    address = config["provider"]["gcs_address"]
 
     from loadtests.provider_model import LatencyModelConfig, ProviderLatencyModel
 
     model = ProviderLatencyModel(LatencyModelConfig(name="model-a", seed=1)).start()
-    http_port, gcs_port = free_port(), free_port()
-    import ray
-
-    ip = ray.util.get_node_ip_address()
-    config = yaml.safe_load((ROOT / "cluster/local-cluster.yaml").read_text())
-    config["provider"]["gcs_address"] = f"{ip}:{gcs_port}"  # fake workers join this GCS, not :6379
-    tmp = Path(tempfile.mkdtemp(prefix="vxcfg"))
-    (tmp / "local-cluster.yaml").write_text(yaml.safe_dump(config))
+    http_port = free_port()
     env = {
         **os.environ,
-        "RAY_FAKE_CLUSTER": "1",
         "RAY_AUTH_MODE": "token",  # Ray 2.60 default for `ray start`; the driver must say so too
-        "AUTOSCALER_UPDATE_INTERVAL_S": "1",
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
         "RAY_USAGE_STATS_ENABLED": "0",
+        # the cluster's processes inherit these from `ray up` (the head is this machine)
         "VOXRAY_PROVIDERS__LOCAL_ENABLED": "false",
         "VOXRAY_PROVIDERS__OPENAI_COMPATIBLE_URL": model.base_url,
         "VOXRAY_TWILIO__PUBLIC_BASE_URL": f"http://127.0.0.1:{http_port}",
-        "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
     }
-    address = f"{ip}:{gcs_port}"
     t0 = time.time()
     try:
-        start_head(tmp / "local-cluster.yaml", gcs_port, env)
+        ray_cli("up", "-y", "--no-config-cache", str(CONFIG.relative_to(ROOT)), env=env)
+        import ray
+
         os.environ.update(
             {k: v for k, v in env.items() if k.startswith(("VOXRAY_", "HF_", "TRANSFORMERS_", "RAY_AUTH"))}
         )
         ray.init(address=address, log_to_driver=False)
-        print(f"fake cluster up in {time.time() - t0:.0f} s: {nodes_summary()}", flush=True)
+        print(f"ray up done in {time.time() - t0:.0f} s: {nodes_summary()}", flush=True)
         from ray import serve
 
         serve.start(http_options={"host": "127.0.0.1", "port": http_port})
@@ -305,25 +253,26 @@ def main() -> None:
         print(f"load result: {result}", flush=True)
         print(ray_status(address, env), flush=True)
         if args.keep:
-            print(f"kept: RAY_ADDRESS={address}; app on {base}. Ctrl-C to tear down.", flush=True)
+            print(f"kept: RAY_ADDRESS={address}; app on {base}; `ray down -y {CONFIG}` ends it.", flush=True)
             while True:
                 time.sleep(3600)
     except KeyboardInterrupt:
         pass
     finally:
-        try:
-            monitor = Path(TEMP_DIR) / "session_latest" / "logs"
-            for log in sorted(monitor.glob("monitor.*"))[:2]:
-                tail = log.read_text(errors="replace").splitlines()[-8:]
-                print(f"--- {log.name} (last lines)\n" + "\n".join(tail), flush=True)
-        except OSError:
-            pass
-        try:
+        with contextlib.suppress(Exception):
+            import ray
+
             ray.shutdown()
-        finally:
-            teardown()
-            model.stop()
-            shutil.rmtree(tmp, ignore_errors=True)
+        t2 = time.time()  # also after a failed `ray up`: its head may be half started
+        ray_cli("down", "-y", str(CONFIG.relative_to(ROOT)), env=env)
+        left = [
+            p.pid for p in psutil.process_iter(["cmdline"]) if TEMP_DIR in " ".join(p.info["cmdline"] or [])
+        ]
+        print(
+            f"ray down done in {time.time() - t2:.0f} s; processes of the cluster left: {len(left)}",
+            flush=True,
+        )
+        model.stop()
 
 
 if __name__ == "__main__":

@@ -11,7 +11,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -68,11 +71,64 @@ def test_aws_cluster_has_cpu_and_gpu_workers_and_deploys_serve() -> None:
 
 
 def test_local_cluster_uses_fake_multinode_with_fake_gpus() -> None:
+    from ray.autoscaler._private.fake_multi_node.node_provider import FakeMultiNodeProvider
+    from ray.autoscaler._private.providers import _get_node_provider_cls
+
     config = _yaml(ROOT / "cluster/local-cluster.yaml")
-    assert config["provider"]["type"] == "fake_multinode"
+    assert config["provider"]["type"] == "external"
+    assert issubclass(_get_node_provider_cls(config["provider"]), FakeMultiNodeProvider)
     assert config["head_node_type"] == "ray.head.default"  # the fake provider's fixed head type
     gpus = [t for t in config["available_node_types"].values() if t["resources"].get("GPU", 0) > 0]
     assert gpus and all(t["max_workers"] >= 1 for t in gpus)
+    start = " ".join(config["head_start_ray_commands"])
+    assert "RAY_FAKE_CLUSTER=1" in start and config["provider"]["gcs_address"].split(":")[1] in start
+
+
+def test_fake_up_provider_keeps_the_head_record_ray_up_needs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What `ray up` / `ray down` ask of the provider, without starting Ray: no head at first,
+    the head `ray up` creates is listed with its tags in every process, tag updates stick, and
+    terminating it only forgets it."""
+    from ray.autoscaler.tags import NODE_KIND_HEAD, TAG_RAY_NODE_KIND, TAG_RAY_NODE_STATUS
+
+    from cluster import fake_up_provider
+
+    monkeypatch.setattr(fake_up_provider, "STATE_DIR", tmp_path)
+    monkeypatch.setenv("RAY_FAKE_CLUSTER", "1")
+    monkeypatch.setenv("RAY_OVERRIDE_RESOURCES", '{"CPU": 5}')  # exported for the head's ray start
+    provider_config = _yaml(ROOT / "cluster/local-cluster.yaml")["provider"]
+    up = fake_up_provider.FakeUpProvider(provider_config, "test-cluster")
+    assert "RAY_OVERRIDE_RESOURCES" not in os.environ  # fake workers must not get the head's resources
+    head_filter = {TAG_RAY_NODE_KIND: NODE_KIND_HEAD}
+    assert up.non_terminated_nodes(head_filter) == []
+    up.create_node({}, {TAG_RAY_NODE_KIND: NODE_KIND_HEAD, TAG_RAY_NODE_STATUS: "uninitialized"}, 1)
+    [head] = up.non_terminated_nodes(head_filter)
+    up.set_node_tags(head, {TAG_RAY_NODE_STATUS: "up-to-date"})
+    autoscaler_side = fake_up_provider.FakeUpProvider(provider_config, "test-cluster")  # another process
+    assert autoscaler_side.node_tags(head)[TAG_RAY_NODE_STATUS] == "up-to-date"
+    assert autoscaler_side.non_terminated_nodes({TAG_RAY_NODE_STATUS: "up-to-date"}) == [head]
+    up.terminate_node(head)
+    assert autoscaler_side.non_terminated_nodes(head_filter) == [] and not autoscaler_side.is_running(head)
+
+
+def test_local_command_runner_runs_here_with_rays_env_encoding(tmp_path: Path) -> None:
+    from cluster.fake_up_provider import LocalCommandRunner
+
+    runner = LocalCommandRunner("", "head")
+    out = runner.run(
+        'echo "$RAY_OVERRIDE_RESOURCES|$NAME"; command -v ray',
+        with_output=True,
+        environment_variables={"RAY_OVERRIDE_RESOURCES": {"CPU": 5}, "NAME": "x"},
+    )
+    first, ray_path = out.strip().splitlines()
+    assert json.loads(first.split("|")[0]) == {"CPU": 5}  # exported JSON-encoded, as over SSH
+    assert Path(ray_path).parent == Path(sys.executable).parent  # this venv's ray comes first
+    (tmp_path / "a.yaml").write_text("x: 1")
+    runner.run_rsync_up(str(tmp_path / "a.yaml"), str(tmp_path / "sub" / "b.yaml"))
+    assert (tmp_path / "sub" / "b.yaml").read_text() == "x: 1"
+    with pytest.raises(subprocess.CalledProcessError):
+        runner.run("exit 3")
 
 
 @pytest.mark.parametrize("profile", ["serve_config.yaml", "serve_config.gpu.yaml"])
