@@ -269,8 +269,7 @@ class CallActor:
         record.stages_ms["cache"] = (time.perf_counter() - t0) * 1000
         cached = self._hit_text(hit, values)
         if cached and hit is not None:
-            record.source = f"cache_{hit.get('tier', 'semantic')}"
-            for sentence in split_sentences(cached):
+            for sentence in self._from_cache(record, hit, cached):
                 yield sentence
             return
 
@@ -350,8 +349,7 @@ class CallActor:
             metrics.error("llm", type(exc).__name__)
             failed = True
         if cached and hit is not None:
-            record.source = f"cache_{hit.get('tier', 'semantic')}"
-            for sentence in split_sentences(cached):
+            for sentence in self._from_cache(record, hit, cached):
                 yield sentence
             return
         for chunk in chunker.flush():
@@ -400,6 +398,11 @@ class CallActor:
             log.warning("call %s: cache lookup failed: %s", self.call_id, type(exc).__name__)
             metrics.error("cache", type(exc).__name__)
             return None
+
+    @staticmethod
+    def _from_cache(record: TurnRecord, hit: dict[str, Any], text: str) -> list[str]:
+        record.source = f"cache_{hit.get('tier', 'semantic')}"
+        return split_sentences(text)
 
     @staticmethod
     def _hit_text(hit: dict[str, Any] | None, values: dict[str, Any]) -> str:

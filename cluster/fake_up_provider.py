@@ -45,10 +45,6 @@ class LocalCommandRunner(CommandRunnerInterface):
     """Runs the updater's commands in a local shell, with this Python environment's ``bin`` first
     on PATH (the head's "installed" Ray is the one running ``ray up``); "uploads" are copies."""
 
-    def __init__(self, log_prefix: str, node_id: str):
-        self.log_prefix = log_prefix
-        self.node_id = node_id
-
     def run(
         self,
         cmd: str | None = None,
@@ -187,4 +183,4 @@ class FakeUpProvider(FakeMultiNodeProvider):
         use_internal_ip: bool,
         docker_config: dict[str, Any] | None = None,
     ) -> CommandRunnerInterface:
-        return LocalCommandRunner(log_prefix, node_id)
+        return LocalCommandRunner()

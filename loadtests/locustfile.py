@@ -38,16 +38,10 @@ from typing import Any
 from locust import between, events, task
 from locust.contrib.fasthttp import FastHttpUser
 
+from loadtests.place_call import SAMPLE_CALL_DATA
+
 SCHEMA = "prior_auth"
-CALL_DATA = {
-    "patient_name": "Jane Doe",
-    "date_of_birth": "1980-01-15",
-    "member_id": "XKM449812",
-    "insurer": "Blue Cross",
-    "cpt_code": "99213",
-    "provider_name": "Doctor Smith",
-    "provider_npi": "1234567893",
-}
+CALL_DATA = SAMPLE_CALL_DATA[SCHEMA]
 # The insurance_rep persona's lines, with off-script lines (None = pick from OFF_SCRIPT).
 SCRIPT: tuple[str | None, ...] = (
     "Thanks for calling Acme Health provider services, this is Dana. How can I help you?",

@@ -17,17 +17,10 @@ from typing import Any
 from actors.call_actor import CallActor
 from engine.conversation import Conversation
 from engine.schema_loader import SchemaRegistry
+from loadtests.place_call import SAMPLE_CALL_DATA
 
 ROOT = Path(__file__).resolve().parent.parent
-PATIENT = {
-    "patient_name": "Jane Doe",
-    "date_of_birth": "1980-01-15",
-    "member_id": "XKM449812",
-    "insurer": "Blue Cross",
-    "cpt_code": "99213",
-    "provider_name": "Doctor Smith",
-    "provider_npi": "1234567893",
-}
+PATIENT = SAMPLE_CALL_DATA["prior_auth"]
 CACHED = "Cached answer, served from the semantic tier."
 LLM_TEXT = "Fresh answer from the model."
 

@@ -26,6 +26,7 @@ import redis
 import websockets
 from twilio.request_validator import RequestValidator
 
+from loadtests.place_call import SAMPLE_CALL_DATA
 from tests.conftest import REDIS_URL, SERVE_HTTP_PORT, free_port
 from tests.fakes import Behaviour
 from tests.fakes.openai_server import FakeOpenAIServer
@@ -35,15 +36,7 @@ PERSONAS = Path(__file__).parent / "data" / "personas"
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 ACCOUNT_SID = "AC" + "0" * 32
 LLM_TEXT = "I understand. Let me note that and we can continue."
-PATIENT = {
-    "patient_name": "Jane Doe",
-    "date_of_birth": "1980-01-15",
-    "member_id": "XKM449812",
-    "insurer": "Blue Cross",
-    "cpt_code": "99213",
-    "provider_name": "Doctor Smith",
-    "provider_npi": "1234567893",
-}
+PATIENT = SAMPLE_CALL_DATA["prior_auth"]
 TEXT_SCRIPT = [
     ("This is Sarah, how can I help?", "verify_member"),
     ("Okay, I found the member.", "ask_status"),

@@ -115,7 +115,7 @@ def test_fake_up_provider_keeps_the_head_record_ray_up_needs(
 def test_local_command_runner_runs_here_with_rays_env_encoding(tmp_path: Path) -> None:
     from cluster.fake_up_provider import LocalCommandRunner
 
-    runner = LocalCommandRunner("", "head")
+    runner = LocalCommandRunner()
     out = runner.run(
         'echo "$RAY_OVERRIDE_RESOURCES|$NAME"; command -v ray',
         with_output=True,
