@@ -13,6 +13,7 @@ import base64
 import itertools
 import json
 import logging
+import re
 import statistics
 import time
 from typing import Any
@@ -178,6 +179,9 @@ async def test_utterances_keep_every_word(voice: PersonaVoice) -> None:
         audio = np.frombuffer(u.pcm16_16k, dtype="<i2").astype(np.float32) / 32768.0
         segments, _ = model.transcribe(audio, language="en", beam_size=1, vad_filter=False)
         text = " ".join(seg.text for seg in segments).lower()
+        # Whisper writes spelled digits as "7734", "7 7 3 4" or "7-7-3-4" from run to run (Piper's
+        # voice varies slightly): join digit runs so the last word is checked, not its formatting.
+        text = re.sub(r"(?<=\d)[-\s.]+(?=\d)", "", text)
         print("heard:", text)
         assert first in text and any(w in text for w in last), text
 
