@@ -1,148 +1,245 @@
-"""A pool of CallHost actors: places new calls, routes by call id, fails calls over.
+"""The call hosts as one pool: places new calls, routes by call id through the Redis call
+directory, and fails calls over when their host dies.
 
-Hosts are named, detached actors in the ``voxray`` namespace, so a restarted ingress replica
-finds the same hosts. A call's host is remembered here and in Redis; when a host dies, the
-call resumes on another live host from its last snapshot and the dead host is replaced.
+Any ingress replica can serve any call: a call's host is read from the directory
+(``actors/store.py``) on a local miss, and the local copy is only a cache. Hosts are named,
+detached actors in the ``voxray`` namespace, so every replica finds the same hosts.
+
+Failover: a transient ``ActorUnavailableError`` is retried before a host counts as dead. When a
+host is dead, the call's route is moved to a live host with a compare-and-set on its generation
+(so of several replicas that see the same dead host, exactly one moves the call), and the new
+host resumes it from its snapshot (``resume_call`` is idempotent, so the others simply wait on
+it). A dead host's name gets a replacement through ``get_if_exists``: a replica never kills an
+actor, so it never kills a replacement another replica just started.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
+import hmac
 import logging
+import secrets
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import ray
-from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+from ray.exceptions import ActorUnavailableError, RayActorError
 
-from actors.call_host import CallHost
-from actors.services import APP_NAME
+from actors.call_host import CallHost, CallNotFound, HostConfig
+from actors.store import CallStore, Route
+from common.events import CallOpened, CallRefused, EndReason, HostLoad
 
 log = logging.getLogger("voxray.pool")
 NAMESPACE = "voxray"
-HOST_GONE = (RayActorError, ActorDiedError, ActorUnavailableError)
+HOST_GONE = (RayActorError,)  # ActorDiedError and ActorUnavailableError are both RayActorErrors
+TRANSIENT_RETRIES = 3
+TRANSIENT_BACKOFF_S = 0.2
+MAX_RECOVERIES = 6
+LOADS_MAX_AGE_S = 1.0
 
 
 class CallHostPool:
-    def __init__(
-        self, size: int, redis_url: str | None, key_prefix: str = "voxray:", app_name: str = APP_NAME
-    ):
+    def __init__(self, size: int, config: HostConfig, stream_secret: str | None = None):
         self.size = size
-        self.redis_url = redis_url
-        self.key_prefix = key_prefix
-        self.app_name = app_name
-        self.hosts: dict[str, Any] = {}
-        self.live: dict[str, int] = {}
-        self.where: dict[str, str] = {}
-        self.webhooks: dict[str, str | None] = {}
+        self.config = config
+        self.store = CallStore(config.redis_url, config.key_prefix) if config.redis_url else None
         self.failovers = 0
-        self._lock = asyncio.Lock()
+        self._names = [f"{config.key_prefix.strip(':').replace(':', '-')}-call-host-{i}" for i in range(size)]
+        self._handles: dict[str, Any] = {}
+        self._routes: dict[str, Route] = {}  # a cache of the directory, re-read after any failure
+        self._loads: dict[str, int] = dict.fromkeys(self._names, 0)
+        self._loads_at = 0.0
+        self._secret = stream_secret.encode() if stream_secret else b""
 
-    def _name(self, index: int) -> str:
-        return f"{self.key_prefix.strip(':').replace(':', '-')}-call-host-{index}"
-
+    # ---- hosts -----------------------------------------------------------------------------
     def _spawn(self, name: str) -> Any:
-        return CallHost.options(  # type: ignore[attr-defined]
+        """The live actor of this name: the existing one, or a new one if it died."""
+        handle = CallHost.options(  # type: ignore[attr-defined]
             name=name, namespace=NAMESPACE, lifetime="detached", get_if_exists=True
-        ).remote(name, self.redis_url, self.key_prefix, self.app_name)
+        ).remote(name, self.config)
+        self._handles[name] = handle
+        return handle
+
+    def _handle(self, name: str) -> Any:
+        return self._handles.get(name) or self._spawn(name)
 
     async def start(self) -> None:
-        for i in range(self.size):
-            name = self._name(i)
-            self.hosts[name] = self._spawn(name)
-            self.live.setdefault(name, 0)
-        await asyncio.gather(*(h.load.remote() for h in self.hosts.values()))
+        for name in self._names:
+            self._spawn(name)
+        await self._refresh_loads()
+        if not self._secret:
+            self._secret = await self.store.stream_secret() if self.store else secrets.token_bytes(32)
 
+    async def _refresh_loads(self) -> list[HostLoad]:
+        handles = [(name, self._handle(name)) for name in self._names]
+        results = await asyncio.gather(
+            *(asyncio.wait_for(h.load.remote(), timeout=5.0) for _, h in handles), return_exceptions=True
+        )
+        loads: list[HostLoad] = []
+        for (name, _), result in zip(handles, results, strict=True):
+            if isinstance(result, HostLoad):
+                self._loads[name] = result.live_calls
+                loads.append(result)
+            else:
+                log.warning(
+                    "call host %s did not answer (%s); starting a replacement", name, type(result).__name__
+                )
+                self._handles.pop(name, None)
+                self._spawn(name)
+                self._loads[name] = 0
+                loads.append(HostLoad(host=name, live_calls=0, dead=True))
+        self._loads_at = time.monotonic()
+        return loads
+
+    async def _least_loaded(self, exclude: str | None = None) -> str:
+        if time.monotonic() - self._loads_at > LOADS_MAX_AGE_S:
+            await self._refresh_loads()
+        candidates = [n for n in self._names if n != exclude] or self._names
+        return min(candidates, key=lambda n: self._loads[n])
+
+    async def loads(self) -> list[HostLoad]:
+        return await self._refresh_loads()
+
+    # ---- stream tokens -----------------------------------------------------------------------
+    def stream_token(self, call_id: str) -> str:
+        """The token a call's media stream must present: an HMAC of the call id, so any replica
+        can check it without storing it."""
+        digest = hmac.new(self._secret, call_id.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest[:24]).decode()
+
+    def check_token(self, call_id: str, token: str) -> bool:
+        return bool(token) and hmac.compare_digest(self.stream_token(call_id), token)
+
+    # ---- calls -------------------------------------------------------------------------------
     async def start_call(
         self, schema: str, call_data: dict[str, Any], webhook_url: str | None
-    ) -> dict[str, Any]:
+    ) -> CallOpened | CallRefused:
         call_id = uuid.uuid4().hex
         for _ in range(2):
-            name = min(self.live, key=lambda n: self.live[n])
+            name = await self._least_loaded()
             try:
-                result: dict[str, Any] = await self.hosts[name].start_call.remote(
+                result: CallOpened | CallRefused = await self._handle(name).start_call.remote(
                     call_id, schema, call_data, webhook_url
                 )
             except HOST_GONE:
-                await self._replace(name)
+                self._handles.pop(name, None)
+                self._spawn(name)
                 continue
-            if "error" not in result:
-                self.where[call_id] = name
-                self.webhooks[call_id] = webhook_url
-                self.live[name] += 1
+            if isinstance(result, CallOpened):
+                self._routes[call_id] = Route(call_id, name, 1, "live", schema, webhook_url)
+                self._loads[name] += 1
             return result
         raise RuntimeError("no call host could start the call")
 
-    async def _replace(self, name: str) -> None:
-        async with self._lock:
-            log.warning("call host %s is gone; starting a replacement", name)
-            with contextlib.suppress(ValueError):
-                ray.kill(ray.get_actor(name, namespace=NAMESPACE))
-            self.hosts[name] = self._spawn(name)
-            self.live[name] = 0
-
-    async def _failover(self, call_id: str, dead: str) -> str:
-        await self._replace(dead)
-        target = min((n for n in self.live if n != dead), key=lambda n: self.live[n], default=dead)
-        await self.hosts[target].resume_call.remote(call_id, self.webhooks.get(call_id))
-        self.where[call_id] = target
-        self.live[target] += 1
-        self.failovers += 1
-        return target
-
-    def host_of(self, call_id: str) -> str:
-        try:
-            return self.where[call_id]
-        except KeyError:
-            raise KeyError(f"unknown call {call_id!r}") from None
+    async def route(self, call_id: str, refresh: bool = False) -> Route:
+        """The call's live route; raises CallNotFound for an unknown or ended call."""
+        route = None if refresh else self._routes.get(call_id)
+        if route is None and self.store is not None:
+            route = await self.store.route(call_id)
+        if route is None or route.status != "live":
+            self._routes.pop(call_id, None)
+            raise CallNotFound(f"no live call {call_id!r}")
+        self._routes[call_id] = route
+        return route
 
     async def call(self, call_id: str, method: str, *args: Any) -> Any:
-        name = self.host_of(call_id)
-        try:
-            return await getattr(self.hosts[name], method).remote(call_id, *args)
-        except HOST_GONE:
-            name = await self._failover(call_id, name)
-            return await getattr(self.hosts[name], method).remote(call_id, *args)
+        """A host method of the call (``method(call_id, *args)``), failing over as needed."""
+        route = await self.route(call_id)
+        attempt = 0
+        while True:
+            try:
+                return await getattr(self._handle(route.host), method).remote(call_id, *args)
+            except (*HOST_GONE, CallNotFound) as exc:
+                route = await self._recover(route, exc, attempt)
+                attempt += 1
 
-    async def stream(self, call_id: str, method: str, *args: Any) -> AsyncIterator[dict[str, Any]]:
-        """Items of a host's streaming method; fails over if the host dies before the first item."""
-        name = self.host_of(call_id)
-        started = False
-        try:
-            async for ref in (
-                getattr(self.hosts[name], method).options(num_returns="streaming").remote(call_id, *args)
-            ):
-                started = True
-                yield await ref
-        except HOST_GONE:
-            if started:
-                raise
-            name = await self._failover(call_id, name)
-            async for ref in (
-                getattr(self.hosts[name], method).options(num_returns="streaming").remote(call_id, *args)
-            ):
-                yield await ref
+    async def stream(self, call_id: str, method: str, *args: Any) -> AsyncGenerator[Any, None]:
+        """Items of a streaming host method; fails over while nothing has been yielded. A
+        consumer that stops early cancels the host's generator (a barge-in stops the reply)."""
+        route = await self.route(call_id)
+        attempt = 0
+        while True:
+            refs = (
+                getattr(self._handle(route.host), method)
+                .options(num_returns="streaming")
+                .remote(call_id, *args)
+            )
+            started = finished = False
+            try:
+                async for ref in refs:
+                    item = await ref
+                    started = True
+                    yield item
+                finished = True
+                return
+            except (*HOST_GONE, CallNotFound) as exc:
+                finished = True
+                if started:
+                    raise
+                route = await self._recover(route, exc, attempt)
+                attempt += 1
+            finally:
+                if not finished:
+                    ray.cancel(refs)
 
-    async def hangup(self, call_id: str, reason: str) -> dict[str, Any]:
-        record: dict[str, Any] = await self.call(call_id, "hangup", reason)
-        name = self.where.pop(call_id, None)
-        self.webhooks.pop(call_id, None)
-        if name is not None:
-            self.live[name] = max(0, self.live[name] - 1)
+    async def hangup(self, call_id: str, reason: EndReason, note: str | None = None) -> dict[str, Any]:
+        record: dict[str, Any] = await self.call(call_id, "hangup", reason, note)
+        route = self._routes.pop(call_id, None)
+        if route is not None:
+            self._loads[route.host] = max(0, self._loads.get(route.host, 0) - 1)
         return record
 
-    async def loads(self) -> list[dict[str, Any]]:
-        out = []
-        for name, handle in self.hosts.items():
-            try:
-                out.append(await handle.load.remote())
-            except HOST_GONE:
-                out.append({"host": name, "live_calls": None, "dead": True})
-        return out
+    async def list_calls(self) -> list[dict[str, Any]]:
+        results = await asyncio.gather(
+            *(self._handle(name).list_calls.remote() for name in self._names), return_exceptions=True
+        )
+        return [call for result in results if isinstance(result, list) for call in result]
 
-    async def shutdown(self) -> None:
-        for handle in self.hosts.values():
-            ray.kill(handle)
-        self.hosts.clear()
+    # ---- failover ----------------------------------------------------------------------------
+    async def _recover(self, route: Route, exc: BaseException, attempt: int) -> Route:
+        """The route to try next after ``exc``; raises when the call cannot be reached."""
+        if attempt >= MAX_RECOVERIES:
+            raise exc
+        if isinstance(exc, ActorUnavailableError) and attempt < TRANSIENT_RETRIES:
+            await asyncio.sleep(TRANSIENT_BACKOFF_S * 2**attempt)  # a restart or a network blip
+            return route
+        if isinstance(exc, CallNotFound):
+            # The host is up but does not hold the call: it moved, it ended, or this host is a
+            # replacement that has not resumed it yet.
+            fresh = await self.route(route.call_id, refresh=True)
+            if (fresh.host, fresh.gen) != (route.host, route.gen):
+                return fresh
+            try:
+                await self._handle(fresh.host).resume_call.remote(fresh.call_id, fresh.gen)
+                return fresh
+            except HOST_GONE:
+                route = fresh
+        return await self._failover(route)
+
+    async def _failover(self, dead: Route) -> Route:
+        self._handles.pop(dead.host, None)
+        self._spawn(dead.host)  # a replacement for the name (or the one another replica started)
+        self._loads[dead.host] = 0
+        if self.store is None:
+            raise CallNotFound(f"call {dead.call_id!r} was lost with its host (no state store)")
+        target = await self._least_loaded(exclude=dead.host)
+        moved = await self.store.move_route(dead, target)
+        if moved is not None:
+            self.failovers += 1
+            log.warning("call %s: host %s is gone; resuming on %s", dead.call_id, dead.host, target)
+            route = moved
+        else:  # another replica moved it first
+            route = await self.route(dead.call_id, refresh=True)
+        self._routes[route.call_id] = route
+        self._loads[route.host] = self._loads.get(route.host, 0) + 1
+        # If the target died too, the next attempt fails over again.
+        with contextlib.suppress(*HOST_GONE):
+            await asyncio.wait_for(
+                self._handle(route.host).resume_call.remote(route.call_id, route.gen), 30.0
+            )
+        return route

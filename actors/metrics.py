@@ -6,13 +6,15 @@ there, histograms ``_bucket``/``_sum``/``_count``). ``METRICS`` is the single li
 exists; the Grafana dashboard test checks every queried series against it.
 
 Where they come from:
-- call hosts (``actors/call_host.py``): calls started / completed / active, per-turn stage
-  latencies, turn sources, cache hits and misses by tier, errors by type (via the hooks in
-  ``actors/call_actor.py``);
-- the ingress (``deployments/ingress.py``): start-call latency and HTTP-level errors;
-- ``MetricsPoller`` (one detached actor, started by the ingress): polls the router, cache,
-  STT and TTS deployments' ``stats()`` and exports provider requests/wins/errors/breaker
-  state, STT batch sizes, embedding batch size and TTS phrase-cache hits.
+- call hosts (``actors/call_host.py``, ``actors/call.py``, ``actors/reply.py``): calls started /
+  completed / active, per-turn stage latencies, turn sources, cache hits and misses by tier,
+  errors by type;
+- the edge (``edge/ingress.py``, ``edge/call_link.py``): start-call latency, the stages it
+  measures (stt, tts first audio, voice to voice) and HTTP-level errors;
+- ``MetricsPoller`` (one detached actor, started by the ingress with the service clients):
+  polls the router, cache, STT and TTS services' ``stats()`` and exports provider
+  requests/wins/errors/breaker state, STT batch sizes, embedding batch size and TTS
+  phrase-cache hits.
 
 All functions are cheap no-ops until first use creates the metric objects in the process.
 """
@@ -23,7 +25,7 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from ray.util import metrics as rm
 
@@ -153,16 +155,22 @@ def calls_active(host: str, by_schema: Mapping[str, int], known: set[str]) -> No
 @_safe
 def turn_observed(schema: str, mode: str, source: str, stages_ms: Mapping[str, float]) -> None:
     _metric("voxray_turns").inc(1, tags={"schema": schema, "mode": mode, "source": source or "none"})
-    hist = _metric("voxray_turn_latency_ms")
-    for stage in TURN_STAGES:
-        value = stages_ms.get(stage)
-        if value is not None:
-            hist.observe(float(value), tags={"stage": stage, "mode": mode})
+    stages_observed(mode, stages_ms)
     if "cache" in stages_ms:  # a lookup happened this turn
         if source.startswith("cache_"):
             _metric("voxray_cache_hits").inc(1, tags={"tier": source.removeprefix("cache_")})
         else:
             _metric("voxray_cache_misses").inc(1)
+
+
+@_safe
+def stages_observed(mode: str, stages_ms: Mapping[str, float]) -> None:
+    """Stage latencies of a turn (the edge reports the ones it measures: stt, tts, voice to voice)."""
+    hist = _metric("voxray_turn_latency_ms")
+    for stage in TURN_STAGES:
+        value = stages_ms.get(stage)
+        if value is not None:
+            hist.observe(float(value), tags={"stage": stage, "mode": mode})
 
 
 @_safe
@@ -235,41 +243,40 @@ def export_tts_stats(stats: Mapping[str, Any], deltas: DeltaCounter) -> None:
 
 
 POLLED = {
-    "LLMRouterDeployment": export_router_stats,
-    "STTDeployment": export_stt_stats,
-    "SemanticCacheDeployment": export_cache_stats,
-    "TTSDeployment": export_tts_stats,
+    "router": export_router_stats,
+    "stt": export_stt_stats,
+    "cache": export_cache_stats,
+    "tts": export_tts_stats,
 }
 POLLER_NAME = "voxray-metrics-poller"
 
 
-class MetricsPollerCore:
-    """Polls each deployment's ``stats()`` through Serve handles every ``interval_s``."""
+class StatsSource(Protocol):
+    async def stats(self) -> dict[str, Any]: ...
 
-    def __init__(self, app_name: str = "voxray", interval_s: float = 5.0):
-        self.app_name = app_name
+
+class MetricsPollerCore:
+    """Polls each service's ``stats()`` (through the clients handed in) every ``interval_s``."""
+
+    def __init__(self, sources: Mapping[str, StatsSource], interval_s: float = 5.0):
+        unknown = set(sources) - set(POLLED)
+        if unknown:
+            raise ValueError(f"unknown stats sources {sorted(unknown)}; known: {sorted(POLLED)}")
+        self.sources = dict(sources)
         self.interval_s = interval_s
         self.deltas = DeltaCounter()
         self.last: dict[str, Any] = {}
-        self._handles: dict[str, Any] = {}
         self._task: asyncio.Task[None] | None = None
 
-    def _handle(self, deployment: str) -> Any:
-        if deployment not in self._handles:
-            from ray import serve
-
-            self._handles[deployment] = serve.get_deployment_handle(deployment, app_name=self.app_name)
-        return self._handles[deployment]
-
     async def poll_once(self) -> dict[str, Any]:
-        for deployment, export in POLLED.items():
+        for kind, source in self.sources.items():
             try:
-                stats = await asyncio.wait_for(self._handle(deployment).stats.remote(), timeout=5.0)
+                stats = await asyncio.wait_for(source.stats(), timeout=5.0)
             except Exception as exc:  # not deployed in this app, or busy: skip this round
-                self.last[deployment] = {"unavailable": type(exc).__name__}
+                self.last[kind] = {"unavailable": type(exc).__name__}
                 continue
-            self.last[deployment] = stats
-            export(stats, self.deltas)
+            self.last[kind] = stats
+            POLLED[kind](stats, self.deltas)
         return self.last
 
     async def run(self) -> None:
@@ -287,8 +294,8 @@ def _poller_class() -> Any:
 
     @ray.remote(num_cpus=0, max_restarts=-1)
     class MetricsPoller:
-        def __init__(self, app_name: str = "voxray", interval_s: float = 5.0):
-            self.core = MetricsPollerCore(app_name, interval_s)
+        def __init__(self, sources: Mapping[str, StatsSource], interval_s: float = 5.0):
+            self.core = MetricsPollerCore(sources, interval_s)
 
         async def start(self) -> bool:
             self.core.ensure_running()
@@ -303,14 +310,12 @@ def _poller_class() -> Any:
     return MetricsPoller
 
 
-async def ensure_poller(app_name: str = "voxray", interval_s: float = 5.0) -> Any:
+async def ensure_poller(sources: Mapping[str, StatsSource], interval_s: float = 5.0) -> Any:
     """Start (or find) the one detached poller actor of this cluster."""
     handle = (
         _poller_class()
-        .options(  # type: ignore[attr-defined]
-            name=POLLER_NAME, namespace="voxray", lifetime="detached", get_if_exists=True
-        )
-        .remote(app_name, interval_s)
+        .options(name=POLLER_NAME, namespace="voxray", lifetime="detached", get_if_exists=True)
+        .remote(dict(sources), interval_s)
     )
     await handle.start.remote()
     return handle

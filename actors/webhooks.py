@@ -29,9 +29,17 @@ class WebhookSender:
         self.failed_attempts = 0
         self._client = httpx.AsyncClient(timeout=5.0)
 
-    async def enqueue(self, call_id: str, url: str, record: dict[str, Any]) -> None:
-        delivery = {"id": f"{call_id}:record", "call_id": call_id, "url": url, "attempts": 0, "next_at": 0.0}
-        await self.store.enqueue_webhook({**delivery, "body": record})
+    @staticmethod
+    def delivery(call_id: str, url: str, record: dict[str, Any]) -> dict[str, Any]:
+        """A new outbox entry for a call's record (the store writes it with the record)."""
+        return {
+            "id": f"{call_id}:record",
+            "call_id": call_id,
+            "url": url,
+            "attempts": 0,
+            "next_at": 0.0,
+            "body": record,
+        }
 
     async def deliver_due(self, limit: int = 50) -> int:
         """One pass over the outbox; returns how many were delivered."""
@@ -51,8 +59,7 @@ class WebhookSender:
             delivery["attempts"] += 1
             self.failed_attempts += 1
             if delivery["attempts"] >= self.max_attempts:
-                await self.store.redis.rpush(self.store._k("webhooks", "dead"), raw)
-                await self.store.finish_webhook(self.worker, raw)
+                await self.store.finish_webhook(self.worker, raw, dead=True)
                 log.warning(
                     "webhook for call %s gave up after %d attempts", delivery["call_id"], delivery["attempts"]
                 )

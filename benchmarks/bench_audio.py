@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from engine.audio import (
+from common.audio import (
     InboundConverter,
     OutboundConverter,
     pcm16_to_ulaw,

@@ -19,12 +19,12 @@ import uuid
 
 import numpy as np
 
-from deployments.embedder import Embedder
-from deployments.model_paths_llm import minilm_model_dir
-from deployments.providers.stats import percentile
-from deployments.semantic_cache import SemanticCache, _Meta
+from services.embedder import Embedder
+from services.model_paths import minilm_model_dir
+from services.llm.providers.stats import percentile
+from services.cache.service import SemanticCache, _Meta
 from engine.cache_scope import CacheScope
-from engine.settings import CacheSettings
+from common.settings import CacheSettings
 
 QUERIES = [
     ("Could you repeat the member ID?", "semantic hit"),

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from deployments.media_edge import (
+from edge.media.stream import (
     SAMPLE_RATE,
     VAD_WINDOW,
     EdgeConfig,
@@ -44,7 +44,7 @@ from deployments.media_edge import (
     TwilioMediaSession,
     Utterance,
 )
-from engine.audio import InboundConverter
+from common.audio import InboundConverter
 from loadtests.simulated_caller import SILENCE_FRAME, PersonaVoice, frames_of
 
 LINES = [
@@ -133,7 +133,7 @@ def bench_parts(frames: list[bytes]) -> tuple[float, float]:
 
 
 def bench_smart_turn(n: int) -> list[float]:
-    from engine.audio import resample, ulaw_to_pcm16
+    from common.audio import resample, ulaw_to_pcm16
 
     voice = PersonaVoice.shared()
     model = SmartTurn.shared()

@@ -15,14 +15,14 @@ import asyncio
 import statistics
 from typing import Any
 
-from deployments.llm_router import LLMRouter, RouterOptions
-from deployments.providers import ProviderConfig, build_provider
-from deployments.providers.stats import percentile
-from engine.llm_types import LLMRequest
-from engine.settings import RouterSettings
-from tests.fakes import Behaviour, LatencyModel
-from tests.fakes.anthropic_server import FakeAnthropicServer
-from tests.fakes.openai_server import FakeOpenAIServer
+from services.llm.router import LLMRouter, RouterOptions
+from services.llm.providers import ProviderConfig, build_provider
+from services.llm.providers.stats import percentile
+from common.llm_types import LLMRequest
+from common.settings import RouterSettings
+from common.testing import Behaviour, LatencyModel
+from common.testing.anthropic_server import FakeAnthropicServer
+from common.testing.openai_server import FakeOpenAIServer
 
 
 def behaviour_from(model: LatencyModel) -> Any:

@@ -69,8 +69,8 @@ def wer(reference: str, hypothesis: str) -> float:
 
 def model_level_batches(clip: bytes, sizes: list[int]) -> None:
     """Utterances/s for each batch size through the same batched forward pass."""
-    from deployments.stt import WhisperBatchTranscriber, prepare_audio
-    from engine.settings import get_settings
+    from services.stt import WhisperBatchTranscriber, prepare_audio
+    from common.settings import get_settings
 
     cfg = get_settings().stt
     engine = WhisperBatchTranscriber(cfg)
@@ -100,8 +100,8 @@ def main() -> None:
     if args.stt_model_only:
         import numpy as np
 
-        from deployments.tts import PiperSynth
-        from engine.audio import resample
+        from services.tts import PiperSynth
+        from common.audio import resample
 
         synth = PiperSynth()
         pcm = resample(synth.synth_pcm(SENTENCES[0]), synth.sample_rate, 16000)
@@ -111,9 +111,9 @@ def main() -> None:
     import ray
     from ray import serve
 
-    from deployments.stt import build_stt_app
-    from deployments.tts import build_tts_app
-    from engine.audio import resample, ulaw_to_pcm16
+    from services.stt import build_stt_app
+    from services.tts import build_tts_app
+    from common.audio import resample, ulaw_to_pcm16
 
     ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False)
     serve.start(proxy_location="Disabled")

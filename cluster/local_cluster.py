@@ -95,30 +95,25 @@ def ray_status(address: str, env: dict[str, str]) -> str:
 
 def build_app() -> Any:
     """serve_app's app with the ingress autoscaling on 4 ongoing requests (so load asks for replicas)."""
-    from deployments.ingress import Ingress
-    from deployments.llm_router import build_router_app
-    from deployments.semantic_cache import SemanticCacheDeployment
-    from deployments.stt import build_stt_app
-    from deployments.tts import build_tts_app
+    from serve_app import build_app as build
 
-    ingress = Ingress.options(
-        autoscaling_config={
-            "min_replicas": 1,
-            "max_replicas": 4,
-            "target_ongoing_requests": 4,
-            "upscale_delay_s": 3,
-            "downscale_delay_s": 600,
-            "metrics_interval_s": 2,
-            "look_back_period_s": 6,
-        },
-    )
-    return ingress.bind(
-        build_stt_app(), build_tts_app(phrases=[]), SemanticCacheDeployment.bind(), build_router_app()
+    return build(
+        ingress_options={
+            "autoscaling_config": {
+                "min_replicas": 1,
+                "max_replicas": 4,
+                "target_ongoing_requests": 4,
+                "upscale_delay_s": 3,
+                "downscale_delay_s": 600,
+                "metrics_interval_s": 2,
+                "look_back_period_s": 6,
+            }
+        }
     )
 
 
 async def place_call(base: str) -> str:
-    from loadtests.place_call import SAMPLE_CALL_DATA
+    from common.testing.samples import SAMPLE_CALL_DATA
 
     body = {
         "schema_name": "prior_auth",
@@ -145,7 +140,7 @@ async def place_call(base: str) -> str:
 async def load_until_new_node(base: str, sessions: int, max_s: float, start_nodes: int) -> dict[str, Any]:
     import ray
 
-    from loadtests.place_call import SAMPLE_CALL_DATA
+    from common.testing.samples import SAMPLE_CALL_DATA
 
     body = {
         "schema_name": "prior_auth",

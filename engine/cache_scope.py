@@ -95,12 +95,6 @@ def text_hash(text: str) -> str:
     return hashlib.blake2b(normalise_text(text).encode(), digest_size=16).hexdigest()
 
 
-def exact_key(prefix: str, scope: CacheScope, text: str) -> str:
-    """Redis key of the exact tier's entry (JSON ``{"id", "template"}``) for this scope and text;
-    call hosts read it directly so an exact hit costs one Redis GET and no Serve hop."""
-    return f"{prefix}x:{scope.key()}:{text_hash(text)}"
-
-
 # --- near-miss guards -----------------------------------------------------------------
 # Sentence embeddings put "I can make Tuesday" and "I can't make Tuesday" very close, and
 # "3 refills" next to "4 refills". A semantic hit therefore also needs the same polarity and
@@ -275,3 +269,17 @@ def render_template(template: str, data: dict[str, Any]) -> str:
     if missing:
         raise KeyError(f"cached template needs call fields {missing} that this call does not have")
     return template.format(**{f: data[f] for f in template_fields(template)})
+
+
+MIN_TEMPLATE_VALUE_CHARS = 3
+
+
+def templatize(reply: str, values: dict[str, Any]) -> str:
+    """Replace this call's data values in an LLM reply with ``{field}`` placeholders, longest
+    first, so the cached template carries no caller's data."""
+    out = reply
+    for name, value in sorted(values.items(), key=lambda kv: -len(str(kv[1]))):
+        text = str(value)
+        if len(text) >= MIN_TEMPLATE_VALUE_CHARS and text in out:
+            out = out.replace(text, "{" + name + "}")
+    return out

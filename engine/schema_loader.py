@@ -411,6 +411,15 @@ class SchemaRegistry:
         folders = sorted(p for p in Path(directory).iterdir() if (p / SCHEMA_FILE).is_file())
         return cls(load_schema(p) for p in folders)
 
+    @classmethod
+    def shared(cls, directory: str | Path) -> SchemaRegistry:
+        """The process's one registry of ``directory`` (loaded on first use)."""
+        key = Path(directory).resolve()
+        registry = _SHARED.get(key)
+        if registry is None:
+            registry = _SHARED[key] = cls.from_directory(key)
+        return registry
+
     def add(self, schema: CompiledSchema) -> None:
         if schema.name in self._schemas and self._schemas[schema.name].path != schema.path:
             raise SchemaError(
@@ -429,3 +438,6 @@ class SchemaRegistry:
 
     def __contains__(self, name: object) -> bool:
         return name in self._schemas
+
+
+_SHARED: dict[Path, SchemaRegistry] = {}

@@ -38,7 +38,7 @@ from typing import Any
 from locust import between, events, task
 from locust.contrib.fasthttp import FastHttpUser
 
-from loadtests.place_call import SAMPLE_CALL_DATA
+from common.testing.samples import SAMPLE_CALL_DATA
 
 SCHEMA = "prior_auth"
 CALL_DATA = SAMPLE_CALL_DATA[SCHEMA]

@@ -18,22 +18,12 @@ from typing import Any
 
 import httpx
 
+from common.testing.samples import SAMPLE_CALL_DATA
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-SAMPLE_CALL_DATA: dict[str, dict[str, str]] = {
-    "prior_auth": {
-        "patient_name": "Jane Doe",
-        "date_of_birth": "1980-01-15",
-        "member_id": "XKM449812",
-        "insurer": "Blue Cross",
-        "cpt_code": "99213",
-        "provider_name": "Doctor Smith",
-        "provider_npi": "1234567893",
-    },
-    "sales_qualification": {"lead_name": "Tom Baker", "company": "Acme Logistics"},
-}
 STAGES = ("stt", "nlu", "cache", "llm_ttft", "tts_first_audio", "voice_to_voice", "turn_total")
 
 

@@ -9,7 +9,7 @@ Per request it samples
 - time to first token (TTFT) from a lognormal fitted to a median and a p95, and
 - tokens/s from a lognormal fitted to a median and a p5 (slow streams are the tail),
 then streams the reply over the exact OpenAI SSE wire format (the request handling and the
-wire format are ``tests.fakes``' ``FakeOpenAIServer``, imported, not copied).
+wire format are ``common.testing``' ``FakeOpenAIServer``, imported, not copied).
 
     python -m loadtests.provider_model --port 8701 --ttft-median-ms 350 --ttft-p95-ms 900
 
@@ -30,8 +30,8 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from tests.fakes import Behaviour
-from tests.fakes.openai_server import FakeOpenAIServer
+from common.testing import Behaviour
+from common.testing.openai_server import FakeOpenAIServer
 
 Z95 = 1.6448536269514722  # standard normal quantile at 0.95
 

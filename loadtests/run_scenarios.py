@@ -862,7 +862,8 @@ def main() -> None:
 
     models = [ProviderLatencyModel(cfg).start() for cfg in PROVIDER_MODELS]
     configure_env(args.port, models)
-    from loadtests.place_call import SAMPLE_CALL_DATA, start_cluster
+    from common.testing.samples import SAMPLE_CALL_DATA
+    from loadtests.place_call import start_cluster
 
     t0 = time.time()
     dashboard = start_cluster(args.port)

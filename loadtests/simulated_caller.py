@@ -40,7 +40,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.audio import TWILIO_FRAME_BYTES, ULAW_SILENCE, encode_pcm16, float_to_pcm16
+from common.audio import TWILIO_FRAME_BYTES, ULAW_SILENCE, encode_pcm16, float_to_pcm16
 
 logger = logging.getLogger("voxray.simulated_caller")
 
@@ -105,7 +105,7 @@ class PersonaVoice:
         from piper import PiperVoice
         from piper.config import PiperConfig
 
-        from deployments.model_paths import piper_voice_files
+        from services.model_paths import piper_voice_files
 
         model, config = piper_voice_files(voice_path)
         opts = onnxruntime.SessionOptions()

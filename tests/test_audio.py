@@ -1,4 +1,4 @@
-"""engine.audio: G.711 µ-law codec, resampling and Twilio framing."""
+"""common.audio: G.711 µ-law codec, resampling and Twilio framing."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import warnings
 import numpy as np
 import pytest
 
-from engine import audio
-from engine.audio import (
+from common import audio
+from common.audio import (
     TWILIO_FRAME_BYTES,
     InboundConverter,
     OutboundConverter,

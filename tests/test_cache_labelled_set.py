@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import yaml
 
-from deployments.embedder import Embedder
-from deployments.semantic_cache import SemanticCache
+from services.embedder import Embedder
+from services.cache.service import SemanticCache
 from engine.cache_scope import CacheScope
-from engine.settings import CacheSettings
+from common.settings import CacheSettings
 
 DATA = Path(__file__).parent / "data" / "cache_pairs.yaml"
 

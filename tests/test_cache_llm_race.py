@@ -14,10 +14,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from actors.call_actor import CallActor
+from actors.call import CallActor
 from engine.conversation import Conversation
 from engine.schema_loader import SchemaRegistry
-from loadtests.place_call import SAMPLE_CALL_DATA
+from common.testing.samples import SAMPLE_CALL_DATA
 
 ROOT = Path(__file__).resolve().parent.parent
 PATIENT = SAMPLE_CALL_DATA["prior_auth"]

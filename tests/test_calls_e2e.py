@@ -26,11 +26,11 @@ import redis
 import websockets
 from twilio.request_validator import RequestValidator
 
-from loadtests.place_call import SAMPLE_CALL_DATA
+from common.testing.samples import SAMPLE_CALL_DATA
 from tests.conftest import REDIS_URL, SERVE_HTTP_PORT, free_port
-from tests.fakes import Behaviour
-from tests.fakes.openai_server import FakeOpenAIServer
-from tests.fakes.twilio_server import FakeTwilioServer
+from common.testing import Behaviour
+from common.testing.openai_server import FakeOpenAIServer
+from common.testing.twilio_server import FakeTwilioServer
 
 PERSONAS = Path(__file__).parent / "data" / "personas"
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
@@ -74,7 +74,7 @@ def app(ray_session: None) -> Iterator[dict[str, Any]]:
     import ray
     from ray import serve
 
-    from engine.settings import get_settings
+    from common.settings import get_settings
 
     llm = FakeOpenAIServer(Behaviour(ttft_s=0.05, tokens_per_s=100.0, text=LLM_TEXT)).start()
     twilio = FakeTwilioServer(ACCOUNT_SID, AUTH_TOKEN).start()

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deployments.embedder import Embedder, check_mean_pooling_model, onnx_export_path
-from deployments.model_paths_llm import minilm_model_dir
+from services.embedder import Embedder, check_mean_pooling_model, onnx_export_path
+from services.model_paths import minilm_model_dir
 
 TEXTS = [
     "yes",

@@ -1,4 +1,4 @@
-"""engine.jitter_buffer: reorder, duplicates, late frames, loss concealment, adaptation."""
+"""edge.media.jitter_buffer: reorder, duplicates, late frames, loss concealment, adaptation."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import random
 import numpy as np
 import pytest
 
-from engine.audio import pcm16_to_ulaw, ulaw_to_pcm16
-from engine.jitter_buffer import AdaptiveJitterBuffer
+from common.audio import pcm16_to_ulaw, ulaw_to_pcm16
+from edge.media.jitter_buffer import AdaptiveJitterBuffer
 
 
 def frame(seq: int) -> bytes:

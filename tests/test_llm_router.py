@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
-from deployments.llm_router import LLMRouter, RouterOptions
-from deployments.providers import ProviderConfig, build_provider
-from engine.breaker import CircuitBreaker
-from engine.llm_types import LLMRequest, choose_tier, parse_event
-from engine.settings import RouterSettings
-from tests.fakes import Behaviour
-from tests.fakes.anthropic_server import FakeAnthropicServer
-from tests.fakes.openai_server import FakeOpenAIServer
+from services.llm.router import LLMRouter, RouterOptions
+from services.llm.providers import ProviderConfig, build_provider
+from services.llm.breaker import CircuitBreaker
+from common.llm_types import LLMRequest, choose_tier, parse_event
+from common.settings import RouterSettings
+from common.testing import Behaviour
+from common.testing.anthropic_server import FakeAnthropicServer
+from common.testing.openai_server import FakeOpenAIServer
 
 
 @pytest.fixture(scope="module")
@@ -295,7 +295,7 @@ def test_breaker_states_with_injected_clock() -> None:
 def router_handle(ray_session: None, oai: FakeOpenAIServer, ant: FakeAnthropicServer) -> Iterator[Any]:
     from ray import serve
 
-    from deployments.llm_router import LLMRouterDeployment
+    from services.llm.router import LLMRouterDeployment
 
     providers = [
         {"name": "openai", "kind": "openai", "model": "gpt-sim", "base_url": oai.base_url, "api_key": "k"},
@@ -338,8 +338,8 @@ async def test_real_local_smollm2_provider(ray_session: None) -> None:
     pytest.importorskip("llama_cpp")
     from ray import serve
 
-    from deployments.llm_router import LLMRouterDeployment
-    from deployments.providers.local_llama import LocalLLMDeployment
+    from services.llm.router import LLMRouterDeployment
+    from services.llm.providers.local_llama import LocalLLMDeployment
 
     local = LocalLLMDeployment.options(ray_actor_options={"num_cpus": 0}).bind(None, n_threads=1, n_ctx=512)
     providers = [
@@ -401,7 +401,7 @@ def chunk_offsets(texts: list[str]) -> list[tuple[str, int]]:
 
 @pytest.mark.parametrize("reply", REPLIES)
 async def test_coalesced_tokens_keep_text_order_and_chunk_timing(reply: str) -> None:
-    from deployments.llm_router import COALESCE_MAX_CHARS, coalesce_tokens
+    from services.llm.router import COALESCE_MAX_CHARS, coalesce_tokens
 
     tokens = word_tokens(reply)
     out = [e async for e in coalesce_tokens(as_events(tokens))]
@@ -418,7 +418,7 @@ async def test_coalesced_tokens_keep_text_order_and_chunk_timing(reply: str) -> 
 
 
 async def test_coalescing_cuts_the_events_of_a_long_reply() -> None:
-    from deployments.llm_router import coalesce_tokens
+    from services.llm.router import coalesce_tokens
 
     tokens = word_tokens(" ".join(REPLIES[:2]))
     out = [e async for e in coalesce_tokens(as_events(tokens))]

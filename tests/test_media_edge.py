@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from deployments.media_edge import ClearResult, EdgeConfig, TwilioMediaSession, Utterance
-from deployments.twilio_webhooks import verify_signature
-from engine.audio import pcm16_to_ulaw
+from edge.media.stream import ClearResult, EdgeConfig, TwilioMediaSession, Utterance
+from edge.twilio.webhooks import verify_signature
+from common.audio import pcm16_to_ulaw
 from loadtests.simulated_caller import (
     SILENCE_FRAME,
     Persona,
@@ -165,7 +165,7 @@ async def test_utterances_keep_every_word(voice: PersonaVoice) -> None:
     """The cut neither clips onsets nor tails: Whisper (tiny.en, the STT default) hears each
     line's first and last words in its utterance."""
     faster_whisper = pytest.importorskip("faster_whisper")
-    from deployments.model_paths import whisper_model_dir
+    from services.model_paths import whisper_model_dir
 
     h = Harness(EdgeConfig(smart_turn=False), Clock())
     await h.start()

@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from deployments.embedder import Embedder
-from deployments.semantic_cache import SemanticCache
+from services.embedder import Embedder
+from services.cache.service import SemanticCache
 from engine.cache_scope import CacheScope, guard_signature, normalise_text, render_template, template_refusal
-from engine.settings import CacheSettings
+from common.settings import CacheSettings
 
 DEAD_REDIS = "redis://127.0.0.1:6390/0"  # nothing listens here
 
@@ -267,7 +267,7 @@ def cache_handle(ray_session: None) -> Iterator[Any]:
 
     from ray import serve
 
-    from deployments.semantic_cache import SemanticCacheDeployment
+    from services.cache.service import SemanticCacheDeployment
     from tests.conftest import REDIS_URL
 
     prefix = f"voxray-test:{uuid.uuid4().hex[:10]}:"

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from engine.audio import pcm16_to_ulaw, resample, ulaw_to_pcm16
+from common.audio import pcm16_to_ulaw, resample, ulaw_to_pcm16
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 
@@ -50,8 +50,8 @@ def test_wer_helper() -> None:
 def handles() -> Iterator[dict[str, Any]]:
     from ray import serve
 
-    from deployments.stt import build_stt_app
-    from deployments.tts import build_tts_app
+    from services.stt import build_stt_app
+    from services.tts import build_tts_app
 
     serve.start(proxy_location="Disabled")
     stt = serve.run(
@@ -216,7 +216,7 @@ def test_tts_encodings_and_errors(handles: dict[str, Any]) -> None:
 
 
 def test_confidence_mapping_follows_seed_003() -> None:
-    from deployments.stt import confidence_from_scores
+    from services.stt import confidence_from_scores
 
     assert confidence_from_scores(-0.2, 0.01) == 1.0
     assert confidence_from_scores(-0.5, 0.01) == 1.0

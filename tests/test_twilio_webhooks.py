@@ -8,7 +8,7 @@ import pytest
 from twilio.base.exceptions import TwilioRestException
 from twilio.request_validator import RequestValidator
 
-from deployments.twilio_webhooks import (
+from edge.twilio.webhooks import (
     TwilioNotConfigured,
     connect_stream_twiml,
     media_stream_url,
@@ -16,8 +16,8 @@ from deployments.twilio_webhooks import (
     place_outbound_call_async,
     verify_signature,
 )
-from engine.settings import TwilioSettings
-from tests.fakes.twilio_server import FakeTwilioServer
+from common.settings import TwilioSettings
+from common.testing.twilio_server import FakeTwilioServer
 
 ACCOUNT = "AC" + "1" * 32
 TOKEN = "test-auth-token-0123456789abcdef"

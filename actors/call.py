@@ -1,0 +1,280 @@
+"""One live call: the engine's conversation, its transcript and turn records, and its reply source.
+
+A ``Call`` is a plain object hosted (many at a time) by a ``CallHost`` Ray actor. It takes the
+counterpart's words in and yields the agent's reply out, as typed events:
+
+    turn(CallerTurn) → ReplyChunk, ReplyChunk, …, TurnDone
+
+Phone calls and text mode run exactly this: speech-to-text before a turn and text-to-speech per
+chunk happen at the edge that holds the media socket. The agent's line grows in the transcript
+as chunks are released; when the caller talks over the agent, the edge says what was heard
+(``interrupt``) and that line is cut to it — one path, whether the reply was still being
+generated or had finished. The call state is snapshotted to Redis after every turn, fenced by
+the call's generation so a host the call failed away from can no longer write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
+from typing import Any, Literal
+
+from actors import metrics
+from actors.reply import ReplyPiece, ReplySourcer, script_pieces
+from actors.store import CallStore
+from actors.turn_log import TurnRecord, source_counts, stage_summary, turn_rows
+from common.events import (
+    CallerTurn,
+    EndReason,
+    ReplyChunk,
+    ReplySource,
+    TurnDone,
+    TurnEvent,
+    TurnRefused,
+)
+from engine.backchannel import is_backchannel
+from engine.conversation import Conversation, TurnPlan
+
+log = logging.getLogger("voxray.call")
+
+CallStatus = Literal["active", "completed", "ended"]
+
+
+class Call:
+    def __init__(
+        self,
+        conversation: Conversation,
+        replies: ReplySourcer,
+        store: CallStore | None,
+        host: str,
+        gen: int = 1,
+        webhook_url: str | None = None,
+    ):
+        self.conversation = conversation
+        self.replies = replies
+        self.store = store
+        self.host = host
+        self.gen = gen
+        self.webhook_url = webhook_url
+        self.turns: list[TurnRecord] = []
+        self.status: CallStatus = "active"
+        self.superseded = False  # a newer generation of this call runs on another host
+        self.created_at = time.time()
+        self.cost_usd = 0.0
+        self.opening_lines: list[str] = []
+        # The whole call's transcript (the conversation keeps only a window for the LLM); a call
+        # resumed from a snapshot starts from that window.
+        self.transcript: list[dict[str, str]] = [
+            {"speaker": who, "text": text} for who, text in conversation.state.history
+        ]
+        self._lock = asyncio.Lock()
+        self._stop_upto = -1  # turns up to this one stop releasing chunks (the caller cut in)
+        self._agent_line_of: dict[int, int] = {}  # turn → index of its agent line in the transcript
+
+    @property
+    def call_id(self) -> str:
+        return self.conversation.state.call_id
+
+    # ---- the opening ---------------------------------------------------------------------
+    async def start(self) -> list[str]:
+        """Decide the opening lines (turn 0) and keep them with the call."""
+        self.opening_lines = list(self.conversation.opening().say)
+        if self.opening_lines:
+            self._say(0, " ".join(self.opening_lines))
+        await self.snapshot()
+        return self.opening_lines
+
+    async def opening(self) -> AsyncIterator[TurnEvent]:
+        """The opening lines as reply chunks, for the edge to speak when the media stream starts."""
+        static = self.conversation.schema.static_sentences
+        for index, text in enumerate(script_pieces(self.opening_lines, static)):
+            yield ReplyChunk(turn=0, index=index, text=text, source=ReplySource.SCRIPT)
+        state = self.conversation.state.state
+        agent = " ".join(self.opening_lines)
+        yield TurnDone(turn=0, agent=agent, source=ReplySource.SCRIPT, state=state)
+
+    # ---- a turn --------------------------------------------------------------------------
+    async def turn(self, caller: CallerTurn) -> AsyncIterator[TurnEvent]:
+        async with self._lock:
+            if self.conversation.finished:
+                yield TurnRefused(
+                    message=f"call {self.call_id} has ended in state {self.conversation.state.state!r}"
+                )
+                return
+            t0 = time.perf_counter()
+            text = caller.text.strip()
+            state = self.conversation.state.state
+            if caller.over_agent and is_backchannel(text):
+                yield TurnDone(turn=len(self.turns), caller=text, state=state, ignored=True)
+                return
+            record = TurnRecord(len(self.turns) + 1, caller.mode, state, state)
+            if caller.stt_ms is not None:
+                record.stages_ms["stt"] = caller.stt_ms
+            pieces, plan = await self._plan(caller, text, record)
+            finished = False
+            try:
+                index = 0
+                async with aclosing(pieces) as stream:
+                    async for piece in stream:
+                        if record.turn <= self._stop_upto:
+                            break  # closing the stream closes the LLM request: no tokens after barge-in
+                        self._say(record.turn, piece.text)
+                        yield ReplyChunk(turn=record.turn, index=index, text=piece.text, source=piece.source)
+                        index += 1
+                record.stages_ms["turn_total"] = (time.perf_counter() - t0) * 1000
+                finished = True
+            finally:
+                self._finish(record, plan, interrupted=not finished or record.turn <= self._stop_upto)
+                if not finished:  # the consumer went away mid-reply (barge-in): save without waiting
+                    self._snapshot_soon()
+            await self.snapshot()
+            yield record.done(plan.terminal, plan.outcome)
+
+    async def _plan(
+        self, caller: CallerTurn, text: str, record: TurnRecord
+    ) -> tuple[AsyncGenerator[ReplyPiece, None], TurnPlan]:
+        convo = self.conversation
+        if caller.heard_nothing or not text:
+            line = convo.schema.fallbacks["stt_failure"].render(convo.render())
+            record.source = ReplySource.FALLBACK
+            plan = TurnPlan(state=convo.state.state, previous_state=convo.state.state)
+            return _fixed([line], ReplySource.FALLBACK), plan
+        plan = await convo.take_turn(text)
+        record.caller = text
+        self.transcript.append({"speaker": "caller", "text": text})
+        record.stages_ms["nlu"] = plan.timings_ms.get("nlu_ms", 0.0) + plan.timings_ms.get(
+            "transition_ms", 0.0
+        )
+        return self.replies.pieces(convo, plan, text, record), plan
+
+    def _finish(self, record: TurnRecord, plan: TurnPlan, interrupted: bool) -> None:
+        record.state_after = self.conversation.state.state
+        record.interrupted = interrupted
+        line = self._agent_line_of.get(record.turn)
+        record.agent = self.transcript[line]["text"] if line is not None else ""
+        self.cost_usd += float(record.llm.get("cost_usd") or 0.0)
+        self.turns.append(record)
+        metrics.turn_observed(
+            self.conversation.schema.name, record.mode, str(record.source), record.stages_ms
+        )
+        if plan.terminal:
+            self.status = "completed"
+
+    # ---- the agent's lines -----------------------------------------------------------------
+    def _say(self, turn: int, text: str) -> None:
+        """Add ``text`` to ``turn``'s agent line (opening it on the turn's first chunk)."""
+        line = self._agent_line_of.get(turn)
+        if line is None:
+            self._agent_line_of[turn] = len(self.transcript)
+            self.transcript.append({"speaker": "agent", "text": text})
+            self.conversation.record_agent(text)
+            return
+        self._replace_line(line, f"{self.transcript[line]['text']} {text}")
+
+    def _replace_line(self, line: int, text: str) -> None:
+        old = self.transcript[line]["text"]
+        self.transcript[line]["text"] = text
+        history = self.conversation.state.history
+        for i in range(len(history) - 1, -1, -1):
+            if history[i] == ("agent", old):
+                history[i] = ("agent", text)
+                break
+        if self.conversation.state.last_agent_line == old:
+            self.conversation.state.last_agent_line = text
+        for record in reversed(self.turns):
+            if self._agent_line_of.get(record.turn) == line:
+                record.agent = text
+                break
+
+    async def interrupt(self, turn: int, heard_text: str) -> None:
+        """The caller cut in while ``turn``'s reply played: stop releasing it, and keep only the
+        part the caller heard as the agent's line."""
+        self._stop_upto = max(self._stop_upto, turn)
+        line = self._agent_line_of.get(turn)
+        if line is not None:
+            self._replace_line(line, heard_text)
+        for record in reversed(self.turns):
+            if record.turn == turn:
+                record.interrupted = True
+                break
+        self.conversation.state.log("barge_in", turn=turn)
+        if not self._lock.locked():  # a running turn saves its snapshot when it ends
+            await self.snapshot()
+
+    def note_stages(self, turn: int, stages: dict[str, float]) -> None:
+        """Stages the edge measured for a turn (stt, tts_first_audio, voice_to_voice)."""
+        for record in reversed(self.turns):
+            if record.turn == turn:
+                record.stages_ms.update(stages)
+                return
+
+    # ---- persistence ---------------------------------------------------------------------
+    async def snapshot(self) -> None:
+        if self.store is None:
+            return
+        try:
+            written = await self.store.save_snapshot(
+                self.call_id, self.gen, self.conversation.state.to_snapshot()
+            )
+        except Exception as exc:  # a Redis blip costs recoverability of this turn, not the call
+            log.warning("call %s: snapshot failed: %s", self.call_id, type(exc).__name__)
+            return
+        if not written:
+            log.warning("call %s: generation %d on %s was superseded", self.call_id, self.gen, self.host)
+            self.superseded = True
+
+    def _snapshot_soon(self) -> None:
+        task = asyncio.get_running_loop().create_task(self.snapshot())
+        _pending.add(task)
+        task.add_done_callback(_pending.discard)
+
+    # ---- reports -------------------------------------------------------------------------
+    def status_view(self) -> dict[str, Any]:
+        state = self.conversation.state
+        return {
+            "call_id": self.call_id,
+            "schema": state.schema,
+            "status": self.status,
+            "state": state.state,
+            "outcome": state.outcome,
+            "slots": dict(state.slots),
+            "transcript": [dict(line) for line in self.transcript],
+            "turns": len(self.turns),
+            "host": self.host,
+        }
+
+    def performance_report(self) -> dict[str, Any]:
+        state = self.conversation.state
+        return {
+            "call_id": self.call_id,
+            "turns": turn_rows(self.turns),
+            "stages": stage_summary(self.turns),
+            "sources": source_counts(self.turns),
+            "nlu": {"reconciles": state.reconciles, "llm_assisted_turns": state.llm_nlu_turns},
+            "cost_usd": round(self.cost_usd, 6),
+            "duration_s": round(time.time() - self.created_at, 3),
+        }
+
+    def call_record(self, reason: EndReason, note: str | None = None) -> dict[str, Any]:
+        status = self.status_view()
+        if status["status"] == "active":
+            status["status"] = "ended"
+        return {
+            **status,
+            "end_reason": str(reason),
+            "end_note": note,
+            "call_data_fields": sorted(self.conversation.state.call_data),
+            "performance": self.performance_report(),
+            "ended_at": time.time(),
+        }
+
+
+_pending: set[asyncio.Task[None]] = set()
+
+
+async def _fixed(lines: list[str], source: ReplySource) -> AsyncGenerator[ReplyPiece, None]:
+    for line in lines:
+        yield ReplyPiece(line, source)

@@ -1,0 +1,213 @@
+"""The typed events that cross process boundaries (Ray actor calls, Serve handles).
+
+Everything a turn produces or consumes between the edge, the call hosts and the model services
+is one of these pydantic models; nothing crosses as an untyped dict. The models are plain
+data: no I/O, no Ray.
+
+The path of one phone turn (DESIGN.md §1):
+``Utterance`` (edge media) → ``Transcript`` (STT service) → ``CallerTurn`` (to the call host)
+→ ``ReplyChunk`` … ``TurnDone`` (from the call) → ``AudioChunk`` per chunk (TTS service).
+Text mode enters at ``CallerTurn`` and reads the same events.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class EndReason(StrEnum):
+    """Why a call ended (on the call record as ``end_reason``)."""
+
+    COMPLETED = "completed"  # the conversation reached a terminal state and its last line played
+    CALLER_HUNG_UP = "caller_hung_up"  # the media stream stopped or its socket closed
+    HANGUP = "hangup"  # a client asked: POST /calls/{id}/hangup
+    DIAL_FAILED = "dial_failed"  # Twilio refused the outbound call
+    TWILIO_COMPLETED = "twilio:completed"
+    TWILIO_BUSY = "twilio:busy"
+    TWILIO_FAILED = "twilio:failed"
+    TWILIO_NO_ANSWER = "twilio:no-answer"
+    TWILIO_CANCELED = "twilio:canceled"
+
+    @classmethod
+    def from_twilio_status(cls, status: str) -> EndReason | None:
+        """The end reason for a Twilio ``CallStatus``, or None for a status that is no ending."""
+        try:
+            return cls(f"twilio:{status}")
+        except ValueError:
+            return None
+
+
+class ReplySource(StrEnum):
+    """Where the agent's words of a turn came from."""
+
+    SCRIPT = "script"
+    CACHE_EXACT = "cache_exact"
+    CACHE_SEMANTIC = "cache_semantic"
+    LLM = "llm"
+    FALLBACK = "fallback"
+    NONE = ""  # nothing said (a backchannel that was not a turn)
+
+
+# --------------------------------------------------------------------------- audio in
+
+
+UtteranceEnd = Literal["smart_turn", "silence", "max_length", "stream_end"]
+
+
+class Utterance(BaseModel):
+    """One caller utterance, cut at the edge by VAD + end of turn."""
+
+    model_config = ConfigDict(frozen=True)
+
+    pcm16_16k: bytes = Field(repr=False)
+    speech_start: float = Field(description="time.monotonic() when the caller started speaking.")
+    speech_end: float = Field(description="time.monotonic() of the caller's last speech audio.")
+    duration_s: float = Field(description="Length of pcm16_16k in seconds (pre-roll and tail included).")
+    voiced_ms: float = Field(description="Audio the VAD scored as speech.")
+    during_playback: bool = Field(description="Agent audio was playing while the caller spoke.")
+    barge_in: bool = Field(False, description="This utterance interrupted the agent (clear was sent).")
+    end_reason: UtteranceEnd
+    smart_turn_probability: float | None = None
+
+
+class Word(BaseModel):
+    word: str
+    start: float
+    end: float
+    probability: float
+
+
+class Transcript(BaseModel):
+    """What the STT service heard in one utterance."""
+
+    text: str = ""
+    words: list[Word] = Field(default_factory=list)
+    language: str = "en"
+    confidence: float = Field(0.0, ge=0.0, le=1.0)
+    no_speech: bool = True
+    duration_s: float = 0.0
+    truncated: bool = False
+    processing_ms: float = 0.0
+    avg_logprob: float | None = None
+    no_speech_prob: float | None = None
+    batch_size: int = Field(0, description="Utterances in the model batch this one ran in; 0 = no model run.")
+    warnings: list[str] = Field(default_factory=list, description="Input problems that were tolerated.")
+
+
+# --------------------------------------------------------------------------- a turn
+
+
+class CallerTurn(BaseModel):
+    """What the counterpart said, as the call receives it (phone and text mode alike)."""
+
+    text: str = Field(max_length=4000)
+    mode: Literal["text", "audio"] = "text"
+    over_agent: bool = Field(
+        False,
+        description="Said while the agent was speaking, without interrupting it: a mere backchannel "
+        "('mhm', 'okay') is then no turn.",
+    )
+    heard_nothing: bool = Field(
+        False, description="Speech recognition failed or heard no words: the call asks to repeat."
+    )
+    stt_ms: float | None = Field(None, description="Speech-to-text time at the edge.")
+    confidence: float | None = None
+
+
+class ReplyChunk(BaseModel):
+    """A clause or sentence of the agent's reply, released as soon as it is known."""
+
+    kind: Literal["chunk"] = "chunk"
+    turn: int = Field(ge=0, description="0 is the opening; caller turns count from 1.")
+    index: int = Field(ge=0)
+    text: str
+    source: ReplySource
+
+
+class TurnDone(BaseModel):
+    """The end of a turn's reply stream: what was decided and measured."""
+
+    kind: Literal["done"] = "done"
+    turn: int = Field(ge=0)
+    caller: str = ""
+    agent: str = ""
+    source: ReplySource = ReplySource.NONE
+    state: str
+    terminal: bool = False
+    outcome: str | None = None
+    ignored: bool = Field(False, description="A backchannel said over the agent: no turn was taken.")
+    interrupted: bool = False
+    stages_ms: dict[str, float] = Field(default_factory=dict)
+    llm: dict[str, Any] = Field(default_factory=dict)
+
+
+class TurnRefused(BaseModel):
+    """The call cannot take a turn (it already reached a terminal state)."""
+
+    kind: Literal["refused"] = "refused"
+    reason: Literal["call_ended"] = "call_ended"
+    message: str
+
+
+TurnEvent = Annotated[ReplyChunk | TurnDone | TurnRefused, Field(discriminator="kind")]
+
+
+class AudioChunk(BaseModel):
+    """Synthesised speech for one sentence of a reply chunk."""
+
+    audio: bytes = Field(repr=False)
+    sample_rate: int
+    encoding: str
+    duration_s: float
+    synth_ms: float
+    cached: bool
+    index: int = 0
+    text: str = ""
+
+
+# --------------------------------------------------------------------------- cache
+
+
+class CacheHit(BaseModel):
+    template: str
+    tier: Literal["exact", "semantic"]
+    similarity: float = 1.0
+    entry_id: str = ""
+    lookup_ms: float = 0.0
+
+
+# --------------------------------------------------------------------------- call lifecycle
+
+
+class CallOpened(BaseModel):
+    """A call was created on a host: its opening lines and how long that took."""
+
+    kind: Literal["opened"] = "opened"
+    call_id: str
+    host: str
+    state: str
+    opening: list[str]
+    ready_ms: float
+
+
+class CallRefused(BaseModel):
+    """A call could not be created; ``problems`` maps a call-data field to what is wrong with it."""
+
+    kind: Literal["refused"] = "refused"
+    reason: Literal["unknown_schema", "invalid_call_data"]
+    detail: str = ""
+    problems: dict[str, str] = Field(default_factory=dict)
+
+
+StartResult = Annotated[CallOpened | CallRefused, Field(discriminator="kind")]
+
+
+class HostLoad(BaseModel):
+    host: str
+    live_calls: int
+    completed: int = 0
+    pid: int | None = None
+    dead: bool = False

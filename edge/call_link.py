@@ -1,0 +1,216 @@
+"""One call's media socket wired to its call: speech to text before a turn, speech per reply chunk.
+
+    Utterance ─► STT service ─► host.turn(CallerTurn) ─► ReplyChunk … ─► TTS service ─► playout
+                                                           TurnDone ─► (goodbye: wait, then end)
+
+The call host sees one transcript per turn and answers with text chunks; all audio work stays
+here, next to the socket. Voice to voice is measured on this process's clock: from the end of
+the caller's speech to the first agent audio handed to playout. On barge-in, playout's
+``clear`` says which marks were heard; the reply in flight is cancelled and the call is told
+once what the caller heard of it (``interrupt``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Protocol
+
+from actors import metrics
+from actors.host_pool import CallHostPool
+from common.events import (
+    AudioChunk,
+    CallerTurn,
+    EndReason,
+    ReplyChunk,
+    Transcript,
+    TurnDone,
+    TurnEvent,
+    TurnRefused,
+    Utterance,
+)
+from edge.media.config import EdgeConfig
+from edge.media.playout import ClearResult
+from edge.media.stream import MediaStream, Send
+from edge.twilio.protocol import StreamInfo
+
+log = logging.getLogger("voxray.call_link")
+GOODBYE_GRACE_S = 5.0
+ENCODING = "mulaw_8k"
+
+
+class SpeechToText(Protocol):
+    async def transcribe(self, pcm16_16k: bytes) -> Transcript: ...
+
+
+class TextToSpeech(Protocol):
+    def stream(self, text: str, encoding: str) -> AsyncIterator[AudioChunk]: ...
+
+
+class CallLink:
+    def __init__(
+        self,
+        call_id: str,
+        pool: CallHostPool,
+        stt: SpeechToText,
+        tts: TextToSpeech,
+        send_json: Send,
+        config: EdgeConfig | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.call_id = call_id
+        self.pool = pool
+        self.stt = stt
+        self.tts = tts
+        self.clock = clock
+        self.media = MediaStream(
+            send_json,
+            self._on_utterance,
+            self._on_barge_in,
+            config,
+            call_id=call_id,
+            on_start=self._on_start,
+            on_stop=self._on_stop,
+            clock=clock,
+        )
+        self.authorized = False
+        self.finished = False
+        self.end_reason: EndReason | None = None
+        self.ignored_over_agent = 0
+        self._turn: asyncio.Task[None] | None = None
+        self._marks: dict[str, tuple[int, str]] = {}  # mark → (turn, text of its audio)
+        self._marks_of: dict[int, list[str]] = {}  # turn → its marks in order
+        self._notes: set[asyncio.Task[Any]] = set()
+
+    async def handle(self, raw: str | bytes) -> None:
+        await self.media.handle_message(raw)
+
+    # ---- stream events -----------------------------------------------------------------
+    async def _on_start(self, info: StreamInfo) -> None:
+        if not self.pool.check_token(self.call_id, info.custom_parameters.get("token", "")):
+            log.warning("call %s: media stream with a wrong token refused", self.call_id)
+            self.finished = True  # closes this socket; a stream that is not the call's cannot end it
+            return
+        self.authorized = True
+        self._start_turn(self._play(self.pool.stream(self.call_id, "opening"), None))
+
+    async def _on_stop(self) -> None:
+        self._end(EndReason.CALLER_HUNG_UP)
+
+    async def _on_utterance(self, utterance: Utterance) -> None:
+        if not self.authorized or self.finished:
+            return
+        if self._turn is not None and not self._turn.done():
+            await asyncio.wait([self._turn])  # the previous reply is queued first; turns stay in order
+        self._start_turn(self._caller_turn(utterance))
+
+    async def _on_barge_in(self, cleared: ClearResult) -> None:
+        if self._turn is not None and not self._turn.done():
+            self._turn.cancel()  # stops TTS here and, through the stream, the reply on the host
+        turn = self._interrupted_turn(cleared)
+        if turn is None:
+            return
+        heard = set(self.media.heard_marks)
+        heard_text = " ".join(self._marks[m][1] for m in self._marks_of.get(turn, []) if m in heard)
+        with contextlib.suppress(Exception):
+            await self.pool.call(self.call_id, "interrupt", turn, heard_text)
+
+    def _interrupted_turn(self, cleared: ClearResult) -> int | None:
+        """The turn whose audio was playing (or queued) when the caller cut in."""
+        for mark in [cleared.interrupted, *cleared.unheard, *reversed(cleared.heard)]:
+            if mark is not None and mark in self._marks:
+                return self._marks[mark][0]
+        return None
+
+    # ---- a turn ------------------------------------------------------------------------
+    def _start_turn(self, work: Any) -> None:
+        self._turn = asyncio.get_running_loop().create_task(work)
+
+    async def _caller_turn(self, utterance: Utterance) -> None:
+        t0 = self.clock()
+        try:
+            transcript = await self.stt.transcribe(utterance.pcm16_16k)
+        except Exception as exc:  # the STT replica said no: the call asks the caller to repeat
+            log.warning("call %s: STT failed: %s", self.call_id, type(exc).__name__)
+            metrics.error("stt", type(exc).__name__)
+            transcript = Transcript()
+        caller = CallerTurn(
+            text=transcript.text.strip()[:4000],
+            mode="audio",
+            # said over the agent without cutting in: a mere backchannel ("mhm") is no turn
+            over_agent=utterance.during_playback and not utterance.barge_in,
+            heard_nothing=transcript.no_speech or not transcript.text.strip(),
+            stt_ms=(self.clock() - t0) * 1000,
+            confidence=transcript.confidence,
+        )
+        await self._play(self.pool.stream(self.call_id, "turn", caller), utterance.speech_end)
+
+    async def _play(self, events: AsyncIterator[TurnEvent], speech_end: float | None) -> None:
+        """Speak a reply stream chunk by chunk; ``speech_end`` (this clock) times voice to voice."""
+        stages: dict[str, float] = {}
+        turn: int | None = None
+        last_mark: str | None = None
+        played_s = 0.0
+        try:
+            async for event in events:
+                if isinstance(event, ReplyChunk):
+                    turn = event.turn
+                    async for audio in self.tts.stream(event.text, ENCODING):
+                        if not stages:
+                            stages["tts_first_audio"] = audio.synth_ms
+                            if speech_end is not None:
+                                stages["voice_to_voice"] = (self.clock() - speech_end) * 1000
+                        last_mark = f"t{event.turn}c{event.index}s{audio.index}"
+                        self._marks[last_mark] = (event.turn, audio.text or event.text)
+                        self._marks_of.setdefault(event.turn, []).append(last_mark)
+                        played_s += audio.duration_s
+                        self.media.play(audio.audio, last_mark)
+                elif isinstance(event, TurnDone):
+                    turn = event.turn
+                    if event.ignored:
+                        self.ignored_over_agent += 1
+                    if event.terminal:
+                        if last_mark is not None:
+                            await self.media.wait_played(last_mark, timeout=played_s + GOODBYE_GRACE_S)
+                        self._end(EndReason.COMPLETED)
+                elif isinstance(event, TurnRefused):
+                    self._end(EndReason.COMPLETED)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a failed turn must not kill the socket: the caller can speak again
+            log.warning("call %s: turn failed: %s", self.call_id, type(exc).__name__)
+        finally:
+            self._report(turn, stages, speech_end)
+
+    def _report(self, turn: int | None, stages: dict[str, float], speech_end: float | None) -> None:
+        if turn is None or speech_end is None or not stages:
+            return
+        metrics.stages_observed("audio", stages)
+        task = asyncio.get_running_loop().create_task(
+            self.pool.call(self.call_id, "note_stages", turn, stages)
+        )
+        self._notes.add(task)
+        task.add_done_callback(self._note_done)
+
+    def _note_done(self, task: asyncio.Task[Any]) -> None:
+        self._notes.discard(task)
+        if not task.cancelled() and task.exception() is not None:  # the call ended meanwhile
+            log.debug("call %s: stage note not delivered", self.call_id)
+
+    # ---- the end -----------------------------------------------------------------------
+    def _end(self, reason: EndReason) -> None:
+        if not self.finished:
+            self.finished = True
+            self.end_reason = reason
+
+    async def close(self) -> None:
+        if self._turn is not None and not self._turn.done():
+            self._turn.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._turn
+        await self.media.close()
+        if self._notes:
+            await asyncio.gather(*self._notes, return_exceptions=True)

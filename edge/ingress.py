@@ -1,0 +1,377 @@
+"""The HTTP and websocket front door: a FastAPI app served as a Ray Serve ingress.
+
+(No `from __future__ import annotations` here: FastAPI must see real types on the methods.)
+
+A replica keeps no call state of its own: calls live on call hosts and are found through the
+call directory in Redis (``actors/host_pool.py``), so any replica serves any call's requests,
+webhooks and media socket. Per open media websocket it runs a ``CallLink`` (media stream,
+speech to text, text to speech) next to the socket.
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request, Response, WebSocket, WebSocketDisconnect
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from ray import serve
+
+from actors import metrics as voxray_metrics
+from actors.call_host import CallNotFound, HostConfig
+from actors.host_pool import CallHostPool
+from actors.reply import CacheClient, LLMClient, ReplyPolicy
+from common.events import CallerTurn, CallOpened, EndReason, TurnDone, TurnRefused
+from common.settings import VoxraySettings
+from edge.api_models import (
+    HangupRequest,
+    PrecomputeRequest,
+    StartCallRequest,
+    StartCallResponse,
+    TextTurnRequest,
+)
+from edge.call_link import CallLink, SpeechToText, TextToSpeech
+from edge.media.smart_turn import preload_models
+from edge.twilio.webhooks import (
+    connect_stream_twiml,
+    media_stream_url,
+    place_outbound_call_async,
+    verify_signature,
+)
+from engine.schema_errors import CallDataError
+from engine.schema_loader import CompiledSchema, SchemaRegistry
+
+log = logging.getLogger("voxray.ingress")
+api = FastAPI(
+    title="voxray",
+    version="0.1.0",
+    description="Start, drive and inspect AI phone calls; Twilio webhooks and Media Streams.",
+)
+
+
+@api.exception_handler(RequestValidationError)
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 naming each bad field, without echoing the submitted values (they may be PHI)."""
+    detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+    return JSONResponse(status_code=422, content={"detail": detail})
+
+
+def _call_data_error(problems: dict[str, str]) -> HTTPException:
+    detail = [
+        {"loc": ["body", "call_data", field], "msg": msg, "type": "call_data"}
+        for field, msg in problems.items()
+    ]
+    return HTTPException(status_code=422, detail=detail)
+
+
+@serve.deployment(
+    ray_actor_options={"num_cpus": 0.5},
+    autoscaling_config={"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 200},
+    max_ongoing_requests=1000,
+)
+@serve.ingress(api)
+class Ingress:
+    def __init__(
+        self,
+        settings: VoxraySettings,
+        stt: SpeechToText,
+        tts: TextToSpeech,
+        cache: CacheClient,
+        llm: LLMClient,
+    ) -> None:
+        self.settings = settings
+        self.registry = SchemaRegistry.shared(settings.schemas.directory)
+        self.stt = stt
+        self.tts = tts
+        self.services = {"stt": stt, "tts": tts, "cache": cache, "router": llm}
+        host_config = HostConfig(
+            redis_url=settings.redis_url,
+            key_prefix=settings.calls.key_prefix,
+            schema_dir=settings.schemas.directory,
+            cache=cache,
+            llm=llm,
+            reply=ReplyPolicy(
+                semantic_head_start_s=settings.cache.semantic_head_start_ms / 1000,
+                filler_after_s=settings.calls.filler_after_s,
+            ),
+        )
+        self.pool = CallHostPool(settings.calls.call_hosts, host_config, settings.calls.stream_secret)
+        self.links: dict[str, CallLink] = {}
+        preload_models()  # VAD + smart-turn now, not on the first call's event loop
+        self._started = False
+        self._start_lock = asyncio.Lock()
+
+    async def _ready(self) -> None:
+        if not self._started:
+            async with self._start_lock:
+                if not self._started:
+                    await self.pool.start()
+                    try:  # cluster-wide metrics of the services (router, STT, TTS, cache)
+                        await voxray_metrics.ensure_poller(self.services)  # type: ignore[arg-type]
+                    except Exception as exc:
+                        log.warning("metrics poller not started: %s", type(exc).__name__)
+                    self._started = True
+
+    # ---- calls -----------------------------------------------------------------------------
+    @api.post("/calls", status_code=201, response_model=StartCallResponse)
+    async def start_call(self, body: StartCallRequest) -> StartCallResponse:
+        t_start = time.perf_counter()
+        await self._ready()
+        if body.schema_name not in self.registry:
+            raise HTTPException(
+                422,
+                detail=[
+                    {
+                        "loc": ["body", "schema_name"],
+                        "msg": f"unknown schema; known: {self.registry.names()}",
+                        "type": "unknown_schema",
+                    }
+                ],
+            )
+        webhook = str(body.webhook_url) if body.webhook_url else None
+        result = await self.pool.start_call(body.schema_name, body.call_data, webhook)
+        if not isinstance(result, CallOpened):
+            voxray_metrics.error("ingress", result.reason)
+            raise _call_data_error(result.problems)
+        call_id = result.call_id
+        base = self.settings.twilio.public_base_url.rstrip("/")
+        sid = None
+        status = "ready"
+        if body.to is not None:
+            try:
+                sid = await place_outbound_call_async(
+                    self.settings.twilio,
+                    body.to,
+                    None,
+                    f"{base}/twilio/voice/{call_id}",
+                    f"{base}/twilio/status/{call_id}",
+                )
+            except Exception as exc:  # not configured, or Twilio refused: the call cannot go ahead
+                await self.pool.hangup(call_id, EndReason.DIAL_FAILED)
+                raise HTTPException(502, detail=f"could not place the call through Twilio: {exc}") from None
+            status = "dialing"
+        voxray_metrics.start_call_latency(body.schema_name, (time.perf_counter() - t_start) * 1000)
+        return StartCallResponse(
+            call_id=call_id,
+            status=status,
+            state=result.state,
+            host=result.host,
+            opening=result.opening,
+            media_url=media_stream_url(base, call_id),
+            stream_token=self.pool.stream_token(call_id),
+            twiml_url=f"{base}/twilio/voice/{call_id}",
+            twilio_call_sid=sid,
+            ready_ms=result.ready_ms,
+        )
+
+    @api.get("/calls")
+    async def list_calls(self, status: str | None = None, schema: str | None = None) -> dict[str, Any]:
+        await self._ready()
+        calls = await self.pool.list_calls()
+        if status:
+            calls = [c for c in calls if c["status"] == status]
+        if schema:
+            calls = [c for c in calls if c["schema"] == schema]
+        store = self.pool.store
+        ended = await store.list_calls(200) if store else []
+        live = {c["call_id"] for c in calls}
+        return {"live": calls, "recent_ids": [i for i in ended if i not in live]}
+
+    async def _record(self, call_id: str) -> dict[str, Any]:
+        record = await self.pool.store.load_record(call_id) if self.pool.store else None
+        if record is None:
+            raise HTTPException(404, detail="unknown call")
+        return record
+
+    async def _live_or_record(self, call_id: str, method: str) -> dict[str, Any]:
+        await self._ready()
+        try:
+            result: dict[str, Any] = await self.pool.call(call_id, method)
+            return result
+        except CallNotFound:
+            record = await self._record(call_id)
+        return record if method == "status" else record.get("performance", {})
+
+    @api.get("/calls/{call_id}")
+    async def call_status(self, call_id: str) -> dict[str, Any]:
+        return await self._live_or_record(call_id, "status")
+
+    @api.get("/calls/{call_id}/performance")
+    async def call_performance(self, call_id: str) -> dict[str, Any]:
+        return await self._live_or_record(call_id, "performance")
+
+    @api.post("/calls/{call_id}/turns")
+    async def text_turn(self, call_id: str, body: TextTurnRequest) -> dict[str, Any]:
+        """Text mode: one counterpart line in, the agent's reply out (no STT/TTS)."""
+        await self._ready()
+        caller = CallerTurn(text=body.text, mode="text")
+        try:
+            async with contextlib.aclosing(self.pool.stream(call_id, "turn", caller)) as events:
+                last = [event async for event in events][-1]
+        except CallNotFound:
+            raise HTTPException(404, detail="unknown or ended call") from None
+        if isinstance(last, TurnRefused):
+            raise HTTPException(409, detail=last.message)
+        if not isinstance(last, TurnDone):
+            raise HTTPException(500, detail="the call ended the turn without a result")
+        return last.model_dump(exclude={"kind", "ignored"})
+
+    @api.post("/calls/{call_id}/hangup")
+    async def hangup(self, call_id: str, body: HangupRequest | None = None) -> dict[str, Any]:
+        """End a call. Hanging up a call that already ended returns its record (not an error)."""
+        await self._ready()
+        return await self._end(call_id, EndReason.HANGUP, (body or HangupRequest()).reason)
+
+    async def _end(self, call_id: str, reason: EndReason, note: str | None = None) -> dict[str, Any]:
+        try:
+            return await self.pool.hangup(call_id, reason, note)
+        except CallNotFound:
+            return await self._record(call_id)
+
+    # ---- schemas ---------------------------------------------------------------------------
+    @api.get("/schemas")
+    async def schemas(self) -> list[dict[str, Any]]:
+        return [self._schema_info(name) for name in self.registry.names()]
+
+    def _schema(self, name: str) -> CompiledSchema:
+        if name not in self.registry:
+            raise HTTPException(404, detail=f"unknown schema {name!r}; known: {self.registry.names()}")
+        return self.registry.get(name)
+
+    def _schema_info(self, name: str) -> dict[str, Any]:
+        schema = self._schema(name)
+        return {
+            "schema": {
+                "name": schema.name,
+                "version": schema.version,
+                "client_id": schema.spec.metadata.client_id,
+            },
+            "states": list(schema.states),
+            "initial_state": schema.initial_state,
+            "call_data": {k: v.model_dump(exclude_none=True) for k, v in schema.spec.call_data.items()},
+            "performance": schema.timings_ms,
+            "health": {
+                "schema_loaded": True,
+                "templates_compiled": schema.template_count,
+                "init_time_acceptable": schema.timings_ms["total_ms"] < 100,
+            },
+        }
+
+    @api.get("/schemas/{name}")
+    async def schema_info(self, name: str) -> dict[str, Any]:
+        return self._schema_info(name)
+
+    @api.post("/schemas/{name}/precompute")
+    async def precompute(self, name: str, body: PrecomputeRequest) -> dict[str, Any]:
+        schema = self._schema(name)
+        t0 = time.perf_counter()
+        try:
+            data = schema.validate_call_data(body.call_data)
+        except CallDataError as exc:
+            raise _call_data_error(exc.problems) from None
+        values = schema.precompute(data)
+        return {"precomputed": values, "precompute_ms": (time.perf_counter() - t0) * 1000}
+
+    @api.post("/schemas/{name}/render/{state}")
+    async def render(self, name: str, state: str, body: PrecomputeRequest) -> dict[str, Any]:
+        schema = self._schema(name)
+        if state not in schema.states:
+            raise HTTPException(404, detail=f"unknown state {state!r}; states: {list(schema.states)}")
+        try:
+            values = schema.precompute(schema.validate_call_data(body.call_data))
+        except CallDataError as exc:
+            raise _call_data_error(exc.problems) from None
+        compiled = schema.states[state]
+        t0 = time.perf_counter()
+        say = compiled.say.render(values) if compiled.say else None
+        prompt = compiled.prompt.render(values)
+        return {"state": state, "say": say, "prompt": prompt, "render_ms": (time.perf_counter() - t0) * 1000}
+
+    # ---- Twilio ----------------------------------------------------------------------------
+    async def _check_twilio(self, request: Request) -> dict[str, str]:
+        form = {k: str(v) for k, v in (await request.form()).items()}
+        token = self.settings.twilio.auth_token
+        signature = request.headers.get("X-Twilio-Signature", "")
+        url = self.settings.twilio.public_base_url.rstrip("/") + request.url.path
+        if request.url.query:
+            url += "?" + request.url.query
+        if not token or not verify_signature(token, url, form, signature):
+            raise HTTPException(403, detail="invalid or missing X-Twilio-Signature")
+        return form
+
+    @api.post("/twilio/voice/{call_id}")
+    async def twilio_voice(self, call_id: str, request: Request) -> Response:
+        await self._check_twilio(request)
+        await self._ready()
+        try:
+            await self.pool.route(call_id)
+        except CallNotFound:
+            raise HTTPException(404, detail="unknown call") from None
+        url = media_stream_url(self.settings.twilio.public_base_url, call_id)
+        xml = connect_stream_twiml(url, {"call_id": call_id, "token": self.pool.stream_token(call_id)})
+        return Response(content=xml, media_type="application/xml")
+
+    @api.post("/twilio/status/{call_id}")
+    async def twilio_status(self, call_id: str, request: Request) -> dict[str, Any]:
+        form = await self._check_twilio(request)
+        await self._ready()
+        status = form.get("CallStatus", "")
+        reason = EndReason.from_twilio_status(status)
+        if reason is not None:
+            with contextlib.suppress(HTTPException):
+                await self._end(call_id, reason)
+        return {"call_id": call_id, "status": status}
+
+    @api.websocket("/twilio/media/{call_id}")
+    async def twilio_media(self, websocket: WebSocket, call_id: str) -> None:
+        await self._ready()
+        await websocket.accept()
+        try:
+            await self.pool.route(call_id)
+        except CallNotFound:
+            await websocket.close(code=4404, reason="unknown call")
+            return
+        link = CallLink(call_id, self.pool, self.stt, self.tts, websocket.send_json)
+        self.links[call_id] = link
+        try:
+            while not link.finished:
+                try:
+                    message = await asyncio.wait_for(websocket.receive_text(), timeout=1.0)
+                except TimeoutError:
+                    continue
+                await link.handle(message)
+        except WebSocketDisconnect:
+            pass
+        finally:
+            self.links.pop(call_id, None)
+            await link.close()
+            # Only the stream that proved it is the call's (its token) can end the call.
+            if link.authorized:
+                with contextlib.suppress(HTTPException):
+                    await self._end(call_id, link.end_reason or EndReason.CALLER_HUNG_UP)
+            with contextlib.suppress(RuntimeError):
+                await websocket.close()
+
+    # ---- health ----------------------------------------------------------------------------
+    @api.get("/healthz")
+    async def healthz(self) -> dict[str, str]:
+        return {"status": "ok"}
+
+    @api.get("/readyz")
+    async def readyz(self) -> dict[str, Any]:
+        await self._ready()
+        loads = await self.pool.loads()
+        if any(h.dead for h in loads):
+            raise HTTPException(503, detail={"hosts": [h.model_dump() for h in loads]})
+        return {"status": "ready", "schemas": self.registry.names(), "hosts": [h.model_dump() for h in loads]}
+
+    @api.get("/stats")
+    async def stats(self) -> dict[str, Any]:
+        await self._ready()
+        return {
+            "hosts": [h.model_dump() for h in await self.pool.loads()],
+            "failovers": self.pool.failovers,
+            "media_sockets": len(self.links),
+        }

@@ -1,0 +1,360 @@
+"""One Twilio Media Streams websocket at the edge: utterances in, paced agent audio out.
+
+Everything that happens per 20 ms frame happens here, so nothing per frame crosses a process
+boundary (DESIGN.md §1). Inbound: each ``media`` message (µ-law 8 kHz) goes through the
+jitter buffer (``media.chunk`` order, ``media.timestamp`` schedule), is decoded and resampled
+to PCM16 16 kHz, scored by Silero VAD in 32 ms windows (line silence below an energy floor
+skips the model) and cut into utterances by the ``Endpointer``; the smart-turn model answers
+its end-of-turn questions off the event loop. Outbound: ``Playout`` paces the agent's audio
+and reports what was heard.
+
+Callbacks: ``on_utterance``/``on_start``/``on_stop``/``on_dtmf`` run in order on one task (a
+slow consumer never stalls frame handling, but delays the next callback); ``on_barge_in`` runs
+at once on its own task, after ``clear`` went out, with what the caller heard, so the
+in-flight reply can be stopped.
+
+Pipecat's ``TwilioFrameSerializer`` is not used: it converts to pipecat pipeline frames with
+its own resampler, while this edge parses the protocol with pydantic models
+(``edge/twilio/protocol.py``) and reuses ``common.audio``. The Silero and smart-turn models are
+pipecat's bundled ones, one per process for every stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import ValidationError
+
+from common.audio import InboundConverter
+from common.events import Utterance
+from edge.media.config import EdgeConfig
+from edge.media.endpointing import Action, AskSmartTurn, BargeIn, Endpointer, NoiseDropped, UtteranceEnded
+from edge.media.jitter_buffer import AdaptiveJitterBuffer, JitterFrame
+from edge.media.playout import ClearResult, Playout
+from edge.media.smart_turn import SmartTurn
+from edge.media.vad import SAMPLE_RATE, VAD_WINDOW, SileroModel, SileroStream, rms
+from edge.twilio.protocol import (
+    DtmfMessage,
+    MarkMessage,
+    MediaMessage,
+    StartMessage,
+    StopMessage,
+    StreamInfo,
+    TwilioMessage,
+    parse_message,
+)
+
+logger = logging.getLogger("voxray.media")
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+OnUtterance = Callable[[Utterance], Awaitable[None]]
+OnBargeIn = Callable[[ClearResult], Awaitable[None]]
+
+
+class MediaStream:
+    """One Twilio media websocket's edge (see the module docstring)."""
+
+    def __init__(
+        self,
+        send_json: Send,
+        on_utterance: OnUtterance,
+        on_barge_in: OnBargeIn,
+        config: EdgeConfig | None = None,
+        *,
+        call_id: str = "",
+        on_start: Callable[[StreamInfo], Awaitable[None]] | None = None,
+        on_stop: Callable[[], Awaitable[None]] | None = None,
+        on_dtmf: Callable[[str], Awaitable[None]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        vad_model: SileroModel | None = None,
+        smart_turn: SmartTurn | None = None,
+    ) -> None:
+        self.config = cfg = config or EdgeConfig()
+        self.call_id = call_id
+        self._on_utterance = on_utterance
+        self._on_barge_in = on_barge_in
+        self._on_start = on_start
+        self._on_stop = on_stop
+        self._on_dtmf = on_dtmf
+        self._clock = clock
+        self._vad = SileroStream(vad_model or SileroModel.shared())
+        self._smart_turn = (smart_turn or SmartTurn.shared()) if cfg.smart_turn else None
+        self._jitter = AdaptiveJitterBuffer(
+            min_delay_ms=cfg.jitter_min_delay_ms,
+            initial_delay_ms=cfg.jitter_initial_delay_ms,
+            max_delay_ms=cfg.jitter_max_delay_ms,
+        )
+        self._inbound = InboundConverter(SAMPLE_RATE)
+        self.endpointer = Endpointer(cfg, self._time_at)
+        self.playout = Playout(send_json, cfg, clock, call_id)
+        self.stream: StreamInfo | None = None
+        self.started = False
+        self.stopped = False
+        self.closed = False
+        self.stats: dict[str, float] = dict.fromkeys(
+            (
+                "frames_in",
+                "malformed",
+                "utterances",
+                "noise_dropped",
+                "barge_ins",
+                "late_frames",
+                "duplicate_frames",
+                "concealed_frames",
+                "lost_frames",
+                "vad_skipped",
+                "smart_turn_decisions",
+                "smart_turn_skipped",
+                "dtmf",
+                "callback_errors",
+                "errors",
+            ),
+            0,
+        )
+        # inbound timing: stream sample position <-> Twilio timestamp <-> monotonic time
+        self._ts_origin: float | None = None  # min(arrival - timestamp) in seconds
+        self._first_ts_ms: int | None = None
+        self._pending_pcm = np.zeros(0, dtype=np.int16)
+        # callbacks run in order on one task so a slow consumer never stalls frame handling
+        self._events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self._dispatcher: asyncio.Task[None] | None = None
+        self._side_tasks: set[asyncio.Task[None]] = set()
+
+    # ------------------------------------------------------------------ outbound (playout)
+    @property
+    def is_playing(self) -> bool:
+        return self.playout.is_playing
+
+    @property
+    def heard_marks(self) -> list[str]:
+        return self.playout.heard_marks
+
+    def play(self, mulaw: bytes, mark: str) -> None:
+        self.playout.play(mulaw, mark)
+
+    async def wait_played(self, mark: str, timeout: float) -> bool:
+        return await self.playout.wait_played(mark, timeout)
+
+    async def clear(self) -> ClearResult:
+        return await self.playout.clear()
+
+    # ------------------------------------------------------------------ inbound
+    async def handle_message(self, raw: str | bytes) -> None:
+        """Handle one websocket text message from Twilio. Never raises for bad input."""
+        try:
+            msg = parse_message(raw)
+        except ValidationError as exc:
+            self.stats["malformed"] += 1
+            # field locations and error types only: inputs may carry audio or caller data
+            where = sorted({".".join(str(p) for p in e["loc"]) + ":" + e["type"] for e in exc.errors()})
+            logger.warning(
+                "call %s: ignored malformed Twilio message (%s)", self.call_id, ", ".join(where[:4])
+            )
+            return
+        except (ValueError, TypeError):
+            self.stats["malformed"] += 1
+            logger.warning("call %s: ignored Twilio message that is not JSON", self.call_id)
+            return
+        try:
+            await self._dispatch(msg)
+        except (ValueError, binascii.Error) as exc:
+            self.stats["malformed"] += 1
+            logger.warning(
+                "call %s: ignored bad %s message (%s)", self.call_id, msg.event, type(exc).__name__
+            )
+        except Exception as exc:  # a bug or model failure must not take the call down
+            self.stats["errors"] += 1
+            logger.error(
+                "call %s: error handling %s message (%s)", self.call_id, msg.event, type(exc).__name__
+            )
+
+    async def _dispatch(self, msg: TwilioMessage) -> None:
+        if isinstance(msg, MediaMessage):
+            await self._on_media(msg)
+        elif isinstance(msg, MarkMessage):
+            self.playout.on_mark(msg.mark.name)
+        elif isinstance(msg, StartMessage):
+            body = msg.start
+            if body.media_format.encoding != "audio/x-mulaw" or body.media_format.sample_rate != 8000:
+                raise ValueError("unsupported media format")
+            self.stream = StreamInfo(body.stream_sid, body.call_sid, dict(body.custom_parameters))
+            self.playout.stream_sid = body.stream_sid
+            self.started = True
+            if self._on_start is not None:
+                self._emit("start", self.stream)
+        elif isinstance(msg, StopMessage):
+            self.stopped = True
+            # not waiting for callbacks: one may be waiting on a mark that will never come
+            await self.flush(wait_callbacks=False)
+            if self._on_stop is not None:
+                self._emit("stop", None)
+        elif isinstance(msg, DtmfMessage):
+            self.stats["dtmf"] += 1
+            if self._on_dtmf is not None:
+                self._emit("dtmf", msg.dtmf.digit)
+        # ConnectedMessage: nothing to do
+
+    async def _on_media(self, msg: MediaMessage) -> None:
+        media = msg.media
+        if not media.track.startswith("inbound"):
+            return
+        payload = base64.b64decode(media.payload, validate=True)
+        if not payload:
+            raise ValueError("empty media payload")
+        self.stats["frames_in"] += 1
+        now = self._clock()
+        origin = now - media.timestamp / 1000.0
+        if self._ts_origin is None or origin < self._ts_origin:
+            self._ts_origin = origin
+        self._jitter.push(media.chunk, media.timestamp, payload, arrival_ms=now * 1000.0)
+        await self._process_frames(self._jitter.pop_due(now * 1000.0))
+
+    async def _process_frames(self, frames: list[JitterFrame]) -> None:
+        self._sync_jitter_stats()
+        for frame in frames:
+            if self._first_ts_ms is None:
+                self._first_ts_ms = frame.timestamp_ms
+            await self._feed_pcm(self._inbound.convert(frame.payload))
+
+    async def _feed_pcm(self, pcm: npt.NDArray[np.int16]) -> None:
+        buf = np.concatenate((self._pending_pcm, pcm)) if self._pending_pcm.size else pcm
+        n = buf.size // VAD_WINDOW * VAD_WINDOW
+        self._pending_pcm = buf[n:].copy()
+        for i in range(0, n, VAD_WINDOW):
+            window = buf[i : i + VAD_WINDOW]
+            in_speech = self.endpointer.in_speech
+            if not in_speech and rms(window) < self.config.vad_energy_floor:
+                prob = 0.0
+                self.stats["vad_skipped"] += 1
+            else:
+                prob = self._vad(window, quiet=not in_speech)
+            for action in self.endpointer.push(window, prob, self.playout.is_playing):
+                await self._act(action)
+
+    def _time_at(self, pos: int) -> float:
+        """Monotonic time at which stream sample ``pos`` reached us (fastest path)."""
+        origin = self._ts_origin if self._ts_origin is not None else self._clock()
+        return origin + ((self._first_ts_ms or 0) + pos * 1000.0 / SAMPLE_RATE) / 1000.0
+
+    async def _act(self, action: Action) -> None:
+        if isinstance(action, UtteranceEnded):
+            self.stats["utterances"] += 1
+            self._emit("utterance", action.utterance)
+        elif isinstance(action, NoiseDropped):
+            self.stats["noise_dropped"] += 1
+        elif isinstance(action, BargeIn):
+            self.stats["barge_ins"] += 1
+            heard = await self.playout.clear()
+            # Not queued behind a slow on_utterance: the in-flight reply must be stopped now.
+            self._side_task(self._run_barge_in_callback(heard))
+        elif isinstance(action, AskSmartTurn):
+            self._ask_smart_turn(action)
+
+    def _ask_smart_turn(self, ask: AskSmartTurn) -> None:
+        model = self._smart_turn
+        if model is None:
+            return
+        if model.pending >= self.config.smart_turn_max_pending:
+            self.stats["smart_turn_skipped"] += 1  # the silence rule alone decides this pause
+            return
+        self.stats["smart_turn_decisions"] += 1
+
+        async def decide() -> None:
+            try:
+                probability = await model.predict_async(ask.audio)
+            except Exception:  # a model failure must not end the call: fall back to silence
+                logger.exception("call %s: smart-turn decision failed", self.call_id)
+                return
+            for action in self.endpointer.verdict(ask.pause_id, probability):
+                await self._act(action)
+
+        self._side_task(decide())
+
+    def _side_task(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
+
+    async def _run_barge_in_callback(self, heard: ClearResult) -> None:
+        try:
+            await self._on_barge_in(heard)
+        except Exception:
+            self.stats["callback_errors"] += 1
+            logger.exception("call %s: barge_in callback failed", self.call_id)
+
+    def _sync_jitter_stats(self) -> None:
+        js = self._jitter.stats
+        self.stats["late_frames"] = js.late
+        self.stats["duplicate_frames"] = js.duplicates
+        self.stats["concealed_frames"] = js.concealed
+        self.stats["lost_frames"] = js.lost
+
+    async def flush(self, wait_callbacks: bool = True) -> None:
+        """End of input: play out the jitter buffer and finish the utterance in progress;
+        with ``wait_callbacks`` also wait until every queued callback has run."""
+        await self._process_frames(self._jitter.flush())
+        if self.endpointer.in_speech:
+            if self._side_tasks:  # pending smart-turn verdicts may still end it first
+                await asyncio.gather(*list(self._side_tasks), return_exceptions=True)
+            for action in self.endpointer.finish():
+                await self._act(action)
+        if wait_callbacks:
+            await self.drain()
+
+    async def drain(self) -> None:
+        """Wait until pending smart-turn decisions and queued callbacks have run."""
+        while self._side_tasks:
+            await asyncio.gather(*list(self._side_tasks), return_exceptions=True)
+        if self._dispatcher is not None and not self._dispatcher.done():
+            await self._events.join()
+
+    # ------------------------------------------------------------------ callbacks
+    def _emit(self, kind: str, value: Any) -> None:
+        if self._dispatcher is None and not self.closed:
+            self._dispatcher = asyncio.get_running_loop().create_task(self._run_callbacks())
+        self._events.put_nowait((kind, value))
+
+    async def _run_callbacks(self) -> None:
+        while True:
+            kind, value = await self._events.get()
+            try:
+                if kind == "utterance":
+                    await self._on_utterance(value)
+                elif kind == "start" and self._on_start is not None:
+                    await self._on_start(value)
+                elif kind == "stop" and self._on_stop is not None:
+                    await self._on_stop()
+                elif kind == "dtmf" and self._on_dtmf is not None:
+                    await self._on_dtmf(value)
+            except Exception:
+                self.stats["callback_errors"] += 1
+                logger.exception("call %s: %s callback failed", self.call_id, kind)
+            finally:
+                self._events.task_done()
+
+    # ------------------------------------------------------------------ lifecycle
+    async def close(self, drain_timeout: float = 1.0) -> None:
+        """Stop the pacing and callback tasks (queued callbacks get ``drain_timeout`` s)."""
+        if self.closed:
+            return
+        self.closed = True
+        await self.playout.close()  # callbacks waiting on a mark stop waiting
+        for task in list(self._side_tasks):
+            task.cancel()
+        if self._dispatcher is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._events.join(), drain_timeout)
+            if not self._dispatcher.done():
+                self._dispatcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._dispatcher
+        self._sync_jitter_stats()

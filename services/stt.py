@@ -1,0 +1,356 @@
+"""Speech-to-text Serve deployment: faster-whisper with dynamic batching across calls.
+
+One request = one caller utterance (PCM16 LE mono bytes, 16 kHz preferred; other rates are
+resampled). Concurrent requests from different calls are gathered by ``@serve.batch`` and run
+as one CTranslate2 batch: the mel features of every utterance are stacked and pushed through
+faster-whisper's ``BatchedInferencePipeline.forward`` (batched encoder + batched greedy
+decode + batched word alignment) — the library's own batched path, fed with one chunk per
+caller instead of the chunks of one long file.
+
+Whisper always encodes a 30 s window, so a 2 s utterance costs about as much encoder time as a
+30 s one; on CPU the batch gain is small (the encoder is compute-bound either way) and is
+reported as measured by ``benchmarks/bench_speech.py``. On GPU replicas batching is the win.
+
+GPU nodes: ``build_stt_app(num_gpus=0.25)`` puts a replica on a quarter GPU and switches the
+model to ``device="cuda", compute_type="float16"`` unless those are given explicitly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, Field
+from ray import serve
+from ray.serve import Application
+
+from common.audio import STT_SAMPLE_RATE, pcm16_from_bytes, resample
+from common.events import Transcript, Word
+from common.settings import STTSettings, get_settings
+from services.cli_args import parse_cli_value
+from services.model_paths import whisper_model_dir
+
+logger = logging.getLogger("voxray.stt")
+
+WHISPER_WINDOW_S = 30.0  # Whisper's encoder sees at most 30 s; longer audio is cut regardless
+MIN_SPEECH_S = 0.1  # shorter than this cannot hold a word
+SILENCE_RMS_DBFS = -60.0  # below this the utterance is treated as silence without running the model
+MIN_RATE, MAX_RATE = 4000, 192_000
+
+
+def confidence_from_scores(avg_logprob: float | None, no_speech_prob: float | None) -> float:
+    """Seed 003's mapping of Whisper scores to a 0..1 confidence.
+
+    avg_logprob >= -0.5 -> 1.0; <= -3.0 -> 0.0; linear in between. If no_speech_prob > 0.5 the
+    result is multiplied by (1 - no_speech_prob), so noise that decoded to words scores low.
+    With no scores at all (nothing decoded) the confidence is 0.0 (the seed's 0.7 default was for
+    a missing field, which faster-whisper never has).
+    """
+    if avg_logprob is None or math.isnan(avg_logprob):
+        return 0.0
+    conf = min(1.0, max(0.0, (avg_logprob + 3.0) / 2.5))
+    if no_speech_prob is not None and no_speech_prob > 0.5:
+        conf *= 1.0 - no_speech_prob
+    return float(conf)
+
+
+@dataclass
+class PreparedAudio:
+    """A validated utterance: float32 at 16 kHz, plus what validation found."""
+
+    audio: npt.NDArray[np.float32]
+    duration_s: float
+    truncated: bool = False
+    silent: bool = False
+    warnings: list[str] = field(default_factory=list)
+    received_at: float = field(default_factory=time.perf_counter)
+
+
+def prepare_audio(
+    audio: bytes, sample_rate: int, max_utterance_s: float, dtype: str = "pcm16"
+) -> PreparedAudio:
+    """Validate and convert one utterance. Raises ValueError naming what is wrong."""
+    if not isinstance(audio, bytes | bytearray | memoryview):
+        raise ValueError(f"audio must be bytes (PCM16 little-endian mono), got {type(audio).__name__}")
+    if not isinstance(sample_rate, int) or not MIN_RATE <= sample_rate <= MAX_RATE:
+        raise ValueError(f"sample_rate must be an int in [{MIN_RATE}, {MAX_RATE}] Hz, got {sample_rate!r}")
+    warnings: list[str] = []
+    if dtype == "pcm16":
+        pcm = pcm16_from_bytes(audio)
+        samples = pcm.astype(np.float32) / 32768.0
+        clipped = int(np.count_nonzero((pcm >= 32767) | (pcm <= -32767)))
+    elif dtype == "float32":
+        if len(audio) % 4:
+            raise ValueError(f"float32 audio must be a multiple of 4 bytes, got {len(audio)}")
+        samples = np.frombuffer(audio, dtype="<f4").astype(np.float32)
+        bad = int(np.count_nonzero(~np.isfinite(samples)))
+        if bad:
+            raise ValueError(f"audio contains {bad} NaN/inf samples of {samples.size}")
+        clipped = int(np.count_nonzero(np.abs(samples) >= 1.0))
+        samples = np.clip(samples, -1.0, 1.0)
+    else:
+        raise ValueError(f"dtype must be 'pcm16' or 'float32', got {dtype!r}")
+    if samples.size and clipped / samples.size > 0.01:
+        warnings.append(f"clipped: {100 * clipped / samples.size:.1f}% of samples at full scale")
+    if sample_rate != STT_SAMPLE_RATE and samples.size:
+        pcm16 = (samples * 32767.0).astype(np.int16)
+        samples = resample(pcm16, sample_rate, STT_SAMPLE_RATE).astype(np.float32) / 32768.0
+        warnings.append(f"resampled from {sample_rate} Hz to {STT_SAMPLE_RATE} Hz")
+    duration = samples.size / STT_SAMPLE_RATE
+    cap = min(max_utterance_s, WHISPER_WINDOW_S)
+    truncated = duration > cap
+    if truncated:
+        samples = samples[: int(cap * STT_SAMPLE_RATE)]
+        warnings.append(f"truncated from {duration:.1f} s to {cap:.1f} s")
+    silent = samples.size < MIN_SPEECH_S * STT_SAMPLE_RATE
+    if not silent:
+        rms = float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))
+        silent = rms == 0.0 or 20 * math.log10(rms) < SILENCE_RMS_DBFS
+    return PreparedAudio(samples, duration, truncated, silent, warnings)
+
+
+class WhisperBatchTranscriber:
+    """faster-whisper model + the batched forward pass; no Ray (used by the deployment and
+    by the benchmark)."""
+
+    def __init__(
+        self,
+        cfg: STTSettings,
+        language: str = "en",
+        word_timestamps: bool = True,
+    ) -> None:
+        from faster_whisper import BatchedInferencePipeline, WhisperModel
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import TranscriptionOptions, get_suppressed_tokens
+
+        self.cfg = cfg
+        self.model = WhisperModel(
+            whisper_model_dir(cfg.model_path),
+            device=cfg.device,
+            compute_type=cfg.compute_type,
+            cpu_threads=cfg.cpu_threads,
+            num_workers=1,
+            local_files_only=True,
+        )
+        self.pipeline = BatchedInferencePipeline(self.model)
+        if not self.model.model.is_multilingual and language != "en":
+            raise ValueError(f"the STT model is English-only; language {language!r} is not supported")
+        self.language = language
+        self.tokenizer = Tokenizer(
+            self.model.hf_tokenizer, self.model.model.is_multilingual, task="transcribe", language=language
+        )
+        self.options = TranscriptionOptions(
+            beam_size=cfg.beam_size,
+            best_of=1,
+            patience=1.0,
+            length_penalty=1.0,
+            repetition_penalty=1.0,
+            no_repeat_ngram_size=0,
+            log_prob_threshold=-1.0,
+            no_speech_threshold=0.6,
+            compression_ratio_threshold=2.4,
+            condition_on_previous_text=False,
+            prompt_reset_on_temperature=0.5,
+            temperatures=[0.0],
+            initial_prompt=None,
+            prefix=None,
+            suppress_blank=True,
+            suppress_tokens=get_suppressed_tokens(self.tokenizer, [-1]),
+            without_timestamps=True,
+            max_initial_timestamp=0.0,
+            word_timestamps=word_timestamps,
+            prepend_punctuations="\"'“¿([{-",
+            append_punctuations="\"'.。,，!！?？:：”)]}、",
+            multilingual=False,
+            max_new_tokens=None,
+            clip_timestamps=[],
+            hallucination_silence_threshold=None,
+            hotwords=None,
+        )
+
+    def run(self, items: list[PreparedAudio]) -> list[Transcript]:
+        """Transcribe a batch (blocking). Silent items skip the model."""
+        from faster_whisper.audio import pad_or_trim
+
+        results = [self._empty(p) for p in items]
+        speech = [i for i, p in enumerate(items) if not p.silent]
+        if speech:
+            # Whisper was trained on 30 s windows; shorter ones cut encoder time but made the model
+            # loop on its own output ("Please hold while I check... Please hold while..."), so no.
+            frames = int(WHISPER_WINDOW_S * 100)  # 10 ms mel hop
+            feats = np.stack(
+                [pad_or_trim(self.model.feature_extractor(items[i].audio)[..., :-1], frames) for i in speech]
+            )
+            meta = [
+                {"offset": 0.0, "duration": items[i].audio.size / STT_SAMPLE_RATE, "segments": []}
+                for i in speech
+            ]
+            # Utterances are independent: do not carry word-timing state from one to the next.
+            self.pipeline.last_speech_timestamp = 0.0
+            outputs = self.pipeline.forward(feats, self.tokenizer, meta, self.options)
+            for i, segments in zip(speech, outputs, strict=True):
+                results[i] = self._to_transcript(items[i], segments, len(speech))
+        return results
+
+    def _empty(self, p: PreparedAudio) -> Transcript:
+        return Transcript(
+            language=self.language, duration_s=p.duration_s, truncated=p.truncated, warnings=list(p.warnings)
+        )
+
+    def _to_transcript(self, p: PreparedAudio, segments: list[dict[str, Any]], batch: int) -> Transcript:
+        out = self._empty(p)
+        out.batch_size = batch
+        if not segments:
+            return out
+        text = "".join(s["text"] for s in segments).strip()
+        avg_logprob = float(segments[0]["avg_logprob"])
+        no_speech_prob = float(segments[0]["no_speech_prob"])
+        out.avg_logprob, out.no_speech_prob = avg_logprob, no_speech_prob
+        # Whisper's own silence rule (no_speech_threshold 0.6 with log_prob_threshold -1.0).
+        if not text or (no_speech_prob > 0.6 and avg_logprob < -1.0):
+            return out
+        ratio = len(text.encode()) / max(1, len(zlib.compress(text.encode())))
+        if ratio > 2.4:
+            out.warnings.append(f"repetitive output (compression ratio {ratio:.1f}): possible hallucination")
+        out.text = text
+        out.no_speech = False
+        out.confidence = confidence_from_scores(avg_logprob, no_speech_prob)
+        out.words = [
+            Word(
+                word=str(w["word"]).strip(),
+                start=float(w["start"]),
+                end=float(w["end"]),
+                probability=float(w["probability"]),
+            )
+            for s in segments
+            for w in s.get("words") or []
+        ]
+        return out
+
+
+class BatchConfig(BaseModel):
+    """The deployment's ``user_config``: batching can change on a live replica (``reconfigure``)."""
+
+    max_batch_size: int = Field(8, ge=1)
+    batch_wait_timeout_s: float = Field(0.01, ge=0)
+
+
+@serve.deployment(
+    ray_actor_options={"num_cpus": 1},
+    autoscaling_config={"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 8},
+    max_ongoing_requests=32,
+)
+class STTDeployment:
+    """Serve deployment wrapping ``WhisperBatchTranscriber``; see the module docstring."""
+
+    def __init__(self, settings: STTSettings, word_timestamps: bool = True, language: str = "en") -> None:
+        self.cfg = settings
+        self.engine = WhisperBatchTranscriber(settings, language=language, word_timestamps=word_timestamps)
+        self.reconfigure(
+            {"max_batch_size": settings.max_batch_size, "batch_wait_timeout_s": settings.batch_wait_timeout_s}
+        )
+        self._batch_sizes: dict[int, int] = {}
+        self._requests = 0
+        self._errors = 0
+        logger.info(
+            "STT replica ready: device=%s compute=%s threads=%d",
+            settings.device,
+            settings.compute_type,
+            settings.cpu_threads,
+        )
+
+    def reconfigure(self, config: dict[str, Any]) -> None:
+        batch = BatchConfig.model_validate(config)
+        self.batch = batch
+        self._transcribe_batch.set_max_batch_size(batch.max_batch_size)  # type: ignore[attr-defined]
+        self._transcribe_batch.set_batch_wait_timeout_s(batch.batch_wait_timeout_s)  # type: ignore[attr-defined]
+
+    async def transcribe(
+        self, audio: bytes, sample_rate: int = STT_SAMPLE_RATE, dtype: str = "pcm16"
+    ) -> Transcript:
+        """One utterance. Bad input raises ValueError (the replica keeps serving); empty or
+        silent input returns ``no_speech=True`` without a model run."""
+        self._requests += 1
+        try:
+            prepared = prepare_audio(audio, sample_rate, self.cfg.max_utterance_s, dtype)
+        except ValueError:
+            self._errors += 1
+            raise
+        result: Transcript = await self._transcribe_batch(prepared)
+        result.processing_ms = (time.perf_counter() - prepared.received_at) * 1000.0
+        return result
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
+    async def _transcribe_batch(self, items: list[PreparedAudio]) -> list[Transcript]:
+        n = sum(1 for p in items if not p.silent)
+        if n:
+            self._batch_sizes[n] = self._batch_sizes.get(n, 0) + 1
+        return await asyncio.to_thread(self.engine.run, items)
+
+    async def stats(self) -> dict[str, Any]:
+        """Requests, rejected inputs and a histogram of model batch sizes."""
+        return {
+            "requests": self._requests,
+            "rejected": self._errors,
+            "batch_sizes": dict(sorted(self._batch_sizes.items())),
+            "max_batch_size": self.batch.max_batch_size,
+        }
+
+    async def check_health(self) -> None:
+        if self.engine.model is None:  # pragma: no cover - defensive
+            raise RuntimeError("STT model not loaded")
+
+
+def build_stt_app(
+    settings: STTSettings,
+    *,
+    num_cpus: float = 1.0,
+    num_gpus: float = 0.0,
+    min_replicas: int = 1,
+    max_replicas: int = 2,
+    target_ongoing_requests: float | None = None,
+    word_timestamps: bool = True,
+    language: str = "en",
+) -> Application:
+    """The STT app. With ``num_gpus`` > 0 the model defaults to CUDA float16.
+    ``target_ongoing_requests`` defaults to the max batch size, so a replica fills its batches
+    before the autoscaler adds another."""
+    if num_gpus > 0:
+        defaults = STTSettings.model_fields
+        settings = settings.model_copy(
+            update={
+                "device": "cuda" if settings.device == defaults["device"].default else settings.device,
+                "compute_type": "float16"
+                if settings.compute_type == defaults["compute_type"].default
+                else settings.compute_type,
+            }
+        )
+    actor_options: dict[str, Any] = {"num_cpus": num_cpus}
+    if num_gpus > 0:
+        actor_options["num_gpus"] = num_gpus
+    batch = settings.max_batch_size
+    return STTDeployment.options(  # type: ignore[attr-defined,no-any-return]
+        ray_actor_options=actor_options,
+        autoscaling_config={
+            "min_replicas": min_replicas,
+            "max_replicas": max_replicas,
+            "target_ongoing_requests": target_ongoing_requests or batch,
+        },
+        max_ongoing_requests=max(32, 4 * batch),
+        user_config={"max_batch_size": batch, "batch_wait_timeout_s": settings.batch_wait_timeout_s},
+    ).bind(settings, word_timestamps, language)
+
+
+def stt_app(args: dict[str, str]) -> Application:
+    """Application builder for the CLI: ``serve run services.stt:stt_app num_cpus=0.5 device=cuda ...``
+    (``STTSettings`` fields and ``build_stt_app`` keywords; numbers and true/false are converted)."""
+    values = {k: parse_cli_value(v) for k, v in args.items()}
+    fields = {k: values.pop(k) for k in list(values) if k in STTSettings.model_fields}
+    return build_stt_app(get_settings().stt.model_copy(update=fields), **values)
