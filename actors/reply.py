@@ -208,6 +208,11 @@ class ReplySourcer:
         done, _ = await asyncio.wait({lookup}, timeout=self.policy.semantic_head_start_s)
         return (_lookup_result(lookup), None) if done else (None, lookup)
 
+    async def drain(self) -> None:
+        """Wait for the cache stores still running off the turn's path."""
+        while self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
     def _store_later(self, scope: CacheScope, text: str, template: str, values: dict[str, Any]) -> None:
         async def store() -> None:
             try:

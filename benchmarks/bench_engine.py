@@ -18,7 +18,7 @@ from engine.conversation import Conversation
 from engine.nlu.intents import LexicalIntentScorer, features
 from engine.nlu.understand import Understander
 from engine.schema_loader import CompiledSchema, load_schema
-from tests.golden_eval import load_golden
+from loadtests.nlu_eval import golden_path, load_set
 
 ROOT = Path(__file__).resolve().parent.parent
 PATIENT = {
@@ -69,7 +69,7 @@ def main() -> None:
     nlu_ms: list[float] = []
     turn_ms: list[float] = []
     for golden in ("prior_auth", "sales_qualification"):
-        g_schema, today, cases = load_golden(golden)
+        g_schema, today, cases = load_set(golden_path(golden))
 
         async def run_nlu(
             g_schema: CompiledSchema = g_schema, cases: list[dict[str, Any]] = cases, today: dt.date = today

@@ -9,8 +9,9 @@ and the LLM.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,12 +77,19 @@ def _number(value: str | None) -> float | None:
 
 
 class Conversation:
-    def __init__(self, schema: CompiledSchema, state: CallState, understander: Understander | None = None):
+    def __init__(
+        self,
+        schema: CompiledSchema,
+        state: CallState,
+        understander: Understander | None = None,
+        today: Callable[[], dt.date] = dt.date.today,
+    ):
         if state.schema != schema.name:
             raise ValueError(f"call state is for schema {state.schema!r}, not {schema.name!r}")
         self.schema = schema
         self.state = state
         self.understander = understander or Understander()
+        self.today = today  # relative dates ("next Tuesday") resolve against it
         self.values: dict[str, Any] = schema.precompute(state.call_data)
 
     @classmethod
@@ -145,7 +153,13 @@ class Conversation:
         ahead = {n: s for n, s in current.lookahead_slots.items() if n not in state.slots}
         wanted = {**ahead, **current.slots} if ahead else current.slots
         nlu = await self.understander.understand(
-            utterance, current.intents, wanted, state.slots, embedding=embedding, lookahead=frozenset(ahead)
+            utterance,
+            current.intents,
+            wanted,
+            state.slots,
+            embedding=embedding,
+            today=self.today(),
+            lookahead=frozenset(ahead),
         )
         t_nlu = time.perf_counter()
         state.reconciles += nlu.reconciled

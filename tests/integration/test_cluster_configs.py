@@ -25,7 +25,7 @@ import yaml
 
 from actors.metrics import BY_NAME, METRICS
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RAY_SCHEMA = Path(ray.__file__).parent / "autoscaler" / "ray-schema.json"
 
 

@@ -155,27 +155,32 @@ def test_a_failing_metric_never_breaks_the_caller(monkeypatch: pytest.MonkeyPatc
     metrics.error("llm", "x")
 
 
-async def test_poller_exports_what_deployments_report(rec: dict[str, Recorder]) -> None:
-    class Handle:
+async def test_poller_exports_what_the_services_report(rec: dict[str, Recorder]) -> None:
+    class Source:
         def __init__(self, stats: dict[str, Any] | None) -> None:
             self._stats = stats
-            self.stats = self
 
-        async def remote(self) -> dict[str, Any]:
+        async def stats(self) -> dict[str, Any]:
             if self._stats is None:
                 raise RuntimeError("not deployed")
             return self._stats
 
-    core = metrics.MetricsPollerCore()
-    core._handles = {
-        "LLMRouterDeployment": Handle(
-            {"providers": {"a": {"requests": 1, "wins": 1, "breaker": {"state": "closed"}}}}
-        ),
-        "STTDeployment": Handle(None),
-        "SemanticCacheDeployment": Handle({"embed_batch_size_mean": 2.5}),
-        "TTSDeployment": Handle({"requests": 3, "cache_hits": 1}),
-    }
+    core = metrics.MetricsPollerCore(
+        {
+            "router": Source(
+                {"providers": {"a": {"requests": 1, "wins": 1, "breaker": {"state": "closed"}}}}
+            ),
+            "stt": Source(None),
+            "cache": Source({"embed_batch_size_mean": 2.5}),
+            "tts": Source({"requests": 3, "cache_hits": 1}),
+        }
+    )
     last = await core.poll_once()
-    assert last["STTDeployment"] == {"unavailable": "RuntimeError"}
+    assert last["stt"] == {"unavailable": "RuntimeError"}
     assert rec["voxray_router_wins"].calls == [("inc", 1.0, {"provider": "a"})]
     assert rec["voxray_embed_batch_size_mean"].calls == [("set", 2.5, {})]
+
+
+def test_poller_refuses_an_unknown_source() -> None:
+    with pytest.raises(ValueError, match="unknown stats sources"):
+        metrics.MetricsPollerCore({"gpu": object()})  # type: ignore[dict-item]

@@ -12,7 +12,7 @@ import yaml
 from engine.schema_errors import SchemaError
 from engine.schema_loader import SchemaRegistry, load_schema
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PRIOR_AUTH = ROOT / "schemas" / "prior_auth" / "schema.yaml"
 
 

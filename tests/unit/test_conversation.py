@@ -11,7 +11,7 @@ from engine.conversation import Conversation
 from engine.schema_errors import CallDataError
 from engine.schema_loader import CompiledSchema, SchemaRegistry
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PATIENT = {
     "patient_name": "Jane Doe",
     "date_of_birth": "1980-01-15",

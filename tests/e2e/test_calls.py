@@ -26,13 +26,13 @@ import redis
 import websockets
 from twilio.request_validator import RequestValidator
 
-from common.testing.samples import SAMPLE_CALL_DATA
-from tests.conftest import REDIS_URL, SERVE_HTTP_PORT, free_port
 from common.testing import Behaviour
 from common.testing.openai_server import FakeOpenAIServer
+from common.testing.samples import SAMPLE_CALL_DATA
 from common.testing.twilio_server import FakeTwilioServer
+from tests.conftest import REDIS_URL, SERVE_HTTP_PORT, free_port
 
-PERSONAS = Path(__file__).parent / "data" / "personas"
+PERSONAS = Path(__file__).resolve().parents[1] / "data" / "personas"
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 ACCOUNT_SID = "AC" + "0" * 32
 LLM_TEXT = "I understand. Let me note that and we can continue."

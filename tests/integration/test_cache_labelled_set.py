@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 import yaml
 
-from services.embedder import Embedder
-from services.cache.service import SemanticCache
-from engine.cache_scope import CacheScope
 from common.settings import CacheSettings
+from engine.cache_scope import CacheScope
+from services.cache.service import SemanticCache
+from services.embedder import Embedder
 
-DATA = Path(__file__).parent / "data" / "cache_pairs.yaml"
+DATA = Path(__file__).resolve().parents[1] / "data" / "cache_pairs.yaml"
 
 
 def load_set() -> list[dict[str, Any]]:

@@ -8,16 +8,15 @@ import pytest
 from twilio.base.exceptions import TwilioRestException
 from twilio.request_validator import RequestValidator
 
+from common.settings import TwilioSettings
+from common.testing.twilio_server import FakeTwilioServer
 from edge.twilio.webhooks import (
     TwilioNotConfigured,
     connect_stream_twiml,
     media_stream_url,
-    place_outbound_call,
     place_outbound_call_async,
     verify_signature,
 )
-from common.settings import TwilioSettings
-from common.testing.twilio_server import FakeTwilioServer
 
 ACCOUNT = "AC" + "1" * 32
 TOKEN = "test-auth-token-0123456789abcdef"
@@ -98,8 +97,8 @@ def _settings(server: FakeTwilioServer, token: str = TOKEN) -> TwilioSettings:
     )
 
 
-def test_outbound_call_through_sdk(twilio_server: FakeTwilioServer) -> None:
-    sid = place_outbound_call(
+async def test_outbound_call_through_sdk(twilio_server: FakeTwilioServer) -> None:
+    sid = await place_outbound_call_async(
         _settings(twilio_server),
         to="+15550002000",
         from_=None,
@@ -119,9 +118,11 @@ def test_outbound_call_through_sdk(twilio_server: FakeTwilioServer) -> None:
     assert req.response["sid"] == sid and req.response["status"] == "queued"
 
 
-def test_outbound_call_bad_credentials(twilio_server: FakeTwilioServer) -> None:
+async def test_outbound_call_bad_credentials(twilio_server: FakeTwilioServer) -> None:
     with pytest.raises(TwilioRestException) as err:
-        place_outbound_call(_settings(twilio_server, token="wrong"), "+15550002000", None, "https://x/y")
+        await place_outbound_call_async(
+            _settings(twilio_server, token="wrong"), "+15550002000", None, "https://x/y"
+        )
     assert err.value.status == 401 and err.value.code == 20003
     assert not twilio_server.requests[0].auth_ok
 
@@ -136,11 +137,11 @@ async def test_outbound_call_async(twilio_server: FakeTwilioServer) -> None:
     assert req.response["sid"] == sid
 
 
-def test_outbound_call_needs_configuration() -> None:
+async def test_outbound_call_needs_configuration() -> None:
     with pytest.raises(TwilioNotConfigured):
-        place_outbound_call(TwilioSettings(), "+15550002000", "+15550001000", "https://x/y")
+        await place_outbound_call_async(TwilioSettings(), "+15550002000", "+15550001000", "https://x/y")
     with pytest.raises(TwilioNotConfigured, match="caller ID"):
-        place_outbound_call(
+        await place_outbound_call_async(
             TwilioSettings(account_sid=ACCOUNT, auth_token=TOKEN, api_base_url="http://127.0.0.1:9"),
             "+15550002000",
             None,

@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from common.audio import pcm16_to_ulaw
 from edge.media.stream import ClearResult, EdgeConfig, TwilioMediaSession, Utterance
 from edge.twilio.webhooks import verify_signature
-from common.audio import pcm16_to_ulaw
 from loadtests.simulated_caller import (
     SILENCE_FRAME,
     Persona,

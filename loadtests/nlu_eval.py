@@ -1,0 +1,99 @@
+"""Scores the NLU on a labelled set through the real turn path (shared by the test and the benchmark).
+
+Each case is said to a ``Conversation`` standing in the case's state with the case's slots
+already filled; the intent it detects and the slots it captures on that turn
+(``TurnPlan.nlu``) are compared with the labels. A case passes when both are right.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from common.testing.samples import SAMPLE_CALL_DATA
+from engine.call_state import CallState
+from engine.conversation import Conversation
+from engine.nlu.understand import Understander
+from engine.schema_loader import CompiledSchema, load_schema
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLDEN_DIR = ROOT / "tests" / "golden"
+
+
+@dataclass
+class NLUReport:
+    schema: str
+    cases: int = 0
+    intent_ok: int = 0
+    slots_ok: int = 0
+    both_ok: int = 0
+    reconciles: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    misses: list[str] = field(default_factory=list)
+
+    @property
+    def accuracy(self) -> float:
+        return self.both_ok / self.cases
+
+
+def load_set(path: Path) -> tuple[CompiledSchema, dt.date, list[dict[str, Any]]]:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    schema = load_schema(ROOT / "schemas" / data["schema"])
+    return schema, dt.date.fromisoformat(data["today"]), data["cases"]
+
+
+def conversation_at(
+    schema: CompiledSchema, state: str, filled: dict[str, str], today: dt.date, understander: Understander
+) -> Conversation:
+    """A conversation standing in ``state`` with ``filled`` slots, as if the call got there."""
+    data = schema.validate_call_data(SAMPLE_CALL_DATA[schema.name])
+    call = CallState(
+        call_id="nlu-eval",
+        schema=schema.name,
+        schema_version=schema.version,
+        state=state,
+        call_data=data,
+        slots=dict(filled),
+    )
+    return Conversation(schema, call, understander, today=lambda: today)
+
+
+def evaluate(path: Path, understander: Understander | None = None) -> NLUReport:
+    schema, today, cases = load_set(path)
+    understander = understander or Understander()
+    report = NLUReport(schema=schema.name)
+
+    async def run() -> None:
+        for case in cases:
+            filled = {k: str(v) for k, v in (case.get("filled") or {}).items()}
+            convo = conversation_at(schema, case["state"], filled, today, understander)
+            t0 = time.perf_counter()
+            plan = await convo.take_turn(case["text"])
+            report.latencies_ms.append((time.perf_counter() - t0) * 1000)
+            assert plan.nlu is not None
+            expected_slots = {k: str(v) for k, v in (case.get("slots") or {}).items()}
+            intent_ok = plan.nlu.intent == case["intent"]
+            slots_ok = plan.nlu.captured == expected_slots
+            report.cases += 1
+            report.intent_ok += intent_ok
+            report.slots_ok += slots_ok
+            report.both_ok += intent_ok and slots_ok
+            report.reconciles += plan.nlu.reconciled
+            if not (intent_ok and slots_ok):
+                report.misses.append(
+                    f"[{case['state']}] {case['text']!r}: intent {plan.nlu.intent} (want {case['intent']}), "
+                    f"slots {plan.nlu.captured} (want {expected_slots})"
+                )
+
+    asyncio.run(run())
+    return report
+
+
+def golden_path(schema: str) -> Path:
+    return GOLDEN_DIR / f"{schema}.yaml"

@@ -1,0 +1,114 @@
+"""The endpointer: speech probabilities in, actions out; pure, no models and no clock."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge.media.config import EdgeConfig
+from edge.media.endpointing import (
+    AskSmartTurn,
+    BargeIn,
+    Endpointer,
+    EndpointState,
+    NoiseDropped,
+    UtteranceEnded,
+)
+from edge.media.vad import SAMPLE_RATE, VAD_WINDOW, WINDOW_MS
+
+WINDOW = np.zeros(VAD_WINDOW, dtype=np.int16)
+
+
+def windows_for(ms: float) -> int:
+    return round(ms / WINDOW_MS)
+
+
+class Run:
+    def __init__(self, **config: object) -> None:
+        self.ep = Endpointer(EdgeConfig(**config), lambda pos: pos / SAMPLE_RATE)  # type: ignore[arg-type]
+        self.actions: list[object] = []
+
+    def feed(self, prob: float, ms: float, playing: bool = False) -> Run:
+        for _ in range(windows_for(ms)):
+            self.actions += self.ep.push(WINDOW, prob, playing)
+        return self
+
+    def of(self, kind: type) -> list:  # type: ignore[type-arg]
+        return [a for a in self.actions if isinstance(a, kind)]
+
+
+def test_speech_then_silence_is_one_utterance_with_its_pre_roll() -> None:
+    run = Run(smart_turn=False).feed(0.0, 500).feed(0.9, 1000)
+    assert run.ep.state == EndpointState.SPEAKING
+    run.feed(0.0, 300)
+    assert run.ep.state == EndpointState.PAUSED and not run.of(UtteranceEnded)
+    run.feed(0.0, 500)
+    [ended] = run.of(UtteranceEnded)
+    u = ended.utterance
+    assert u.end_reason == "silence" and not u.during_playback and not u.barge_in
+    assert abs(u.speech_start - 0.5) < 0.04 and abs(u.speech_end - 1.5) < 0.04
+    # pre-roll (300 ms) + speech (1 s) + tail (200 ms)
+    assert abs(u.duration_s - 1.5) < 0.07 and len(u.pcm16_16k) == round(u.duration_s * SAMPLE_RATE) * 2
+    assert run.ep.state == EndpointState.QUIET
+
+
+def test_a_blip_is_dropped_as_noise() -> None:
+    run = Run(smart_turn=False).feed(0.9, 100).feed(0.0, 800)
+    assert run.of(NoiseDropped) and not run.of(UtteranceEnded)
+
+
+def test_a_brief_dip_inside_speech_does_not_end_it() -> None:
+    run = Run(smart_turn=False).feed(0.9, 600).feed(0.4, 200).feed(0.9, 600).feed(0.0, 800)
+    [ended] = run.of(UtteranceEnded)
+    assert ended.utterance.voiced_ms > 1300  # 0.4 is above the hysteresis threshold: still speech
+
+
+def test_smart_turn_is_asked_once_per_pause_and_complete_ends_the_turn() -> None:
+    run = Run(smart_turn=True).feed(0.9, 800).feed(0.0, 320)
+    [ask] = run.of(AskSmartTurn)
+    assert ask.audio.size > 0.8 * SAMPLE_RATE
+    run.feed(0.0, 100)
+    assert len(run.of(AskSmartTurn)) == 1
+    [ended] = [a for a in run.ep.verdict(ask.pause_id, 0.9) if isinstance(a, UtteranceEnded)]
+    assert ended.utterance.end_reason == "smart_turn" and ended.utterance.smart_turn_probability == 0.9
+
+
+def test_a_verdict_for_a_pause_the_caller_talked_through_is_ignored() -> None:
+    run = Run(smart_turn=True).feed(0.9, 800).feed(0.0, 320)
+    [ask] = run.of(AskSmartTurn)
+    run.feed(0.9, 200)  # the caller went on
+    assert run.ep.verdict(ask.pause_id, 0.99) == [] and run.ep.state == EndpointState.SPEAKING
+
+
+def test_incomplete_verdict_waits_longer_than_the_silence_rule() -> None:
+    run = Run(smart_turn=True).feed(0.9, 800).feed(0.0, 320)
+    [ask] = run.of(AskSmartTurn)
+    assert run.ep.verdict(ask.pause_id, 0.1) == []
+    run.feed(0.0, 600)  # past end_silence_ms (700) in all, short of 1200
+    assert not run.of(UtteranceEnded)
+    run.feed(0.0, 400)
+    [ended] = run.of(UtteranceEnded)
+    assert ended.utterance.end_reason == "silence" and ended.utterance.smart_turn_probability == 0.1
+
+
+def test_long_speech_over_the_agent_barges_in_once() -> None:
+    run = Run(smart_turn=False).feed(0.9, 1200, playing=True).feed(0.0, 800, playing=False)
+    assert len(run.of(BargeIn)) == 1
+    [ended] = run.of(UtteranceEnded)
+    assert ended.utterance.barge_in and ended.utterance.during_playback
+
+
+def test_a_backchannel_over_the_agent_does_not_barge_in() -> None:
+    run = Run(smart_turn=False).feed(0.9, 400, playing=True).feed(0.0, 800, playing=True)
+    assert not run.of(BargeIn)
+    [ended] = run.of(UtteranceEnded)
+    assert ended.utterance.during_playback and not ended.utterance.barge_in
+
+
+def test_a_monologue_is_cut_at_max_length_and_the_stream_end_finishes_the_rest() -> None:
+    run = Run(smart_turn=False, max_utterance_s=2.0).feed(0.9, 2500)
+    [ended] = run.of(UtteranceEnded)
+    assert ended.utterance.end_reason == "max_length"
+    run.feed(0.9, 300)
+    tail = [a for a in run.ep.finish() if isinstance(a, UtteranceEnded)]
+    assert tail and tail[0].utterance.end_reason == "stream_end"
+    assert run.ep.finish() == []
