@@ -71,16 +71,38 @@ class CallHostCore:
         self._resuming: dict[str, asyncio.Future[None]] = {}
         self._ending: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._webhook_task: asyncio.Task[None] | None = None
+        self._reaper_task: asyncio.Task[None] | None = None
 
     def _ensure_background(self) -> None:
         if self.webhooks is not None and self._webhook_task is None:
-            self._webhook_task = asyncio.get_running_loop().create_task(self.webhooks.run())
+            loop = asyncio.get_running_loop()
+            self._webhook_task = loop.create_task(self.webhooks.run())
+            self._reaper_task = loop.create_task(self._reap_orphans())
 
-    def _call(self, call_id: str) -> Call:
+    async def _call(self, call_id: str) -> Call:
+        """The live call; waits for a resume of it in progress here."""
+        pending = self._resuming.get(call_id)
+        if pending is not None:
+            await asyncio.shield(pending)
         try:
             return self.calls[call_id]
         except KeyError:
             raise CallNotFound(f"call {call_id!r} is not live on host {self.name}") from None
+
+    async def _reap_orphans(self, interval_s: float = 30.0) -> None:
+        """Drop calls the directory has moved to another host (this host was thought dead)."""
+        assert self.store is not None
+        while True:
+            await asyncio.sleep(interval_s)
+            for call_id, call in list(self.calls.items()):
+                try:
+                    route = await self.store.route(call_id)
+                except Exception as exc:  # Redis trouble: try again next round
+                    log.warning("orphan check failed: %s", type(exc).__name__)
+                    break
+                if route is not None and (route.host, route.gen) != (self.name, call.gen):
+                    log.warning("call %s moved to %s; dropping this host's stale copy", call_id, route.host)
+                    self.calls.pop(call_id, None)
 
     async def start_call(
         self, call_id: str, schema: str, call_data: dict[str, Any], webhook_url: str | None = None
@@ -139,6 +161,8 @@ class CallHostCore:
         snapshot = await self.store.load_snapshot(call_id)
         if route is None or route.status != "live" or snapshot is None:
             raise CallNotFound(f"call {call_id!r} has ended or has no snapshot")
+        if (route.host, route.gen) != (self.name, gen):  # the directory moved it on meanwhile
+            raise CallNotFound(f"call {call_id!r} is routed to {route.host} (generation {route.gen})")
         state = CallState.from_snapshot(snapshot[1])
         conversation = Conversation(self.registry.get(state.schema), state)
         call = Call(conversation, self.replies, self.store, self.name, gen, route.webhook_url)
@@ -149,11 +173,11 @@ class CallHostCore:
         log.info("call %s resumed on %s (generation %d) in state %s", call_id, self.name, gen, state.state)
 
     async def opening(self, call_id: str) -> AsyncIterator[TurnEvent]:
-        async for event in self._call(call_id).opening():
+        async for event in (await self._call(call_id)).opening():
             yield event
 
     async def turn(self, call_id: str, caller: CallerTurn) -> AsyncIterator[TurnEvent]:
-        call = self._call(call_id)
+        call = await self._call(call_id)
         try:
             async for event in call.turn(caller):
                 yield event
@@ -162,10 +186,10 @@ class CallHostCore:
                 del self.calls[call_id]  # it runs on another host now
 
     async def interrupt(self, call_id: str, turn: int, heard_text: str) -> None:
-        await self._call(call_id).interrupt(turn, heard_text)
+        await (await self._call(call_id)).interrupt(turn, heard_text)
 
-    def note_stages(self, call_id: str, turn: int, stages: dict[str, float]) -> None:
-        self._call(call_id).note_stages(turn, stages)
+    async def note_stages(self, call_id: str, turn: int, stages: dict[str, float]) -> None:
+        (await self._call(call_id)).note_stages(turn, stages)
 
     async def hangup(self, call_id: str, reason: EndReason, note: str | None = None) -> dict[str, Any]:
         """End the call: its record and webhook delivery are written in one Redis transaction
@@ -173,6 +197,8 @@ class CallHostCore:
         ending = self._ending.get(call_id)
         if ending is not None:
             return await ending
+        if call_id in self._resuming:
+            await asyncio.shield(self._resuming[call_id])
         call = self.calls.get(call_id)
         if call is None:
             record = await self.store.load_record(call_id) if self.store else None
@@ -199,11 +225,11 @@ class CallHostCore:
         finally:
             self._ending.pop(call_id, None)
 
-    def status(self, call_id: str) -> dict[str, Any]:
-        return self._call(call_id).status_view()
+    async def status(self, call_id: str) -> dict[str, Any]:
+        return (await self._call(call_id)).status_view()
 
-    def performance(self, call_id: str) -> dict[str, Any]:
-        return self._call(call_id).performance_report()
+    async def performance(self, call_id: str) -> dict[str, Any]:
+        return (await self._call(call_id)).performance_report()
 
     def list_calls(self) -> list[dict[str, Any]]:
         return [
@@ -264,7 +290,7 @@ class CallHost:
         await self.core.interrupt(call_id, turn, heard_text)
 
     async def note_stages(self, call_id: str, turn: int, stages: dict[str, float]) -> None:
-        self.core.note_stages(call_id, turn, stages)
+        await self.core.note_stages(call_id, turn, stages)
 
     async def hangup(self, call_id: str, reason: EndReason, note: str | None = None) -> dict[str, Any]:
         record = await self.core.hangup(call_id, reason, note)
@@ -272,10 +298,10 @@ class CallHost:
         return record
 
     async def status(self, call_id: str) -> dict[str, Any]:
-        return self.core.status(call_id)
+        return await self.core.status(call_id)
 
     async def performance(self, call_id: str) -> dict[str, Any]:
-        return self.core.performance(call_id)
+        return await self.core.performance(call_id)
 
     async def list_calls(self) -> list[dict[str, Any]]:
         return self.core.list_calls()

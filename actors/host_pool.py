@@ -209,37 +209,34 @@ class CallHostPool:
             await asyncio.sleep(TRANSIENT_BACKOFF_S * 2**attempt)  # a restart or a network blip
             return route
         if isinstance(exc, CallNotFound):
-            # The host is up but does not hold the call: it moved, it ended, or this host is a
-            # replacement that has not resumed it yet.
+            # The host is up but does not hold the call: it moved or ended (the directory says
+            # which), or the host is a replacement that never had it.
             fresh = await self.route(route.call_id, refresh=True)
             if (fresh.host, fresh.gen) != (route.host, route.gen):
                 return fresh
-            try:
-                await self._handle(fresh.host).resume_call.remote(fresh.call_id, fresh.gen)
-                return fresh
-            except HOST_GONE:
-                route = fresh
-        return await self._failover(route)
+            return await self._move(fresh, exclude=None)
+        stale = self._handles.pop(route.host, None)
+        current = self._spawn(route.host)  # the name's live actor, or a new one
+        if stale is not None and current._actor_id != stale._actor_id:
+            return route  # another replica already replaced this host: ask the replacement
+        return await self._move(route, exclude=route.host)
 
-    async def _failover(self, dead: Route) -> Route:
-        self._handles.pop(dead.host, None)
-        self._spawn(dead.host)  # a replacement for the name (or the one another replica started)
-        self._loads[dead.host] = 0
+    async def _move(self, route: Route, exclude: str | None) -> Route:
+        """Fail the call over: move its route (compare-and-set on the generation) and resume it
+        there. Of several replicas doing this at once, one moves it and the others follow."""
         if self.store is None:
-            raise CallNotFound(f"call {dead.call_id!r} was lost with its host (no state store)")
-        target = await self._least_loaded(exclude=dead.host)
-        moved = await self.store.move_route(dead, target)
+            raise CallNotFound(f"call {route.call_id!r} was lost with its host (no state store)")
+        target = await self._least_loaded(exclude=exclude)
+        moved = await self.store.move_route(route, target)
         if moved is not None:
             self.failovers += 1
-            log.warning("call %s: host %s is gone; resuming on %s", dead.call_id, dead.host, target)
-            route = moved
-        else:  # another replica moved it first
-            route = await self.route(dead.call_id, refresh=True)
-        self._routes[route.call_id] = route
-        self._loads[route.host] = self._loads.get(route.host, 0) + 1
-        # If the target died too, the next attempt fails over again.
-        with contextlib.suppress(*HOST_GONE):
-            await asyncio.wait_for(
-                self._handle(route.host).resume_call.remote(route.call_id, route.gen), 30.0
-            )
-        return route
+            log.warning("call %s: %s lost it; resuming on %s", route.call_id, route.host, target)
+            new = moved
+        else:
+            new = await self.route(route.call_id, refresh=True)
+        self._routes[new.call_id] = new
+        self._loads[new.host] = self._loads.get(new.host, 0) + 1
+        # Idempotent on the target; if it died too or the route moved on, the next attempt re-routes.
+        with contextlib.suppress(*HOST_GONE, CallNotFound):
+            await asyncio.wait_for(self._handle(new.host).resume_call.remote(new.call_id, new.gen), 30.0)
+        return new

@@ -22,7 +22,8 @@ import numpy as np
 from services.embedder import Embedder
 from services.model_paths import minilm_model_dir
 from services.llm.providers.stats import percentile
-from services.cache.service import SemanticCache, _Meta
+from services.cache.index import EntryMeta
+from services.cache.service import SemanticCache
 from engine.cache_scope import CacheScope
 from common.settings import CacheSettings
 
@@ -86,11 +87,12 @@ async def run(n_queries: int, redis_url: str) -> None:
             await cache.store(scope, t, "Sure: {member_id_spoken}.", v)
         filler = rng.standard_normal((size - len(texts), embedder.dim)).astype(np.float32)
         filler /= np.linalg.norm(filler, axis=1, keepdims=True)
-        idx = cache._indexes[scope.key()]
+        idx = cache.index.get(scope.key())
+        assert idx is not None
         ids = np.arange(10**12, 10**12 + len(filler), dtype=np.int64)
         idx.index.add_with_ids(filler, ids)
         far = time.time() + 3600
-        idx.meta.update({int(i): _Meta("pos||", 0.0, far) for i in ids})
+        idx.meta.update({int(i): EntryMeta("pos||", 0.0, far) for i in ids})
         embed_ms = []
         for text, label in QUERIES:
             lat = []

@@ -51,6 +51,24 @@ api = FastAPI(
 )
 
 
+REPLICA_HEADER = "X-Voxray-Replica"
+
+
+def _replica_id() -> str:
+    """This ingress replica's Ray actor name (which replica served a request, for operators)."""
+    try:
+        return serve.get_replica_context().replica_id.to_full_id_str()
+    except Exception:  # outside a Serve replica (the app object used directly)
+        return "local"
+
+
+@api.middleware("http")
+async def _name_the_replica(request: Request, call_next: Any) -> Response:
+    response: Response = await call_next(request)
+    response.headers[REPLICA_HEADER] = _replica_id()
+    return response
+
+
 @api.exception_handler(RequestValidationError)
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     """422 naming each bad field, without echoing the submitted values (they may be PHI)."""
@@ -327,7 +345,7 @@ class Ingress:
     @api.websocket("/twilio/media/{call_id}")
     async def twilio_media(self, websocket: WebSocket, call_id: str) -> None:
         await self._ready()
-        await websocket.accept()
+        await websocket.accept(headers=[(REPLICA_HEADER.lower().encode(), _replica_id().encode())])
         try:
             await self.pool.route(call_id)
         except CallNotFound:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import hashlib
 import json
@@ -41,6 +40,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from common.audio import TWILIO_FRAME_BYTES, ULAW_SILENCE, encode_pcm16, float_to_pcm16
+from edge.twilio import protocol
 
 logger = logging.getLogger("voxray.simulated_caller")
 
@@ -306,26 +306,16 @@ class SimulatedCaller:
         async with self._send_lock:
             await self._ws.send(json.dumps(message))
 
-    def _next_seq(self) -> str:
+    def _next_seq(self) -> int:
         self._seq += 1
-        return str(self._seq)
+        return self._seq
 
     async def _send_start(self) -> None:
-        await self._send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+        await self._send(protocol.connected_in())
         await self._send(
-            {
-                "event": "start",
-                "sequenceNumber": self._next_seq(),
-                "start": {
-                    "accountSid": self.account_sid,
-                    "streamSid": self.stream_sid,
-                    "callSid": self.call_sid,
-                    "tracks": ["inbound"],
-                    "customParameters": self.custom_parameters,
-                    "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
-                },
-                "streamSid": self.stream_sid,
-            }
+            protocol.start_in(
+                self.stream_sid, self.call_sid, self.account_sid, self.custom_parameters, self._next_seq()
+            )
         )
 
     async def _media_loop(self) -> None:
@@ -349,19 +339,7 @@ class SimulatedCaller:
                 self._chunk += 1
                 if fut is not None and pos == 1 and started == 0.0:
                     started = time.monotonic()
-                await self._send(
-                    {
-                        "event": "media",
-                        "sequenceNumber": self._next_seq(),
-                        "media": {
-                            "track": "inbound",
-                            "chunk": str(self._chunk),
-                            "timestamp": str((self._chunk - 1) * 20),
-                            "payload": base64.b64encode(frame).decode("ascii"),
-                        },
-                        "streamSid": self.stream_sid,
-                    }
-                )
+                await self._send(protocol.media_in(self.stream_sid, self._next_seq(), self._chunk, frame))
                 self.result.frames_sent += 1
                 if fut is not None and pos >= len(current) and not fut.done():
                     fut.set_result((started, time.monotonic()))
@@ -389,14 +367,13 @@ class SimulatedCaller:
         try:
             async for raw in self._ws:
                 try:
-                    msg = json.loads(raw)
+                    msg = protocol.parse_outbound(raw)
                 except ValueError:
-                    self.result.errors.append("non-JSON message from server")
+                    self.result.errors.append("malformed message from server")
                     continue
-                event = msg.get("event")
                 now = time.monotonic()
-                if event == "media":
-                    payload = base64.b64decode(msg["media"]["payload"])
+                if isinstance(msg, protocol.MediaOut):
+                    payload = msg.audio
                     lst.frames += 1
                     self.result.frames_received += 1
                     lst.audio += payload
@@ -406,12 +383,12 @@ class SimulatedCaller:
                         lst.reply_started_at = now
                     lst.play_end = max(lst.play_end, now) + len(payload) / 8000.0
                     lst.last_media_at = now
-                elif event == "mark":
-                    name = msg["mark"]["name"]
+                elif isinstance(msg, protocol.MarkOut):
+                    name = msg.mark.name
                     lst.marks.append(name)
                     self.result.marks_received.append(name)
                     lst.pending_marks.append((lst.play_end, name))
-                elif event == "clear":
+                elif isinstance(msg, protocol.ClearOut):
                     lst.clears += 1
                     self.result.clear_events.append(now)
                     lst.play_end = now
@@ -431,14 +408,7 @@ class SimulatedCaller:
 
     async def _echo_mark(self, name: str) -> None:
         self.result.marks_echoed.append(name)
-        await self._send(
-            {
-                "event": "mark",
-                "sequenceNumber": self._next_seq(),
-                "streamSid": self.stream_sid,
-                "mark": {"name": name},
-            }
-        )
+        await self._send(protocol.mark_in(self.stream_sid, self._next_seq(), name))
 
     async def _mark_loop(self) -> None:
         """Echo marks once the audio before them has played (in order)."""
@@ -555,16 +525,10 @@ class SimulatedCaller:
                     t.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
                 with contextlib.suppress(Exception):
-                    await ws.send(
-                        json.dumps(
-                            {
-                                "event": "stop",
-                                "sequenceNumber": self._next_seq(),
-                                "streamSid": self.stream_sid,
-                                "stop": {"accountSid": self.account_sid, "callSid": self.call_sid},
-                            }
-                        )
+                    stop = protocol.stop_in(
+                        self.stream_sid, self._next_seq(), self.account_sid, self.call_sid
                     )
+                    await ws.send(json.dumps(stop))
         return self.result
 
     async def _converse(self) -> None:

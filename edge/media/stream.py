@@ -100,7 +100,7 @@ class MediaStream:
         self.started = False
         self.stopped = False
         self.closed = False
-        self.stats: dict[str, float] = dict.fromkeys(
+        self._stats: dict[str, float] = dict.fromkeys(
             (
                 "frames_in",
                 "malformed",
@@ -129,6 +129,11 @@ class MediaStream:
         self._dispatcher: asyncio.Task[None] | None = None
         self._side_tasks: set[asyncio.Task[None]] = set()
 
+    @property
+    def stats(self) -> dict[str, float]:
+        """Counters of the inbound side and of playout."""
+        return {**self._stats, **self.playout.stats}
+
     # ------------------------------------------------------------------ outbound (playout)
     @property
     def is_playing(self) -> bool:
@@ -153,7 +158,7 @@ class MediaStream:
         try:
             msg = parse_message(raw)
         except ValidationError as exc:
-            self.stats["malformed"] += 1
+            self._stats["malformed"] += 1
             # field locations and error types only: inputs may carry audio or caller data
             where = sorted({".".join(str(p) for p in e["loc"]) + ":" + e["type"] for e in exc.errors()})
             logger.warning(
@@ -161,18 +166,18 @@ class MediaStream:
             )
             return
         except (ValueError, TypeError):
-            self.stats["malformed"] += 1
+            self._stats["malformed"] += 1
             logger.warning("call %s: ignored Twilio message that is not JSON", self.call_id)
             return
         try:
             await self._dispatch(msg)
         except (ValueError, binascii.Error) as exc:
-            self.stats["malformed"] += 1
+            self._stats["malformed"] += 1
             logger.warning(
                 "call %s: ignored bad %s message (%s)", self.call_id, msg.event, type(exc).__name__
             )
         except Exception as exc:  # a bug or model failure must not take the call down
-            self.stats["errors"] += 1
+            self._stats["errors"] += 1
             logger.error(
                 "call %s: error handling %s message (%s)", self.call_id, msg.event, type(exc).__name__
             )
@@ -198,7 +203,7 @@ class MediaStream:
             if self._on_stop is not None:
                 self._emit("stop", None)
         elif isinstance(msg, DtmfMessage):
-            self.stats["dtmf"] += 1
+            self._stats["dtmf"] += 1
             if self._on_dtmf is not None:
                 self._emit("dtmf", msg.dtmf.digit)
         # ConnectedMessage: nothing to do
@@ -210,7 +215,7 @@ class MediaStream:
         payload = base64.b64decode(media.payload, validate=True)
         if not payload:
             raise ValueError("empty media payload")
-        self.stats["frames_in"] += 1
+        self._stats["frames_in"] += 1
         now = self._clock()
         origin = now - media.timestamp / 1000.0
         if self._ts_origin is None or origin < self._ts_origin:
@@ -234,7 +239,7 @@ class MediaStream:
             in_speech = self.endpointer.in_speech
             if not in_speech and rms(window) < self.config.vad_energy_floor:
                 prob = 0.0
-                self.stats["vad_skipped"] += 1
+                self._stats["vad_skipped"] += 1
             else:
                 prob = self._vad(window, quiet=not in_speech)
             for action in self.endpointer.push(window, prob, self.playout.is_playing):
@@ -247,12 +252,12 @@ class MediaStream:
 
     async def _act(self, action: Action) -> None:
         if isinstance(action, UtteranceEnded):
-            self.stats["utterances"] += 1
+            self._stats["utterances"] += 1
             self._emit("utterance", action.utterance)
         elif isinstance(action, NoiseDropped):
-            self.stats["noise_dropped"] += 1
+            self._stats["noise_dropped"] += 1
         elif isinstance(action, BargeIn):
-            self.stats["barge_ins"] += 1
+            self._stats["barge_ins"] += 1
             heard = await self.playout.clear()
             # Not queued behind a slow on_utterance: the in-flight reply must be stopped now.
             self._side_task(self._run_barge_in_callback(heard))
@@ -264,9 +269,9 @@ class MediaStream:
         if model is None:
             return
         if model.pending >= self.config.smart_turn_max_pending:
-            self.stats["smart_turn_skipped"] += 1  # the silence rule alone decides this pause
+            self._stats["smart_turn_skipped"] += 1  # the silence rule alone decides this pause
             return
-        self.stats["smart_turn_decisions"] += 1
+        self._stats["smart_turn_decisions"] += 1
 
         async def decide() -> None:
             try:
@@ -288,15 +293,15 @@ class MediaStream:
         try:
             await self._on_barge_in(heard)
         except Exception:
-            self.stats["callback_errors"] += 1
+            self._stats["callback_errors"] += 1
             logger.exception("call %s: barge_in callback failed", self.call_id)
 
     def _sync_jitter_stats(self) -> None:
         js = self._jitter.stats
-        self.stats["late_frames"] = js.late
-        self.stats["duplicate_frames"] = js.duplicates
-        self.stats["concealed_frames"] = js.concealed
-        self.stats["lost_frames"] = js.lost
+        self._stats["late_frames"] = js.late
+        self._stats["duplicate_frames"] = js.duplicates
+        self._stats["concealed_frames"] = js.concealed
+        self._stats["lost_frames"] = js.lost
 
     async def flush(self, wait_callbacks: bool = True) -> None:
         """End of input: play out the jitter buffer and finish the utterance in progress;
@@ -336,7 +341,7 @@ class MediaStream:
                 elif kind == "dtmf" and self._on_dtmf is not None:
                     await self._on_dtmf(value)
             except Exception:
-                self.stats["callback_errors"] += 1
+                self._stats["callback_errors"] += 1
                 logger.exception("call %s: %s callback failed", self.call_id, kind)
             finally:
                 self._events.task_done()

@@ -120,6 +120,40 @@ class StreamInfo:
 # --------------------------------------------------------------------------- us → Twilio
 
 
+class MediaOutBody(_Msg):
+    payload: str
+
+
+class MediaOut(_Msg):
+    event: Literal["media"]
+    stream_sid: str = Field(alias="streamSid")
+    media: MediaOutBody
+
+    @property
+    def audio(self) -> bytes:
+        return base64.b64decode(self.media.payload)
+
+
+class MarkOut(_Msg):
+    event: Literal["mark"]
+    stream_sid: str = Field(alias="streamSid")
+    mark: MarkBody
+
+
+class ClearOut(_Msg):
+    event: Literal["clear"]
+    stream_sid: str = Field(alias="streamSid")
+
+
+OutboundMessage = Annotated[MediaOut | MarkOut | ClearOut, Field(discriminator="event")]
+_OUTBOUND_ADAPTER: TypeAdapter[OutboundMessage] = TypeAdapter(OutboundMessage)
+
+
+def parse_outbound(raw: str | bytes) -> OutboundMessage:
+    """What the phone side (Twilio, or the simulated caller) reads from us."""
+    return _OUTBOUND_ADAPTER.validate_json(raw)
+
+
 def media_out(stream_sid: str, mulaw: bytes) -> dict[str, Any]:
     return {
         "event": "media",

@@ -56,7 +56,7 @@ async def test_labelled_set_hit_and_false_hit_rates(redis_url: str, key_prefix: 
             if hit is None:
                 continue
             hits += 1
-            label = hit["template"].split("]")[0][1:]
+            label = hit.template.split("]")[0][1:]
             if label != q["expect"]:
                 false_hits += 1
                 wrong.append(f"{q['text']!r} -> {label} ({hit['tier']}, {hit['similarity']})")

@@ -1,4 +1,4 @@
-"""TwilioMediaSession with real Piper speech, the real Silero VAD and smart-turn models.
+"""MediaStream with real Piper speech, the real Silero VAD and smart-turn models.
 
 Inbound tests drive the session with a virtual clock (one 20 ms step per frame) so they run
 faster than real time and are deterministic; pacing tests use the real clock and print what
@@ -22,7 +22,11 @@ import numpy as np
 import pytest
 
 from common.audio import pcm16_to_ulaw
-from edge.media.stream import ClearResult, EdgeConfig, TwilioMediaSession, Utterance
+from common.events import Utterance
+from edge.media.config import EdgeConfig
+from edge.media.playout import ClearResult
+from edge.media.stream import MediaStream
+from edge.twilio import protocol
 from edge.twilio.webhooks import verify_signature
 from loadtests.simulated_caller import (
     SILENCE_FRAME,
@@ -55,7 +59,7 @@ class Clock:
 
 
 class Harness:
-    """A session wired to lists instead of a websocket and a CallActor."""
+    """A media stream wired to lists instead of a websocket and a call link."""
 
     def __init__(self, config: EdgeConfig | None = None, clock: Any = None) -> None:
         self.sent: list[dict[str, Any]] = []
@@ -72,51 +76,24 @@ class Harness:
         async def on_utterance(u: Utterance) -> None:
             self.utterances.append(u)
 
-        async def on_barge_in() -> None:
+        async def on_barge_in(cleared: ClearResult) -> None:
             self.barge_ins += 1
+            self.cleared.append(cleared)
 
+        self.cleared: list[ClearResult] = []
         kwargs = {"clock": clock} if clock is not None else {}
-        self.session = TwilioMediaSession(send, on_utterance, on_barge_in, config, call_id="test", **kwargs)
+        self.session = MediaStream(send, on_utterance, on_barge_in, config, call_id="test", **kwargs)
 
     async def start(self) -> None:
-        await self.session.handle_message(
-            json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"})
-        )
-        await self.session.handle_message(
-            json.dumps(
-                {
-                    "event": "start",
-                    "sequenceNumber": "1",
-                    "streamSid": "MZtest",
-                    "start": {
-                        "streamSid": "MZtest",
-                        "callSid": "CAtest",
-                        "accountSid": "AC" + "0" * 32,
-                        "tracks": ["inbound"],
-                        "customParameters": {"call_id": "c1"},
-                        "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
-                    },
-                }
-            )
-        )
+        await self.session.handle_message(json.dumps(protocol.connected_in()))
+        start = protocol.start_in("MZtest", "CAtest", "AC" + "0" * 32, {"call_id": "c1"})
+        await self.session.handle_message(json.dumps(start))
 
     def media(self, frame: bytes, chunk: int | None = None) -> str:
         if chunk is None:
             self.chunk += 1
             chunk = self.chunk
-        return json.dumps(
-            {
-                "event": "media",
-                "sequenceNumber": str(chunk + 1),
-                "streamSid": "MZtest",
-                "media": {
-                    "track": "inbound",
-                    "chunk": str(chunk),
-                    "timestamp": str((chunk - 1) * 20),
-                    "payload": base64.b64encode(frame).decode(),
-                },
-            }
-        )
+        return json.dumps(protocol.media_in("MZtest", chunk + 1, chunk, frame))
 
     async def feed(self, frames: list[bytes], drain_each: bool = False) -> None:
         for frame in frames:
@@ -251,7 +228,7 @@ async def test_malformed_messages_are_counted_and_ignored(
             }
         ),
     ]
-    with caplog.at_level(logging.WARNING, logger="voxray.media_edge"):
+    with caplog.at_level(logging.WARNING, logger="voxray.media"):
         for raw in bad:
             await h.session.handle_message(raw)
     assert h.session.stats["malformed"] == len(bad)
@@ -325,7 +302,7 @@ async def test_stop_finishes_the_utterance_in_progress(voice: PersonaVoice) -> N
 async def test_unechoed_mark_stops_counting_as_playback_after_grace() -> None:
     h = Harness(EdgeConfig(mark_grace_ms=100))
     await h.start()
-    await h.session.play(b"\xff" * 320, "lost-echo")
+    h.session.play(b"\xff" * 320, "lost-echo")
     while not h.events("mark"):
         await asyncio.sleep(0.005)
     assert h.session.is_playing
@@ -341,7 +318,7 @@ async def test_outbound_pacing_is_real_time() -> None:
     n = 50
     audio = bytes(range(256)) * (n * 160 // 256) + bytes(n * 160 % 256)
     t0 = time.perf_counter()
-    await h.session.play(audio, "m1")
+    h.session.play(audio, "m1")
     assert await h.session.wait_played("m1", 0.05) is False  # not echoed yet
     while not h.events("mark"):
         await asyncio.sleep(0.01)
@@ -373,8 +350,8 @@ async def test_outbound_pacing_is_real_time() -> None:
 async def test_marks_tracked_and_wait_played() -> None:
     h = Harness(EdgeConfig(playback_lead_ms=100))
     await h.start()
-    await h.session.play(b"\xff" * 320, "a")
-    await h.session.play(b"\xff" * 300, "b")  # padded to two frames
+    h.session.play(b"\xff" * 320, "a")
+    h.session.play(b"\xff" * 300, "b")  # padded to two frames
     while len(h.events("mark")) < 2:
         await asyncio.sleep(0.005)
     assert [m["mark"]["name"] for m in h.events("mark")] == ["a", "b"]
@@ -396,16 +373,16 @@ async def test_marks_tracked_and_wait_played() -> None:
     assert h.session.stats["unknown_marks"] == 1
     assert await h.session.wait_played("never-sent", 0.01) is False
     with pytest.raises(ValueError, match="already used"):
-        await h.session.play(b"\xff" * 160, "a")
+        h.session.play(b"\xff" * 160, "a")
     await h.session.close()
 
 
 async def test_clear_drops_queued_audio_and_reports_marks() -> None:
     h = Harness(EdgeConfig(playback_lead_ms=60))
     await h.start()
-    await h.session.play(b"\xff" * 160 * 5, "intro")  # 100 ms
-    await h.session.play(b"\xff" * 160 * 100, "long")  # 2 s
-    await h.session.play(b"\xff" * 160 * 100, "tail")
+    h.session.play(b"\xff" * 160 * 5, "intro")  # 100 ms
+    h.session.play(b"\xff" * 160 * 100, "long")  # 2 s
+    h.session.play(b"\xff" * 160 * 100, "tail")
     while not h.events("mark"):
         await asyncio.sleep(0.005)
     await h.session.handle_message(json.dumps({"event": "mark", "mark": {"name": "intro"}}))
@@ -429,7 +406,7 @@ async def test_clear_drops_queued_audio_and_reports_marks() -> None:
     await h.session.handle_message(json.dumps({"event": "mark", "mark": {"name": "long"}}))
     assert h.session.heard_marks == ["intro"]
     # playback resumes with new audio
-    await h.session.play(b"\xff" * 160 * 2, "after")
+    h.session.play(b"\xff" * 160 * 2, "after")
     while h.events("mark")[-1]["mark"]["name"] != "after":
         await asyncio.sleep(0.005)
     assert len(h.events("media")) == media_before + 2
@@ -442,7 +419,7 @@ async def _speak_during_playback(voice: PersonaVoice, line: str) -> Harness:
     await h.start()
     # The pacer runs on the session clock, which only moves when frames are fed, so this
     # agent audio stays "playing" for the whole test.
-    await h.session.play(b"\xff" * 160 * 500, "agent-reply")
+    h.session.play(b"\xff" * 160 * 500, "agent-reply")
     await asyncio.sleep(0)
     await h.feed(silence(0.4) + frames_of(voice.mulaw(line)) + silence(1.2))
     await h.session.flush()
@@ -453,6 +430,7 @@ async def test_barge_in_on_long_speech_during_playback(voice: PersonaVoice) -> N
     h = await _speak_during_playback(voice, "Wait, that's not the right member.")
     assert h.barge_ins == 1 and h.session.stats["barge_ins"] == 1
     assert h.events("clear") == [{"event": "clear", "streamSid": "MZtest"}]
+    assert h.cleared[0].unheard == ["agent-reply"]  # what the caller heard reaches the callback
     assert not h.session.is_playing
     [u] = h.utterances
     assert u.during_playback and u.barge_in
@@ -464,7 +442,7 @@ async def test_backchannel_does_not_interrupt(voice: PersonaVoice, line: str) ->
     h = await _speak_during_playback(voice, line)
     assert h.barge_ins == 0 and h.events("clear") == []
     assert h.session.is_playing
-    # the utterance still reaches the CallActor, flagged for the transcript backchannel check
+    # the utterance still reaches the call, flagged for the transcript backchannel check
     [u] = h.utterances
     assert u.during_playback and not u.barge_in
     await h.session.close()
@@ -483,7 +461,7 @@ async def test_simulated_caller_against_the_edge(voice: PersonaVoice) -> None:
         "Thank you, that is everything I needed today.",
     ]
     reply_audio = [voice.mulaw(r) for r in replies]
-    sessions: list[TwilioMediaSession] = []
+    sessions: list[MediaStream] = []
     utterances: list[Utterance] = []
 
     signatures: list[bool] = []
@@ -503,19 +481,19 @@ async def test_simulated_caller_against_the_edge(voice: PersonaVoice) -> None:
                 return  # a backchannel: keep talking
             turn["n"] += 1
             k = min(turn["n"], len(reply_audio) - 1)
-            await session.play(reply_audio[k], f"reply-{turn['n']}")
+            session.play(reply_audio[k], f"reply-{turn['n']}")
 
-        async def on_barge_in() -> None:
+        async def on_barge_in(cleared: ClearResult) -> None:
             return None
 
-        session = TwilioMediaSession(send, on_utterance, on_barge_in, EdgeConfig(), call_id="sim")
+        session = MediaStream(send, on_utterance, on_barge_in, EdgeConfig(), call_id="sim")
         sessions.append(session)
         started = False
         async for raw in ws:
             await session.handle_message(raw)
             if session.started and not started:
                 started = True
-                await session.play(reply_audio[0], "greeting")
+                session.play(reply_audio[0], "greeting")
         await session.close()
 
     persona = Persona(
@@ -570,14 +548,14 @@ async def test_simulated_caller_handles_server_hang_up(voice: PersonaVoice) -> N
             await ws.send(json.dumps(msg))
 
         async def on_utterance(u: Utterance) -> None:
-            await session.play(goodbye, "bye")
+            session.play(goodbye, "bye")
             await session.wait_played("bye", 10.0)
             await ws.close()
 
-        async def on_barge_in() -> None:
+        async def on_barge_in(cleared: ClearResult) -> None:
             return None
 
-        session = TwilioMediaSession(send, on_utterance, on_barge_in, EdgeConfig(smart_turn=False))
+        session = MediaStream(send, on_utterance, on_barge_in, EdgeConfig(smart_turn=False))
         async for raw in ws:
             await session.handle_message(raw)
         await session.close()

@@ -78,14 +78,14 @@ async def test_exact_and_semantic_hits(redis_url: str, key_prefix: str, embedder
     entry = await cache.store(s, text, "Sure, it is {member_id_spoken}.", vec(embedder, text))
     assert entry is not None
     hit = await cache.lookup(s, "can you repeat the member id", vec(embedder, "can you repeat the member id"))
-    assert hit is not None and hit["tier"] == "exact" and hit["entry_id"] == entry
+    assert hit is not None and hit.tier == "exact" and hit.entry_id == entry
     # A caller that read the exact tier itself (the call host) asks for the semantic tier only.
     same = await cache.lookup(s, text, vec(embedder, text), skip_exact=True)
-    assert same is not None and same["tier"] == "semantic" and same["similarity"] > 0.999
+    assert same is not None and same.tier == "semantic" and same.similarity > 0.999
     para = "Could you repeat the member ID?"
     hit = await cache.lookup(s, para, vec(embedder, para))
-    assert hit is not None and hit["tier"] == "semantic" and hit["similarity"] >= 0.92
-    assert hit["template"] == "Sure, it is {member_id_spoken}."
+    assert hit is not None and hit.tier == "semantic" and hit.similarity >= 0.92
+    assert hit.template == "Sure, it is {member_id_spoken}."
     near = "Can you repeat the group number?"
     assert await cache.lookup(s, near, vec(embedder, near)) is None
     stats = cache.stats()
@@ -217,7 +217,7 @@ async def test_new_replica_rebuilds_from_redis_and_pubsub_propagates(
     assert late.stats()["entries"] == 2
     q = "How much will it cost?"
     hit = await late.lookup(s, q, vec(embedder, q))
-    assert hit is not None and hit["tier"] == "semantic"
+    assert hit is not None and hit.tier == "semantic"
     await first.store(
         s,
         "Send me some information by email.",
@@ -227,7 +227,7 @@ async def test_new_replica_rebuilds_from_redis_and_pubsub_propagates(
     await asyncio.sleep(0.1)  # pub/sub delivery
     q = "Send me some info by email."
     hit = await late.lookup(s, q, vec(embedder, q))
-    assert hit is not None and hit["tier"] == "semantic"
+    assert hit is not None and hit.tier == "semantic"
     await first.aclose()
     await late.aclose()
 
@@ -271,7 +271,8 @@ def cache_handle(ray_session: None) -> Iterator[Any]:
     from tests.conftest import REDIS_URL
 
     prefix = f"voxray-test:{uuid.uuid4().hex[:10]}:"
-    app = SemanticCacheDeployment.options(ray_actor_options={"num_cpus": 0}).bind(REDIS_URL, prefix)
+    settings = CacheSettings(max_batch_size=32)
+    app = SemanticCacheDeployment.options(ray_actor_options={"num_cpus": 0}).bind(settings, REDIS_URL, prefix)
     handle = serve.run(app, name="test-semantic-cache", route_prefix=None)
     yield handle
     serve.delete("test-semantic-cache")
@@ -286,12 +287,12 @@ async def test_deployment_embed_batches_and_caches(cache_handle: Any) -> None:
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
     stats = await cache_handle.stats.remote()
     assert stats["embed_batch_size_mean"] > 1  # concurrent callers shared forward passes
-    s = scope(state="greeting").model_dump()
+    s = scope(state="greeting")
     assert await cache_handle.lookup.remote(s, "What is this call about?") is None
     entry = await cache_handle.store.remote(s, "What is this call about?", "I'm calling about {purpose}.")
     assert entry is not None
     hit = await cache_handle.lookup.remote(s, "What's this call about?")
-    assert hit is not None and hit["tier"] == "semantic" and hit["entry_id"] == entry
+    assert hit is not None and hit.tier == "semantic" and hit.entry_id == entry
     assert await cache_handle.store.remote(s, "what's my id", "It's 99812.") is None
     assert await cache_handle.invalidate.remote("prior_auth", "1") == 1
     assert await cache_handle.lookup.remote(s, "What is this call about?") is None

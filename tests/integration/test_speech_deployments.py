@@ -50,16 +50,21 @@ def test_wer_helper() -> None:
 def handles() -> Iterator[dict[str, Any]]:
     from ray import serve
 
+    from common.settings import STTSettings, TTSSettings
     from services.stt import build_stt_app
     from services.tts import build_tts_app
 
     serve.start(proxy_location="Disabled")
     stt = serve.run(
-        build_stt_app(num_cpus=0.5, max_replicas=1, max_utterance_s=5.0, batch_wait_timeout_s=0.05),
+        build_stt_app(
+            STTSettings(max_utterance_s=5.0, batch_wait_timeout_s=0.05), num_cpus=0.5, max_replicas=1
+        ),
         name=STT_APP,
         route_prefix=None,
     )
-    tts = serve.run(build_tts_app(num_cpus=0.5, max_replicas=1), name=TTS_APP, route_prefix=None)
+    tts = serve.run(
+        build_tts_app(TTSSettings(), num_cpus=0.5, max_replicas=1), name=TTS_APP, route_prefix=None
+    )
     yield {"stt": stt, "tts": tts}
     serve.delete(STT_APP)
     serve.delete(TTS_APP)
@@ -74,33 +79,31 @@ def spoken(handles: dict[str, Any]) -> dict[str, Any]:
     """One TTS sentence as Twilio µ-law (reused by several STT tests)."""
     text = "Please hold while I check the authorization status for your patient."
     out = handles["tts"].synthesize.remote(text, "mulaw_8k").result()
-    return {"text": text, "mulaw": out["audio"], "pcm16k": mulaw_to_stt_bytes(out["audio"])}
+    return {"text": text, "mulaw": out.audio, "pcm16k": mulaw_to_stt_bytes(out.audio)}
 
 
 def test_round_trip_tts_mulaw_stt(handles: dict[str, Any], spoken: dict[str, Any]) -> None:
     assert len(spoken["mulaw"]) % 160 == 0
     result = handles["stt"].transcribe.remote(spoken["pcm16k"], 16000).result()
-    assert wer(spoken["text"], result["text"]) <= WER_BOUND, result["text"]
-    assert result["no_speech"] is False and result["truncated"] is False
-    assert 0.5 < result["confidence"] <= 1.0
-    assert result["duration_s"] == pytest.approx(len(spoken["mulaw"]) / 8000, abs=0.01)
-    starts = [w["start"] for w in result["words"]]
-    assert len(result["words"]) == len(words(result["text"])) and starts == sorted(starts)
-    assert all(0.0 <= w["start"] <= w["end"] <= result["duration_s"] + 0.5 for w in result["words"])
-    assert result["processing_ms"] > 0
+    assert wer(spoken["text"], result.text) <= WER_BOUND, result.text
+    assert result.no_speech is False and result.truncated is False
+    assert 0.5 < result.confidence <= 1.0
+    assert result.duration_s == pytest.approx(len(spoken["mulaw"]) / 8000, abs=0.01)
+    starts = [w.start for w in result.words]
+    assert len(result.words) == len(words(result.text)) and starts == sorted(starts)
+    assert all(0.0 <= w.start <= w.end <= result.duration_s + 0.5 for w in result.words)
+    assert result.processing_ms > 0
 
 
 def test_streamed_reply_round_trips_per_sentence(handles: dict[str, Any]) -> None:
     text = "Thanks for waiting. The request was approved on Monday. Is there anything else?"
     gen = handles["tts"].options(stream=True).stream.remote(text, "mulaw_8k")
     chunks = list(gen)
-    assert [c["index"] for c in chunks] == [0, 1, 2]
-    assert all(len(c["audio"]) % 160 == 0 and c["encoding"] == "mulaw_8k" for c in chunks)
-    assert all(c["duration_s"] == pytest.approx(len(c["audio"]) / 8000) for c in chunks)
-    heard = (
-        handles["stt"].transcribe.remote(mulaw_to_stt_bytes(b"".join(c["audio"] for c in chunks))).result()
-    )
-    assert wer(text, heard["text"]) <= WER_BOUND, heard["text"]
+    assert [c.index for c in chunks] == [0, 1, 2]
+    assert all(len(c.audio) % 160 == 0 and c.encoding == "mulaw_8k" for c in chunks)
+    assert all(c.duration_s == pytest.approx(len(c.audio) / 8000) for c in chunks)
+    heard = handles["stt"].transcribe.remote(mulaw_to_stt_bytes(b"".join(c.audio for c in chunks))).result()
+    assert wer(text, heard.text) <= WER_BOUND, heard.text
 
 
 def test_stream_yields_first_sentence_before_the_rest_is_synthesised(handles: dict[str, Any]) -> None:
@@ -120,8 +123,8 @@ def test_concurrent_utterances_are_batched(handles: dict[str, Any], spoken: dict
     before = stt.stats.remote().result()["batch_sizes"]
     responses = [stt.transcribe.remote(spoken["pcm16k"]) for _ in range(6)]
     results = [r.result() for r in responses]
-    assert all(wer(spoken["text"], r["text"]) <= WER_BOUND for r in results)
-    assert max(r["batch_size"] for r in results) > 1
+    assert all(wer(spoken["text"], r.text) <= WER_BOUND for r in results)
+    assert max(r.batch_size for r in results) > 1
     after = stt.stats.remote().result()["batch_sizes"]
     new_batches = {k: v - before.get(k, 0) for k, v in after.items() if v > before.get(k, 0)}
     assert sum(k * v for k, v in new_batches.items()) == 6  # every utterance ran exactly once
@@ -143,34 +146,34 @@ def test_bad_input_is_rejected_clearly_and_the_replica_survives(
         stt.transcribe.remote(b"\x00\x00", 16000, "int8").result()
 
     empty = stt.transcribe.remote(b"").result()
-    assert empty["no_speech"] is True and empty["text"] == "" and empty["batch_size"] == 0
+    assert empty.no_speech is True and empty.text == "" and empty.batch_size == 0
     silence = stt.transcribe.remote(bytes(32000)).result()
-    assert silence["no_speech"] is True and silence["batch_size"] == 0 and silence["duration_s"] == 1.0
+    assert silence.no_speech is True and silence.batch_size == 0 and silence.duration_s == 1.0
 
     # Still serving real speech after all of that.
     ok = stt.transcribe.remote(spoken["pcm16k"]).result()
-    assert ok["no_speech"] is False and wer(spoken["text"], ok["text"]) <= WER_BOUND
+    assert ok.no_speech is False and wer(spoken["text"], ok.text) <= WER_BOUND
     assert stt.stats.remote().result()["rejected"] >= 4
 
 
 def test_other_sample_rates_are_resampled(handles: dict[str, Any], spoken: dict[str, Any]) -> None:
     pcm8k = ulaw_to_pcm16(spoken["mulaw"]).astype("<i2").tobytes()
     result = handles["stt"].transcribe.remote(pcm8k, 8000).result()
-    assert any("resampled from 8000" in w for w in result["warnings"])
-    assert wer(spoken["text"], result["text"]) <= WER_BOUND
+    assert any("resampled from 8000" in w for w in result.warnings)
+    assert wer(spoken["text"], result.text) <= WER_BOUND
 
 
 def test_over_long_and_clipped_input(handles: dict[str, Any], spoken: dict[str, Any]) -> None:
     # The module's app caps utterances at 5 s; this one is ~9 s.
     long = handles["stt"].transcribe.remote(spoken["pcm16k"] * 2 + bytes(16000 * 2 * 2)).result()
-    assert long["truncated"] is True and long["duration_s"] > 8.0
-    assert any("truncated" in w for w in long["warnings"])
-    assert long["words"] and max(w["end"] for w in long["words"]) <= 5.5
+    assert long.truncated is True and long.duration_s > 8.0
+    assert any("truncated" in w for w in long.warnings)
+    assert long.words and max(w.end for w in long.words) <= 5.5
 
     loud = np.clip(np.frombuffer(spoken["pcm16k"], dtype="<i2").astype(np.int32) * 8, -32768, 32767)
     clipped = handles["stt"].transcribe.remote(loud.astype("<i2").tobytes()).result()
-    assert any(w.startswith("clipped") for w in clipped["warnings"])
-    assert clipped["no_speech"] is False
+    assert any(w.startswith("clipped") for w in clipped.warnings)
+    assert clipped.no_speech is False
 
 
 def test_phrase_cache_hits(handles: dict[str, Any]) -> None:
@@ -181,17 +184,17 @@ def test_phrase_cache_hits(handles: dict[str, Any]) -> None:
     before = tts.stats.remote().result()
     first = tts.synthesize.remote("One moment please.").result()
     second = tts.synthesize.remote("One moment please.").result()
-    assert first["cached"] and second["cached"]
-    assert first["audio"] == second["audio"]  # served from memory: Piper itself is not deterministic
+    assert first.cached and second.cached
+    assert first.audio == second.audio  # served from memory: Piper itself is not deterministic
     miss = tts.synthesize.remote("This sentence was never warmed.").result()
-    assert miss["cached"] is False
+    assert miss.cached is False
     after = tts.stats.remote().result()
     assert after["cache_hits"] - before["cache_hits"] == 2
     assert after["cache_misses"] - before["cache_misses"] == 1
     assert 0.0 < after["hit_rate"] < 1.0
     # A streamed reply mixing a warmed sentence with a fresh one hits only the warmed one.
     chunks = list(tts.options(stream=True).stream.remote("Thank you for calling. Your file is ready."))
-    assert [c["cached"] for c in chunks] == [True, False]
+    assert [c.cached for c in chunks] == [True, False]
 
 
 def test_tts_encodings_and_errors(handles: dict[str, Any]) -> None:
@@ -200,18 +203,18 @@ def test_tts_encodings_and_errors(handles: dict[str, Any]) -> None:
     out = {
         enc: tts.synthesize.remote(text, enc).result() for enc in ("pcm16_8k", "pcm16_16k", "pcm16_native")
     }
-    assert out["pcm16_8k"]["sample_rate"] == 8000 and out["pcm16_16k"]["sample_rate"] == 16000
-    assert out["pcm16_native"]["sample_rate"] == 22050
+    assert out["pcm16_8k"].sample_rate == 8000 and out["pcm16_16k"].sample_rate == 16000
+    assert out["pcm16_native"].sample_rate == 22050
     for c in out.values():
-        assert len(c["audio"]) % 2 == 0
-        assert c["duration_s"] == pytest.approx(len(c["audio"]) / 2 / c["sample_rate"])
-        assert 0.2 < c["duration_s"] < 3.0
+        assert len(c.audio) % 2 == 0
+        assert c.duration_s == pytest.approx(len(c.audio) / 2 / c.sample_rate)
+        assert 0.2 < c.duration_s < 3.0
     with pytest.raises(ValueError, match="unknown audio encoding"):
         tts.synthesize.remote(text, "opus").result()
     with pytest.raises(ValueError, match="nothing to speak"):
         tts.synthesize.remote("  ** ").result()
     spoken = tts.synthesize.remote("Your copay is $25.50.").result()
-    assert "twenty-five dollars and fifty cents" in spoken["text"]
+    assert "twenty-five dollars and fifty cents" in spoken.text
     assert pcm16_to_ulaw(np.zeros(1, dtype=np.int16)) == b"\xff"
 
 
@@ -234,7 +237,7 @@ def test_cancelled_stream_leaves_the_replica_serving(handles: dict[str, Any]) ->
     text = "First sentence here. Second sentence here. Third sentence here. Fourth sentence here."
     gen = tts.options(stream=True).stream.remote(text)
     first = next(iter(gen))
-    assert first["index"] == 0 and first["audio"]
+    assert first.index == 0 and first.audio
     gen.cancel()
     after = tts.synthesize.remote("Still here.").result()
-    assert after["duration_s"] > 0.2
+    assert after.duration_s > 0.2

@@ -30,11 +30,16 @@ def test_every_inbound_message_parses_as_twilio_sends_it() -> None:
     assert isinstance(roundtrip(p.connected_in()), p.ConnectedMessage)
 
 
-def test_outbound_messages_have_twilio_shape() -> None:
+def test_outbound_messages_have_twilio_shape_and_parse_back() -> None:
     assert p.mark_out("MZ1", "m") == {"event": "mark", "streamSid": "MZ1", "mark": {"name": "m"}}
     assert p.clear_out("MZ1") == {"event": "clear", "streamSid": "MZ1"}
     media = p.media_out("MZ1", b"\x00\x01")
     assert media["event"] == "media" and base64.b64decode(media["media"]["payload"]) == b"\x00\x01"
+    parsed = p.parse_outbound(json.dumps(media))
+    assert isinstance(parsed, p.MediaOut) and parsed.audio == b"\x00\x01"
+    assert isinstance(p.parse_outbound(json.dumps(p.clear_out("MZ1"))), p.ClearOut)
+    mark = p.parse_outbound(json.dumps(p.mark_out("MZ1", "t1c0s0")))
+    assert isinstance(mark, p.MarkOut) and mark.mark.name == "t1c0s0"
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,181 @@
+"""Routing through the Redis call directory: any pool (one per ingress replica) serves any call,
+and a dead host's call fails over exactly once, whoever notices.
+
+Real call hosts on the shared local Ray, real Redis; the model services are scripted stand-ins
+(``common/testing/services.py``) because these tests are about routing, not replies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actors.call_host import CallNotFound, HostConfig
+from actors.host_pool import NAMESPACE, CallHostPool
+from actors.store import CallStore
+from common.events import CallerTurn, CallOpened, EndReason, TurnDone
+from common.testing.samples import SAMPLE_CALL_DATA
+from common.testing.services import ScriptedCache, ScriptedLLM
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.usefixtures("ray_session")
+
+
+@pytest.fixture
+async def pools(redis_url: str, key_prefix: str) -> AsyncIterator[list[CallHostPool]]:
+    """Three pools over the same hosts and directory: three ingress replicas."""
+    import ray
+
+    config = HostConfig(redis_url, key_prefix, ROOT / "schemas", ScriptedCache(), ScriptedLLM())
+    replicas = [CallHostPool(2, config) for _ in range(3)]
+    for pool in replicas:
+        await pool.start()
+    yield replicas
+    for name in replicas[0]._names:
+        with contextlib.suppress(ValueError):
+            ray.kill(ray.get_actor(name, namespace=NAMESPACE))
+    store = CallStore(redis_url, key_prefix)
+    async for key in store.redis.scan_iter(match=f"{key_prefix}*"):
+        await store.redis.delete(key)
+    await store.aclose()
+
+
+async def turn(pool: CallHostPool, call_id: str, text: str) -> TurnDone:
+    events = [e async for e in pool.stream(call_id, "turn", CallerTurn(text=text))]
+    done = events[-1]
+    assert isinstance(done, TurnDone), done
+    return done
+
+
+async def start(pool: CallHostPool) -> CallOpened:
+    opened = await pool.start_call("prior_auth", SAMPLE_CALL_DATA["prior_auth"], None)
+    assert isinstance(opened, CallOpened)
+    return opened
+
+
+async def hosts_running(pool: CallHostPool, call_id: str) -> list[str]:
+    import ray
+
+    running = []
+    for name in pool._names:
+        calls = await ray.get_actor(name, namespace=NAMESPACE).list_calls.remote()
+        running += [name for c in calls if c["call_id"] == call_id]
+    return running
+
+
+async def test_any_replica_serves_a_call_another_replica_started(pools: list[CallHostPool]) -> None:
+    a, b, _ = pools
+    call = await start(a)
+    assert b.check_token(call.call_id, a.stream_token(call.call_id))  # the secret is shared
+    assert not b.check_token(call.call_id, "forged") and not b.check_token(
+        "other-call", a.stream_token(call.call_id)
+    )
+    done = await turn(b, call.call_id, "This is Sarah, how can I help?")
+    assert done.state == "verify_member"
+    status = await a.call(call.call_id, "status")
+    assert status["slots"] == {"rep_name": "Sarah"} and status["turns"] == 1
+    opening = [e async for e in b.stream(call.call_id, "opening")]
+    assert opening[-1].turn == 0  # the opening lines live with the call on its host
+    record = await b.hangup(call.call_id, EndReason.HANGUP, "done")
+    assert record["end_reason"] == "hangup" and record["end_note"] == "done"
+    with pytest.raises(CallNotFound):
+        await a.call(call.call_id, "status")  # ended: the route says so on every replica
+    assert (await a.store.load_record(call.call_id))["call_id"] == call.call_id  # type: ignore[union-attr]
+
+
+async def test_a_dead_host_fails_over_once_whoever_notices(pools: list[CallHostPool]) -> None:
+    import ray
+
+    a, _b, c = pools
+    call = await start(a)
+    await turn(a, call.call_id, "This is Sarah.")
+    dead = (await a.route(call.call_id)).host
+    for pool in pools:  # every replica has a handle to the host that is about to die
+        pool._handle(dead)
+    ray.kill(ray.get_actor(dead, namespace=NAMESPACE), no_restart=True)
+
+    results = await asyncio.gather(*(p.call(call.call_id, "status") for p in pools))
+    assert all(r["slots"] == {"rep_name": "Sarah"} for r in results)
+    assert len({r["host"] for r in results}) == 1
+    assert await hosts_running(a, call.call_id) == [results[0]["host"]]  # exactly one host
+    assert sum(p.failovers for p in pools) == 1  # one replica moved it; the others followed
+    route = await CallStore(a.config.redis_url or "", a.config.key_prefix).route(call.call_id)
+    assert route is not None and route.gen == 2 and route.host == results[0]["host"]
+    done = await turn(c, call.call_id, "Okay, I found the member.")
+    assert done.state == "ask_status"
+
+
+async def test_a_replacement_host_is_never_killed_by_a_replica_with_a_stale_handle(
+    pools: list[CallHostPool],
+) -> None:
+    import ray
+
+    a, b, _ = pools
+    call = await start(a)
+    dead = (await a.route(call.call_id)).host
+    b._handle(dead)  # b holds the soon-stale handle
+    ray.kill(ray.get_actor(dead, namespace=NAMESPACE), no_restart=True)
+    await a.call(call.call_id, "status")  # a fails the call over and starts a replacement
+    replacement = ray.get_actor(dead, namespace=NAMESPACE)
+    other = await start(a)
+    while (await a.route(other.call_id)).host != dead:  # place a call on the replacement
+        other = await start(a)
+    assert (await b.call(other.call_id, "status"))["host"] == dead  # b's stale handle fails, b recovers
+    assert ray.get_actor(dead, namespace=NAMESPACE)._actor_id == replacement._actor_id
+    assert (await a.call(other.call_id, "status"))["call_id"] == other.call_id  # still alive
+
+
+async def test_a_stale_generation_cannot_overwrite_the_snapshot(redis_url: str, key_prefix: str) -> None:
+    store = CallStore(redis_url, key_prefix)
+    try:
+        route = await store.create_route("c-1", "host-a", "prior_auth", None)
+        assert await store.save_snapshot("c-1", 1, b"one")
+        moves = await asyncio.gather(store.move_route(route, "host-b"), store.move_route(route, "host-c"))
+        winners = [m for m in moves if m is not None]
+        assert len(winners) == 1 and winners[0].gen == 2  # one compare-and-set wins
+        assert await store.save_snapshot("c-1", 2, b"two")
+        assert not await store.save_snapshot("c-1", 1, b"stale host")  # fenced off
+        assert await store.load_snapshot("c-1") == (2, b"two")
+        await store.end_call("c-1", {"call_id": "c-1"}, {"id": "c-1:record", "url": "https://x"})
+        ended = await store.route("c-1")
+        assert ended is not None and ended.status == "ended"
+        assert await store.load_snapshot("c-1") is None and await store.pending_webhooks() == 1
+        assert await store.move_route(ended, "host-d") is None  # an ended call never moves
+    finally:
+        async for key in store.redis.scan_iter(match=f"{key_prefix}*"):
+            await store.redis.delete(key)
+        await store.aclose()
+
+
+class _Flaky:
+    """A host handle whose method fails ``failures`` times with ``error`` before answering."""
+
+    def __init__(self, error: BaseException, failures: int, answer: Any) -> None:
+        self.error, self.failures, self.answer, self.calls = error, failures, answer, 0
+        self.status = self
+
+    async def remote(self, *args: Any) -> Any:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise self.error
+        return self.answer
+
+
+async def test_a_transient_unavailable_host_is_retried_not_failed_over(key_prefix: str) -> None:
+    from ray.exceptions import ActorUnavailableError
+
+    from actors.store import Route
+
+    config = HostConfig(None, key_prefix, ROOT / "schemas", ScriptedCache(), ScriptedLLM())
+    pool = CallHostPool(1, config, stream_secret="s")
+    name = pool._names[0]
+    flaky = _Flaky(ActorUnavailableError("network blip", None), failures=2, answer={"ok": True})
+    pool._handles[name] = flaky
+    pool._routes["c-1"] = Route("c-1", name, 1, "live", "prior_auth", None)
+    assert await pool.call("c-1", "status") == {"ok": True}
+    assert flaky.calls == 3 and pool.failovers == 0
