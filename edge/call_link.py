@@ -16,11 +16,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any, Protocol
 
 from actors import metrics
-from actors.host_pool import CallHostPool
 from common.events import (
     AudioChunk,
     CallerTurn,
@@ -50,11 +49,21 @@ class TextToSpeech(Protocol):
     def stream(self, text: str, encoding: str) -> AsyncIterator[AudioChunk]: ...
 
 
+class CallRouter(Protocol):
+    """How a link reaches its call (``actors.host_pool.CallHostPool``)."""
+
+    def check_token(self, call_id: str, token: str) -> bool: ...
+
+    def stream(self, call_id: str, method: str, *args: Any) -> AsyncGenerator[Any, None]: ...
+
+    async def call(self, call_id: str, method: str, *args: Any) -> Any: ...
+
+
 class CallLink:
     def __init__(
         self,
         call_id: str,
-        pool: CallHostPool,
+        pool: CallRouter,
         stt: SpeechToText,
         tts: TextToSpeech,
         send_json: Send,
@@ -68,12 +77,12 @@ class CallLink:
         self.clock = clock
         self.media = MediaStream(
             send_json,
-            self._on_utterance,
-            self._on_barge_in,
+            self.on_utterance,
+            self.on_barge_in,
             config,
             call_id=call_id,
-            on_start=self._on_start,
-            on_stop=self._on_stop,
+            on_start=self.on_start,
+            on_stop=self.on_stop,
             clock=clock,
         )
         self.authorized = False
@@ -89,7 +98,7 @@ class CallLink:
         await self.media.handle_message(raw)
 
     # ---- stream events -----------------------------------------------------------------
-    async def _on_start(self, info: StreamInfo) -> None:
+    async def on_start(self, info: StreamInfo) -> None:
         if not self.pool.check_token(self.call_id, info.custom_parameters.get("token", "")):
             log.warning("call %s: media stream with a wrong token refused", self.call_id)
             self.finished = True  # closes this socket; a stream that is not the call's cannot end it
@@ -97,17 +106,17 @@ class CallLink:
         self.authorized = True
         self._start_turn(self._play(self.pool.stream(self.call_id, "opening"), None))
 
-    async def _on_stop(self) -> None:
+    async def on_stop(self) -> None:
         self._end(EndReason.CALLER_HUNG_UP)
 
-    async def _on_utterance(self, utterance: Utterance) -> None:
+    async def on_utterance(self, utterance: Utterance) -> None:
         if not self.authorized or self.finished:
             return
         if self._turn is not None and not self._turn.done():
             await asyncio.wait([self._turn])  # the previous reply is queued first; turns stay in order
         self._start_turn(self._caller_turn(utterance))
 
-    async def _on_barge_in(self, cleared: ClearResult) -> None:
+    async def on_barge_in(self, cleared: ClearResult) -> None:
         if self._turn is not None and not self._turn.done():
             self._turn.cancel()  # stops TTS here and, through the stream, the reply on the host
         turn = self._interrupted_turn(cleared)
@@ -199,6 +208,13 @@ class CallLink:
         self._notes.discard(task)
         if not task.cancelled() and task.exception() is not None:  # the call ended meanwhile
             log.debug("call %s: stage note not delivered", self.call_id)
+
+    async def settle(self) -> None:
+        """Wait until the reply in flight has been handed to playout (and any goodbye played)."""
+        if self._turn is not None:
+            await asyncio.gather(self._turn, return_exceptions=True)
+        if self._notes:
+            await asyncio.gather(*self._notes, return_exceptions=True)
 
     # ---- the end -----------------------------------------------------------------------
     def _end(self, reason: EndReason) -> None:

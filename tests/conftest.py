@@ -6,6 +6,7 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -63,3 +64,13 @@ def redis_url() -> str:
 def key_prefix() -> str:
     """A unique Redis key prefix so tests never see each other's keys."""
     return f"voxray-test:{uuid.uuid4().hex[:10]}:"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """tests/integration and tests/e2e carry their markers (``-m "not e2e"`` skips the app)."""
+    for item in items:
+        parts = Path(str(item.fspath)).parts
+        if "integration" in parts:
+            item.add_marker(pytest.mark.integration)
+        elif "e2e" in parts:
+            item.add_marker(pytest.mark.e2e)

@@ -17,7 +17,6 @@ from typing import Any
 from common.audio import ULAW_SILENCE
 from common.events import AudioChunk, CacheHit, Transcript
 from common.llm_types import DoneEvent, ErrorEvent, LLMEvent, LLMRequest, RouteEvent, TokenEvent
-from engine.cache_scope import CacheScope
 
 
 @dataclass
@@ -31,12 +30,12 @@ class ScriptedCache:
     lookup_cancelled: bool = False
     stored: list[str] = field(default_factory=list)
 
-    async def exact(self, scope: CacheScope, text: str) -> CacheHit | None:
+    async def exact(self, scope: Any, text: str) -> CacheHit | None:
         if self.exact_template is None:
             return None
         return CacheHit(template=self.exact_template, tier="exact")
 
-    async def semantic(self, scope: CacheScope, text: str) -> CacheHit | None:
+    async def semantic(self, scope: Any, text: str) -> CacheHit | None:
         self.lookups += 1
         try:
             await asyncio.sleep(self.semantic_delay_s)
@@ -47,7 +46,7 @@ class ScriptedCache:
             return None
         return CacheHit(template=self.semantic_template, tier="semantic", similarity=0.95)
 
-    async def store(self, scope: CacheScope, text: str, template: str, call_values: dict[str, Any]) -> None:
+    async def store(self, scope: Any, text: str, template: str, call_values: dict[str, Any]) -> None:
         self.stored.append(template)
 
 

@@ -78,6 +78,11 @@ class Playout:
             return False
         return self._clock() < self._sent_unheard[-1][2] + self.config.mark_grace_ms / 1000.0
 
+    @property
+    def queued(self) -> int:
+        """Chunks not yet sent in full (their marks are still to go out)."""
+        return len(self._out)
+
     def play(self, mulaw: bytes, mark: str) -> None:
         """Queue agent audio (µ-law 8 kHz); a ``mark`` named ``mark`` follows its last frame.
         A partial last frame is padded with µ-law silence."""

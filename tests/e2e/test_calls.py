@@ -211,11 +211,15 @@ def test_semantic_hit_beats_a_slow_llm(client: httpx.Client, app: dict[str, Any]
         ).json()
         assert turn["source"] == "cache_semantic" and turn["agent"] == LLM_TEXT, turn
         assert turn["stages_ms"]["turn_total"] < 1000 and "llm_ttft" not in turn["stages_ms"]
+        # The LLM is asked only if the hit took longer than its head start (timing on this box);
+        # when it was, its stream was closed before a token. The order itself is fixed and
+        # checked in tests/unit/test_reply.py.
         asked = llm.records[asked_before:]
+        assert len(asked) <= 1
         deadline = time.time() + 5
-        while any(not r.disconnected for r in asked) and time.time() < deadline:
+        while asked and not asked[0].disconnected and time.time() < deadline:
             time.sleep(0.05)
-        assert all(r.tokens_sent == 0 and r.disconnected for r in asked), asked
+        assert not asked or (asked[0].tokens_sent == 0 and asked[0].disconnected), asked
     finally:
         llm.reset(Behaviour(ttft_s=0.05, tokens_per_s=100.0, text=LLM_TEXT))
         client.post(f"/calls/{call['call_id']}/hangup")
@@ -365,6 +369,8 @@ def test_audio_call_backchannel_does_not_interrupt(client: httpx.Client) -> None
     status = client.get(f"/calls/{call['call_id']}").json()
     assert status["slots"].get("rep_name") == "Dana"
     assert status["state"] == "ask_status"  # both lines understood from real speech
+    caller_lines = [t["text"] for t in status["transcript"] if t["speaker"] == "caller"]
+    assert len(caller_lines) == 2 and not any("mhm" in line.lower() for line in caller_lines)
 
 
 def test_audio_call_barge_in_clears_and_keeps_only_heard_text(client: httpx.Client) -> None:
@@ -513,3 +519,22 @@ def test_an_ingress_replica_killed_mid_call_leaves_the_call_going(
     assert status["slots"].get("rep_name") == "Dana" and status["state"] == "ask_status"
     record = client.post(f"/calls/{call['call_id']}/hangup").json()
     assert record["call_id"] == call["call_id"] and record["end_reason"] in ("caller_hung_up", "hangup")
+
+
+def test_listing_filters_and_health_endpoints(client: httpx.Client) -> None:
+    live = start(client)
+    ended = start(client)
+    client.post(f"/calls/{ended['call_id']}/hangup")
+    listed = client.get("/calls", params={"status": "active", "schema": "prior_auth"}).json()
+    assert live["call_id"] in {c["call_id"] for c in listed["live"]}
+    assert all(c["status"] == "active" and c["schema"] == "prior_auth" for c in listed["live"])
+    assert ended["call_id"] in listed["recent_ids"] and ended["call_id"] not in {
+        c["call_id"] for c in listed["live"]
+    }
+    assert client.get("/calls", params={"schema": "sales_qualification"}).json()["live"] == []
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz").json()
+    assert ready["status"] == "ready" and len(ready["hosts"]) == 2 and ready["schemas"]
+    stats = client.get("/stats").json()
+    assert {"hosts", "failovers", "media_sockets"} <= set(stats)
+    client.post(f"/calls/{live['call_id']}/hangup")

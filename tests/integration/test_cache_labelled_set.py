@@ -59,7 +59,7 @@ async def test_labelled_set_hit_and_false_hit_rates(redis_url: str, key_prefix: 
             label = hit.template.split("]")[0][1:]
             if label != q["expect"]:
                 false_hits += 1
-                wrong.append(f"{q['text']!r} -> {label} ({hit['tier']}, {hit['similarity']})")
+                wrong.append(f"{q['text']!r} -> {label} ({hit.tier}, {hit.similarity})")
             elif not is_near:
                 para_hits += 1
             near_hits += is_near
@@ -72,4 +72,6 @@ async def test_labelled_set_hit_and_false_hit_rates(redis_url: str, key_prefix: 
     )
     assert not wrong, wrong
     assert false_hits / max(hits, 1) <= 0.01
-    assert hits / queries >= 0.25
+    assert near_hits == 0
+    # 43 of 110 (39.1%) when set; the floor allows two queries of drift in the embedding runtime.
+    assert hits >= 41, hits

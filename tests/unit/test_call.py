@@ -163,3 +163,18 @@ async def test_interrupt_of_an_unknown_turn_changes_nothing(heard: str) -> None:
     await call.interrupt(7, heard)
     assert call.transcript == before
     await asyncio.sleep(0)
+
+
+class BrokenStore:
+    """A state store whose Redis is down."""
+
+    async def save_snapshot(self, call_id: str, gen: int, blob: bytes) -> bool:
+        raise ConnectionError("Redis is down")
+
+
+async def test_redis_down_costs_the_snapshot_not_the_turn() -> None:
+    call = make_call()
+    call.store = BrokenStore()  # type: ignore[assignment]
+    await call.start()
+    done = (await say(call, "This is Sarah."))[-1]
+    assert isinstance(done, TurnDone) and done.state == "verify_member" and not call.superseded

@@ -4,6 +4,7 @@ token coalescing of its Serve stream; the deployment itself is in tests/integrat
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -143,17 +144,50 @@ async def test_race_picks_fastest_and_loser_is_disconnected(
 
 
 @pytest.mark.asyncio
-async def test_loser_cancelled_mid_stream_stops_receiving(
+async def test_closing_the_stream_mid_reply_disconnects_the_streaming_provider(
     oai: FakeOpenAIServer, ant: FakeAnthropicServer
 ) -> None:
-    # Both start streaming; the slower-TTFT one must still be cut off while it is sending.
-    oai.reset(Behaviour(ttft_s=0.01, tokens_per_s=20, text="one two three four five six"))
-    ant.reset(Behaviour(ttft_s=0.08, tokens_per_s=20, text="a b c d e f g h i j"))
-    router = make_router(oai, ant)
-    done = done_of(await collect(router, req(policy="race")))
-    assert done.provider == "openai"
-    assert await ant.await_for(lambda: bool(ant.records) and ant.records[0].disconnected, 2.0)
-    assert ant.records[0].tokens_sent == 0
+    """Barge-in: the consumer stops reading after two tokens; the winner is cut while sending."""
+    words = "one two three four five six seven eight nine ten eleven twelve"
+    oai.reset(Behaviour(ttft_s=0.01, tokens_per_s=20, text=words))
+    router = make_router(oai, ant, policy="single")
+    seen = 0
+    async with contextlib.aclosing(router.stream(req(providers=["openai"]))) as events:
+        async for event in events:
+            seen += isinstance(event, TokenEvent)
+            if seen == 2:
+                break
+    assert await oai.await_for(lambda: bool(oai.records) and oai.records[0].disconnected, 2.0)
+    assert 2 <= oai.records[0].tokens_sent < len(words.split())  # cut mid-stream, not before it
+    await router.aclose()
+
+
+@pytest.mark.asyncio
+async def test_hedge_delay_adapts_to_the_primarys_recent_p90(
+    oai: FakeOpenAIServer, ant: FakeAnthropicServer
+) -> None:
+    router = make_router(oai, ant, policy="hedge")
+    primary = router._runtimes["openai"]
+    assert router._hedge_delay_ms(req(), primary) == router.options.hedge_default_delay_ms  # no history
+    for ms in range(100, 120):  # 20 samples: 100..119 ms
+        primary.stats.observe_ttft(float(ms))
+    assert router._hedge_delay_ms(req(), primary) == pytest.approx(primary.stats.ttft_percentile(90))
+    assert 115 <= router._hedge_delay_ms(req(), primary) <= 119
+    assert router._hedge_delay_ms(req(hedge_delay_ms=42), primary) == 42  # a request's own delay wins
+    await router.aclose()
+
+
+@pytest.mark.asyncio
+async def test_policy_by_request_then_state_then_tier(
+    oai: FakeOpenAIServer, ant: FakeAnthropicServer
+) -> None:
+    router = make_router(oai, ant, policy="race")
+    router.options.policy_by_state["collect_budget"] = "hedge"
+    router.options.policy_by_tier["strong"] = "single"
+    assert router._policy(req(state="collect_budget"), "fast") == "hedge"
+    assert router._policy(req(state="collect_budget", policy="single"), "fast") == "single"
+    assert router._policy(req(), "strong") == "single"
+    assert router._policy(req(), "fast") == "race"
     await router.aclose()
 
 

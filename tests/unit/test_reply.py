@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
+
 from actors.call import Call
 from actors.reply import ReplyPolicy, ReplySourcer, script_pieces
 from common.events import CallerTurn, ReplyChunk, ReplySource, TurnDone
 from common.testing.samples import SAMPLE_CALL_DATA
 from common.testing.services import ScriptedCache, ScriptedLLM
 from engine.conversation import Conversation
-from engine.schema_loader import SchemaRegistry
+from engine.schema_loader import SchemaRegistry, load_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 PATIENT = SAMPLE_CALL_DATA["prior_auth"]
@@ -116,3 +118,26 @@ def test_script_pieces_split_the_first_long_uncached_sentence_at_its_first_claus
     pieces = script_pieces([long_first], frozenset())
     assert pieces[0] == "The patient is Jane Doe," and pieces[-1] == "Next."
     assert script_pieces(["One moment."], frozenset({"One moment."})) == ["One moment."]
+
+
+async def test_the_states_llm_policy_travels_with_the_request(tmp_path: Path) -> None:
+    spec = yaml.safe_load((ROOT / "schemas" / "prior_auth" / "schema.yaml").read_text())
+    spec["states"]["verify_member"]["llm_policy"] = "hedge"
+    (tmp_path / "schema.yaml").write_text(yaml.safe_dump(spec))
+    llm = ScriptedLLM(LLM_TEXT)
+    conversation = Conversation.start(load_schema(tmp_path), "policy-call", PATIENT)
+    call = Call(conversation, ReplySourcer(ScriptedCache(), llm), None, "test-host")
+    await call.start()
+    [_ async for _ in call.turn(CallerTurn(text="This is Sarah."))]
+    [_ async for _ in call.turn(CallerTurn(text="Lovely weather there today?"))]
+    assert llm.requests[-1].policy == "hedge" and llm.requests[-1].state == "verify_member"
+
+
+class BrokenCache(ScriptedCache):
+    async def exact(self, scope: object, text: str) -> None:  # type: ignore[override]
+        raise ConnectionError("Redis is down")
+
+
+async def test_a_cache_that_fails_is_a_miss_not_a_failed_turn() -> None:
+    done, _ = await off_script_turn(BrokenCache(), ScriptedLLM(LLM_TEXT))
+    assert done.source == ReplySource.LLM and done.agent == LLM_TEXT
