@@ -19,13 +19,13 @@ import uuid
 
 import numpy as np
 
-from services.embedder import Embedder
-from services.model_paths import minilm_model_dir
-from services.llm.providers.stats import percentile
+from common.settings import CacheSettings
+from engine.cache_scope import CacheScope
 from services.cache.index import EntryMeta
 from services.cache.service import SemanticCache
-from engine.cache_scope import CacheScope
-from common.settings import CacheSettings
+from services.embedder import Embedder
+from services.llm.providers.stats import percentile
+from services.model_paths import minilm_model_dir
 
 QUERIES = [
     ("Could you repeat the member ID?", "semantic hit"),
@@ -54,7 +54,7 @@ def embed_baseline(embedder: Embedder, n_queries: int) -> None:
             t0 = time.perf_counter()
             fn()
             lat.append((time.perf_counter() - t0) * 1000)
-        medians[name] = percentile(lat, 50)
+        medians[name] = percentile(lat, 50) or 0.0
         print(f"{name:34} {medians[name]:8.2f} {percentile(lat, 95):8.2f}")
     base, ours = medians.values()
     print(f"speed-up at p50: x{base / ours:.2f}")
@@ -93,7 +93,7 @@ async def run(n_queries: int, redis_url: str) -> None:
         idx.index.add_with_ids(filler, ids)
         far = time.time() + 3600
         idx.meta.update({int(i): EntryMeta("pos||", 0.0, far) for i in ids})
-        embed_ms = []
+        embed_ms: list[float] = []
         for text, label in QUERIES:
             lat = []
             for _ in range(n_queries):
@@ -101,7 +101,7 @@ async def run(n_queries: int, redis_url: str) -> None:
 
                 async def vector(text: str = text, sink: list[float] = embed_ms) -> np.ndarray:
                     t = time.perf_counter()
-                    v = embedder.encode([text])[0]
+                    v: np.ndarray = embedder.encode([text])[0]
                     sink.append((time.perf_counter() - t) * 1000)
                     return v
 

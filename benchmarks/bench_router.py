@@ -15,14 +15,14 @@ import asyncio
 import statistics
 from typing import Any
 
-from services.llm.router import LLMRouter, RouterOptions
-from services.llm.providers import ProviderConfig, build_provider
-from services.llm.providers.stats import percentile
-from common.llm_types import LLMRequest
+from common.llm_types import DoneEvent, LLMRequest
 from common.settings import RouterSettings
 from common.testing import Behaviour, LatencyModel
 from common.testing.anthropic_server import FakeAnthropicServer
 from common.testing.openai_server import FakeOpenAIServer
+from services.llm.providers import ProviderConfig, build_provider
+from services.llm.providers.stats import percentile
+from services.llm.router import LLMRouter, RouterOptions
 
 
 def behaviour_from(model: LatencyModel) -> Any:
@@ -65,12 +65,12 @@ async def run(requests: int, concurrency: int) -> None:
     async def one(arm: str) -> None:
         async with sem:
             req = LLMRequest(messages=[{"role": "user", "content": "Is the request approved?"}], **arms[arm])
-            done = await router.complete(req)
-            if done["type"] != "done":
+            done = (await router.complete(req)).result
+            if not isinstance(done, DoneEvent):
                 raise RuntimeError(f"{arm}: {done}")
-            ttft[arm].append(done["router_ttft_ms"])
-            overhead[arm].append(done["router_ttft_ms"] - done["ttft_ms"])
-            sent[arm] += len(done["launched"])
+            ttft[arm].append(done.router_ttft_ms)
+            overhead[arm].append(done.router_ttft_ms - done.ttft_ms)
+            sent[arm] += len(done.launched)
 
     # Warm-up: connections and the hedge's TTFT history.
     await asyncio.gather(*(one("single:openai") for _ in range(30)))

@@ -69,8 +69,8 @@ def wer(reference: str, hypothesis: str) -> float:
 
 def model_level_batches(clip: bytes, sizes: list[int]) -> None:
     """Utterances/s for each batch size through the same batched forward pass."""
-    from services.stt import WhisperBatchTranscriber, prepare_audio
     from common.settings import get_settings
+    from services.stt import WhisperBatchTranscriber, prepare_audio
 
     cfg = get_settings().stt
     engine = WhisperBatchTranscriber(cfg)
@@ -100,8 +100,8 @@ def main() -> None:
     if args.stt_model_only:
         import numpy as np
 
-        from services.tts import PiperSynth
         from common.audio import resample
+        from services.tts import PiperSynth
 
         synth = PiperSynth()
         pcm = resample(synth.synth_pcm(SENTENCES[0]), synth.sample_rate, 16000)
@@ -111,16 +111,17 @@ def main() -> None:
     import ray
     from ray import serve
 
+    from common.audio import resample, ulaw_to_pcm16
+    from common.settings import get_settings
     from services.stt import build_stt_app
     from services.tts import build_tts_app
-    from common.audio import resample, ulaw_to_pcm16
 
+    settings = get_settings()
     ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False)
     serve.start(proxy_location="Disabled")
-    stt = serve.run(
-        build_stt_app(max_replicas=1, batch_wait_timeout_s=0.02), name="bench-stt", route_prefix=None
-    )
-    tts = serve.run(build_tts_app(max_replicas=1), name="bench-tts", route_prefix=None)
+    stt_settings = settings.stt.model_copy(update={"batch_wait_timeout_s": 0.02})
+    stt = serve.run(build_stt_app(stt_settings, max_replicas=1), name="bench-stt", route_prefix=None)
+    tts = serve.run(build_tts_app(settings.tts, max_replicas=1), name="bench-tts", route_prefix=None)
     print(f"cpus on this box: {os.cpu_count()}; load average {os.getloadavg()[0]:.1f}")
 
     def to_stt(mulaw: bytes) -> bytes:
@@ -134,9 +135,9 @@ def main() -> None:
             t0 = time.perf_counter()
             first = None
             audio_s = 0.0
-            for chunk in tts.options(stream=True).stream.remote(text, "mulaw_8k"):
+            for chunk in tts.options(stream=True).stream.remote(text, "mulaw_8k"):  # type: ignore[union-attr]
                 first = first if first is not None else time.perf_counter() - t0
-                audio_s += chunk["duration_s"]
+                audio_s += chunk.duration_s
             total = time.perf_counter() - t0
             ttfa.append(first or total)
             rtf.append(total / audio_s)
@@ -151,18 +152,18 @@ def main() -> None:
         t0 = time.perf_counter()
         out = tts.synthesize.remote("One moment please.").result()
         hit.append(time.perf_counter() - t0)
-        assert out["cached"]
+        assert out.cached
     print(
         f"TTS cache hit via Serve handle: p50 {1000 * statistics.median(hit):.1f} ms "
         f"p95 {1000 * pct(hit, 0.95):.1f} ms; stats {tts.stats.remote().result()}"
     )
 
     # --- round trip WER + STT audio ------------------------------------------------------------
-    clips = [to_stt(tts.synthesize.remote(s).result()["audio"]) for s in SENTENCES]
+    clips = [to_stt(tts.synthesize.remote(s).result().audio) for s in SENTENCES]
     wers = []
     for sentence, clip in zip(SENTENCES, clips, strict=True):
         heard = stt.transcribe.remote(clip).result()
-        wers.append(wer(sentence, heard["text"]))
+        wers.append(wer(sentence, heard.text))
     print(f"round-trip WER (TTS→µ-law 8k→16k→STT) mean {statistics.mean(wers):.3f} max {max(wers):.3f}")
 
     # --- STT latency ---------------------------------------------------------------------------
@@ -184,7 +185,7 @@ def main() -> None:
     seq = statistics.median(lat) * n
     print(
         f"STT via Serve, {n} concurrent: {n / conc:.2f} utt/s (batch sizes seen "
-        f"{sorted({r['batch_size'] for r in results})}) vs sequential {n / seq:.2f} utt/s "
+        f"{sorted({r.batch_size for r in results})}) vs sequential {n / seq:.2f} utt/s "
         f"→ x{seq / conc:.2f}"
     )
     serve.delete("bench-stt")

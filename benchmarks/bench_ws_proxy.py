@@ -118,7 +118,7 @@ def run_serve(calls: int, seconds: float, port: int) -> None:
     class MediaIngress:
         pass
 
-    serve.run(MediaIngress.bind(), name="wsbench", route_prefix="/")
+    serve.run(MediaIngress.bind(), name="wsbench", route_prefix="/")  # type: ignore[attr-defined]
     sent = asyncio.run(drive(f"ws://127.0.0.1:{port}/media", calls, seconds))
     time.sleep(0.5)
     arrived: list[float] = httpx.get(f"http://127.0.0.1:{port}/samples", timeout=30).json()

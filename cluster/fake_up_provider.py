@@ -134,7 +134,7 @@ class FakeUpProvider(FakeMultiNodeProvider):
 
     # ---- NodeProvider
     def non_terminated_nodes(self, tag_filters: dict[str, str]) -> list[str]:
-        workers = super().non_terminated_nodes(tag_filters)
+        workers: list[str] = super().non_terminated_nodes(tag_filters)
         head = self._head_tags()
         if head is not None and all(head.get(k) == v for k, v in tag_filters.items()):
             return [self._head_id, *workers]

@@ -3,7 +3,7 @@ down with ``ray down``.
 
     python -m cluster.local_cluster [--keep]
 
-1. starts a provider latency model (``loadtests/provider_model.py``, simulated LLM) and runs
+1. starts a provider latency model (``common/testing/latency_models.py``, simulated LLM) and runs
    ``ray up -y cluster/local-cluster.yaml`` (Ray's fake multi-node provider through
    ``cluster/fake_up_provider.py``: this machine is the head, fake CPU and GPU workers are local
    raylets the autoscaler starts);
@@ -206,7 +206,7 @@ def main() -> None:
     config = yaml.safe_load(CONFIG.read_text())
     address = config["provider"]["gcs_address"]
 
-    from loadtests.provider_model import LatencyModelConfig, ProviderLatencyModel
+    from common.testing.latency_models import LatencyModelConfig, ProviderLatencyModel
 
     model = ProviderLatencyModel(LatencyModelConfig(name="model-a", seed=1)).start()
     http_port = free_port()

@@ -223,14 +223,14 @@ class TextCallUser(FastHttpUser):
         return not turn.get("terminal")
 
 
-@events.init_command_line_parser.add_listener
+@events.init_command_line_parser.add_listener  # type: ignore[untyped-decorator]
 def _args(parser: Any) -> None:  # documented knobs, also settable by env
     parser.add_argument(
         "--voxray-think-s", default=None, help="Seconds between lines, 'lo,hi' (default 2,4)."
     )
 
 
-@events.test_start.add_listener
+@events.test_start.add_listener  # type: ignore[untyped-decorator]
 def _start(environment: Any, **_: Any) -> None:
     opts = environment.parsed_options
     if opts is not None and getattr(opts, "voxray_think_s", None):

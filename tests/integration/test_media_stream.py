@@ -28,14 +28,9 @@ from edge.media.playout import ClearResult
 from edge.media.stream import MediaStream
 from edge.twilio import protocol
 from edge.twilio.webhooks import verify_signature
-from loadtests.simulated_caller import (
-    SILENCE_FRAME,
-    Persona,
-    PersonaTurn,
-    PersonaVoice,
-    SimulatedCaller,
-    frames_of,
-)
+from loadtests.persona import Persona, PersonaTurn
+from loadtests.simulated_caller import SimulatedCaller
+from loadtests.voice import SILENCE_FRAME, PersonaVoice, frames_of
 
 TOKEN = "media-test-token"
 LINES = [

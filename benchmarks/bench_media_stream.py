@@ -1,6 +1,6 @@
 """Cost of the Twilio media edge (prints figures; never fails on timings).
 
-    python benchmarks/bench_media_edge.py [--seconds 20] [--decisions 10] [--pacing-s 5]
+    python -m benchmarks.bench_media_stream [--seconds 20] [--decisions 10] [--pacing-s 5]
         [--calls N] [--v2v insurance_rep]
 
 - inbound per 20 ms frame: the whole ``handle_message`` path (JSON + pydantic parse, base64,
@@ -25,7 +25,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 
 import argparse
 import asyncio
-import base64
 import json
 import logging
 import os
@@ -34,18 +33,15 @@ from typing import Any
 
 import numpy as np
 
-from edge.media.stream import (
-    SAMPLE_RATE,
-    VAD_WINDOW,
-    EdgeConfig,
-    SileroModel,
-    SileroStream,
-    SmartTurn,
-    TwilioMediaSession,
-    Utterance,
-)
 from common.audio import InboundConverter
-from loadtests.simulated_caller import SILENCE_FRAME, PersonaVoice, frames_of
+from common.events import Utterance
+from edge.media.config import EdgeConfig
+from edge.media.playout import ClearResult
+from edge.media.smart_turn import SmartTurn
+from edge.media.stream import MediaStream
+from edge.media.vad import SAMPLE_RATE, VAD_WINDOW, SileroModel, SileroStream
+from edge.twilio import protocol
+from loadtests.voice import SILENCE_FRAME, PersonaVoice, frames_of
 
 LINES = [
     "Thanks for calling Acme Health provider services, this is Dana. How can I help you?",
@@ -81,26 +77,11 @@ async def bench_inbound(frames: list[bytes]) -> tuple[float, float, int, float]:
     async def on_utt(u: Utterance) -> None:
         utts.append(u)
 
-    async def on_barge() -> None:
+    async def on_barge(_: ClearResult) -> None:
         return None
 
-    session = TwilioMediaSession(send, on_utt, on_barge, EdgeConfig(smart_turn=False), clock=lambda: clock[0])
-    messages = [
-        json.dumps(
-            {
-                "event": "media",
-                "sequenceNumber": str(i + 1),
-                "streamSid": "MZb",
-                "media": {
-                    "track": "inbound",
-                    "chunk": str(i),
-                    "timestamp": str((i - 1) * 20),
-                    "payload": base64.b64encode(f).decode(),
-                },
-            }
-        )
-        for i, f in enumerate(frames, start=1)
-    ]
+    session = MediaStream(send, on_utt, on_barge, EdgeConfig(smart_turn=False), clock=lambda: clock[0])
+    messages = [json.dumps(protocol.media_in("MZb", i + 1, i, f)) for i, f in enumerate(frames, start=1)]
     per_frame: list[float] = []
     t_all = time.perf_counter()
     for msg in messages:
@@ -111,7 +92,7 @@ async def bench_inbound(frames: list[bytes]) -> tuple[float, float, int, float]:
     total = (time.perf_counter() - t_all) * 1e6 / len(messages)
     await session.flush()
     await session.close()
-    windows = session._pos / VAD_WINDOW
+    windows = len(frames) * 320 / VAD_WINDOW  # a 20 ms frame is 320 samples at 16 kHz
     return total, pct(per_frame, 0.95), len(utts), session.stats["vad_skipped"] / max(windows, 1)
 
 
@@ -157,12 +138,12 @@ async def bench_pacing(seconds: float, lead_ms: int = 80) -> dict[str, float]:
     async def noop_utt(_: Utterance) -> None:
         return None
 
-    async def noop() -> None:
+    async def noop(_: ClearResult) -> None:
         return None
 
-    session = TwilioMediaSession(send, noop_utt, noop, EdgeConfig(playback_lead_ms=lead_ms, smart_turn=False))
+    session = MediaStream(send, noop_utt, noop, EdgeConfig(playback_lead_ms=lead_ms, smart_turn=False))
     n = int(seconds / 0.02)
-    await session.play(b"\xff" * 160 * n, "bench")
+    session.play(b"\xff" * 160 * n, "bench")
     while len(sent) < n:
         await asyncio.sleep(0.05)
     await session.close()
@@ -194,17 +175,17 @@ async def bench_concurrent(n_calls: int, seconds: float) -> dict[str, float]:
     async def noop_send(_: dict[str, Any]) -> None:
         return None
 
-    sessions: list[TwilioMediaSession] = []
+    sessions: list[MediaStream] = []
     for k in range(n_calls):
 
         async def on_utt(u: Utterance, k: int = k) -> None:
-            await sessions[k].play(reply, f"r{len(sessions[k].heard_marks)}-{time.monotonic()}")
+            sessions[k].play(reply, f"r{len(sessions[k].heard_marks)}-{time.monotonic()}")
 
-        async def noop() -> None:
+        async def noop(_: ClearResult) -> None:
             return None
 
-        sessions.append(TwilioMediaSession(noop_send, on_utt, noop, EdgeConfig()))
-    payloads = [base64.b64encode(f).decode() for f in script]
+        sessions.append(MediaStream(noop_send, on_utt, noop, EdgeConfig()))
+    payloads = script
     n_frames = int(seconds / 0.02)
     lags: list[float] = []
     cpu0, t0 = time.process_time(), time.monotonic()
@@ -217,11 +198,7 @@ async def bench_concurrent(n_calls: int, seconds: float) -> dict[str, float]:
         lags.append(lag * 1000)
         for k, session in enumerate(sessions):
             j = (i + k * 37) % len(payloads)
-            await session.handle_message(
-                json.dumps(
-                    {"event": "media", "media": {"chunk": i + 1, "timestamp": i * 20, "payload": payloads[j]}}
-                )
-            )
+            await session.handle_message(json.dumps(protocol.media_in("MZb", i + 1, i + 1, script[j])))
     cpu = time.process_time() - cpu0
     wall = time.monotonic() - t0
     utterances = sum(s.stats["utterances"] for s in sessions)
@@ -237,7 +214,7 @@ async def bench_concurrent(n_calls: int, seconds: float) -> dict[str, float]:
 
 
 async def bench_edge_v2v(persona: str) -> tuple[list[float], dict[str, int]]:
-    """SimulatedCaller → websocket → TwilioMediaSession → an agent that answers at once with
+    """SimulatedCaller → websocket → MediaStream → an agent that answers at once with
     pre-synthesised audio: the voice-to-voice time the edge alone adds (end-of-turn detection,
     jitter buffer, pacing), with no STT/LLM/TTS in the loop."""
     import websockets
@@ -256,18 +233,18 @@ async def bench_edge_v2v(persona: str) -> tuple[list[float], dict[str, int]]:
         async def on_utt(u: Utterance) -> None:
             reasons[u.end_reason] = reasons.get(u.end_reason, 0) + 1
             count["n"] += 1
-            await session.play(reply, f"r{count['n']}")
+            session.play(reply, f"r{count['n']}")
 
-        async def noop() -> None:
+        async def noop(_: ClearResult) -> None:
             return None
 
-        session = TwilioMediaSession(send, on_utt, noop, EdgeConfig())
+        session = MediaStream(send, on_utt, noop, EdgeConfig())
         greeted = False
         async for raw in ws:
             await session.handle_message(raw)
             if session.started and not greeted:
                 greeted = True
-                await session.play(reply, "greeting")
+                session.play(reply, "greeting")
         await session.close()
 
     async with websockets.serve(handler, "127.0.0.1", 0) as server:

@@ -11,7 +11,7 @@ Per request it samples
 then streams the reply over the exact OpenAI SSE wire format (the request handling and the
 wire format are ``common.testing``' ``FakeOpenAIServer``, imported, not copied).
 
-    python -m loadtests.provider_model --port 8701 --ttft-median-ms 350 --ttft-p95-ms 900
+    python -m common.testing.latency_models --port 8701 --ttft-median-ms 350 --ttft-p95-ms 900
 
 GET /stats returns request counts and the server-side TTFT/duration percentiles it produced.
 """
@@ -139,7 +139,7 @@ class ProviderLatencyModel(FakeOpenAIServer):
         await site.start()
         server = site._server
         assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
         return runner
 
     @property

@@ -1,0 +1,116 @@
+"""A simulated counterpart's voice: Piper (the bundled voice) → µ-law 8 kHz frames, cached by text."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+import uuid
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from common.audio import TWILIO_FRAME_BYTES, ULAW_SILENCE, encode_pcm16, float_to_pcm16
+
+logger = logging.getLogger("voxray.simulated_caller")
+
+DEFAULT_CACHE_DIR = Path(
+    os.environ.get("VOXRAY_SIM_SPEECH_CACHE", Path(__file__).resolve().parent / ".speech_cache")
+)
+SILENCE_FRAME = bytes([ULAW_SILENCE]) * TWILIO_FRAME_BYTES
+
+
+class PersonaVoice:
+    """Piper (the bundled en_US-joe-medium voice) → µ-law 8 kHz, cached by text."""
+
+    _instances: ClassVar[dict[tuple[str | None, float], PersonaVoice]] = {}
+    _lock = threading.Lock()
+
+    def __init__(
+        self, voice_path: str | None = None, length_scale: float = 1.0, cache_dir: Path | None = None
+    ) -> None:
+        import onnxruntime
+        from piper import PiperVoice
+        from piper.config import PiperConfig
+
+        from services.model_paths import piper_voice_files
+
+        model, config = piper_voice_files(voice_path)
+        opts = onnxruntime.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.inter_op_num_threads = 1
+        self.voice = PiperVoice(
+            config=PiperConfig.from_dict(json.loads(Path(config).read_text(encoding="utf-8"))),
+            session=onnxruntime.InferenceSession(
+                str(model), sess_options=opts, providers=["CPUExecutionProvider"]
+            ),
+        )
+        self.length_scale = length_scale
+        self.sample_rate = int(self.voice.config.sample_rate)
+        self.cache_dir = cache_dir or DEFAULT_CACHE_DIR
+        self._key_prefix = f"{Path(model).name}|{length_scale}|trimmed|"
+        self._memory: dict[str, bytes] = {}
+        self._synth_lock = threading.Lock()
+
+    @classmethod
+    def shared(cls, voice_path: str | None = None, length_scale: float = 1.0) -> PersonaVoice:
+        with cls._lock:
+            key = (voice_path, length_scale)
+            if key not in cls._instances:
+                cls._instances[key] = cls(voice_path, length_scale)
+            return cls._instances[key]
+
+    def pcm(self, text: str) -> tuple[np.ndarray, int]:
+        """Raw Piper output (int16, native rate): no cache."""
+        from piper.config import SynthesisConfig
+
+        cfg = SynthesisConfig(length_scale=self.length_scale)
+        with self._synth_lock:
+            parts = [float_to_pcm16(c.audio_float_array) for c in self.voice.synthesize(text, syn_config=cfg)]
+        return (np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)), self.sample_rate
+
+    def mulaw(self, text: str) -> bytes:
+        """µ-law 8 kHz speech for ``text``, a whole number of 20 ms frames."""
+        key = hashlib.sha256((self._key_prefix + text).encode()).hexdigest()[:32]
+        cached = self._memory.get(key)
+        if cached is not None:
+            return cached
+        path = self.cache_dir / f"{key}.ulaw"
+        if path.exists():
+            audio = path.read_bytes()
+        else:
+            pcm, rate = self.pcm(text)
+            audio, _ = encode_pcm16(_trim_silence(pcm, rate), rate, "mulaw_8k")
+            audio += bytes([ULAW_SILENCE]) * (-len(audio) % TWILIO_FRAME_BYTES)
+            try:
+                self.cache_dir.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(f".{uuid.uuid4().hex[:6]}.tmp")
+                tmp.write_bytes(audio)
+                tmp.replace(path)
+            except OSError as exc:  # a read-only checkout still works, just slower
+                logger.debug("speech cache not writable: %s", exc)
+        self._memory[key] = audio
+        return audio
+
+
+def _trim_silence(pcm: np.ndarray, rate: int, threshold: float = 200.0) -> np.ndarray:
+    """Drop Piper's leading/trailing near-silence (10 ms RMS below ``threshold``) so the last
+    frame of a line is its last speech, which voice-to-voice latency is measured from."""
+    win = rate // 100
+    n = pcm.size // win
+    if n == 0:
+        return pcm
+    rms = np.sqrt(np.mean(pcm[: n * win].astype(np.float64).reshape(n, win) ** 2, axis=1))
+    loud = np.flatnonzero(rms >= threshold)
+    if loud.size == 0:
+        return pcm
+    return pcm[loud[0] * win : (loud[-1] + 1) * win]
+
+
+def frames_of(mulaw: bytes) -> list[bytes]:
+    pad = -len(mulaw) % TWILIO_FRAME_BYTES
+    data = mulaw + bytes([ULAW_SILENCE]) * pad
+    return [data[i : i + TWILIO_FRAME_BYTES] for i in range(0, len(data), TWILIO_FRAME_BYTES)]
