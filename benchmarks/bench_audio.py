@@ -5,8 +5,8 @@
 Measures, per 20 ms frame:
 - inbound  : µ-law 8 kHz (160 B) → PCM16 → 16 kHz (the edge's path towards VAD/STT)
 - outbound : PCM16 22.05 kHz (441 samples, Piper) → 8 kHz → µ-law, framed to 160 B
-- the codec alone, each soxr quality, and as a baseline in the same run the seed's approach
-  (scipy.signal.resample, FFT per frame) where scipy is installed.
+- the codec alone, each soxr quality, and as a baseline in the same run an FFT resampler
+  (scipy.signal.resample per frame) where scipy is installed.
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def main() -> None:
     except ImportError:
         print("(scipy not installed: no FFT-resample baseline)")
 
-    print(f"per 20 ms frame, {n} frames x 5 runs; budget < 50 µs (DESIGN.md §4)")
+    print(f"per 20 ms frame, {n} frames x 5 runs; budget < 50 µs")
     print(f"{'path':48s} {'median µs':>10s} {'p95-run µs':>10s} {'p95 call µs':>11s}")
     for name, med, p95, call95 in rows:
         print(f"{name:48s} {med:10.2f} {p95:10.2f} {call95:11.2f}")

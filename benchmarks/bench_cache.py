@@ -22,7 +22,7 @@ import numpy as np
 from common.settings import CacheSettings
 from engine.cache_scope import CacheScope
 from services.cache.index import EntryMeta
-from services.cache.service import SemanticCache
+from services.cache.semantic_cache import SemanticCache
 from services.embedder import Embedder
 from services.llm.providers.stats import percentile
 from services.model_paths import minilm_model_dir

@@ -1,4 +1,4 @@
-"""Engine figures against DESIGN.md §4 budgets: prints medians and p95, never fails on time.
+"""Engine figures against the README's budgets: prints medians and p95, never fails on time.
 
 Run: ``python -m benchmarks.bench_engine``.
 """

@@ -4,7 +4,7 @@ Everything a turn produces or consumes between the edge, the call hosts and the 
 is one of these pydantic models; nothing crosses as an untyped dict. The models are plain
 data: no I/O, no Ray.
 
-The path of one phone turn (DESIGN.md §1):
+The path of one phone turn:
 ``Utterance`` (edge media) → ``Transcript`` (STT service) → ``CallerTurn`` (to the call host)
 → ``ReplyChunk`` … ``TurnDone`` (from the call) → ``AudioChunk`` per chunk (TTS service).
 Text mode enters at ``CallerTurn`` and reads the same events.

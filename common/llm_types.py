@@ -122,7 +122,7 @@ _QUESTION_WORDS = re.compile(r"\b(why|how|explain|compare|difference|what if|whi
 
 
 def choose_tier(request: LLMRequest, simple_words: int = 20, complex_words: int = 50) -> tuple[Tier, str]:
-    """Cheap heuristics (seed phase 5): short, single-question turns go to the fast tier.
+    """Cheap heuristics: short, single-question turns go to the fast tier.
 
     Returns the tier and a short reason that the router records in its route event.
     """

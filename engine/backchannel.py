@@ -3,7 +3,7 @@
 A backchannel ("mhm", "okay", "uh-huh", "right", "yeah, got it") tells the agent the caller is
 listening; it must not interrupt the agent's reply. The media edge already ignores short
 sounds by duration (``EdgeConfig.min_barge_in_ms``); this pure function is the second gate
-the CallActor applies to the *transcript* of an utterance spoken during playback.
+the call (``actors/call.py``) applies to the *transcript* of an utterance spoken during playback.
 
 Rule: after lower-casing, dropping punctuation and collapsing known multi-word phrases
 ("got it", "i see", "all right", ...), the text is a backchannel when it has at most

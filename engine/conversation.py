@@ -3,7 +3,7 @@
 A turn is: understand the caller (capture + detect) → store slots → pick the first
 transition whose condition holds → run the new state's ``on_enter`` functions → plan the
 reply: scripted lines (``say`` templates) when the schema has them, otherwise an LLM reply
-in the current state. Everything here is pure Python; the CallActor supplies embeddings
+in the current state. Everything here is pure Python; the call (``actors/call.py``) supplies embeddings
 and the LLM.
 """
 
@@ -29,7 +29,7 @@ MAX_PASS_THROUGH = 8
 @dataclass
 class TurnPlan:
     """What the agent does next. ``say`` lines are spoken in order; ``needs_llm`` asks the
-    CallActor for an LLM reply (semantic cache first) in ``state``."""
+    call for an off-script reply (cache first, then the LLM) in ``state``."""
 
     state: str
     previous_state: str

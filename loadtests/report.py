@@ -8,7 +8,7 @@ from typing import Any
 
 from loadtests.scenarios import TextPhase
 
-STRICT_V2V_P95_MS = 2000.0  # the seed's voice-to-voice target
+STRICT_V2V_P95_MS = 2000.0  # the voice-to-voice target this report checks
 KEEPS_UP_FACTOR = 2.0
 STAGES = ("nlu", "cache", "llm_ttft", "turn_total")
 

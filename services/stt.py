@@ -46,12 +46,11 @@ MIN_RATE, MAX_RATE = 4000, 192_000
 
 
 def confidence_from_scores(avg_logprob: float | None, no_speech_prob: float | None) -> float:
-    """Seed 003's mapping of Whisper scores to a 0..1 confidence.
+    """Whisper's scores as a 0..1 confidence.
 
     avg_logprob >= -0.5 -> 1.0; <= -3.0 -> 0.0; linear in between. If no_speech_prob > 0.5 the
     result is multiplied by (1 - no_speech_prob), so noise that decoded to words scores low.
-    With no scores at all (nothing decoded) the confidence is 0.0 (the seed's 0.7 default was for
-    a missing field, which faster-whisper never has).
+    With no scores at all (nothing decoded) the confidence is 0.0.
     """
     if avg_logprob is None or math.isnan(avg_logprob):
         return 0.0

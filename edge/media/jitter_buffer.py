@@ -6,8 +6,8 @@ gaps) and scheduled by ``media.timestamp`` (ms since the stream started).
 
 Playout model: frame with timestamp ``ts`` is due at ``min_transit + ts + target_delay``,
 where ``min_transit`` is the smallest ``arrival - ts`` seen so far (the fastest path through
-the network) and ``target_delay`` adapts within [min_delay_ms, max_delay_ms] (seed 003:
-40–200 ms):
+the network) and ``target_delay`` adapts within [min_delay_ms, max_delay_ms]
+(40–200 ms by default):
 
 - a late frame (its slot was already played or concealed) bumps the target by one frame;
 - every ``adapt_every`` played frames the target moves to at least ``2 frames + 4 × jitter``

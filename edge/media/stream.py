@@ -1,7 +1,7 @@
 """One Twilio Media Streams websocket at the edge: utterances in, paced agent audio out.
 
 Everything that happens per 20 ms frame happens here, so nothing per frame crosses a process
-boundary (DESIGN.md §1). Inbound: each ``media`` message (µ-law 8 kHz) goes through the
+boundary. Inbound: each ``media`` message (µ-law 8 kHz) goes through the
 jitter buffer (``media.chunk`` order, ``media.timestamp`` schedule), is decoded and resampled
 to PCM16 16 kHz, scored by Silero VAD in 32 ms windows (line silence below an energy floor
 skips the model) and cut into utterances by the ``Endpointer``; the smart-turn model answers

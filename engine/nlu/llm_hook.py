@@ -1,7 +1,7 @@
 """LLM capture/detect for turns the local NLU is unsure about.
 
-``complete`` is any async function (system, user) → text; the CallActor passes one that
-goes through the LLM router. Replies are asked for as one JSON object and parsed
+``complete`` is any async function (system, user) → text, e.g. one that goes through the
+LLM router. Replies are asked for as one JSON object and parsed
 leniently; anything unparsable counts as "no answer", never an exception.
 """
 

@@ -17,7 +17,7 @@ import yaml
 
 from common.settings import CacheSettings
 from engine.cache_scope import CacheScope
-from services.cache.service import SemanticCache
+from services.cache.semantic_cache import SemanticCache
 from services.embedder import Embedder
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "cache_pairs.yaml"

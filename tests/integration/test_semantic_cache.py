@@ -12,7 +12,7 @@ import pytest
 
 from common.settings import CacheSettings
 from engine.cache_scope import CacheScope, guard_signature, normalise_text, render_template, template_refusal
-from services.cache.service import SemanticCache
+from services.cache.semantic_cache import SemanticCache
 from services.embedder import Embedder
 
 DEAD_REDIS = "redis://127.0.0.1:6390/0"  # nothing listens here

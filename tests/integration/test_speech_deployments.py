@@ -218,7 +218,7 @@ def test_tts_encodings_and_errors(handles: dict[str, Any]) -> None:
     assert pcm16_to_ulaw(np.zeros(1, dtype=np.int16)) == b"\xff"
 
 
-def test_confidence_mapping_follows_seed_003() -> None:
+def test_confidence_mapping_of_whisper_scores() -> None:
     from services.stt import confidence_from_scores
 
     assert confidence_from_scores(-0.2, 0.01) == 1.0
