@@ -137,6 +137,16 @@ async def test_refuses_call_specific_templates(redis_url: str, key_prefix: str, 
     await cache.aclose()
 
 
+async def until(condition: Any, timeout_s: float = 5.0) -> bool:
+    """Poll ``condition`` until it holds (an event between replicas has no callback to await)."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.005)
+    return True
+
+
 @pytest.mark.asyncio
 async def test_ttl_is_absolute_hits_do_not_extend_it(
     redis_url: str, key_prefix: str, embedder: Embedder
@@ -181,7 +191,7 @@ async def test_invalidation_explicit_and_on_version_change(
     v1 = scope(state="fax", version="1")
     await cache.store(v1, text, "Our fax number is {fax_spoken}.", v)
     await cache.store(scope(state="fax", version="1", schema="sales_qualification"), text, "Fax {fax}.", v)
-    await asyncio.sleep(0.1)
+    assert await until(lambda: other.scope_size(v1.key()) == 1)  # pub/sub reached the other replica
     assert (
         await other.lookup(v1, "What's your fax number?", vec(embedder, "What's your fax number?"))
         is not None
@@ -189,7 +199,7 @@ async def test_invalidation_explicit_and_on_version_change(
     # Version 2 of prior_auth appears: every version-1 entry of that schema goes, on all replicas.
     v2 = scope(state="fax", version="2")
     await cache.store(v2, text, "Please send it to {fax_spoken}.", v)
-    await asyncio.sleep(0.1)
+    assert await until(lambda: other.scope_size(v1.key()) == 0 and other.scope_size(v2.key()) == 1)
     assert await other.lookup(v1, text, v) is None
     assert await other.lookup(v1, "What's your fax number?", vec(embedder, "What's your fax number?")) is None
     assert await other.lookup(v2, text, v) is not None
@@ -224,7 +234,7 @@ async def test_new_replica_rebuilds_from_redis_and_pubsub_propagates(
         "I'll send it to {email_spoken}.",
         vec(embedder, "Send me some information by email."),
     )
-    await asyncio.sleep(0.1)  # pub/sub delivery
+    assert await until(lambda: late.scope_size(s.key()) == 3)  # pub/sub delivery
     q = "Send me some info by email."
     hit = await late.lookup(s, q, vec(embedder, q))
     assert hit is not None and hit.tier == "semantic"
