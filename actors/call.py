@@ -62,6 +62,7 @@ class Call:
         self.turns: list[TurnRecord] = []
         self.status: CallStatus = "active"
         self.superseded = False  # a newer generation of this call runs on another host
+        self.closed = False  # its record is written: nothing more is saved for it
         self.created_at = time.time()
         self.cost_usd = 0.0
         self.opening_lines: list[str] = []
@@ -79,12 +80,12 @@ class Call:
         return self.conversation.state.call_id
 
     # ---- the opening ---------------------------------------------------------------------
-    async def start(self) -> list[str]:
-        """Decide the opening lines (turn 0) and keep them with the call."""
+    def start(self) -> list[str]:
+        """Decide the opening lines (turn 0) and keep them with the call (the host saves the
+        first snapshot together with the call's route)."""
         self.opening_lines = list(self.conversation.opening().say)
         if self.opening_lines:
             self._say(0, " ".join(self.opening_lines))
-        await self.snapshot()
         return self.opening_lines
 
     async def opening(self) -> AsyncIterator[TurnEvent]:
@@ -213,7 +214,7 @@ class Call:
 
     # ---- persistence ---------------------------------------------------------------------
     async def snapshot(self) -> None:
-        if self.store is None:
+        if self.store is None or self.closed:
             return
         try:
             written = await self.store.save_snapshot(

@@ -119,9 +119,10 @@ class CallHostCore:
         except CallDataError as exc:
             return CallRefused(reason="invalid_call_data", problems=exc.problems)
         call = Call(conversation, self.replies, self.store, self.name, 1, webhook_url)
-        opening = await call.start()
+        opening = call.start()
         if self.store is not None:
-            await self.store.create_route(call_id, self.name, schema, webhook_url)
+            blob = conversation.state.to_snapshot()
+            await self.store.open_call(call_id, self.name, schema, webhook_url, blob)
         self.calls[call_id] = call
         metrics.call_started(schema)
         return CallOpened(
@@ -185,6 +186,11 @@ class CallHostCore:
             if call.superseded and self.calls.get(call_id) is call:
                 del self.calls[call_id]  # it runs on another host now
 
+    async def complete_turn(self, call_id: str, caller: CallerTurn) -> list[TurnEvent]:
+        """The same turn, its events in one reply: text mode has no audio to start early, and one
+        Ray reply costs less than a stream of them."""
+        return [event async for event in self.turn(call_id, caller)]
+
     async def interrupt(self, call_id: str, turn: int, heard_text: str) -> None:
         await (await self._call(call_id)).interrupt(turn, heard_text)
 
@@ -213,6 +219,7 @@ class CallHostCore:
                     WebhookSender.delivery(call_id, call.webhook_url, record) if call.webhook_url else None
                 )
                 await self.store.end_call(call_id, record, webhook)
+            call.closed = True  # a turn still running must not bring its snapshot back
             self.calls.pop(call_id, None)
             self.completed += 1
             metrics.call_completed(call.conversation.schema.name, record.get("outcome"), str(reason))
@@ -285,6 +292,9 @@ class CallHost:
     async def turn(self, call_id: str, caller: CallerTurn) -> AsyncIterator[TurnEvent]:
         async for event in self.core.turn(call_id, caller):
             yield event
+
+    async def complete_turn(self, call_id: str, caller: CallerTurn) -> list[TurnEvent]:
+        return await self.core.complete_turn(call_id, caller)
 
     async def interrupt(self, call_id: str, turn: int, heard_text: str) -> None:
         await self.core.interrupt(call_id, turn, heard_text)

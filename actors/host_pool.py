@@ -54,6 +54,7 @@ class CallHostPool:
         self._routes: dict[str, Route] = {}  # a cache of the directory, re-read after any failure
         self._loads: dict[str, int] = dict.fromkeys(self._names, 0)
         self._loads_at = 0.0
+        self._refreshing: asyncio.Task[list[HostLoad]] | None = None
         self._secret = stream_secret.encode() if stream_secret else b""
 
     # ---- hosts -----------------------------------------------------------------------------
@@ -98,7 +99,9 @@ class CallHostPool:
 
     async def _least_loaded(self, exclude: str | None = None) -> str:
         if time.monotonic() - self._loads_at > LOADS_MAX_AGE_S:
-            await self._refresh_loads()
+            if self._refreshing is None or self._refreshing.done():  # one refresh for a burst of calls
+                self._refreshing = asyncio.ensure_future(self._refresh_loads())
+            await asyncio.shield(self._refreshing)
         candidates = [n for n in self._names if n != exclude] or self._names
         return min(candidates, key=lambda n: self._loads[n])
 

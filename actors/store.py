@@ -71,7 +71,10 @@ class CallStore:
         return self.prefix + ":".join(parts)
 
     # ---- the call directory -----------------------------------------------------------------
-    async def create_route(self, call_id: str, host: str, schema: str, webhook_url: str | None) -> Route:
+    async def open_call(
+        self, call_id: str, host: str, schema: str, webhook_url: str | None, snapshot: bytes
+    ) -> Route:
+        """A new call's route and first snapshot (generation 1), in one transaction."""
         key = self._k("call", call_id, "route")
         fields: dict[str, str | int] = {
             "host": host,
@@ -81,9 +84,12 @@ class CallStore:
             "webhook": webhook_url or "",
             "created": repr(time.time()),
         }
+        snap = self._k("call", call_id, "snap")
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
         pipe.expire(key, SNAPSHOT_TTL_S)
+        pipe.hset(snap, mapping={"gen": 1, "blob": snapshot})
+        pipe.expire(snap, SNAPSHOT_TTL_S)
         pipe.zadd(self._k("calls"), {call_id: time.time()}, nx=True)
         await pipe.execute()
         return Route(call_id, host, 1, "live", schema, webhook_url)

@@ -23,7 +23,7 @@ from actors import metrics as voxray_metrics
 from actors.call_host import CallNotFound, HostConfig
 from actors.host_pool import CallHostPool
 from actors.reply import CacheClient, LLMClient, ReplyPolicy
-from common.events import CallerTurn, CallOpened, EndReason, TurnDone, TurnRefused
+from common.events import CallerTurn, CallOpened, EndReason, TurnDone, TurnEvent, TurnRefused
 from common.settings import VoxraySettings
 from edge.api_models import (
     HangupRequest,
@@ -226,10 +226,10 @@ class Ingress:
         await self._ready()
         caller = CallerTurn(text=body.text, mode="text")
         try:
-            async with contextlib.aclosing(self.pool.stream(call_id, "turn", caller)) as events:
-                last = [event async for event in events][-1]
+            events: list[TurnEvent] = await self.pool.call(call_id, "complete_turn", caller)
         except CallNotFound:
             raise HTTPException(404, detail="unknown or ended call") from None
+        last = events[-1] if events else None
         if isinstance(last, TurnRefused):
             raise HTTPException(409, detail=last.message)
         if not isinstance(last, TurnDone):

@@ -4,7 +4,8 @@ One Serve application ("voxray": ingress + STT + TTS + semantic cache + LLM rout
 deployed for the module, with the real models and TWO ingress replicas, so every test also
 exercises routing through the call directory (a request may land on either replica). The LLM
 is a SIMULATED OpenAI-compatible server (common/testing) so replies are fast and known;
-Twilio's REST API is the simulated server in common/testing/twilio_server.py.
+Twilio's REST API is the simulated server in common/testing/twilio_server.py. (One module
+over 500 lines because its tests share one deployed app, which takes ~30 s to start.)
 """
 
 from __future__ import annotations

@@ -133,8 +133,8 @@ async def test_a_replacement_host_is_never_killed_by_a_replica_with_a_stale_hand
 async def test_a_stale_generation_cannot_overwrite_the_snapshot(redis_url: str, key_prefix: str) -> None:
     store = CallStore(redis_url, key_prefix)
     try:
-        route = await store.create_route("c-1", "host-a", "prior_auth", None)
-        assert await store.save_snapshot("c-1", 1, b"one")
+        route = await store.open_call("c-1", "host-a", "prior_auth", None, b"one")
+        assert await store.load_snapshot("c-1") == (1, b"one")
         moves = await asyncio.gather(store.move_route(route, "host-b"), store.move_route(route, "host-c"))
         winners = [m for m in moves if m is not None]
         assert len(winners) == 1 and winners[0].gen == 2  # one compare-and-set wins

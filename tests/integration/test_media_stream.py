@@ -3,7 +3,8 @@
 Inbound tests drive the session with a virtual clock (one 20 ms step per frame) so they run
 faster than real time and are deterministic; pacing tests use the real clock and print what
 they measured. The last test runs the SimulatedCaller against the session over a real
-websocket, in real time.
+websocket, in real time. (One module over 500 lines: its tests share the Piper voice and the
+speech they synthesise.)
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ def agent_lines(call: Call) -> list[str]:
 
 async def test_opening_is_turn_zero_and_streams_as_chunks() -> None:
     call = make_call()
-    opening = await call.start()
+    opening = call.start()
     assert opening[0].startswith("Hi, this is Alex")
     events = [e async for e in call.opening()]
     chunks = [e for e in events if isinstance(e, ReplyChunk)]
@@ -51,7 +51,7 @@ async def test_opening_is_turn_zero_and_streams_as_chunks() -> None:
 
 async def test_a_turn_releases_chunks_then_done_and_records_them() -> None:
     call = make_call()
-    await call.start()
+    call.start()
     events = await say(call, "This is Sarah, how can I help?")
     done = events[-1]
     assert isinstance(done, TurnDone) and done.turn == 1 and done.state == "verify_member"
@@ -63,7 +63,7 @@ async def test_a_turn_releases_chunks_then_done_and_records_them() -> None:
 
 async def test_interrupt_after_the_reply_keeps_only_what_was_heard() -> None:
     call = make_call()
-    await call.start()
+    call.start()
     await say(call, "This is Sarah.")
     full = agent_lines(call)[-1]
     await call.interrupt(1, "Thanks.")
@@ -76,7 +76,7 @@ async def test_interrupt_after_the_reply_keeps_only_what_was_heard() -> None:
 async def test_interrupt_while_generating_stops_the_reply_and_closes_the_llm() -> None:
     llm = ScriptedLLM(SLOW, seconds_per_token=0.02)
     call = make_call(llm)
-    await call.start()
+    call.start()
     await say(call, "This is Sarah.")
     seen: list[ReplyChunk | TurnDone | TurnRefused] = []
     async with aclosing(call.turn(CallerTurn(text="Do you like the weather where you are?"))) as events:
@@ -93,7 +93,7 @@ async def test_interrupt_while_generating_stops_the_reply_and_closes_the_llm() -
 async def test_a_consumer_that_goes_away_ends_the_turn_as_interrupted() -> None:
     llm = ScriptedLLM(SLOW, seconds_per_token=0.02)
     call = make_call(llm)
-    await call.start()
+    call.start()
     await say(call, "This is Sarah.")
     async with aclosing(call.turn(CallerTurn(text="How's the weather over there?"))) as events:
         async for _ in events:
@@ -105,7 +105,7 @@ async def test_a_consumer_that_goes_away_ends_the_turn_as_interrupted() -> None:
 
 async def test_backchannel_over_the_agent_is_no_turn() -> None:
     call = make_call()
-    await call.start()
+    call.start()
     events = await say(call, "Mhm.", mode="audio", over_agent=True)
     assert len(events) == 1 and isinstance(events[0], TurnDone) and events[0].ignored
     assert call.turns == [] and len(call.transcript) == 1
@@ -115,7 +115,7 @@ async def test_backchannel_over_the_agent_is_no_turn() -> None:
 
 async def test_nothing_heard_asks_to_repeat_with_the_schema_line() -> None:
     call = make_call()
-    await call.start()
+    call.start()
     events = await say(call, "", mode="audio", heard_nothing=True, stt_ms=512.0)
     done = events[-1]
     assert isinstance(done, TurnDone) and done.source == ReplySource.FALLBACK
@@ -126,7 +126,7 @@ async def test_nothing_heard_asks_to_repeat_with_the_schema_line() -> None:
 
 async def test_edge_stages_are_noted_on_the_turn() -> None:
     call = make_call()
-    await call.start()
+    call.start()
     await say(call, "This is Sarah.", mode="audio", stt_ms=300.0)
     call.note_stages(1, {"tts_first_audio": 80.0, "voice_to_voice": 900.0})
     stages = call.performance_report()["stages"]
@@ -135,7 +135,7 @@ async def test_edge_stages_are_noted_on_the_turn() -> None:
 
 async def test_a_finished_call_refuses_turns_and_its_record_names_the_end() -> None:
     call = make_call()
-    await call.start()
+    call.start()
     lines = [
         "This is Sarah.",
         "Okay, I found the member.",
@@ -157,7 +157,7 @@ async def test_a_finished_call_refuses_turns_and_its_record_names_the_end() -> N
 @pytest.mark.parametrize("heard", ["", "Thanks."])
 async def test_interrupt_of_an_unknown_turn_changes_nothing(heard: str) -> None:
     call = make_call()
-    await call.start()
+    call.start()
     await say(call, "This is Sarah.")
     before = [dict(line) for line in call.transcript]
     await call.interrupt(7, heard)
@@ -175,6 +175,6 @@ class BrokenStore:
 async def test_redis_down_costs_the_snapshot_not_the_turn() -> None:
     call = make_call()
     call.store = BrokenStore()  # type: ignore[assignment]
-    await call.start()
+    call.start()
     done = (await say(call, "This is Sarah."))[-1]
     assert isinstance(done, TurnDone) and done.state == "verify_member" and not call.superseded

@@ -36,7 +36,7 @@ async def off_script_turn(
         cache, llm, ReplyPolicy(semantic_head_start_s=head_start_s, filler_after_s=filler_after_s)
     )
     call = Call(conversation, replies, None, "test-host")
-    await call.start()
+    call.start()
     [_ async for _ in call.turn(CallerTurn(text="This is Sarah, how can I help?"))]
     events = [e async for e in call.turn(CallerTurn(text="Lovely weather there today?"))]  # off-script
     await replies.drain()  # the cache store runs off the turn's path
@@ -127,7 +127,7 @@ async def test_the_states_llm_policy_travels_with_the_request(tmp_path: Path) ->
     llm = ScriptedLLM(LLM_TEXT)
     conversation = Conversation.start(load_schema(tmp_path), "policy-call", PATIENT)
     call = Call(conversation, ReplySourcer(ScriptedCache(), llm), None, "test-host")
-    await call.start()
+    call.start()
     [_ async for _ in call.turn(CallerTurn(text="This is Sarah."))]
     [_ async for _ in call.turn(CallerTurn(text="Lovely weather there today?"))]
     assert llm.requests[-1].policy == "hedge" and llm.requests[-1].state == "verify_member"
