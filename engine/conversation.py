@@ -15,9 +15,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine import disclose
 from engine.call_state import CallState
 from engine.functions import FUNCTIONS
-from engine.nlu.understand import NLUResult, Understander
+from engine.nlu.understand import ASK_FIELD, NLUResult, TurnContext, Understander
 from engine.schema_loader import SPOKEN_SLOT_RULES, CompiledSchema, CompiledState
 from engine.schema_model import When
 from engine.spoken import SPOKEN_RULES
@@ -91,6 +92,7 @@ class Conversation:
         self.understander = understander or Understander()
         self.today = today  # relative dates ("next Tuesday") resolve against it
         self.values: dict[str, Any] = schema.precompute(state.call_data)
+        self.identifiers = disclose.identifiers(schema.spec, state.call_data)
 
     @classmethod
     def start(
@@ -152,16 +154,19 @@ class Conversation:
         state.history.append(("caller", utterance))
         ahead = {n: s for n, s in current.lookahead_slots.items() if n not in state.slots}
         wanted = {**ahead, **current.slots} if ahead else current.slots
-        nlu = await self.understander.understand(
-            utterance,
-            current.intents,
-            wanted,
-            state.slots,
-            embedding=embedding,
+        context = TurnContext(
             today=self.today(),
             lookahead=frozenset(ahead),
+            exclude=self.identifiers,
+            field_phrases=self.schema.field_phrases,
+            recent_fields=disclose.fields_in(state.last_agent_line, self.schema.spec, self.values),
+        )
+        nlu = await self.understander.understand(
+            utterance, current.intents, wanted, state.slots, context, embedding=embedding
         )
         t_nlu = time.perf_counter()
+        if self._is_aside(nlu):
+            state.turns_in_state -= 1  # a request or an aside is no failed attempt at the question
         state.reconciles += nlu.reconciled
         state.llm_nlu_turns += nlu.used_llm
         if nlu.captured:
@@ -170,7 +175,15 @@ class Conversation:
         state.log("intent", intent=nlu.intent, confidence=round(nlu.confidence, 3))
 
         plan = TurnPlan(state=state.state, previous_state=state.state, nlu=nlu)
-        if not self._follow_transition(nlu.intent, plan):
+        answer = self._answer(nlu)
+        if self._follow_transition(nlu.intent, plan):
+            if answer is not None:
+                plan.say.insert(0, answer)
+        elif answer is not None:
+            plan.say.append(answer)
+        elif (target := self._global_target(nlu.intent)) is not None:
+            self._move(target, reason=f"intent:{nlu.intent}", plan=plan)
+        else:
             self._stay(nlu, plan)
         plan.timings_ms = {
             "nlu_ms": (t_nlu - t0) * 1000,
@@ -190,6 +203,32 @@ class Conversation:
                 self._move(transition.target, reason=f"transitions[{index}]", plan=plan, hops=hops)
                 return True
         return False
+
+    def _answer(self, nlu: NLUResult) -> str | None:
+        """The line that answers the counterpart's request for a piece of the call's data."""
+        if nlu.intent != ASK_FIELD or nlu.asked is None:
+            return None
+        field = nlu.asked.field
+        # Asked for what was just read out: say it slower and grouped.
+        again = nlu.asked.slowly or any(
+            f == field
+            for f, _ in disclose.fields_in(self.state.last_agent_line, self.schema.spec, self.values)
+        )
+        line = disclose.answer(self.schema.spec, self.state.call_data, field, slow=again)
+        self.state.log("disclose", field=field, slow=again, answered=line is not None)
+        return line or self.schema.fallbacks["not_available"].render(self.render())
+
+    def _global_target(self, intent: str | None) -> str | None:
+        spec = next((i for i in self.schema.spec.intents if i.name == intent), None)
+        return spec.target if spec is not None else None
+
+    def _is_aside(self, nlu: NLUResult) -> bool:
+        if nlu.captured:
+            return False
+        if nlu.intent == ASK_FIELD:
+            return True
+        kind = next((i.kind for i in self.current.intents if i.name == nlu.intent), None)
+        return kind in ("request", "ack")
 
     def _stay(self, nlu: NLUResult, plan: TurnPlan) -> None:
         current = self.current

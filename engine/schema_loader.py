@@ -8,6 +8,7 @@ templates are compiled. Every problem is reported with file, path and line.
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from pydantic import ValidationError
 
 from engine.call_data import validate_call_data
 from engine.functions import FUNCTIONS
+from engine.nlu.requests import field_phrases
 from engine.schema_errors import Problem, SchemaError, format_path, line_of
 from engine.schema_model import ConversationSchemaFile, Intent, Slot, State
 from engine.spoken import SPOKEN_RULES
@@ -107,6 +109,11 @@ class CompiledSchema:
         return frozenset(n for n, f in self.spec.call_data.items() if f.pii)
 
     @cached_property
+    def field_phrases(self) -> dict[str, tuple[re.Pattern[str], ...]]:
+        """How counterparts ask for each disclosable call-data field, compiled once."""
+        return field_phrases({name: d.asked_as for name, d in self.spec.disclose.items()})
+
+    @cached_property
     def static_sentences(self) -> frozenset[str]:
         """Sentences of the static phrases: the TTS phrase cache holds exactly these."""
         return frozenset(s for phrase in self.static_phrases() for s in split_sentences(phrase))
@@ -171,6 +178,12 @@ def _check_references(spec: ConversationSchemaFile) -> list[tuple[tuple[str | in
     }
     global_intents = {i.name for i in spec.intents}
     errors += _duplicates(("intents",), [i.name for i in spec.intents], "intent")
+    for i, intent in enumerate(spec.intents):
+        if intent.target is not None and intent.target not in states:
+            errors.append((("intents", i, "target"), f"unknown target state {intent.target!r}"))
+    for field_name in spec.disclose:
+        if field_name not in spec.call_data:
+            errors.append((("disclose", field_name), f"{field_name!r} is not a call-data field"))
 
     slot_type_seen: dict[str, str] = {}
     for name, state in states.items():
@@ -194,6 +207,11 @@ def _check_references(spec: ConversationSchemaFile) -> list[tuple[tuple[str | in
         for i, slot in enumerate(state.slots):
             if slot.type == "enum" and not slot.values:
                 errors.append(((*at, "slots", i, "values"), "an enum slot needs values"))
+            if slot.tense != "any" and slot.type != "date":
+                errors.append(((*at, "slots", i, "tense"), "only date slots have a tense"))
+        for i, intent in enumerate(state.intents):
+            if intent.target is not None:
+                errors.append(((*at, "intents", i, "target"), "only global intents take a target"))
         state_intents = {i.name for i in state.intents} | global_intents
         for i, intent in enumerate(state.intents):
             for j, slot_name in enumerate(intent.implied_by_slots):
@@ -245,8 +263,8 @@ def _duplicates(
 
 
 def _reachable(spec: ConversationSchemaFile) -> set[str]:
-    seen = {spec.initial_state}
-    todo = [spec.initial_state]
+    seen = {spec.initial_state} | {i.target for i in spec.intents if i.target in spec.states}
+    todo = list(seen)
     while todo:
         state = spec.states.get(todo.pop())
         if state is None:

@@ -63,6 +63,11 @@ class CallDataField(Strict):
     values: list[str] | None = None
     default: str | None = None
     description: str = ""
+    contact: bool = Field(
+        False,
+        description="Identifies the person called: a do-not-call request is kept against these values "
+        "(phone fields each, the other contact fields together).",
+    )
 
     @field_validator("pattern")
     @classmethod
@@ -89,8 +94,30 @@ class Intent(Strict):
         default_factory=list, description="Capturing any of these slots is evidence for this intent."
     )
     reply: str | None = Field(None, description="Line spoken when this intent moves no transition.")
+    kind: Literal["answer", "request", "exit", "ack"] = Field(
+        "answer",
+        description="What the counterpart does with it, which decides when one turn holds several: a way "
+        "out of the call (exit) beats a request to the agent (request), which beats an answer to the "
+        "agent's question (answer), which beats an acknowledgement such as 'please hold' (ack).",
+    )
+    target: str | None = Field(
+        None,
+        description="Global intents only: the state any state moves to when this intent is heard and "
+        "the state's own transitions do not handle it (e.g. do-not-call → a terminal state).",
+    )
 
     _name = field_validator("name")(_check_name)
+
+
+class Disclosure(Strict):
+    """A call-data field the agent may read out when the counterpart asks for it."""
+
+    asked_as: list[str] = Field(
+        min_length=1, description="How people ask for it ('member id', 'DOB', 'subscriber number' …)."
+    )
+    label: str | None = Field(
+        None, description="What the field is called when read out; default from its name."
+    )
 
 
 class Slot(Strict):
@@ -100,6 +127,9 @@ class Slot(Strict):
     critical: bool = Field(False, description="Capturing it triggers a re-detect (two-pass reconcile).")
     values: list[str] | None = Field(
         None, description="Allowed values for enum slots, with synonyms via '|'."
+    )
+    tense: Literal["any", "past", "future"] = Field(
+        "any", description="Date slots: a bare weekday or day of month resolves to the past or the future."
     )
     description: str = ""
 
@@ -185,6 +215,7 @@ class Fallbacks(Strict):
     llm_unavailable: str = "Sorry, give me just a moment."
     max_turns: str = "Let me move us along."
     silence: str = "Are you still there?"
+    not_available: str = "I'm sorry, I don't have that information in front of me."
 
 
 class ConversationSchemaFile(Strict):
@@ -193,6 +224,11 @@ class ConversationSchemaFile(Strict):
     persona: Persona
     intents: list[Intent] = Field(
         default_factory=list, description="Global intents, available in every state."
+    )
+    disclose: dict[str, Disclosure] = Field(
+        default_factory=dict,
+        description="Call-data fields the agent reads out when asked; a field not listed is never "
+        "spoken on request.",
     )
     fillers: list[str] = Field(default_factory=list)
     fallbacks: Fallbacks = Fallbacks()

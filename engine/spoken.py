@@ -17,6 +17,7 @@ __all__ = [
     "npi_is_valid",
     "number_to_words",
     "ordinal_words",
+    "slowly",
     "spoken_cpt",
     "spoken_currency",
     "spoken_date",
@@ -409,3 +410,40 @@ SPOKEN_RULES: dict[str, Callable[[str], str]] = {
     "currency": spoken_currency,
     "time": spoken_time,
 }
+
+
+def _chars_slowly(chars: str, group: int) -> str:
+    """One character at a time, letters as "X as in X-ray", a full stop between groups so the
+    voice pauses: "XK4" -> "X as in X-ray, K as in Kilo. four"."""
+    said = [f"{c} as in {_NATO[c]}" if c.isalpha() else _ONES[int(c)] for c in chars]
+    sizes = _even_groups(len(said), group)
+    out, pos = [], 0
+    for size in sizes:
+        out.append(", ".join(said[pos : pos + size]))
+        pos += size
+    return ". ".join(out)
+
+
+def slowly(rule: str, value: str) -> str:
+    """A call-data value said slower and grouped, for a counterpart who asks again."""
+    if rule in ("nato", "digits", "cpt"):
+        return _chars_slowly(_clean_id(_PHONE_PUNCT.sub("", value), "ID"), 3)
+    if rule == "npi":
+        digits = _only_digits(value, "NPI")
+        return ". ".join(", ".join(_ONES[int(c)] for c in digits[a:b]) for a, b in ((0, 3), (3, 6), (6, 10)))
+    if rule == "phone":
+        return slowly("npi", spoken_phone_digits(value))
+    if rule == "date":
+        d = _parse_date(value)
+        month, day = number_to_words(d.month), number_to_words(d.day)
+        return f"{spoken_date(value)}. That's {month}, {day}, {spoken_year(d.year)}"
+    if rule == "name":
+        name = spoken_name(value)
+        last = name.split()[-1]
+        return f"{name}, last name spelled {', '.join(c.upper() for c in last if c.isalpha())}"
+    return SPOKEN_RULES[rule](value)
+
+
+def spoken_phone_digits(value: str) -> str:
+    digits = _only_digits(value.replace("+", ""), "phone number")
+    return digits[1:] if len(digits) == 11 and digits.startswith("1") else digits

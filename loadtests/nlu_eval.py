@@ -19,7 +19,7 @@ import yaml
 from common.testing.samples import SAMPLE_CALL_DATA
 from engine.call_state import CallState
 from engine.conversation import Conversation
-from engine.nlu.understand import Understander
+from engine.nlu.understand import ASK_FIELD, Understander
 from engine.schema_loader import CompiledSchema, load_schema
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,16 +78,23 @@ def evaluate(path: Path, understander: Understander | None = None) -> NLUReport:
             report.latencies_ms.append((time.perf_counter() - t0) * 1000)
             assert plan.nlu is not None
             expected_slots = {k: str(v) for k, v in (case.get("slots") or {}).items()}
-            intent_ok = plan.nlu.intent == case["intent"]
-            slots_ok = plan.nlu.captured == expected_slots
+            intent_ok = plan.nlu.intent == case["intent"] and (
+                case["intent"] != ASK_FIELD
+                or (plan.nlu.asked is not None and plan.nlu.asked.field == case.get("field"))
+            )
+            slots_ok = slots_match(plan.nlu.captured, expected_slots)
             report.cases += 1
             report.intent_ok += intent_ok
             report.slots_ok += slots_ok
             report.both_ok += intent_ok and slots_ok
             report.reconciles += plan.nlu.reconciled
             if not (intent_ok and slots_ok):
+                got = (
+                    plan.nlu.intent if plan.nlu.asked is None else f"{plan.nlu.intent}:{plan.nlu.asked.field}"
+                )
+                want = case["intent"] if case["intent"] != ASK_FIELD else f"{ASK_FIELD}:{case.get('field')}"
                 report.misses.append(
-                    f"[{case['state']}] {case['text']!r}: intent {plan.nlu.intent} (want {case['intent']}), "
+                    f"[{case['state']}] {case['text']!r}: intent {got} (want {want}), "
                     f"slots {plan.nlu.captured} (want {expected_slots})"
                 )
 
@@ -95,5 +102,38 @@ def evaluate(path: Path, understander: Understander | None = None) -> NLUReport:
     return report
 
 
+def slots_match(captured: dict[str, str], expected: dict[str, str]) -> bool:
+    """Equal slots; an expected "*" (a free-text answer) matches any captured value."""
+    if set(captured) != set(expected):
+        return False
+    return all(want == "*" or captured[name] == want for name, want in expected.items())
+
+
 def golden_path(schema: str) -> Path:
     return GOLDEN_DIR / f"{schema}.yaml"
+
+
+def main() -> None:
+    import argparse
+    import statistics
+
+    ap = argparse.ArgumentParser(description="Score the NLU on labelled sets (intent and every slot right).")
+    ap.add_argument("sets", nargs="+", type=Path, help="e.g. tests/phrasing/prior_auth.dev.yaml")
+    ap.add_argument("--misses", action="store_true", help="print every miss")
+    args = ap.parse_args()
+    for path in args.sets:
+        report = evaluate(path)
+        lat = sorted(report.latencies_ms)
+        p95 = lat[int(0.95 * (len(lat) - 1))]
+        print(
+            f"{path.name}: {report.both_ok}/{report.cases} = {report.accuracy:.1%} "
+            f"(intent {report.intent_ok}, slots {report.slots_ok}); turn p50 {statistics.median(lat):.2f} ms, "
+            f"p95 {p95:.2f} ms"
+        )
+        if args.misses:
+            for miss in report.misses:
+                print("  miss", miss)
+
+
+if __name__ == "__main__":
+    main()

@@ -10,7 +10,9 @@ import datetime as dt
 import re
 from collections.abc import Callable
 from decimal import Decimal
+from functools import lru_cache
 
+from engine.nlu.text import negated, normalise
 from engine.schema_model import Slot
 
 _UNITS = {
@@ -56,12 +58,6 @@ _ORDINALS = {
 _WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 
 _WORD_RE = re.compile(r"[a-z]+(?:-[a-z]+)?|\d+(?:[.,]\d+)*|[$%]")
-_YES = re.compile(
-    r"\b(yes|yeah|yep|yup|correct|that's right|sure|absolutely|affirmative|definitely|exactly|"
-    r"i am|i do|we do|it is|that's me|speaking|of course|sounds good|that works)\b"
-)
-_NO = re.compile(r"\b(no|nope|nah|not|negative|incorrect|wrong|don't|do not|isn't|aren't|never)\b")
-_NOT_REALLY_NO = re.compile(r"\b(no problem|no worries|not a problem|no doubt)\b")
 
 
 def tokens(text: str) -> list[str]:
@@ -141,58 +137,116 @@ def extract_currency(text: str, slot: Slot | None = None) -> str | None:
     return None
 
 
+_NEUTRAL = re.compile(
+    r"\b(no problem|no worries|not a problem|no doubt|no rush|not sure|not really sure|no idea|no clue|"
+    r"not that i know|not certain|no pressure)\b"
+)
+_EXPLICIT_YES = re.compile(
+    r"\b(yes|yeah|yea|yep|yup|sure|correct|absolutely|definitely|exactly|of course|affirmative|"
+    r"that's right|that is right|right on|you got it|you bet|certainly|uh-huh|mm-hmm)\b"
+)
+_EXPLICIT_NO = re.compile(
+    r"\b(no|nope|nah|negative|incorrect|wrong|not really|not at all|no way|absolutely not)\b"
+)
+_IMPLICIT_YES = re.compile(
+    r"\b(sounds good|sounds great|that works|works for me|go ahead|fire away|shoot|i do|i am|we do|it is|"
+    r"that's me|speaking|i have time|i've got time|got a minute|got a few minutes|i guess so|i think so|"
+    r"perfect|great|fine|okay|ok|alright|all right)\b"
+)
+_IMPLICIT_NO = re.compile(
+    r"\b(don't|do not|doesn't|does not|not|can't|cannot|won't|isn't|aren't|never|busy|bad time)\b"
+)
+_CORRECTION = re.compile(r"\b(i mean|actually|sorry|wait|scratch that|rather|correction)\b")
+
+
 def extract_yes_no(text: str, slot: Slot | None = None) -> str | None:
-    lowered = text.lower().replace("’", "'")
-    cleaned = _NOT_REALLY_NO.sub(" ", lowered)
-    no = _NO.search(cleaned)
-    yes = _YES.search(cleaned)
-    if no and (not yes or no.start() < yes.start()):
-        return "no"
-    if yes:
-        return "yes"
+    """The turn's answer to a yes/no question, reading the whole turn. Explicit words (yes,
+    yeah, no, nope …) decide before phrases (sounds good, that doesn't work …); among them the
+    last one wins ("no — I mean yes, go ahead" is yes); "no problem" and "not sure" are neither."""
+    cleaned = _NEUTRAL.sub(" ", normalise(text))
+    for yes, no in ((_EXPLICIT_YES, _EXPLICIT_NO), (_IMPLICIT_YES, _IMPLICIT_NO)):
+        marks = [(m.start(), "yes") for m in yes.finditer(cleaned)]
+        marks += [(m.start(), "no") for m in no.finditer(cleaned)]
+        if marks:
+            return max(marks)[1]
     return None
 
 
+_AS_IN = re.compile(r"\b([A-Za-z])\s*(?:,\s*)?(?:as in|like|for|as)\s+[A-Za-z][\w-]*", re.IGNORECASE)
+_SINGLE_HYPHENS = re.compile(r"(?<=\b\w)-(?=\w\b)")
+_SHORT_WORDS = frozenset(
+    "a i an am as at be by do go he hi if in is it me my no of oh ok on or so to up us we the and "
+    "for you are was its but not can yes yep her his him she one two six ten".split()
+)
+
+
 def spoken_sequence(text: str) -> list[str]:
-    """Tokens with digit words, NATO words and 'double five' turned into characters."""
+    """Tokens with digit words, NATO words, "D as in David" and "double five" turned into
+    characters; a " " marks a word that is none of these (it ends a run)."""
+    text = _SINGLE_HYPHENS.sub(" ", _AS_IN.sub(lambda m: f" {m.group(1).upper()} ", text))
     out: list[str] = []
     words = re.findall(r"[A-Za-z]+(?:['’-][A-Za-z]+)*|\d+", text)
-    double = False
-    for word in words:
+    double = 1
+    for i, word in enumerate(words):
         lower = word.lower()
         if lower in ("double", "triple"):
-            double = True
+            double = 2 if lower == "double" else 3
+            continue
+        prev = words[i - 1].lower() if i > 0 else ""
+        if prev in _TENS and lower in _DIGIT_WORDS and lower not in ("zero", "oh"):
+            out.append(str(_TENS[prev] + int(_DIGIT_WORDS[lower])) * double)  # "forty four" → 44
+            double = 1
             continue
         char = _DIGIT_WORDS.get(lower) or _NATO.get(lower)
+        if char is None and (lower in _TENS or (lower in _UNITS and _UNITS[lower] >= 10)):
+            value = _UNITS.get(lower, _TENS.get(lower, 0))
+            nxt = words[i + 1].lower() if i + 1 < len(words) else ""
+            if lower in _TENS and nxt in _DIGIT_WORDS and nxt not in ("zero", "oh"):
+                continue  # "forty four": the unit word completes it
+            char = str(value)
         if char is None and word.isdigit():
             char = word
         if char is None and len(word) == 1 and word.isalpha():
             char = word.upper()
-        if char is None and re.fullmatch(r"[A-Z]{1,4}\d[\w]*|\d+[A-Z]+\w*|[A-Z]{2,4}", word):
+        if char is None and re.fullmatch(
+            r"[A-Z]{1,4}\d[\w]*|\d+[A-Za-z]+\w*|[A-Z]{2,4}|[a-z]{1,4}\d\w*", word
+        ):
             char = word.upper()
+        if (
+            char is None
+            and len(word) <= 3
+            and lower not in _SHORT_WORDS
+            and i + 1 < len(words)
+            and (words[i + 1].isdigit() or words[i + 1].lower() in _DIGIT_WORDS)
+        ):
+            char = word.upper()  # "pa 7734" as a recogniser writes it
         if char is None:
             out.append(" ")
-            double = False
+            double = 1
             continue
-        out.append(char * (2 if double else 1))
-        double = False
+        out.append(char * double)
+        double = 1
     return out
 
 
-def extract_code(text: str, slot: Slot | None = None) -> str | None:
-    """Reference numbers and IDs: letters and digits, spoken or written, at least 4 chars and one digit.
-    Without a cue word ("reference", "number", …) a sentence that holds a date is not read as a code."""
+_CODE_CUE = re.compile(
+    r"\b(number|reference|ref|id|confirmation|authorization|auth|code|tracking|case|is|it's|its)\b"
+)
+
+
+def extract_code(text: str, slot: Slot | None = None, exclude: frozenset[str] = frozenset()) -> str | None:
+    """Reference numbers and IDs: letters and digits, spoken or written, at least 4 characters
+    and one digit. The last one said wins (a correction), except values in ``exclude`` (this
+    call's other identifiers read back: CPT, NPI, member ID). Without a cue word a sentence that
+    holds a date is not read as a code."""
     lowered = text.lower()
-    cue = re.search(r"\b(number|reference|ref|id|confirmation|authorization|auth|code|is)\b", lowered)
+    cue = _CODE_CUE.search(lowered)
     if cue is None and extract_date(text) is not None:
         return None
-    candidates = []
-    for start in ([cue.end()] if cue else []) + [0]:
-        runs = "".join(spoken_sequence(text[start:] if start else text)).split(" ")
-        candidates += [r for r in runs if len(r) >= 4 and any(c.isdigit() for c in r)]
-        if candidates:
-            break
-    return max(candidates, key=len) if candidates else None
+    runs = "".join(spoken_sequence(text)).split(" ")
+    candidates = [r for r in runs if len(r) >= 4 and any(c.isdigit() for c in r) and r not in exclude]
+    candidates = [c for c in candidates if not any(c in e or e in c for e in exclude if len(e) >= 4)]
+    return candidates[-1] if candidates else None
 
 
 def extract_phone(text: str, slot: Slot | None = None) -> str | None:
@@ -234,26 +288,74 @@ def extract_name(text: str, slot: Slot | None = None) -> str | None:
     return None
 
 
-def _year_from(words: list[str]) -> int | None:
-    return words_to_number(words) if words else None
+_PAST_CUES = re.compile(
+    r"\b(was|were|got|had|decided|made|came|went|approved|denied|issued|finalized|back on|last|ago|"
+    r"already|yesterday|earlier|previous)\b"
+)
+_FUTURE_CUES = re.compile(
+    r"\b(will|should|by|expect|expected|going to|gonna|within|next|coming|upcoming|in about|in|"
+    r"until|before|tomorrow|later|no later than)\b"
+)
+_DURATION = re.compile(
+    r"\b(?:in|within|about|around|takes?|another)?\s*(?:(\w+)(?:\s*(?:to|or|-)\s*))?(\w+)\s+"
+    r"(business |working |calendar )?(day|days|week|weeks)\b"
+)
+
+
+def _tense_of(text: str, tense: str) -> str:
+    if tense != "any":
+        return tense
+    past, future = _PAST_CUES.search(text), _FUTURE_CUES.search(text)
+    if past and (not future or past.start() > future.start()):
+        return "past"
+    return "future" if future else "any"
+
+
+def _add_business_days(day: dt.date, n: int) -> dt.date:
+    while n > 0:
+        day += dt.timedelta(days=1)
+        if day.weekday() < 5:
+            n -= 1
+    return day
+
+
+def _small_number(word: str) -> int | None:
+    if word.isdigit():
+        return int(word)
+    if word in ("a", "an", "one"):
+        return 1
+    if word == "couple":
+        return 2
+    if word == "few":
+        return 3
+    return _UNITS.get(word) or _TENS.get(word)
 
 
 def extract_date(
-    text: str, slot: Slot | None = None, today: dt.date | None = None, relative: bool = True
+    text: str,
+    slot: Slot | None = None,
+    today: dt.date | None = None,
+    relative: bool = True,
+    tense: str | None = None,
 ) -> str | None:
-    """An ISO date from explicit forms ("March 3rd, 2025", "3/3/2025") and, when ``relative``,
-    from "today", "tomorrow" and weekday names."""
+    """An ISO date. Explicit forms ("March 3rd, 2025", "3/3/2025", "the 9th") always; with
+    ``relative`` also "today", "tomorrow", "yesterday", weekdays ("last Tuesday", "Thursday next
+    week") and durations ("in three to five business days": the later bound). ``tense`` (a
+    slot's, else read from the turn: "was decided on the 3rd" is past, "by the 9th" is future)
+    decides whether a bare weekday, day of month or month-day without a year lies ahead or behind."""
     today = today or dt.date.today()
-    lowered = re.sub(r"(\d)(st|nd|rd|th)\b", r"\1", text.lower().replace(",", " "))
+    lowered = re.sub(r"(\d)(st|nd|rd|th)\b", r"\1", normalise(text).replace(",", " "))
+    when = _tense_of(lowered, tense or (slot.tense if slot is not None else "any"))
     match = re.search(r"\b(\d{4})-(\d{2})-(\d{2})\b", lowered)
     try:
         if match:
             return dt.date(int(match[1]), int(match[2]), int(match[3])).isoformat()
         match = re.search(r"\b(\d{1,2})/(\d{1,2})(?:/(\d{2,4}))?\b", lowered)
         if match:
-            year = int(match[3]) if match[3] else today.year
-            year = year + 2000 if year < 100 else year
-            return dt.date(year, int(match[1]), int(match[2])).isoformat()
+            if match[3]:
+                year = int(match[3])
+                return dt.date(year + 2000 if year < 100 else year, int(match[1]), int(match[2])).isoformat()
+            return _month_day(today, int(match[1]), int(match[2]), when)
     except ValueError:
         return None
     words = tokens(lowered)
@@ -267,23 +369,117 @@ def extract_date(
             rest_at = i + 1
         if found is None:
             continue
-        rest = [w for w in words[rest_at : rest_at + 3] if w not in ("of", "the")]
-        said_year = int(rest[0]) if rest and rest[0].isdigit() and len(rest[0]) == 4 else None
+        rest = [w for w in words[rest_at : rest_at + 4] if w not in ("of", "the")]
+        said_year = _said_year(rest)
         try:
-            return dt.date(said_year or today.year, _MONTHS[word], found[0]).isoformat()
+            if said_year is not None:
+                return dt.date(said_year, _MONTHS[word], found[0]).isoformat()
+            return _month_day(today, _MONTHS[word], found[0], when)
         except ValueError:
             return None
     if not relative:
         return None
+    return _relative_date(lowered, words, today, when)
+
+
+def _said_year(words: list[str]) -> int | None:
+    """A year after a month and day: "2025", or "twenty twenty-five" / "twenty twenty five"."""
+    if words and words[0].isdigit() and len(words[0]) == 4:
+        return int(words[0])
+    if len(words) >= 2 and words[0] in ("twenty", "nineteen"):
+        rest = words[1:3] if words[1] in _TENS and len(words) > 2 and words[2] in _UNITS else words[1:2]
+        spoken = words_to_number(rest)
+        if spoken is not None and spoken < 100:
+            return (2000 if words[0] == "twenty" else 1900) + spoken
+    return None
+
+
+def _month_day(today: dt.date, month: int, day: int, when: str) -> str:
+    candidate = dt.date(today.year, month, day)
+    if when == "past" and candidate > today:
+        candidate = dt.date(today.year - 1, month, day)
+    elif when == "future" and candidate < today:
+        candidate = dt.date(today.year + 1, month, day)
+    return candidate.isoformat()
+
+
+_DAY_OF_MONTH = re.compile(
+    r"\b(?:on|by|the|for|from|until|before|since)\s+(?:the\s+)?(\d{1,2}|[a-z]+(?:-[a-z]+)?)(?:\s+([a-z]+))?\b"
+)
+
+
+def _relative_date(lowered: str, words: list[str], today: dt.date, when: str) -> str | None:
     if "today" in words:
         return today.isoformat()
+    if "day after tomorrow" in lowered:
+        return (today + dt.timedelta(days=2)).isoformat()
     if "tomorrow" in words:
         return (today + dt.timedelta(days=1)).isoformat()
-    for word in words:
-        if word in _WEEKDAYS:
-            ahead = (_WEEKDAYS.index(word) - today.weekday()) % 7 or 7
-            return (today + dt.timedelta(days=ahead)).isoformat()
+    if "yesterday" in words:
+        return (today - dt.timedelta(days=1)).isoformat()
+    ago = re.search(r"\b(\w+) (day|days|week|weeks) ago\b", lowered)
+    if ago and _small_number(ago[1]) is not None:
+        n = _small_number(ago[1]) or 0
+        return (today - dt.timedelta(days=n * (7 if ago[2].startswith("week") else 1))).isoformat()
+    for i, word in enumerate(words):
+        if word not in _WEEKDAYS:
+            continue
+        target = _WEEKDAYS.index(word)
+        context = " ".join(words[max(0, i - 2) : i + 3])
+        if re.search(r"\b(next week|following week|week after)\b", context):
+            monday = today - dt.timedelta(days=today.weekday()) + dt.timedelta(days=7)
+            return (monday + dt.timedelta(days=target)).isoformat()
+        if words[i - 1 : i] == ["last"] or (when == "past" and words[i - 1 : i] != ["next"]):
+            back = (today.weekday() - target) % 7 or 7
+            return (today - dt.timedelta(days=back)).isoformat()
+        ahead = (target - today.weekday()) % 7 or 7
+        return (today + dt.timedelta(days=ahead)).isoformat()
+    for match in _DAY_OF_MONTH.finditer(lowered):
+        first, second = match[1], match[2] or ""
+        found = _day_of([first, second]) if not first.isdigit() else (int(first), 1)
+        if found is None or not 1 <= found[0] <= 31:
+            continue
+        if (
+            first.isdigit()
+            and not re.search(r"\b(the|on the|by the)\s+\d", match[0])
+            and second not in ("", "of")
+        ):
+            continue  # "for 3 days" is a duration, not the 3rd
+        if first.isdigit() and second in ("day", "days", "week", "weeks", "business", "working"):
+            continue
+        return _day_of_month(today, found[0], when)
+    duration = _DURATION.search(lowered)
+    if duration and duration[4]:
+        high = _small_number(duration[2])
+        if high is not None and high < 100:
+            if duration[4].startswith("week"):
+                return (today + dt.timedelta(days=7 * high)).isoformat()
+            if duration[3] in ("business ", "working "):
+                return _add_business_days(today, high).isoformat()
+            return (today + dt.timedelta(days=high)).isoformat()
+    if re.search(r"\bend of (?:the |this )?week\b", lowered):
+        return (today + dt.timedelta(days=(4 - today.weekday()) % 7)).isoformat()
     return None
+
+
+def _day_of_month(today: dt.date, day: int, when: str) -> str | None:
+    """ "the 9th": this month, or the next one when the 9th has passed (the last one, in the past tense)."""
+    try:
+        candidate = today.replace(day=day)
+    except ValueError:
+        return None
+    if when == "past" and candidate > today:
+        return _safe_date(today.year - (today.month == 1), today.month - 1 or 12, day)
+    if when != "past" and candidate < today:
+        return _safe_date(today.year + (today.month == 12), today.month % 12 + 1, day)
+    return candidate.isoformat()
+
+
+def _safe_date(year: int, month: int, day: int) -> str | None:
+    try:
+        return dt.date(year, month, day).isoformat()
+    except ValueError:
+        return None
 
 
 def _day_of(words: list[str]) -> tuple[int, int] | None:
@@ -304,44 +500,125 @@ def _day_of(words: list[str]) -> tuple[int, int] | None:
     return None
 
 
+_HOUR_WORD = {w: n for w, n in _UNITS.items() if 1 <= n <= 12}
+
+
+def _business_hour(hour: int, text: str) -> int:
+    """A clock hour without am/pm, read as business hours (8:00–18:59): "at 3" is 15:00."""
+    if re.search(r"\b(pm|p m|afternoon|evening|tonight)\b", text):
+        return hour + 12 if hour < 12 else hour
+    if re.search(r"\b(am|a m|morning)\b", text):
+        return 0 if hour == 12 else hour
+    return hour + 12 if 1 <= hour <= 7 else hour
+
+
 def extract_time(text: str, slot: Slot | None = None) -> str | None:
-    lowered = text.lower().replace(".", "")
-    match = re.search(r"\b(\d{1,2})(?::(\d{2}))?\s*(am|pm)\b", lowered) or re.search(
+    """A clock time "HH:MM". Digits ("3:30 pm", "10am"), words ("nine thirty", "quarter to
+    eleven", "half past two", "noon") and bare hours after "at"/"around" ("at 3"); without am/pm
+    an hour is read as business hours ("at 3" → 15:00, "at 9" → 09:00)."""
+    lowered = normalise(text).replace(".", "")
+    if re.search(r"\b(noon|midday|lunchtime)\b", lowered):
+        return "12:00"
+    match = re.search(r"\b(\d{1,2})(?::(\d{2}))?\s*(am|pm|a m|p m)\b", lowered) or re.search(
         r"\b(\d{1,2}):(\d{2})\b()", lowered
     )
     if match:
         hour, minute = int(match[1]), int(match[2] or 0)
-    else:
-        words = tokens(lowered)
-        match_word = next((i for i, w in enumerate(words) if w in _UNITS and 1 <= _UNITS[w] <= 12), None)
-        if match_word is None or not re.search(r"\b(am|pm|o'clock|oclock|morning|afternoon|at)\b", lowered):
+        if not 0 <= hour <= 23:
             return None
-        hour = _UNITS[words[match_word]]
-        nxt = words[match_word + 1] if match_word + 1 < len(words) else ""
-        minute = _TENS.get(nxt, 0) + (15 if nxt == "fifteen" else 0) + (45 if nxt == "forty-five" else 0)
-        if nxt.startswith(tuple(_TENS)) and "-" in nxt:
-            minute = _TENS[nxt.split("-")[0]] + _UNITS.get(nxt.split("-")[1], 0)
-    meridiem = re.search(r"\b(pm|afternoon|evening)\b", lowered) or (match and match[3] == "pm")
-    if meridiem and hour < 12:
-        hour += 12
-    if re.search(r"\bam\b", lowered) and hour == 12:
-        hour = 0
-    if not (0 <= hour < 24 and 0 <= minute < 60):
-        return None
-    return f"{hour:02d}:{minute:02d}"
+        hour = _business_hour(hour, lowered) if hour <= 12 else hour
+        return f"{hour:02d}:{minute:02d}" if minute < 60 else None
+    quarter = re.search(
+        r"\b(quarter|half|twenty|ten|five)\s+(past|after|to|till|til|before)\s+(\w+)\b", lowered
+    )
+    if quarter:
+        base = _HOUR_WORD.get(quarter[3]) or (
+            int(quarter[3]) if quarter[3].isdigit() and 1 <= int(quarter[3]) <= 12 else None
+        )
+        if base is not None:
+            minutes = {"quarter": 15, "half": 30, "twenty": 20, "ten": 10, "five": 5}[quarter[1]]
+            hour = _business_hour(base, lowered)
+            if quarter[2] in ("to", "till", "til", "before"):
+                hour, minute = (hour - 1) % 24, 60 - minutes
+            else:
+                minute = minutes
+            return f"{hour:02d}:{minute:02d}"
+    words = tokens(lowered)
+    for i, word in enumerate(words):
+        hour = _HOUR_WORD.get(word) or (int(word) if word.isdigit() and 1 <= int(word) <= 12 else None)
+        if hour is None:
+            continue
+        before = words[i - 1] if i else ""
+        after = words[i + 1] if i + 1 < len(words) else ""
+        minute = 0
+        if after in ("o'clock", "oclock"):
+            pass
+        elif (after in _TENS and after != "twenty") or after in (
+            "fifteen",
+            "thirty",
+            "forty-five",
+            "forty",
+            "fifty",
+            "twenty",
+        ):
+            minute = _TENS.get(after, _UNITS.get(after, 0))
+            nxt = words[i + 2] if i + 2 < len(words) else ""
+            if after in _TENS and nxt in _DIGIT_WORDS and nxt not in ("zero", "oh"):
+                minute += int(_DIGIT_WORDS[nxt])
+        elif "-" in after and after.split("-")[0] in _TENS:
+            minute = _TENS[after.split("-")[0]] + _UNITS.get(after.split("-")[1], 0)
+        elif after == "oh" and i + 2 < len(words) and words[i + 2] in _DIGIT_WORDS:
+            minute = int(_DIGIT_WORDS[words[i + 2]])
+        elif before not in (
+            "at",
+            "around",
+            "about",
+            "say",
+            "by",
+            "after",
+            "before",
+            "maybe",
+        ) and not re.search(r"\b(o'clock|oclock|morning|afternoon|evening)\b", lowered):
+            continue
+        if minute >= 60:
+            continue
+        return f"{_business_hour(hour, lowered):02d}:{minute:02d}"
+    return None
 
 
 def extract_enum(text: str, slot: Slot | None = None) -> str | None:
+    """The value the turn asserts last ("approved — no, that's last year's; this one's still
+    open" → pending). A synonym that is negated ("it wasn't denied") asserts nothing; longer
+    synonyms win where they overlap ("not approved" over "approved")."""
     if slot is None or not slot.values:
         return None
-    lowered = " " + " ".join(tokens(text.replace("’", "'"))) + " "
-    options = [
-        (" ".join(tokens(syn)), value.split("|")[0]) for value in slot.values for syn in value.split("|")
-    ]
-    for synonym, canonical in sorted(options, key=lambda o: -len(o[0])):
-        if f" {synonym} " in lowered:
-            return canonical
-    return None
+    norm = f" {_plain(text)} "
+    found: list[tuple[int, int, str]] = []  # (start, end, value)
+    taken: list[tuple[int, int]] = []
+    for synonym, canonical in _enum_options(tuple(slot.values)):
+        start = norm.find(f" {synonym} ")
+        while start >= 0:
+            span = (start + 1, start + 1 + len(synonym))
+            if not any(a < span[1] and span[0] < b for a, b in taken):
+                taken.append(span)
+                if synonym.split()[0] in _NEGATING_STARTS or not negated(norm, span[0]):
+                    found.append((span[0], span[1], canonical))
+            start = norm.find(f" {synonym} ", start + 1)
+    return max(found)[2] if found else None
+
+
+_NEGATING_STARTS = frozenset("not no never doesn't don't isn't wasn't didn't nothing can't won't".split())
+
+
+def _plain(text: str) -> str:
+    """Lower-case words and apostrophes only, single-spaced."""
+    return " ".join(re.sub(r"[^\w']+", " ", normalise(text)).split())
+
+
+@lru_cache(maxsize=256)
+def _enum_options(values: tuple[str, ...]) -> list[tuple[str, str]]:
+    options = [(_plain(syn), value.split("|")[0]) for value in values for syn in value.split("|")]
+    return sorted(options, key=lambda o: -len(o[0]))
 
 
 def extract_string(text: str, slot: Slot | None = None) -> str | None:

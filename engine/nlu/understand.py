@@ -1,25 +1,35 @@
-"""Capture + detect for one caller turn, local first, with the two-pass reconcile.
+"""Capture + detect for one counterpart turn, local first, with the two-pass reconcile.
 
-Pass 1 runs capture (slot extraction) and detect (intent) side by side; detect sees the
-context as it was before this turn. Detect runs again (pass 2) only when capture filled a
-critical slot, a slot that implies an intent, or detect was unsure. The LLM hook is asked
-only when the local result stays unsure, and then follows the same two-pass pattern.
+Capture runs the typed extractors for the state's slots (negated values are not captured, the
+last assertion of a turn wins, this call's own identifiers read back are not answers). Detect
+scores the intents on the whole turn and on each of its clauses, so "one sec — read me those
+letters again" is both a hold and a request. When one turn holds several things, the kinds
+decide: a way out of the call (exit) beats a request to the agent (a call-data field, a
+repeat), which beats an answer to the agent's question, which beats an acknowledgement. Detect
+runs again (pass 2) when capture filled a critical slot or a slot that implies an intent. The
+LLM hook is asked only when the local result stays unsure.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from engine.nlu.extractors import EXTRACTORS, extract_date
+from engine.nlu.extractors import EXTRACTORS, extract_code, extract_date
 from engine.nlu.intents import IntentScorer, LexicalIntentScorer
+from engine.nlu.requests import FieldAsk, asks_for_field, asks_to_repeat
+from engine.nlu.text import clauses, is_question
 from engine.schema_model import Intent, Slot
 
 IMPLIED_SLOT_BOOST = 0.5  # a captured implying slot alone is enough evidence
+ASK_FIELD = "ask_field"  # the intent of a turn that asks for a piece of the call's data
+REPEAT = "repeat"
+KIND_RANK = {"exit": 3, "request": 2, "answer": 1, "ack": 0}
 
 
 class LLMUnderstandingHook(Protocol):
@@ -32,11 +42,23 @@ class LLMUnderstandingHook(Protocol):
     ) -> tuple[str | None, float]: ...
 
 
+@dataclass(frozen=True)
+class TurnContext:
+    """What understanding a turn needs besides its text and the state's intents and slots."""
+
+    today: dt.date | None = None
+    lookahead: frozenset[str] = frozenset()  # slots of later states: explicit values only
+    exclude: frozenset[str] = frozenset()  # this call's identifiers (CPT, NPI, IDs): never an answer
+    field_phrases: Mapping[str, tuple[re.Pattern[str], ...]] = field(default_factory=dict)
+    recent_fields: tuple[tuple[str, str], ...] = ()  # (field, value) the agent just read out
+
+
 @dataclass
 class NLUResult:
     intent: str | None
     confidence: float
     captured: dict[str, str]
+    asked: FieldAsk | None = None
     reconciled: bool = False
     used_llm: bool = False
     scores: list[tuple[str, float]] = field(default_factory=list)
@@ -44,20 +66,20 @@ class NLUResult:
 
 
 def capture_local(
-    utterance: str,
-    slots: Mapping[str, Slot],
-    filled: Mapping[str, str],
-    today: dt.date | None = None,
-    lookahead: frozenset[str] = frozenset(),
+    utterance: str, slots: Mapping[str, Slot], filled: Mapping[str, str], context: TurnContext
 ) -> dict[str, str]:
     """Typed extraction for the state's slots. Free-text slots take the utterance only when empty;
-    ``lookahead`` slots (of later states) take explicit values only, never "today" or "Friday"."""
+    lookahead slots (of later states) take explicit values only, never "today" or "Friday"."""
     out: dict[str, str] = {}
     for name, slot in slots.items():
         if slot.type == "string" and name in filled:
             continue
         if slot.type == "date":
-            value = extract_date(utterance, slot, today=today, relative=name not in lookahead)
+            value = extract_date(utterance, slot, context.today, relative=name not in context.lookahead)
+            if value is not None and value in context.exclude:
+                value = None  # the date of birth read back is not the decision date
+        elif slot.type in ("reference_number", "id"):
+            value = extract_code(utterance, slot, context.exclude)
         else:
             value = EXTRACTORS[slot.type](utterance, slot)
         if value is not None:
@@ -72,13 +94,30 @@ def detect_local(
     new_slots: Mapping[str, str],
     embedding: Sequence[float] | None = None,
 ) -> list[tuple[str, float]]:
-    """Scores best first; intents implied by slots captured this turn get a boost."""
-    scores = scorer.score(utterance, intents, embedding)
+    """Scores best first over the whole turn; intents implied by slots captured this turn get a
+    boost."""
+    scores = dict(scorer.score(utterance, intents, embedding))
     if new_slots:
-        implied = {i.name for i in intents if any(s in new_slots for s in i.implied_by_slots)}
-        scores = [(n, min(1.0, s + IMPLIED_SLOT_BOOST) if n in implied else s) for n, s in scores]
-        scores.sort(key=lambda item: -item[1])
-    return scores
+        for intent in intents:
+            if any(s in new_slots for s in intent.implied_by_slots):
+                scores[intent.name] = min(1.0, scores.get(intent.name, 0.0) + IMPLIED_SLOT_BOOST)
+    return sorted(scores.items(), key=lambda item: -item[1])
+
+
+def clause_winners(
+    scorer: IntentScorer, utterance: str, intents: Sequence[Intent]
+) -> list[tuple[str, float]]:
+    """The best intent of each clause of a turn that has several ("one sec — read me the ID
+    again": a hold, then a request)."""
+    parts = clauses(utterance)
+    if len(parts) < 2:
+        return []
+    winners = []
+    for part in parts:
+        scores = scorer.score(part.text, intents)
+        if scores:
+            winners.append(scores[0])
+    return winners
 
 
 class Understander:
@@ -103,39 +142,85 @@ class Understander:
         implies = any(s in captured for i in intents for s in i.implied_by_slots)
         return critical or implies or confidence < self.threshold
 
+    def _choose(
+        self,
+        scores: Sequence[tuple[str, float]],
+        intents: Sequence[Intent],
+        clause_best: Sequence[tuple[str, float]] = (),
+    ) -> tuple[str | None, float]:
+        """The turn's winner, or each clause's: of those above the threshold the one of the
+        strongest kind, then score; among exits one that leaves the call for good (it has a
+        target) first. A weak runner-up of a stronger kind never beats a clear winner."""
+        by_name = {i.name: i for i in intents}
+        candidates = [*scores[:1], *clause_best]
+        above = [(name, s) for name, s in candidates if s >= self.threshold and name in by_name]
+        if not above:
+            return None, scores[0][1] if scores else 0.0
+
+        def rank(item: tuple[str, float]) -> tuple[int, int, float]:
+            intent = by_name[item[0]]
+            return KIND_RANK[intent.kind], intent.target is not None, item[1]
+
+        name, score = max(above, key=rank)
+        return name, score
+
     async def understand(
         self,
         utterance: str,
         intents: Sequence[Intent],
         slots: Mapping[str, Slot],
         filled: Mapping[str, str],
+        context: TurnContext | None = None,
         embedding: Sequence[float] | None = None,
-        today: dt.date | None = None,
-        lookahead: frozenset[str] = frozenset(),
     ) -> NLUResult:
         t0 = time.perf_counter()
-        captured = capture_local(utterance, slots, filled, today, lookahead)
+        context = context or TurnContext()
+        captured = capture_local(utterance, slots, filled, context)
         scores = detect_local(self.scorer, utterance, intents, {}, embedding)
+        per_clause = clause_winners(self.scorer, utterance, intents)
         reconciled = False
-        best, confidence = scores[0] if scores else (None, 0.0)
+        best, confidence = self._choose(scores, intents, per_clause)
         if captured and self._needs_reconcile(captured, slots, intents, confidence):
             reconciled = True
             scores = detect_local(self.scorer, utterance, intents, captured, embedding)
-            best, confidence = scores[0] if scores else (None, 0.0)
+            best, confidence = self._choose(scores, intents, per_clause)
         t_local = time.perf_counter()
         result = NLUResult(
-            intent=best if confidence >= self.threshold else None,
+            intent=best,
             confidence=confidence,
             captured=captured,
             reconciled=reconciled,
             scores=scores[:3],
             timings_ms={"local_ms": (t_local - t0) * 1000},
         )
+        self._requests(result, utterance, intents, context)
         if result.intent is None and self.llm is not None:
             await self._ask_llm(result, utterance, intents, slots, filled)
             result.timings_ms["llm_ms"] = (time.perf_counter() - t_local) * 1000
-        _drop_free_text_explained_by_intent(result, intents, slots)
+        _drop_free_text_that_answers_nothing(result, utterance, intents, slots)
         return result
+
+    def _requests(
+        self, result: NLUResult, utterance: str, intents: Sequence[Intent], context: TurnContext
+    ) -> None:
+        """A request to the agent outranks answers and acknowledgements, but not a way out."""
+        kinds = {i.name: i.kind for i in intents}
+        if result.intent is not None and kinds.get(result.intent) == "exit":
+            return
+        asked = asks_for_field(utterance, context.field_phrases, context.recent_fields)
+        if asked is not None:
+            result.asked = asked
+            result.intent, result.confidence = ASK_FIELD, 1.0
+        elif (
+            REPEAT in kinds
+            and result.intent != REPEAT
+            and asks_to_repeat(utterance)
+            and (
+                result.intent is None
+                or (kinds.get(result.intent) in ("answer", "ack") and not result.captured)
+            )
+        ):
+            result.intent, result.confidence = REPEAT, max(result.confidence, self.threshold)
 
     async def _ask_llm(
         self,
@@ -163,19 +248,23 @@ class Understander:
             result.intent, result.confidence = intent, confidence
 
 
-def _drop_free_text_explained_by_intent(
-    result: NLUResult, intents: Sequence[Intent], slots: Mapping[str, Slot]
+def _drop_free_text_that_answers_nothing(
+    result: NLUResult, utterance: str, intents: Sequence[Intent], slots: Mapping[str, Slot]
 ) -> None:
-    """A free-text slot takes the whole utterance, so "say that again" is no answer to "what's
-    your biggest challenge": drop it when a confident intent that does not imply it explains the turn."""
-    if result.intent is None:
+    """A free-text slot takes the whole utterance, so it must not take a question ("sorry, who
+    did you say you're with?"), a request, a way out or an acknowledgement, nor a line that a
+    confident intent not implying the slot explains."""
+    free = [n for n in result.captured if slots.get(n) is not None and slots[n].type == "string"]
+    if not free:
         return
     intent = next((i for i in intents if i.name == result.intent), None)
     implied = set(intent.implied_by_slots) if intent else set()
-    for name in [
-        n for n in result.captured if slots.get(n) and slots[n].type == "string" and n not in implied
-    ]:
-        del result.captured[name]
+    explained = result.intent is not None and (intent is None or intent.kind != "answer" or not implied)
+    question = is_question(utterance) and not any(n in implied for n in free)
+    if explained or question or result.asked is not None:
+        for name in free:
+            if name not in implied or result.asked is not None:
+                del result.captured[name]
 
 
 async def _no_capture() -> dict[str, str]:

@@ -96,8 +96,10 @@ async def test_hold_repeat_and_max_turn_fallback(prior_auth: CompiledSchema) -> 
     assert plan.say == ["The patient is Jane Doe."]
     plan = await call.take_turn("The weather is lovely today.")
     assert plan.needs_llm and plan.state == "verify_member"  # off-script: LLM reply in this state
-    plan = await call.take_turn("Hmm.")
-    assert plan.state == "escalate" and plan.outcome == "needs_human"  # max_turns 4 → fallback
+    # a hold or a repeat is no failed attempt: only unhelpful turns count towards max_turns (4)
+    for line in ("Hmm.", "Whatever.", "The sky is blue."):
+        plan = await call.take_turn(line)
+    assert plan.state == "escalate" and plan.outcome == "needs_human"
 
 
 async def test_sales_call_scores_and_books(registry: SchemaRegistry) -> None:

@@ -53,7 +53,10 @@ def test_currency(text: str, expected: str | None) -> None:
     ("text", "expected"),
     [
         ("Yes, that's correct.", "yes"),
-        ("No problem, go ahead.", None),
+        ("No problem, go ahead.", "yes"),  # "go ahead" answers "do you have a minute?"
+        ("no — I mean yes, go ahead", "yes"),
+        ("Yeah no, that doesn't work for me", "no"),
+        ("not sure", None),
         ("No, not really.", "no"),
         ("That's not right.", "no"),
         ("Sure thing", "yes"),

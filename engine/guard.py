@@ -1,0 +1,55 @@
+"""Checks of what the agent is about to say against what it may say.
+
+``unsupported_identifiers``: the identifiers in a line (digit groups, spelled IDs, dates,
+amounts) that appear in none of the texts it may draw on (the call's data in its spoken forms,
+the counterpart's words, the schema's own lines). The agent never says an identifier, date or
+amount it was not given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import lru_cache
+
+from engine.nlu.extractors import extract_currency, extract_date, spoken_sequence
+from engine.nlu.text import clauses
+
+_NATO_RUN = 2  # letters read in a row ("X-ray Kilo") make an identifier
+
+
+def _runs(text: str) -> list[str]:
+    """Identifier-like runs of a text as characters: "X-ray Kilo Mike, four four nine" → XKM449."""
+    out = []
+    for run in "".join(spoken_sequence(text)).split(" "):
+        if (len(run) >= 3 and any(c.isdigit() for c in run)) or (len(run) >= _NATO_RUN and run.isalpha() and len(run) <= 12):
+            out.append(run)
+    return out
+
+
+def _facts(text: str) -> set[str]:
+    """Dates and amounts a text states, normalised."""
+    found: set[str] = set()
+    for clause in clauses(text):
+        date = extract_date(clause.text, relative=False)
+        if date is not None:
+            found.add(f"date:{date[5:]}")  # month and day: the year is often left out when read back
+        amount = extract_currency(clause.text)
+        if amount is not None:
+            found.add(f"money:{amount}")
+    return found
+
+
+@lru_cache(maxsize=1024)
+def _allowed(texts: tuple[str, ...]) -> tuple[str, frozenset[str]]:
+    runs = " ".join(run for t in texts for run in _runs(t))
+    facts: set[str] = set()
+    for t in texts:
+        facts |= _facts(t)
+    return runs, frozenset(facts)
+
+
+def unsupported_identifiers(line: str, allowed_texts: Iterable[str]) -> list[str]:
+    runs, facts = _allowed(tuple(allowed_texts))
+    bad = [run for run in _runs(line) if run not in runs and not (run.isalpha() and len(run) < 3)]
+    bad += sorted(f for f in _facts(line) if f not in facts)
+    return bad

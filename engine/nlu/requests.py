@@ -1,0 +1,95 @@
+"""Requests from the counterpart: a piece of the call's data ("what's the member ID?", "DOB?",
+"read me those letters once more") or a repeat of what the agent said.
+
+Reps drive these calls: they ask for identifiers in their own words and order. A turn asks
+for a field when it names the field (any of the schema's ``disclose.asked_as`` phrasings, or a
+word for what the agent just read: "those letters", "the numbers") and reads as a request
+(a question, "give me", "read back", "again", or little more than the field itself: "and the
+NPI?"). Naming a field without asking ("the member ID doesn't come up") is no request.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from engine.nlu.text import normalise
+
+_REQUEST_CUE = re.compile(
+    r"\?|\b(what|what's|whats|which|who|who's|whos|can i (?:get|have)|could i (?:get|have)|can you|could you|"
+    r"would you|give me|read (?:me|back|it|that|those|them|the|out)|repeat|say (?:it|that|those|them|the) again|"
+    r"once more|one more time|again|spell|confirm|verify|double[- ]check|i need|i'll need|i will need|"
+    r"i'm going to need|gonna need|need the|go ahead with|tell me|let me (?:get|have)|do you have|"
+    r"what about|how about|and the|also the|got the|have the)\b"
+)
+_REPEAT_CUE = re.compile(
+    r"\b(repeat|say (?:that|it|this) again|say again|once more|one more time|come again|pardon|"
+    r"didn't catch|did not catch|didn't get that|didn't hear|missed (?:that|it|what)|you cut out|"
+    r"you broke up|what was that|sorry what|sorry\?|go back|back up|slower|slow down)\b|^\s*(?:sorry|what|huh)\s*\??\s*$"
+)
+_LETTER_WORDS = re.compile(r"\b(letters?|spelling|spell it|alphabet)\b")
+_DIGIT_WORDS = re.compile(r"\b(numbers?|digits?|last (?:four|three|two|five|six)|first (?:four|three))\b")
+_SHORT_ASK_WORDS = 6
+
+
+@dataclass(frozen=True)
+class FieldAsk:
+    field: str
+    slowly: bool  # "once more", "slower", "spell it": read it grouped and slow
+
+
+def field_phrases(disclose: Mapping[str, Sequence[str]]) -> dict[str, tuple[re.Pattern[str], ...]]:
+    """Compiled phrase patterns per field, longest phrasing first."""
+    out: dict[str, tuple[re.Pattern[str], ...]] = {}
+    for field, phrases in disclose.items():
+        forms = {normalise(p) for p in phrases} | {field.replace("_", " ")}
+        out[field] = tuple(
+            re.compile(rf"(?<![\w']){re.escape(f)}(?![\w])") for f in sorted(forms, key=len, reverse=True)
+        )
+    return out
+
+
+def asks_for_field(
+    text: str,
+    phrases: Mapping[str, tuple[re.Pattern[str], ...]],
+    recent_fields: Sequence[tuple[str, str]] = (),
+) -> FieldAsk | None:
+    """The call-data field this turn asks for, if any. ``recent_fields`` are (field, value) read
+    in the agent's last line, in order, so "those letters" can name one."""
+    norm = normalise(text)
+    named: list[tuple[int, str]] = []
+    for field, patterns in phrases.items():
+        for pattern in patterns:
+            match = pattern.search(norm)
+            if match:
+                named.append((match.start(), field))
+                break
+    if not named and recent_fields:
+        referred = _referred_field(norm, recent_fields)
+        if referred is not None:
+            named.append((0, referred))
+    if not named:
+        return None
+    cue = _REQUEST_CUE.search(norm)
+    if cue is None and len(norm.split()) > _SHORT_ASK_WORDS:
+        return None
+    field = max(named)[1]  # the last one named: "not the DOB, the member ID"
+    slowly = bool(_REPEAT_CUE.search(norm) or _LETTER_WORDS.search(norm) or "slow" in norm)
+    return FieldAsk(field, slowly)
+
+
+def _referred_field(norm: str, recent_fields: Sequence[tuple[str, str]]) -> str | None:
+    if _LETTER_WORDS.search(norm):
+        with_letters = [
+            f for f, v in recent_fields if any(c.isalpha() for c in v) and any(c.isdigit() for c in v)
+        ]
+        return with_letters[-1] if with_letters else None
+    if _DIGIT_WORDS.search(norm) and (_REPEAT_CUE.search(norm) or _REQUEST_CUE.search(norm)):
+        with_digits = [f for f, v in recent_fields if any(c.isdigit() for c in v)]
+        return with_digits[-1] if with_digits else None
+    return None
+
+
+def asks_to_repeat(text: str) -> bool:
+    return bool(_REPEAT_CUE.search(normalise(text)))

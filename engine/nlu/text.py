@@ -1,0 +1,73 @@
+"""What every NLU step needs from a turn's text as speech recognition wrote it.
+
+- ``normalise``: lower case, one kind of apostrophe, spelled-out letters joined ("d o b" → "dob").
+- ``clauses``: the turn cut where people change course ("one sec — read me the ID", "approved,
+  hold on, that's last year's"), so each part can be understood on its own.
+- ``negated``: whether a phrase at a position is negated ("not approved", "wasn't denied").
+- ``is_question``: whether the turn asks something.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+_APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "`": "'"})
+_SPELLED = re.compile(r"(?<![\w'])[a-z](?: [a-z])+(?![\w'])")
+# Where a speaker changes course inside one turn.
+_CLAUSE_BREAK = re.compile(
+    r"\s*(?:[.!?;]+(?:\s+|$)|\s[-–—]+\s|,\s*(?=(?:but|and|so|oh|actually|sorry|wait|hold on|hang on|no|i mean)\b)"
+    r"|\b(?:but|actually|i mean|no wait|wait|hold on|hang on|scratch that|correction)\b)\s*"
+)
+_NEGATORS = re.compile(
+    r"\b(not|no|never|isn't|isnt|wasn't|wasnt|aren't|arent|weren't|werent|doesn't|doesnt|don't|dont|"
+    r"didn't|didnt|hasn't|hasnt|haven't|havent|won't|wont|can't|cant|cannot|neither|nor|nothing)\b"
+)
+_QUESTION_START = re.compile(
+    r"^(?:(?:so|and|okay|ok|um|uh|sorry|oh|well|alright|but|hey|hi)[,]?\s+){0,3}"
+    r"(what|what's|whats|which|who|who's|whos|where|when|how|why|can|could|would|will|do|does|did|is|are|"
+    r"was|were|may)\b"
+)
+
+
+@dataclass(frozen=True)
+class Clause:
+    text: str
+    start: int  # offset in the normalised turn
+
+
+def normalise(text: str) -> str:
+    """Lower case, straight apostrophes, collapsed spaces; spelled letters joined when they
+    stand alone ("n p i" → "npi", "d o b" → "dob"): recognisers write acronyms both ways."""
+    lowered = " ".join(text.translate(_APOSTROPHES).lower().split())
+    return _SPELLED.sub(lambda m: m.group(0).replace(" ", ""), lowered)
+
+
+@lru_cache(maxsize=4096)
+def clauses(text: str) -> tuple[Clause, ...]:
+    """The normalised turn cut at sentence ends, dashes and course changes."""
+    norm = normalise(text)
+    out: list[Clause] = []
+    pos = 0
+    for match in _CLAUSE_BREAK.finditer(norm):
+        if match.start() > pos:
+            out.append(Clause(norm[pos : match.start()], pos))
+        pos = match.end()
+    if pos < len(norm):
+        out.append(Clause(norm[pos:], pos))
+    return tuple(c for c in out if c.text.strip(" ,")) or (Clause(norm, 0),)
+
+
+def negated(norm: str, start: int, window: int = 3) -> bool:
+    """Is the phrase starting at ``start`` negated by one of the ``window`` words before it
+    (within its clause)? "it's not approved" → True; "not only approved" is rare enough."""
+    before = norm[:start]
+    cut = max(before.rfind(","), before.rfind("."), before.rfind(" - "), before.rfind(";"))
+    words = before[cut + 1 :].split()[-window:]
+    return any(_NEGATORS.fullmatch(w.strip(",.")) for w in words)
+
+
+def is_question(text: str) -> bool:
+    norm = normalise(text)
+    return "?" in norm or bool(_QUESTION_START.match(norm))
