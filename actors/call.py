@@ -37,6 +37,7 @@ from common.events import (
 )
 from engine.backchannel import is_backchannel
 from engine.conversation import Conversation, TurnPlan
+from engine.stt_hints import stt_hints
 
 log = logging.getLogger("voxray.call")
 
@@ -95,7 +96,9 @@ class Call:
             yield ReplyChunk(turn=0, index=index, text=text, source=ReplySource.SCRIPT)
         state = self.conversation.state.state
         agent = " ".join(self.opening_lines)
-        yield TurnDone(turn=0, agent=agent, source=ReplySource.SCRIPT, state=state)
+        yield TurnDone(
+            turn=0, agent=agent, source=ReplySource.SCRIPT, state=state, stt_hints=self._stt_hints()
+        )
 
     # ---- a turn --------------------------------------------------------------------------
     async def turn(self, caller: CallerTurn) -> AsyncIterator[TurnEvent]:
@@ -132,7 +135,9 @@ class Call:
                 if not finished:  # the consumer went away mid-reply (barge-in): save without waiting
                     self._snapshot_soon()
             await self.snapshot()
-            yield record.done(plan.terminal, plan.outcome)
+            done = record.done(plan.terminal, plan.outcome)
+            done.stt_hints = "" if plan.terminal else self._stt_hints()
+            yield done
 
     async def _plan(
         self, caller: CallerTurn, text: str, record: TurnRecord
@@ -150,6 +155,10 @@ class Call:
             "transition_ms", 0.0
         )
         return self.replies.pieces(convo, plan, text, record), plan
+
+    def _stt_hints(self) -> str:
+        convo = self.conversation
+        return stt_hints(convo.schema, convo.state.state, convo.state.call_data)
 
     def _finish(self, record: TurnRecord, plan: TurnPlan, interrupted: bool) -> None:
         record.state_after = self.conversation.state.state

@@ -142,6 +142,12 @@ class TurnDone(BaseModel):
     interrupted: bool = False
     stages_ms: dict[str, float] = Field(default_factory=dict)
     llm: dict[str, Any] = Field(default_factory=dict)
+    stt_hints: str = Field(
+        "",
+        exclude=True,  # never in an API reply or a log line: it holds the call's names and IDs
+        repr=False,
+        description="What speech recognition should expect on the next turn (engine/stt_hints.py).",
+    )
 
 
 class TurnRefused(BaseModel):
