@@ -21,7 +21,9 @@ def _runs(text: str) -> list[str]:
     """Identifier-like runs of a text as characters: "X-ray Kilo Mike, four four nine" → XKM449."""
     out = []
     for run in "".join(spoken_sequence(text)).split(" "):
-        if (len(run) >= 3 and any(c.isdigit() for c in run)) or (len(run) >= _NATO_RUN and run.isalpha() and len(run) <= 12):
+        if (len(run) >= 3 and any(c.isdigit() for c in run)) or (
+            len(run) >= _NATO_RUN and run.isalpha() and len(run) <= 12
+        ):
             out.append(run)
     return out
 

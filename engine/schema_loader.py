@@ -109,6 +109,12 @@ class CompiledSchema:
         return frozenset(n for n, f in self.spec.call_data.items() if f.pii)
 
     @cached_property
+    def intent_examples(self) -> tuple[str, ...]:
+        """Every intent example of every state, once each (what the embedding scorer indexes)."""
+        texts = (e for state in self.states.values() for i in state.intents for e in i.examples)
+        return tuple(dict.fromkeys(texts))
+
+    @cached_property
     def field_phrases(self) -> dict[str, tuple[re.Pattern[str], ...]]:
         """How counterparts ask for each disclosable call-data field, compiled once."""
         return field_phrases({name: d.asked_as for name, d in self.spec.disclose.items()})

@@ -19,7 +19,7 @@ import yaml
 from common.testing.samples import SAMPLE_CALL_DATA
 from engine.call_state import CallState
 from engine.conversation import Conversation
-from engine.nlu.understand import ASK_FIELD, Understander
+from engine.nlu.understand import ASK_FIELD, Understander, embedding_understander
 from engine.schema_loader import CompiledSchema, load_schema
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,12 +64,32 @@ def conversation_at(
     return Conversation(schema, call, understander, today=lambda: today)
 
 
-def evaluate(path: Path, understander: Understander | None = None) -> NLUReport:
+class LocalEmbedder:
+    """MiniLM in this process (the deployment's own ``Embedder``), as the engine's TextEmbedder."""
+
+    def __init__(self) -> None:
+        from services.embedder import Embedder
+
+        self.model = Embedder()
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        vectors: list[list[float]] = self.model.encode(texts).tolist()
+        return vectors
+
+
+def evaluate(
+    path: Path, understander: Understander | None = None, embedder: LocalEmbedder | None = None
+) -> NLUReport:
+    """``embedder`` (when no ``understander`` is given) turns on the embedding intent scorer."""
     schema, today, cases = load_set(path)
-    understander = understander or Understander()
     report = NLUReport(schema=schema.name)
 
     async def run() -> None:
+        nonlocal understander
+        if understander is None:
+            understander = (
+                await embedding_understander(schema.intent_examples, embedder) if embedder else Understander()
+            )
         for case in cases:
             filled = {k: str(v) for k, v in (case.get("filled") or {}).items()}
             convo = conversation_at(schema, case["state"], filled, today, understander)
@@ -120,9 +140,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description="Score the NLU on labelled sets (intent and every slot right).")
     ap.add_argument("sets", nargs="+", type=Path, help="e.g. tests/phrasing/prior_auth.dev.yaml")
     ap.add_argument("--misses", action="store_true", help="print every miss")
+    ap.add_argument("--embed", action="store_true", help="score intents with MiniLM embeddings too")
     args = ap.parse_args()
+    embedder = LocalEmbedder() if args.embed else None
     for path in args.sets:
-        report = evaluate(path)
+        report = evaluate(path, embedder=embedder)
         lat = sorted(report.latencies_ms)
         p95 = lat[int(0.95 * (len(lat) - 1))]
         print(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from dataclasses import dataclass
 from collections.abc import Callable
 from decimal import Decimal
 from functools import lru_cache
@@ -115,26 +116,97 @@ def extract_number(text: str, slot: Slot | None = None) -> str | None:
     return str(numbers[0]) if numbers else None
 
 
+_AMOUNT_CUE = re.compile(r"\$|\dk\b|\b(dollars?|bucks|grand|k|thousand|million|budget|spend|price|cost)\b")
+_AMOUNT_TOKEN = re.compile(r"[a-z]+(?:-[a-z]+)?|\d+(?:,\d{3})*(?:\.\d+)?|[$,.]")
+_AMOUNT_SUFFIX = {"k": 1_000, "grand": 1_000, "thousand": 1_000, "million": 1_000_000, "m": 1_000_000}
+_NUMBER_WORDS = frozenset({*_UNITS, *_TENS, "hundred", "thousand", "million"})
+
+
+@dataclass
+class _Amount:
+    value: Decimal
+    scaled: bool  # said with its scale ("forty thousand", "$40", "40k"), not a bare "forty-five"
+    negated: bool
+
+
+def _continues(previous: str, word: str) -> bool:
+    """Whether ``word`` goes on the spoken number so far ("forty" + "five"; not "ten" + "twelve")."""
+    head, prev = word.split("-")[0], previous.split("-")[-1]
+    if head == "and":
+        return prev in ("hundred", "thousand", "million")
+    if head in ("hundred", "thousand", "million"):
+        return prev != head
+    if prev in _TENS:
+        return head in _UNITS and _UNITS[head] < 10
+    return prev in ("hundred", "thousand", "million", "and")
+
+
+def _amounts(text: str) -> list[_Amount]:
+    """Every amount in the turn in order, digits or words, with a trailing scale word applied."""
+    words = _AMOUNT_TOKEN.findall(text)
+    out: list[_Amount] = []
+    i = 0
+    while i < len(words):
+        word = words[i]
+        dollar = i > 0 and words[i - 1] == "$"
+        if word[0].isdigit():
+            value, j = Decimal(word.replace(",", "")), i + 1
+            scaled = dollar or value >= 1000
+        elif word.split("-")[0] in _NUMBER_WORDS and word != "oh":
+            run = [word]
+            j = i + 1
+            while j < len(words) and (words[j].split("-")[0] in _NUMBER_WORDS or words[j] == "and"):
+                if not _continues(run[-1], words[j]):
+                    break
+                run.append(words[j])
+                j += 1
+            while run and run[-1] == "and":
+                run.pop()
+                j -= 1
+            number = words_to_number(run)
+            if number is None:
+                i += 1
+                continue
+            value = Decimal(number)
+            scaled = dollar or any(w in ("thousand", "million") for w in run)
+        else:
+            i += 1
+            continue
+        if j < len(words) and words[j] in _AMOUNT_SUFFIX:
+            value *= _AMOUNT_SUFFIX[words[j]]
+            scaled, j = True, j + 1
+        before = words[max(0, i - 3) : i]
+        negated_here = bool(before) and (
+            before[-1] == "not"
+            or (len(before) > 1 and before[-2] == "not" and before[-1] in ("like", "even"))
+        )
+        out.append(_Amount(value, scaled, negated_here))
+        i = j
+    return out
+
+
 def extract_currency(text: str, slot: Slot | None = None) -> str | None:
-    lowered = text.lower()
-    match = re.search(r"\$\s?(\d[\d,]*(?:\.\d+)?)\s*(k|thousand|million|m)?\b", lowered)
-    if match:
-        value = Decimal(match.group(1).replace(",", ""))
-        scale = match.group(2)
-        if scale in ("k", "thousand"):
-            value *= 1000
-        elif scale in ("m", "million"):
-            value *= 1_000_000
-        return format(value.normalize(), "f")
-    match = re.search(r"\b(\d[\d,]*(?:\.\d+)?)\s*(k|grand|thousand|million)\b", lowered)
-    if match:
-        value = Decimal(match.group(1).replace(",", "")) * _SCALES.get(match.group(2), 1)
-        return str(int(value))
-    if re.search(r"\b(dollars?|bucks|grand|budget|k)\b", lowered):
-        numbers = _number_spans(lowered)
-        if numbers:
-            return str(int(max(numbers)))
-    return None
+    """The amount a turn settles on: the last one not negated ("not fifty, more like thirty-five
+    thousand"; "forty thousand — no, forty-five"; a range gives its upper bound). A bare number
+    takes the scale of the amount said next to it ("ten, twelve thousand" → 12000, "thirty to
+    forty thousand", "forty thousand … forty-five" → 45000). Needs a money word in the turn."""
+    lowered = normalise(text)
+    if not _AMOUNT_CUE.search(lowered):
+        return None
+    amounts = _amounts(lowered)
+    for index, amount in enumerate(amounts):
+        if amount.scaled or amount.value >= 1000:
+            continue
+        neighbours = [*amounts[index + 1 :], *reversed(amounts[:index])]
+        scale = next((a for a in neighbours if a.scaled and a.value >= 1000), None)
+        if scale is not None:
+            unit = Decimal(1_000_000) if scale.value >= 1_000_000 else Decimal(1000)
+            amount.value *= unit
+            amount.scaled = True
+    kept = [a for a in amounts if not a.negated and (a.scaled or len(amounts) == 1)]
+    if not kept:
+        return None
+    return format(kept[-1].value.normalize(), "f")
 
 
 _NEUTRAL = re.compile(
@@ -192,6 +264,8 @@ def spoken_sequence(text: str) -> list[str]:
         if lower in ("double", "triple"):
             double = 2 if lower == "double" else 3
             continue
+        if lower in ("dash", "hyphen"):
+            continue  # "PA dash 2026 dash 00418" is one code
         prev = words[i - 1].lower() if i > 0 else ""
         if prev in _TENS and lower in _DIGIT_WORDS and lower not in ("zero", "oh"):
             out.append(str(_TENS[prev] + int(_DIGIT_WORDS[lower])) * double)  # "forty four" → 44
@@ -256,35 +330,52 @@ def extract_phone(text: str, slot: Slot | None = None) -> str | None:
     return "+1" + digits if len(digits) == 10 else None
 
 
-_NAME_WORD = r"[A-Z][a-z]*(?:['-][A-Z]?[a-z]+)*"
+_FILLERS = re.compile(r"\b(?:um+|uh+|er+m?|uhm|hmm+|ah+)\b[,]?\s*", re.IGNORECASE)
 _NAME_CUES = re.compile(
-    r"\b(?i:my name is|name's|this is|i'm|i am|it's|you're speaking with|speaking with)\s+"
-    rf"({_NAME_WORD}(?:\s+{_NAME_WORD})?)"
+    r"\b(?:my name is|my name's|name's|name is|this is|i'm|i am|it's|you're speaking with|"
+    r"you're talking to|speaking with|talking to|you've got|you got)\s+([\w'-]+)(?:\s+([\w'-]+))?",
+    re.IGNORECASE,
 )
-_NAME_SPEAKING = re.compile(rf"\b({_NAME_WORD})\s+(?:speaking|here)\b")
-_NOT_NAMES = {
-    "Sure",
-    "Yes",
-    "Okay",
-    "Ok",
-    "Hello",
-    "Hi",
-    "The",
-    "Thanks",
-    "Thank",
-    "Just",
-    "Calling",
-    "Not",
-    "Sorry",
-}
+_NAME_BEFORE = re.compile(r"\b([\w'-]+)\s+(?:speaking|here)\b", re.IGNORECASE)
+_NOT_NAMES = frozenset(
+    """a an the and or but so yes yeah ya yep yup no nope not okay ok hello hi hey thanks thank you just
+    calling call sorry here speaking with from at on for in of to is are was be been i i'm me my we our
+    us it it's this that there they he she him her his your you're you all about regarding gonna going
+    going to provider provider's services service member members claims claim department team line
+    office insurance plan customer support billing utilization management prior authorization auth
+    desk unit center centre care health benefits eligibility pharmacy medical dental right now still
+    who what where when how why can could would will do does did have has had get got need needs
+    one sec second moment minute hold please sure great good fine well actually really also again
+    today calling the back pending approved denied busy correct wrong done open closed ready
+    free available interested""".split()
+)
+_NOT_NAME_ENDINGS = ("ed", "ing", "ly", "tion", "ment")
+
+
+def _name_word(word: str, cased: bool) -> bool:
+    if word.lower() in _NOT_NAMES or not re.fullmatch(r"[A-Za-z]+(?:['-][A-Za-z]+)?", word):
+        return False
+    if word[0].isupper():
+        return True
+    return not cased and (len(word) <= 4 or not word.lower().endswith(_NOT_NAME_ENDINGS))
 
 
 def extract_name(text: str, slot: Slot | None = None) -> str | None:
-    for pattern in (_NAME_CUES, _NAME_SPEAKING):
-        for match in pattern.finditer(text):
-            words = [w for w in match.group(1).split() if w not in _NOT_NAMES]
-            if words and words[0] == match.group(1).split()[0]:
-                return " ".join(words)
+    """A person's name after "this is", "my name's", … or before "here"/"speaking". Speech
+    recognition capitalises names; a turn written all in lower case is read without case."""
+    clean = _FILLERS.sub("", text)
+    cased = any(c.isupper() for c in clean)
+    for match in _NAME_CUES.finditer(clean):
+        first, second = match.group(1), match.group(2)
+        if not _name_word(first, cased):
+            continue
+        if second and _name_word(second, cased) and (cased or len(second) > 2):
+            return f"{first[0].upper()}{first[1:]} {second[0].upper()}{second[1:]}"
+        return f"{first[0].upper()}{first[1:]}"
+    for match in _NAME_BEFORE.finditer(clean):
+        if _name_word(match.group(1), cased):
+            word = match.group(1)
+            return f"{word[0].upper()}{word[1:]}"
     return None
 
 
@@ -338,7 +429,8 @@ def extract_date(
     relative: bool = True,
     tense: str | None = None,
 ) -> str | None:
-    """An ISO date. Explicit forms ("March 3rd, 2025", "3/3/2025", "the 9th") always; with
+    """An ISO date: the last one the turn settles on, negated mentions skipped ("not Tuesday,
+    Wednesday"). Explicit forms ("March 3rd, 2025", "3/3/2025", "the 9th") always; with
     ``relative`` also "today", "tomorrow", "yesterday", weekdays ("last Tuesday", "Thursday next
     week") and durations ("in three to five business days": the later bound). ``tense`` (a
     slot's, else read from the turn: "was decided on the 3rd" is past, "by the 9th" is future)
@@ -346,40 +438,123 @@ def extract_date(
     today = today or dt.date.today()
     lowered = re.sub(r"(\d)(st|nd|rd|th)\b", r"\1", normalise(text).replace(",", " "))
     when = _tense_of(lowered, tense or (slot.tense if slot is not None else "any"))
-    match = re.search(r"\b(\d{4})-(\d{2})-(\d{2})\b", lowered)
-    try:
-        if match:
-            return dt.date(int(match[1]), int(match[2]), int(match[3])).isoformat()
-        match = re.search(r"\b(\d{1,2})/(\d{1,2})(?:/(\d{2,4}))?\b", lowered)
-        if match:
-            if match[3]:
-                year = int(match[3])
-                return dt.date(year + 2000 if year < 100 else year, int(match[1]), int(match[2])).isoformat()
-            return _month_day(today, int(match[1]), int(match[2]), when)
-    except ValueError:
+    found = _explicit_dates(lowered, today, when) + _day_of_month_dates(lowered, today, when)
+    if relative:
+        found += _relative_dates(lowered, today, when)
+    said = [(start, value) for start, value in found if value is not None and not negated(lowered, start)]
+    if not said:
         return None
-    words = tokens(lowered)
+    said.sort()
+    # "Tuesday the 15th": the day of month is what was meant
+    return said[-1][1]
+
+
+Found = list[tuple[int, str | None]]  # (where in the turn, ISO date or None when impossible)
+
+
+def _explicit_dates(lowered: str, today: dt.date, when: str) -> Found:
+    out: Found = []
+    for match in re.finditer(r"\b(\d{4})-(\d{2})-(\d{2})\b", lowered):
+        out.append((match.start(), _safe_date(int(match[1]), int(match[2]), int(match[3]))))
+    for match in re.finditer(r"\b(\d{1,2})/(\d{1,2})(?:/(\d{2,4}))?\b", lowered):
+        if match[3]:
+            year = int(match[3])
+            out.append(
+                (match.start(), _safe_date(year + 2000 if year < 100 else year, int(match[1]), int(match[2])))
+            )
+        else:
+            out.append((match.start(), _month_day(today, int(match[1]), int(match[2]), when)))
+    positions = [(m.start(), m.group(0)) for m in _WORD_RE.finditer(lowered)]
+    words = [w for _, w in positions]
     for i, word in enumerate(words):
         if word not in _MONTHS:
             continue
-        found: tuple[int, int] | None = _day_of(words[i + 1 : i + 3])
-        rest_at = i + 1 + (found[1] if found else 0)
-        if found is None and i >= 2 and words[i - 1] == "of":  # "the twenty-first of May"
-            found = _day_of(words[max(0, i - 3) : i - 1]) or _day_of(words[i - 2 : i - 1])
+        day = _day_of(words[i + 1 : i + 3])
+        rest_at = i + 1 + (day[1] if day else 0)
+        if day is None and i >= 2 and words[i - 1] == "of":  # "the twenty-first of May"
+            day = _day_of(words[max(0, i - 3) : i - 1]) or _day_of(words[i - 2 : i - 1])
             rest_at = i + 1
-        if found is None:
+        if day is None:
             continue
         rest = [w for w in words[rest_at : rest_at + 4] if w not in ("of", "the")]
         said_year = _said_year(rest)
-        try:
-            if said_year is not None:
-                return dt.date(said_year, _MONTHS[word], found[0]).isoformat()
-            return _month_day(today, _MONTHS[word], found[0], when)
-        except ValueError:
-            return None
-    if not relative:
-        return None
-    return _relative_date(lowered, words, today, when)
+        if said_year is not None:
+            out.append((positions[i][0], _safe_date(said_year, _MONTHS[word], day[0])))
+        else:
+            out.append((positions[i][0], _month_day(today, _MONTHS[word], day[0], when)))
+    return out
+
+
+def _day_of_month_dates(lowered: str, today: dt.date, when: str) -> Found:
+    out: Found = []
+    for match in _DAY_OF_MONTH.finditer(lowered):
+        first, second = match[1], match[2] or ""
+        if lowered[match.end(1) : match.end(1) + 1] in ("/", "-", ":", "."):
+            continue  # part of "12/05/2026", "3:30"
+        if second in _MONTHS or (first in _MONTHS):
+            continue  # "on the 3rd of May" is an explicit date
+        day = _day_of([first, second]) if not first.isdigit() else (int(first), 1)
+        if day is None or not 1 <= day[0] <= 31:
+            continue
+        if (
+            first.isdigit()
+            and not re.search(r"\b(the|on the|by the)\s+\d", match[0])
+            and second not in ("", "of")
+        ):
+            continue  # "for 3 days" is a duration, not the 3rd
+        if first.isdigit() and second in ("day", "days", "week", "weeks", "business", "working", "months"):
+            continue
+        out.append((match.start(1), _day_of_month(today, day[0], when)))
+    return out
+
+
+def _relative_dates(lowered: str, today: dt.date, when: str) -> Found:
+    out: Found = []
+    named = {
+        "today": today,
+        "tomorrow": today + dt.timedelta(days=1),
+        "yesterday": today - dt.timedelta(days=1),
+    }
+    for match in re.finditer(r"\b(day after tomorrow|today|tomorrow|yesterday)\b", lowered):
+        day = today + dt.timedelta(days=2) if match[1] == "day after tomorrow" else named[match[1]]
+        out.append((match.start(), day.isoformat()))
+    for match in re.finditer(r"\b(\w+) (day|days|week|weeks) ago\b", lowered):
+        n = _small_number(match[1])
+        if n is not None:
+            days = n * (7 if match[2].startswith("week") else 1)
+            out.append((match.start(), (today - dt.timedelta(days=days)).isoformat()))
+    positions = [(m.start(), m.group(0)) for m in _WORD_RE.finditer(lowered)]
+    words = [w for _, w in positions]
+    for i, word in enumerate(words):
+        if word not in _WEEKDAYS:
+            continue
+        following = words[i + 1 : i + 3]
+        if following[:1] == ["the"] and _day_of(following[1:]) is not None:
+            continue  # "Tuesday the 15th": the day of month says it
+        target = _WEEKDAYS.index(word)
+        context = " ".join(words[max(0, i - 2) : i + 3])
+        if re.search(r"\b(next week|following week|week after)\b", context):
+            monday = today - dt.timedelta(days=today.weekday()) + dt.timedelta(days=7)
+            day = monday + dt.timedelta(days=target)
+        elif words[i - 1 : i] == ["last"] or (when == "past" and words[i - 1 : i] != ["next"]):
+            day = today - dt.timedelta(days=(today.weekday() - target) % 7 or 7)
+        else:
+            day = today + dt.timedelta(days=(target - today.weekday()) % 7 or 7)
+        out.append((positions[i][0], day.isoformat()))
+    for duration in _DURATION.finditer(lowered):
+        high = _small_number(duration[2])
+        if not duration[4] or high is None or high >= 100:
+            continue
+        if duration[4].startswith("week"):
+            day = today + dt.timedelta(days=7 * high)
+        elif duration[3] in ("business ", "working "):
+            day = _add_business_days(today, high)
+        else:
+            day = today + dt.timedelta(days=high)
+        out.append((duration.start(2), day.isoformat()))
+    for match in re.finditer(r"\bend of (?:the |this )?week\b", lowered):
+        out.append((match.start(), (today + dt.timedelta(days=(4 - today.weekday()) % 7)).isoformat()))
+    return out
 
 
 def _said_year(words: list[str]) -> int | None:
@@ -394,72 +569,21 @@ def _said_year(words: list[str]) -> int | None:
     return None
 
 
-def _month_day(today: dt.date, month: int, day: int, when: str) -> str:
-    candidate = dt.date(today.year, month, day)
-    if when == "past" and candidate > today:
-        candidate = dt.date(today.year - 1, month, day)
-    elif when == "future" and candidate < today:
-        candidate = dt.date(today.year + 1, month, day)
-    return candidate.isoformat()
+def _month_day(today: dt.date, month: int, day: int, when: str) -> str | None:
+    """A month and day without a year: this year's, or the year before or after by tense."""
+    candidate = _safe_date(today.year, month, day)
+    if candidate is None:
+        return None
+    if when == "past" and candidate > today.isoformat():
+        return _safe_date(today.year - 1, month, day)
+    if when == "future" and candidate < today.isoformat():
+        return _safe_date(today.year + 1, month, day)
+    return candidate
 
 
 _DAY_OF_MONTH = re.compile(
     r"\b(?:on|by|the|for|from|until|before|since)\s+(?:the\s+)?(\d{1,2}|[a-z]+(?:-[a-z]+)?)(?:\s+([a-z]+))?\b"
 )
-
-
-def _relative_date(lowered: str, words: list[str], today: dt.date, when: str) -> str | None:
-    if "today" in words:
-        return today.isoformat()
-    if "day after tomorrow" in lowered:
-        return (today + dt.timedelta(days=2)).isoformat()
-    if "tomorrow" in words:
-        return (today + dt.timedelta(days=1)).isoformat()
-    if "yesterday" in words:
-        return (today - dt.timedelta(days=1)).isoformat()
-    ago = re.search(r"\b(\w+) (day|days|week|weeks) ago\b", lowered)
-    if ago and _small_number(ago[1]) is not None:
-        n = _small_number(ago[1]) or 0
-        return (today - dt.timedelta(days=n * (7 if ago[2].startswith("week") else 1))).isoformat()
-    for i, word in enumerate(words):
-        if word not in _WEEKDAYS:
-            continue
-        target = _WEEKDAYS.index(word)
-        context = " ".join(words[max(0, i - 2) : i + 3])
-        if re.search(r"\b(next week|following week|week after)\b", context):
-            monday = today - dt.timedelta(days=today.weekday()) + dt.timedelta(days=7)
-            return (monday + dt.timedelta(days=target)).isoformat()
-        if words[i - 1 : i] == ["last"] or (when == "past" and words[i - 1 : i] != ["next"]):
-            back = (today.weekday() - target) % 7 or 7
-            return (today - dt.timedelta(days=back)).isoformat()
-        ahead = (target - today.weekday()) % 7 or 7
-        return (today + dt.timedelta(days=ahead)).isoformat()
-    for match in _DAY_OF_MONTH.finditer(lowered):
-        first, second = match[1], match[2] or ""
-        found = _day_of([first, second]) if not first.isdigit() else (int(first), 1)
-        if found is None or not 1 <= found[0] <= 31:
-            continue
-        if (
-            first.isdigit()
-            and not re.search(r"\b(the|on the|by the)\s+\d", match[0])
-            and second not in ("", "of")
-        ):
-            continue  # "for 3 days" is a duration, not the 3rd
-        if first.isdigit() and second in ("day", "days", "week", "weeks", "business", "working"):
-            continue
-        return _day_of_month(today, found[0], when)
-    duration = _DURATION.search(lowered)
-    if duration and duration[4]:
-        high = _small_number(duration[2])
-        if high is not None and high < 100:
-            if duration[4].startswith("week"):
-                return (today + dt.timedelta(days=7 * high)).isoformat()
-            if duration[3] in ("business ", "working "):
-                return _add_business_days(today, high).isoformat()
-            return (today + dt.timedelta(days=high)).isoformat()
-    if re.search(r"\bend of (?:the |this )?week\b", lowered):
-        return (today + dt.timedelta(days=(4 - today.weekday()) % 7)).isoformat()
-    return None
 
 
 def _day_of_month(today: dt.date, day: int, when: str) -> str | None:
@@ -512,55 +636,78 @@ def _business_hour(hour: int, text: str) -> int:
     return hour + 12 if 1 <= hour <= 7 else hour
 
 
+_TIME_LEAD = frozenset(
+    "at around about say by after before maybe like till til until or then make than".split()
+)
+_TIME_WORDS = frozenset(
+    "o'clock oclock am pm morning afternoon evening ish or no not like maybe say um uh at around about".split()
+)
+
+
 def extract_time(text: str, slot: Slot | None = None) -> str | None:
-    """A clock time "HH:MM". Digits ("3:30 pm", "10am"), words ("nine thirty", "quarter to
-    eleven", "half past two", "noon") and bare hours after "at"/"around" ("at 3"); without am/pm
-    an hour is read as business hours ("at 3" → 15:00, "at 9" → 09:00)."""
+    """A clock time "HH:MM", the last one the turn settles on ("ten, no, eleven"; "not at two,
+    three"). Digits ("3:30 pm", "10am"), words ("nine thirty", "quarter to eleven", "half past
+    two", "noon") and bare hours after "at"/"around"/"like" or in a turn of little else; without
+    am/pm an hour is read as business hours ("at 3" → 15:00, "like 8" → 08:00)."""
     lowered = normalise(text).replace(".", "")
-    if re.search(r"\b(noon|midday|lunchtime)\b", lowered):
-        return "12:00"
-    match = re.search(r"\b(\d{1,2})(?::(\d{2}))?\s*(am|pm|a m|p m)\b", lowered) or re.search(
-        r"\b(\d{1,2}):(\d{2})\b()", lowered
-    )
-    if match:
-        hour, minute = int(match[1]), int(match[2] or 0)
-        if not 0 <= hour <= 23:
-            return None
-        hour = _business_hour(hour, lowered) if hour <= 12 else hour
-        return f"{hour:02d}:{minute:02d}" if minute < 60 else None
-    quarter = re.search(
+    found: list[tuple[int, str]] = []
+    taken: list[tuple[int, int]] = []
+    for match in re.finditer(r"\b(noon|midday|lunchtime)\b", lowered):
+        found.append((match.start(), "12:00"))
+    for match in re.finditer(r"\b(\d{1,2})(?::(\d{2}))?\s*(am|pm|a m|p m)\b|\b(\d{1,2}):(\d{2})\b", lowered):
+        hour, minute = int(match[1] or match[4]), int(match[2] or match[5] or 0)
+        taken.append(match.span())
+        if hour <= 23 and minute < 60:
+            hour = _business_hour(hour, match[0] if match[3] else lowered) if hour <= 12 else hour
+            found.append((match.start(), f"{hour:02d}:{minute:02d}"))
+    for match in re.finditer(
         r"\b(quarter|half|twenty|ten|five)\s+(past|after|to|till|til|before)\s+(\w+)\b", lowered
-    )
-    if quarter:
-        base = _HOUR_WORD.get(quarter[3]) or (
-            int(quarter[3]) if quarter[3].isdigit() and 1 <= int(quarter[3]) <= 12 else None
+    ):
+        base = _HOUR_WORD.get(match[3]) or (
+            int(match[3]) if match[3].isdigit() and 1 <= int(match[3]) <= 12 else None
         )
-        if base is not None:
-            minutes = {"quarter": 15, "half": 30, "twenty": 20, "ten": 10, "five": 5}[quarter[1]]
-            hour = _business_hour(base, lowered)
-            if quarter[2] in ("to", "till", "til", "before"):
-                hour, minute = (hour - 1) % 24, 60 - minutes
-            else:
-                minute = minutes
-            return f"{hour:02d}:{minute:02d}"
-    words = tokens(lowered)
+        if base is None:
+            continue
+        taken.append(match.span())
+        minutes = {"quarter": 15, "half": 30, "twenty": 20, "ten": 10, "five": 5}[match[1]]
+        hour = _business_hour(base, lowered)
+        if match[2] in ("to", "till", "til", "before"):
+            hour, minute = (hour - 1) % 24, 60 - minutes
+        else:
+            minute = minutes
+        found.append((match.start(), f"{hour:02d}:{minute:02d}"))
+    found += _spoken_hours(lowered, taken)
+    kept = [(start, value) for start, value in found if not _not_before(lowered, start)]
+    return max(kept)[1] if kept else None
+
+
+def _not_before(lowered: str, start: int) -> bool:
+    words = lowered[:start].replace(",", " ").split()
+    return bool(words) and words[-1] in ("not", "except") or words[-2:] == ["not", "at"]
+
+
+def _spoken_hours(lowered: str, taken: list[tuple[int, int]]) -> list[tuple[int, str]]:
+    """Hours said as words or bare digits: "nine thirty", "at 3", "like 8", "ten, no, eleven"."""
+    spans = [(m.start(), m.group(0)) for m in _WORD_RE.finditer(lowered)]
+    words = [w for _, w in spans]
+    bare_turn = all(
+        w in _TIME_WORDS or w in _HOUR_WORD or w.isdigit() or w in _TENS or w in _UNITS for w in words
+    )
+    clock_words = bool(re.search(r"\b(o'clock|oclock|morning|afternoon|evening)\b", lowered))
+    out: list[tuple[int, str]] = []
     for i, word in enumerate(words):
-        hour = _HOUR_WORD.get(word) or (int(word) if word.isdigit() and 1 <= int(word) <= 12 else None)
-        if hour is None:
+        start = spans[i][0]
+        if any(a <= start < b for a, b in taken):
+            continue
+        said = _HOUR_WORD.get(word) or (int(word) if word.isdigit() and 1 <= int(word) <= 12 else None)
+        if said is None:
             continue
         before = words[i - 1] if i else ""
         after = words[i + 1] if i + 1 < len(words) else ""
         minute = 0
         if after in ("o'clock", "oclock"):
             pass
-        elif (after in _TENS and after != "twenty") or after in (
-            "fifteen",
-            "thirty",
-            "forty-five",
-            "forty",
-            "fifty",
-            "twenty",
-        ):
+        elif after in _TENS or after in ("fifteen", "forty-five"):
             minute = _TENS.get(after, _UNITS.get(after, 0))
             nxt = words[i + 2] if i + 2 < len(words) else ""
             if after in _TENS and nxt in _DIGIT_WORDS and nxt not in ("zero", "oh"):
@@ -569,21 +716,13 @@ def extract_time(text: str, slot: Slot | None = None) -> str | None:
             minute = _TENS[after.split("-")[0]] + _UNITS.get(after.split("-")[1], 0)
         elif after == "oh" and i + 2 < len(words) and words[i + 2] in _DIGIT_WORDS:
             minute = int(_DIGIT_WORDS[words[i + 2]])
-        elif before not in (
-            "at",
-            "around",
-            "about",
-            "say",
-            "by",
-            "after",
-            "before",
-            "maybe",
-        ) and not re.search(r"\b(o'clock|oclock|morning|afternoon|evening)\b", lowered):
+        elif before not in _TIME_LEAD and not clock_words and not bare_turn:
             continue
-        if minute >= 60:
-            continue
-        return f"{_business_hour(hour, lowered):02d}:{minute:02d}"
-    return None
+        if before in _TENS and not word.isdigit():
+            continue  # "twenty five" as the minutes of an hour said before
+        if minute < 60:
+            out.append((start, f"{_business_hour(said, lowered):02d}:{minute:02d}"))
+    return out
 
 
 def extract_enum(text: str, slot: Slot | None = None) -> str | None:

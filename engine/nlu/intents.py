@@ -1,18 +1,21 @@
 """Intent matching against a schema's example utterances.
 
-The scorer is pluggable: the lexical scorer here is the pure-Python default; the
-embedding scorer takes example vectors computed once per schema by the embedding
-deployment and the utterance's vector (the same one the semantic cache uses).
+The scorer is pluggable: the lexical scorer is the pure-Python default; the embedding scorer
+adds MiniLM vectors of the examples (computed once per schema by the embedding deployment) and
+of the turn (the same vector the semantic cache then looks up with).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from functools import lru_cache
 from itertools import pairwise
 from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
 
 from engine.schema_model import Intent
 
@@ -70,31 +73,69 @@ class LexicalIntentScorer:
         return out
 
 
-class EmbeddingIntentScorer:
-    """Cosine between the utterance vector and example vectors (all L2-normalised).
+class TextEmbedder(Protocol):
+    """Unit-norm sentence vectors, one per text (the embedding deployment, or a local model)."""
 
-    ``example_vectors`` maps example text → vector; build it once per schema.
-    Falls back to the lexical scorer when a turn carries no embedding.
+    async def embed(self, texts: list[str]) -> list[list[float]]: ...
+
+
+class ExampleVectors:
+    """The vectors of a schema's intent examples as one matrix, computed once per schema."""
+
+    def __init__(self, texts: Sequence[str], vectors: npt.ArrayLike):
+        matrix = np.asarray(vectors, dtype=np.float32)
+        if matrix.ndim != 2 or matrix.shape[0] != len(texts):
+            raise ValueError(f"{len(texts)} examples but vectors of shape {matrix.shape}")
+        self.matrix = matrix
+        self.row_of = {text: row for row, text in enumerate(texts)}
+        self._layouts: dict[tuple[str, ...], tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]] = {}
+
+    def layout(self, intents: Sequence[Intent]) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+        """Rows of the intents' examples, grouped by intent, and where each group starts."""
+        key = tuple(i.name for i in intents)
+        cached = self._layouts.get(key)
+        if cached is None:
+            rows: list[int] = []
+            starts: list[int] = []
+            for intent in intents:
+                starts.append(len(rows))
+                rows.extend(self.row_of[e] for e in intent.examples if e in self.row_of)
+            cached = np.asarray(rows, dtype=np.intp), np.asarray(starts, dtype=np.intp)
+            self._layouts[key] = cached
+        return cached
+
+
+class EmbeddingIntentScorer:
+    """The lexical score and the nearest example's cosine, on one scale: the better of the two.
+
+    The cosine is mapped linearly so that ``accept`` lands on the lexical threshold and
+    ``certain`` on 1.0 (both calibrated on the dev phrasing sets: ``loadtests/nlu_eval.py
+    --embed``). One matrix product per turn scores every example of the state's intents. A turn
+    without a vector gets the lexical score alone.
     """
 
-    threshold = 0.6
+    threshold = LexicalIntentScorer.threshold
 
-    def __init__(self, example_vectors: Mapping[str, Sequence[float]]):
-        self._vectors = {text: tuple(vec) for text, vec in example_vectors.items()}
+    def __init__(self, examples: ExampleVectors, accept: float = 0.62, certain: float = 0.9):
+        self.examples = examples
+        self.accept = accept
+        self.certain = certain
         self._lexical = LexicalIntentScorer()
 
     def score(
         self, utterance: str, intents: Sequence[Intent], embedding: Sequence[float] | None = None
     ) -> list[tuple[str, float]]:
-        if embedding is None:
-            return self._lexical.score(utterance, intents)
-        out = []
-        for intent in intents:
-            best = 0.0
-            for example in intent.examples:
-                vec = self._vectors.get(example)
-                if vec is not None:
-                    best = max(best, sum(a * b for a, b in zip(embedding, vec, strict=True)))
-            out.append((intent.name, best))
+        lexical = self._lexical.score(utterance, intents)
+        rows, starts = self.examples.layout(intents)
+        if embedding is None or not intents or rows.size == 0:
+            return lexical
+        sims = self.examples.matrix[rows] @ np.asarray(embedding, dtype=np.float32)
+        best = np.maximum.reduceat(sims, np.minimum(starts, rows.size - 1))
+        empty = np.diff(np.append(starts, rows.size)) == 0
+        best[empty] = 0.0
+        lift = (1.0 - self.threshold) / (self.certain - self.accept)
+        mapped = np.clip(self.threshold + (best - self.accept) * lift, 0.0, 1.0)
+        semantic = {intent.name: float(value) for intent, value in zip(intents, mapped, strict=True)}
+        out = [(name, max(score, semantic.get(name, 0.0))) for name, score in lexical]
         out.sort(key=lambda item: -item[1])
         return out

@@ -18,19 +18,23 @@ from engine.nlu.text import normalise
 
 _REQUEST_CUE = re.compile(
     r"\?|\b(what|what's|whats|which|who|who's|whos|can i (?:get|have)|could i (?:get|have)|can you|could you|"
-    r"would you|give me|read (?:me|back|it|that|those|them|the|out)|repeat|say (?:it|that|those|them|the) again|"
+    r"would you|give me|"
+    r"read (?:me|back|it|that|those|them|the|out)|repeat|say (?:it|that|those|them|the) again|"
     r"once more|one more time|again|spell|confirm|verify|double[- ]check|i need|i'll need|i will need|"
     r"i'm going to need|gonna need|need the|go ahead with|tell me|let me (?:get|have)|do you have|"
-    r"what about|how about|and the|also the|got the|have the)\b"
+    r"what about|how about|how do you spell|how is it spelled)\b"
 )
+# The field named, then its value: "the CPT on it is 99213" states the field, it does not ask.
+_STATES_VALUE = re.compile(r"^\W*(?:\w+\W+){0,3}?(?:is|was|'s|reads|shows|says)\s+(?:\w+\s+){0,2}?[\w-]*\d")
 _REPEAT_CUE = re.compile(
     r"\b(repeat|say (?:that|it|this) again|say again|once more|one more time|come again|pardon|"
     r"didn't catch|did not catch|didn't get that|didn't hear|missed (?:that|it|what)|you cut out|"
-    r"you broke up|what was that|sorry what|sorry\?|go back|back up|slower|slow down)\b|^\s*(?:sorry|what|huh)\s*\??\s*$"
+    r"you broke up|what was that|sorry what|sorry\?|go back|back up|slower|slow down)\b"
+    r"|^\s*(?:sorry|what|huh)\s*\??\s*$"
 )
-_LETTER_WORDS = re.compile(r"\b(letters?|spelling|spell it|alphabet)\b")
+_LETTER_WORDS = re.compile(r"\b(letters?|spelling|spell|spelled|alphabet)\b")
 _DIGIT_WORDS = re.compile(r"\b(numbers?|digits?|last (?:four|three|two|five|six)|first (?:four|three))\b")
-_SHORT_ASK_WORDS = 6
+_SHORT_ASK_OTHER_WORDS = 3  # "and the NPI?", "okay DOB": the field and little else is an ask
 
 
 @dataclass(frozen=True)
@@ -58,23 +62,23 @@ def asks_for_field(
     """The call-data field this turn asks for, if any. ``recent_fields`` are (field, value) read
     in the agent's last line, in order, so "those letters" can name one."""
     norm = normalise(text)
-    named: list[tuple[int, str]] = []
+    named: list[tuple[int, str, int]] = []  # (start, field, words in the phrase)
     for field, patterns in phrases.items():
         for pattern in patterns:
             match = pattern.search(norm)
-            if match:
-                named.append((match.start(), field))
+            if match and not _STATES_VALUE.search(norm[match.end() :]):
+                named.append((match.start(), field, len(match.group(0).split())))
                 break
     if not named and recent_fields:
         referred = _referred_field(norm, recent_fields)
         if referred is not None:
-            named.append((0, referred))
+            named.append((0, referred, 0))
     if not named:
         return None
+    start, field, phrase_words = max(named)  # the last one named: "not the DOB, the member ID"
     cue = _REQUEST_CUE.search(norm)
-    if cue is None and len(norm.split()) > _SHORT_ASK_WORDS:
+    if cue is None and len(norm.split()) - phrase_words > _SHORT_ASK_OTHER_WORDS:
         return None
-    field = max(named)[1]  # the last one named: "not the DOB, the member ID"
     slowly = bool(_REPEAT_CUE.search(norm) or _LETTER_WORDS.search(norm) or "slow" in norm)
     return FieldAsk(field, slowly)
 

@@ -17,7 +17,8 @@ _APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "`": "'"})
 _SPELLED = re.compile(r"(?<![\w'])[a-z](?: [a-z])+(?![\w'])")
 # Where a speaker changes course inside one turn.
 _CLAUSE_BREAK = re.compile(
-    r"\s*(?:[.!?;]+(?:\s+|$)|\s[-–—]+\s|,\s*(?=(?:but|and|so|oh|actually|sorry|wait|hold on|hang on|no|i mean)\b)"
+    r"\s*(?:[.!?;]+(?:\s+|$)|\s[-–—]+\s|"
+    r",\s*(?=(?:but|and|so|oh|actually|sorry|wait|hold on|hang on|no|i mean)\b)"
     r"|\b(?:but|actually|i mean|no wait|wait|hold on|hang on|scratch that|correction)\b)\s*"
 )
 _NEGATORS = re.compile(

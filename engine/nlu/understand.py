@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -21,7 +22,13 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from engine.nlu.extractors import EXTRACTORS, extract_code, extract_date
-from engine.nlu.intents import IntentScorer, LexicalIntentScorer
+from engine.nlu.intents import (
+    EmbeddingIntentScorer,
+    ExampleVectors,
+    IntentScorer,
+    LexicalIntentScorer,
+    TextEmbedder,
+)
 from engine.nlu.requests import FieldAsk, asks_for_field, asks_to_repeat
 from engine.nlu.text import clauses, is_question
 from engine.schema_model import Intent, Slot
@@ -30,6 +37,10 @@ IMPLIED_SLOT_BOOST = 0.5  # a captured implying slot alone is enough evidence
 ASK_FIELD = "ask_field"  # the intent of a turn that asks for a piece of the call's data
 REPEAT = "repeat"
 KIND_RANK = {"exit": 3, "request": 2, "answer": 1, "ack": 0}
+EMBED_BELOW = 0.75  # a lexical best score this high decides alone: no embedding round trip
+EMBED_TIMEOUT_S = 1.0
+
+log = logging.getLogger("voxray.nlu")
 
 
 class LLMUnderstandingHook(Protocol):
@@ -62,6 +73,7 @@ class NLUResult:
     reconciled: bool = False
     used_llm: bool = False
     scores: list[tuple[str, float]] = field(default_factory=list)
+    embedding: list[float] | None = None  # the turn's vector, when it was embedded: the cache reuses it
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
@@ -104,32 +116,54 @@ def detect_local(
     return sorted(scores.items(), key=lambda item: -item[1])
 
 
+def clause_texts(utterance: str) -> list[str]:
+    parts = clauses(utterance)
+    return [part.text for part in parts] if len(parts) > 1 else []
+
+
 def clause_winners(
-    scorer: IntentScorer, utterance: str, intents: Sequence[Intent]
+    scorer: IntentScorer,
+    utterance: str,
+    intents: Sequence[Intent],
+    vectors: Mapping[str, Sequence[float]] | None = None,
 ) -> list[tuple[str, float]]:
     """The best intent of each clause of a turn that has several ("one sec — read me the ID
     again": a hold, then a request)."""
-    parts = clauses(utterance)
-    if len(parts) < 2:
-        return []
     winners = []
-    for part in parts:
-        scores = scorer.score(part.text, intents)
+    for text in clause_texts(utterance):
+        scores = scorer.score(text, intents, (vectors or {}).get(text))
         if scores:
             winners.append(scores[0])
     return winners
 
 
 class Understander:
+    """Shared by every call of a schema on a host; holds no per-call state."""
+
     def __init__(
         self,
         scorer: IntentScorer | None = None,
         llm: LLMUnderstandingHook | None = None,
         threshold: float | None = None,
+        embedder: TextEmbedder | None = None,
     ):
         self.scorer = scorer or LexicalIntentScorer()
         self.llm = llm
         self.threshold = self.scorer.threshold if threshold is None else threshold
+        self.embedder = embedder
+
+    async def _vectors(self, utterance: str) -> dict[str, list[float]]:
+        """Vectors of the turn and its clauses, or none when the embedder fails or is slow: the
+        lexical scores then carry the turn."""
+        if self.embedder is None:
+            return {}
+        texts = [utterance, *clause_texts(utterance)]
+        try:
+            vectors = await asyncio.wait_for(self.embedder.embed(texts), EMBED_TIMEOUT_S)
+        except Exception as exc:
+            log.warning("turn embedding failed (%s): lexical intent scores only", type(exc).__name__)
+            return {}
+        return dict(zip(texts, vectors, strict=True))
 
     def _needs_reconcile(
         self,
@@ -176,13 +210,23 @@ class Understander:
         t0 = time.perf_counter()
         context = context or TurnContext()
         captured = capture_local(utterance, slots, filled, context)
-        scores = detect_local(self.scorer, utterance, intents, {}, embedding)
-        per_clause = clause_winners(self.scorer, utterance, intents)
+        vectors: dict[str, list[float]] = {}
+        embed_ms = 0.0
+        if embedding is not None:
+            vectors[utterance] = list(embedding)
+        elif intents and self.embedder is not None:
+            lexical = self.scorer.score(utterance, intents)
+            if not lexical or lexical[0][1] < EMBED_BELOW:
+                t_embed = time.perf_counter()
+                vectors = await self._vectors(utterance)
+                embed_ms = (time.perf_counter() - t_embed) * 1000
+        scores = detect_local(self.scorer, utterance, intents, {}, vectors.get(utterance))
+        per_clause = clause_winners(self.scorer, utterance, intents, vectors)
         reconciled = False
         best, confidence = self._choose(scores, intents, per_clause)
         if captured and self._needs_reconcile(captured, slots, intents, confidence):
             reconciled = True
-            scores = detect_local(self.scorer, utterance, intents, captured, embedding)
+            scores = detect_local(self.scorer, utterance, intents, captured, vectors.get(utterance))
             best, confidence = self._choose(scores, intents, per_clause)
         t_local = time.perf_counter()
         result = NLUResult(
@@ -191,8 +235,11 @@ class Understander:
             captured=captured,
             reconciled=reconciled,
             scores=scores[:3],
-            timings_ms={"local_ms": (t_local - t0) * 1000},
+            embedding=vectors.get(utterance),
+            timings_ms={"local_ms": (t_local - t0) * 1000 - embed_ms},
         )
+        if embed_ms:
+            result.timings_ms["embed_ms"] = embed_ms
         self._requests(result, utterance, intents, context)
         if result.intent is None and self.llm is not None:
             await self._ask_llm(result, utterance, intents, slots, filled)
@@ -265,6 +312,21 @@ def _drop_free_text_that_answers_nothing(
         for name in free:
             if name not in implied or result.asked is not None:
                 del result.captured[name]
+
+
+async def embedding_understander(
+    examples: Sequence[str],
+    embedder: TextEmbedder,
+    llm: LLMUnderstandingHook | None = None,
+    batch: int = 64,
+) -> Understander:
+    """An understander that scores intents with embeddings too: the examples are embedded here,
+    once (raises what the embedder raises)."""
+    vectors: list[list[float]] = []
+    for start in range(0, len(examples), batch):
+        vectors.extend(await embedder.embed(list(examples[start : start + batch])))
+    scorer = EmbeddingIntentScorer(ExampleVectors(examples, vectors))
+    return Understander(scorer, llm=llm, embedder=embedder)
 
 
 async def _no_capture() -> dict[str, str]:

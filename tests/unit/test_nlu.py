@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 import pytest
 
 from engine.nlu import extractors as ex
-from engine.nlu.intents import EmbeddingIntentScorer, LexicalIntentScorer
+from engine.nlu.intents import EmbeddingIntentScorer, ExampleVectors, LexicalIntentScorer
 from engine.nlu.llm_hook import LLMUnderstanding, parse_object
 from engine.nlu.understand import Understander
 from engine.schema_model import Intent, Slot
@@ -156,15 +156,21 @@ async def test_llm_garbage_is_no_answer_not_an_error() -> None:
     assert parse_object('{"a": 1') == {} and parse_object('x {"a": 1} y') == {"a": 1}
 
 
-def test_embedding_scorer_uses_vectors_and_falls_back_to_lexical() -> None:
-    vectors: dict[str, Sequence[float]] = {
-        "yes that's right": (1.0, 0.0),
-        "correct": (0.8, 0.6),
-        "the reference number is 123": (0.0, 1.0),
-    }
-    scorer = EmbeddingIntentScorer(vectors)
-    assert scorer.score("whatever", INTENTS, embedding=(0.0, 1.0))[0][0] == "give_reference"
-    assert (
-        scorer.score("yes that's right", INTENTS)[0]
-        == LexicalIntentScorer().score("yes that's right", INTENTS)[0]
-    )
+def test_embedding_scorer_takes_the_better_of_vector_and_lexical_scores() -> None:
+    texts = ["yes that's right", "correct", "the reference number is 123"]
+    scorer = EmbeddingIntentScorer(ExampleVectors(texts, [(1.0, 0.0), (0.8, 0.6), (0.0, 1.0)]))
+    # no shared words: the vector decides, and a perfect cosine maps to a full score
+    best = scorer.score("whatever", INTENTS, embedding=(0.0, 1.0))[0]
+    assert best == ("give_reference", 1.0)
+    # a cosine at ``accept`` lands exactly on the lexical threshold
+    at_accept = ((1 - scorer.accept**2) ** 0.5, scorer.accept)
+    scores = dict(scorer.score("whatever", INTENTS, embedding=at_accept))
+    assert abs(scores["give_reference"] - scorer.threshold) < 1e-6
+    # without a vector it is the lexical scorer
+    lexical = LexicalIntentScorer().score("yes that's right", INTENTS)
+    assert scorer.score("yes that's right", INTENTS) == lexical
+
+
+def test_example_vectors_must_match_their_texts() -> None:
+    with pytest.raises(ValueError, match="2 examples but vectors of shape"):
+        ExampleVectors(["a", "b"], [(1.0, 0.0)])
