@@ -176,12 +176,22 @@ def _known_variables(spec: ConversationSchemaFile) -> set[str]:
     return known
 
 
+def _slot_values(slot: Slot) -> set[str]:
+    """The values a captured slot can hold, where there is a closed set."""
+    if slot.type == "yes_no":
+        return {"yes", "no"}
+    if slot.type == "enum":
+        return {v.split("|")[0] for v in slot.values or ()}
+    return set()
+
+
 def _check_references(spec: ConversationSchemaFile) -> list[tuple[tuple[str | int, ...], str]]:
     errors: list[tuple[tuple[str | int, ...], str]] = []
     states = spec.states
     all_slots = {slot.name for s in states.values() for slot in s.slots} | {
         c.store_as for s in states.values() for c in s.on_enter
     }
+    slot_specs = {slot.name: slot for s in states.values() for slot in s.slots}
     global_intents = {i.name for i in spec.intents}
     errors += _duplicates(("intents",), [i.name for i in spec.intents], "intent")
     for i, intent in enumerate(spec.intents):
@@ -220,9 +230,17 @@ def _check_references(spec: ConversationSchemaFile) -> list[tuple[tuple[str | in
                 errors.append(((*at, "intents", i, "target"), "only global intents take a target"))
         state_intents = {i.name for i in state.intents} | global_intents
         for i, intent in enumerate(state.intents):
-            for j, slot_name in enumerate(intent.implied_by_slots):
+            for j, implied in enumerate(intent.implied_by_slots):
+                slot_name, _, value = implied.partition("=")
                 if slot_name not in all_slots:
                     errors.append(((*at, "intents", i, "implied_by_slots", j), f"unknown slot {slot_name!r}"))
+                elif value and slot_name in slot_specs and value not in _slot_values(slot_specs[slot_name]):
+                    errors.append(
+                        (
+                            (*at, "intents", i, "implied_by_slots", j),
+                            f"{value!r} is not a value of slot {slot_name!r}",
+                        )
+                    )
         for i, compute in enumerate(state.on_enter):
             if compute.compute not in FUNCTIONS:
                 errors.append(((*at, "on_enter", i, "compute"), f"unknown function {compute.compute!r}"))

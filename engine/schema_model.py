@@ -91,7 +91,9 @@ class Intent(Strict):
     name: str
     examples: list[str] = Field(min_length=1)
     implied_by_slots: list[str] = Field(
-        default_factory=list, description="Capturing any of these slots is evidence for this intent."
+        default_factory=list,
+        description='Capturing any of these slots is evidence for this intent; "slot=value" only that value '
+        "(and another value of it is evidence against).",
     )
     reply: str | None = Field(None, description="Line spoken when this intent moves no transition.")
     kind: Literal["answer", "request", "exit", "ack"] = Field(

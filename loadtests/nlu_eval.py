@@ -149,7 +149,8 @@ def main() -> None:
         p95 = lat[int(0.95 * (len(lat) - 1))]
         print(
             f"{path.name}: {report.both_ok}/{report.cases} = {report.accuracy:.1%} "
-            f"(intent {report.intent_ok}, slots {report.slots_ok}); turn p50 {statistics.median(lat):.2f} ms, "
+            f"(intent {report.intent_ok}, slots {report.slots_ok}); "
+            f"turn p50 {statistics.median(lat):.2f} ms, "
             f"p95 {p95:.2f} ms"
         )
         if args.misses:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 
@@ -215,30 +215,34 @@ _NEUTRAL = re.compile(
 )
 _EXPLICIT_YES = re.compile(
     r"\b(yes|yeah|yea|yep|yup|sure|correct|absolutely|definitely|exactly|of course|affirmative|"
-    r"that's right|that is right|right on|you got it|you bet|certainly|uh-huh|mm-hmm)\b"
+    r"that's right|that is right|right on|you got it|you bet|certainly|uh-huh|mm-hmm|okie dokie|"
+    r"go ahead|ask away|fire away|go for it|ask your questions|shoot|all good|sounds good|sounds great|"
+    r"that works|works for me|that's fine|that's me|i can do|i can talk|i can spare|make it quick|"
+    r"everything's right|everything is right|all correct|all right|alright)\b"
 )
 _EXPLICIT_NO = re.compile(
-    r"\b(no|nope|nah|negative|incorrect|wrong|not really|not at all|no way|absolutely not)\b"
+    r"\b(no|nope|nah|negative|incorrect|wrong|not really|not at all|no way|absolutely not|"
+    r"can't do|cant do|cannot do|doesn't work|doesnt work|won't work|wont work|not gonna work|"
+    r"not going to work|no good|not right|not correct)\b"
 )
 _IMPLICIT_YES = re.compile(
-    r"\b(sounds good|sounds great|that works|works for me|go ahead|fire away|shoot|i do|i am|we do|it is|"
-    r"that's me|speaking|i have time|i've got time|got a minute|got a few minutes|i guess so|i think so|"
-    r"perfect|great|fine|okay|ok|alright|all right)\b"
+    r"\b(i do|i am|we do|it is|speaking|i have time|i've got time|got a minute|got a few minutes|"
+    r"i guess so|i think so|perfect|great|fine|okay|ok|good)\b"
 )
 _IMPLICIT_NO = re.compile(
-    r"\b(don't|do not|doesn't|does not|not|can't|cannot|won't|isn't|aren't|never|busy|bad time)\b"
+    r"\b(don't|dont|do not|doesn't|does not|not|can't|cant|cannot|won't|isn't|aren't|never|busy|bad time)\b"
 )
-_CORRECTION = re.compile(r"\b(i mean|actually|sorry|wait|scratch that|rather|correction)\b")
 
 
 def extract_yes_no(text: str, slot: Slot | None = None) -> str | None:
-    """The turn's answer to a yes/no question, reading the whole turn. Explicit words (yes,
-    yeah, no, nope …) decide before phrases (sounds good, that doesn't work …); among them the
-    last one wins ("no — I mean yes, go ahead" is yes); "no problem" and "not sure" are neither."""
+    """The turn's answer to a yes/no question, reading the whole turn. Clear words and phrases
+    (yes, nope, go ahead, that works, can't do …) decide before weak ones (okay, fine, not …);
+    among them the last one wins ("no — I mean yes, go ahead" is yes; "yes, hang on, no" is no);
+    "no problem" and "not sure" are neither."""
     cleaned = _NEUTRAL.sub(" ", normalise(text))
     for yes, no in ((_EXPLICIT_YES, _EXPLICIT_NO), (_IMPLICIT_YES, _IMPLICIT_NO)):
-        marks = [(m.start(), "yes") for m in yes.finditer(cleaned)]
-        marks += [(m.start(), "no") for m in no.finditer(cleaned)]
+        marks = [(m.end(), "no" if negated(cleaned, m.start()) else "yes") for m in yes.finditer(cleaned)]
+        marks += [(m.end(), "no") for m in no.finditer(cleaned)]
         if marks:
             return max(marks)[1]
     return None
@@ -436,12 +440,13 @@ def extract_date(
     slot's, else read from the turn: "was decided on the 3rd" is past, "by the 9th" is future)
     decides whether a bare weekday, day of month or month-day without a year lies ahead or behind."""
     today = today or dt.date.today()
-    lowered = re.sub(r"(\d)(st|nd|rd|th)\b", r"\1", normalise(text).replace(",", " "))
+    with_commas = re.sub(r"(\d)(st|nd|rd|th)\b", r"\1", normalise(text))
+    lowered = with_commas.replace(",", " ")  # same offsets; commas still bound negation below
     when = _tense_of(lowered, tense or (slot.tense if slot is not None else "any"))
     found = _explicit_dates(lowered, today, when) + _day_of_month_dates(lowered, today, when)
     if relative:
         found += _relative_dates(lowered, today, when)
-    said = [(start, value) for start, value in found if value is not None and not negated(lowered, start)]
+    said = [(at, value) for at, value in found if value is not None and not negated(with_commas, at)]
     if not said:
         return None
     said.sort()
@@ -640,7 +645,8 @@ _TIME_LEAD = frozenset(
     "at around about say by after before maybe like till til until or then make than".split()
 )
 _TIME_WORDS = frozenset(
-    "o'clock oclock am pm morning afternoon evening ish or no not like maybe say um uh at around about".split()
+    "o'clock oclock am pm morning afternoon evening ish or no not like maybe say um uh at around "
+    "about".split()
 )
 
 
@@ -683,7 +689,7 @@ def extract_time(text: str, slot: Slot | None = None) -> str | None:
 
 def _not_before(lowered: str, start: int) -> bool:
     words = lowered[:start].replace(",", " ").split()
-    return bool(words) and words[-1] in ("not", "except") or words[-2:] == ["not", "at"]
+    return (bool(words) and words[-1] in ("not", "except")) or words[-2:] == ["not", "at"]
 
 
 def _spoken_hours(lowered: str, taken: list[tuple[int, int]]) -> list[tuple[int, str]]:

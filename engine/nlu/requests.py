@@ -75,7 +75,7 @@ def asks_for_field(
             named.append((0, referred, 0))
     if not named:
         return None
-    start, field, phrase_words = max(named)  # the last one named: "not the DOB, the member ID"
+    _, field, phrase_words = max(named)  # the last one named: "not the DOB, the member ID"
     cue = _REQUEST_CUE.search(norm)
     if cue is None and len(norm.split()) - phrase_words > _SHORT_ASK_OTHER_WORDS:
         return None

@@ -30,7 +30,7 @@ from engine.nlu.intents import (
     TextEmbedder,
 )
 from engine.nlu.requests import FieldAsk, asks_for_field, asks_to_repeat
-from engine.nlu.text import clauses, is_question
+from engine.nlu.text import clauses, is_question, normalise
 from engine.schema_model import Intent, Slot
 
 IMPLIED_SLOT_BOOST = 0.5  # a captured implying slot alone is enough evidence
@@ -99,20 +99,38 @@ def capture_local(
     return out
 
 
+def implication(intent: Intent, captured: Mapping[str, str]) -> int:
+    """+1 when a captured slot implies the intent ("slot" or "slot=value"), -1 when a captured
+    slot holds another value than the one that would ("details_confirmed=yes" against "no")."""
+    verdict = 0
+    for implied in intent.implied_by_slots:
+        name, _, value = implied.partition("=")
+        if name not in captured:
+            continue
+        if not value or captured[name].lower() == value.lower():
+            return 1
+        verdict = -1
+    return verdict
+
+
 def detect_local(
     scorer: IntentScorer,
     utterance: str,
     intents: Sequence[Intent],
-    new_slots: Mapping[str, str],
+    evidence: Mapping[str, str],
     embedding: Sequence[float] | None = None,
 ) -> list[tuple[str, float]]:
-    """Scores best first over the whole turn; intents implied by slots captured this turn get a
-    boost."""
+    """Scores best first over the whole turn; an intent implied by a slot captured this turn
+    (``evidence``: typed slots only, free text implies nothing) gets a boost, one contradicted
+    by it drops under the threshold."""
     scores = dict(scorer.score(utterance, intents, embedding))
-    if new_slots:
+    if evidence:
         for intent in intents:
-            if any(s in new_slots for s in intent.implied_by_slots):
+            verdict = implication(intent, evidence)
+            if verdict > 0:
                 scores[intent.name] = min(1.0, scores.get(intent.name, 0.0) + IMPLIED_SLOT_BOOST)
+            elif verdict < 0:
+                scores[intent.name] = min(scores.get(intent.name, 0.0), scorer.threshold * 0.5)
     return sorted(scores.items(), key=lambda item: -item[1])
 
 
@@ -173,7 +191,7 @@ class Understander:
         confidence: float,
     ) -> bool:
         critical = any(slots[name].critical for name in captured if name in slots)
-        implies = any(s in captured for i in intents for s in i.implied_by_slots)
+        implies = any(implication(i, captured) for i in intents)
         return critical or implies or confidence < self.threshold
 
     def _choose(
@@ -224,9 +242,10 @@ class Understander:
         per_clause = clause_winners(self.scorer, utterance, intents, vectors)
         reconciled = False
         best, confidence = self._choose(scores, intents, per_clause)
-        if captured and self._needs_reconcile(captured, slots, intents, confidence):
+        evidence = {n: v for n, v in captured.items() if n in slots and slots[n].type != "string"}
+        if evidence and self._needs_reconcile(evidence, slots, intents, confidence):
             reconciled = True
-            scores = detect_local(self.scorer, utterance, intents, captured, vectors.get(utterance))
+            scores = detect_local(self.scorer, utterance, intents, evidence, vectors.get(utterance))
             best, confidence = self._choose(scores, intents, per_clause)
         t_local = time.perf_counter()
         result = NLUResult(
@@ -245,6 +264,7 @@ class Understander:
             await self._ask_llm(result, utterance, intents, slots, filled)
             result.timings_ms["llm_ms"] = (time.perf_counter() - t_local) * 1000
         _drop_free_text_that_answers_nothing(result, utterance, intents, slots)
+        _drop_answers_of_a_way_out(result, intents, slots)
         return result
 
     def _requests(
@@ -295,23 +315,53 @@ class Understander:
             result.intent, result.confidence = intent, confidence
 
 
+_NON_ANSWER = re.compile(
+    r"^(?:(?:well|um|uh|honestly|oh|so|eh|hmm|i mean|like)[, ]+)*"
+    r"(?:i dunno|i don't know|dunno|not sure|no idea|nothing|nothing really|not really|it's fine|"
+    r"we're fine|it's okay|it's ok|all good|can't think of anything|no complaints|nothing comes to mind|"
+    r"hard to say|good question|i guess|fine)\b(?:[, ]+(?:i guess|really|honestly|i suppose|"
+    r"to be honest|it's fine|we're fine|nothing))*[ .!?]*$"
+)
+
+
 def _drop_free_text_that_answers_nothing(
     result: NLUResult, utterance: str, intents: Sequence[Intent], slots: Mapping[str, Slot]
 ) -> None:
     """A free-text slot takes the whole utterance, so it must not take a question ("sorry, who
-    did you say you're with?"), a request, a way out or an acknowledgement, nor a line that a
-    confident intent not implying the slot explains."""
+    did you say you're with?"), a request, a way out, an acknowledgement or a non-answer ("I
+    dunno, it's fine I guess"), nor a line that a confident intent not implying the slot explains.
+    Free text that stays is the answer: the intent it implies, if none won."""
     free = [n for n in result.captured if slots.get(n) is not None and slots[n].type == "string"]
     if not free:
         return
     intent = next((i for i in intents if i.name == result.intent), None)
-    implied = set(intent.implied_by_slots) if intent else set()
+    implied = {spec.partition("=")[0] for spec in intent.implied_by_slots} if intent else set()
     explained = result.intent is not None and (intent is None or intent.kind != "answer" or not implied)
     question = is_question(utterance) and not any(n in implied for n in free)
-    if explained or question or result.asked is not None:
+    vague = bool(_NON_ANSWER.match(normalise(utterance)))
+    if explained or question or vague or result.asked is not None:
         for name in free:
-            if name not in implied or result.asked is not None:
+            if name not in implied or result.asked is not None or vague:
                 del result.captured[name]
+    if result.intent is None:
+        answered = next(
+            (i for i in intents for n in free if n in result.captured and implication(i, {n: ""})), None
+        )
+        if answered is not None:
+            result.intent = answered.name
+
+
+def _drop_answers_of_a_way_out(
+    result: NLUResult, intents: Sequence[Intent], slots: Mapping[str, Slot]
+) -> None:
+    """ "Don't ever call me again" is no "no" to "have you got two minutes?": a turn that leaves
+    the call for good answers none of the state's yes/no questions (unless implied by one)."""
+    intent = next((i for i in intents if i.name == result.intent), None)
+    if intent is None or intent.kind != "exit" or intent.target is None:
+        return
+    for name in [n for n in result.captured if n in slots and slots[n].type == "yes_no"]:
+        if not implication(intent, {name: result.captured[name]}):
+            del result.captured[name]
 
 
 async def embedding_understander(
