@@ -39,12 +39,16 @@ def build_app(
     phrases = sorted({p for name in registry.names() for p in registry.get(name).static_phrases()})
     prefix = settings.calls.key_prefix
     ingress: Any = Ingress.options(**ingress_options) if ingress_options else Ingress  # type: ignore[attr-defined]
+    cache = CacheClient(
+        build_cache_app(settings.cache, settings.redis_url, prefix), settings.redis_url, prefix
+    )
     return ingress.bind(  # type: ignore[no-any-return]
         settings,
         STTClient(build_stt_app(settings.stt)),
         TTSClient(build_tts_app(settings.tts, phrases=phrases)),
-        CacheClient(build_cache_app(settings.cache, settings.redis_url, prefix), settings.redis_url, prefix),
+        cache,
         LLMClient(build_router_app(settings.providers, settings.router)),
+        cache,  # its deployment's MiniLM also embeds turns for intent scoring
     )
 
 

@@ -24,6 +24,7 @@ from actors import metrics
 from actors.call import Call
 from actors.reply import CacheClient, LLMClient, ReplyPolicy, ReplySourcer
 from actors.store import CallStore
+from actors.understanding import Understanders, nlu_llm
 from actors.webhooks import WebhookSender
 from common.events import (
     CallerTurn,
@@ -35,6 +36,7 @@ from common.events import (
 )
 from engine.call_state import CallState
 from engine.conversation import Conversation
+from engine.nlu.intents import TextEmbedder
 from engine.schema_errors import CallDataError
 from engine.schema_loader import SchemaRegistry
 
@@ -55,6 +57,9 @@ class HostConfig:
     cache: CacheClient
     llm: LLMClient
     reply: ReplyPolicy = field(default_factory=ReplyPolicy)
+    embedder: TextEmbedder | None = None  # intents scored with embeddings too (the cache deployment's)
+    nlu_llm_providers: tuple[str, ...] = ()  # capable providers the NLU may ask about unsure turns
+    nlu_llm_timeout_s: float = 2.5
 
 
 class CallHostCore:
@@ -66,6 +71,10 @@ class CallHostCore:
         self.store = CallStore(config.redis_url, config.key_prefix) if config.redis_url else None
         self.webhooks = WebhookSender(self.store, worker=name) if self.store else None
         self.replies = ReplySourcer(config.cache, config.llm, config.reply)
+        self.understanders = Understanders(
+            config.embedder,
+            nlu_llm(config.llm, list(config.nlu_llm_providers), config.nlu_llm_timeout_s),
+        )
         self.calls: dict[str, Call] = {}
         self.completed = 0
         self._resuming: dict[str, asyncio.Future[None]] = {}
@@ -115,7 +124,9 @@ class CallHostCore:
                 reason="unknown_schema", detail=f"unknown schema; known: {self.registry.names()}"
             )
         try:
-            conversation = Conversation.start(self.registry.get(schema), call_id, call_data)
+            compiled = self.registry.get(schema)
+            understander = self.understanders.for_schema(compiled)
+            conversation = Conversation.start(compiled, call_id, call_data, understander)
         except CallDataError as exc:
             return CallRefused(reason="invalid_call_data", problems=exc.problems)
         call = Call(conversation, self.replies, self.store, self.name, 1, webhook_url)
@@ -165,7 +176,8 @@ class CallHostCore:
         if (route.host, route.gen) != (self.name, gen):  # the directory moved it on meanwhile
             raise CallNotFound(f"call {call_id!r} is routed to {route.host} (generation {route.gen})")
         state = CallState.from_snapshot(snapshot[1])
-        conversation = Conversation(self.registry.get(state.schema), state)
+        compiled = self.registry.get(state.schema)
+        conversation = Conversation(compiled, state, self.understanders.for_schema(compiled))
         call = Call(conversation, self.replies, self.store, self.name, gen, route.webhook_url)
         await call.snapshot()  # fences the previous generation off
         if call.superseded:

@@ -42,7 +42,9 @@ class CacheClient(Protocol):
 
     async def exact(self, scope: CacheScope, text: str) -> CacheHit | None: ...
 
-    async def semantic(self, scope: CacheScope, text: str) -> CacheHit | None: ...
+    async def semantic(
+        self, scope: CacheScope, text: str, embedding: list[float] | None = None
+    ) -> CacheHit | None: ...
 
     async def store(
         self, scope: CacheScope, text: str, template: str, call_values: dict[str, Any]
@@ -86,12 +88,13 @@ class ReplySourcer:
                 yield ReplyPiece(text, ReplySource.SCRIPT)
         if not plan.needs_llm:
             return
-        async with aclosing(self._off_script(convo, caller_text, record)) as pieces:
+        vector = plan.nlu.embedding if plan.nlu is not None else None
+        async with aclosing(self._off_script(convo, caller_text, record, vector)) as pieces:
             async for piece in pieces:
                 yield piece
 
     async def _off_script(
-        self, convo: Conversation, caller_text: str, record: TurnRecord
+        self, convo: Conversation, caller_text: str, record: TurnRecord, vector: list[float] | None
     ) -> AsyncGenerator[ReplyPiece, None]:
         state = convo.current
         values = convo.render()
@@ -102,7 +105,7 @@ class ReplySourcer:
         hit: CacheHit | None = None
         lookup: asyncio.Future[CacheHit | None] | None = None  # the semantic tier, still answering
         if state.spec.cacheable:
-            hit, lookup = await self._cache_first(scope, caller_text)
+            hit, lookup = await self._cache_first(scope, caller_text, vector)
         record.stages_ms["cache"] = (time.perf_counter() - t0) * 1000
         cached = _hit_text(hit, values)
         if hit is not None and cached:
@@ -191,7 +194,7 @@ class ReplySourcer:
             self._store_later(scope, caller_text, templatize(full, convo.values), convo.values)
 
     async def _cache_first(
-        self, scope: CacheScope, text: str
+        self, scope: CacheScope, text: str, vector: list[float] | None = None
     ) -> tuple[CacheHit | None, asyncio.Future[CacheHit | None] | None]:
         """The exact tier; after a miss the semantic tier gets its head start. Returns (hit, None),
         (None, None) for a miss, or (None, lookup) when the semantic tier is still answering: it
@@ -204,7 +207,7 @@ class ReplySourcer:
             hit = None
         if hit is not None:
             return hit, None
-        lookup = asyncio.ensure_future(self.cache.semantic(scope, text))
+        lookup = asyncio.ensure_future(self.cache.semantic(scope, text, vector))
         done, _ = await asyncio.wait({lookup}, timeout=self.policy.semantic_head_start_s)
         return (_lookup_result(lookup), None) if done else (None, lookup)
 

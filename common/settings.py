@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -91,6 +92,32 @@ class ProviderSettings(BaseModel):
     local_enabled: bool = Field(True, description="Serve the local llama.cpp provider.")
     local_threads: int = Field(2, description="llama.cpp threads.")
 
+    def capable(self) -> list[str]:
+        """Providers able to read a turn reliably (hosted models, a served open model): the ones
+        the NLU may ask about turns it is unsure of. The small local model is not among them."""
+        names = []
+        if self.anthropic_api_key:
+            names.append("anthropic")
+        if self.openai_api_key:
+            names.append("openai")
+        if self.openai_compatible_url:
+            names.append("openai_compatible")
+        return names
+
+
+class NLUSettings(BaseModel):
+    embeddings: bool = Field(
+        True, description="Score intents with MiniLM embeddings too (the cache deployment's model)."
+    )
+    llm: Literal["auto", "off"] = Field(
+        "auto",
+        description="auto = ask a capable provider (hosted, or an OpenAI-compatible server) about turns "
+        "the local NLU is unsure of, when one is configured; off = the local NLU alone.",
+    )
+    llm_timeout_s: float = Field(
+        2.5, gt=0, description="An NLU question to the LLM unanswered by then: local result."
+    )
+
 
 class RouterSettings(BaseModel):
     policy: str = Field(
@@ -142,6 +169,7 @@ class VoxraySettings(BaseSettings):
     router: RouterSettings = RouterSettings()
     twilio: TwilioSettings = TwilioSettings()
     calls: CallSettings = CallSettings()
+    nlu: NLUSettings = NLUSettings()
 
 
 @lru_cache(maxsize=1)

@@ -40,6 +40,7 @@ from edge.twilio.webhooks import (
     place_outbound_call_async,
     verify_signature,
 )
+from engine.nlu.intents import TextEmbedder
 from engine.schema_errors import CallDataError
 from engine.schema_loader import CompiledSchema, SchemaRegistry
 
@@ -98,7 +99,9 @@ class Ingress:
         tts: TextToSpeech,
         cache: CacheClient,
         llm: LLMClient,
+        embedder: TextEmbedder | None = None,
     ) -> None:
+        """``embedder``: sentence vectors for intent scoring (the cache deployment's MiniLM)."""
         self.settings = settings
         self.registry = SchemaRegistry.shared(settings.schemas.directory)
         self.stt = stt
@@ -114,6 +117,9 @@ class Ingress:
                 semantic_head_start_s=settings.cache.semantic_head_start_ms / 1000,
                 filler_after_s=settings.calls.filler_after_s,
             ),
+            embedder=embedder if settings.nlu.embeddings else None,
+            nlu_llm_providers=tuple(settings.providers.capable()) if settings.nlu.llm == "auto" else (),
+            nlu_llm_timeout_s=settings.nlu.llm_timeout_s,
         )
         self.pool = CallHostPool(settings.calls.call_hosts, host_config, settings.calls.stream_secret)
         self.links: dict[str, CallLink] = {}

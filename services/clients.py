@@ -71,9 +71,16 @@ class CacheClient:
             self._redis = aioredis.Redis.from_url(self.redis_url)
         return await read_exact(self._redis, self.keys, scope, text)
 
-    async def semantic(self, scope: CacheScope, text: str) -> CacheHit | None:
-        hit: CacheHit | None = await self.handle.lookup.remote(scope, text, None, skip_exact=True)
+    async def semantic(
+        self, scope: CacheScope, text: str, embedding: list[float] | None = None
+    ) -> CacheHit | None:
+        """``embedding``: the text's vector when the turn already has it (the NLU embedded it)."""
+        hit: CacheHit | None = await self.handle.lookup.remote(scope, text, embedding, skip_exact=True)
         return hit
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        vectors: list[list[float]] = await self.handle.embed.remote(texts)
+        return vectors
 
     async def store(self, scope: CacheScope, text: str, template: str, call_values: dict[str, Any]) -> None:
         await self.handle.store.remote(scope, text, template, None, call_values)

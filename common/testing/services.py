@@ -35,7 +35,7 @@ class ScriptedCache:
             return None
         return CacheHit(template=self.exact_template, tier="exact")
 
-    async def semantic(self, scope: Any, text: str) -> CacheHit | None:
+    async def semantic(self, scope: Any, text: str, embedding: list[float] | None = None) -> CacheHit | None:
         self.lookups += 1
         try:
             await asyncio.sleep(self.semantic_delay_s)

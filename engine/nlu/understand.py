@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from engine.nlu.extractors import EXTRACTORS, extract_code, extract_date
+from engine.nlu.grounding import grounded
 from engine.nlu.intents import (
     EmbeddingIntentScorer,
     ExampleVectors,
@@ -304,7 +305,11 @@ class Understander:
             self.llm.capture(utterance, missing, context) if missing else _no_capture(),
             self.llm.detect(utterance, intents, context),
         )
-        llm_captured = {k: v for k, v in llm_captured.items() if k in slots}
+        llm_captured = {
+            name: value
+            for name, proposed in llm_captured.items()
+            if name in slots and (value := grounded(proposed, slots[name], utterance)) is not None
+        }
         result.used_llm = True
         if llm_captured and self._needs_reconcile(llm_captured, slots, intents, confidence):
             result.reconciled = True

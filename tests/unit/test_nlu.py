@@ -129,24 +129,37 @@ class ScriptedLLM:
         return self.replies[kind].pop(0)
 
 
-async def test_llm_asked_only_when_unsure_and_redetects_after_critical_capture() -> None:
+async def test_llm_asked_only_when_unsure_and_its_invented_values_are_dropped() -> None:
     llm = ScriptedLLM(
-        {
-            "capture": ['{"ref": "ZX99"}'],
-            "detect": [
-                '{"intent": "confirm", "confidence": 0.4}',
-                'Sure! {"intent": "give_reference", "confidence": 0.9}',
-            ],
-        }
+        {"capture": ['{"ref": "ZX99"}'], "detect": ['{"intent": "confirm", "confidence": 0.4}']}
     )
     understander = Understander(llm=LLMUnderstanding(llm))
     confident = await understander.understand("yes that's right", INTENTS, SLOTS, {})
     assert not confident.used_llm and llm.prompts == []
     result = await understander.understand("it's the one I mentioned earlier", INTENTS, SLOTS, {})
-    assert result.used_llm and result.reconciled
-    assert result.captured == {"ref": "ZX99"}
-    assert result.intent == "give_reference"
-    assert len(llm.prompts) == 3  # capture + detect in parallel, then one re-detect
+    assert result.used_llm and len(llm.prompts) == 2  # capture + detect, in parallel
+    assert result.captured == {}  # ZX99 was never said
+    assert not result.reconciled and result.intent is None  # 0.4 is under the threshold
+
+
+async def test_a_grounded_llm_capture_triggers_a_redetect() -> None:
+    intents = [*INTENTS, Intent(name="give_name", examples=["my name is Sam"], implied_by_slots=["rep"])]
+    slots = {"rep": Slot(name="rep", type="name", critical=True)}
+    llm = ScriptedLLM(
+        {
+            "capture": ['{"rep": "Priya"}'],
+            "detect": [
+                '{"intent": null, "confidence": 0.0}',
+                'Sure! {"intent": "give_name", "confidence": 0.9}',
+            ],
+        }
+    )
+    result = await Understander(llm=LLMUnderstanding(llm)).understand(
+        "you have reached the desk of priya", intents, slots, {}
+    )
+    assert result.captured == {"rep": "Priya"} and result.reconciled
+    assert result.intent == "give_name"
+    assert len(llm.prompts) == 3  # capture + detect, then one re-detect with the capture
 
 
 async def test_llm_garbage_is_no_answer_not_an_error() -> None:
@@ -174,3 +187,82 @@ def test_embedding_scorer_takes_the_better_of_vector_and_lexical_scores() -> Non
 def test_example_vectors_must_match_their_texts() -> None:
     with pytest.raises(ValueError, match="2 examples but vectors of shape"):
         ExampleVectors(["a", "b"], [(1.0, 0.0)])
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("between thirty and forty thousand a year", "40000"),  # a range: its upper bound
+        ("like ten, twelve thousand", "12000"),  # a bare number takes its neighbour's scale
+        ("forty thousand. wait, no, forty-five", "45000"),  # a correction: the last one
+        ("not fifty, more like thirty-five thousand", "35000"),  # negated: skipped
+        ("two hundred and fifty thousand dollars", "250000"),
+        ("about 50k", "50000"),
+        ("$1.5 million", "1500000"),
+        ("we're five people and the budget is 30k", "30000"),
+        ("no budget", None),
+    ],
+)
+def test_amounts(text: str, expected: str | None) -> None:
+    assert ex.extract_currency(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("um this is uh Raj", "Raj"),
+        ("yeah dana here", "Dana"),  # recognisers that write no case
+        ("it's Nicole I'm gonna need the ordering provider first", "Nicole"),
+        ("this is member services", None),
+        ("it's approved", None),
+    ],
+)
+def test_names(text: str, expected: str | None) -> None:
+    assert ex.extract_name(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("first thing, like 8", "08:00"),
+        ("ten, no, eleven", "11:00"),
+        ("not Tuesday, Wednesday at four", "16:00"),
+        ("I have 5 people on the team", None),
+    ],
+)
+def test_times_settle_on_the_last_one(text: str, expected: str | None) -> None:
+    assert ex.extract_time(text) == expected
+
+
+def test_dates_skip_negated_mentions_and_prefer_the_day_of_month() -> None:
+    monday = dt.date(2026, 12, 7)
+    assert ex.extract_date("not Tuesday, Wednesday at four", today=monday) == "2026-12-09"
+    assert ex.extract_date("i can do tuesday the 15th", today=monday) == "2026-12-15"
+    assert ex.extract_date("received on the 1st and decided on the 4th", today=monday) == "2026-12-04"
+
+
+@pytest.mark.parametrize(
+    ("value", "slot_type", "utterance", "expected"),
+    [
+        ("AP6629", "reference_number", "reference is A P 6 6 2 9", "AP6629"),
+        ("123456", "reference_number", "I don't have one yet", None),  # invented
+        ("12000", "currency", "like ten, twelve thousand", "12000"),
+        ("90000", "currency", "like ten, twelve thousand", None),
+        ("Priya", "name", "hi priya in provider services", "Priya"),
+        ("Bob", "name", "hi priya in provider services", None),
+    ],
+)
+def test_llm_values_must_be_grounded_in_the_turn(
+    value: str, slot_type: str, utterance: str, expected: str | None
+) -> None:
+    from engine.nlu.grounding import grounded
+
+    assert grounded(value, Slot(name="x", type=slot_type), utterance) == expected  # type: ignore[arg-type]
+
+
+def test_llm_enum_values_must_be_the_slots_own() -> None:
+    from engine.nlu.grounding import grounded
+
+    status = Slot(name="s", type="enum", values=["approved|okayed", "denied"])
+    assert grounded("approved", status, "they okayed it") == "approved"
+    assert grounded("maybe", status, "they okayed it") is None
