@@ -257,7 +257,7 @@ def test_llm_values_must_be_grounded_in_the_turn(
 ) -> None:
     from engine.nlu.grounding import grounded
 
-    assert grounded(value, Slot(name="x", type=slot_type), utterance) == expected  # type: ignore[arg-type]
+    assert grounded(value, Slot(name="x", type=slot_type), utterance) == expected
 
 
 def test_llm_enum_values_must_be_the_slots_own() -> None:
