@@ -26,7 +26,8 @@ class CallState:
     call_data: dict[str, str]
     slots: dict[str, str] = field(default_factory=dict)
     history: deque[tuple[str, str]] = field(default_factory=lambda: deque(maxlen=HISTORY_WINDOW))
-    turns_in_state: int = 0
+    turns_in_state: int = 0  # counted towards the state's max_turns
+    asides_in_state: int = 0  # requests and acknowledgements forgiven (up to max_turns of them)
     total_turns: int = 0
     reconciles: int = 0
     llm_nlu_turns: int = 0
@@ -51,7 +52,13 @@ class CallState:
             "cd": self.call_data,
             "sl": self.slots,
             "h": list(self.history),
-            "c": [self.turns_in_state, self.total_turns, self.reconciles, self.llm_nlu_turns],
+            "c": [
+                self.turns_in_state,
+                self.total_turns,
+                self.reconciles,
+                self.llm_nlu_turns,
+                self.asides_in_state,
+            ],
             "o": self.outcome,
             "la": self.last_agent_line,
             "e": self.events[-50:],
@@ -69,7 +76,7 @@ class CallState:
             found = data.get("v") if isinstance(data, dict) else None
             raise SnapshotError(f"snapshot version {found!r} is not {SNAPSHOT_VERSION}")
         try:
-            turns_in_state, total_turns, reconciles, llm_nlu_turns = data["c"]
+            turns_in_state, total_turns, reconciles, llm_nlu_turns, *asides = data["c"]
             return cls(
                 call_id=data["id"],
                 schema=data["sc"],
@@ -79,6 +86,7 @@ class CallState:
                 slots=dict(data["sl"]),
                 history=deque((tuple(h) for h in data["h"]), maxlen=HISTORY_WINDOW),
                 turns_in_state=turns_in_state,
+                asides_in_state=asides[0] if asides else 0,
                 total_turns=total_turns,
                 reconciles=reconciles,
                 llm_nlu_turns=llm_nlu_turns,

@@ -18,6 +18,7 @@ from typing import Any
 from engine import disclose
 from engine.call_state import CallState
 from engine.functions import FUNCTIONS
+from engine.nlu.text import is_question
 from engine.nlu.understand import ASK_FIELD, NLUResult, TurnContext, Understander
 from engine.schema_loader import SPOKEN_SLOT_RULES, CompiledSchema, CompiledState
 from engine.schema_model import When
@@ -165,8 +166,9 @@ class Conversation:
             utterance, current.intents, wanted, state.slots, context, embedding=embedding
         )
         t_nlu = time.perf_counter()
-        if self._is_aside(nlu):
+        if self._is_aside(nlu) and state.asides_in_state < current.spec.max_turns:
             state.turns_in_state -= 1  # a request or an aside is no failed attempt at the question
+            state.asides_in_state += 1
         state.reconciles += nlu.reconciled
         state.llm_nlu_turns += nlu.used_llm
         if nlu.captured:
@@ -233,13 +235,17 @@ class Conversation:
     def _stay(self, nlu: NLUResult, plan: TurnPlan) -> None:
         current = self.current
         spec = current.spec
-        if nlu.intent == REPEAT_INTENT and self.state.last_agent_line:
+        if self.state.turns_in_state >= spec.max_turns and spec.fallback is not None:
+            plan.say.append(self.schema.fallbacks["max_turns"].render(self.render()))
+            self._move(spec.fallback, reason="max_turns", plan=plan)
+        elif nlu.intent == REPEAT_INTENT and self.state.last_agent_line:
             plan.say.append(self.state.last_agent_line)
         elif nlu.intent is not None and nlu.intent in current.replies:
             plan.say.append(current.replies[nlu.intent].render(self.render()))
-        elif self.state.turns_in_state >= spec.max_turns and spec.fallback is not None:
-            plan.say.append(self.schema.fallbacks["max_turns"].render(self.render()))
-            self._move(spec.fallback, reason="max_turns", plan=plan)
+        elif current.say is not None and not is_question(self.state.history[-1][1]):
+            # Said something that answers nothing ("okay", small talk): ask the state's question
+            # again rather than have the LLM improvise. Questions go to the LLM.
+            plan.say.append(current.say.render(self.render()))
         elif spec.prompt.strip():
             plan.needs_llm = True
         else:
@@ -264,6 +270,7 @@ class Conversation:
     def _enter(self, name: str) -> None:
         self.state.state = name
         self.state.turns_in_state = 0
+        self.state.asides_in_state = 0
         spec = self.schema.states[name].spec
         for compute in spec.on_enter:
             self.state.slots[compute.store_as] = str(FUNCTIONS[compute.compute](self.state.slots))

@@ -284,6 +284,9 @@ def spoken_sequence(text: str) -> list[str]:
             char = str(value)
         if char is None and word.isdigit():
             char = word
+        if char is None and lower in ("st", "nd", "rd", "th") and prev.isdigit():
+            out.append(" ")  # "15th": an ordinal ends the run, it adds no letters to a code
+            continue
         if char is None and len(word) == 1 and word.isalpha():
             char = word.upper()
         if char is None and re.fullmatch(
@@ -341,6 +344,13 @@ _NAME_CUES = re.compile(
     re.IGNORECASE,
 )
 _NAME_BEFORE = re.compile(r"\b([\w'-]+)\s+(?:speaking|here)\b", re.IGNORECASE)
+# "Ray, provider services." / "Dana with claims": a name first, then where they sit
+_NAME_FIRST = re.compile(
+    r"^\s*([\w'-]+)(?:\s+([\w'-]+))?\s*(?:,|\s+(?:from|with|at|in|over at|on)\s)\s*(?:the\s+)?"
+    r"(?:[\w'-]+\s+){0,2}(?:services|department|dept|line|desk|team|office|speaking|here|claims|"
+    r"eligibility|utilization|authorizations?|auth|benefits|support|review)\b",
+    re.IGNORECASE,
+)
 _NOT_NAMES = frozenset(
     """a an the and or but so yes yeah ya yep yup no nope not okay ok hello hi hey thanks thank you just
     calling call sorry here speaking with from at on for in of to is are was be been i i'm me my we our
@@ -380,6 +390,11 @@ def extract_name(text: str, slot: Slot | None = None) -> str | None:
         if _name_word(match.group(1), cased):
             word = match.group(1)
             return f"{word[0].upper()}{word[1:]}"
+    first = _NAME_FIRST.match(clean)
+    if first and _name_word(first.group(1), cased):
+        second = first.group(2)
+        words = [first.group(1), *([second] if second and _name_word(second, cased) and cased else [])]
+        return " ".join(f"{w[0].upper()}{w[1:]}" for w in words)
     return None
 
 

@@ -13,10 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -29,15 +27,11 @@ import websockets
 from twilio.request_validator import RequestValidator
 
 from common.testing import Behaviour
-from common.testing.openai_server import FakeOpenAIServer
 from common.testing.samples import SAMPLE_CALL_DATA
-from common.testing.twilio_server import FakeTwilioServer
-from tests.conftest import REDIS_URL, SERVE_HTTP_PORT, free_port
+from tests.conftest import REDIS_URL, free_port
+from tests.e2e.conftest import ACCOUNT_SID, AUTH_TOKEN, LLM_TEXT
 
 PERSONAS = Path(__file__).resolve().parents[1] / "data" / "personas"
-AUTH_TOKEN = "test-auth-token-0123456789abcdef"
-ACCOUNT_SID = "AC" + "0" * 32
-LLM_TEXT = "I understand. Let me note that and we can continue."
 PATIENT = SAMPLE_CALL_DATA["prior_auth"]
 TEXT_SCRIPT = [
     ("This is Sarah, how can I help?", "verify_member"),
@@ -69,51 +63,6 @@ class Webhook:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-@pytest.fixture(scope="module")
-def app(ray_session: None) -> Iterator[dict[str, Any]]:
-    import ray
-    from ray import serve
-
-    from common.settings import get_settings
-
-    llm = FakeOpenAIServer(Behaviour(ttft_s=0.05, tokens_per_s=100.0, text=LLM_TEXT)).start()
-    twilio = FakeTwilioServer(ACCOUNT_SID, AUTH_TOKEN).start()
-    os.environ["VOXRAY_PROVIDERS__OPENAI_COMPATIBLE_URL"] = llm.base_url
-    os.environ["VOXRAY_PROVIDERS__LOCAL_ENABLED"] = "false"
-    get_settings.cache_clear()
-    prefix = f"voxray-e2e-{uuid.uuid4().hex[:8]}:"
-    base = f"http://127.0.0.1:{SERVE_HTTP_PORT}"
-    settings = {
-        "calls": {"call_hosts": 2, "key_prefix": prefix},
-        "twilio": {
-            "account_sid": ACCOUNT_SID,
-            "auth_token": AUTH_TOKEN,
-            "from_number": "+15550001111",
-            "api_base_url": twilio.base_url,
-            "public_base_url": base,
-        },
-    }
-    from serve_app import build_app
-
-    two_replicas = {"num_replicas": 2, "autoscaling_config": None}
-    serve.run(build_app(settings, ingress_options=two_replicas), name="voxray", route_prefix="/")
-    try:
-        yield {"base": base, "prefix": prefix, "llm": llm, "twilio": twilio}
-    finally:
-        serve.delete("voxray")
-        for i in range(2):
-            with contextlib.suppress(ValueError):
-                ray.kill(ray.get_actor(f"{prefix.strip(':')}-call-host-{i}", namespace="voxray"))
-        for key in ("VOXRAY_PROVIDERS__OPENAI_COMPATIBLE_URL", "VOXRAY_PROVIDERS__LOCAL_ENABLED"):
-            os.environ.pop(key, None)
-        get_settings.cache_clear()
-        llm.stop()
-        twilio.stop()
-        store = redis.Redis.from_url(REDIS_URL)
-        for key in store.scan_iter(match=f"{prefix}*", count=1000):
-            store.delete(key)
 
 
 @pytest.fixture

@@ -94,12 +94,26 @@ async def test_hold_repeat_and_max_turn_fallback(prior_auth: CompiledSchema) -> 
     call.record_agent("The patient is Jane Doe.")
     plan = await call.take_turn("Sorry, can you repeat that?")
     assert plan.say == ["The patient is Jane Doe."]
+    plan = await call.take_turn("Is it cold over there today?")
+    assert plan.needs_llm and plan.state == "verify_member"  # an off-script question: the LLM answers
     plan = await call.take_turn("The weather is lovely today.")
-    assert plan.needs_llm and plan.state == "verify_member"  # off-script: LLM reply in this state
+    assert plan.say == [call.current.say.render(call.render())]  # answers nothing: asked again
+    assert not plan.needs_llm
     # a hold or a repeat is no failed attempt: only unhelpful turns count towards max_turns (4)
-    for line in ("Hmm.", "Whatever.", "The sky is blue."):
-        plan = await call.take_turn(line)
+    plan = await call.take_turn("Whatever.")
+    assert plan.state == "verify_member"
+    plan = await call.take_turn("The sky is blue.")
     assert plan.state == "escalate" and plan.outcome == "needs_human"
+
+
+async def test_acknowledgements_are_forgiven_only_up_to_max_turns(prior_auth: CompiledSchema) -> None:
+    call = Conversation.start(prior_auth, "call-5", PATIENT)
+    await call.take_turn("Go ahead.")
+    states = []
+    while not call.finished and len(states) < 20:
+        states.append((await call.take_turn("Please hold.")).state)
+    # max_turns (4) holds are forgiven, then they count: a call on hold for ever still ends
+    assert states == ["verify_member"] * 7 + ["escalate"]
 
 
 async def test_sales_call_scores_and_books(registry: SchemaRegistry) -> None:

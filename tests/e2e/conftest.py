@@ -1,0 +1,74 @@
+"""The app every end-to-end module talks to, deployed once for the session.
+
+One Serve application ("voxray": ingress + STT + TTS + semantic cache + LLM router) with the real
+models and TWO ingress replicas, so every test also exercises routing through the call
+directory. The LLM is a SIMULATED OpenAI-compatible server (common/testing) so replies are fast
+and known (the NLU does not put turns to it: ``nlu.llm=off``, its hook is tested on its own);
+Twilio's REST API is the simulated server in common/testing/twilio_server.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from common.testing import Behaviour
+from common.testing.openai_server import FakeOpenAIServer
+from common.testing.twilio_server import FakeTwilioServer
+from tests.conftest import REDIS_URL, SERVE_HTTP_PORT
+
+AUTH_TOKEN = "test-auth-token-0123456789abcdef"
+ACCOUNT_SID = "AC" + "0" * 32
+LLM_TEXT = "I understand. Let me note that and we can continue."
+
+
+@pytest.fixture(scope="session")
+def app(ray_session: None) -> Iterator[dict[str, Any]]:
+    import ray
+    from ray import serve
+
+    from common.settings import get_settings
+
+    llm = FakeOpenAIServer(Behaviour(ttft_s=0.05, tokens_per_s=100.0, text=LLM_TEXT)).start()
+    twilio = FakeTwilioServer(ACCOUNT_SID, AUTH_TOKEN).start()
+    os.environ["VOXRAY_PROVIDERS__OPENAI_COMPATIBLE_URL"] = llm.base_url
+    os.environ["VOXRAY_PROVIDERS__LOCAL_ENABLED"] = "false"
+    get_settings.cache_clear()
+    prefix = f"voxray-e2e-{uuid.uuid4().hex[:8]}:"
+    base = f"http://127.0.0.1:{SERVE_HTTP_PORT}"
+    settings = {
+        "calls": {"call_hosts": 2, "key_prefix": prefix},
+        "nlu": {"llm": "off"},
+        "twilio": {
+            "account_sid": ACCOUNT_SID,
+            "auth_token": AUTH_TOKEN,
+            "from_number": "+15550001111",
+            "api_base_url": twilio.base_url,
+            "public_base_url": base,
+        },
+    }
+    from serve_app import build_app
+
+    two_replicas = {"num_replicas": 2, "autoscaling_config": None}
+    serve.run(build_app(settings, ingress_options=two_replicas), name="voxray", route_prefix="/")
+    try:
+        yield {"base": base, "prefix": prefix, "llm": llm, "twilio": twilio}
+    finally:
+        serve.delete("voxray")
+        for i in range(2):
+            with contextlib.suppress(ValueError):
+                ray.kill(ray.get_actor(f"{prefix.strip(':')}-call-host-{i}", namespace="voxray"))
+        for key in ("VOXRAY_PROVIDERS__OPENAI_COMPATIBLE_URL", "VOXRAY_PROVIDERS__LOCAL_ENABLED"):
+            os.environ.pop(key, None)
+        get_settings.cache_clear()
+        llm.stop()
+        twilio.stop()
+        store = redis.Redis.from_url(REDIS_URL)
+        for key in store.scan_iter(match=f"{prefix}*", count=1000):
+            store.delete(key)
