@@ -8,10 +8,9 @@ amount it was not given.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from functools import lru_cache
-
-import re
 
 from engine.nlu.extractors import extract_currency, extract_date, extract_time, spoken_sequence
 from engine.nlu.text import clauses
