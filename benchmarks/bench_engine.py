@@ -16,7 +16,7 @@ from typing import Any
 from engine.call_state import CallState
 from engine.conversation import Conversation
 from engine.nlu.intents import LexicalIntentScorer, features
-from engine.nlu.understand import Understander
+from engine.nlu.understand import TurnContext, Understander
 from engine.schema_loader import CompiledSchema, load_schema
 from loadtests.nlu_eval import golden_path, load_set
 
@@ -83,7 +83,9 @@ def main() -> None:
                 for case in cases:
                     state = g_schema.states[case["state"]]
                     t0 = time.perf_counter()
-                    await understander.understand(case["text"], state.intents, state.slots, {}, today=today)
+                    await understander.understand(
+                        case["text"], state.intents, state.slots, {}, TurnContext(today=today)
+                    )
                     nlu_ms.append((time.perf_counter() - t0) * 1000)
 
         asyncio.run(run_nlu())
