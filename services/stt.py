@@ -11,6 +11,16 @@ Whisper always encodes a 30 s window, so a 2 s utterance costs about as much enc
 30 s one; on CPU the batch gain is small (the encoder is compute-bound either way) and is
 reported as measured by ``benchmarks/bench_speech.py``. On GPU replicas batching is the win.
 
+Hints: a request may carry the call's hint line (``engine/stt_hints.py``: the values the state
+asks for, the call's names and IDs). It becomes Whisper's previous-text prompt (``<|startofprev|>``
+hint tokens, then the usual start sequence; in faster-whisper's batched path ``initial_prompt``
+and ``hotwords`` both land there, so there is one mechanism, not two). Items of one batch keep
+their own prompts: the encoder runs once for the batch, and CTranslate2 decodes together the
+items whose prompts have the same length (it needs ``<|startoftranscript|>`` at one position).
+A hinted decode that repeats itself (compression ratio over Whisper's 2.4) is decoded again
+without the prompt. A batch without hints takes faster-whisper's own path, as before. Hints
+hold patient names and IDs: they are never logged nor returned.
+
 GPU nodes: ``build_stt_app(num_gpus=0.25)`` puts a replica on a quarter GPU and switches the
 model to ``device="cuda", compute_type="float16"`` unless those are given explicitly.
 """
@@ -70,12 +80,22 @@ class PreparedAudio:
     silent: bool = False
     warnings: list[str] = field(default_factory=list)
     received_at: float = field(default_factory=time.perf_counter)
+    hints: str = field(default="", repr=False)  # the call's names and IDs: never in a log line
+
+
+def compression_ratio(text: str) -> float:
+    """Whisper's repetition measure: text bytes / zlib-compressed bytes."""
+    data = text.encode()
+    return len(data) / max(1, len(zlib.compress(data)))
 
 
 def prepare_audio(
-    audio: bytes, sample_rate: int, max_utterance_s: float, dtype: str = "pcm16"
+    audio: bytes, sample_rate: int, max_utterance_s: float, dtype: str = "pcm16", hints: str = ""
 ) -> PreparedAudio:
-    """Validate and convert one utterance. Raises ValueError naming what is wrong."""
+    """Validate and convert one utterance. Raises ValueError naming what is wrong (never the
+    hints' content)."""
+    if not isinstance(hints, str):
+        raise ValueError(f"hints must be a string, got {type(hints).__name__}")
     if not isinstance(audio, bytes | bytearray | memoryview):
         raise ValueError(f"audio must be bytes (PCM16 little-endian mono), got {type(audio).__name__}")
     if not isinstance(sample_rate, int) or not MIN_RATE <= sample_rate <= MAX_RATE:
@@ -112,7 +132,7 @@ def prepare_audio(
     if not silent:
         rms = float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))
         silent = rms == 0.0 or 20 * math.log10(rms) < SILENCE_RMS_DBFS
-    return PreparedAudio(samples, duration, truncated, silent, warnings)
+    return PreparedAudio(samples, duration, truncated, silent, warnings, hints=hints.strip())
 
 
 class WhisperBatchTranscriber:
@@ -193,10 +213,115 @@ class WhisperBatchTranscriber:
             ]
             # Utterances are independent: do not carry word-timing state from one to the next.
             self.pipeline.last_speech_timestamp = 0.0
-            outputs = self.pipeline.forward(feats, self.tokenizer, meta, self.options)
+            hints = [items[i].hints for i in speech]
+            if any(hints):
+                outputs = self._forward_hinted(feats, hints, meta)
+            else:
+                outputs = self.pipeline.forward(feats, self.tokenizer, meta, self.options)
             for i, segments in zip(speech, outputs, strict=True):
                 results[i] = self._to_transcript(items[i], segments, len(speech))
         return results
+
+    def _forward_hinted(
+        self, feats: npt.NDArray[np.float32], hints: list[str], meta: list[dict[str, Any]]
+    ) -> list[list[dict[str, Any]]]:
+        """``BatchedInferencePipeline.forward`` with each item's own prompt (see the module
+        docstring): one segment per utterance, the same fields, word timings when asked."""
+        encoded = self.model.encode(feats)
+        prompts = [self._prompt(h) for h in hints]
+        outputs: list[dict[str, Any]] = [{} for _ in prompts]
+        by_length: dict[int, list[int]] = {}
+        for row, prompt in enumerate(prompts):
+            by_length.setdefault(len(prompt), []).append(row)
+        for rows in by_length.values():
+            for row, out in zip(rows, self._generate(encoded, rows, [prompts[r] for r in rows]), strict=True):
+                outputs[row] = out
+        threshold = self.options.compression_ratio_threshold
+        loops = [
+            row
+            for row, out in enumerate(outputs)
+            if hints[row] and compression_ratio(self.tokenizer.decode(out["tokens"])) > threshold
+        ]
+        if loops:
+            plain = self._prompt("")
+            for row, out in zip(loops, self._generate(encoded, loops, [plain] * len(loops)), strict=True):
+                outputs[row] = out
+        segments = [
+            [
+                {
+                    **out,
+                    "text": self.tokenizer.decode(out["tokens"]),
+                    "start": 0.0,
+                    "end": m["duration"],
+                    "seek": 0,
+                }
+            ]
+            for out, m in zip(outputs, meta, strict=True)
+        ]
+        if self.options.word_timestamps:
+            sizes = [math.ceil(m["duration"]) * self.model.frames_per_second for m in meta]
+            self.model.add_word_timestamps(
+                segments,
+                self.tokenizer,
+                encoded,
+                sizes,
+                self.options.prepend_punctuations,
+                self.options.append_punctuations,
+                0.0,
+            )
+        return segments
+
+    def _prompt(self, hints: str) -> list[int]:
+        """The decoder prompt: the hints as a finished sentence of previous text (their last
+        223 tokens), then the start sequence; without hints, the start sequence alone
+        (faster-whisper's prompt). The closing period measured better than the bare list
+        (``benchmarks/bench_stt_hints.py``): the caller's words are not read as more of it."""
+        if hints and hints[-1] not in ".?!":
+            hints += "."
+        previous = self.tokenizer.encode(" " + hints) if hints else []
+        prompt: list[int] = self.model.get_prompt(
+            self.tokenizer, previous, without_timestamps=self.options.without_timestamps
+        )
+        return prompt
+
+    def _generate(self, encoded: Any, rows: list[int], prompts: list[list[int]]) -> list[dict[str, Any]]:
+        """Greedy/beam decode of some rows of an encoded batch, as faster-whisper's batched path
+        does it (same options, same score and no-speech fields)."""
+        import ctranslate2
+
+        features = encoded
+        if rows != list(range(encoded.shape[0])):  # a copy of those rows; generate moves it back
+            host = encoded if encoded.device == "cpu" else encoded.to_device(ctranslate2.Device.cpu)
+            subset = np.ascontiguousarray(np.asarray(host)[rows])
+            features = ctranslate2.StorageView.from_array(subset)
+        opts = self.options
+        results = self.model.model.generate(
+            features,
+            prompts,
+            beam_size=opts.beam_size,
+            patience=opts.patience,
+            length_penalty=opts.length_penalty,
+            max_length=self.model.max_length,
+            suppress_blank=opts.suppress_blank,
+            suppress_tokens=opts.suppress_tokens,
+            return_scores=True,
+            return_no_speech_prob=True,
+            sampling_temperature=opts.temperatures[0],
+            repetition_penalty=opts.repetition_penalty,
+            no_repeat_ngram_size=opts.no_repeat_ngram_size,
+        )
+        outputs = []
+        for result in results:
+            tokens = result.sequences_ids[0]
+            cum_logprob = result.scores[0] * len(tokens) ** opts.length_penalty
+            outputs.append(
+                {
+                    "tokens": tokens,
+                    "avg_logprob": cum_logprob / (len(tokens) + 1),
+                    "no_speech_prob": result.no_speech_prob,
+                }
+            )
+        return outputs
 
     def _empty(self, p: PreparedAudio) -> Transcript:
         return Transcript(
@@ -215,7 +340,7 @@ class WhisperBatchTranscriber:
         # Whisper's own silence rule (no_speech_threshold 0.6 with log_prob_threshold -1.0).
         if not text or (no_speech_prob > 0.6 and avg_logprob < -1.0):
             return out
-        ratio = len(text.encode()) / max(1, len(zlib.compress(text.encode())))
+        ratio = compression_ratio(text)
         if ratio > 2.4:
             out.warnings.append(f"repetitive output (compression ratio {ratio:.1f}): possible hallucination")
         out.text = text
@@ -257,6 +382,7 @@ class STTDeployment:
         )
         self._batch_sizes: dict[int, int] = {}
         self._requests = 0
+        self._hinted = 0
         self._errors = 0
         logger.info(
             "STT replica ready: device=%s compute=%s threads=%d",
@@ -272,16 +398,20 @@ class STTDeployment:
         self._transcribe_batch.set_batch_wait_timeout_s(batch.batch_wait_timeout_s)  # type: ignore[attr-defined]
 
     async def transcribe(
-        self, audio: bytes, sample_rate: int = STT_SAMPLE_RATE, dtype: str = "pcm16"
+        self, audio: bytes, sample_rate: int = STT_SAMPLE_RATE, dtype: str = "pcm16", hints: str = ""
     ) -> Transcript:
-        """One utterance. Bad input raises ValueError (the replica keeps serving); empty or
-        silent input returns ``no_speech=True`` without a model run."""
+        """One utterance. ``hints``: what the caller is likely to say (the call's names and IDs,
+        the values the state asks for), Whisper's prompt for this utterance only. Bad input
+        raises ValueError (the replica keeps serving); empty or silent input returns
+        ``no_speech=True`` without a model run."""
         self._requests += 1
         try:
-            prepared = prepare_audio(audio, sample_rate, self.cfg.max_utterance_s, dtype)
+            prepared = prepare_audio(audio, sample_rate, self.cfg.max_utterance_s, dtype, hints)
         except ValueError:
             self._errors += 1
             raise
+        if prepared.hints:
+            self._hinted += 1
         result: Transcript = await self._transcribe_batch(prepared)
         result.processing_ms = (time.perf_counter() - prepared.received_at) * 1000.0
         return result
@@ -294,9 +424,11 @@ class STTDeployment:
         return await asyncio.to_thread(self.engine.run, items)
 
     async def stats(self) -> dict[str, Any]:
-        """Requests, rejected inputs and a histogram of model batch sizes."""
+        """Requests (and how many carried hints), rejected inputs and a histogram of model
+        batch sizes."""
         return {
             "requests": self._requests,
+            "hinted": self._hinted,
             "rejected": self._errors,
             "batch_sizes": dict(sorted(self._batch_sizes.items())),
             "max_batch_size": self.batch.max_batch_size,

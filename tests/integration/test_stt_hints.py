@@ -1,0 +1,110 @@
+"""Speech recognition biased to the call: the real Whisper model (no Ray) on the agent's Piper
+voice through G.711, with and without the call's hints, alone and in mixed batches."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+
+from common.audio import pcm16_to_ulaw, resample, ulaw_to_pcm16
+from common.events import Transcript
+from services.stt import PreparedAudio, WhisperBatchTranscriber, prepare_audio
+
+SOFIA = "Yes, this is Sofia Lindqvist over at Kestrel Analytics."
+SOFIA_HINTS = "yes, no, Sofia Lindqvist, Kestrel Analytics"
+MARCUS = "Okay, Marcus Okafor at Brightline Dental, got it."
+MARCUS_HINTS = "price, timing, competitor, no need, Marcus Okafor, Brightline Dental"
+
+
+@pytest.fixture(scope="module")
+def engine() -> WhisperBatchTranscriber:
+    from common.settings import STTSettings
+
+    return WhisperBatchTranscriber(STTSettings())
+
+
+@pytest.fixture(scope="module")
+def clips() -> dict[str, bytes]:
+    """Each line as a phone call carries it: µ-law 8 kHz, back to PCM16 16 kHz."""
+    from services.tts import PiperSynth
+
+    synth = PiperSynth()
+    out = {}
+    for text in (SOFIA, MARCUS):
+        pcm8k = resample(synth.synth_pcm(text), synth.sample_rate, 8000)
+        out[text] = resample(ulaw_to_pcm16(pcm16_to_ulaw(pcm8k)), 8000, 16000).astype("<i2").tobytes()
+    return out
+
+
+def item(pcm: bytes, hints: str = "") -> PreparedAudio:
+    return prepare_audio(pcm, 16000, 30.0, hints=hints)
+
+
+def test_hints_spell_the_calls_names(engine: WhisperBatchTranscriber, clips: dict[str, bytes]) -> None:
+    plain, hinted = engine.run([item(clips[SOFIA]), item(clips[SOFIA], SOFIA_HINTS)])
+    assert "Lindqvist" not in plain.text and "Kestrel" not in plain.text, (
+        plain.text
+    )  # measured: "Lindfist", "Castro"
+    assert "Sofia Lindqvist" in hinted.text and "Kestrel Analytics" in hinted.text, hinted.text
+    assert hinted.words and hinted.confidence > 0.5 and not hinted.no_speech
+
+
+def test_a_mixed_batch_gives_each_utterance_what_it_gets_alone(
+    engine: WhisperBatchTranscriber, clips: dict[str, bytes]
+) -> None:
+    batch = [
+        (clips[SOFIA], SOFIA_HINTS),
+        (clips[SOFIA], ""),
+        (clips[MARCUS], MARCUS_HINTS),
+        (clips[MARCUS], ""),
+        (clips[MARCUS], SOFIA_HINTS),  # another call's hints, another prompt length
+        (b"", MARCUS_HINTS),  # silence skips the model, hints or not
+    ]
+    mixed = engine.run([item(pcm, hints) for pcm, hints in batch])
+    alone = [engine.run([item(pcm, hints)])[0] for pcm, hints in batch]
+    for got, want in zip(mixed, alone, strict=True):
+        assert same(got, want)
+    assert [r.batch_size for r in mixed] == [5, 5, 5, 5, 5, 0]
+    assert "Marcus Okafor" in mixed[2].text and "Okafor" not in mixed[3].text
+    unhinted = engine.run([item(clips[SOFIA]), item(clips[MARCUS])])  # faster-whisper's own path
+    assert same(unhinted[0], mixed[1]) and same(unhinted[1], mixed[3])
+
+
+def same(a: Transcript, b: Transcript) -> bool:
+    """The same words; their timings may move by a frame or two (the batch is aligned together,
+    with or without hints)."""
+    if (a.text, a.no_speech, [w.word for w in a.words]) != (b.text, b.no_speech, [w.word for w in b.words]):
+        return False
+    pairs = zip(a.words, b.words, strict=True)
+    return all(abs(x.start - y.start) <= 0.06 and abs(x.end - y.end) <= 0.06 for x, y in pairs)
+
+
+def test_a_hinted_decode_that_loops_is_decoded_again_without_the_hints(
+    engine: WhisperBatchTranscriber, clips: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plain_prompt = engine._prompt("")
+    loop = engine.tokenizer.encode(" Sofia Lindqvist," * 20)
+    generate = engine._generate
+
+    def looping(encoded: Any, rows: list[int], prompts: list[list[int]]) -> list[dict[str, Any]]:
+        outputs = generate(encoded, rows, prompts)
+        return [
+            o if p == plain_prompt else {**o, "tokens": loop} for o, p in zip(outputs, prompts, strict=True)
+        ]
+
+    monkeypatch.setattr(engine, "_generate", looping)
+    hinted, plain = engine.run([item(clips[MARCUS], SOFIA_HINTS), item(clips[MARCUS])])
+    assert hinted.text == plain.text and "Sofia" not in hinted.text
+
+
+def test_hints_stay_out_of_logs_reprs_and_errors(
+    engine: WhisperBatchTranscriber, clips: dict[str, bytes], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG):
+        prepared = item(clips[SOFIA], SOFIA_HINTS)
+        engine.run([prepared])
+    assert "Lindqvist" not in caplog.text and "Lindqvist" not in repr(prepared)
+    with pytest.raises(ValueError, match="hints must be a string"):
+        prepare_audio(clips[SOFIA], 16000, 30.0, hints=["Sofia"])  # type: ignore[arg-type]
