@@ -8,6 +8,10 @@ here, next to the socket. Voice to voice is measured on this process's clock: fr
 the caller's speech to the first agent audio handed to playout. On barge-in, playout's
 ``clear`` says which marks were heard; the reply in flight is cancelled and the call is told
 once what the caller heard of it (``interrupt``).
+
+Each turn's ``TurnDone`` (the opening's included) says what the caller's next turn is likely to
+hold (``stt_hints``: the state's values, the call's names and IDs); the next utterance goes to
+speech recognition with it. The hints hold PHI: never logged.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ ENCODING = "mulaw_8k"
 
 
 class SpeechToText(Protocol):
-    async def transcribe(self, pcm16_16k: bytes) -> Transcript: ...
+    async def transcribe(self, pcm16_16k: bytes, hints: str = "") -> Transcript: ...
 
 
 class TextToSpeech(Protocol):
@@ -93,6 +97,7 @@ class CallLink:
         self._marks: dict[str, tuple[int, str]] = {}  # mark → (turn, text of its audio)
         self._marks_of: dict[int, list[str]] = {}  # turn → its marks in order
         self._notes: set[asyncio.Task[Any]] = set()
+        self._stt_hints = ""  # from the latest TurnDone: what the next utterance likely holds
 
     async def handle(self, raw: str | bytes) -> None:
         await self.media.handle_message(raw)
@@ -141,7 +146,7 @@ class CallLink:
     async def _caller_turn(self, utterance: Utterance) -> None:
         t0 = self.clock()
         try:
-            transcript = await self.stt.transcribe(utterance.pcm16_16k)
+            transcript = await self.stt.transcribe(utterance.pcm16_16k, self._stt_hints)
         except Exception as exc:  # the STT replica said no: the call asks the caller to repeat
             log.warning("call %s: STT failed: %s", self.call_id, type(exc).__name__)
             metrics.error("stt", type(exc).__name__)
@@ -179,8 +184,10 @@ class CallLink:
                         self.media.play(audio.audio, last_mark)
                 elif isinstance(event, TurnDone):
                     turn = event.turn
-                    if event.ignored:
+                    if event.ignored:  # a backchannel: the state and so the hints did not change
                         self.ignored_over_agent += 1
+                    else:
+                        self._stt_hints = event.stt_hints
                     if event.terminal:
                         if last_mark is not None:
                             await self.media.wait_played(last_mark, timeout=played_s + GOODBYE_GRACE_S)

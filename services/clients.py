@@ -23,8 +23,9 @@ class STTClient:
     def __init__(self, app: Any):
         self.handle = app
 
-    async def transcribe(self, pcm16_16k: bytes) -> Transcript:
-        transcript: Transcript = await self.handle.transcribe.remote(pcm16_16k, STT_SAMPLE_RATE)
+    async def transcribe(self, pcm16_16k: bytes, hints: str = "") -> Transcript:
+        """``hints``: the call's hint line for this utterance (``services/stt.py``); PHI, never logged."""
+        transcript: Transcript = await self.handle.transcribe.remote(pcm16_16k, STT_SAMPLE_RATE, hints=hints)
         return transcript
 
     async def stats(self) -> dict[str, Any]:

@@ -97,13 +97,16 @@ class ScriptedLLM:
 
 @dataclass
 class ScriptedSTT:
-    """Answers each utterance with the next line of ``lines`` ("" = heard nothing)."""
+    """Answers each utterance with the next line of ``lines`` ("" = heard nothing); keeps the
+    hints each utterance came with."""
 
     lines: list[str]
     delay_s: float = 0.0
     heard: int = 0
+    hints: list[str] = field(default_factory=list)
 
-    async def transcribe(self, pcm16_16k: bytes) -> Transcript:
+    async def transcribe(self, pcm16_16k: bytes, hints: str = "") -> Transcript:
+        self.hints.append(hints)
         await asyncio.sleep(self.delay_s)
         text = self.lines[self.heard] if self.heard < len(self.lines) else ""
         self.heard += 1

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import pickle
 import time
 from typing import Any
 
-from common.events import EndReason, Utterance
+from common.events import EndReason, TurnDone, Utterance
 from common.testing.samples import SAMPLE_CALL_DATA
 from common.testing.services import ScriptedLLM, ScriptedSTT, ScriptedTTS
 from edge.call_link import CallLink
 from edge.media.config import EdgeConfig
 from edge.twilio import protocol
+from engine.stt_hints import stt_hints
 from tests.support import InProcessRouter
 
 GOODBYE_SCRIPT = [
@@ -170,3 +172,31 @@ async def test_the_goodbye_plays_to_its_last_mark_before_the_call_ends() -> None
     await link.settle()
     assert link.finished and link.end_reason == EndReason.COMPLETED
     await link.close()
+
+
+async def test_each_utterance_is_heard_with_the_hints_of_the_turn_before() -> None:
+    router = InProcessRouter()
+    stt = ScriptedSTT(["This is Sarah.", "Mhm.", "Okay, I found the member.", "It's approved."])
+    link, _, call_id = await connect(router, stt, ScriptedTTS(seconds_per_char=0.0005))
+    call = router.host.calls[call_id]
+    schema, data = call.conversation.schema, call.conversation.state.call_data
+    await link.on_utterance(utterance())  # heard with the opening's hints: greeting → verify_member
+    await link.settle()
+    await link.on_utterance(utterance(over_agent=True))  # a backchannel: no turn, the hints stay
+    for _ in range(2):  # → ask_status, then → get_reference
+        await link.on_utterance(utterance())
+        await link.settle()
+    assert call.conversation.state.state == "get_reference"
+    expected = [
+        stt_hints(schema, state, data) for state in ("greeting", *["verify_member"] * 2, "ask_status")
+    ]
+    assert stt.hints == expected
+    assert "Jane Doe" in stt.hints[0] and "XKM449812" in stt.hints[0]
+    assert stt.hints[3].startswith("approved, denied, pending")
+    await link.close()
+
+
+def test_hints_cross_process_boundaries_but_stay_out_of_dumps() -> None:
+    done = TurnDone(turn=1, state="ask_status", stt_hints="approved, Jane Doe")
+    assert pickle.loads(pickle.dumps(done)).stt_hints == "approved, Jane Doe"  # as Ray carries it
+    assert "stt_hints" not in done.model_dump() and "Jane" not in repr(done)

@@ -6,6 +6,7 @@ other suites' deployments) and deleted at the end.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Iterator
@@ -129,6 +130,21 @@ def test_concurrent_utterances_are_batched(handles: dict[str, Any], spoken: dict
     new_batches = {k: v - before.get(k, 0) for k, v in after.items() if v > before.get(k, 0)}
     assert sum(k * v for k, v in new_batches.items()) == 6  # every utterance ran exactly once
     assert max(new_batches) > 1
+
+
+def test_hints_ride_with_an_utterance_through_the_client(
+    handles: dict[str, Any], spoken: dict[str, Any]
+) -> None:
+    from services.clients import STTClient
+
+    stt = handles["stt"]
+    before = stt.stats.remote().result()["hinted"]
+    hints = "approved, denied, pending, Jane Doe, XKM449812"
+    result = asyncio.run(STTClient(stt).transcribe(spoken["pcm16k"], hints=hints))
+    assert wer(spoken["text"], result.text) <= WER_BOUND, result.text
+    assert stt.stats.remote().result()["hinted"] == before + 1
+    with pytest.raises(ValueError, match="hints must be a string"):
+        stt.transcribe.remote(spoken["pcm16k"], 16000, hints=["Jane Doe"]).result()
 
 
 def test_bad_input_is_rejected_clearly_and_the_replica_survives(
