@@ -19,6 +19,7 @@ import yaml
 from common.testing.samples import SAMPLE_CALL_DATA
 from engine.call_state import CallState
 from engine.conversation import Conversation
+from engine.nlu.intents import EmbeddingIntentScorer
 from engine.nlu.understand import ASK_FIELD, Understander, embedding_understander
 from engine.schema_loader import CompiledSchema, load_schema
 
@@ -122,6 +123,26 @@ def evaluate(
     return report
 
 
+def calibrate(paths: list[Path], embedder: LocalEmbedder) -> None:
+    """Cases fully right summed over ``paths`` for each (accept, certain) pair, best last."""
+    understanders: dict[Path, Understander] = {}
+    for path in paths:
+        schema = load_set(path)[0]
+        understanders[path] = asyncio.run(embedding_understander(schema.intent_examples, embedder))
+    results = []
+    for accept in (0.5, 0.55, 0.6, 0.65, 0.7, 0.75):
+        for certain in (0.85, 0.9, 0.95):
+            right = 0
+            for path, understander in understanders.items():
+                scorer = understander.scorer
+                assert isinstance(scorer, EmbeddingIntentScorer)
+                scorer.accept, scorer.certain = accept, certain
+                right += evaluate(path, understander).both_ok
+            results.append((right, accept, certain))
+    for right, accept, certain in sorted(results)[-8:]:
+        print(f"accept {accept:.2f} certain {certain:.2f}: {right} right")
+
+
 def slots_match(captured: dict[str, str], expected: dict[str, str]) -> bool:
     """Equal slots; an expected "*" (a free-text answer) matches any captured value."""
     if set(captured) != set(expected):
@@ -141,8 +162,17 @@ def main() -> None:
     ap.add_argument("sets", nargs="+", type=Path, help="e.g. tests/phrasing/prior_auth.dev.yaml")
     ap.add_argument("--misses", action="store_true", help="print every miss")
     ap.add_argument("--embed", action="store_true", help="score intents with MiniLM embeddings too")
+    ap.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="grid-search the embedding scorer's accept/certain cosines on these sets (use dev sets only)",
+    )
     args = ap.parse_args()
-    embedder = LocalEmbedder() if args.embed else None
+    embedder = LocalEmbedder() if args.embed or args.calibrate else None
+    if args.calibrate:
+        assert embedder is not None
+        calibrate(args.sets, embedder)
+        return
     for path in args.sets:
         report = evaluate(path, embedder=embedder)
         lat = sorted(report.latencies_ms)

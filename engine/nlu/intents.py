@@ -52,15 +52,51 @@ def features(text: str) -> frozenset[str]:
     return frozenset(content | bigrams)
 
 
+def _vocabularies(intents: Sequence[Intent]) -> tuple[dict[str, frozenset[str]], dict[str, float]]:
+    return _vocabularies_of(tuple((i.name, tuple(i.examples)) for i in intents))
+
+
+@lru_cache(maxsize=256)
+def _vocabularies_of(
+    intents: tuple[tuple[str, tuple[str, ...]], ...],
+) -> tuple[dict[str, frozenset[str]], dict[str, float]]:
+    """Each intent's content stems (from all its examples), and how much each stem says about
+    which intent it is: log(intents / intents using it), the inverse document frequency over the
+    state's intents (a stem every intent uses says nothing)."""
+    vocab = {
+        name: frozenset(f for e in examples for f in features(e) if "_" not in f)
+        for name, examples in intents
+    }
+    counts: dict[str, int] = {}
+    for words in vocab.values():
+        for word in words:
+            counts[word] = counts.get(word, 0) + 1
+    n = len(intents)
+    return vocab, {w: math.log((n + 1) / c) for w, c in counts.items()}
+
+
+COVERAGE_KINDS = ("answer", "ack")  # ways out and requests need more words said to be covered
+
+
 class LexicalIntentScorer:
-    """Best cosine between the utterance's feature set and any example's."""
+    """The better of two word-level scores per intent: the best cosine between the turn's
+    features and one example's, and how much of the turn's (weighted) content words the
+    intent's examples use between them (``coverage`` scaled by ``COVERAGE_WEIGHT``), so a turn
+    that mixes the words of two examples of one intent still finds it."""
 
     threshold = 0.45
+    COVERAGE_WEIGHT = 0.7  # full coverage alone scores this (calibrated on the dev sets)
+    MIN_CONTENT_WORDS = 2  # a one-word turn is decided by examples, not coverage
+    MIN_CONTENT_WORDS_STRONG = 5  # "it's up to me" must not be covered into a request or a way out
 
     def score(
         self, utterance: str, intents: Sequence[Intent], embedding: Sequence[float] | None = None
     ) -> list[tuple[str, float]]:
         said = features(utterance)
+        content = [f for f in said if "_" not in f]
+        vocab, idf = _vocabularies(intents)
+        unknown = math.log(len(intents) + 1)  # a word no intent uses weighs most
+        total = sum(idf.get(w, unknown) for w in content)
         out = []
         for intent in intents:
             best = 0.0
@@ -68,6 +104,12 @@ class LexicalIntentScorer:
                 ex = features(example)
                 if said and ex:
                     best = max(best, len(said & ex) / math.sqrt(len(said) * len(ex)))
+            needed = (
+                self.MIN_CONTENT_WORDS if intent.kind in COVERAGE_KINDS else self.MIN_CONTENT_WORDS_STRONG
+            )
+            if len(content) >= needed and total > 0:
+                covered = sum(idf.get(w, unknown) for w in content if w in vocab[intent.name])
+                best = max(best, self.COVERAGE_WEIGHT * covered / total)
             out.append((intent.name, best))
         out.sort(key=lambda item: -item[1])
         return out
@@ -116,7 +158,7 @@ class EmbeddingIntentScorer:
 
     threshold = LexicalIntentScorer.threshold
 
-    def __init__(self, examples: ExampleVectors, accept: float = 0.62, certain: float = 0.9):
+    def __init__(self, examples: ExampleVectors, accept: float = 0.7, certain: float = 0.9):
         self.examples = examples
         self.accept = accept
         self.certain = certain

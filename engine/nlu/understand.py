@@ -38,6 +38,8 @@ IMPLIED_SLOT_BOOST = 0.5  # a captured implying slot alone is enough evidence
 ASK_FIELD = "ask_field"  # the intent of a turn that asks for a piece of the call's data
 REPEAT = "repeat"
 KIND_RANK = {"exit": 3, "request": 2, "answer": 1, "ack": 0}
+CLAUSE_THRESHOLD = 0.6  # a clause's own winner must be this clear to count
+EXIT_SUPPORT = 0.3  # ... and a way out must score this on the whole turn too
 EMBED_BELOW = 0.75  # a lexical best score this high decides alone: no embedding round trip
 EMBED_TIMEOUT_S = 1.0
 
@@ -201,11 +203,20 @@ class Understander:
         intents: Sequence[Intent],
         clause_best: Sequence[tuple[str, float]] = (),
     ) -> tuple[str | None, float]:
-        """The turn's winner, or each clause's: of those above the threshold the one of the
+        """The turn's winner, or a clause's: of those above the threshold the one of the
         strongest kind, then score; among exits one that leaves the call for good (it has a
-        target) first. A weak runner-up of a stronger kind never beats a clear winner."""
+        target) first. A clause's winner must be clear (``CLAUSE_THRESHOLD``), and a way out
+        found in one clause must have some support from the whole turn: "no, that's not it —
+        I meant two thirty" does not leave the call."""
         by_name = {i.name: i for i in intents}
-        candidates = [*scores[:1], *clause_best]
+        whole = dict(scores)
+        clause_ok = [
+            (name, s)
+            for name, s in clause_best
+            if s >= CLAUSE_THRESHOLD
+            and (by_name[name].kind != "exit" or whole.get(name, 0.0) >= EXIT_SUPPORT)
+        ]
+        candidates = [*scores[:1], *clause_ok]
         above = [(name, s) for name, s in candidates if s >= self.threshold and name in by_name]
         if not above:
             return None, scores[0][1] if scores else 0.0
