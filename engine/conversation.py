@@ -47,9 +47,13 @@ class TurnPlan:
         return self.state != self.previous_state
 
 
-def condition_holds(when: When, intent: str | None, slots: Mapping[str, str]) -> bool:
+def condition_holds(
+    when: When, intent: str | None, slots: Mapping[str, str], changed: frozenset[str] = frozenset()
+) -> bool:
     if when.always:
         return True
+    if when.slots_changed and not changed.intersection(when.slots_changed):
+        return False
     intents = when.intents()
     if intents and intent not in intents:
         return False
@@ -171,6 +175,7 @@ class Conversation:
             state.asides_in_state += 1
         state.reconciles += nlu.reconciled
         state.llm_nlu_turns += nlu.used_llm
+        changed = frozenset(n for n, v in nlu.captured.items() if n in state.slots and state.slots[n] != v)
         if nlu.captured:
             state.slots.update(nlu.captured)
             state.log("capture", slots=sorted(nlu.captured))
@@ -178,7 +183,7 @@ class Conversation:
 
         plan = TurnPlan(state=state.state, previous_state=state.state, nlu=nlu)
         answer = self._answer(nlu)
-        if self._follow_transition(nlu.intent, plan):
+        if self._follow_transition(nlu.intent, plan, changed=changed):
             if answer is not None:
                 plan.say.insert(0, answer)
         elif answer is not None:
@@ -193,10 +198,12 @@ class Conversation:
         }
         return plan
 
-    def _follow_transition(self, intent: str | None, plan: TurnPlan, hops: int = 0) -> bool:
+    def _follow_transition(
+        self, intent: str | None, plan: TurnPlan, hops: int = 0, changed: frozenset[str] = frozenset()
+    ) -> bool:
         current = self.current
         for index, transition in enumerate(current.spec.transitions):
-            if condition_holds(transition.when, intent, self.state.slots):
+            if condition_holds(transition.when, intent, self.state.slots, changed):
                 for name in transition.clear:
                     self.state.slots.pop(name, None)
                 line = current.transition_says[index]

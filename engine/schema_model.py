@@ -164,6 +164,11 @@ class When(Strict):
     slot_in: dict[str, list[str]] = Field(default_factory=dict)
     slot_gte: dict[str, float] = Field(default_factory=dict)
     slot_lt: dict[str, float] = Field(default_factory=dict)
+    slots_changed: list[str] = Field(
+        default_factory=list,
+        description='This turn gave a new value for one of these slots (a correction: "no, I meant two '
+        'thirty"). Holds only on the turn itself, never when a state is entered.',
+    )
 
     def intents(self) -> list[str]:
         if self.intent is None:
@@ -178,6 +183,7 @@ class When(Strict):
             *self.slot_in,
             *self.slot_gte,
             *self.slot_lt,
+            *self.slots_changed,
         }
 
 

@@ -39,7 +39,7 @@ ASK_FIELD = "ask_field"  # the intent of a turn that asks for a piece of the cal
 REPEAT = "repeat"
 KIND_RANK = {"exit": 3, "request": 2, "answer": 1, "ack": 0}
 CLAUSE_THRESHOLD = 0.6  # a clause's own winner must be this clear to count
-EXIT_SUPPORT = 0.3  # ... and a way out must score this on the whole turn too
+EXIT_SUPPORT = 0.4  # ... and a way out must score this on the whole turn too
 EMBED_BELOW = 0.75  # a lexical best score this high decides alone: no embedding round trip
 EMBED_TIMEOUT_S = 1.0
 
@@ -370,13 +370,17 @@ def _drop_free_text_that_answers_nothing(
 def _drop_answers_of_a_way_out(
     result: NLUResult, intents: Sequence[Intent], slots: Mapping[str, Slot]
 ) -> None:
-    """ "Don't ever call me again" is no "no" to "have you got two minutes?": a turn that leaves
-    the call for good answers none of the state's yes/no questions (unless implied by one)."""
+    """A way out says when to call back, not when to meet: "call me back tomorrow" gives no
+    meeting date. Its reasons stay ("too expensive, not interested" is a price objection, "not
+    now" a no to "have you got two minutes?"), unless the way out is for good: "don't ever call
+    me again" answers nothing. Slots that imply the way out stay."""
     intent = next((i for i in intents if i.name == result.intent), None)
-    if intent is None or intent.kind != "exit" or intent.target is None:
+    if intent is None or intent.kind != "exit":
         return
-    for name in [n for n in result.captured if n in slots and slots[n].type == "yes_no"]:
-        if not implication(intent, {name: result.captured[name]}):
+    for name in list(result.captured):
+        kind = slots[name].type if name in slots else "string"
+        dropped = kind in ("date", "time") or (intent.target is not None and kind == "yes_no")
+        if dropped and not implication(intent, {name: result.captured[name]}):
             del result.captured[name]
 
 

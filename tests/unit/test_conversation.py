@@ -136,6 +136,22 @@ async def test_sales_call_scores_and_books(registry: SchemaRegistry) -> None:
     assert plan.outcome == "meeting_booked"
 
 
+async def test_a_correction_at_the_read_back_is_taken_and_read_back_again(registry: SchemaRegistry) -> None:
+    call = Conversation.start(
+        registry.get("sales_qualification"), "s-3", {"lead_name": "Tom Baker", "company": "Acme"}
+    )
+    for line in ["Sure.", "Our agents are overbooked.", "About fifty thousand dollars.", "This quarter.",
+                 "I make the call.", "Tuesday at 2 pm."]:  # fmt: skip
+        plan = await call.take_turn(line)
+    assert plan.state == "confirm_meeting" and call.state.slots["meeting_time"] == "14:00"
+    plan = await call.take_turn("No, that's not it, sorry. I meant two thirty, not two.")
+    assert plan.state == "confirm_meeting" and call.state.slots["meeting_time"] == "14:30"
+    assert plan.say[0] == "No problem." and "two thirty PM" in plan.say[1]
+    assert "meeting_confirmed" not in call.state.slots
+    plan = await call.take_turn("Yes, that's it.")  # the same values again: no correction
+    assert plan.outcome == "meeting_booked"
+
+
 async def test_low_score_lead_goes_to_nurture(registry: SchemaRegistry) -> None:
     call = Conversation.start(
         registry.get("sales_qualification"), "s-2", {"lead_name": "Ann Lee", "company": "Beta"}
