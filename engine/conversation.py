@@ -165,6 +165,7 @@ class Conversation:
             exclude=self.identifiers,
             field_phrases=self.schema.field_phrases,
             recent_fields=disclose.fields_in(state.last_agent_line, self.schema.spec, self.values),
+            vocabulary=self.schema.vocabulary,
         )
         nlu = await self.understander.understand(
             utterance, current.intents, wanted, state.slots, context, embedding=embedding

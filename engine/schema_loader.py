@@ -115,6 +115,19 @@ class CompiledSchema:
         return tuple(dict.fromkeys(texts))
 
     @cached_property
+    def vocabulary(self) -> frozenset[str]:
+        """The words (of four letters or more) the schema expects to hear: its intents' examples,
+        its slots' values and synonyms, how fields are asked for. Speech recognition sometimes
+        splits one of them ("a proved", "re quired"); ``engine.nlu.text.rejoin`` puts it back."""
+        texts = [*self.intent_examples]
+        for state in self.states.values():
+            for slot in state.spec.slots:
+                texts.extend(v.replace("|", " ") for v in slot.values or ())
+        for disclosure in self.spec.disclose.values():
+            texts.extend(disclosure.asked_as)
+        return frozenset(w for t in texts for w in re.findall(r"[a-z]{4,}", t.lower()))
+
+    @cached_property
     def field_phrases(self) -> dict[str, tuple[re.Pattern[str], ...]]:
         """How counterparts ask for each disclosable call-data field, compiled once."""
         return field_phrases({name: d.asked_as for name, d in self.spec.disclose.items()})

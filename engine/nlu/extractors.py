@@ -343,7 +343,10 @@ _NAME_CUES = re.compile(
     r"you're talking to|speaking with|talking to|you've got|you got)\s+([\w'-]+)(?:\s+([\w'-]+))?",
     re.IGNORECASE,
 )
-_NAME_BEFORE = re.compile(r"\b([\w'-]+)\s+(?:speaking|here)\b", re.IGNORECASE)
+_NAME_BEFORE = re.compile(
+    r"(?:^|[,.]\s*|\b(?:yeah|yes|ya|hi|hello|hey|ok|okay|morning|afternoon)\s+)([\w'-]+)\s+(?:speaking|here)\b",
+    re.IGNORECASE,
+)
 # "Ray, provider services." / "Dana with claims": a name first, then where they sit
 _NAME_FIRST = re.compile(
     r"^\s*([\w'-]+)(?:\s+([\w'-]+))?\s*(?:,|\s+(?:from|with|at|in|over at|on)\s)\s*(?:the\s+)?"
@@ -449,9 +452,9 @@ def extract_date(
     tense: str | None = None,
 ) -> str | None:
     """An ISO date: the last one the turn settles on, negated mentions skipped ("not Tuesday,
-    Wednesday"). Explicit forms ("March 3rd, 2025", "3/3/2025", "the 9th") always; with
-    ``relative`` also "today", "tomorrow", "yesterday", weekdays ("last Tuesday", "Thursday next
-    week") and durations ("in three to five business days": the later bound). ``tense`` (a
+    Wednesday"). Explicit forms ("March 3rd, 2025", "3/3/2025", "the 9th") and durations ("in
+    three to five business days": the later bound) always; with ``relative`` also "today",
+    "tomorrow", "yesterday" and weekdays ("last Tuesday", "Thursday next week"). ``tense`` (a
     slot's, else read from the turn: "was decided on the 3rd" is past, "by the 9th" is future)
     decides whether a bare weekday, day of month or month-day without a year lies ahead or behind."""
     today = today or dt.date.today()
@@ -459,6 +462,7 @@ def extract_date(
     lowered = with_commas.replace(",", " ")  # same offsets; commas still bound negation below
     when = _tense_of(lowered, tense or (slot.tense if slot is not None else "any"))
     found = _explicit_dates(lowered, today, when) + _day_of_month_dates(lowered, today, when)
+    found += _duration_dates(lowered, today)
     if relative:
         found += _relative_dates(lowered, today, when)
     said = [(at, value) for at, value in found if value is not None and not negated(with_commas, at)]
@@ -528,6 +532,23 @@ def _day_of_month_dates(lowered: str, today: dt.date, when: str) -> Found:
     return out
 
 
+def _duration_dates(lowered: str, today: dt.date) -> Found:
+    """ "in three to five business days" → the later bound, counted from today."""
+    out: Found = []
+    for duration in _DURATION.finditer(lowered):
+        high = _small_number(duration[2])
+        if not duration[4] or high is None or high >= 100:
+            continue
+        if duration[4].startswith("week"):
+            day = today + dt.timedelta(days=7 * high)
+        elif duration[3] in ("business ", "working "):
+            day = _add_business_days(today, high)
+        else:
+            day = today + dt.timedelta(days=high)
+        out.append((duration.start(2), day.isoformat()))
+    return out
+
+
 def _relative_dates(lowered: str, today: dt.date, when: str) -> Found:
     out: Found = []
     named = {
@@ -561,17 +582,6 @@ def _relative_dates(lowered: str, today: dt.date, when: str) -> Found:
         else:
             day = today + dt.timedelta(days=(target - today.weekday()) % 7 or 7)
         out.append((positions[i][0], day.isoformat()))
-    for duration in _DURATION.finditer(lowered):
-        high = _small_number(duration[2])
-        if not duration[4] or high is None or high >= 100:
-            continue
-        if duration[4].startswith("week"):
-            day = today + dt.timedelta(days=7 * high)
-        elif duration[3] in ("business ", "working "):
-            day = _add_business_days(today, high)
-        else:
-            day = today + dt.timedelta(days=high)
-        out.append((duration.start(2), day.isoformat()))
     for match in re.finditer(r"\bend of (?:the |this )?week\b", lowered):
         out.append((match.start(), (today + dt.timedelta(days=(4 - today.weekday()) % 7)).isoformat()))
     return out

@@ -5,6 +5,7 @@
   hold on, that's last year's"), so each part can be understood on its own.
 - ``negated``: whether a phrase at a position is negated ("not approved", "wasn't denied").
 - ``is_question``: whether the turn asks something.
+- ``rejoin``: a word the recogniser split in two put back together ("a proved" → "approved").
 """
 
 from __future__ import annotations
@@ -72,3 +73,46 @@ def negated(norm: str, start: int, window: int = 3) -> bool:
 def is_question(text: str) -> bool:
     norm = normalise(text)
     return "?" in norm or bool(_QUESTION_START.match(norm))
+
+
+@lru_cache(maxsize=16)
+def _one_letter_short(vocabulary: frozenset[str]) -> dict[str, str]:
+    """Each long expected word with one letter left out → the word ("aproved" → "approved")."""
+    out: dict[str, str] = {}
+    for word in vocabulary:
+        if len(word) >= 7:
+            for i in range(len(word)):
+                out.setdefault(word[:i] + word[i + 1 :], word)
+    return out
+
+
+def rejoin(text: str, vocabulary: frozenset[str]) -> str:
+    """Two neighbouring words whose concatenation is a word the schema expects (or one letter
+    short of a long one: "a proved"), and at least one of which it does not, are one word split
+    by speech recognition."""
+    if not vocabulary:
+        return text
+    near = _one_letter_short(vocabulary)
+    words = text.split(" ")
+    out: list[str] = []
+    i = 0
+    while i < len(words):
+        if i + 1 < len(words):
+            a, b = words[i].lower(), words[i + 1].lower().rstrip(".,?!")
+            joined = a + b
+            if joined not in vocabulary and joined in near:
+                joined = near[joined]
+            if (
+                a.isalpha()
+                and b.isalpha()
+                and len(joined) >= 6
+                and joined in vocabulary
+                and (a not in vocabulary or b not in vocabulary)
+            ):
+                tail = words[i + 1][len(b) :]
+                out.append(joined + tail)
+                i += 2
+                continue
+        out.append(words[i])
+        i += 1
+    return " ".join(out)

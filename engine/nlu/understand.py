@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from engine.nlu.extractors import EXTRACTORS, extract_code, extract_date
+from engine.nlu.extractors import EXTRACTORS, extract_code, extract_date, spoken_sequence
 from engine.nlu.grounding import grounded
 from engine.nlu.intents import (
     EmbeddingIntentScorer,
@@ -31,7 +31,7 @@ from engine.nlu.intents import (
     TextEmbedder,
 )
 from engine.nlu.requests import FieldAsk, asks_for_field, asks_to_repeat
-from engine.nlu.text import clauses, is_question, normalise
+from engine.nlu.text import clauses, is_question, normalise, rejoin
 from engine.schema_model import Intent, Slot
 
 IMPLIED_SLOT_BOOST = 0.5  # a captured implying slot alone is enough evidence
@@ -65,6 +65,7 @@ class TurnContext:
     exclude: frozenset[str] = frozenset()  # this call's identifiers (CPT, NPI, IDs): never an answer
     field_phrases: Mapping[str, tuple[re.Pattern[str], ...]] = field(default_factory=dict)
     recent_fields: tuple[tuple[str, str], ...] = ()  # (field, value) the agent just read out
+    vocabulary: frozenset[str] = frozenset()  # the schema's words: split ones are rejoined
 
 
 @dataclass
@@ -202,6 +203,7 @@ class Understander:
         scores: Sequence[tuple[str, float]],
         intents: Sequence[Intent],
         clause_best: Sequence[tuple[str, float]] = (),
+        evidence: Mapping[str, str] | None = None,
     ) -> tuple[str | None, float]:
         """The turn's winner, or a clause's: of those above the threshold the one of the
         strongest kind, then score; among exits one that leaves the call for good (it has a
@@ -217,7 +219,11 @@ class Understander:
             and (by_name[name].kind != "exit" or whole.get(name, 0.0) >= EXIT_SUPPORT)
         ]
         candidates = [*scores[:1], *clause_ok]
-        above = [(name, s) for name, s in candidates if s >= self.threshold and name in by_name]
+        above = [
+            (name, s)
+            for name, s in candidates
+            if s >= self.threshold and name in by_name and implication(by_name[name], evidence or {}) >= 0
+        ]
         if not above:
             return None, scores[0][1] if scores else 0.0
 
@@ -239,6 +245,7 @@ class Understander:
     ) -> NLUResult:
         t0 = time.perf_counter()
         context = context or TurnContext()
+        utterance = rejoin(utterance, context.vocabulary)
         captured = capture_local(utterance, slots, filled, context)
         vectors: dict[str, list[float]] = {}
         embed_ms = 0.0
@@ -258,7 +265,7 @@ class Understander:
         if evidence and self._needs_reconcile(evidence, slots, intents, confidence):
             reconciled = True
             scores = detect_local(self.scorer, utterance, intents, evidence, vectors.get(utterance))
-            best, confidence = self._choose(scores, intents, per_clause)
+            best, confidence = self._choose(scores, intents, per_clause, evidence)
         t_local = time.perf_counter()
         result = NLUResult(
             intent=best,
@@ -290,6 +297,7 @@ class Understander:
         if asked is not None:
             result.asked = asked
             result.intent, result.confidence = ASK_FIELD, 1.0
+            _drop_values_from_the_question(result, utterance, context)
         elif (
             REPEAT in kinds
             and result.intent != REPEAT
@@ -365,6 +373,19 @@ def _drop_free_text_that_answers_nothing(
         )
         if answered is not None:
             result.intent = answered.name
+
+
+def _drop_values_from_the_question(result: NLUResult, utterance: str, context: TurnContext) -> None:
+    """ "Was that 99213 or 99214?" asks; the numbers in it answer nothing. Values are kept only
+    when the clauses that do not ask still hold them ("the ref is 77019 — what's the NPI?")."""
+    parts = clauses(utterance)
+    rest = " ".join(
+        c.text for c in parts if asks_for_field(c.text, context.field_phrases, context.recent_fields) is None
+    )
+    for name, value in list(result.captured.items()):
+        code = re.fullmatch(r"[A-Z0-9]*\d[A-Z0-9]*", value) is not None
+        if code and value not in "".join(spoken_sequence(rest)):
+            del result.captured[name]
 
 
 def _drop_answers_of_a_way_out(
