@@ -26,6 +26,9 @@ _STOP = frozenset(
 )
 
 
+_GLUE = _STOP | {"not", "no", "that's", "it's", "there", "here", "what", "who"}
+
+
 class IntentScorer(Protocol):
     threshold: float  # a best score under this means "unsure"
 
@@ -43,12 +46,33 @@ def _stem(word: str) -> str:
     return word
 
 
+_CONTRACTIONS = [
+    (re.compile(r"\b(can)'t\b"), r"\1 not"),
+    (re.compile(r"\bwon't\b"), "will not"),
+    (re.compile(r"\b(\w+)n't\b"), r"\1 not"),
+    (re.compile(r"\b(who|what|where|when|how|that|it|there|here|he|she)'s\b"), r"\1 is"),
+    (re.compile(r"\b(\w+)'re\b"), r"\1 are"),
+    (re.compile(r"\bi'm\b"), "i am"),
+    (re.compile(r"\b(\w+)'ll\b"), r"\1 will"),
+    (re.compile(r"\b(\w+)'ve\b"), r"\1 have"),
+    (re.compile(r"\b(\w+)'d\b"), r"\1 would"),
+]
+
+
+def expand_contractions(text: str) -> str:
+    """ "who's calling" and "who is calling" are the same words to the scorer."""
+    for pattern, replacement in _CONTRACTIONS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
 @lru_cache(maxsize=8192)
 def features(text: str) -> frozenset[str]:
     """Content-word stems plus bigrams of all words (bigrams keep 'not approved' apart from 'approved')."""
-    words = [w.strip("'") for w in _WORD.findall(text.lower().replace("’", "'"))]
+    words = [w.strip("'") for w in _WORD.findall(expand_contractions(text.lower().replace("’", "'")))]
     content = {_stem(w) for w in words if w and w not in _STOP}
-    bigrams = {f"{a}_{b}" for a, b in pairwise(words)}
+    # bigrams of two function words ("that is", "is not") say nothing about what was meant
+    bigrams = {f"{a}_{b}" for a, b in pairwise(words) if not (a in _GLUE and b in _GLUE)}
     return frozenset(content | bigrams)
 
 

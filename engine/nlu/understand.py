@@ -222,7 +222,7 @@ class Understander:
         above = [
             (name, s)
             for name, s in candidates
-            if s >= self.threshold and name in by_name and implication(by_name[name], evidence or {}) >= 0
+            if name in by_name and s >= self.threshold and implication(by_name[name], evidence or {}) >= 0
         ]
         if not above:
             return None, scores[0][1] if scores else 0.0
@@ -260,8 +260,8 @@ class Understander:
         scores = detect_local(self.scorer, utterance, intents, {}, vectors.get(utterance))
         per_clause = clause_winners(self.scorer, utterance, intents, vectors)
         reconciled = False
-        best, confidence = self._choose(scores, intents, per_clause)
         evidence = {n: v for n, v in captured.items() if n in slots and slots[n].type != "string"}
+        best, confidence = self._choose(scores, intents, per_clause, evidence)
         if evidence and self._needs_reconcile(evidence, slots, intents, confidence):
             reconciled = True
             scores = detect_local(self.scorer, utterance, intents, evidence, vectors.get(utterance))
