@@ -315,11 +315,19 @@ _CODE_CUE = re.compile(
 )
 
 
+_CLARIFIED_AT_END = re.compile(
+    r"[.,;]\s*([A-Za-z])\s*,?\s*(?:as in|like in|like)\s+[A-Za-z]+\W*$", re.IGNORECASE
+)
+
+
 def extract_code(text: str, slot: Slot | None = None, exclude: frozenset[str] = frozenset()) -> str | None:
     """Reference numbers and IDs: letters and digits, spoken or written, at least 4 characters
     and one digit. The last one said wins (a correction), except values in ``exclude`` (this
     call's other identifiers read back: CPT, NPI, member ID). Without a cue word a sentence that
     holds a date is not read as a code."""
+    clarified = _CLARIFIED_AT_END.search(text)
+    if clarified and re.search(rf"\b{clarified[1]}\b", text[: clarified.start()], re.IGNORECASE):
+        text = text[: clarified.start()]  # "… H 7 2 2 0 9. H as in hotel.": the H was said already
     lowered = text.lower()
     cue = _CODE_CUE.search(lowered)
     if cue is None and extract_date(text) is not None:
@@ -340,7 +348,8 @@ def extract_phone(text: str, slot: Slot | None = None) -> str | None:
 _FILLERS = re.compile(r"\b(?:um+|uh+|er+m?|uhm|hmm+|ah+)\b[,]?\s*", re.IGNORECASE)
 _NAME_CUES = re.compile(
     r"\b(?:my name is|my name's|name's|name is|this is|i'm|i am|it's|you're speaking with|"
-    r"you're talking to|speaking with|talking to|you've got|you got)\s+([\w'-]+)(?:\s+([\w'-]+))?",
+    r"you're talking to|speaking with|talking to|you've got|you got|you've reached|you reached)"
+    r"\s+([\w'-]+)(?:\s+([\w'-]+))?",
     re.IGNORECASE,
 )
 _NAME_BEFORE = re.compile(
