@@ -56,6 +56,11 @@ def _facts(text: str) -> set[str]:
 def _allowed(texts: tuple[str, ...]) -> tuple[str, frozenset[str]]:
     runs = " ".join(run for t in texts for run in _runs(t))
     runs += " " + " ".join(w.upper() for t in texts for w in re.findall(r"[A-Za-z]{2,}", t))  # names spelled
+    for t in texts:  # a date may also be read as its numbers: "one, fifteen, nineteen eighty"
+        iso = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", t.strip())
+        if iso:
+            year, month, day = iso.groups()
+            runs += f" {int(month)}{int(day)}{year} {month}{day}{year}"
     facts: set[str] = set()
     for t in texts:
         facts |= _facts(t)
