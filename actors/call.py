@@ -135,6 +135,8 @@ class Call:
                 if not finished:  # the consumer went away mid-reply (barge-in): save without waiting
                     self._snapshot_soon()
             await self.snapshot()
+            if plan.terminal and self.conversation.do_not_call:
+                await self._put_on_do_not_call()
             done = record.done(plan.terminal, plan.outcome)
             done.stt_hints = "" if plan.terminal else self._stt_hints()
             yield done
@@ -236,6 +238,16 @@ class Call:
             log.warning("call %s: generation %d on %s was superseded", self.call_id, self.gen, self.host)
             self.superseded = True
 
+    async def _put_on_do_not_call(self) -> None:
+        """At once, not at hang-up: a campaign must not dial this contact again meanwhile. (The
+        end of the call writes the entries again, with its record.)"""
+        if self.store is None:
+            return
+        try:
+            await self.store.add_do_not_call(self.conversation.state.contact_keys, self.call_id)
+        except Exception as exc:
+            log.warning("call %s: do-not-call entry not written yet: %s", self.call_id, type(exc).__name__)
+
     def _snapshot_soon(self) -> None:
         task = asyncio.get_running_loop().create_task(self.snapshot())
         _pending.add(task)
@@ -276,6 +288,7 @@ class Call:
             **status,
             "end_reason": str(reason),
             "end_note": note,
+            "do_not_call": self.conversation.do_not_call,
             "call_data_fields": sorted(self.conversation.state.call_data),
             "performance": self.performance_report(),
             "ended_at": time.time(),

@@ -114,7 +114,12 @@ class CallHostCore:
                     self.calls.pop(call_id, None)
 
     async def start_call(
-        self, call_id: str, schema: str, call_data: dict[str, Any], webhook_url: str | None = None
+        self,
+        call_id: str,
+        schema: str,
+        call_data: dict[str, Any],
+        webhook_url: str | None = None,
+        to: str | None = None,
     ) -> CallOpened | CallRefused:
         """Validate, precompute and create the call, and enter it in the call directory."""
         self._ensure_background()
@@ -126,7 +131,7 @@ class CallHostCore:
         try:
             compiled = self.registry.get(schema)
             understander = self.understanders.for_schema(compiled)
-            conversation = Conversation.start(compiled, call_id, call_data, understander)
+            conversation = Conversation.start(compiled, call_id, call_data, understander, to)
         except CallDataError as exc:
             return CallRefused(reason="invalid_call_data", problems=exc.problems)
         call = Call(conversation, self.replies, self.store, self.name, 1, webhook_url)
@@ -230,7 +235,9 @@ class CallHostCore:
                 webhook = (
                     WebhookSender.delivery(call_id, call.webhook_url, record) if call.webhook_url else None
                 )
-                await self.store.end_call(call_id, record, webhook)
+                convo = call.conversation
+                earned = convo.state.contact_keys if convo.do_not_call else None
+                await self.store.end_call(call_id, record, webhook, earned)
             call.closed = True  # a turn still running must not bring its snapshot back
             self.calls.pop(call_id, None)
             self.completed += 1
@@ -287,9 +294,14 @@ class CallHost:
         metrics.calls_active(self.core.name, by_schema, self._schemas_seen)
 
     async def start_call(
-        self, call_id: str, schema: str, call_data: dict[str, Any], webhook_url: str | None = None
+        self,
+        call_id: str,
+        schema: str,
+        call_data: dict[str, Any],
+        webhook_url: str | None = None,
+        to: str | None = None,
     ) -> CallOpened | CallRefused:
-        result = await self.core.start_call(call_id, schema, call_data, webhook_url)
+        result = await self.core.start_call(call_id, schema, call_data, webhook_url, to)
         self._report()
         return result
 

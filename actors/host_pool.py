@@ -120,14 +120,14 @@ class CallHostPool:
 
     # ---- calls -------------------------------------------------------------------------------
     async def start_call(
-        self, schema: str, call_data: dict[str, Any], webhook_url: str | None
+        self, schema: str, call_data: dict[str, Any], webhook_url: str | None, to: str | None = None
     ) -> CallOpened | CallRefused:
         call_id = uuid.uuid4().hex
         for _ in range(2):
             name = await self._least_loaded()
             try:
                 result: CallOpened | CallRefused = await self._handle(name).start_call.remote(
-                    call_id, schema, call_data, webhook_url
+                    call_id, schema, call_data, webhook_url, to
                 )
             except HOST_GONE:
                 self._handles.pop(name, None)

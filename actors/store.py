@@ -60,6 +60,11 @@ class Route:
     webhook_url: str | None
 
 
+def _dnc_entries(keys: list[str], call_id: str) -> dict[str, str]:
+    entry = json.dumps({"call_id": call_id, "at": time.time()})
+    return dict.fromkeys(keys, entry)
+
+
 class CallStore:
     def __init__(self, redis_url: str, prefix: str = "voxray:"):
         self.redis = aioredis.Redis.from_url(redis_url)
@@ -133,16 +138,39 @@ class CallStore:
         return int(gen or 0), bytes(blob)
 
     # ---- the end of a call ------------------------------------------------------------------
-    async def end_call(self, call_id: str, record: dict[str, Any], webhook: dict[str, Any] | None) -> None:
-        """One transaction: the record, the webhook delivery, the route marked ended and the
-        snapshot deleted. Raises on a Redis error, so the caller keeps the call and can retry."""
+    async def end_call(
+        self,
+        call_id: str,
+        record: dict[str, Any],
+        webhook: dict[str, Any] | None,
+        do_not_call: list[str] | None = None,
+    ) -> None:
+        """One transaction: the record, the webhook delivery, the do-not-call entries the call
+        earned, the route marked ended and the snapshot deleted. Raises on a Redis error, so the
+        caller keeps the call and can retry."""
         pipe = self.redis.pipeline(transaction=True)
         pipe.set(self._k("call", call_id, "record"), json.dumps(record))
+        if do_not_call:
+            pipe.hset(self._k("dnc"), mapping=_dnc_entries(do_not_call, call_id))  # type: ignore[arg-type]
         if webhook is not None:
             pipe.rpush(self._k("webhooks"), json.dumps(webhook))
         pipe.hset(self._k("call", call_id, "route"), "status", "ended")
         pipe.delete(self._k("call", call_id, "snap"))
         await pipe.execute()
+
+    # ---- the do-not-call list ------------------------------------------------------------
+    async def add_do_not_call(self, keys: list[str], call_id: str) -> None:
+        """Keep ``keys`` (engine/do_not_call.py) on the list, for good."""
+        if keys:
+            await self.redis.hset(self._k("dnc"), mapping=_dnc_entries(keys, call_id))  # type: ignore[arg-type]
+
+    async def do_not_call(self, keys: list[str]) -> dict[str, Any] | None:
+        """The entry (call id, when) of the first of ``keys`` on the list, or None."""
+        if not keys:
+            return None
+        rows: list[Any] = await self.redis.hmget(self._k("dnc"), keys)
+        found = next((row for row in rows if row), None)
+        return json.loads(found) if found else None
 
     async def load_record(self, call_id: str) -> dict[str, Any] | None:
         raw = await self.redis.get(self._k("call", call_id, "record"))

@@ -40,6 +40,7 @@ from edge.twilio.webhooks import (
     place_outbound_call_async,
     verify_signature,
 )
+from engine.do_not_call import contact_keys
 from engine.nlu.intents import TextEmbedder
 from engine.schema_errors import CallDataError
 from engine.schema_loader import CompiledSchema, SchemaRegistry
@@ -155,7 +156,8 @@ class Ingress:
                 ],
             )
         webhook = str(body.webhook_url) if body.webhook_url else None
-        result = await self.pool.start_call(body.schema_name, body.call_data, webhook)
+        await self._refuse_do_not_call(body)
+        result = await self.pool.start_call(body.schema_name, body.call_data, webhook, body.to)
         if not isinstance(result, CallOpened):
             voxray_metrics.error("ingress", result.reason)
             raise _call_data_error(result.problems)
@@ -189,6 +191,23 @@ class Ingress:
             twilio_call_sid=sid,
             ready_ms=result.ready_ms,
         )
+
+    async def _refuse_do_not_call(self, body: StartCallRequest) -> None:
+        """409 when this contact asked not to be called again (the reason, never the contact)."""
+        store = self.pool.store
+        if store is None:
+            return
+        schema = self.registry.get(body.schema_name)
+        try:
+            data = schema.validate_call_data(body.call_data)
+        except CallDataError:
+            return  # the call host refuses it with the fields named
+        entry = await store.do_not_call(contact_keys(schema.spec, data, body.to))
+        if entry is not None:
+            voxray_metrics.error("ingress", "do_not_call")
+            asked = time.strftime("%Y-%m-%d", time.gmtime(entry["at"]))
+            message = f"this contact asked not to be called again (call {entry['call_id']}, {asked})"
+            raise HTTPException(409, detail={"reason": "do_not_call", "message": message})
 
     @api.get("/calls")
     async def list_calls(self, status: str | None = None, schema: str | None = None) -> dict[str, Any]:

@@ -35,6 +35,7 @@ class CallState:
     last_agent_line: str = ""
     events: list[dict[str, Any]] = field(default_factory=list)
     started_at: float = field(default_factory=time.time)
+    contact_keys: list[str] = field(default_factory=list)  # engine/do_not_call.py: who was called
 
     def log(self, kind: str, **detail: Any) -> None:
         """Event log entry. Never put call data values in here: it feeds logs and reports."""
@@ -63,6 +64,7 @@ class CallState:
             "la": self.last_agent_line,
             "e": self.events[-50:],
             "t0": self.started_at,
+            "ck": self.contact_keys,
         }
         return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
@@ -94,6 +96,7 @@ class CallState:
                 last_agent_line=data["la"],
                 events=list(data["e"]),
                 started_at=data["t0"],
+                contact_keys=list(data.get("ck", [])),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise SnapshotError(f"snapshot is missing or has a bad field: {exc}") from exc

@@ -17,6 +17,7 @@ from typing import Any
 
 from engine import disclose
 from engine.call_state import CallState
+from engine.do_not_call import contact_keys
 from engine.functions import FUNCTIONS
 from engine.nlu.text import is_question
 from engine.nlu.understand import ASK_FIELD, NLUResult, TurnContext, Understander
@@ -106,8 +107,10 @@ class Conversation:
         call_id: str,
         call_data: Mapping[str, Any],
         understander: Understander | None = None,
+        to: str | None = None,
     ) -> Conversation:
-        """Validate call data (raises CallDataError) and create the call at the initial state."""
+        """Validate call data (raises CallDataError) and create the call at the initial state;
+        ``to`` is the number dialled, if any."""
         data = schema.validate_call_data(call_data)
         state = CallState(
             call_id=call_id,
@@ -115,6 +118,7 @@ class Conversation:
             schema_version=schema.version,
             state=schema.initial_state,
             call_data=data,
+            contact_keys=contact_keys(schema.spec, data, to),
         )
         conversation = cls(schema, state, understander)
         conversation._enter(schema.initial_state)
@@ -127,6 +131,11 @@ class Conversation:
     @property
     def finished(self) -> bool:
         return self.current.spec.terminal
+
+    @property
+    def do_not_call(self) -> bool:
+        """The call ended where the counterpart asked never to be called again."""
+        return self.current.spec.terminal and self.current.spec.do_not_call
 
     def render(self) -> dict[str, Any]:
         values = {**self.values, **self.state.slots}

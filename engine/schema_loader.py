@@ -271,6 +271,10 @@ def _check_references(spec: ConversationSchemaFile) -> list[tuple[tuple[str | in
                     errors.append(((*t_at, "clear", j), f"unknown slot {slot_name!r}"))
         if state.fallback is not None and state.fallback not in states:
             errors.append(((*at, "fallback"), f"unknown fallback state {state.fallback!r}"))
+        if state.do_not_call and not state.terminal:
+            errors.append(
+                ((*at, "do_not_call"), "only a terminal state can put a contact on the do-not-call list")
+            )
         if state.terminal:
             if state.outcome is None:
                 errors.append(((*at, "outcome"), "a terminal state needs an outcome"))

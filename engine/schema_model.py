@@ -211,6 +211,11 @@ class State(Strict):
     fallback: str | None = Field(None, description="State entered when max_turns is reached.")
     terminal: bool = False
     outcome: str | None = Field(None, description="Call outcome recorded when a terminal state is reached.")
+    do_not_call: bool = Field(
+        False,
+        description="Terminal states: the counterpart asked never to be called again; the call's contact "
+        "(call-data fields marked contact, the number dialled) goes on the client's do-not-call list.",
+    )
     cacheable: bool = Field(
         True, description="LLM replies in this state may be served from the semantic cache."
     )

@@ -15,6 +15,7 @@ import contextlib
 import json
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -497,3 +498,24 @@ def test_listing_filters_and_health_endpoints(client: httpx.Client) -> None:
     stats = client.get("/stats").json()
     assert {"hosts", "failovers", "media_sockets"} <= set(stats)
     client.post(f"/calls/{live['call_id']}/hangup")
+
+
+def test_do_not_call_is_kept_and_honoured(client: httpx.Client, app: dict[str, Any]) -> None:
+    lead = {"lead_name": "Dana Whitfield", "company": f"Kestrel {uuid.uuid4().hex[:6]}"}
+    body = {"schema_name": "sales_qualification", "call_data": lead, "simulate": {}}
+    call = client.post("/calls", json=body).json()
+    turn = client.post(
+        f"/calls/{call['call_id']}/turns", json={"text": "Take me off your list and don't call me again."}
+    ).json()
+    assert turn["terminal"] and turn["outcome"] == "do_not_call"
+    again = client.post("/calls", json=body)  # before the hang-up: kept at once
+    assert again.status_code == 409
+    detail = again.json()["detail"]
+    assert detail["reason"] == "do_not_call" and call["call_id"] in detail["message"]
+    assert "Dana" not in again.text and "Kestrel" not in again.text  # the reason, not the contact
+    record = client.post(f"/calls/{call['call_id']}/hangup").json()
+    assert record["do_not_call"] is True
+    other = {**body, "call_data": {**lead, "lead_name": "Somebody Else"}}
+    response = client.post("/calls", json=other)
+    assert response.status_code == 201
+    client.post(f"/calls/{response.json()['call_id']}/hangup")

@@ -149,3 +149,16 @@ def test_static_phrases_exclude_lines_with_call_data() -> None:
     assert all("{" not in p for p in phrases)
     assert schema.states["wrap_up"].say is not None
     assert schema.states["wrap_up"].say.source in phrases
+
+
+def test_competence_fields_are_checked(tmp_path: Path, base: dict[str, Any]) -> None:
+    data = copy.deepcopy(base)
+    data["states"]["verify_member"]["do_not_call"] = True  # not a terminal state
+    data["states"]["confirm_details"]["intents"][0]["implied_by_slots"] = ["details_confirmed=maybe"]
+    data["states"]["confirm_details"]["slots"][0]["tense"] = "past"  # a yes/no slot has no tense
+    data["disclose"]["not_a_field"] = {"asked_as": ["the thing"]}
+    problems = problems_of(write(tmp_path, data))
+    assert any("only a terminal state can put a contact on the do-not-call list" in p for p in problems)
+    assert any("'maybe' is not a value of slot 'details_confirmed'" in p for p in problems)
+    assert any("only date slots have a tense" in p for p in problems)
+    assert any("'not_a_field' is not a call-data field" in p for p in problems)
