@@ -130,17 +130,22 @@ def calibrate(paths: list[Path], embedder: LocalEmbedder) -> None:
         schema = load_set(path)[0]
         understanders[path] = asyncio.run(embedding_understander(schema.intent_examples, embedder))
     results = []
-    for accept in (0.5, 0.55, 0.6, 0.65, 0.7, 0.75):
-        for certain in (0.85, 0.9, 0.95):
-            right = 0
-            for path, understander in understanders.items():
-                scorer = understander.scorer
-                assert isinstance(scorer, EmbeddingIntentScorer)
-                scorer.accept, scorer.certain = accept, certain
-                right += evaluate(path, understander).both_ok
-            results.append((right, accept, certain))
-    for right, accept, certain in sorted(results)[-8:]:
-        print(f"accept {accept:.2f} certain {certain:.2f}: {right} right")
+    for accept, certain in ((0.7, 0.9), (0.75, 0.9), (0.8, 0.9)):
+        for agree_cosine in (0.4, 0.45, 0.5, 0.55, 0.6):
+            for agree_lexical in (0.15, 0.2, 0.25, 0.3):
+                right = 0
+                for path, understander in understanders.items():
+                    scorer = understander.scorer
+                    assert isinstance(scorer, EmbeddingIntentScorer)
+                    scorer.accept, scorer.certain = accept, certain
+                    scorer.agree_cosine, scorer.agree_lexical = agree_cosine, agree_lexical
+                    right += evaluate(path, understander).both_ok
+                results.append((right, accept, certain, agree_cosine, agree_lexical))
+    for right, accept, certain, agree_cosine, agree_lexical in sorted(results)[-8:]:
+        print(
+            f"accept {accept:.2f} certain {certain:.2f} agree cosine {agree_cosine:.2f} "
+            f"lexical {agree_lexical:.2f}: {right} right"
+        )
 
 
 def slots_match(captured: dict[str, str], expected: dict[str, str]) -> bool:

@@ -55,6 +55,7 @@ _CONTRACTIONS = [
     (re.compile(r"\bi'm\b"), "i am"),
     (re.compile(r"\b(\w+)'ll\b"), r"\1 will"),
     (re.compile(r"\b(\w+)'ve\b"), r"\1 have"),
+    (re.compile(r"\b(who|what|where|how|why)'d\b"), r"\1 did"),
     (re.compile(r"\b(\w+)'d\b"), r"\1 would"),
 ]
 
@@ -171,21 +172,35 @@ class ExampleVectors:
         return cached
 
 
+AGREEMENT_MARGIN = 0.05  # where two agreeing weak signals put an intent: just over the threshold
+
+
 class EmbeddingIntentScorer:
     """The lexical score and the nearest example's cosine, on one scale: the better of the two.
 
     The cosine is mapped linearly so that ``accept`` lands on the lexical threshold and
-    ``certain`` on 1.0 (both calibrated on the dev phrasing sets: ``loadtests/nlu_eval.py
-    --embed``). One matrix product per turn scores every example of the state's intents. A turn
-    without a vector gets the lexical score alone.
+    ``certain`` on 1.0; and when the nearest example's intent is also the lexical favourite,
+    with a cosine of ``agree_cosine`` and a lexical score of ``agree_lexical`` at least, the two
+    weak signals together put it just over the threshold. All four are calibrated on the dev
+    phrasing sets (``loadtests/nlu_eval.py --calibrate``). One matrix product per turn scores
+    every example of the state's intents. A turn without a vector gets the lexical score alone.
     """
 
     threshold = LexicalIntentScorer.threshold
 
-    def __init__(self, examples: ExampleVectors, accept: float = 0.7, certain: float = 0.9):
+    def __init__(
+        self,
+        examples: ExampleVectors,
+        accept: float = 0.75,
+        certain: float = 0.9,
+        agree_cosine: float = 0.5,
+        agree_lexical: float = 0.3,
+    ):
         self.examples = examples
         self.accept = accept
         self.certain = certain
+        self.agree_cosine = agree_cosine
+        self.agree_lexical = agree_lexical
         self._lexical = LexicalIntentScorer()
 
     def score(
@@ -202,6 +217,11 @@ class EmbeddingIntentScorer:
         lift = (1.0 - self.threshold) / (self.certain - self.accept)
         mapped = np.clip(self.threshold + (best - self.accept) * lift, 0.0, 1.0)
         semantic = {intent.name: float(value) for intent, value in zip(intents, mapped, strict=True)}
+        # Two weak signals that agree: the nearest example and the most words both name it.
+        nearest = intents[int(np.argmax(best))].name
+        agree = lexical and lexical[0][0] == nearest and lexical[0][1] >= self.agree_lexical
+        if agree and float(best.max()) >= self.agree_cosine:
+            semantic[nearest] = max(semantic[nearest], self.threshold + AGREEMENT_MARGIN)
         out = [(name, max(score, semantic.get(name, 0.0))) for name, score in lexical]
         out.sort(key=lambda item: -item[1])
         return out
