@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +36,9 @@ class NLUReport:
     slots_ok: int = 0
     both_ok: int = 0
     reconciles: int = 0
-    latencies_ms: list[float] = field(default_factory=list)
+    latencies_ms: list[float] = field(default_factory=list)  # the whole turn (embedding included)
+    local_ms: list[float] = field(default_factory=list)  # the engine's own work
+    embed_ms: list[float] = field(default_factory=list)  # waiting for the turn's vectors
     misses: list[str] = field(default_factory=list)
 
     @property
@@ -98,6 +101,10 @@ def evaluate(
             plan = await convo.take_turn(case["text"])
             report.latencies_ms.append((time.perf_counter() - t0) * 1000)
             assert plan.nlu is not None
+            report.local_ms.append(plan.nlu.timings_ms["local_ms"])
+            if "embed_ms" in plan.nlu.timings_ms:
+                report.embed_ms.append(plan.nlu.timings_ms["embed_ms"])
+            assert plan.nlu is not None
             expected_slots = {k: str(v) for k, v in (case.get("slots") or {}).items()}
             intent_ok = plan.nlu.intent == case["intent"] and (
                 case["intent"] != ASK_FIELD
@@ -159,9 +166,15 @@ def golden_path(schema: str) -> Path:
     return GOLDEN_DIR / f"{schema}.yaml"
 
 
+def _p50_p95(values: list[float]) -> str:
+    if not values:
+        return "-"
+    ordered = sorted(values)
+    return f"p50 {statistics.median(ordered):.2f} ms, p95 {ordered[int(0.95 * (len(ordered) - 1))]:.2f} ms"
+
+
 def main() -> None:
     import argparse
-    import statistics
 
     ap = argparse.ArgumentParser(description="Score the NLU on labelled sets (intent and every slot right).")
     ap.add_argument("sets", nargs="+", type=Path, help="e.g. tests/phrasing/prior_auth.dev.yaml")
@@ -180,13 +193,11 @@ def main() -> None:
         return
     for path in args.sets:
         report = evaluate(path, embedder=embedder)
-        lat = sorted(report.latencies_ms)
-        p95 = lat[int(0.95 * (len(lat) - 1))]
         print(
             f"{path.name}: {report.both_ok}/{report.cases} = {report.accuracy:.1%} "
             f"(intent {report.intent_ok}, slots {report.slots_ok}); "
-            f"turn p50 {statistics.median(lat):.2f} ms, "
-            f"p95 {p95:.2f} ms"
+            f"local NLU {_p50_p95(report.local_ms)}; embedding {_p50_p95(report.embed_ms)} "
+            f"({len(report.embed_ms)} turns embedded)"
         )
         if args.misses:
             for miss in report.misses:
