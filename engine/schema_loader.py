@@ -198,6 +198,21 @@ def _slot_values(slot: Slot) -> set[str]:
     return set()
 
 
+def _check_slot_conditions(
+    at: tuple[str | int, ...], intent: Intent, all_slots: set[str], slot_specs: dict[str, Slot]
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """``implied_by_slots`` / ``excluded_by_slots``: "slot" or "slot=value" of a known slot."""
+    errors: list[tuple[tuple[str | int, ...], str]] = []
+    for key in ("implied_by_slots", "excluded_by_slots"):
+        for j, condition in enumerate(getattr(intent, key)):
+            slot_name, _, value = condition.partition("=")
+            if slot_name not in all_slots:
+                errors.append(((*at, key, j), f"unknown slot {slot_name!r}"))
+            elif value and slot_name in slot_specs and value not in _slot_values(slot_specs[slot_name]):
+                errors.append(((*at, key, j), f"{value!r} is not a value of slot {slot_name!r}"))
+    return errors
+
+
 def _check_references(spec: ConversationSchemaFile) -> list[tuple[tuple[str | int, ...], str]]:
     errors: list[tuple[tuple[str | int, ...], str]] = []
     states = spec.states
@@ -210,6 +225,7 @@ def _check_references(spec: ConversationSchemaFile) -> list[tuple[tuple[str | in
     for i, intent in enumerate(spec.intents):
         if intent.target is not None and intent.target not in states:
             errors.append((("intents", i, "target"), f"unknown target state {intent.target!r}"))
+        errors += _check_slot_conditions(("intents", i), intent, all_slots, slot_specs)
     for field_name in spec.disclose:
         if field_name not in spec.call_data:
             errors.append((("disclose", field_name), f"{field_name!r} is not a call-data field"))
@@ -243,17 +259,7 @@ def _check_references(spec: ConversationSchemaFile) -> list[tuple[tuple[str | in
                 errors.append(((*at, "intents", i, "target"), "only global intents take a target"))
         state_intents = {i.name for i in state.intents} | global_intents
         for i, intent in enumerate(state.intents):
-            for j, implied in enumerate(intent.implied_by_slots):
-                slot_name, _, value = implied.partition("=")
-                if slot_name not in all_slots:
-                    errors.append(((*at, "intents", i, "implied_by_slots", j), f"unknown slot {slot_name!r}"))
-                elif value and slot_name in slot_specs and value not in _slot_values(slot_specs[slot_name]):
-                    errors.append(
-                        (
-                            (*at, "intents", i, "implied_by_slots", j),
-                            f"{value!r} is not a value of slot {slot_name!r}",
-                        )
-                    )
+            errors += _check_slot_conditions((*at, "intents", i), intent, all_slots, slot_specs)
         for i, compute in enumerate(state.on_enter):
             if compute.compute not in FUNCTIONS:
                 errors.append(((*at, "on_enter", i, "compute"), f"unknown function {compute.compute!r}"))

@@ -95,6 +95,11 @@ class Intent(Strict):
         description='Capturing any of these slots is evidence for this intent; "slot=value" only that value '
         "(and another value of it is evidence against).",
     )
+    excluded_by_slots: list[str] = Field(
+        default_factory=list,
+        description='Capturing any of these ("slot" or "slot=value") rules this intent out: "yep, I\'ve '
+        'got a minute" (has_time=yes) is not busy.',
+    )
     reply: str | None = Field(None, description="Line spoken when this intent moves no transition.")
     kind: Literal["answer", "request", "exit", "ack"] = Field(
         "answer",

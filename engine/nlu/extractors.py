@@ -252,7 +252,7 @@ _AS_IN = re.compile(r"\b([A-Za-z])\s*(?:,\s*)?(?:as in|like|for|as)\s+[A-Za-z][\
 _SINGLE_HYPHENS = re.compile(r"(?<=\b\w)-(?=\w\b)")
 _SHORT_WORDS = frozenset(
     "a i an am as at be by do go he hi if in is it me my no of oh ok on or so to up us we the and "
-    "for you are was its but not can yes yep her his him she one two six ten".split()
+    "for you are was its but not can yes yep her his him she one two six ten ref num nbr id no".split()
 )
 
 
@@ -419,8 +419,8 @@ _FUTURE_CUES = re.compile(
     r"until|before|tomorrow|later|no later than)\b"
 )
 _DURATION = re.compile(
-    r"\b(?:in|within|about|around|takes?|another)?\s*(?:(\w+)(?:\s*(?:to|or|-)\s*))?(\w+)\s+"
-    r"(business |working |calendar )?(day|days|week|weeks)\b"
+    r"\b(?:in|within|about|around|takes?|another|up to|give it)\s+(?:(\w+)(?:\s*(?:to|or|-)\s*))?(\w+)\s+"
+    r"(business |working |calendar )?(day|days|week|weeks)\b(?!\s+of\b)"
 )
 
 
@@ -676,7 +676,7 @@ def _business_hour(hour: int, text: str) -> int:
 
 
 _TIME_LEAD = frozenset(
-    "at around about say by after before maybe like till til until or then make than".split()
+    "at around about say by after before maybe like till til until or then make than to".split()
 )
 _TIME_WORDS = frozenset(
     "o'clock oclock am pm morning afternoon evening ish or no not like maybe say um uh at around "

@@ -26,6 +26,8 @@ _STOP = frozenset(
 )
 
 
+# "no" and "not" alone say which way, not what about: they count in bigrams ("not_interested")
+_POLARITY = frozenset({"no", "not"})
 _GLUE = _STOP | {"not", "no", "that's", "it's", "there", "here", "what", "who"}
 
 
@@ -71,7 +73,7 @@ def expand_contractions(text: str) -> str:
 def features(text: str) -> frozenset[str]:
     """Content-word stems plus bigrams of all words (bigrams keep 'not approved' apart from 'approved')."""
     words = [w.strip("'") for w in _WORD.findall(expand_contractions(text.lower().replace("’", "'")))]
-    content = {_stem(w) for w in words if w and w not in _STOP}
+    content = {_stem(w) for w in words if w and w not in _STOP and w not in _POLARITY}
     # bigrams of two function words ("that is", "is not") say nothing about what was meant
     bigrams = {f"{a}_{b}" for a, b in pairwise(words) if not (a in _GLUE and b in _GLUE)}
     return frozenset(content | bigrams)
@@ -118,9 +120,10 @@ class LexicalIntentScorer:
         self, utterance: str, intents: Sequence[Intent], embedding: Sequence[float] | None = None
     ) -> list[tuple[str, float]]:
         said = features(utterance)
-        content = [f for f in said if "_" not in f]
+        # letters and digits read out (an ID, a code) say nothing about what the turn does
+        content = [f for f in said if "_" not in f and len(f) > 1 and not f.isdigit()]
         vocab, idf = _vocabularies(intents)
-        unknown = math.log(len(intents) + 1)  # a word no intent uses weighs most
+        unknown = math.log(len(intents) + 1)  # a word no example uses weighs most
         total = sum(idf.get(w, unknown) for w in content)
         out = []
         for intent in intents:

@@ -39,7 +39,8 @@ ASK_FIELD = "ask_field"  # the intent of a turn that asks for a piece of the cal
 REPEAT = "repeat"
 KIND_RANK = {"exit": 3, "request": 2, "answer": 1, "ack": 0}
 CLAUSE_THRESHOLD = 0.6  # a clause's own winner must be this clear to count
-EXIT_SUPPORT = 0.4  # ... and a way out must score this on the whole turn too
+EXIT_SUPPORT = 0.2  # ... and a way out must score this on the whole turn too
+ANSWERED_EXIT_THRESHOLD = 0.6  # a way out in a turn that also gave the state's answer
 EMBED_BELOW = 0.75  # a lexical best score this high decides alone: no embedding round trip
 EMBED_TIMEOUT_S = 1.0
 
@@ -104,17 +105,25 @@ def capture_local(
 
 
 def implication(intent: Intent, captured: Mapping[str, str]) -> int:
-    """+1 when a captured slot implies the intent ("slot" or "slot=value"), -1 when a captured
-    slot holds another value than the one that would ("details_confirmed=yes" against "no")."""
+    """+1 when a captured slot implies the intent ("slot" or "slot=value"); -1 when one rules it
+    out: a slot in ``excluded_by_slots``, or another value of a "slot=value" that implies it
+    ("details_confirmed=yes" against "no")."""
+    if any(_holds(condition, captured) for condition in intent.excluded_by_slots):
+        return -1
     verdict = 0
     for implied in intent.implied_by_slots:
-        name, _, value = implied.partition("=")
+        name = implied.partition("=")[0]
         if name not in captured:
             continue
-        if not value or captured[name].lower() == value.lower():
+        if _holds(implied, captured):
             return 1
         verdict = -1
     return verdict
+
+
+def _holds(condition: str, captured: Mapping[str, str]) -> bool:
+    name, _, value = condition.partition("=")
+    return name in captured and (not value or captured[name].lower() == value.lower())
 
 
 def detect_local(
@@ -204,12 +213,14 @@ class Understander:
         intents: Sequence[Intent],
         clause_best: Sequence[tuple[str, float]] = (),
         evidence: Mapping[str, str] | None = None,
+        answered: bool = False,
     ) -> tuple[str | None, float]:
         """The turn's winner, or a clause's: of those above the threshold the one of the
         strongest kind, then score; among exits one that leaves the call for good (it has a
         target) first. A clause's winner must be clear (``CLAUSE_THRESHOLD``), and a way out
-        found in one clause must have some support from the whole turn: "no, that's not it —
-        I meant two thirty" does not leave the call."""
+        found in one clause must have some support from the whole turn. A turn that
+        ``answered`` the state's question with a value ("no, that's not it — I meant two
+        thirty") leaves the call only on clear evidence (``ANSWERED_EXIT_THRESHOLD``)."""
         by_name = {i.name: i for i in intents}
         whole = dict(scores)
         clause_ok = [
@@ -219,10 +230,13 @@ class Understander:
             and (by_name[name].kind != "exit" or whole.get(name, 0.0) >= EXIT_SUPPORT)
         ]
         candidates = [*scores[:1], *clause_ok]
+        exit_bar = ANSWERED_EXIT_THRESHOLD if answered else self.threshold
         above = [
             (name, s)
             for name, s in candidates
-            if name in by_name and s >= self.threshold and implication(by_name[name], evidence or {}) >= 0
+            if name in by_name
+            and s >= (exit_bar if by_name[name].kind == "exit" else self.threshold)
+            and implication(by_name[name], evidence or {}) >= 0
         ]
         if not above:
             return None, scores[0][1] if scores else 0.0
@@ -261,11 +275,12 @@ class Understander:
         per_clause = clause_winners(self.scorer, utterance, intents, vectors)
         reconciled = False
         evidence = {n: v for n, v in captured.items() if n in slots and slots[n].type != "string"}
-        best, confidence = self._choose(scores, intents, per_clause, evidence)
+        answered = any(slots[n].type != "yes_no" and n not in context.lookahead for n in evidence)
+        best, confidence = self._choose(scores, intents, per_clause, evidence, answered)
         if evidence and self._needs_reconcile(evidence, slots, intents, confidence):
             reconciled = True
             scores = detect_local(self.scorer, utterance, intents, evidence, vectors.get(utterance))
-            best, confidence = self._choose(scores, intents, per_clause, evidence)
+            best, confidence = self._choose(scores, intents, per_clause, evidence, answered)
         t_local = time.perf_counter()
         result = NLUResult(
             intent=best,
