@@ -156,6 +156,8 @@ class Call:
         record.stages_ms["nlu"] = plan.timings_ms.get("nlu_ms", 0.0) + plan.timings_ms.get(
             "transition_ms", 0.0
         )
+        if plan.nlu is not None and "embed_ms" in plan.nlu.timings_ms:
+            record.stages_ms["embed"] = plan.nlu.timings_ms["embed_ms"]  # part of "nlu"
         return self.replies.pieces(convo, plan, text, record), plan
 
     def _stt_hints(self) -> str:

@@ -269,7 +269,18 @@ class CallHostCore:
         ]
 
     def load(self) -> HostLoad:
-        return HostLoad(host=self.name, live_calls=len(self.calls), completed=self.completed, pid=os.getpid())
+        return HostLoad(
+            host=self.name,
+            live_calls=len(self.calls),
+            completed=self.completed,
+            pid=os.getpid(),
+            intent_scoring=self.understanders.scoring(),
+        )
+
+    def warm(self) -> None:
+        """Start embedding every schema's intent examples now, not on the schema's first call."""
+        for name in self.registry.names():
+            self.understanders.for_schema(self.registry.get(name))
 
 
 @ray.remote(num_cpus=0.1, max_concurrency=10_000, max_restarts=0)  # type: ignore[call-overload]
@@ -341,4 +352,5 @@ class CallHost:
         return self.core.list_calls()
 
     async def load(self) -> HostLoad:
+        self.core.warm()  # the pools ask every host for its load when they start
         return self.core.load()

@@ -10,7 +10,7 @@ from common.events import ReplySource, TurnDone
 
 # Stages a turn may record (ms). stt, tts_first_audio and voice_to_voice are measured by the
 # edge that holds the media socket and reported back; the rest by the call itself.
-STAGES = ("stt", "nlu", "cache", "llm_ttft", "tts_first_audio", "voice_to_voice", "turn_total")
+STAGES = ("stt", "nlu", "embed", "cache", "llm_ttft", "tts_first_audio", "voice_to_voice", "turn_total")
 
 
 @dataclass

@@ -112,6 +112,13 @@ class Understanders:
             "schema %s: embedding intent scorer ready (%d examples)", key[0], len(schema.intent_examples)
         )
 
+    def scoring(self) -> dict[str, str]:
+        """How each schema's intents are scored on this host right now."""
+        return {
+            key[0]: "embedding" if understander.embedder is not None else "lexical"
+            for key, understander in self._by_schema.items()
+        }
+
     async def ready(self) -> None:
         """Wait for upgrades under way (tests, warm-up)."""
         while self._building:

@@ -217,3 +217,7 @@ class HostLoad(BaseModel):
     completed: int = 0
     pid: int | None = None
     dead: bool = False
+    intent_scoring: dict[str, str] = Field(
+        default_factory=dict,
+        description='Per schema: "embedding" once its examples are embedded, else "lexical".',
+    )

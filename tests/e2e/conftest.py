@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -57,6 +58,7 @@ def app(ray_session: None) -> Iterator[dict[str, Any]]:
 
     two_replicas = {"num_replicas": 2, "autoscaling_config": None}
     serve.run(build_app(settings, ingress_options=two_replicas), name="voxray", route_prefix="/")
+    _wait_for_embedding_scores(base)
     try:
         yield {"base": base, "prefix": prefix, "llm": llm, "twilio": twilio}
     finally:
@@ -72,3 +74,17 @@ def app(ray_session: None) -> Iterator[dict[str, Any]]:
         store = redis.Redis.from_url(REDIS_URL)
         for key in store.scan_iter(match=f"{prefix}*", count=1000):
             store.delete(key)
+
+
+def _wait_for_embedding_scores(base: str, timeout_s: float = 90.0) -> None:
+    """The hosts embed the schemas' intent examples when they start: wait, so every test sees
+    the intent scores a warm cluster gives."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        hosts = httpx.get(f"{base}/readyz", timeout=30).json().get("hosts", [])
+        if hosts and all(set(h["intent_scoring"].values()) == {"embedding"} for h in hosts):
+            return
+        time.sleep(1.0)
+    raise AssertionError(f"intent examples not embedded within {timeout_s:.0f} s")

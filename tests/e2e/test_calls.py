@@ -114,6 +114,7 @@ def test_text_call_record_and_webhook_delivery(client: httpx.Client) -> None:
             f"/calls/{call['call_id']}/turns", json={"text": "Lovely weather there today?"}
         ).json()
         assert turn["source"] == "llm" and "llm_ttft" in turn["stages_ms"]
+        assert "embed" in turn["stages_ms"]  # an unsure turn: intents scored with MiniLM too
         assert turn["agent"] == LLM_TEXT and turn["state"] == "get_reference"
         status = client.get(f"/calls/{call['call_id']}").json()
         assert status["slots"] == {"rep_name": "Sarah", "auth_status": "approved"}
