@@ -19,6 +19,7 @@ from engine import disclose
 from engine.call_state import CallState
 from engine.do_not_call import contact_keys
 from engine.functions import FUNCTIONS
+from engine.nlu.extractors import extract_enum
 from engine.nlu.text import is_question
 from engine.nlu.understand import ASK_FIELD, NLUResult, TurnContext, Understander
 from engine.schema_loader import SPOKEN_SLOT_RULES, CompiledSchema, CompiledState
@@ -194,6 +195,7 @@ class Conversation:
         plan = TurnPlan(state=state.state, previous_state=state.state, nlu=nlu)
         answer = self._answer(nlu)
         if self._follow_transition(nlu.intent, plan, changed=changed):
+            self._carry_over(utterance)
             if answer is not None:
                 plan.say.insert(0, answer)
         elif answer is not None:
@@ -222,6 +224,19 @@ class Conversation:
                 self._move(transition.target, reason=f"transitions[{index}]", plan=plan, hops=hops)
                 return True
         return False
+
+    def _carry_over(self, utterance: str) -> None:
+        """The turn that led into a state may already answer it: "we signed with another vendor,
+        not interested" gives the objection the objection state asks about. Only closed values
+        (enums) carry over, never free text or numbers."""
+        if self.finished:
+            return
+        for slot in self.current.spec.slots:
+            if slot.type == "enum" and slot.name not in self.state.slots:
+                value = extract_enum(utterance, slot)
+                if value is not None:
+                    self.state.slots[slot.name] = value
+                    self.state.log("carry_over", slot=slot.name)
 
     def _answer(self, nlu: NLUResult) -> str | None:
         """The line that answers the counterpart's request for a piece of the call's data."""

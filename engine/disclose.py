@@ -32,7 +32,8 @@ def answer(spec: ConversationSchemaFile, call_data: Mapping[str, str], field: st
     value = call_data[field]
     rule = spec.call_data[field].spoken or "plain"
     said = slowly(rule, value) if slow else SPOKEN_RULES[rule](value)
-    return f"Sure, the {field_label(spec, field)} is {said}."
+    label = field_label(spec, field)
+    return f"Sure, {label if label.startswith('the ') else 'the ' + label} is {said}."
 
 
 def fields_in(

@@ -95,6 +95,11 @@ class Intent(Strict):
         description='Capturing any of these slots is evidence for this intent; "slot=value" only that value '
         "(and another value of it is evidence against).",
     )
+    phrases: list[str] = Field(
+        default_factory=list,
+        description='Key phrases that on their own say it ("not interested", "take me off your list"): '
+        "heard anywhere in a turn, not negated, they score it as a clear match.",
+    )
     excluded_by_slots: list[str] = Field(
         default_factory=list,
         description='Capturing any of these ("slot" or "slot=value") rules this intent out: "yep, I\'ve '

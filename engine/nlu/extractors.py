@@ -185,6 +185,12 @@ def _amounts(text: str) -> list[_Amount]:
     return out
 
 
+def _said_as_money(amount: _Amount, lowered: str) -> bool:
+    """A lone bare number is an amount when it is large or said with a money word ("ninety-nine
+    dollars"), not "the other one" in a sentence that mentions the price."""
+    return amount.value >= 100 or bool(re.search(r"\b(dollars?|bucks)\b", lowered))
+
+
 def extract_currency(text: str, slot: Slot | None = None) -> str | None:
     """The amount a turn settles on: the last one not negated ("not fifty, more like thirty-five
     thousand"; "forty thousand — no, forty-five"; a range gives its upper bound). A bare number
@@ -203,7 +209,11 @@ def extract_currency(text: str, slot: Slot | None = None) -> str | None:
             unit = Decimal(1_000_000) if scale.value >= 1_000_000 else Decimal(1000)
             amount.value *= unit
             amount.scaled = True
-    kept = [a for a in amounts if not a.negated and (a.scaled or len(amounts) == 1)]
+    kept = [
+        a
+        for a in amounts
+        if not a.negated and (a.scaled or (len(amounts) == 1 and _said_as_money(a, lowered)))
+    ]
     if not kept:
         return None
     return format(kept[-1].value.normalize(), "f")

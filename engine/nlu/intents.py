@@ -17,6 +17,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from engine.nlu.text import negated, normalise
 from engine.schema_model import Intent
 
 _WORD = re.compile(r"[a-z0-9']+")
@@ -105,6 +106,27 @@ def _vocabularies_of(
 COVERAGE_KINDS = ("answer", "ack")  # ways out and requests need more words said to be covered
 
 
+PHRASE_SCORE = 0.75  # a key phrase of the intent heard in the turn
+
+
+@lru_cache(maxsize=1024)
+def _phrase_pattern(phrase: str) -> re.Pattern[str]:
+    words = expand_contractions(normalise(phrase)).split()
+    return re.compile(r"(?<![\w'])" + r"\s+".join(re.escape(w) for w in words) + r"(?![\w'])")
+
+
+def phrase_heard(utterance: str, phrases: Sequence[str]) -> bool:
+    """One of ``phrases`` said in the turn and not negated ("I'm not saying we're not interested")."""
+    if not phrases:
+        return False
+    said = expand_contractions(normalise(utterance))
+    for phrase in phrases:
+        match = _phrase_pattern(phrase).search(said)
+        if match and not negated(said, match.start(), window=2):
+            return True
+    return False
+
+
 class LexicalIntentScorer:
     """The better of two word-level scores per intent: the best cosine between the turn's
     features and one example's, and how much of the turn's (weighted) content words the
@@ -138,6 +160,8 @@ class LexicalIntentScorer:
             if len(content) >= needed and total > 0:
                 covered = sum(idf.get(w, unknown) for w in content if w in vocab[intent.name])
                 best = max(best, self.COVERAGE_WEIGHT * covered / total)
+            if phrase_heard(utterance, intent.phrases):
+                best = max(best, PHRASE_SCORE)
             out.append((intent.name, best))
         out.sort(key=lambda item: -item[1])
         return out
