@@ -167,6 +167,8 @@ class Call:
     def _finish(self, record: TurnRecord, plan: TurnPlan, interrupted: bool) -> None:
         record.state_after = self.conversation.state.state
         record.interrupted = interrupted
+        if not interrupted:
+            self.replies.commit_store(record)
         line = self._agent_line_of.get(record.turn)
         record.agent = self.transcript[line]["text"] if line is not None else ""
         self.cost_usd += float(record.llm.get("cost_usd") or 0.0)

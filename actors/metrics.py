@@ -79,6 +79,8 @@ METRICS: tuple[MetricDef, ...] = (
     MetricDef("voxray_cache_hits", "counter", "Semantic cache hits seen by calls, by tier", ("tier",)),
     MetricDef("voxray_cache_misses", "counter", "Semantic cache lookups that missed both tiers"),
     MetricDef("voxray_errors", "counter", "Errors by component and type", ("component", "type")),
+    MetricDef("voxray_guard_stops", "counter", "Off-script replies the guard stopped, by rule and source",
+              ("rule", "source")),
     MetricDef("voxray_router_requests", "counter", "Requests the router sent to a provider", ("provider",)),
     MetricDef("voxray_router_wins", "counter", "Races/hedges/singles a provider won", ("provider",)),
     MetricDef("voxray_router_errors", "counter", "Provider errors (incl. timeouts)", ("provider",)),
@@ -176,6 +178,11 @@ def stages_observed(mode: str, stages_ms: Mapping[str, float]) -> None:
 @_safe
 def error(component: str, kind: str) -> None:
     _metric("voxray_errors").inc(1, tags={"component": component, "type": kind})
+
+
+@_safe
+def guard_stopped(rule: str, source: str) -> None:
+    _metric("voxray_guard_stops").inc(1, tags={"rule": rule, "source": source})
 
 
 @_safe

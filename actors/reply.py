@@ -32,6 +32,7 @@ from common.events import CacheHit, ReplySource
 from common.llm_types import DoneEvent, ErrorEvent, LLMEvent, LLMRequest, RouteEvent, TokenEvent
 from engine.cache_scope import CacheScope, render_template, templatize
 from engine.conversation import Conversation, TurnPlan
+from engine.guard import GuardRule, ReplyGuard
 from engine.voice_text import SentenceChunker, split_first_clause, split_sentences
 
 log = logging.getLogger("voxray.reply")
@@ -63,6 +64,8 @@ class ReplyPolicy:
     filler_after_s: float = 1.5  # no LLM token by then: one of the schema's fillers
     max_tokens: int = 80
     temperature: float = 0.3
+    # Providers whose replies may seed the cache; the small local model's may not.
+    cache_seed_providers: frozenset[str] = frozenset({"anthropic", "openai", "openai_compatible"})
 
 
 @dataclass(frozen=True)
@@ -107,13 +110,16 @@ class ReplySourcer:
         if state.spec.cacheable:
             hit, lookup = await self._cache_first(scope, caller_text, vector)
         record.stages_ms["cache"] = (time.perf_counter() - t0) * 1000
+        guard = convo.reply_guard(caller_text)
         cached = _hit_text(hit, values)
         if hit is not None and cached:
-            for piece in _from_cache(record, hit, cached):
+            for piece in self._from_cache(convo, guard, record, hit, cached):
                 yield piece
             return
 
         request = _llm_request(convo, caller_text, self.policy)
+        stopped: GuardRule | None = None  # the rule a sentence of the reply broke
+        spoken = 0
         chunker = SentenceChunker()
         t1 = time.perf_counter()
         reply: list[str] = []
@@ -167,7 +173,14 @@ class ReplySourcer:
                                 record.stages_ms["llm_ttft"] = (time.perf_counter() - t1) * 1000
                             reply.append(event.text)
                             for chunk in chunker.feed(event.text):
-                                yield ReplyPiece(chunk, ReplySource.LLM)
+                                passed, stopped = _guarded(guard, chunk)
+                                for sentence in passed:
+                                    spoken += 1
+                                    yield ReplyPiece(sentence, ReplySource.LLM)
+                                if stopped is not None:
+                                    break
+                            if stopped is not None:
+                                break  # leaving the loop closes the stream: the provider stops
                         elif isinstance(event, DoneEvent):
                             record.llm = _llm_summary(event)
                         elif isinstance(event, ErrorEvent):
@@ -178,20 +191,34 @@ class ReplySourcer:
             metrics.error("llm", type(exc).__name__)
             failed = True
         if hit is not None and cached:
-            for piece in _from_cache(record, hit, cached):
+            for piece in self._from_cache(convo, guard, record, hit, cached):
                 yield piece
             return
-        for chunk in chunker.flush():
-            yield ReplyPiece(chunk, ReplySource.LLM)
+        if stopped is None:
+            for chunk in chunker.flush():
+                passed, stopped = _guarded(guard, chunk)
+                for sentence in passed:
+                    spoken += 1
+                    yield ReplyPiece(sentence, ReplySource.LLM)
+                if stopped is not None:
+                    break
         if failed and not reply:
             record.source = ReplySource.FALLBACK
             yield ReplyPiece(convo.schema.fallbacks["llm_unavailable"].render(values), ReplySource.FALLBACK)
             return
         record.source = ReplySource.LLM
-        full = "".join(reply).strip()
-        if full and state.spec.cacheable:
+        if stopped is not None:
+            _count_stop(record, stopped, "llm")
+            if not spoken:
+                record.source = ReplySource.FALLBACK
+                yield ReplyPiece(convo.recovery_line(), ReplySource.FALLBACK)
+            return
+        full = " ".join(guard.said).strip()
+        provider = str(record.llm.get("provider") or "")
+        if full and state.spec.cacheable and provider in self.policy.cache_seed_providers:
             # Templates carry call-data fields only; slot values are part of the scope instead.
-            self._store_later(scope, caller_text, templatize(full, convo.values), convo.values)
+            # Stored only once the whole reply was heard (the call commits it: ``commit_store``).
+            record.pending_store = (scope, caller_text, templatize(full, convo.values), convo.values)
 
     async def _cache_first(
         self, scope: CacheScope, text: str, vector: list[float] | None = None
@@ -215,6 +242,26 @@ class ReplySourcer:
         """Wait for the cache stores still running off the turn's path."""
         while self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+
+    def _from_cache(
+        self, convo: Conversation, guard: ReplyGuard, record: TurnRecord, hit: CacheHit, text: str
+    ) -> list[ReplyPiece]:
+        """A cached reply passes the same guard as a fresh one: an entry that went bad (or was
+        written by anything but this code) is never spoken."""
+        record.source = ReplySource.CACHE_EXACT if hit.tier == "exact" else ReplySource.CACHE_SEMANTIC
+        passed, stopped = _guarded(guard, text)
+        if stopped is None:
+            return [ReplyPiece(sentence, record.source) for sentence in passed]
+        _count_stop(record, stopped, "cache")
+        record.source = ReplySource.FALLBACK
+        return [ReplyPiece(convo.recovery_line(), ReplySource.FALLBACK)]
+
+    def commit_store(self, record: TurnRecord) -> None:
+        """Store the turn's reply in the cache: the call calls this once the reply was heard in
+        full (a reply cut off by a barge-in is never stored)."""
+        if record.pending_store is not None:
+            self._store_later(*record.pending_store)
+            record.pending_store = None
 
     def _store_later(self, scope: CacheScope, text: str, template: str, values: dict[str, Any]) -> None:
         async def store() -> None:
@@ -278,9 +325,20 @@ async def _chain(head: list[LLMEvent], rest: AsyncIterator[LLMEvent]) -> AsyncGe
         yield item
 
 
-def _from_cache(record: TurnRecord, hit: CacheHit, text: str) -> list[ReplyPiece]:
-    record.source = ReplySource.CACHE_EXACT if hit.tier == "exact" else ReplySource.CACHE_SEMANTIC
-    return [ReplyPiece(sentence, record.source) for sentence in split_sentences(text)]
+def _guarded(guard: ReplyGuard, text: str) -> tuple[list[str], GuardRule | None]:
+    """The sentences of ``text`` the guard lets through, up to the first it stops (and its rule)."""
+    passed: list[str] = []
+    for sentence in split_sentences(text):
+        rule = guard.check(sentence)
+        if rule is not None:
+            return passed, rule
+        passed.append(sentence)
+    return passed, None
+
+
+def _count_stop(record: TurnRecord, rule: GuardRule, source: str) -> None:
+    record.llm["guard"] = {"rule": str(rule), "source": source}
+    metrics.guard_stopped(str(rule), source)
 
 
 def _hit_text(hit: CacheHit | None, values: dict[str, Any]) -> str:

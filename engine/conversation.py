@@ -19,6 +19,7 @@ from engine import disclose
 from engine.call_state import CallState
 from engine.do_not_call import contact_keys
 from engine.functions import FUNCTIONS
+from engine.guard import GuardLimits, ReplyGuard
 from engine.nlu.extractors import extract_enum
 from engine.nlu.text import is_question
 from engine.nlu.understand import ASK_FIELD, NLUResult, TurnContext, Understander
@@ -27,6 +28,8 @@ from engine.schema_model import When
 from engine.spoken import SPOKEN_RULES
 
 REPEAT_INTENT = "repeat"
+GUARD_CALLER_LINES = 6  # the counterpart's recent words an off-script reply may draw on
+GUARD_AGENT_LINES = 3  # the agent's own recent lines a reply must not repeat
 MAX_PASS_THROUGH = 8
 
 
@@ -309,6 +312,33 @@ class Conversation:
         if spec.terminal:
             self.state.outcome = spec.outcome
             self.state.log("end", outcome=spec.outcome)
+
+    def reply_guard(self, caller_text: str) -> ReplyGuard:
+        """The guard for an off-script reply to ``caller_text`` in the current state."""
+        spec = self.schema.spec
+        heard = [text for who, text in self.state.history if who == "caller"][-GUARD_CALLER_LINES:]
+        said = [text for who, text in self.state.history if who == "agent"][-GUARD_AGENT_LINES:]
+        ask_only = [
+            (slot, self.state.slots.get(name))
+            for name, slot in self.schema.slot_specs.items()
+            if slot.ask_only
+        ]
+        return ReplyGuard(
+            allowed=[*self.render().values(), *heard, *self.schema.static_phrases()],
+            heard=caller_text,
+            ask_only=ask_only,
+            recent=said,
+            limits=GuardLimits(
+                max_sentences=spec.llm_replies.max_sentences, max_words=spec.llm_replies.max_words
+            ),
+        )
+
+    def recovery_line(self) -> str:
+        """What the agent says instead of a reply the guard stopped: the state's question again,
+        or the schema's no-match line."""
+        if self.current.say is not None:
+            return self.current.say.render(self.render())
+        return self.schema.fallbacks["no_match"].render(self.render())
 
     def record_agent(self, text: str) -> None:
         self.state.history.append(("agent", text))

@@ -4,16 +4,24 @@
 amounts) that appear in none of the texts it may draw on (the call's data in its spoken forms,
 the counterpart's words, the schema's own lines). The agent never says an identifier, date or
 amount it was not given.
+
+``ReplyGuard``: every sentence of an LLM (or cached) reply, before it is spoken: length,
+runs of digits or symbols, repetition, echo of the counterpart, unsupported identifiers,
+facts only the counterpart may state. Pure Python, well under a millisecond per sentence
+(``benchmarks/bench_guard.py``).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
 from functools import lru_cache
 
-from engine.nlu.extractors import extract_currency, extract_date, extract_time, spoken_sequence
+from engine.nlu.extractors import EXTRACTORS, extract_currency, extract_date, extract_time, spoken_sequence
 from engine.nlu.text import clauses
+from engine.schema_model import Slot
 
 _NATO_RUN = 2  # letters read in a row ("X-ray Kilo") make an identifier
 
@@ -84,3 +92,92 @@ def unsupported_identifiers(line: str, allowed_texts: Iterable[str]) -> list[str
     ]
     bad += sorted(f for f in _facts(line) if f not in facts)
     return bad
+
+
+class GuardRule(StrEnum):
+    """Why a sentence of a reply was not spoken."""
+
+    LENGTH = "length"  # past the reply's sentence or word budget
+    RUN = "run"  # a long run of digits or symbols ("117.28.0000…", "!!!!")
+    REPETITION = "repetition"  # a sentence said before, or a phrase looping inside one
+    ECHO = "echo"  # the counterpart's own words handed back
+    IDENTIFIER = "identifier"  # an ID, date or amount the call was never given
+    ASSERTS = "asserts"  # states a fact the agent is there to ask for (status, reference …)
+
+
+@dataclass(frozen=True)
+class GuardLimits:
+    max_sentences: int = 2
+    max_words: int = 45
+    max_run: int = 13  # digits in a row (an NPI or a phone number is ten or eleven)
+    echo_overlap: float = 0.8  # share of a sentence's words found in the counterpart's line
+
+
+_RUN = re.compile(r"(?:\d[\s,.-]?){%d,}|[^\w\s'’,.?!-]{4,}|([.!?,])\1{3,}")
+_WORDS = re.compile(r"[a-z0-9']+")
+
+
+def _words(text: str) -> list[str]:
+    return _WORDS.findall(text.lower().replace("’", "'"))
+
+
+def _loops(words: list[str]) -> bool:
+    """A word said four times running ("no, no, no, no") or a three-word phrase three times."""
+    for i in range(len(words) - 3):
+        if len(set(words[i : i + 4])) == 1:
+            return True
+    grams = [tuple(words[i : i + 3]) for i in range(len(words) - 2)]
+    return any(grams.count(g) >= 3 for g in set(grams))
+
+
+class ReplyGuard:
+    """Sentence by sentence, as a reply streams: ``check`` returns the rule a sentence breaks
+    (and the reply stops there), or None and counts it as said.
+
+    ``allowed`` are the texts the agent may draw identifiers from (the call's data in its spoken
+    forms, the counterpart's recent words, the schema's own lines); ``heard`` is the
+    counterpart's last line; ``ask_only`` are slots whose facts only the counterpart may state
+    (with the values the counterpart already gave, which the agent may repeat); ``recent`` the
+    agent's own recent lines (a reply that repeats one is a loop)."""
+
+    def __init__(
+        self,
+        allowed: Sequence[str],
+        heard: str = "",
+        ask_only: Sequence[tuple[Slot, str | None]] = (),
+        recent: Sequence[str] = (),
+        limits: GuardLimits | None = None,
+    ):
+        self.allowed = tuple(allowed)
+        self.heard = set(_words(heard))
+        self.ask_only = tuple(ask_only)
+        self.limits = limits or GuardLimits()
+        self.said: list[str] = []
+        self.seen = {" ".join(_words(line)) for line in recent if line.strip()}
+        self.words = 0
+        self._run = re.compile(_RUN.pattern.replace("%d", str(self.limits.max_run)))
+
+    def check(self, sentence: str) -> GuardRule | None:
+        words = _words(sentence)
+        if not words:
+            return None
+        key = " ".join(words)
+        limits = self.limits
+        if len(self.said) >= limits.max_sentences or self.words + len(words) > limits.max_words:
+            return GuardRule.LENGTH
+        if self._run.search(sentence):
+            return GuardRule.RUN
+        if key in self.seen or _loops(words):
+            return GuardRule.REPETITION
+        if len(words) >= 4 and sum(w in self.heard for w in words) >= limits.echo_overlap * len(words):
+            return GuardRule.ECHO
+        if unsupported_identifiers(sentence, self.allowed):
+            return GuardRule.IDENTIFIER
+        for slot, given in self.ask_only:
+            stated = EXTRACTORS[slot.type](sentence, slot)
+            if stated is not None and stated != given:
+                return GuardRule.ASSERTS
+        self.said.append(sentence)
+        self.seen.add(key)
+        self.words += len(words)
+        return None

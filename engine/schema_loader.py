@@ -109,6 +109,15 @@ class CompiledSchema:
         return frozenset(n for n, f in self.spec.call_data.items() if f.pii)
 
     @cached_property
+    def slot_specs(self) -> dict[str, Slot]:
+        """Every slot by name (the first declaration: a slot has one type across states)."""
+        out: dict[str, Slot] = {}
+        for state in self.states.values():
+            for slot in state.spec.slots:
+                out.setdefault(slot.name, slot)
+        return out
+
+    @cached_property
     def intent_examples(self) -> tuple[str, ...]:
         """Every intent example of every state, once each (what the embedding scorer indexes)."""
         texts = (e for state in self.states.values() for i in state.intents for e in i.examples)

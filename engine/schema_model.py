@@ -140,6 +140,11 @@ class Slot(Strict):
     values: list[str] | None = Field(
         None, description="Allowed values for enum slots, with synonyms via '|'."
     )
+    ask_only: bool = Field(
+        False,
+        description="A fact only the counterpart states (a status, a reference): an off-script reply "
+        "that asserts a value of it is not spoken.",
+    )
     tense: Literal["any", "past", "future"] = Field(
         "any", description="Date slots: a bare weekday or day of month resolves to the past or the future."
     )
@@ -241,6 +246,13 @@ class Fallbacks(Strict):
     not_available: str = "I'm sorry, I don't have that information in front of me."
 
 
+class LLMReplyLimits(Strict):
+    """How much an off-script (LLM or cached) reply may say before the guard stops it."""
+
+    max_sentences: int = Field(2, ge=1, le=6)
+    max_words: int = Field(45, ge=5, le=120)
+
+
 class ConversationSchemaFile(Strict):
     metadata: Metadata
     call_data: dict[str, CallDataField]
@@ -255,5 +267,6 @@ class ConversationSchemaFile(Strict):
     )
     fillers: list[str] = Field(default_factory=list)
     fallbacks: Fallbacks = Fallbacks()
+    llm_replies: LLMReplyLimits = LLMReplyLimits()
     initial_state: str
     states: dict[str, State] = Field(min_length=1)

@@ -27,14 +27,22 @@ CACHED = "Cached answer, served from the semantic tier."
 LLM_TEXT = "Fresh answer from the model."
 
 
+SEEDS = frozenset({"scripted"})  # the scripted provider may seed the cache in these tests
+
+
 async def off_script_turn(
-    cache: ScriptedCache, llm: ScriptedLLM, head_start_s: float = 0.010, filler_after_s: float = 1.5
+    cache: ScriptedCache,
+    llm: ScriptedLLM,
+    head_start_s: float = 0.010,
+    filler_after_s: float = 1.5,
+    seeds: frozenset[str] = SEEDS,
 ) -> tuple[TurnDone, list[ReplyChunk]]:
     registry = SchemaRegistry.shared(ROOT / "schemas")
     conversation = Conversation.start(registry.get("prior_auth"), "race-call", PATIENT)
-    replies = ReplySourcer(
-        cache, llm, ReplyPolicy(semantic_head_start_s=head_start_s, filler_after_s=filler_after_s)
+    policy = ReplyPolicy(
+        semantic_head_start_s=head_start_s, filler_after_s=filler_after_s, cache_seed_providers=seeds
     )
+    replies = ReplySourcer(cache, llm, policy)
     call = Call(conversation, replies, None, "test-host")
     call.start()
     [_ async for _ in call.turn(CallerTurn(text="This is Sarah, how can I help?"))]
@@ -141,3 +149,54 @@ class BrokenCache(ScriptedCache):
 async def test_a_cache_that_fails_is_a_miss_not_a_failed_turn() -> None:
     done, _ = await off_script_turn(BrokenCache(), ScriptedLLM(LLM_TEXT))
     assert done.source == ReplySource.LLM and done.agent == LLM_TEXT
+
+
+VERIFY_MEMBER_LINE = "Thanks. The patient is Jane Doe"
+
+
+async def test_a_degenerate_llm_reply_is_stopped_and_the_question_asked_again() -> None:
+    cache, llm = ScriptedCache(), ScriptedLLM("I'm sorry, no, no, no, no, no, no. I'm sorry.")
+    done, chunks = await off_script_turn(cache, llm)
+    assert done.source == ReplySource.FALLBACK and done.agent.startswith(VERIFY_MEMBER_LINE)
+    assert done.llm["guard"] == {"rule": "repetition", "source": "llm"}
+    assert llm.closed_early or llm.tokens_sent == len(llm.text.split(" "))
+    assert cache.stored == []  # a stopped reply never seeds the cache
+
+
+async def test_an_invented_identifier_is_never_spoken() -> None:
+    cache, llm = ScriptedCache(), ScriptedLLM("Sure. The member ID on file is 123456.")
+    done, chunks = await off_script_turn(cache, llm)
+    assert "123456" not in done.agent and done.agent == "Sure."  # the good part before it stays
+    assert done.llm["guard"]["rule"] == "identifier" and cache.stored == []
+
+
+async def test_a_bad_entry_in_the_cache_is_never_spoken() -> None:
+    bad = "She's a 2022. She's a 2022. She's a 2022. She's a 2022."
+    cache, llm = ScriptedCache(exact_template=bad), ScriptedLLM(LLM_TEXT)
+    done, _ = await off_script_turn(cache, llm)
+    assert done.source == ReplySource.FALLBACK and "2022" not in done.agent
+    assert done.llm["guard"]["source"] == "cache"
+
+
+async def test_replies_of_a_provider_not_allowed_to_seed_are_not_stored() -> None:
+    cache, llm = ScriptedCache(), ScriptedLLM(LLM_TEXT)
+    done, _ = await off_script_turn(cache, llm, seeds=frozenset({"anthropic"}))
+    assert done.source == ReplySource.LLM and cache.stored == []
+
+
+async def test_a_reply_cut_off_by_barge_in_is_not_stored() -> None:
+    registry = SchemaRegistry.shared(ROOT / "schemas")
+    conversation = Conversation.start(registry.get("prior_auth"), "barge-call", PATIENT)
+    cache = ScriptedCache()
+    llm = ScriptedLLM(
+        "First sentence of a long answer. Second sentence nobody hears.", seconds_per_token=0.02
+    )
+    replies = ReplySourcer(cache, llm, ReplyPolicy(cache_seed_providers=SEEDS))
+    call = Call(conversation, replies, None, "test-host")
+    call.start()
+    [_ async for _ in call.turn(CallerTurn(text="This is Sarah, how can I help?"))]
+    async for event in call.turn(CallerTurn(text="Lovely weather there today?")):
+        if isinstance(event, ReplyChunk):
+            await call.interrupt(event.turn, event.text)  # the caller talks over the first piece
+    await replies.drain()
+    assert cache.stored == []

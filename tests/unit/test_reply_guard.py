@@ -1,0 +1,55 @@
+"""The reply guard rejects what the issue's transcripts showed the small LLM saying."""
+
+from __future__ import annotations
+
+from engine.guard import GuardLimits, GuardRule, ReplyGuard
+from engine.schema_model import Slot
+
+ALLOWED = ["Jane Doe", "1980-01-15", "XKM449812", "99213", "1234567893", "Blue Cross", "Doctor Smith"]
+STATUS = Slot(
+    name="auth_status", type="enum", values=["approved|approved", "denied|denied", "pending|pending"]
+)
+REFERENCE = Slot(name="reference_number", type="reference_number")
+
+
+def guard(**kwargs: object) -> ReplyGuard:
+    return ReplyGuard(ALLOWED, **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_plain_reply_passes_and_the_budget_is_two_sentences() -> None:
+    g = guard()
+    assert g.check("Sure, I can hold.") is None
+    assert g.check("Take your time.") is None
+    assert g.check("Anything else I can do?") is GuardRule.LENGTH
+    assert GuardLimits().max_words == 45
+
+
+def test_invented_identifiers_dates_and_amounts_are_rejected() -> None:
+    assert guard().check("The member ID is 123456.") is GuardRule.IDENTIFIER
+    assert guard().check("Her date of birth is February 29th, 2022.") is GuardRule.IDENTIFIER
+    assert guard().check("That will be $4,500.") is GuardRule.IDENTIFIER
+    # the call's own data, in any spoken form, is fine
+    assert guard().check("The member ID is X-ray Kilo Mike, four four nine, eight one two.") is None
+    assert guard().check("She was born January fifteenth, nineteen eighty.") is None
+
+
+def test_degenerate_output_is_rejected() -> None:
+    assert guard().check("The procedure code is " + "1" * 70 + ".") is GuardRule.RUN
+    assert guard().check("I'm sorry, no, no, no, no, no.") is GuardRule.REPETITION
+    assert guard().check("She's a 2022. She's a 2022. She's a 2022.") is not None
+    g = guard(recent=["I'm sorry."])
+    assert g.check("I'm sorry.") is GuardRule.REPETITION  # the same line again
+
+
+def test_the_counterpart_echoed_back_is_rejected() -> None:
+    heard = "Can you hold on while I pull up the member please"
+    assert guard(heard=heard).check("Can you hold on while I pull up the member?") is GuardRule.ECHO
+    assert guard(heard=heard).check("Sure, I'll hold.") is None
+
+
+def test_facts_only_the_counterpart_states_are_not_asserted() -> None:
+    g = guard(ask_only=[(STATUS, None), (REFERENCE, None)])
+    assert g.check("Great, so it's approved.") is GuardRule.ASSERTS
+    given = guard(ask_only=[(STATUS, "denied")])
+    assert given.check("I understand it was denied.") is None  # the rep said so: repeating is fine
+    assert given.check("So it's approved then.") is GuardRule.ASSERTS
