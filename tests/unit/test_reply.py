@@ -156,7 +156,7 @@ VERIFY_MEMBER_LINE = "Thanks. The patient is Jane Doe"
 
 async def test_a_degenerate_llm_reply_is_stopped_and_the_question_asked_again() -> None:
     cache, llm = ScriptedCache(), ScriptedLLM("I'm sorry, no, no, no, no, no, no. I'm sorry.")
-    done, chunks = await off_script_turn(cache, llm)
+    done, _ = await off_script_turn(cache, llm)
     assert done.source == ReplySource.FALLBACK and done.agent.startswith(VERIFY_MEMBER_LINE)
     assert done.llm["guard"] == {"rule": "repetition", "source": "llm"}
     assert llm.closed_early or llm.tokens_sent == len(llm.text.split(" "))
@@ -165,7 +165,7 @@ async def test_a_degenerate_llm_reply_is_stopped_and_the_question_asked_again() 
 
 async def test_an_invented_identifier_is_never_spoken() -> None:
     cache, llm = ScriptedCache(), ScriptedLLM("Sure. The member ID on file is 123456.")
-    done, chunks = await off_script_turn(cache, llm)
+    done, _ = await off_script_turn(cache, llm)
     assert "123456" not in done.agent and done.agent == "Sure."  # the good part before it stays
     assert done.llm["guard"]["rule"] == "identifier" and cache.stored == []
 
