@@ -331,6 +331,7 @@ class Conversation:
             limits=GuardLimits(
                 max_sentences=spec.llm_replies.max_sentences, max_words=spec.llm_replies.max_words
             ),
+            identifiers=self.identifiers,
         )
 
     def recovery_line(self) -> str:

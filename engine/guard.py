@@ -19,7 +19,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
 
-from engine.nlu.extractors import EXTRACTORS, extract_currency, extract_date, extract_time, spoken_sequence
+from engine.nlu.extractors import (
+    EXTRACTORS,
+    extract_code,
+    extract_currency,
+    extract_date,
+    extract_time,
+    spoken_sequence,
+)
 from engine.nlu.text import clauses
 from engine.schema_model import Slot
 
@@ -147,10 +154,12 @@ class ReplyGuard:
         ask_only: Sequence[tuple[Slot, str | None]] = (),
         recent: Sequence[str] = (),
         limits: GuardLimits | None = None,
+        identifiers: frozenset[str] = frozenset(),
     ):
         self.allowed = tuple(allowed)
         self.heard = set(_words(heard))
         self.ask_only = tuple(ask_only)
+        self.identifiers = identifiers  # the call's own IDs and dates: never a stated fact
         self.limits = limits or GuardLimits()
         self.said: list[str] = []
         self.seen = {" ".join(_words(line)) for line in recent if line.strip()}
@@ -174,8 +183,11 @@ class ReplyGuard:
         if unsupported_identifiers(sentence, self.allowed):
             return GuardRule.IDENTIFIER
         for slot, given in self.ask_only:
-            stated = EXTRACTORS[slot.type](sentence, slot)
-            if stated is not None and stated != given:
+            if slot.type in ("reference_number", "id"):
+                stated = extract_code(sentence, slot, self.identifiers)
+            else:
+                stated = EXTRACTORS[slot.type](sentence, slot)
+            if stated is not None and stated != given and stated not in self.identifiers:
                 return GuardRule.ASSERTS
         self.said.append(sentence)
         self.seen.add(key)
