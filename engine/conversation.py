@@ -277,11 +277,14 @@ class Conversation:
             plan.say.append(self.state.last_agent_line)
         elif nlu.intent is not None and nlu.intent in current.replies:
             plan.say.append(current.replies[nlu.intent].render(self.render()))
-        elif current.say is not None and not is_question(self.state.history[-1][1]):
-            # Said something that answers nothing ("okay", small talk): ask the state's question
-            # again rather than have the LLM improvise. Questions go to the LLM.
+        elif current.say is not None and (
+            nlu.intent is not None or not is_question(self.state.history[-1][1])
+        ):
+            # Said something that answers nothing ("okay", small talk), or an intent this state
+            # has nothing for: ask the state's question again rather than have the LLM improvise.
+            # Only an unrecognised question goes to the LLM (and so to the cache).
             plan.say.append(current.say.render(self.render()))
-        elif spec.prompt.strip():
+        elif spec.prompt.strip() and nlu.intent is None:
             plan.needs_llm = True
         else:
             plan.say.append(self.schema.fallbacks["no_match"].render(self.render()))
