@@ -48,7 +48,7 @@ class CacheClient(Protocol):
     ) -> CacheHit | None: ...
 
     async def store(
-        self, scope: CacheScope, text: str, template: str, call_values: dict[str, Any]
+        self, scope: CacheScope, text: str, template: str, call_values: dict[str, Any], model: str = ""
     ) -> None: ...
 
 
@@ -218,7 +218,8 @@ class ReplySourcer:
         if full and state.spec.cacheable and provider in self.policy.cache_seed_providers:
             # Templates carry call-data fields only; slot values are part of the scope instead.
             # Stored only once the whole reply was heard (the call commits it: ``commit_store``).
-            record.pending_store = (scope, caller_text, templatize(full, convo.values), convo.values)
+            model = str(record.llm.get("model") or "")
+            record.pending_store = (scope, caller_text, templatize(full, convo.values), convo.values, model)
 
     async def _cache_first(
         self, scope: CacheScope, text: str, vector: list[float] | None = None
@@ -263,10 +264,12 @@ class ReplySourcer:
             self._store_later(*record.pending_store)
             record.pending_store = None
 
-    def _store_later(self, scope: CacheScope, text: str, template: str, values: dict[str, Any]) -> None:
+    def _store_later(
+        self, scope: CacheScope, text: str, template: str, values: dict[str, Any], model: str
+    ) -> None:
         async def store() -> None:
             try:
-                await self.cache.store(scope, text, template, values)
+                await self.cache.store(scope, text, template, values, model)
             except Exception as exc:
                 log.warning("cache store failed: %s", type(exc).__name__)
 

@@ -25,8 +25,8 @@ class TurnRecord:
     stages_ms: dict[str, float] = field(default_factory=dict)
     llm: dict[str, Any] = field(default_factory=dict)
     interrupted: bool = False
-    # (scope, text, template, values) of a reply to store in the cache once heard in full
-    pending_store: tuple[Any, str, str, dict[str, Any]] | None = None
+    # (scope, text, template, values, model) of a reply to store in the cache once heard in full
+    pending_store: tuple[Any, str, str, dict[str, Any], str] | None = None
 
     def done(self, terminal: bool, outcome: str | None) -> TurnDone:
         return TurnDone(

@@ -83,8 +83,10 @@ class CacheClient:
         vectors: list[list[float]] = await self.handle.embed.remote(texts)
         return vectors
 
-    async def store(self, scope: CacheScope, text: str, template: str, call_values: dict[str, Any]) -> None:
-        await self.handle.store.remote(scope, text, template, None, call_values)
+    async def store(
+        self, scope: CacheScope, text: str, template: str, call_values: dict[str, Any], model: str = ""
+    ) -> None:
+        await self.handle.store.remote(scope, text, template, None, call_values, None, model)
 
     async def stats(self) -> dict[str, Any]:
         stats: dict[str, Any] = await self.handle.stats.remote()

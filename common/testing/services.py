@@ -46,7 +46,9 @@ class ScriptedCache:
             return None
         return CacheHit(template=self.semantic_template, tier="semantic", similarity=0.95)
 
-    async def store(self, scope: Any, text: str, template: str, call_values: dict[str, Any]) -> None:
+    async def store(
+        self, scope: Any, text: str, template: str, call_values: dict[str, Any], model: str = ""
+    ) -> None:
         self.stored.append(template)
 
 

@@ -280,6 +280,7 @@ class SemanticCache:
         embedding: np.ndarray,
         call_values: dict[str, Any] | None = None,
         allowed_fields: list[str] | None = None,
+        model: str = "",
     ) -> str | None:
         reason = template_refusal(template, call_values, allowed_fields)
         if reason is None and not normalise_text(text):
@@ -316,6 +317,7 @@ class SemanticCache:
                     "th": th,
                     "emb": vector.tobytes(),
                     "created": repr(now),
+                    "model": model,  # which model wrote it (scope carries the schema version)
                 },
             )
             pipe.expire(entry_key, ttl)
@@ -371,17 +373,51 @@ class SemanticCache:
                 "schema %s moved to a new version; invalidated %d cache entries", scope.schema_name, removed
             )
 
-    async def invalidate(self, schema: str, version: str | None = None) -> int:
-        """Remove every entry of ``schema`` (only of ``version`` when given). Returns the count."""
+    async def _scope_keys(self, schema: str, version: str | None, state: str | None) -> list[str]:
+        probe = CacheScope(schema_name=schema, schema_version=version or "x", state="x")
+        keys = [k.decode() for k in await self._redis.smembers(self.keys.schema_scopes(probe.schema_key()))]
+        if version is not None:
+            keys = [k for k in keys if unquote(k.split(":")[1]) == version]
+        if state is not None:
+            keys = [k for k in keys if unquote(k.split(":")[2]) == state]
+        return keys
+
+    async def entries(self, schema: str, state: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+        """The live entries of a schema (of one state when given), newest first: what an operator
+        looks at before purging."""
+        if self._redis is None:
+            return []
+        out: list[dict[str, Any]] = []
+        for scope_key in await self._scope_keys(schema, None, state):
+            ids = [i.decode() for i in await self._redis.zrevrange(self.keys.scope_ids(scope_key), 0, limit)]
+            for entry_id in ids:
+                row = await self._redis.hmget(self.keys.entry(entry_id), "template", "model", "created")
+                if row[0] is None:
+                    continue
+                version, scope_state = (unquote(p) for p in scope_key.split(":")[1:3])
+                out.append(
+                    {
+                        "id": entry_id,
+                        "schema_version": version,
+                        "state": scope_state,
+                        "template": row[0].decode(),
+                        "model": (row[1] or b"").decode(),
+                        "created": float(row[2] or 0.0),
+                    }
+                )
+        out.sort(key=lambda e: -float(e["created"]))
+        return out[:limit]
+
+    async def invalidate(self, schema: str, version: str | None = None, state: str | None = None) -> int:
+        """Remove every entry of ``schema`` (only of ``version`` / ``state`` when given). Returns
+        the count; every replica drops them from its index too (pub/sub)."""
         if self._redis is None:
             return 0
         probe = CacheScope(schema_name=schema, schema_version=version or "x", state="x")
         schema_set = self.keys.schema_scopes(probe.schema_key())
         removed = 0
         try:
-            scope_keys = [k.decode() for k in await self._redis.smembers(schema_set)]
-            if version is not None:
-                scope_keys = [k for k in scope_keys if unquote(k.split(":")[1]) == version]
+            scope_keys = await self._scope_keys(schema, version, state)
             for scope_key in scope_keys:
                 ids = [i.decode() for i in await self._redis.zrange(self.keys.scope_ids(scope_key), 0, -1)]
                 await self._delete_entries(scope_key, ids)

@@ -83,6 +83,7 @@ class SemanticCacheDeployment:
         embedding: list[float] | None = None,
         call_values: dict[str, Any] | None = None,
         allowed_fields: list[str] | None = None,
+        model: str = "",
     ) -> str | None:
         await self._cache.start()
         if template_refusal(template, call_values, allowed_fields) is not None:
@@ -95,11 +96,15 @@ class SemanticCacheDeployment:
                 allowed_fields,
             )  # counts and logs the refusal
         vector = await self._vector(text, embedding)
-        return await self._cache.store(scope, text, template, vector, call_values, allowed_fields)
+        return await self._cache.store(scope, text, template, vector, call_values, allowed_fields, model)
 
-    async def invalidate(self, schema: str, version: str | None = None) -> int:
+    async def invalidate(self, schema: str, version: str | None = None, state: str | None = None) -> int:
         await self._cache.start()
-        return await self._cache.invalidate(schema, version)
+        return await self._cache.invalidate(schema, version, state)
+
+    async def entries(self, schema: str, state: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+        await self._cache.start()
+        return await self._cache.entries(schema, state, limit)
 
     async def stats(self) -> dict[str, Any]:
         await self._cache.start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,8 @@ from services.cache.semantic_cache import SemanticCache
 from services.embedder import Embedder
 
 DEAD_REDIS = "redis://127.0.0.1:6390/0"  # nothing listens here
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -306,3 +309,57 @@ async def test_deployment_embed_batches_and_caches(cache_handle: Any) -> None:
     assert await cache_handle.store.remote(s, "what's my id", "It's 99812.") is None
     assert await cache_handle.invalidate.remote("prior_auth", "1") == 1
     assert await cache_handle.lookup.remote(s, "What is this call about?") is None
+
+
+async def test_entries_are_listed_and_purged_by_state(
+    redis_url: str, key_prefix: str, embedder: Embedder
+) -> None:
+    cache = await new_cache(redis_url, key_prefix, embedder.dim)
+    for state, text in (("ask_status", "is it ready"), ("ask_status", "how long now"), ("greeting", "hello")):
+        await cache.store(scope(state), text, f"Reply to {text}.", vec(embedder, text), model="model-a")
+    listed = await cache.entries("prior_auth", "ask_status")
+    assert {e["template"] for e in listed} == {"Reply to is it ready.", "Reply to how long now."}
+    assert {e["model"] for e in listed} == {"model-a"} and {e["schema_version"] for e in listed} == {"1"}
+    assert await cache.invalidate("prior_auth", state="ask_status") == 2
+    assert await cache.entries("prior_auth", "ask_status") == []
+    assert len(await cache.entries("prior_auth")) == 1  # the other state's entry stays
+    await cache.aclose()
+
+
+async def test_a_degenerate_entry_written_into_redis_is_never_spoken(
+    redis_url: str, key_prefix: str, embedder: Embedder
+) -> None:
+    """An entry no guarded reply could have written (put straight into Redis) reaches the reply
+    path through the real exact tier, and the guard still keeps it from being spoken."""
+    from actors.call import Call
+    from actors.reply import ReplyPolicy, ReplySourcer
+    from common.events import CallerTurn, ReplySource, TurnDone
+    from common.testing.samples import SAMPLE_CALL_DATA
+    from common.testing.services import ScriptedLLM
+    from engine.conversation import Conversation
+    from engine.schema_loader import SchemaRegistry
+    from services.cache.store import exact_value
+    from services.clients import CacheClient
+
+    registry = SchemaRegistry.shared(ROOT / "schemas")
+    schema = registry.get("prior_auth")
+    conversation = Conversation.start(schema, "bad-entry", SAMPLE_CALL_DATA["prior_auth"])
+    await conversation.take_turn("This is Sarah.")
+    line = "Lovely weather over there today?"
+    bad = "I'm sorry. I'm sorry. I'm sorry. I'm sorry. The member ID is 123456."
+    cache = await new_cache(redis_url, key_prefix, embedder.dim)
+    state = conversation.current
+    entry_scope = CacheScope.for_call(schema.name, schema.version, state.name, {}, sorted(state.slots))
+    # straight into Redis, past every rule ``store`` applies
+    await cache._redis.set(cache.keys.exact(entry_scope, line), exact_value("1", bad))
+    client = CacheClient(None, redis_url, "")
+    client.keys = cache.keys  # the same key space the entry was written in
+    llm = ScriptedLLM("Never asked.")
+    call = Call(conversation, ReplySourcer(client, llm, ReplyPolicy()), None, "test-host")
+    events = [e async for e in call.turn(CallerTurn(text=line))]
+    done = events[-1]
+    assert isinstance(done, TurnDone)
+    assert done.source == ReplySource.FALLBACK and "sorry" not in done.agent.lower()
+    assert "123456" not in done.agent and done.llm["guard"]["source"] == "cache"
+    assert llm.requests == []
+    await cache.aclose()
