@@ -341,7 +341,7 @@ def _lookahead_slots(spec: ConversationSchemaFile, name: str) -> dict[str, Slot]
         frontier = {t.target for s in frontier for t in spec.states[s].transitions}
         for state in frontier:
             for slot in spec.states[state].slots:
-                if slot.type in LOOKAHEAD_TYPES and slot.name not in own:
+                if (slot.type in LOOKAHEAD_TYPES or slot.early) and slot.name not in own:
                     found.setdefault(slot.name, slot)
     return found
 

@@ -140,6 +140,11 @@ class Slot(Strict):
     values: list[str] | None = Field(
         None, description="Allowed values for enum slots, with synonyms via '|'."
     )
+    early: bool = Field(
+        False,
+        description="Captured from a turn in an earlier state when said outright (\"got her — it's "
+        'approved"); codes, dates, times, amounts and phone numbers always are.',
+    )
     ask_only: bool = Field(
         False,
         description="A fact only the counterpart states (a status, a reference): an off-script reply "

@@ -151,6 +151,9 @@ def _amounts(text: str) -> list[_Amount]:
         dollar = i > 0 and words[i - 1] == "$"
         if word[0].isdigit():
             value, j = Decimal(word.replace(",", "")), i + 1
+            if not dollar and re.fullmatch(r"(?:19|20)\d\d", word):
+                i += 1
+                continue  # "till 2028" is a year, not an amount
             scaled = dollar or value >= 1000
         elif word.split("-")[0] in _NUMBER_WORDS and word != "oh":
             run = [word]
@@ -233,15 +236,20 @@ _EXPLICIT_YES = re.compile(
 _EXPLICIT_NO = re.compile(
     r"\b(no|nope|nah|negative|incorrect|wrong|not really|not at all|no way|absolutely not|"
     r"can't do|cant do|cannot do|doesn't work|doesnt work|won't work|wont work|not gonna work|"
-    r"not going to work|no good|not right|not correct)\b"
+    r"not going to work|no good|not right|not correct|except|apart from)\b"
 )
 _IMPLICIT_YES = re.compile(
     r"\b(i do|i am|we do|it is|speaking|i have time|i've got time|got a minute|got a few minutes|"
-    r"i guess so|i think so|perfect|great|fine|okay|ok|good)\b"
+    r"i guess so|i think so|i guess i can|i can answer|perfect|great|fine|okay|ok|good)\b"
 )
 _IMPLICIT_NO = re.compile(
     r"\b(don't|dont|do not|doesn't|does not|not|can't|cant|cannot|won't|isn't|aren't|never|busy|bad time)\b"
 )
+
+
+WEAK_YES_WORDS = 5  # "fine", "good" … answer yes in a short turn ("fine, go on") …
+WEAK_YES_AT = 12  # … or at its start; "it works fine for us" is no yes to "can I ask?"
+_WEAK_YES = frozenset({"perfect", "great", "fine", "okay", "ok", "good"})
 
 
 def extract_yes_no(text: str, slot: Slot | None = None) -> str | None:
@@ -250,8 +258,13 @@ def extract_yes_no(text: str, slot: Slot | None = None) -> str | None:
     among them the last one wins ("no — I mean yes, go ahead" is yes; "yes, hang on, no" is no);
     "no problem" and "not sure" are neither."""
     cleaned = _NEUTRAL.sub(" ", normalise(text))
+    short = len(cleaned.split()) <= WEAK_YES_WORDS
     for yes, no in ((_EXPLICIT_YES, _EXPLICIT_NO), (_IMPLICIT_YES, _IMPLICIT_NO)):
-        marks = [(m.end(), "no" if negated(cleaned, m.start()) else "yes") for m in yes.finditer(cleaned)]
+        marks = [
+            (m.end(), "no" if negated(cleaned, m.start()) else "yes")
+            for m in yes.finditer(cleaned)
+            if yes is _EXPLICIT_YES or short or m.start() < WEAK_YES_AT or m.group(0) not in _WEAK_YES
+        ]
         marks += [(m.end(), "no") for m in no.finditer(cleaned)]
         if marks:
             return max(marks)[1]
@@ -272,6 +285,7 @@ def spoken_sequence(text: str) -> list[str]:
     text = _SINGLE_HYPHENS.sub(" ", _AS_IN.sub(lambda m: f" {m.group(1).upper()} ", text))
     out: list[str] = []
     words = re.findall(r"[A-Za-z]+(?:['’-][A-Za-z]+)*|\d+", text)
+    words = [part for w in words for part in (w.split("-") if w.split("-")[0].lower() in _TENS else [w])]
     double = 1
     for i, word in enumerate(words):
         lower = word.lower()
@@ -285,7 +299,7 @@ def spoken_sequence(text: str) -> list[str]:
             out.append(str(_TENS[prev] + int(_DIGIT_WORDS[lower])) * double)  # "forty four" → 44
             double = 1
             continue
-        char = _DIGIT_WORDS.get(lower) or _NATO.get(lower)
+        char = _DIGIT_WORDS.get(lower) or _NATO.get(lower) or ("9" if lower == "niner" else None)
         if char is None and (lower in _TENS or (lower in _UNITS and _UNITS[lower] >= 10)):
             value = _UNITS.get(lower, _TENS.get(lower, 0))
             nxt = words[i + 1].lower() if i + 1 < len(words) else ""
@@ -343,7 +357,7 @@ def extract_code(text: str, slot: Slot | None = None, exclude: frozenset[str] = 
     if cue is None and extract_date(text) is not None:
         return None
     runs = "".join(spoken_sequence(text)).split(" ")
-    candidates = [r for r in runs if len(r) >= 4 and any(c.isdigit() for c in r) and r not in exclude]
+    candidates = [r for r in runs if len(r) >= 4 and sum(c.isdigit() for c in r) >= 2 and r not in exclude]
     candidates = [c for c in candidates if not any(c in e or e in c for e in exclude if len(e) >= 4)]
     return candidates[-1] if candidates else None
 
@@ -363,7 +377,8 @@ _NAME_CUES = re.compile(
     re.IGNORECASE,
 )
 _NAME_BEFORE = re.compile(
-    r"(?:^|[,.]\s*|\b(?:yeah|yes|ya|hi|hello|hey|ok|okay|morning|afternoon)\s+)([\w'-]+)\s+(?:speaking|here)\b",
+    r"(?:^|[,.]\s*|\b(?:yeah|yes|ya|hi|hello|hey|ok|okay|morning|afternoon)\s+)([\w'-]+)(?:\s+([\w'-]+))?"
+    r"\s+(?:speaking|here)\b",
     re.IGNORECASE,
 )
 # "Ray, provider services." / "Dana with claims": a name first, then where they sit
@@ -409,9 +424,11 @@ def extract_name(text: str, slot: Slot | None = None) -> str | None:
             return f"{first[0].upper()}{first[1:]} {second[0].upper()}{second[1:]}"
         return f"{first[0].upper()}{first[1:]}"
     for match in _NAME_BEFORE.finditer(clean):
-        if _name_word(match.group(1), cased):
-            word = match.group(1)
-            return f"{word[0].upper()}{word[1:]}"
+        words = [w for w in match.groups() if w]
+        if not (all(_name_word(w, cased) for w in words) and (cased or len(words) == 1)):
+            words = words[-1:]  # "yeah dana here": the word before "here" alone
+        if words and _name_word(words[0], cased):
+            return " ".join(f"{w[0].upper()}{w[1:]}" for w in words)
     first = _NAME_FIRST.match(clean)
     if first and _name_word(first.group(1), cased):
         second = first.group(2)
@@ -425,7 +442,7 @@ _PAST_CUES = re.compile(
     r"already|yesterday|earlier|previous)\b"
 )
 _FUTURE_CUES = re.compile(
-    r"\b(will|should|by|expect|expected|going to|gonna|within|next|coming|upcoming|in about|in|"
+    r"\b(will|at the latest|latest|by|expect|expected|going to|gonna|within|next|coming|upcoming|in about|in|"
     r"until|before|tomorrow|later|no later than)\b"
 )
 _DURATION = re.compile(
@@ -575,7 +592,15 @@ def _relative_dates(lowered: str, today: dt.date, when: str) -> Found:
         "tomorrow": today + dt.timedelta(days=1),
         "yesterday": today - dt.timedelta(days=1),
     }
-    for match in re.finditer(r"\b(day after tomorrow|today|tomorrow|yesterday)\b", lowered):
+    for match in re.finditer(r"\b(?:(a|one|two|three) weeks? from (?:today|now))\b", lowered):
+        weeks = _small_number(match[1]) or 1
+        out.append((match.start(), (today + dt.timedelta(days=7 * weeks)).isoformat()))
+    for match in re.finditer(r"\b(?:this (?:morning|afternoon|evening)|tonight|later today)\b", lowered):
+        out.append((match.start(), today.isoformat()))
+    # "… with today?" and "two weeks ago today" use "today" for now, not as the date meant
+    for match in re.finditer(
+        r"(?<!ago )(?<!from )\b(day after tomorrow|today(?!\s*\?)|tomorrow|yesterday)\b", lowered
+    ):
         day = today + dt.timedelta(days=2) if match[1] == "day after tomorrow" else named[match[1]]
         out.append((match.start(), day.isoformat()))
     for match in re.finditer(r"\b(\w+) (day|days|week|weeks) ago\b", lowered):
@@ -627,6 +652,11 @@ def _month_day(today: dt.date, month: int, day: int, when: str) -> str | None:
         return _safe_date(today.year - 1, month, day)
     if when == "future" and candidate < today.isoformat():
         return _safe_date(today.year + 1, month, day)
+    if when == "any":  # no tense said: the one nearest today ("January fifth", said in December)
+        options = [
+            d for d in (_safe_date(y, month, day) for y in (today.year - 1, today.year, today.year + 1)) if d
+        ]
+        return min(options, key=lambda d: abs((dt.date.fromisoformat(d) - today).days))
     return candidate
 
 

@@ -22,7 +22,8 @@ _REQUEST_CUE = re.compile(
     r"read (?:me|back|it|that|those|them|the|out)|repeat|say (?:it|that|those|them|the) again|"
     r"once more|one more time|again|spell|confirm|verify|double[- ]check|i need|i'll need|i will need|"
     r"i'm going to need|gonna need|need the|go ahead with|tell me|let me (?:get|have)|do you have|"
-    r"what about|how about|how much|how many|how long|how do you spell|how is it spelled)\b"
+    r"what about|how about|how much|how many|how long|how do you spell|how is it spelled|start with|"
+    r"begin with|first thing)\b"
 )
 # The field named, then its value: "the CPT on it is 99213" states the field, it does not ask.
 _STATES_VALUE = re.compile(r"^\W*(?:\w+\W+){0,3}?(?:is|was|'s|reads|shows|says)\s+(?:\w+\s+){0,2}?[\w-]*\d")

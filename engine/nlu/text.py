@@ -28,8 +28,8 @@ _NEGATORS = re.compile(
 )
 _QUESTION_START = re.compile(
     r"^(?:(?:so|and|okay|ok|um|uh|sorry|oh|well|alright|but|hey|hi)[,]?\s+){0,3}"
-    r"(what|what's|whats|which|who|who's|whos|where|when|how|why|can|could|would|will|do|does|did|is|are|"
-    r"was|were|may)\b"
+    r"(?:(?:what|which|who|where|when|how|why)\b(?!\s+(?:you|we|they|i|he|she)\b)"  # "what you do is…"
+    r"|(?:what's|whats|who's|whos|can|could|would|will|do|does|did|is|are|was|were|may)\b)"
 )
 
 
@@ -39,10 +39,13 @@ class Clause:
     start: int  # offset in the normalised turn
 
 
+_FILLER_WORDS = re.compile(r"(?<![\w'])(?:um+|uh+|erm|er|uhm|hmm+|mm)(?![\w'])[,]?\s*")
+
+
 def normalise(text: str) -> str:
-    """Lower case, straight apostrophes, collapsed spaces; spelled letters joined when they
-    stand alone ("n p i" → "npi", "d o b" → "dob"): recognisers write acronyms both ways."""
-    lowered = " ".join(text.translate(_APOSTROPHES).lower().split())
+    """Lower case, straight apostrophes, collapsed spaces, no "um"/"uh"; spelled letters joined
+    when they stand alone ("n p i" → "npi", "d o b" → "dob"): recognisers write acronyms both ways."""
+    lowered = " ".join(_FILLER_WORDS.sub("", text.translate(_APOSTROPHES).lower()).split())
     return _SPELLED.sub(lambda m: m.group(0).replace(" ", ""), lowered)
 
 

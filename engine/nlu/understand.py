@@ -29,6 +29,7 @@ from engine.nlu.intents import (
     IntentScorer,
     LexicalIntentScorer,
     TextEmbedder,
+    features,
 )
 from engine.nlu.requests import FieldAsk, asks_for_field, asks_to_repeat
 from engine.nlu.text import clauses, is_question, normalise, rejoin
@@ -38,6 +39,7 @@ IMPLIED_SLOT_BOOST = 0.5  # a captured implying slot alone is enough evidence
 ASK_FIELD = "ask_field"  # the intent of a turn that asks for a piece of the call's data
 REPEAT = "repeat"
 KIND_RANK = {"exit": 3, "request": 2, "answer": 1, "ack": 0}
+CLAUSE_MIN_WORDS = 2  # content words a clause needs to be scored on its own
 CLAUSE_THRESHOLD = 0.6  # a clause's own winner must be this clear to count
 EXIT_SUPPORT = 0.2  # ... and a way out must score this on the whole turn too
 ANSWERED_EXIT_THRESHOLD = 0.6  # a way out in a turn that also gave the state's answer
@@ -99,7 +101,7 @@ def capture_local(
             value = extract_code(utterance, slot, context.exclude)
         else:
             value = EXTRACTORS[slot.type](utterance, slot)
-        if value is not None:
+        if value is not None and filled.get(name) != value:  # the same value again is no news
             out[name] = value
     return out
 
@@ -162,6 +164,8 @@ def clause_winners(
     again": a hold, then a request)."""
     winners = []
     for text in clause_texts(utterance):
+        if len([f for f in features(text) if "_" not in f]) < CLAUSE_MIN_WORDS:
+            continue  # "yeah", "so": too little to say what the clause does
         scores = scorer.score(text, intents, (vectors or {}).get(text))
         if scores:
             winners.append(scores[0])
@@ -358,8 +362,8 @@ _NON_ANSWER = re.compile(
     r"^(?:(?:well|um|uh|honestly|oh|so|eh|hmm|i mean|like)[, ]+)*"
     r"(?:i dunno|i don't know|dunno|not sure|no idea|nothing|nothing really|not really|it's fine|"
     r"we're fine|it's okay|it's ok|all good|can't think of anything|no complaints|nothing comes to mind|"
-    r"hard to say|good question|i guess|fine)\b(?:[, ]+(?:i guess|really|honestly|i suppose|"
-    r"to be honest|it's fine|we're fine|nothing))*[ .!?]*$"
+    r"hard to say|good question|i guess|fine|let me think|let me see)\b(?:[, ]+(?:i guess|really|"
+    r"honestly|i suppose|to be honest|it's fine|we're fine|nothing|let me think|let me see))*[ .!?]*$"
 )
 
 

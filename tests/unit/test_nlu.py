@@ -20,7 +20,8 @@ TODAY = dt.date(2026, 11, 21)
     ("text", "expected"),
     [
         ("It was approved on March 3rd, 2025.", "2025-03-03"),
-        ("on the twenty-first of may", "2026-05-21"),
+        ("decided on the twenty-first of may", "2026-05-21"),
+        ("january fifth at the latest", "2027-01-05"),  # no year said: the nearest one
         ("May twenty first 2024", "2024-05-21"),
         ("by 12/05/2026", "2026-12-05"),
         ("2024-02-29", "2024-02-29"),
