@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 
-from engine.nlu.text import negated, normalise
+from engine.nlu.text import clauses, negated, normalise
 from engine.schema_model import Slot
 
 _UNITS = {
@@ -247,9 +247,9 @@ _IMPLICIT_NO = re.compile(
 )
 
 
-WEAK_YES_WORDS = 5  # "fine", "good" … answer yes in a short turn ("fine, go on") …
-WEAK_YES_AT = 12  # … or at its start; "it works fine for us" is no yes to "can I ask?"
-_WEAK_YES = frozenset({"perfect", "great", "fine", "okay", "ok", "good"})
+WEAK_YES_WORDS = 5  # "fine", "we do" … answer yes in a short clause ("but ok, questions are fine") …
+WEAK_YES_AT = 12  # … or at the turn's start; "it works fine for us" is no yes to "can I ask?"
+_WEAK_YES = frozenset({"perfect", "great", "fine", "okay", "ok", "good", "i do", "we do", "i am", "it is"})
 
 
 def extract_yes_no(text: str, slot: Slot | None = None) -> str | None:
@@ -258,12 +258,18 @@ def extract_yes_no(text: str, slot: Slot | None = None) -> str | None:
     among them the last one wins ("no — I mean yes, go ahead" is yes; "yes, hang on, no" is no);
     "no problem" and "not sure" are neither."""
     cleaned = _NEUTRAL.sub(" ", normalise(text))
-    short = len(cleaned.split()) <= WEAK_YES_WORDS
+    short_clauses = [
+        (c.start, c.start + len(c.text)) for c in clauses(cleaned) if len(c.text.split()) <= WEAK_YES_WORDS
+    ]
+
+    def weak_counts(at: int) -> bool:
+        return at < WEAK_YES_AT or any(a <= at < b for a, b in short_clauses)
+
     for yes, no in ((_EXPLICIT_YES, _EXPLICIT_NO), (_IMPLICIT_YES, _IMPLICIT_NO)):
         marks = [
             (m.end(), "no" if negated(cleaned, m.start()) else "yes")
             for m in yes.finditer(cleaned)
-            if yes is _EXPLICIT_YES or short or m.start() < WEAK_YES_AT or m.group(0) not in _WEAK_YES
+            if yes is _EXPLICIT_YES or m.group(0) not in _WEAK_YES or weak_counts(m.start())
         ]
         marks += [(m.end(), "no") for m in no.finditer(cleaned)]
         if marks:

@@ -106,6 +106,8 @@ def _vocabularies_of(
 COVERAGE_KINDS = ("answer", "ack")  # ways out and requests need more words said to be covered
 
 
+_NEGATION = re.compile(r"\b(not|no|never|nothing|nobody|none|nope|nah)\b")
+POLARITY_PENALTY = 0.3  # taken off the cosine of an example whose polarity differs
 PHRASE_SCORE = 0.75  # a key phrase of the intent heard in the turn
 
 
@@ -181,6 +183,9 @@ class ExampleVectors:
         if matrix.ndim != 2 or matrix.shape[0] != len(texts):
             raise ValueError(f"{len(texts)} examples but vectors of shape {matrix.shape}")
         self.matrix = matrix
+        self.negative = np.array(
+            [_NEGATION.search(expand_contractions(normalise(t))) is not None for t in texts]
+        )
         self.row_of = {text: row for row, text in enumerate(texts)}
         self._layouts: dict[tuple[str, ...], tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]] = {}
 
@@ -238,6 +243,10 @@ class EmbeddingIntentScorer:
         if embedding is None or not intents or rows.size == 0:
             return lexical
         sims = self.examples.matrix[rows] @ np.asarray(embedding, dtype=np.float32)
+        # MiniLM barely hears "not": an example of the other polarity ("that's not me" against
+        # "that's me") counts for less than its cosine says
+        negative = _NEGATION.search(expand_contractions(normalise(utterance))) is not None
+        sims = np.where(self.examples.negative[rows] == negative, sims, sims - POLARITY_PENALTY)
         best = np.maximum.reduceat(sims, np.minimum(starts, rows.size - 1))
         empty = np.diff(np.append(starts, rows.size)) == 0
         best[empty] = 0.0

@@ -39,6 +39,7 @@ IMPLIED_SLOT_BOOST = 0.5  # a captured implying slot alone is enough evidence
 ASK_FIELD = "ask_field"  # the intent of a turn that asks for a piece of the call's data
 REPEAT = "repeat"
 KIND_RANK = {"exit": 3, "request": 2, "answer": 1, "ack": 0}
+TIE_MARGIN = 0.02  # scores this close are a tie: "hold on — what office are you with?" asks
 CLAUSE_MIN_WORDS = 2  # content words a clause needs to be scored on its own
 CLAUSE_THRESHOLD = 0.6  # a clause's own winner must be this clear to count
 EXIT_SUPPORT = 0.2  # ... and a way out must score this on the whole turn too
@@ -233,7 +234,9 @@ class Understander:
             if s >= CLAUSE_THRESHOLD
             and (by_name[name].kind != "exit" or whole.get(name, 0.0) >= EXIT_SUPPORT)
         ]
-        candidates = [*scores[:1], *clause_ok]
+        top = scores[0][1] if scores else 0.0
+        tied = [(name, s) for name, s in scores if s >= top - TIE_MARGIN]  # a tie goes to the kind
+        candidates = [*tied, *clause_ok]
         exit_bar = ANSWERED_EXIT_THRESHOLD if answered else self.threshold
         above = [
             (name, s)
