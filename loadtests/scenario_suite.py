@@ -265,6 +265,22 @@ def summary(results: dict[str, list[CallScore]]) -> str:
     return "\n".join(lines)
 
 
+def wait_until_warm(base: str, timeout_s: float = 120.0) -> bool:
+    """Wait until every call host scores intents with embeddings (it embeds the schemas'
+    examples when it starts); False, with a warning, if that takes longer than ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            hosts = httpx.get(f"{base}/readyz", timeout=30).json().get("hosts", [])
+        except (httpx.HTTPError, ValueError):
+            hosts = []
+        if hosts and all(set(h.get("intent_scoring", {}).values()) == {"embedding"} for h in hosts):
+            return True
+        time.sleep(1.0)
+    print(f"warning: intent examples not embedded after {timeout_s:.0f} s; lexical intent scores meanwhile")
+    return False
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--base", default="http://127.0.0.1:8000", help="a running voxray app")
@@ -280,6 +296,7 @@ def main() -> None:
 
         start_cluster(args.port)
         base = f"http://127.0.0.1:{args.port}"
+        wait_until_warm(base)
     t0 = time.perf_counter()
     results = asyncio.run(run_suite(base, args.schema or sorted(TOPICS), args.which))
     print(f"({sum(len(v) for v in results.values())} calls in {time.perf_counter() - t0:.0f} s)")

@@ -231,7 +231,8 @@ _EXPLICIT_YES = re.compile(
     r"that's right|that is right|right on|you got it|you bet|certainly|uh-huh|mm-hmm|okie dokie|"
     r"go ahead|ask away|fire away|go for it|ask your questions|shoot|all good|sounds good|sounds great|"
     r"that works|works for me|that's fine|that's me|i can do|i can talk|i can spare|make it quick|"
-    r"everything's right|everything is right|all correct|all right|alright)\b"
+    r"everything's right|everything is right|all correct|all right|alright|sounds right|all sounds right|"
+    r"that's all correct|all of that is right|spot on)\b"
 )
 _EXPLICIT_NO = re.compile(
     r"\b(no|nope|nah|negative|incorrect|wrong|not really|not at all|no way|absolutely not|"
@@ -345,6 +346,11 @@ _CODE_CUE = re.compile(
 )
 
 
+_DATE_SPAN = re.compile(
+    r"\b(?:january|february|march|april|may|june|july|august|september|october|november|december)\b"
+    r"(?:[\s,]+(?:the|of|[a-z]+(?:-[a-z]+)?|\d{1,4}(?:st|nd|rd|th)?)){0,4}",
+    re.IGNORECASE,
+)
 _CLARIFIED_AT_END = re.compile(
     r"[.,;]\s*([A-Za-z])\s*,?\s*(?:as in|like in|like)\s+[A-Za-z]+\W*$", re.IGNORECASE
 )
@@ -355,6 +361,7 @@ def extract_code(text: str, slot: Slot | None = None, exclude: frozenset[str] = 
     and one digit. The last one said wins (a correction), except values in ``exclude`` (this
     call's other identifiers read back: CPT, NPI, member ID). Without a cue word a sentence that
     holds a date is not read as a code."""
+    text = _DATE_SPAN.sub(" , ", text)  # "October sixteenth, twenty twenty-six" holds no code
     clarified = _CLARIFIED_AT_END.search(text)
     if clarified and re.search(rf"\b{clarified[1]}\b", text[: clarified.start()], re.IGNORECASE):
         text = text[: clarified.start()]  # "… H 7 2 2 0 9. H as in hotel.": the H was said already

@@ -35,6 +35,8 @@ _REPEAT_CUE = re.compile(
 )
 _LETTER_WORDS = re.compile(r"\b(letters?|spelling|spell|spelled|alphabet)\b")
 _DIGIT_WORDS = re.compile(r"\b(numbers?|digits?|last (?:four|three|two|five|six)|first (?:four|three))\b")
+# "the NPI for the ordering doctor": the doctor says whose NPI, it is not asked for itself
+_QUALIFIER = re.compile(r"\b(?:for|of|on)\s+(?:the\s+|this\s+|that\s+)?$")
 _SHORT_ASK_OTHER_WORDS = 3  # "and the NPI?", "okay DOB": the field and little else is an ask
 
 
@@ -67,7 +69,8 @@ def asks_for_field(
     for field, patterns in phrases.items():
         for pattern in patterns:
             match = pattern.search(norm)
-            if match and not _STATES_VALUE.search(norm[match.end() :]):
+            qualifier = _QUALIFIER.search(norm[: match.start()]) if match else None
+            if match and not qualifier and not _STATES_VALUE.search(norm[match.end() :]):
                 named.append((match.start(), field, len(match.group(0).split())))
                 break
     if not named and recent_fields:

@@ -39,7 +39,7 @@ class Clause:
     start: int  # offset in the normalised turn
 
 
-_FILLER_WORDS = re.compile(r"(?<![\w'])(?:um+|uh+|erm|er|uhm|hmm+|mm)(?![\w'])[,]?\s*")
+_FILLER_WORDS = re.compile(r"(?<![\w'-])(?:um+|uh+|erm|er|uhm|hmm+|mm)(?![\w'-])[,]?\s*")  # not "mm-hmm"
 
 
 def normalise(text: str) -> str:
