@@ -14,8 +14,9 @@ import pytest
 
 from loadtests.scenario_suite import TOPICS, run_suite, summary
 
-# calls right, of each schema's counterparts (measured: see README, "Conversation quality")
-FLOORS = {"prior_auth": 0.0, "sales_qualification": 0.0}
+# calls right, of each schema's counterparts: measured 50/57 and 52/57 when set (README,
+# "Conversation quality"); the floors leave room for three or four calls of run-to-run timing
+FLOORS = {"prior_auth": 0.80, "sales_qualification": 0.85}
 
 
 @pytest.mark.parametrize("schema", sorted(TOPICS))
