@@ -23,6 +23,7 @@ from contextlib import aclosing
 from typing import Any, Literal
 
 from actors import metrics
+from actors.cost import CallCost, Rates
 from actors.reply import ReplyPiece, ReplySourcer, script_pieces
 from actors.store import CallStore
 from actors.turn_log import TurnRecord, source_counts, stage_summary, turn_rows
@@ -53,6 +54,8 @@ class Call:
         host: str,
         gen: int = 1,
         webhook_url: str | None = None,
+        rates: Rates | None = None,
+        tier_map: dict[str, str] | None = None,
     ):
         self.conversation = conversation
         self.replies = replies
@@ -65,7 +68,9 @@ class Call:
         self.superseded = False  # a newer generation of this call runs on another host
         self.closed = False  # its record is written: nothing more is saved for it
         self.created_at = time.time()
-        self.cost_usd = 0.0
+        self.cost = CallCost(rates or Rates())
+        self.tier_map = tier_map or {}  # what "strong" and "premium" are on this deployment
+        self.budget_stopped_at: int | None = None
         self.opening_lines: list[str] = []
         # The whole call's transcript (the conversation keeps only a window for the LLM); a call
         # resumed from a snapshot starts from that window.
@@ -117,7 +122,8 @@ class Call:
             record = TurnRecord(len(self.turns) + 1, caller.mode, state, state)
             if caller.stt_ms is not None:
                 record.stages_ms["stt"] = caller.stt_ms
-            pieces, plan = await self._plan(caller, text, record)
+            llm_tier, voice = self.tiers()
+            pieces, plan = await self._plan(caller, text, record, llm_tier)
             finished = False
             try:
                 index = 0
@@ -126,7 +132,9 @@ class Call:
                         if record.turn <= self._stop_upto:
                             break  # closing the stream closes the LLM request: no tokens after barge-in
                         self._say(record.turn, piece.text)
-                        yield ReplyChunk(turn=record.turn, index=index, text=piece.text, source=piece.source)
+                        yield ReplyChunk(
+                            turn=record.turn, index=index, text=piece.text, source=piece.source, voice=voice
+                        )
                         index += 1
                 record.stages_ms["turn_total"] = (time.perf_counter() - t0) * 1000
                 finished = True
@@ -142,7 +150,7 @@ class Call:
             yield done
 
     async def _plan(
-        self, caller: CallerTurn, text: str, record: TurnRecord
+        self, caller: CallerTurn, text: str, record: TurnRecord, llm_tier: str | None
     ) -> tuple[AsyncGenerator[ReplyPiece, None], TurnPlan]:
         convo = self.conversation
         if caller.heard_nothing or not text:
@@ -158,7 +166,7 @@ class Call:
         )
         if plan.nlu is not None and "embed_ms" in plan.nlu.timings_ms:
             record.stages_ms["embed"] = plan.nlu.timings_ms["embed_ms"]  # part of "nlu"
-        return self.replies.pieces(convo, plan, text, record), plan
+        return self.replies.pieces(convo, plan, text, record, llm_tier), plan
 
     def _stt_hints(self) -> str:
         convo = self.conversation
@@ -171,7 +179,15 @@ class Call:
             self.replies.commit_store(record)
         line = self._agent_line_of.get(record.turn)
         record.agent = self.transcript[line]["text"] if line is not None else ""
-        self.cost_usd += float(record.llm.get("cost_usd") or 0.0)
+        if record.llm.get("provider"):
+            usage = record.llm.get("usage") or {}
+            self.cost.add_llm(
+                str(record.llm["provider"]),
+                int(usage.get("input_tokens", 0)),
+                int(usage.get("cached_input_tokens", 0)),
+                int(usage.get("output_tokens", 0)),
+                float(record.llm.get("cost_usd") or 0.0),
+            )
         self.turns.append(record)
         metrics.turn_observed(
             self.conversation.schema.name, record.mode, str(record.source), record.stages_ms
@@ -220,8 +236,39 @@ class Call:
         if not self._lock.locked():  # a running turn saves its snapshot when it ends
             await self.snapshot()
 
-    def note_stages(self, turn: int, stages: dict[str, float]) -> None:
-        """Stages the edge measured for a turn (stt, tts_first_audio, voice_to_voice)."""
+    def tiers(self) -> tuple[str | None, str]:
+        """The LLM tier (None: the router decides) and the voice tier for the next reply: the
+        schema's escalation tiers once its rule held, until the call's cost reaches the budget."""
+        rule = self.conversation.schema.spec.escalation
+        at = self.conversation.state.escalated_at
+        if rule is None or at is None:
+            return None, "standard"
+        if self.cost.over_budget():
+            if self.budget_stopped_at is None:
+                self.budget_stopped_at = len(self.turns)
+                log.info("call %s: budget reached; escalation stops", self.call_id)
+            return None, "standard"
+        return rule.llm_tier, rule.tts_tier
+
+    def escalation_view(self) -> dict[str, Any] | None:
+        rule = self.conversation.schema.spec.escalation
+        at = self.conversation.state.escalated_at
+        if rule is None or at is None:
+            return None
+        return {
+            "at_turn": at,
+            "llm_tier": rule.llm_tier,
+            "tts_tier": rule.tts_tier,
+            "stopped_by_budget_at_turn": self.budget_stopped_at,
+            "tiers_here": dict(self.tier_map),  # e.g. strong → which providers, premium → which voice
+        }
+
+    def note_stages(self, turn: int, stages: dict[str, float], usage: dict[str, float] | None = None) -> None:
+        """Stages the edge measured for a turn (stt, tts_first_audio, voice_to_voice), and what
+        it used (``stt_audio_s``, ``tts_chars``, ``tts_premium_chars``)."""
+        if usage:
+            self.cost.add_media(usage.get("stt_audio_s", 0.0), int(usage.get("tts_chars", 0)))
+            self.cost.add_media(tts_chars=int(usage.get("tts_premium_chars", 0)), premium=True)
         for record in reversed(self.turns):
             if record.turn == turn:
                 record.stages_ms.update(stages)
@@ -280,7 +327,9 @@ class Call:
             "stages": stage_summary(self.turns),
             "sources": source_counts(self.turns),
             "nlu": {"reconciles": state.reconciles, "llm_assisted_turns": state.llm_nlu_turns},
-            "cost_usd": round(self.cost_usd, 6),
+            "cost_usd": round(self.cost.total_usd, 6),
+            "cost": self.cost.breakdown(),
+            "escalation": self.escalation_view(),
             "duration_s": round(time.time() - self.created_at, 3),
         }
 
@@ -288,6 +337,8 @@ class Call:
         status = self.status_view()
         if status["status"] == "active":
             status["status"] = "ended"
+        if any(t.mode == "audio" for t in self.turns):  # a phone (media) call: its minutes count
+            self.cost.phone_s = time.time() - self.created_at
         return {
             **status,
             "end_reason": str(reason),

@@ -22,6 +22,7 @@ from ray.util import metrics as ray_metrics
 
 from actors import metrics
 from actors.call import Call
+from actors.cost import Rates
 from actors.reply import CacheClient, LLMClient, ReplyPolicy, ReplySourcer
 from actors.store import CallStore
 from actors.understanding import Understanders, nlu_llm
@@ -60,6 +61,8 @@ class HostConfig:
     embedder: TextEmbedder | None = None  # intents scored with embeddings too (the cache deployment's)
     nlu_llm_providers: tuple[str, ...] = ()  # capable providers the NLU may ask about unsure turns
     nlu_llm_timeout_s: float = 2.5
+    rates: Rates = field(default_factory=Rates)  # what a call's minutes, characters and tokens cost
+    tier_map: dict[str, str] = field(default_factory=dict)  # what "strong" / "premium" are here
 
 
 class CallHostCore:
@@ -67,6 +70,7 @@ class CallHostCore:
 
     def __init__(self, name: str, config: HostConfig):
         self.name = name
+        self.config = config
         self.registry = SchemaRegistry.shared(config.schema_dir)
         self.store = CallStore(config.redis_url, config.key_prefix) if config.redis_url else None
         self.webhooks = WebhookSender(self.store, worker=name) if self.store else None
@@ -134,7 +138,16 @@ class CallHostCore:
             conversation = Conversation.start(compiled, call_id, call_data, understander, to)
         except CallDataError as exc:
             return CallRefused(reason="invalid_call_data", problems=exc.problems)
-        call = Call(conversation, self.replies, self.store, self.name, 1, webhook_url)
+        call = Call(
+            conversation,
+            self.replies,
+            self.store,
+            self.name,
+            1,
+            webhook_url,
+            self.config.rates,
+            self.config.tier_map,
+        )
         opening = call.start()
         if self.store is not None:
             blob = conversation.state.to_snapshot()
@@ -183,7 +196,16 @@ class CallHostCore:
         state = CallState.from_snapshot(snapshot[1])
         compiled = self.registry.get(state.schema)
         conversation = Conversation(compiled, state, self.understanders.for_schema(compiled))
-        call = Call(conversation, self.replies, self.store, self.name, gen, route.webhook_url)
+        call = Call(
+            conversation,
+            self.replies,
+            self.store,
+            self.name,
+            gen,
+            route.webhook_url,
+            self.config.rates,
+            self.config.tier_map,
+        )
         await call.snapshot()  # fences the previous generation off
         if call.superseded:
             raise CallNotFound(f"call {call_id!r} moved on past generation {gen}")
@@ -211,8 +233,10 @@ class CallHostCore:
     async def interrupt(self, call_id: str, turn: int, heard_text: str) -> None:
         await (await self._call(call_id)).interrupt(turn, heard_text)
 
-    async def note_stages(self, call_id: str, turn: int, stages: dict[str, float]) -> None:
-        (await self._call(call_id)).note_stages(turn, stages)
+    async def note_stages(
+        self, call_id: str, turn: int, stages: dict[str, float], usage: dict[str, float] | None = None
+    ) -> None:
+        (await self._call(call_id)).note_stages(turn, stages, usage)
 
     async def hangup(self, call_id: str, reason: EndReason, note: str | None = None) -> dict[str, Any]:
         """End the call: its record and webhook delivery are written in one Redis transaction
@@ -242,6 +266,7 @@ class CallHostCore:
             self.calls.pop(call_id, None)
             self.completed += 1
             metrics.call_completed(call.conversation.schema.name, record.get("outcome"), str(reason))
+            metrics.call_cost(call.conversation.schema.name, call.cost.components())
             ending.set_result(record)
             return record
         except BaseException as exc:
@@ -334,8 +359,10 @@ class CallHost:
     async def interrupt(self, call_id: str, turn: int, heard_text: str) -> None:
         await self.core.interrupt(call_id, turn, heard_text)
 
-    async def note_stages(self, call_id: str, turn: int, stages: dict[str, float]) -> None:
-        await self.core.note_stages(call_id, turn, stages)
+    async def note_stages(
+        self, call_id: str, turn: int, stages: dict[str, float], usage: dict[str, float] | None = None
+    ) -> None:
+        await self.core.note_stages(call_id, turn, stages, usage)
 
     async def hangup(self, call_id: str, reason: EndReason, note: str | None = None) -> dict[str, Any]:
         record = await self.core.hangup(call_id, reason, note)

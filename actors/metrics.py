@@ -79,6 +79,8 @@ METRICS: tuple[MetricDef, ...] = (
     MetricDef("voxray_cache_hits", "counter", "Semantic cache hits seen by calls, by tier", ("tier",)),
     MetricDef("voxray_cache_misses", "counter", "Semantic cache lookups that missed both tiers"),
     MetricDef("voxray_errors", "counter", "Errors by component and type", ("component", "type")),
+    MetricDef("voxray_call_cost_usd", "counter", "What ended calls cost, by component (phone, stt, tts, llm)",
+              ("schema", "component")),
     MetricDef("voxray_guard_stops", "counter", "Off-script replies the guard stopped, by rule and source",
               ("rule", "source")),
     MetricDef("voxray_router_requests", "counter", "Requests the router sent to a provider", ("provider",)),
@@ -178,6 +180,13 @@ def stages_observed(mode: str, stages_ms: Mapping[str, float]) -> None:
 @_safe
 def error(component: str, kind: str) -> None:
     _metric("voxray_errors").inc(1, tags={"component": component, "type": kind})
+
+
+@_safe
+def call_cost(schema: str, components: dict[str, float]) -> None:
+    for component, usd in components.items():
+        if usd:
+            _metric("voxray_call_cost_usd").inc(usd, tags={"schema": schema, "component": component})
 
 
 @_safe

@@ -82,7 +82,12 @@ class ReplySourcer:
         self._background: set[asyncio.Task[None]] = set()
 
     async def pieces(
-        self, convo: Conversation, plan: TurnPlan, caller_text: str, record: TurnRecord
+        self,
+        convo: Conversation,
+        plan: TurnPlan,
+        caller_text: str,
+        record: TurnRecord,
+        llm_tier: str | None = None,
     ) -> AsyncGenerator[ReplyPiece, None]:
         """The reply to one turn, piece by piece; fills ``record``'s source, stages and LLM info."""
         if plan.say:
@@ -92,12 +97,17 @@ class ReplySourcer:
         if not plan.needs_llm:
             return
         vector = plan.nlu.embedding if plan.nlu is not None else None
-        async with aclosing(self._off_script(convo, caller_text, record, vector)) as pieces:
+        async with aclosing(self._off_script(convo, caller_text, record, vector, llm_tier)) as pieces:
             async for piece in pieces:
                 yield piece
 
     async def _off_script(
-        self, convo: Conversation, caller_text: str, record: TurnRecord, vector: list[float] | None
+        self,
+        convo: Conversation,
+        caller_text: str,
+        record: TurnRecord,
+        vector: list[float] | None,
+        llm_tier: str | None = None,
     ) -> AsyncGenerator[ReplyPiece, None]:
         state = convo.current
         values = convo.render()
@@ -117,7 +127,7 @@ class ReplySourcer:
                 yield piece
             return
 
-        request = _llm_request(convo, caller_text, self.policy)
+        request = _llm_request(convo, caller_text, self.policy, llm_tier)
         stopped: GuardRule | None = None  # the rule a sentence of the reply broke
         spoken = 0
         chunker = SentenceChunker()
@@ -291,7 +301,9 @@ def script_pieces(lines: list[str], static_sentences: frozenset[str] | set[str])
     return pieces
 
 
-def _llm_request(convo: Conversation, caller_text: str, policy: ReplyPolicy) -> LLMRequest:
+def _llm_request(
+    convo: Conversation, caller_text: str, policy: ReplyPolicy, tier: str | None = None
+) -> LLMRequest:
     system, messages = convo.llm_request()
     state = convo.current
     return LLMRequest.model_validate(
@@ -303,6 +315,7 @@ def _llm_request(convo: Conversation, caller_text: str, policy: ReplyPolicy) -> 
             "call_id": convo.state.call_id,
             "state": state.name,
             "policy": state.spec.llm_policy,
+            "tier": tier,  # an escalated call asks for the strong tier
             "tools": [f.model_dump() for f in state.spec.functions],
         }
     )
@@ -312,6 +325,7 @@ def _llm_summary(event: DoneEvent) -> dict[str, Any]:
     return {
         "provider": event.provider,
         "model": event.model,
+        "usage": event.usage.model_dump(),
         "ttft_ms": event.ttft_ms,
         "cost_usd": event.cost_usd,
         "policy": event.policy,

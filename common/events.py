@@ -125,6 +125,9 @@ class ReplyChunk(BaseModel):
     index: int = Field(ge=0)
     text: str
     source: ReplySource
+    voice: Literal["standard", "premium"] = Field(
+        "standard", description="The voice tier to speak it in (premium once a call has escalated)."
+    )
 
 
 class TurnDone(BaseModel):

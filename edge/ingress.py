@@ -21,6 +21,7 @@ from ray import serve
 
 from actors import metrics as voxray_metrics
 from actors.call_host import CallNotFound, HostConfig
+from actors.cost import Rates
 from actors.host_pool import CallHostPool
 from actors.reply import CacheClient, LLMClient, ReplyPolicy
 from common.events import CallerTurn, CallOpened, EndReason, TurnDone, TurnEvent, TurnRefused
@@ -46,6 +47,22 @@ from engine.schema_errors import CallDataError
 from engine.schema_loader import CompiledSchema, SchemaRegistry
 
 log = logging.getLogger("voxray.ingress")
+
+
+def tier_map(settings: VoxraySettings) -> dict[str, str]:
+    """What the strong LLM tier and the premium voice are on this deployment (the call record
+    says so: offline, both may be the same local models as the standard ones)."""
+    providers = settings.providers
+    pool = [*providers.capable(), *(["local"] if providers.local_enabled else [])]
+    strong = [p for p in pool if providers.tiers.get(p, "fast") == "strong"]
+    return {
+        "llm_strong": ", ".join(strong)
+        if strong
+        else f"{', '.join(pool) or 'none'} (no strong provider: same as fast)",
+        "tts_premium": settings.tts.premium_voice_path or "the standard voice (no premium voice configured)",
+    }
+
+
 api = FastAPI(
     title="voxray",
     version="0.1.0",
@@ -121,6 +138,14 @@ class Ingress:
             embedder=embedder if settings.nlu.embeddings else None,
             nlu_llm_providers=tuple(settings.providers.capable()) if settings.nlu.llm == "auto" else (),
             nlu_llm_timeout_s=settings.nlu.llm_timeout_s,
+            rates=Rates(
+                phone_usd_per_min=settings.calls.phone_usd_per_min,
+                stt_usd_per_min=settings.calls.stt_usd_per_min,
+                tts_usd_per_1k_chars=settings.calls.tts_usd_per_1k_chars,
+                tts_premium_usd_per_1k_chars=settings.calls.tts_premium_usd_per_1k_chars,
+                budget_usd=settings.calls.budget_usd,
+            ),
+            tier_map=tier_map(settings),
         )
         self.pool = CallHostPool(settings.calls.call_hosts, host_config, settings.calls.stream_secret)
         self.links: dict[str, CallLink] = {}

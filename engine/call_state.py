@@ -36,6 +36,7 @@ class CallState:
     events: list[dict[str, Any]] = field(default_factory=list)
     started_at: float = field(default_factory=time.time)
     contact_keys: list[str] = field(default_factory=list)  # engine/do_not_call.py: who was called
+    escalated_at: int | None = None  # the turn the schema's escalation rule first held
 
     def log(self, kind: str, **detail: Any) -> None:
         """Event log entry. Never put call data values in here: it feeds logs and reports."""
@@ -65,6 +66,7 @@ class CallState:
             "e": self.events[-50:],
             "t0": self.started_at,
             "ck": self.contact_keys,
+            "esc": self.escalated_at,
         }
         return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
@@ -97,6 +99,7 @@ class CallState:
                 events=list(data["e"]),
                 started_at=data["t0"],
                 contact_keys=list(data.get("ck", [])),
+                escalated_at=data.get("esc"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise SnapshotError(f"snapshot is missing or has a bad field: {exc}") from exc

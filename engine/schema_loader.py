@@ -235,6 +235,9 @@ def _check_references(spec: ConversationSchemaFile) -> list[tuple[tuple[str | in
         if intent.target is not None and intent.target not in states:
             errors.append((("intents", i, "target"), f"unknown target state {intent.target!r}"))
         errors += _check_slot_conditions(("intents", i), intent, all_slots, slot_specs)
+    if spec.escalation is not None:
+        for slot_name in sorted(spec.escalation.when.slot_names() - all_slots):
+            errors.append((("escalation", "when"), f"unknown slot {slot_name!r}"))
     for field_name in spec.disclose:
         if field_name not in spec.call_data:
             errors.append((("disclose", field_name), f"{field_name!r} is not a call-data field"))

@@ -251,6 +251,14 @@ class Fallbacks(Strict):
     not_available: str = "I'm sorry, I don't have that information in front of me."
 
 
+class Escalation(Strict):
+    """When the rest of a call is worth the strong LLM tier and the premium voice."""
+
+    when: When = Field(description='e.g. {slot_gte: {qualification_score: 70}}')
+    llm_tier: Literal["fast", "strong"] = "strong"
+    tts_tier: Literal["standard", "premium"] = "premium"
+
+
 class LLMReplyLimits(Strict):
     """How much an off-script (LLM or cached) reply may say before the guard stops it."""
 
@@ -273,5 +281,6 @@ class ConversationSchemaFile(Strict):
     fillers: list[str] = Field(default_factory=list)
     fallbacks: Fallbacks = Fallbacks()
     llm_replies: LLMReplyLimits = LLMReplyLimits()
+    escalation: Escalation | None = None
     initial_state: str
     states: dict[str, State] = Field(min_length=1)

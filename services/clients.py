@@ -37,8 +37,10 @@ class TTSClient:
     def __init__(self, app: Any):
         self.handle = app
 
-    async def stream(self, text: str, encoding: str) -> AsyncGenerator[AudioChunk, None]:
-        stream = self.handle.options(stream=True).stream.remote(text, encoding)
+    async def stream(
+        self, text: str, encoding: str, voice: str = "standard"
+    ) -> AsyncGenerator[AudioChunk, None]:
+        stream = self.handle.options(stream=True).stream.remote(text, encoding, voice)
         try:
             async for chunk in stream:
                 yield chunk

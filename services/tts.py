@@ -192,23 +192,37 @@ class TTSDeployment:
             num_threads=num_threads,
             cache_size=settings.phrase_cache_size,
         )
+        # The premium tier (escalated calls): its own voice when one is configured, else the same.
+        self.voices = {"standard": self.synth, "premium": self.synth}
+        if settings.premium_voice_path:
+            self.voices["premium"] = PiperSynth(
+                voice_path=settings.premium_voice_path,
+                use_cuda=settings.use_cuda,
+                num_threads=num_threads,
+                cache_size=settings.phrase_cache_size,
+            )
         self._sem = asyncio.Semaphore(max_concurrent_synth)
         self._requests = 0
         for phrase in phrases or []:  # start-up warm-up, blocking by design (before traffic)
             for sentence in _sentences(phrase):
                 self.synth.store(sentence, self.synth.synth_pcm(sentence))
 
-    async def _chunk(self, sentence: str, encoding: str, index: int, last: bool) -> AudioChunk:
+    async def _chunk(
+        self, sentence: str, encoding: str, index: int, last: bool, voice: str = "standard"
+    ) -> AudioChunk:
         t0 = time.perf_counter()
-        entry = self.synth.lookup(sentence)
+        synth = self.voices.get(voice)
+        if synth is None:
+            raise ValueError(f"unknown voice tier {voice!r}; known: {sorted(self.voices)}")
+        entry = synth.lookup(sentence)
         if entry is not None:
-            audio, rate = self.synth.encode(entry.pcm, encoding, entry)
+            audio, rate = synth.encode(entry.pcm, encoding, entry)
         else:
             async with self._sem:
-                pcm = await asyncio.to_thread(self.synth.synth_pcm, sentence)
-            audio, rate = self.synth.encode(pcm, encoding)
+                pcm = await asyncio.to_thread(synth.synth_pcm, sentence)
+            audio, rate = synth.encode(pcm, encoding)
         if not last:
-            audio += self.synth.pause_bytes(encoding, rate)
+            audio += synth.pause_bytes(encoding, rate)
         return AudioChunk(
             audio=audio,
             sample_rate=rate,
@@ -244,13 +258,15 @@ class TTSDeployment:
             text=" ".join(sentences),
         )
 
-    async def stream(self, text: str, encoding: str = "mulaw_8k") -> AsyncIterator[AudioChunk]:
-        """One ``AudioChunk`` per sentence, yielded as soon as it is ready."""
+    async def stream(
+        self, text: str, encoding: str = "mulaw_8k", voice: str = "standard"
+    ) -> AsyncIterator[AudioChunk]:
+        """One ``AudioChunk`` per sentence, yielded as soon as it is ready, in the ``voice`` tier."""
         self._requests += 1
         _check_encoding(encoding)
         sentences = _sentences(text)
         for i, sentence in enumerate(sentences):
-            chunk = await self._chunk(sentence, encoding, i, last=i == len(sentences) - 1)
+            chunk = await self._chunk(sentence, encoding, i, last=i == len(sentences) - 1, voice=voice)
             yield chunk
 
     async def warm_phrases(self, phrases: list[str]) -> int:

@@ -123,7 +123,9 @@ class ScriptedTTS:
     delay_s: float = 0.0
     spoken: list[str] = field(default_factory=list)
 
-    async def stream(self, text: str, encoding: str) -> AsyncGenerator[AudioChunk, None]:
+    async def stream(
+        self, text: str, encoding: str, voice: str = "standard"
+    ) -> AsyncGenerator[AudioChunk, None]:
         await asyncio.sleep(self.delay_s)
         self.spoken.append(text)
         n = max(160, int(len(text) * self.seconds_per_char * 8000) // 160 * 160)

@@ -178,3 +178,53 @@ async def test_redis_down_costs_the_snapshot_not_the_turn() -> None:
     call.start()
     done = (await say(call, "This is Sarah."))[-1]
     assert isinstance(done, TurnDone) and done.state == "verify_member" and not call.superseded
+
+
+# ---- cost and escalation -------------------------------------------------------------------
+
+
+def test_call_cost_by_component() -> None:
+    from actors.cost import CallCost, Rates
+
+    cost = CallCost(
+        Rates(phone_usd_per_min=0.02, stt_usd_per_min=0.006, tts_usd_per_1k_chars=0.015, budget_usd=1.0)
+    )
+    cost.add_media(stt_s=90.0, tts_chars=2000)
+    cost.add_llm("anthropic", prompt=1000, cached=800, completion=50, usd=0.0012)
+    cost.phone_s = 61.0  # billed as two started minutes
+    usd = cost.components()
+    assert usd == pytest.approx({"phone": 0.04, "stt": 0.009, "tts": 0.03, "llm": 0.0012})
+    assert cost.breakdown()["llm_tokens"] == {"anthropic": {"prompt": 1000, "cached": 800, "completion": 50}}
+    assert not cost.over_budget()
+
+
+async def _qualified_call(budget_usd: float) -> tuple[Call, ScriptedLLM]:
+    from actors.cost import Rates
+
+    schema = SchemaRegistry.shared(ROOT / "schemas").get("sales_qualification")
+    convo = Conversation.start(schema, "esc", {"lead_name": "Tom Baker", "company": "Acme"})
+    llm = ScriptedLLM("Happy to explain that on the call.")
+    call = Call(convo, ReplySourcer(ScriptedCache(), llm), None, "h", rates=Rates(budget_usd=budget_usd),
+                tier_map={"llm_strong": "local (no strong provider: same as fast)"})  # fmt: skip
+    call.start()
+    for line in ["Sure.", "Our agents are overbooked.", "About fifty thousand dollars.", "This quarter.",
+                 "I make the call.", "Does it work with our phone system?"]:  # fmt: skip
+        [_ async for _ in call.turn(CallerTurn(text=line))]
+    return call, llm
+
+
+async def test_a_qualified_lead_escalates_the_rest_of_the_call() -> None:
+    call, llm = await _qualified_call(budget_usd=1.0)
+    assert call.conversation.state.escalated_at == 5  # the turn the score passed 70
+    assert llm.requests[-1].tier == "strong"  # the off-script question asked the strong tier
+    assert call.tiers() == ("strong", "premium")
+    record = call.call_record(EndReason.HANGUP)
+    assert record["performance"]["escalation"]["tiers_here"]["llm_strong"].startswith("local")
+    assert record["performance"]["cost"]["budget_usd"] == 1.0
+
+
+async def test_the_budget_stops_escalation() -> None:
+    call, llm = await _qualified_call(budget_usd=0.0)
+    assert call.conversation.state.escalated_at is not None
+    assert llm.requests[-1].tier is None and call.tiers() == (None, "standard")
+    assert call.escalation_view()["stopped_by_budget_at_turn"] is not None

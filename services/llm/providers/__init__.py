@@ -84,4 +84,6 @@ def configs_from_settings(settings: ProviderSettings) -> list[ProviderConfig]:
         out.append(
             ProviderConfig(name="local", kind="local", model="smollm2-135m-instruct", supports_tools=False)
         )
+    for config in out:
+        config.tier = settings.tiers.get(config.name, "fast")
     return out
