@@ -98,6 +98,11 @@ class ProviderSettings(BaseModel):
     local_enabled: bool = Field(True, description="Serve the local llama.cpp provider.")
     local_threads: int = Field(2, description="llama.cpp threads.")
 
+    tiers: dict[str, Literal["fast", "strong"]] = Field(
+        default_factory=lambda: dict(STRONG_BY_DEFAULT),
+        description="Provider → tier it serves (default fast); escalated calls ask for the strong tier.",
+    )
+
     def capable(self) -> list[str]:
         """Providers able to read a turn reliably (hosted models, a served open model): the ones
         the NLU may ask about turns it is unsure of. The small local model is not among them."""
@@ -159,6 +164,15 @@ class CallSettings(BaseModel):
         "generated once and kept in Redis, shared by every ingress replica.",
     )
     filler_after_s: float = Field(1.5, gt=0, description="No LLM token by then: the call says a filler.")
+    budget_usd: float = Field(
+        0.50, ge=0, description="Per call: once its cost reaches this, escalation to premium tiers stops."
+    )
+    phone_usd_per_min: float = Field(0.014, ge=0, description="Phone minutes (media calls) at this rate.")
+    stt_usd_per_min: float = Field(0.0, ge=0, description="Speech to text per audio minute (0: self-hosted).")
+    tts_usd_per_1k_chars: float = Field(0.0, ge=0, description="Text to speech per 1,000 characters.")
+    tts_premium_usd_per_1k_chars: float = Field(
+        0.0, ge=0, description="The premium voice, per 1,000 characters."
+    )
 
 
 class VoxraySettings(BaseSettings):
@@ -181,12 +195,3 @@ class VoxraySettings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> VoxraySettings:
     return VoxraySettings()
-    budget_usd: float = Field(
-        0.50, ge=0, description="Per call: once its cost reaches this, escalation to premium tiers stops."
-    )
-    phone_usd_per_min: float = Field(0.014, ge=0, description="Phone minutes (media calls) at this rate.")
-    stt_usd_per_min: float = Field(0.0, ge=0, description="Speech to text per audio minute (0: self-hosted).")
-    tts_usd_per_1k_chars: float = Field(0.0, ge=0, description="Text to speech per 1,000 characters.")
-    tts_premium_usd_per_1k_chars: float = Field(
-        0.0, ge=0, description="The premium voice, per 1,000 characters."
-    )
