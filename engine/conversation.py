@@ -207,6 +207,7 @@ class Conversation:
             self._move(target, reason=f"intent:{nlu.intent}", plan=plan)
         else:
             self._stay(nlu, plan)
+        self._maybe_escalate()
         plan.timings_ms = {
             "nlu_ms": (t_nlu - t0) * 1000,
             "transition_ms": (time.perf_counter() - t_nlu) * 1000,
@@ -228,10 +229,18 @@ class Conversation:
                 return True
         return False
 
+    def _maybe_escalate(self) -> None:
+        """The schema's escalation rule, checked after every turn; once it holds it stays."""
+        rule = self.schema.spec.escalation
+        if rule is None or self.state.escalated_at is not None:
+            return
+        if condition_holds(rule.when, None, self.state.slots):
+            self.state.escalated_at = self.state.total_turns
+            self.state.log("escalate", llm_tier=rule.llm_tier, tts_tier=rule.tts_tier)
+
     def _carry_over(self, utterance: str) -> None:
         """The turn that led into a state may already answer it: "we signed with another vendor,
         not interested" gives the objection the objection state asks about. Only closed values
-        self._maybe_escalate()
         (enums) carry over, never free text or numbers."""
         if self.finished:
             return
@@ -253,15 +262,6 @@ class Conversation:
             for f, _ in disclose.fields_in(self.state.last_agent_line, self.schema.spec, self.values)
         )
         line = disclose.answer(self.schema.spec, self.state.call_data, field, slow=again)
-    def _maybe_escalate(self) -> None:
-        """The schema's escalation rule, checked after every turn; once it holds it stays."""
-        rule = self.schema.spec.escalation
-        if rule is None or self.state.escalated_at is not None:
-            return
-        if condition_holds(rule.when, None, self.state.slots):
-            self.state.escalated_at = self.state.total_turns
-            self.state.log("escalate", llm_tier=rule.llm_tier, tts_tier=rule.tts_tier)
-
         self.state.log("disclose", field=field, slow=again, answered=line is not None)
         return line or self.schema.fallbacks["not_available"].render(self.render())
 
