@@ -175,6 +175,32 @@ class CallSettings(BaseModel):
     )
 
 
+class AuthSettings(BaseModel):
+    enabled: bool = Field(
+        True,
+        description="Bearer API keys on the HTTP API (python -m edge.auth create); off only in trusted labs.",
+    )
+
+
+class LimitsSettings(BaseModel):
+    max_body_bytes: int = Field(64 * 1024, ge=1024, description="Request bodies larger than this: 413.")
+    max_field_chars: int = Field(512, ge=16, description="Longest call-data string value.")
+    max_fields: int = Field(64, ge=1, description="Most call-data fields in one request.")
+    max_errors_listed: int = Field(
+        20, ge=1, description="Validation errors listed in one 422 (then a count)."
+    )
+    rate_per_s: float = Field(20.0, gt=0, description="Requests per second per API key (token bucket).")
+    burst: int = Field(40, ge=1, description="Requests an API key may make at once.")
+    live_calls_per_tenant: int = Field(100, ge=1, description="Live calls a tenant may have at once.")
+    live_calls_per_host: int = Field(500, ge=1, description="Live calls one call host takes.")
+    idle_call_timeout_s: float = Field(
+        600.0, gt=0, description="A call with no turn (and no media) for this long is ended."
+    )
+    max_transcript_lines: int = Field(
+        400, ge=10, description="Transcript lines and turn records kept per call."
+    )
+
+
 class VoxraySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VOXRAY_", env_nested_delimiter="__", extra="ignore")
 
@@ -190,6 +216,8 @@ class VoxraySettings(BaseSettings):
     twilio: TwilioSettings = TwilioSettings()
     calls: CallSettings = CallSettings()
     nlu: NLUSettings = NLUSettings()
+    auth: AuthSettings = AuthSettings()
+    limits: LimitsSettings = LimitsSettings()
 
 
 @lru_cache(maxsize=1)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
+import phonenumbers
 from pydantic import BaseModel, Field, HttpUrl, model_validator
 
-E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+E164 = re.compile(r"\A\+[1-9][0-9]{6,14}\Z")  # \Z: no trailing newline; [0-9]: no other digits
 
 
 class SimulateOptions(BaseModel):
@@ -29,9 +30,23 @@ class StartCallRequest(BaseModel):
     def _one_destination(self) -> StartCallRequest:
         if (self.to is None) == (self.simulate is None):
             raise ValueError("give exactly one of 'to' (a number to dial) or 'simulate'")
-        if self.to is not None and not E164.match(self.to):
-            raise ValueError("'to' must be an E.164 number like +15551234567")
+        if self.to is not None:
+            self.to = e164(self.to)
         return self
+
+
+def e164(value: str) -> str:
+    """A dialable number in E.164, checked against real numbering plans (``phonenumbers``).
+    The error never repeats the number."""
+    if not E164.match(value) or not value.isascii():
+        raise ValueError("'to' must be an E.164 number like +14155552671 (digits only, no spaces)")
+    try:
+        number = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException:
+        raise ValueError("'to' is not a phone number") from None
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError("'to' is not a valid number in its country's numbering plan")
+    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
 
 
 class StartCallResponse(BaseModel):
@@ -59,3 +74,9 @@ class HangupRequest(BaseModel):
 
 class PrecomputeRequest(BaseModel):
     call_data: dict[str, Any]
+
+
+class NewKeyRequest(BaseModel):
+    tenant: str = Field(min_length=1, max_length=64)
+    scopes: list[str] = Field(default_factory=lambda: ["calls:write", "calls:read"], max_length=3)
+    name: str = Field("", max_length=100)

@@ -12,10 +12,12 @@ import asyncio
 import contextlib
 import logging
 import time
+from math import ceil
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request, Response, WebSocket, WebSocketDisconnect
+from fastapi import Depends, FastAPI, HTTPException, Request, Response, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse
 from ray import serve
 
@@ -28,13 +30,17 @@ from common.events import CallerTurn, CallOpened, EndReason, TurnDone, TurnEvent
 from common.settings import VoxraySettings
 from edge.api_models import (
     HangupRequest,
+    NewKeyRequest,
     PrecomputeRequest,
     StartCallRequest,
     StartCallResponse,
     TextTurnRequest,
 )
+from edge.auth import LOCAL_TENANT, SCOPES, InvalidKey, KeyStore, Principal
 from edge.call_link import CallLink, SpeechToText, TextToSpeech
 from edge.media.smart_turn import preload_models
+from edge.tenancy import Tenancy
+from edge.text_policy import text_problem
 from edge.twilio.webhooks import (
     connect_stream_twiml,
     media_stream_url,
@@ -66,8 +72,68 @@ def tier_map(settings: VoxraySettings) -> dict[str, str]:
 api = FastAPI(
     title="voxray",
     version="0.1.0",
-    description="Start, drive and inspect AI phone calls; Twilio webhooks and Media Streams.",
+    description="Start, drive and inspect AI phone calls; Twilio webhooks and Media Streams. "
+    "Every call endpoint takes `Authorization: Bearer <API key>` (python -m edge.auth create).",
+    docs_url=None,  # served below, admin-only when auth is on
+    redoc_url=None,
+    openapi_url=None,
 )
+
+
+class Access:
+    """This replica's view of keys, tenants and limits (set when the ingress starts)."""
+
+    def __init__(self, settings: VoxraySettings):
+        self.settings = settings
+        self.enabled = settings.auth.enabled and settings.redis_url is not None
+        self.keys = KeyStore(settings.redis_url, settings.calls.key_prefix) if settings.redis_url else None
+        self.tenancy = Tenancy(settings.redis_url, settings.calls.key_prefix) if settings.redis_url else None
+
+
+_access: Access | None = None
+
+
+def _refuse(status: int, reason: str, message: str, headers: dict[str, str] | None = None) -> HTTPException:
+    return HTTPException(status, detail={"reason": reason, "message": message}, headers=headers)
+
+
+async def caller(request: Request) -> Principal:
+    """The API key's principal (rate-limited per key); everything is allowed with auth off."""
+    access = _access
+    if access is None or not access.enabled or access.keys is None or access.tenancy is None:
+        return Principal("anonymous", LOCAL_TENANT, frozenset(SCOPES))
+    header = request.headers.get("authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise _refuse(
+            401, "unauthenticated", "send Authorization: Bearer <API key>", {"WWW-Authenticate": "Bearer"}
+        )
+    try:
+        principal = await access.keys.verify(key)
+    except InvalidKey as exc:
+        raise _refuse(401, "unauthenticated", str(exc), {"WWW-Authenticate": "Bearer"}) from None
+    limits = access.settings.limits
+    wait = await access.tenancy.take(principal.key_id, limits.rate_per_s, limits.burst)
+    if wait > 0:
+        raise _refuse(
+            429, "rate_limited", "too many requests for this API key", {"Retry-After": str(ceil(wait))}
+        )
+    return principal
+
+
+CALLER = Depends(caller)
+
+
+def require(scope: str) -> Any:
+    async def dependency(principal: Principal = CALLER) -> Principal:
+        if not principal.may(scope):
+            raise _refuse(403, "forbidden", f"this API key lacks the {scope!r} scope")
+        return principal
+
+    return Depends(dependency)
+
+
+CALLS_WRITE, CALLS_READ, ADMIN = require("calls:write"), require("calls:read"), require("admin")
 
 
 REPLICA_HEADER = "X-Voxray-Replica"
@@ -88,10 +154,43 @@ async def _name_the_replica(request: Request, call_next: Any) -> Response:
     return response
 
 
+@api.middleware("http")
+async def _bounded_body(request: Request, call_next: Any) -> Response:
+    """Bodies over ``limits.max_body_bytes`` are refused before they are read (413)."""
+    limit = _access.settings.limits.max_body_bytes if _access is not None else 64 * 1024
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > limit):
+        return JSONResponse(
+            status_code=413,
+            content={"detail": {"reason": "too_large", "message": f"bodies are capped at {limit} bytes"}},
+        )
+    if length is None and request.method in ("POST", "PUT", "PATCH", "DELETE"):
+        body = b""
+        async for part in request.stream():
+            body += part
+            if len(body) > limit:
+                return JSONResponse(
+                    status_code=413,
+                    content={
+                        "detail": {"reason": "too_large", "message": f"bodies are capped at {limit} bytes"}
+                    },
+                )
+        request._body = body  # read once, within the cap: handlers see it as usual
+    response: Response = await call_next(request)
+    return response
+
+
 @api.exception_handler(RequestValidationError)
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-    """422 naming each bad field, without echoing the submitted values (they may be PHI)."""
-    detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+    """422 naming each bad field, without echoing the submitted values (they may be PHI); a long
+    list is cut after ``limits.max_errors_listed`` with a count of the rest."""
+    cap = _access.settings.limits.max_errors_listed if _access is not None else 20
+    errors = exc.errors()
+    detail: list[dict[str, Any]] = [
+        {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors[:cap]
+    ]
+    if len(errors) > cap:
+        detail.append({"loc": ["body"], "msg": f"and {len(errors) - cap} more problems", "type": "truncated"})
     return JSONResponse(status_code=422, content={"detail": detail})
 
 
@@ -120,6 +219,8 @@ class Ingress:
         embedder: TextEmbedder | None = None,
     ) -> None:
         """``embedder``: sentence vectors for intent scoring (the cache deployment's MiniLM)."""
+        global _access
+        _access = self.access = Access(settings)
         self.settings = settings
         self.registry = SchemaRegistry.shared(settings.schemas.directory)
         self.stt = stt
@@ -166,9 +267,13 @@ class Ingress:
 
     # ---- calls -----------------------------------------------------------------------------
     @api.post("/calls", status_code=201, response_model=StartCallResponse)
-    async def start_call(self, body: StartCallRequest) -> StartCallResponse:
+    async def start_call(
+        self, body: StartCallRequest, principal: Principal = CALLS_WRITE
+    ) -> StartCallResponse:
         t_start = time.perf_counter()
         await self._ready()
+        self._check_call_data(body.call_data)
+        await self._check_quota(principal)
         if body.schema_name not in self.registry:
             raise HTTPException(
                 422,
@@ -187,6 +292,8 @@ class Ingress:
             voxray_metrics.error("ingress", result.reason)
             raise _call_data_error(result.problems)
         call_id = result.call_id
+        if self.access.tenancy is not None:
+            await self.access.tenancy.own(call_id, principal.tenant)
         base = self.settings.twilio.public_base_url.rstrip("/")
         sid = None
         status = "ready"
@@ -234,16 +341,63 @@ class Ingress:
             message = f"this contact asked not to be called again (call {entry['call_id']}, {asked})"
             raise HTTPException(409, detail={"reason": "do_not_call", "message": message})
 
+    def _check_call_data(self, call_data: dict[str, Any]) -> None:
+        """Bounded, printable call data (422 naming the field, never the value)."""
+        limits = self.settings.limits
+        problems: dict[str, str] = {}
+        if len(call_data) > limits.max_fields:
+            problems["*"] = f"more than {limits.max_fields} fields"
+        for name, value in list(call_data.items())[: limits.max_fields]:
+            if len(name) > 64 or text_problem(name, 64):
+                problems[name[:64]] = "is not a field name"
+            elif isinstance(value, str) and (problem := text_problem(value, limits.max_field_chars)):
+                problems[name] = problem
+        if problems:
+            raise _call_data_error(dict(list(problems.items())[: limits.max_errors_listed]))
+
+    async def _check_quota(self, principal: Principal) -> None:
+        """429 when the tenant has ``limits.live_calls_per_tenant`` live calls already."""
+        tenancy = self.access.tenancy
+        if tenancy is None or not self.access.enabled:
+            return
+        live = await tenancy.live_of(principal.tenant)
+        quota = self.settings.limits.live_calls_per_tenant
+        if len(live) < quota:
+            return
+        routes = await asyncio.gather(*(self._route_or_none(c) for c in live))
+        await tenancy.ended(principal.tenant, [c for c, r in zip(live, routes, strict=True) if r is None])
+        if sum(r is not None for r in routes) >= quota:
+            raise _refuse(429, "quota", f"this tenant has {quota} live calls already", {"Retry-After": "30"})
+
+    async def _route_or_none(self, call_id: str) -> Any:
+        try:
+            return await self.pool.route(call_id)
+        except CallNotFound:
+            return None
+
+    async def _owned(self, call_id: str, principal: Principal) -> None:
+        """404 for a call of another tenant, as for one that does not exist."""
+        if self.access.tenancy is None or not self.access.enabled:
+            return
+        if await self.access.tenancy.owner(call_id) != principal.tenant:
+            raise HTTPException(404, detail="unknown call")
+
     @api.get("/calls")
-    async def list_calls(self, status: str | None = None, schema: str | None = None) -> dict[str, Any]:
+    async def list_calls(
+        self, status: str | None = None, schema: str | None = None, principal: Principal = CALLS_READ
+    ) -> dict[str, Any]:
         await self._ready()
         calls = await self.pool.list_calls()
+        if self.access.tenancy is not None and self.access.enabled:
+            mine = set(await self.access.tenancy.calls_of(principal.tenant, 1000))
+            calls = [c for c in calls if c["call_id"] in mine]
+            ended = [c for c in await self.access.tenancy.calls_of(principal.tenant, 200)]
+        else:
+            ended = await self.pool.store.list_calls(200) if self.pool.store else []
         if status:
             calls = [c for c in calls if c["status"] == status]
         if schema:
             calls = [c for c in calls if c["schema"] == schema]
-        store = self.pool.store
-        ended = await store.list_calls(200) if store else []
         live = {c["call_id"] for c in calls}
         return {"live": calls, "recent_ids": [i for i in ended if i not in live]}
 
@@ -263,16 +417,25 @@ class Ingress:
         return record if method == "status" else record.get("performance", {})
 
     @api.get("/calls/{call_id}")
-    async def call_status(self, call_id: str) -> dict[str, Any]:
+    async def call_status(self, call_id: str, principal: Principal = CALLS_READ) -> dict[str, Any]:
+        await self._owned(call_id, principal)
         return await self._live_or_record(call_id, "status")
 
     @api.get("/calls/{call_id}/performance")
-    async def call_performance(self, call_id: str) -> dict[str, Any]:
+    async def call_performance(self, call_id: str, principal: Principal = CALLS_READ) -> dict[str, Any]:
+        await self._owned(call_id, principal)
         return await self._live_or_record(call_id, "performance")
 
     @api.post("/calls/{call_id}/turns")
-    async def text_turn(self, call_id: str, body: TextTurnRequest) -> dict[str, Any]:
+    async def text_turn(
+        self, call_id: str, body: TextTurnRequest, principal: Principal = CALLS_WRITE
+    ) -> dict[str, Any]:
         """Text mode: one counterpart line in, the agent's reply out (no STT/TTS)."""
+        await self._owned(call_id, principal)
+        if problem := text_problem(body.text, 2000):
+            raise HTTPException(
+                422, detail=[{"loc": ["body", "text"], "msg": problem, "type": "text_policy"}]
+            )
         await self._ready()
         caller = CallerTurn(text=body.text, mode="text")
         try:
@@ -287,8 +450,11 @@ class Ingress:
         return last.model_dump(exclude={"kind", "ignored"})
 
     @api.post("/calls/{call_id}/hangup")
-    async def hangup(self, call_id: str, body: HangupRequest | None = None) -> dict[str, Any]:
+    async def hangup(
+        self, call_id: str, body: HangupRequest | None = None, principal: Principal = CALLS_WRITE
+    ) -> dict[str, Any]:
         """End a call. Hanging up a call that already ended returns its record (not an error)."""
+        await self._owned(call_id, principal)
         await self._ready()
         return await self._end(call_id, EndReason.HANGUP, (body or HangupRequest()).reason)
 
@@ -300,7 +466,7 @@ class Ingress:
 
     # ---- schemas ---------------------------------------------------------------------------
     @api.get("/schemas")
-    async def schemas(self) -> list[dict[str, Any]]:
+    async def schemas(self, principal: Principal = CALLS_READ) -> list[dict[str, Any]]:
         return [self._schema_info(name) for name in self.registry.names()]
 
     def _schema(self, name: str) -> CompiledSchema:
@@ -328,11 +494,13 @@ class Ingress:
         }
 
     @api.get("/schemas/{name}")
-    async def schema_info(self, name: str) -> dict[str, Any]:
+    async def schema_info(self, name: str, principal: Principal = CALLS_READ) -> dict[str, Any]:
         return self._schema_info(name)
 
     @api.post("/schemas/{name}/precompute")
-    async def precompute(self, name: str, body: PrecomputeRequest) -> dict[str, Any]:
+    async def precompute(
+        self, name: str, body: PrecomputeRequest, principal: Principal = CALLS_READ
+    ) -> dict[str, Any]:
         schema = self._schema(name)
         t0 = time.perf_counter()
         try:
@@ -343,7 +511,9 @@ class Ingress:
         return {"precomputed": values, "precompute_ms": (time.perf_counter() - t0) * 1000}
 
     @api.post("/schemas/{name}/render/{state}")
-    async def render(self, name: str, state: str, body: PrecomputeRequest) -> dict[str, Any]:
+    async def render(
+        self, name: str, state: str, body: PrecomputeRequest, principal: Principal = CALLS_READ
+    ) -> dict[str, Any]:
         schema = self._schema(name)
         if state not in schema.states:
             raise HTTPException(404, detail=f"unknown state {state!r}; states: {list(schema.states)}")
@@ -435,8 +605,38 @@ class Ingress:
             raise HTTPException(503, detail={"hosts": [h.model_dump() for h in loads]})
         return {"status": "ready", "schemas": self.registry.names(), "hosts": [h.model_dump() for h in loads]}
 
+    # ---- admin -----------------------------------------------------------------------------
+    @api.get("/docs", include_in_schema=False)
+    async def docs(self, principal: Principal = ADMIN) -> Response:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="voxray")
+
+    @api.get("/openapi.json", include_in_schema=False)
+    async def openapi(self, principal: Principal = ADMIN) -> dict[str, Any]:
+        return api.openapi()
+
+    @api.post("/admin/keys", status_code=201)
+    async def create_key(self, body: NewKeyRequest, principal: Principal = ADMIN) -> dict[str, Any]:
+        """A new API key for a tenant; the key is in this reply only (Redis keeps its hash)."""
+        if self.access.keys is None:
+            raise _refuse(503, "no_store", "API keys live in Redis, which is not configured")
+        try:
+            key = await self.access.keys.create(body.tenant, body.scopes, body.name)
+        except ValueError as exc:
+            raise HTTPException(
+                422, detail=[{"loc": ["body"], "msg": str(exc), "type": "value_error"}]
+            ) from None
+        return {"key": key, "tenant": body.tenant, "scopes": sorted(set(body.scopes))}
+
+    @api.get("/admin/keys")
+    async def list_keys(self, principal: Principal = ADMIN) -> list[dict[str, Any]]:
+        return await self.access.keys.list() if self.access.keys else []
+
+    @api.delete("/admin/keys/{key_id}")
+    async def revoke_key(self, key_id: str, principal: Principal = ADMIN) -> dict[str, bool]:
+        return {"revoked": bool(self.access.keys and await self.access.keys.revoke(key_id))}
+
     @api.get("/stats")
-    async def stats(self) -> dict[str, Any]:
+    async def stats(self, principal: Principal = ADMIN) -> dict[str, Any]:
         await self._ready()
         return {
             "hosts": [h.model_dump() for h in await self.pool.loads()],

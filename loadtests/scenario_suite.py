@@ -34,6 +34,7 @@ from common.testing.samples import SAMPLE_CALL_DATA
 from engine.guard import unsupported_identifiers
 from engine.nlu.extractors import extract_date, extract_time
 from engine.schema_loader import load_schema
+from loadtests.api_key import auth_headers, local_api_key
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "tests" / "scenarios"
@@ -240,8 +241,10 @@ def score(
     )
 
 
-async def run_suite(base: str, schemas: list[str], which: str) -> dict[str, list[CallScore]]:
-    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+async def run_suite(
+    base: str, schemas: list[str], which: str, headers: dict[str, str] | None = None
+) -> dict[str, list[CallScore]]:
+    async with httpx.AsyncClient(base_url=base, timeout=60, headers=headers) as client:
         results: dict[str, list[CallScore]] = {}
         for schema in schemas:
             results[schema] = [await play(client, c) for c in load_counterparts(schema, which)]
@@ -271,7 +274,7 @@ def wait_until_warm(base: str, timeout_s: float = 120.0) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
-            hosts = httpx.get(f"{base}/readyz", timeout=30).json().get("hosts", [])
+            hosts = httpx.get(f"{base}/readyz", timeout=30).json().get("hosts", [])  # public: no key
         except (httpx.HTTPError, ValueError):
             hosts = []
         if hosts and all(set(h.get("intent_scoring", {}).values()) == {"embedding"} for h in hosts):
@@ -298,7 +301,8 @@ def main() -> None:
         base = f"http://127.0.0.1:{args.port}"
         wait_until_warm(base)
     t0 = time.perf_counter()
-    results = asyncio.run(run_suite(base, args.schema or sorted(TOPICS), args.which))
+    headers = auth_headers(local_api_key())
+    results = asyncio.run(run_suite(base, args.schema or sorted(TOPICS), args.which, headers))
     print(f"({sum(len(v) for v in results.values())} calls in {time.perf_counter() - t0:.0f} s)")
     print(summary(results))
     if args.json:

@@ -9,6 +9,7 @@ Twilio's REST API is the simulated server in common/testing/twilio_server.py.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import time
@@ -59,8 +60,10 @@ def app(ray_session: None) -> Iterator[dict[str, Any]]:
     two_replicas = {"num_replicas": 2, "autoscaling_config": None}
     serve.run(build_app(settings, ingress_options=two_replicas), name="voxray", route_prefix="/")
     _wait_for_embedding_scores(base)
+    key = asyncio.run(_admin_key(prefix))
     try:
-        yield {"base": base, "prefix": prefix, "llm": llm, "twilio": twilio}
+        yield {"base": base, "prefix": prefix, "llm": llm, "twilio": twilio, "key": key,
+               "headers": {"Authorization": f"Bearer {key}"}}  # fmt: skip
     finally:
         serve.delete("voxray")
         for i in range(2):
@@ -88,3 +91,14 @@ def _wait_for_embedding_scores(base: str, timeout_s: float = 90.0) -> None:
             return
         time.sleep(1.0)
     raise AssertionError(f"intent examples not embedded within {timeout_s:.0f} s")
+
+
+async def _admin_key(prefix: str) -> str:
+    """A key for the tests' tenant with every scope (as ``python -m edge.auth create`` makes)."""
+    from edge.auth import SCOPES, KeyStore
+
+    store = KeyStore(REDIS_URL, prefix)
+    try:
+        return await store.create("tests", list(SCOPES), name="e2e")
+    finally:
+        await store.aclose()

@@ -21,7 +21,7 @@ FLOORS = {"prior_auth": 0.80, "sales_qualification": 0.85}
 
 @pytest.mark.parametrize("schema", sorted(TOPICS))
 def test_scenario_suite_in_text_mode(app: dict[str, Any], schema: str) -> None:
-    results = asyncio.run(run_suite(app["base"], [schema], "all"))
+    results = asyncio.run(run_suite(app["base"], [schema], "all", app["headers"]))
     scores = results[schema]
     print("\n" + summary(results))
     assert len(scores) >= 20

@@ -1,0 +1,79 @@
+"""Who owns which call, and how much a tenant or a key may do.
+
+- Ownership: the tenant of the key that started a call (``<prefix>owner:<call id>``, and the
+  tenant's index of calls). Another tenant asking about the call gets 404, as for a call that
+  does not exist.
+- Rate limits: a token bucket per API key in Redis (one Lua script, so every ingress replica
+  shares it) → 429 with ``Retry-After``.
+- Quotas: live calls per tenant; a call counts until its route says it ended.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import redis.asyncio as aioredis
+
+# KEYS[1] bucket; ARGV: rate per s, burst, now → 0 (taken) or seconds until a token is back
+_TAKE = """
+local rate, burst, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(state[1]) or burst
+local at = tonumber(state[2]) or now
+tokens = math.min(burst, tokens + (now - at) * rate)
+local wait = 0
+if tokens >= 1 then tokens = tokens - 1 else wait = (1 - tokens) / rate end
+redis.call('HSET', KEYS[1], 'tokens', tokens, 'at', now)
+redis.call('EXPIRE', KEYS[1], math.ceil(burst / rate) + 1)
+return tostring(wait)
+"""
+
+
+class Tenancy:
+    def __init__(self, redis_url: str, prefix: str = "voxray:", record_ttl_s: int = 30 * 24 * 3600):
+        self.redis: Any = aioredis.Redis.from_url(redis_url)
+        self.prefix = prefix
+        self.record_ttl_s = record_ttl_s
+        self._take = self.redis.register_script(_TAKE)
+
+    def _k(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    async def own(self, call_id: str, tenant: str) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.set(self._k("owner", call_id), tenant, ex=self.record_ttl_s)
+        pipe.zadd(self._k("tenant", tenant, "calls"), {call_id: time.time()})
+        pipe.zadd(self._k("tenant", tenant, "live"), {call_id: time.time()})
+        await pipe.execute()
+
+    async def owner(self, call_id: str) -> str | None:
+        raw = await self.redis.get(self._k("owner", call_id))
+        return raw.decode() if raw else None
+
+    async def calls_of(self, tenant: str, limit: int = 200) -> list[str]:
+        ids = await self.redis.zrevrange(self._k("tenant", tenant, "calls"), 0, limit - 1)
+        return [i.decode() for i in ids]
+
+    async def live_of(self, tenant: str) -> list[str]:
+        ids = await self.redis.zrange(self._k("tenant", tenant, "live"), 0, -1)
+        return [i.decode() for i in ids]
+
+    async def ended(self, tenant: str, call_ids: list[str]) -> None:
+        if call_ids:
+            await self.redis.zrem(self._k("tenant", tenant, "live"), *call_ids)
+
+    async def forget(self, call_id: str, tenant: str) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(self._k("owner", call_id))
+        pipe.zrem(self._k("tenant", tenant, "calls"), call_id)
+        pipe.zrem(self._k("tenant", tenant, "live"), call_id)
+        await pipe.execute()
+
+    async def take(self, key_id: str, rate_per_s: float, burst: int) -> float:
+        """A request token for ``key_id``: 0.0, or the seconds to wait before one is back."""
+        wait = await self._take(keys=[self._k("rate", key_id)], args=[rate_per_s, burst, time.time()])
+        return float(wait)
+
+    async def aclose(self) -> None:
+        await self.redis.aclose()

@@ -1,0 +1,38 @@
+"""An API key for the tools (main job, load tests, scenario suite) against a local cluster.
+
+``VOXRAY_API_KEY`` when set; otherwise a key for tenant ``local`` with every scope is made in
+the cluster's Redis (what ``python -m edge.auth create`` does), so the README's commands need
+no set-up step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from common.settings import VoxraySettings, get_settings
+from edge.auth import LOCAL_TENANT, SCOPES, KeyStore
+
+
+def local_api_key(settings: VoxraySettings | None = None) -> str:
+    key = os.environ.get("VOXRAY_API_KEY")
+    if key:
+        return key
+    settings = settings or get_settings()
+    if not settings.redis_url:
+        raise SystemExit("no VOXRAY_API_KEY and no Redis to make one in")
+
+    async def make() -> str:
+        store = KeyStore(settings.redis_url or "", settings.calls.key_prefix)
+        try:
+            return await store.create(LOCAL_TENANT, list(SCOPES), name="local tools")
+        finally:
+            await store.aclose()
+
+    key = asyncio.run(make())
+    os.environ["VOXRAY_API_KEY"] = key  # subprocesses (Locust) use the same key
+    return key
+
+
+def auth_headers(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
