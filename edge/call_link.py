@@ -39,7 +39,7 @@ from common.events import (
 from edge.media.config import EdgeConfig
 from edge.media.playout import ClearResult
 from edge.media.stream import MediaStream, Send
-from edge.twilio.protocol import StreamInfo
+from edge.twilio.protocol import StreamInfo, TwilioMessage
 
 log = logging.getLogger("voxray.call_link")
 GOODBYE_GRACE_S = 5.0
@@ -100,7 +100,7 @@ class CallLink:
         self._notes: set[asyncio.Task[Any]] = set()
         self._stt_hints = ""  # from the latest TurnDone: what the next utterance likely holds
 
-    async def handle(self, raw: str | bytes) -> None:
+    async def handle(self, raw: str | bytes | TwilioMessage) -> None:
         await self.media.handle_message(raw)
 
     # ---- stream events -----------------------------------------------------------------

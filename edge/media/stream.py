@@ -4,9 +4,11 @@ Everything that happens per 20 ms frame happens here, so nothing per frame cross
 boundary. Inbound: each ``media`` message (µ-law 8 kHz) goes through the
 jitter buffer (``media.chunk`` order, ``media.timestamp`` schedule), is decoded and resampled
 to PCM16 16 kHz, scored by Silero VAD in 32 ms windows (line silence below an energy floor
-skips the model) and cut into utterances by the ``Endpointer``; the smart-turn model answers
-its end-of-turn questions off the event loop. Outbound: ``Playout`` paces the agent's audio
-and reports what was heard.
+skips the model) and cut into utterances by the ``Endpointer``. Model work never runs on the
+event loop: windows that need Silero are scored, and pushed through the endpointer, on a small
+thread pool (one job per message, the stream's endpointer behind a lock), and the smart-turn
+model answers its end-of-turn questions off the loop too. Media before ``start`` is ignored.
+Outbound: ``Playout`` paces the agent's audio and reports what was heard.
 
 Callbacks: ``on_utterance``/``on_start``/``on_stop``/``on_dtmf`` run in order on one task (a
 slow consumer never stalls frame handling, but delays the next callback); ``on_barge_in`` runs
@@ -26,8 +28,11 @@ import base64
 import binascii
 import contextlib
 import logging
+import os
+import threading
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -58,6 +63,19 @@ logger = logging.getLogger("voxray.media")
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 OnUtterance = Callable[[Utterance], Awaitable[None]]
 OnBargeIn = Callable[[ClearResult], Awaitable[None]]
+Windows = npt.NDArray[np.int16]  # rows of VAD_WINDOW samples
+
+_vad_pool: ThreadPoolExecutor | None = None
+_vad_pool_lock = threading.Lock()
+
+
+def vad_pool() -> ThreadPoolExecutor:
+    """The process's threads for Silero windows (onnxruntime releases the GIL while it runs)."""
+    global _vad_pool
+    with _vad_pool_lock:
+        if _vad_pool is None:
+            _vad_pool = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="vad")
+        return _vad_pool
 
 
 class MediaStream:
@@ -115,6 +133,7 @@ class MediaStream:
                 "smart_turn_decisions",
                 "smart_turn_skipped",
                 "dtmf",
+                "before_start",
                 "callback_errors",
                 "errors",
             ),
@@ -124,6 +143,8 @@ class MediaStream:
         self._ts_origin: float | None = None  # min(arrival - timestamp) in seconds
         self._first_ts_ms: int | None = None
         self._pending_pcm = np.zeros(0, dtype=np.int16)
+        # the endpointer is pushed on a VAD thread and asked for verdicts on the loop: one at a time
+        self._endpoint_lock = asyncio.Lock()
         # callbacks run in order on one task so a slow consumer never stalls frame handling
         self._events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self._dispatcher: asyncio.Task[None] | None = None
@@ -153,10 +174,11 @@ class MediaStream:
         return await self.playout.clear()
 
     # ------------------------------------------------------------------ inbound
-    async def handle_message(self, raw: str | bytes) -> None:
-        """Handle one websocket text message from Twilio. Never raises for bad input."""
+    async def handle_message(self, raw: str | bytes | TwilioMessage) -> None:
+        """Handle one websocket message from Twilio (its text, or already parsed). Never raises
+        for bad input."""
         try:
-            msg = parse_message(raw)
+            msg = parse_message(raw) if isinstance(raw, str | bytes) else raw
         except ValidationError as exc:
             self._stats["malformed"] += 1
             # field locations and error types only: inputs may carry audio or caller data
@@ -191,6 +213,8 @@ class MediaStream:
             body = msg.start
             if body.media_format.encoding != "audio/x-mulaw" or body.media_format.sample_rate != 8000:
                 raise ValueError("unsupported media format")
+            if self.started:
+                raise ValueError("a second start")
             self.stream = StreamInfo(body.stream_sid, body.call_sid, dict(body.custom_parameters))
             self.playout.stream_sid = body.stream_sid
             self.started = True
@@ -212,6 +236,9 @@ class MediaStream:
         media = msg.media
         if not media.track.startswith("inbound"):
             return
+        if not self.started:  # no stream yet: nothing to time it against, nobody to hear it
+            self._stats["before_start"] += 1
+            return
         payload = base64.b64decode(media.payload, validate=True)
         if not payload:
             raise ValueError("empty media payload")
@@ -225,25 +252,55 @@ class MediaStream:
 
     async def _process_frames(self, frames: list[JitterFrame]) -> None:
         self._sync_jitter_stats()
-        for frame in frames:
-            if self._first_ts_ms is None:
-                self._first_ts_ms = frame.timestamp_ms
-            await self._feed_pcm(self._inbound.convert(frame.payload))
+        if not frames:
+            return
+        if self._first_ts_ms is None:
+            self._first_ts_ms = frames[0].timestamp_ms
+        pcm = [self._inbound.convert(frame.payload) for frame in frames]
+        await self._feed_pcm(pcm[0] if len(pcm) == 1 else np.concatenate(pcm))
 
     async def _feed_pcm(self, pcm: npt.NDArray[np.int16]) -> None:
         buf = np.concatenate((self._pending_pcm, pcm)) if self._pending_pcm.size else pcm
         n = buf.size // VAD_WINDOW * VAD_WINDOW
         self._pending_pcm = buf[n:].copy()
-        for i in range(0, n, VAD_WINDOW):
-            window = buf[i : i + VAD_WINDOW]
+        windows = buf[:n].reshape(-1, VAD_WINDOW)
+        done = 0
+        while done < len(windows):
+            rest = windows[done:]
+            async with self._endpoint_lock:
+                playing = self.playout.is_playing
+                if self._needs_model(rest):
+                    loop = asyncio.get_running_loop()
+                    actions, used = await loop.run_in_executor(vad_pool(), self._push_windows, rest, playing)
+                else:  # line silence while quiet: no model run, nothing worth a thread hop
+                    actions, used = self._push_windows(rest, playing)
+            done += used
+            for action in actions:
+                await self._act(action)
+
+    def _needs_model(self, windows: Windows) -> bool:
+        if self.endpointer.in_speech:
+            return True
+        floor = self.config.vad_energy_floor
+        return any(rms(window) >= floor for window in windows)
+
+    def _push_windows(self, windows: Windows, playing: bool) -> tuple[list[Action], int]:
+        """Score windows and push them through the endpointer (on a VAD thread, or inline when
+        no window needs the model), up to and including one that barges in: playback is cleared
+        before the next window is judged. Returns the actions and how many windows were used."""
+        actions: list[Action] = []
+        for used, window in enumerate(windows, start=1):
             in_speech = self.endpointer.in_speech
             if not in_speech and rms(window) < self.config.vad_energy_floor:
                 prob = 0.0
                 self._stats["vad_skipped"] += 1
             else:
                 prob = self._vad(window, quiet=not in_speech)
-            for action in self.endpointer.push(window, prob, self.playout.is_playing):
-                await self._act(action)
+            pushed = self.endpointer.push(window, prob, playing)
+            actions += pushed
+            if any(isinstance(action, BargeIn) for action in pushed):
+                return actions, used
+        return actions, len(windows)
 
     def _time_at(self, pos: int) -> float:
         """Monotonic time at which stream sample ``pos`` reached us (fastest path)."""
@@ -279,7 +336,9 @@ class MediaStream:
             except Exception:  # a model failure must not end the call: fall back to silence
                 logger.exception("call %s: smart-turn decision failed", self.call_id)
                 return
-            for action in self.endpointer.verdict(ask.pause_id, probability):
+            async with self._endpoint_lock:
+                actions = self.endpointer.verdict(ask.pause_id, probability)
+            for action in actions:
                 await self._act(action)
 
         self._side_task(decide())
@@ -310,7 +369,9 @@ class MediaStream:
         if self.endpointer.in_speech:
             if self._side_tasks:  # pending smart-turn verdicts may still end it first
                 await asyncio.gather(*list(self._side_tasks), return_exceptions=True)
-            for action in self.endpointer.finish():
+            async with self._endpoint_lock:
+                actions = self.endpointer.finish()
+            for action in actions:
                 await self._act(action)
         if wait_callbacks:
             await self.drain()

@@ -16,6 +16,7 @@ import json
 import logging
 import re
 import statistics
+import threading
 import time
 from typing import Any
 
@@ -27,6 +28,7 @@ from common.events import Utterance
 from edge.media.config import EdgeConfig
 from edge.media.playout import ClearResult
 from edge.media.stream import MediaStream
+from edge.media.vad import SileroModel
 from edge.twilio import protocol
 from edge.twilio.webhooks import verify_signature
 from loadtests.persona import Persona, PersonaTurn
@@ -569,3 +571,29 @@ async def test_simulated_caller_handles_server_hang_up(voice: PersonaVoice) -> N
     # which turn the goodbye is counted under depends on timing on a busy box; that it arrived does not
     heard = result.opening_agent_audio_ms + sum(t.agent_audio_ms for t in result.turns)
     assert heard > 500
+
+
+async def test_silero_runs_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Windows that need the model are scored on the VAD threads, never on the event loop; and
+    media before ``start`` is not scored at all."""
+    threads: list[str] = []
+    run = SileroModel.run
+
+    def recording_run(self: SileroModel, x: Any, state: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return run(self, x, state)
+
+    monkeypatch.setattr(SileroModel, "run", recording_run)
+
+    noise = (np.random.default_rng(0).standard_normal(160) * 3000).astype(np.int16)
+    h = Harness(EdgeConfig(smart_turn=False))
+    await h.session.handle_message(h.media(pcm16_to_ulaw(noise)))  # before start: ignored
+    assert h.session.stats["before_start"] == 1 and threads == []
+    await h.start()
+    await h.session.handle_message(json.dumps(protocol.start_in("MZother", "CAother", "AC1", {})))
+    assert h.session.stats["malformed"] == 1 and h.session.playout.stream_sid == "MZtest"  # one start
+    await h.feed([pcm16_to_ulaw(noise)] * 30)
+    stream = h.session
+    await stream.flush()
+    await stream.close()
+    assert threads and all(name.startswith("vad") for name in threads), set(threads)
