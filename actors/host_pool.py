@@ -25,13 +25,13 @@ import secrets
 import time
 import uuid
 from collections.abc import AsyncGenerator
-from typing import Any
+from typing import Any, Literal
 
 import ray
 from ray.exceptions import ActorUnavailableError, RayActorError
 
 from actors.call_host import CallHost, CallNotFound, HostConfig
-from actors.store import CallStore, Route
+from actors.store import CallStore, Route, StreamClaim
 from common.events import CallOpened, CallRefused, EndReason, HostLoad
 
 log = logging.getLogger("voxray.pool")
@@ -41,6 +41,29 @@ TRANSIENT_RETRIES = 3
 TRANSIENT_BACKOFF_S = 0.2
 MAX_RECOVERIES = 6
 LOADS_MAX_AGE_S = 1.0
+Claim = StreamClaim | Literal["bad"]
+
+
+# A stream token is ``{nonce}.{mac}``, the mac an HMAC of the call id and the nonce: any replica
+# checks one without storing it, every TwiML fetch (and POST /calls) mints a fresh one, and the
+# directory remembers which nonces were used (``CallStore.claim_stream``): each is good once.
+def _token_mac(secret: bytes, call_id: str, nonce: str) -> str:
+    digest = hmac.new(secret, f"{call_id}.{nonce}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:24]).decode()
+
+
+def mint_stream_token(secret: bytes, call_id: str) -> str:
+    nonce = secrets.token_urlsafe(12)
+    return f"{nonce}.{_token_mac(secret, call_id, nonce)}"
+
+
+def stream_token_nonce(secret: bytes, call_id: str, token: str) -> str | None:
+    """The nonce of a token minted with ``secret`` for this call, else None (constant time)."""
+    nonce, dot, mac = token.partition(".")
+    if not (dot and nonce and secret):
+        return None
+    expected = _token_mac(secret, call_id, nonce)
+    return nonce if hmac.compare_digest(expected.encode(), mac.encode()) else None
 
 
 class CallHostPool:
@@ -56,6 +79,8 @@ class CallHostPool:
         self._loads_at = 0.0
         self._refreshing: asyncio.Task[list[HostLoad]] | None = None
         self._secret = stream_secret.encode() if stream_secret else b""
+        self._used_tokens: set[str] = set()  # without a store: this replica's memory only
+        self._streams: dict[str, str] = {}
 
     # ---- hosts -----------------------------------------------------------------------------
     def _spawn(self, name: str) -> Any:
@@ -110,13 +135,37 @@ class CallHostPool:
 
     # ---- stream tokens -----------------------------------------------------------------------
     def stream_token(self, call_id: str) -> str:
-        """The token a call's media stream must present: an HMAC of the call id, so any replica
-        can check it without storing it."""
-        digest = hmac.new(self._secret, call_id.encode(), hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(digest[:24]).decode()
+        """A fresh single-use token for the call's media stream (``mint_stream_token``)."""
+        return mint_stream_token(self._secret, call_id)
 
     def check_token(self, call_id: str, token: str) -> bool:
-        return bool(token) and hmac.compare_digest(self.stream_token(call_id), token)
+        """Whether this is a token minted for the call (used or not)."""
+        return stream_token_nonce(self._secret, call_id, token) is not None
+
+    async def claim_stream(self, call_id: str, token: str, owner: str) -> Claim:
+        """Consume the token and take the call's media stream for ``owner`` (one socket at a
+        time): ``bad`` (not a token of the call), ``reused``, ``busy`` (another socket has the
+        stream), ``ended`` (no live call) or ``ok``."""
+        nonce = stream_token_nonce(self._secret, call_id, token)
+        if nonce is None:
+            return "bad"
+        if self.store is not None:
+            return await self.store.claim_stream(call_id, nonce, owner)
+        if call_id not in self._routes:
+            return "ended"
+        if nonce in self._used_tokens:
+            return "reused"
+        if call_id in self._streams:
+            return "busy"
+        self._used_tokens.add(nonce)
+        self._streams[call_id] = owner
+        return "ok"
+
+    async def release_stream(self, call_id: str, owner: str) -> None:
+        if self.store is not None:
+            await self.store.release_stream(call_id, owner)
+        elif self._streams.get(call_id) == owner:
+            del self._streams[call_id]
 
     # ---- calls -------------------------------------------------------------------------------
     async def start_call(

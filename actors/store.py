@@ -11,6 +11,8 @@ collide):
   {p}webhooks          outbox list of pending webhook deliveries (JSON)
   {p}webhooks:inflight:{worker} / {p}webhooks:dead
   {p}stream-secret     the secret stream tokens are derived from (shared by every replica)
+  {p}call:{id}:stream  the replica and socket that holds the call's media stream now
+  {p}stream-token:{nonce}  a stream token already used (tokens are single-use)
 
 Generations fence stale hosts: a failover moves the route to a new host with ``gen + 1`` (a
 compare-and-set, so of several replicas that see the same dead host exactly one moves the
@@ -65,12 +67,33 @@ def _dnc_entries(keys: list[str], call_id: str) -> dict[str, str]:
     return dict.fromkeys(keys, entry)
 
 
+# KEYS: route, used-token key, stream key; ARGV: owner, ttl → ok | ended | reused | busy.
+# One script, so of two replicas that see the same token (or two tokens of one call) one wins.
+_CLAIM_STREAM = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'live' then return 'ended' end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 'reused' end
+if not redis.call('SET', KEYS[3], ARGV[1], 'NX', 'EX', ARGV[2]) then return 'busy' end
+redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
+return 'ok'
+"""
+
+# KEYS[1] stream key; ARGV[1] owner → 1 released, 0 held by someone else (or by nobody).
+_RELEASE_STREAM = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+StreamClaim = Literal["ok", "ended", "reused", "busy"]
+
+
 class CallStore:
     def __init__(self, redis_url: str, prefix: str = "voxray:"):
         self.redis = aioredis.Redis.from_url(redis_url)
         self.prefix = prefix
         self._move = self.redis.register_script(_MOVE_ROUTE)
         self._save = self.redis.register_script(_SAVE_SNAPSHOT)
+        self._claim_stream = self.redis.register_script(_CLAIM_STREAM)
+        self._release_stream = self.redis.register_script(_RELEASE_STREAM)
 
     def _k(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -122,6 +145,24 @@ class CallStore:
         await self.redis.set(key, secrets.token_hex(32), nx=True)
         secret: bytes = await self.redis.get(key)  # type: ignore[assignment]
         return secret
+
+    # ---- the media stream ----------------------------------------------------------------
+    async def claim_stream(self, call_id: str, nonce: str, owner: str) -> StreamClaim:
+        """Use a stream token (``nonce`` names it) and take the call's stream for ``owner``, in
+        one step: ``ended`` when the call is not live, ``reused`` when the token was used
+        before, ``busy`` when another socket holds the stream; ``ok`` consumed the token."""
+        keys = [
+            self._k("call", call_id, "route"),
+            self._k("stream-token", nonce),
+            self._k("call", call_id, "stream"),
+        ]
+        result = await self._claim_stream(keys=keys, args=[owner, SNAPSHOT_TTL_S])
+        claim = result.decode() if isinstance(result, bytes) else str(result)
+        return claim  # type: ignore[return-value]
+
+    async def release_stream(self, call_id: str, owner: str) -> bool:
+        """Free the call's stream if ``owner`` still holds it (its token stays used)."""
+        return bool(await self._release_stream(keys=[self._k("call", call_id, "stream")], args=[owner]))
 
     # ---- snapshots -----------------------------------------------------------------------
     async def save_snapshot(self, call_id: str, gen: int, blob: bytes) -> bool:
