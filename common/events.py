@@ -23,6 +23,7 @@ class EndReason(StrEnum):
 
     COMPLETED = "completed"  # the conversation reached a terminal state and its last line played
     CALLER_HUNG_UP = "caller_hung_up"  # the media stream stopped or its socket closed
+    MEDIA_POLICY = "media_policy"  # the call's media stream broke the socket's rules (1008)
     HANGUP = "hangup"  # a client asked: POST /calls/{id}/hangup
     DIAL_FAILED = "dial_failed"  # Twilio refused the outbound call
     TWILIO_COMPLETED = "twilio:completed"

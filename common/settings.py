@@ -147,11 +147,28 @@ class RouterSettings(BaseModel):
 
 class TwilioSettings(BaseModel):
     account_sid: str | None = Field(None, description="Twilio account; None = only simulated calls.")
-    auth_token: str | None = Field(None, description="Checks X-Twilio-Signature on every webhook.")
+    auth_token: str | None = Field(
+        None, description="Checks X-Twilio-Signature on every webhook and media websocket handshake."
+    )
     from_number: str | None = Field(None, description="Caller ID for outbound calls (E.164).")
     api_base_url: str | None = Field(None, description="Override Twilio's REST API base URL (tests).")
     public_base_url: str = Field(
         "http://127.0.0.1:8000", description="How Twilio reaches this app: TwiML and callback URLs use it."
+    )
+    stream_start_timeout_s: float = Field(
+        5.0, gt=0, description="A media socket without a valid `start` by then is closed (4408)."
+    )
+    stream_max_message_bytes: int = Field(
+        65536, ge=1024, description="A longer media socket message closes the socket (1008)."
+    )
+    stream_max_rate: float = Field(
+        2.0,
+        gt=0,
+        description="Media (and messages, as 20 ms each) faster than this × real time, "
+        "sustained past stream_burst_s, closes the socket (1008).",
+    )
+    stream_burst_s: float = Field(
+        3.0, gt=0, description="Stream time a socket may run ahead of stream_max_rate (a network catch-up)."
     )
 
 

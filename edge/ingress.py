@@ -15,7 +15,7 @@ import time
 from math import ceil
 from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request, Response, WebSocket, WebSocketDisconnect
+from fastapi import Depends, FastAPI, HTTPException, Request, Response, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse
@@ -39,6 +39,7 @@ from edge.api_models import (
 from edge.auth import LOCAL_TENANT, SCOPES, InvalidKey, KeyStore, Principal
 from edge.call_link import CallLink, SpeechToText, TextToSpeech
 from edge.media.smart_turn import preload_models
+from edge.media_socket import MediaSocket, MediaSocketRules
 from edge.tenancy import Tenancy
 from edge.text_policy import text_problem
 from edge.twilio.webhooks import (
@@ -564,33 +565,18 @@ class Ingress:
 
     @api.websocket("/twilio/media/{call_id}")
     async def twilio_media(self, websocket: WebSocket, call_id: str) -> None:
+        """The call's Twilio media stream; its rules and close codes: ``edge/media_socket.py``."""
         await self._ready()
-        await websocket.accept(headers=[(REPLICA_HEADER.lower().encode(), _replica_id().encode())])
-        try:
-            await self.pool.route(call_id)
-        except CallNotFound:
-            await websocket.close(code=4404, reason="unknown call")
-            return
-        link = CallLink(call_id, self.pool, self.stt, self.tts, websocket.send_json)
-        self.links[call_id] = link
-        try:
-            while not link.finished:
-                try:
-                    message = await asyncio.wait_for(websocket.receive_text(), timeout=1.0)
-                except TimeoutError:
-                    continue
-                await link.handle(message)
-        except WebSocketDisconnect:
-            pass
-        finally:
-            self.links.pop(call_id, None)
-            await link.close()
-            # Only the stream that proved it is the call's (its token) can end the call.
-            if link.authorized:
-                with contextlib.suppress(HTTPException):
-                    await self._end(call_id, link.end_reason or EndReason.CALLER_HUNG_UP)
-            with contextlib.suppress(RuntimeError):
-                await websocket.close()
+        await MediaSocket(
+            websocket,
+            call_id,
+            MediaSocketRules.from_settings(self.settings.twilio),
+            self.pool,
+            lambda send: CallLink(call_id, self.pool, self.stt, self.tts, send),
+            self._end,
+            self.links,
+            accept_headers=[(REPLICA_HEADER.lower().encode(), _replica_id().encode())],
+        ).run()
 
     # ---- health ----------------------------------------------------------------------------
     @api.get("/healthz")

@@ -238,7 +238,8 @@ def test_twilio_webhooks_check_signatures(client: httpx.Client, app: dict[str, A
         path, data=params, headers={"X-Twilio-Signature": _signed(app["base"] + path, params)}
     )
     assert response.status_code == 200
-    assert f"/twilio/media/{call['call_id']}" in response.text and call["stream_token"] in response.text
+    assert f"/twilio/media/{call['call_id']}" in response.text and 'name="token"' in response.text
+    assert call["stream_token"] not in response.text  # every TwiML fetch mints a fresh single-use token
     status_path = f"/twilio/status/{call['call_id']}"
     done = {"CallSid": params["CallSid"], "CallStatus": "completed"}
     assert client.post(status_path, data=done).status_code == 403
@@ -263,7 +264,7 @@ def test_outbound_call_goes_through_the_twilio_rest_api(client: httpx.Client, ap
 
 
 async def _malformed_then_wrong_token(url: str) -> tuple[bool, int | None]:
-    async with websockets.connect(url) as ws:
+    async with websockets.connect(url, additional_headers={"X-Twilio-Signature": _signed(url, {})}) as ws:
         for junk in (
             "not json",
             "{}",
@@ -293,8 +294,8 @@ async def _malformed_then_wrong_token(url: str) -> tuple[bool, int | None]:
 
 def test_media_socket_ignores_malformed_messages_and_refuses_wrong_token(client: httpx.Client) -> None:
     call = start(client)
-    closed, _ = asyncio.run(_malformed_then_wrong_token(call["media_url"]))
-    assert closed  # junk was ignored; the wrong token closed the socket
+    closed, code = asyncio.run(_malformed_then_wrong_token(call["media_url"]))
+    assert closed and code == 4401  # junk before the start was ignored; the wrong token closed it
     status = client.get(f"/calls/{call['call_id']}").json()
     assert status["status"] == "active"  # a socket that is not the call's cannot end the call
     client.post(f"/calls/{call['call_id']}/hangup")
@@ -307,6 +308,7 @@ def _run_caller(call: dict[str, Any], persona: str) -> Any:
         call["media_url"],
         str(PERSONAS / f"{persona}.yaml"),
         custom_parameters={"token": call["stream_token"]},
+        auth_token=AUTH_TOKEN,  # Twilio is configured here: the handshake must be signed
         hang_up_after_s=12.0,
         # a gap between two synthesised sentences on a busy box is not the end of the reply
         agent_done_silence_ms=1500,
@@ -474,7 +476,8 @@ def test_an_ingress_replica_killed_mid_call_leaves_the_call_going(
         path, data=params, headers={"X-Twilio-Signature": _signed(app["base"] + path, params)}
     )
     assert twiml.status_code == 200 and twiml.headers[REPLICA] != started_on
-    assert call["stream_token"] in twiml.text  # the token derives from the call id, not a replica's memory
+    # a fresh token; the dead replica's (POST /calls) still opens the stream below: the secret is shared
+    assert 'name="token"' in twiml.text and call["stream_token"] not in twiml.text
 
     result = _run_caller(call, "short_rep_backchannel")
     assert [t.voice_to_voice_ms is not None for t in result.turns] == [True, True]
