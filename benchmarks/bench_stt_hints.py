@@ -34,7 +34,6 @@ import argparse
 import os
 import re
 import statistics
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
@@ -47,6 +46,7 @@ import numpy as np
 import numpy.typing as npt
 
 from common.audio import pcm16_to_ulaw, resample, ulaw_to_pcm16
+from loadtests.voice import espeak_wav, telephone_band
 
 if TYPE_CHECKING:
     from common.settings import STTSettings
@@ -188,31 +188,9 @@ def compact(text: str) -> str:
     return "".join(tokens(text)).replace("'", "")
 
 
-def phone_line(wav: Path, seed: int) -> bytes:
+def phone_line(wav: bytes, seed: int) -> bytes:
     """espeak output → 300-3400 Hz at 8 kHz (sox) → noise → µ-law and back → PCM16 16 kHz."""
-    raw = subprocess.run(
-        [
-            "sox",
-            str(wav),
-            "-t",
-            "raw",
-            "-e",
-            "signed",
-            "-b",
-            "16",
-            "-c",
-            "1",
-            "-r",
-            "8000",
-            "-",
-            "sinc",
-            "300-3400",
-        ],
-        check=True,
-        capture_output=True,
-    ).stdout
-    pcm = np.frombuffer(raw, dtype="<i2").astype(np.float64)
-    return telephone(pcm, seed)
+    return telephone(telephone_band(wav).astype(np.float64), seed)
 
 
 def telephone(pcm8k: npt.NDArray[np.float64], seed: int) -> bytes:
@@ -233,8 +211,8 @@ def build_clips(folder: Path) -> tuple[list[Clip], list[bytes]]:
         fields = FIELD.findall(line)
         spoken = line.format(**{k: spelled(v) if k in SPELLED else v for k, v in data.items()})
         voice, wpm = VOICES[n % len(VOICES)]
-        wav = folder / f"line{n:02d}.wav"
-        subprocess.run(["espeak-ng", "-v", voice, "-s", str(wpm), "-w", str(wav), spoken], check=True)
+        wav = espeak_wav(spoken, voice, wpm)
+        (folder / f"line{n:02d}.wav").write_bytes(wav)
         clips.append(
             Clip(
                 reference=line.format(**data),

@@ -34,7 +34,7 @@ from pydantic import BaseModel, Field
 
 from edge.twilio import protocol
 from loadtests.persona import Persona, PersonaTurn, load_persona
-from loadtests.voice import SILENCE_FRAME, PersonaVoice, frames_of
+from loadtests.voice import SILENCE_FRAME, CachedVoice, PersonaVoice, frames_of
 
 FRAME_S = 0.020
 
@@ -109,7 +109,7 @@ class SimulatedCaller:
         url: str,
         persona: Persona | str,
         *,
-        voice: PersonaVoice | None = None,
+        voice: CachedVoice | None = None,
         custom_parameters: dict[str, str] | None = None,
         agent_reply_timeout_s: float = 20.0,
         agent_done_silence_ms: int = 700,
@@ -123,7 +123,7 @@ class SimulatedCaller:
     ) -> None:
         self.url = url
         self.persona = persona if isinstance(persona, Persona) else load_persona(persona)
-        self.voice = voice or PersonaVoice.shared(length_scale=self.persona.length_scale)
+        self.voice: CachedVoice = voice or PersonaVoice.shared(length_scale=self.persona.length_scale)
         self.custom_parameters = {**self.persona.custom_parameters, **(custom_parameters or {})}
         self.agent_reply_timeout_s = agent_reply_timeout_s
         self.agent_done_silence_s = agent_done_silence_ms / 1000.0

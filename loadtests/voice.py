@@ -1,4 +1,12 @@
-"""A simulated counterpart's voice: Piper (the bundled voice) → µ-law 8 kHz frames, cached by text."""
+"""Simulated counterparts' voices → µ-law 8 kHz frames, cached by voice and text.
+
+- ``PersonaVoice``: Piper with the bundled en_US-joe-medium voice, the agent's own voice.
+- ``EspeakVoice``: a SYNTHETIC stand-in for a real caller's voice, unlike the agent's:
+  espeak-ng (formant synthesis, several English variants) through a telephone band.
+
+Both give whole 20 ms frames with the leading/trailing silence trimmed, cached in memory and
+on disk (``VOXRAY_SIM_SPEECH_CACHE``, default ``loadtests/.speech_cache``, not tracked by git).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import subprocess
 import threading
 import uuid
 from pathlib import Path
@@ -13,7 +22,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from common.audio import TWILIO_FRAME_BYTES, ULAW_SILENCE, encode_pcm16, float_to_pcm16
+from common.audio import TWILIO_FRAME_BYTES, ULAW_SILENCE, encode_pcm16, float_to_pcm16, pcm16_to_ulaw
 
 logger = logging.getLogger("voxray.simulated_caller")
 
@@ -23,7 +32,43 @@ DEFAULT_CACHE_DIR = Path(
 SILENCE_FRAME = bytes([ULAW_SILENCE]) * TWILIO_FRAME_BYTES
 
 
-class PersonaVoice:
+class CachedVoice:
+    """``mulaw(text)`` from a subclass's ``_synthesise``, cached by ``key_prefix`` + text."""
+
+    key_prefix = ""
+
+    def __init__(self, cache_dir: Path | None = None) -> None:
+        self.cache_dir = cache_dir or DEFAULT_CACHE_DIR
+        self._memory: dict[str, bytes] = {}
+
+    def _synthesise(self, text: str) -> bytes:
+        """µ-law 8 kHz speech for ``text``, silence trimmed."""
+        raise NotImplementedError
+
+    def mulaw(self, text: str) -> bytes:
+        """µ-law 8 kHz speech for ``text``, a whole number of 20 ms frames."""
+        key = hashlib.sha256((self.key_prefix + text).encode()).hexdigest()[:32]
+        cached = self._memory.get(key)
+        if cached is not None:
+            return cached
+        path = self.cache_dir / f"{key}.ulaw"
+        if path.exists():
+            audio = path.read_bytes()
+        else:
+            audio = self._synthesise(text)
+            audio += bytes([ULAW_SILENCE]) * (-len(audio) % TWILIO_FRAME_BYTES)
+            try:
+                self.cache_dir.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(f".{uuid.uuid4().hex[:6]}.tmp")
+                tmp.write_bytes(audio)
+                tmp.replace(path)
+            except OSError as exc:  # a read-only checkout still works, just slower
+                logger.debug("speech cache not writable: %s", exc)
+        self._memory[key] = audio
+        return audio
+
+
+class PersonaVoice(CachedVoice):
     """Piper (the bundled en_US-joe-medium voice) → µ-law 8 kHz, cached by text."""
 
     _instances: ClassVar[dict[tuple[str | None, float], PersonaVoice]] = {}
@@ -38,6 +83,7 @@ class PersonaVoice:
 
         from services.model_paths import piper_voice_files
 
+        super().__init__(cache_dir)
         model, config = piper_voice_files(voice_path)
         opts = onnxruntime.SessionOptions()
         opts.intra_op_num_threads = 1
@@ -50,9 +96,7 @@ class PersonaVoice:
         )
         self.length_scale = length_scale
         self.sample_rate = int(self.voice.config.sample_rate)
-        self.cache_dir = cache_dir or DEFAULT_CACHE_DIR
-        self._key_prefix = f"{Path(model).name}|{length_scale}|trimmed|"
-        self._memory: dict[str, bytes] = {}
+        self.key_prefix = f"{Path(model).name}|{length_scale}|trimmed|"
         self._synth_lock = threading.Lock()
 
     @classmethod
@@ -72,32 +116,59 @@ class PersonaVoice:
             parts = [float_to_pcm16(c.audio_float_array) for c in self.voice.synthesize(text, syn_config=cfg)]
         return (np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)), self.sample_rate
 
-    def mulaw(self, text: str) -> bytes:
-        """µ-law 8 kHz speech for ``text``, a whole number of 20 ms frames."""
-        key = hashlib.sha256((self._key_prefix + text).encode()).hexdigest()[:32]
-        cached = self._memory.get(key)
-        if cached is not None:
-            return cached
-        path = self.cache_dir / f"{key}.ulaw"
-        if path.exists():
-            audio = path.read_bytes()
-        else:
-            pcm, rate = self.pcm(text)
-            audio, _ = encode_pcm16(_trim_silence(pcm, rate), rate, "mulaw_8k")
-            audio += bytes([ULAW_SILENCE]) * (-len(audio) % TWILIO_FRAME_BYTES)
-            try:
-                self.cache_dir.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(f".{uuid.uuid4().hex[:6]}.tmp")
-                tmp.write_bytes(audio)
-                tmp.replace(path)
-            except OSError as exc:  # a read-only checkout still works, just slower
-                logger.debug("speech cache not writable: %s", exc)
-        self._memory[key] = audio
+    def _synthesise(self, text: str) -> bytes:
+        pcm, rate = self.pcm(text)
+        audio, _ = encode_pcm16(_trim_silence(pcm, rate), rate, "mulaw_8k")
         return audio
 
 
+# espeak-ng voice (language+variant) and words per minute; one is picked per counterpart.
+ESPEAK_VOICES: list[tuple[str, int]] = [
+    ("en-us", 160),
+    ("en-gb", 155),
+    ("en-us+m3", 165),
+    ("en-us+f2", 160),
+    ("en-gb-x-rp+f3", 150),
+    ("en-us+m7", 170),
+]
+
+
+class EspeakVoice(CachedVoice):
+    """A SYNTHETIC voice standing in for a real caller: espeak-ng (formant synthesis, nothing
+    like the agent's Piper voice) through a telephone band (sox 300-3400 Hz at 8 kHz), µ-law."""
+
+    def __init__(self, voice: str = "en-us", wpm: int = 160, cache_dir: Path | None = None) -> None:
+        super().__init__(cache_dir)
+        self.voice = voice
+        self.wpm = wpm
+        self.key_prefix = f"espeak-ng|{voice}|{wpm}|phone|trimmed|"
+
+    @classmethod
+    def for_name(cls, name: str) -> EspeakVoice:
+        """The same voice for the same counterpart, every run."""
+        voice, wpm = ESPEAK_VOICES[int(hashlib.sha256(name.encode()).hexdigest(), 16) % len(ESPEAK_VOICES)]
+        return cls(voice, wpm)
+
+    def _synthesise(self, text: str) -> bytes:
+        pcm = telephone_band(espeak_wav(text, self.voice, self.wpm))
+        return pcm16_to_ulaw(_trim_silence(pcm, 8000))
+
+
+def espeak_wav(text: str, voice: str, wpm: int) -> bytes:
+    """espeak-ng's WAV (22.05 kHz) of ``text``."""
+    cmd = ["espeak-ng", "-v", voice, "-s", str(wpm), "--stdout", text]
+    return subprocess.run(cmd, check=True, capture_output=True).stdout
+
+
+def telephone_band(wav: bytes) -> np.ndarray:
+    """A WAV through sox: 300-3400 Hz band-pass at 8 kHz, int16 mono."""
+    cmd = ["sox", "-t", "wav", "-", "-t", "raw", "-e", "signed", "-b", "16", "-c", "1", "-r", "8000"]
+    raw = subprocess.run([*cmd, "-", "sinc", "300-3400"], input=wav, check=True, capture_output=True).stdout
+    return np.frombuffer(raw, dtype="<i2").astype(np.int16)
+
+
 def _trim_silence(pcm: np.ndarray, rate: int, threshold: float = 200.0) -> np.ndarray:
-    """Drop Piper's leading/trailing near-silence (10 ms RMS below ``threshold``) so the last
+    """Drop leading/trailing near-silence (10 ms RMS below ``threshold``) so the last
     frame of a line is its last speech, which voice-to-voice latency is measured from."""
     win = rate // 100
     n = pcm.size // win

@@ -14,19 +14,20 @@ import httpx
 
 from loadtests.scenario_audio import AudioCall, audio_summary, play_audio
 from loadtests.scenario_suite import load_counterparts
+from tests.e2e.conftest import AUTH_TOKEN
 
 COUNTERPARTS = {"prior_auth": "callback_system_down", "sales_qualification": "busy_call_back_tomorrow"}
 
 
-async def _play_both(base: str) -> list[AudioCall]:
+async def _play_both(base: str, headers: dict[str, str]) -> list[AudioCall]:
     chosen = [c for schema, name in COUNTERPARTS.items() for c in load_counterparts(schema) if c.name == name]
     assert len(chosen) == len(COUNTERPARTS)
-    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
-        return list(await asyncio.gather(*(play_audio(client, c) for c in chosen)))
+    async with httpx.AsyncClient(base_url=base, timeout=60, headers=headers) as client:
+        return list(await asyncio.gather(*(play_audio(client, c, auth_token=AUTH_TOKEN) for c in chosen)))
 
 
 def test_audio_counterparts_reach_the_expected_outcome(app: dict[str, Any]) -> None:
-    calls = asyncio.run(_play_both(app["base"]))
+    calls = asyncio.run(_play_both(app["base"], app["headers"]))
     report = audio_summary({schema: [call] for schema, call in zip(COUNTERPARTS, calls, strict=True)})
     print("\n" + report)
     for call in calls:
