@@ -35,6 +35,8 @@ import httpx
 import psutil
 import yaml
 
+from loadtests.api_key import tool_headers
+
 # `ray start` in Ray 2.60 turns token authentication on (token in ~/.ray/auth_token); a driver
 # connecting by address must be in token mode too, decided when ray is first imported.
 os.environ.setdefault("RAY_AUTH_MODE", "token")
@@ -120,7 +122,7 @@ async def place_call(base: str) -> str:
         "call_data": SAMPLE_CALL_DATA["prior_auth"],
         "simulate": {"persona": "insurance_rep"},
     }
-    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+    async with httpx.AsyncClient(base_url=base, timeout=60, headers=tool_headers()) as client:
         call = (await client.post("/calls", json=body)).json()
         print(f"call {call['call_id']} on {call['host']} ready in {call['ready_ms']:.1f} ms", flush=True)
         for line in (
@@ -151,7 +153,7 @@ async def load_until_new_node(base: str, sessions: int, max_s: float, start_node
     counts = {"turns": 0, "errors": 0}
     limits = httpx.Limits(max_connections=sessions + 10)
 
-    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits, headers=tool_headers()) as client:
 
         async def session() -> None:
             while not stop.is_set():

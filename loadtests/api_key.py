@@ -14,7 +14,8 @@ from common.settings import VoxraySettings, get_settings
 from edge.auth import LOCAL_TENANT, SCOPES, KeyStore
 
 
-def local_api_key(settings: VoxraySettings | None = None) -> str:
+def local_api_key(settings: VoxraySettings | None = None, prefix: str | None = None) -> str:
+    """``prefix``: the cluster's Redis key prefix when a tool started it with its own."""
     key = os.environ.get("VOXRAY_API_KEY")
     if key:
         return key
@@ -23,7 +24,7 @@ def local_api_key(settings: VoxraySettings | None = None) -> str:
         raise SystemExit("no VOXRAY_API_KEY and no Redis to make one in")
 
     async def make() -> str:
-        store = KeyStore(settings.redis_url or "", settings.calls.key_prefix)
+        store = KeyStore(settings.redis_url or "", prefix or settings.calls.key_prefix)
         try:
             return await store.create(LOCAL_TENANT, list(SCOPES), name="local tools")
         finally:
@@ -36,3 +37,8 @@ def local_api_key(settings: VoxraySettings | None = None) -> str:
 
 def auth_headers(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+def tool_headers(prefix: str | None = None) -> dict[str, str]:
+    """The headers a tool sends to a local cluster: its API key."""
+    return auth_headers(local_api_key(prefix=prefix))

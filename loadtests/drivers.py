@@ -19,6 +19,7 @@ import httpx
 import psutil
 
 from common.testing.latency_models import ProviderLatencyModel
+from loadtests.api_key import tool_headers
 from loadtests.report import KEEPS_UP_FACTOR, STRICT_V2V_P95_MS, pct, summary
 from loadtests.scenarios import TextPhase
 
@@ -55,7 +56,7 @@ class Sampler(threading.Thread):
     def run(self) -> None:
         psutil.cpu_percent(None)
         self._ray_cpu()
-        with httpx.Client(base_url=self.base, timeout=10) as client:
+        with httpx.Client(base_url=self.base, timeout=10, headers=tool_headers()) as client:
             while not self.stop_event.wait(self.interval):
                 sample: dict[str, Any] = {
                     "t": time.time(),
@@ -133,7 +134,7 @@ async def run_spike(base: str, n: int, call_data: dict[str, str]) -> dict[str, A
     print(f"[spike] {n} simultaneous POST /calls", flush=True)
     body = {"schema_name": "prior_auth", "call_data": call_data, "simulate": {"persona": "insurance_rep"}}
     limits = httpx.Limits(max_connections=n + 10, max_keepalive_connections=n + 10)
-    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits, headers=tool_headers()) as client:
 
         async def one() -> tuple[float, int, dict[str, Any]]:
             t0 = time.perf_counter()
@@ -172,7 +173,7 @@ async def run_audio(base: str, levels: list[int], n_turns: int, call_data: dict[
     body = {"schema_name": "prior_auth", "call_data": call_data, "simulate": {"persona": "insurance_rep"}}
     out: dict[str, Any] = {"levels": [], "turns_per_call": n_turns}
     baseline: float | None = None
-    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+    async with httpx.AsyncClient(base_url=base, timeout=60, headers=tool_headers()) as client:
 
         async def one(delay: float) -> dict[str, Any]:
             await asyncio.sleep(delay)

@@ -39,6 +39,7 @@ from locust import between, events, task
 from locust.contrib.fasthttp import FastHttpUser
 
 from common.testing.samples import SAMPLE_CALL_DATA
+from loadtests.api_key import tool_headers
 
 SCHEMA = "prior_auth"
 CALL_DATA = SAMPLE_CALL_DATA[SCHEMA]
@@ -134,6 +135,7 @@ class TextCallUser(FastHttpUser):
     """One simulated call at a time, text mode; the user count is the number of live sessions."""
 
     wait_time = between(0.5, 1.5)  # between calls
+    default_headers = tool_headers()  # VOXRAY_API_KEY, or a local key made in the cluster's Redis
     network_timeout = 60.0
     connection_timeout = 30.0
 

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from common.testing.samples import SAMPLE_CALL_DATA
+from loadtests.api_key import tool_headers
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -27,7 +28,8 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 STAGES = ("stt", "nlu", "cache", "llm_ttft", "tts_first_audio", "voice_to_voice", "turn_total")
 
 
-def start_cluster(port: int) -> str:
+def start_cluster(port: int, settings: dict[str, Any] | None = None) -> str:
+    """Ray and the voxray app on ``port``; ``settings`` as ``serve_app.build_app`` takes them."""
     import ray
     from ray import serve
 
@@ -36,7 +38,7 @@ def start_cluster(port: int) -> str:
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     from serve_app import build_app
 
-    serve.run(build_app(), name="voxray", route_prefix="/")
+    serve.run(build_app(settings), name="voxray", route_prefix="/")
     return f"http://{context.dashboard_url}" if context.dashboard_url else "(dashboard not running)"
 
 
@@ -61,7 +63,7 @@ def fmt_ms(value: float | None) -> str:
 async def place(base: str, schema: str, persona: str) -> dict[str, Any]:
     from loadtests.simulated_caller import SimulatedCaller
 
-    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+    async with httpx.AsyncClient(base_url=base, timeout=60, headers=tool_headers()) as client:
         body = {
             "schema_name": schema,
             "call_data": SAMPLE_CALL_DATA[schema],
