@@ -20,9 +20,11 @@ $(BIN)/.installed: pyproject.toml
 
 setup: $(BIN)/.installed
 
+# Redis with an append-only file fsynced every second, as in production (data under .redis/).
 redis:
-	@redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || \
-	  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
+	@redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || { mkdir -p .redis && \
+	  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --dir "$(CURDIR)/.redis" --save "" \
+	    --appendonly yes --appendfsync everysec; }
 	@for i in 1 2 3 4 5 6 7 8 9 10; do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && exit 0; sleep 0.5; done; \
 	  echo "Redis did not start on 127.0.0.1:6379" >&2; exit 1
 

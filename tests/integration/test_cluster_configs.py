@@ -70,6 +70,28 @@ def test_aws_cluster_has_cpu_and_gpu_workers_and_deploys_serve() -> None:
     assert any("serve deploy" in cmd for cmd in config["head_start_ray_commands"])
 
 
+def test_every_node_uses_the_heads_one_redis_with_aof() -> None:
+    """One state store for the cluster: Redis is installed and configured (AOF, fsync every
+    second) on the head only, and every node's Ray processes get VOXRAY_REDIS_URL pointing at
+    the head, never their own 127.0.0.1 (the settings default)."""
+    config = _yaml(ROOT / "ray-cluster.yaml")
+    assert not any("redis" in cmd for cmd in config["setup_commands"])  # not on every node
+    head_setup = " ".join(config["head_setup_commands"])
+    assert "redis-server" in head_setup
+    assert "appendonly yes" in head_setup and "appendfsync everysec" in head_setup
+    head, workers = config["head_start_ray_commands"], config["worker_start_ray_commands"]
+    for commands in (head, workers):
+        env_line = next(c for c in commands if "VOXRAY_REDIS_URL=" in c)
+        assert "127.0.0.1" not in env_line and "localhost" not in env_line
+        for cmd in commands:
+            if "ray start" in cmd or "serve deploy" in cmd:
+                assert ". ~/voxray.env" in cmd, cmd
+    assert "redis://$RAY_HEAD_IP:6379" in " ".join(workers)
+    makefile = (ROOT / "Makefile").read_text()
+    redis_target = makefile[makefile.index("\nredis:") : makefile.index("\nrun:")]
+    assert "--appendonly yes" in redis_target and "--appendfsync everysec" in redis_target
+
+
 def test_local_cluster_uses_fake_multinode_with_fake_gpus() -> None:
     from ray.autoscaler._private.fake_multi_node.node_provider import FakeMultiNodeProvider
     from ray.autoscaler._private.providers import _get_node_provider_cls
