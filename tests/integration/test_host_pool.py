@@ -179,3 +179,98 @@ async def test_a_transient_unavailable_host_is_retried_not_failed_over(key_prefi
     pool._routes["c-1"] = Route("c-1", name, 1, "live", "prior_auth", None)
     assert await pool.call("c-1", "status") == {"ok": True}
     assert flaky.calls == 3 and pool.failovers == 0
+
+
+class _Hanging:
+    """A host handle whose requests never answer (a wedged host)."""
+
+    def __init__(self) -> None:
+        self.status = self.complete_turn = self
+
+    async def remote(self, *args: Any) -> Any:
+        await asyncio.sleep(3600)
+
+    def options(self, **kwargs: Any) -> _Hanging:
+        return self
+
+
+async def test_an_unsafe_webhook_url_is_refused_before_a_host_is_asked(key_prefix: str) -> None:
+    from actors.webhook_guard import UnsafeDestination, static_resolver
+
+    config = HostConfig(None, key_prefix, ROOT / "schemas", ScriptedCache(), ScriptedLLM())
+    pool = CallHostPool(1, config, stream_secret="s")
+    pool._handles[pool._names[0]] = _Hanging()  # asking it would hang
+    pool.resolver = static_resolver({"hooks.example.com": ["10.1.2.3"]})
+    for url in ("https://hooks.example.com/x", "http://93.184.216.34/x", "https://u:p@93.184.216.34/x"):
+        with pytest.raises(UnsafeDestination):
+            await pool.start_call("prior_auth", SAMPLE_CALL_DATA["prior_auth"], url)
+
+
+async def test_redis_failing_during_hangup_keeps_the_call_live_and_hangup_can_be_retried(
+    redis_url: str, key_prefix: str
+) -> None:
+    """Redis goes away the moment the hang-up's transaction is sent: the hang-up fails, the call
+    stays live on its host (turns still work), and once Redis is back the same hang-up writes
+    the record and queues the webhook, which is then delivered."""
+    import redis.exceptions
+    from aiohttp import web
+
+    from actors.call_host import CallHostCore
+    from common.settings import WebhookSettings
+    from tests.support import RedisGate
+
+    received: list[dict[str, Any]] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        received.append(await request.json())
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/hook"  # type: ignore[union-attr]
+    gate = RedisGate(redis_url)
+    await gate.open()
+    webhooks = WebhookSettings(allow=["http://127.0.0.1:*"])
+    config = HostConfig(
+        gate.url, key_prefix, ROOT / "schemas", ScriptedCache(), ScriptedLLM(), webhooks=webhooks
+    )
+    core = CallHostCore("durable-host", config)
+    store = CallStore(redis_url, key_prefix)  # the test's own view, past the gate
+    try:
+        opened = await core.start_call("c-durable", "prior_auth", SAMPLE_CALL_DATA["prior_auth"], url)
+        assert isinstance(opened, CallOpened)
+        await core.complete_turn("c-durable", CallerTurn(text="This is Sarah, how can I help?", mode="text"))
+
+        gate.fail_on(b"EXEC")  # Redis dies as the end-of-call transaction is sent
+        with pytest.raises(redis.exceptions.ConnectionError):
+            await core.hangup("c-durable", EndReason.HANGUP, "first try")
+        assert gate.tripped == 1
+        assert "c-durable" in core.calls and (await core.status("c-durable"))["status"] == "active"
+        assert await store.load_record("c-durable") is None  # nothing half-written
+        route = await store.route("c-durable")
+        assert route is not None and route.status == "live"
+        done = [e async for e in core.turn("c-durable", CallerTurn(text="Okay, I found the member."))][-1]
+        assert isinstance(done, TurnDone)  # the call still takes turns
+
+        await gate.open()
+        record = await core.hangup("c-durable", EndReason.HANGUP, "second try")
+        assert record["end_note"] == "second try" and "c-durable" not in core.calls
+        assert (await store.load_record("c-durable") or {}).get("end_note") == "second try"
+        assert await store.load_snapshot("c-durable") is None
+        for _ in range(100):  # the host's sender, which rode out the outage, delivers it
+            if received:
+                break
+            await asyncio.sleep(0.05)
+        assert [r["data"]["call_id"] for r in received] == ["c-durable"]
+        assert (await core.hangup("c-durable", EndReason.HANGUP))["end_note"] == "second try"  # idempotent
+    finally:
+        await core.aclose()
+        await gate.close()
+        await runner.cleanup()
+        async for key in store.redis.scan_iter(match=f"{key_prefix}*"):
+            await store.redis.delete(key)
+        await store.aclose()
