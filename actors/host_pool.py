@@ -25,6 +25,7 @@ import secrets
 import time
 import uuid
 from collections.abc import AsyncGenerator
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import ray
@@ -67,10 +68,43 @@ def stream_token_nonce(secret: bytes, call_id: str, token: str) -> str | None:
     return nonce if hmac.compare_digest(expected.encode(), mac.encode()) else None
 
 
+class HostTimeout(TimeoutError):
+    """A call host did not answer in time (the ingress answers 504; the request may still run)."""
+
+
+@dataclass(frozen=True)
+class HostTimeouts:
+    """How long the ingress waits on a call host: ``call_s`` for a request (start, status,
+    hang-up, resume…), ``turn_s`` for a whole text turn and for each item of a streamed one."""
+
+    call_s: float = 10.0
+    turn_s: float = 60.0
+
+    def for_method(self, method: str) -> float:
+        return self.turn_s if method in TURN_METHODS else self.call_s
+
+
+TURN_METHODS = frozenset({"turn", "complete_turn", "opening"})
+
+
+async def _within(awaitable: Any, timeout_s: float, what: str) -> Any:
+    try:
+        return await asyncio.wait_for(awaitable, timeout_s)
+    except TimeoutError:
+        raise HostTimeout(f"call host did not answer {what} within {timeout_s:g} s") from None
+
+
 class CallHostPool:
-    def __init__(self, size: int, config: HostConfig, stream_secret: str | None = None):
+    def __init__(
+        self,
+        size: int,
+        config: HostConfig,
+        stream_secret: str | None = None,
+        timeouts: HostTimeouts | None = None,
+    ):
         self.size = size
         self.config = config
+        self.timeouts = timeouts or HostTimeouts()
         self.webhook_policy = DestinationPolicy(config.webhooks.allow)
         self.resolver: Resolver = system_resolver  # the webhook host's addresses, checked at start
         self.store = (
@@ -109,7 +143,8 @@ class CallHostPool:
     async def _refresh_loads(self) -> list[HostLoad]:
         handles = [(name, self._handle(name)) for name in self._names]
         results = await asyncio.gather(
-            *(asyncio.wait_for(h.load.remote(), timeout=5.0) for _, h in handles), return_exceptions=True
+            *(asyncio.wait_for(h.load.remote(), timeout=min(5.0, self.timeouts.call_s)) for _, h in handles),
+            return_exceptions=True,
         )
         loads: list[HostLoad] = []
         for (name, _), result in zip(handles, results, strict=True):
@@ -183,8 +218,10 @@ class CallHostPool:
         for _ in range(2):
             name = await self._least_loaded()
             try:
-                result: CallOpened | CallRefused = await self._handle(name).start_call.remote(
-                    call_id, schema, call_data, webhook_url, to
+                result: CallOpened | CallRefused = await _within(
+                    self._handle(name).start_call.remote(call_id, schema, call_data, webhook_url, to),
+                    self.timeouts.call_s,
+                    "start_call",
                 )
             except HOST_GONE:
                 self._handles.pop(name, None)
@@ -213,7 +250,8 @@ class CallHostPool:
         attempt = 0
         while True:
             try:
-                return await getattr(self._handle(route.host), method).remote(call_id, *args)
+                ref = getattr(self._handle(route.host), method).remote(call_id, *args)
+                return await _within(ref, self.timeouts.for_method(method), method)
             except (*HOST_GONE, CallNotFound) as exc:
                 route = await self._recover(route, exc, attempt)
                 attempt += 1
@@ -230,9 +268,15 @@ class CallHostPool:
                 .remote(call_id, *args)
             )
             started = finished = False
+            timeout_s = self.timeouts.for_method(method)
             try:
-                async for ref in refs:
-                    item = await ref
+                items = refs.__aiter__()
+                while True:
+                    try:
+                        ref = await _within(items.__anext__(), timeout_s, method)
+                    except StopAsyncIteration:
+                        break
+                    item = await _within(ref, timeout_s, method)
                     started = True
                     yield item
                 finished = True
@@ -256,7 +300,11 @@ class CallHostPool:
 
     async def list_calls(self) -> list[dict[str, Any]]:
         results = await asyncio.gather(
-            *(self._handle(name).list_calls.remote() for name in self._names), return_exceptions=True
+            *(
+                _within(self._handle(name).list_calls.remote(), self.timeouts.call_s, "list_calls")
+                for name in self._names
+            ),
+            return_exceptions=True,
         )
         return [call for result in results if isinstance(result, list) for call in result]
 
@@ -298,5 +346,6 @@ class CallHostPool:
         self._loads[new.host] = self._loads.get(new.host, 0) + 1
         # Idempotent on the target; if it died too or the route moved on, the next attempt re-routes.
         with contextlib.suppress(*HOST_GONE, CallNotFound):
-            await asyncio.wait_for(self._handle(new.host).resume_call.remote(new.call_id, new.gen), 30.0)
+            resume = self._handle(new.host).resume_call.remote(new.call_id, new.gen)
+            await asyncio.wait_for(resume, max(30.0, self.timeouts.call_s))
         return new

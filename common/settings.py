@@ -193,6 +193,12 @@ class TwilioSettings(BaseModel):
 
 class CallSettings(BaseModel):
     call_hosts: int = Field(2, description="Long-lived CallHost actors; calls are spread over them.")
+    host_call_timeout_s: float = Field(
+        10.0, gt=0, description="An ingress→host request (start, status, hang-up…) unanswered by then: 504."
+    )
+    host_turn_timeout_s: float = Field(
+        60.0, gt=0, description="A turn's reply (or each chunk of a streamed one) unanswered by then: 504."
+    )
     key_prefix: str = Field("voxray:", description="Redis key prefix for snapshots, records, webhooks.")
     stream_secret: str | None = Field(
         None,

@@ -194,6 +194,27 @@ class _Hanging:
         return self
 
 
+async def test_every_host_request_has_a_timeout(key_prefix: str) -> None:
+    from actors.host_pool import HostTimeout, HostTimeouts
+    from actors.store import Route
+
+    config = HostConfig(None, key_prefix, ROOT / "schemas", ScriptedCache(), ScriptedLLM())
+    pool = CallHostPool(1, config, stream_secret="s", timeouts=HostTimeouts(call_s=0.1, turn_s=0.3))
+    name = pool._names[0]
+    pool._handles[name] = _Hanging()
+    pool._routes["c-1"] = Route("c-1", name, 1, "live", "prior_auth", None)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    with pytest.raises(HostTimeout, match=r"status within 0\.1 s"):
+        await pool.call("c-1", "status")
+    t1 = loop.time()
+    with pytest.raises(HostTimeout, match=r"complete_turn within 0\.3 s"):
+        await pool.call("c-1", "complete_turn", CallerTurn(text="hello"))
+    t2 = loop.time()
+    assert 0.1 <= t1 - t0 < 0.5 and 0.3 <= t2 - t1 < 0.8  # the turn gets the longer one
+    assert pool.failovers == 0  # slow is not dead: no failover
+
+
 async def test_an_unsafe_webhook_url_is_refused_before_a_host_is_asked(key_prefix: str) -> None:
     from actors.webhook_guard import UnsafeDestination, static_resolver
 
