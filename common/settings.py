@@ -231,8 +231,8 @@ class LimitsSettings(BaseModel):
     max_errors_listed: int = Field(
         20, ge=1, description="Validation errors listed in one 422 (then a count)."
     )
-    rate_per_s: float = Field(20.0, gt=0, description="Requests per second per API key (token bucket).")
-    burst: int = Field(40, ge=1, description="Requests an API key may make at once.")
+    rate_per_s: float = Field(100.0, gt=0, description="Requests per second per API key (token bucket).")
+    burst: int = Field(200, ge=1, description="Requests an API key may make at once.")
     live_calls_per_tenant: int = Field(100, ge=1, description="Live calls a tenant may have at once.")
     live_calls_per_host: int = Field(500, ge=1, description="Live calls one call host takes.")
     idle_call_timeout_s: float = Field(

@@ -39,7 +39,7 @@ def e164(value: str) -> str:
     """A dialable number in E.164, checked against real numbering plans (``phonenumbers``).
     The error never repeats the number."""
     if not E164.match(value) or not value.isascii():
-        raise ValueError("'to' must be an E.164 number like +14155552671 (digits only, no spaces)")
+        raise ValueError("'to' must be an E.164 number: + then country code and number, digits only")
     try:
         number = phonenumbers.parse(value, None)
     except phonenumbers.NumberParseException:

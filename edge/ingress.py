@@ -10,12 +10,13 @@ speech to text, text to speech) next to the socket.
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
 from math import ceil
 from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request, Response, WebSocket
+from fastapi import Depends, FastAPI, Header, HTTPException, Request, Response, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse
@@ -24,10 +25,13 @@ from ray import serve
 from actors import metrics as voxray_metrics
 from actors.call_host import CallNotFound, HostConfig
 from actors.cost import Rates
-from actors.host_pool import CallHostPool
+from actors.host_pool import CallHostPool, HostTimeout, HostTimeouts
 from actors.reply import CacheClient, LLMClient, ReplyPolicy
+from actors.store import CallIsLive
+from actors.webhook_guard import UnsafeDestination
 from common.events import CallerTurn, CallOpened, EndReason, TurnDone, TurnEvent, TurnRefused
 from common.settings import VoxraySettings
+from edge import access as access_state
 from edge.api_models import (
     HangupRequest,
     NewKeyRequest,
@@ -36,11 +40,10 @@ from edge.api_models import (
     StartCallResponse,
     TextTurnRequest,
 )
-from edge.auth import LOCAL_TENANT, SCOPES, InvalidKey, KeyStore, Principal
+from edge.auth import LOCAL_TENANT, SCOPES, InvalidKey, Principal
 from edge.call_link import CallLink, SpeechToText, TextToSpeech
 from edge.media.smart_turn import preload_models
 from edge.media_socket import MediaSocket, MediaSocketRules
-from edge.tenancy import Tenancy
 from edge.text_policy import text_problem
 from edge.twilio.webhooks import (
     connect_stream_twiml,
@@ -81,26 +84,13 @@ api = FastAPI(
 )
 
 
-class Access:
-    """This replica's view of keys, tenants and limits (set when the ingress starts)."""
-
-    def __init__(self, settings: VoxraySettings):
-        self.settings = settings
-        self.enabled = settings.auth.enabled and settings.redis_url is not None
-        self.keys = KeyStore(settings.redis_url, settings.calls.key_prefix) if settings.redis_url else None
-        self.tenancy = Tenancy(settings.redis_url, settings.calls.key_prefix) if settings.redis_url else None
-
-
-_access: Access | None = None
-
-
 def _refuse(status: int, reason: str, message: str, headers: dict[str, str] | None = None) -> HTTPException:
     return HTTPException(status, detail={"reason": reason, "message": message}, headers=headers)
 
 
 async def caller(request: Request) -> Principal:
     """The API key's principal (rate-limited per key); everything is allowed with auth off."""
-    access = _access
+    access = access_state.current()
     if access is None or not access.enabled or access.keys is None or access.tenancy is None:
         return Principal("anonymous", LOCAL_TENANT, frozenset(SCOPES))
     header = request.headers.get("authorization", "")
@@ -135,6 +125,7 @@ def require(scope: str) -> Any:
 
 
 CALLS_WRITE, CALLS_READ, ADMIN = require("calls:write"), require("calls:read"), require("admin")
+IDEMPOTENCY_KEY = Header(None, alias="Idempotency-Key", max_length=128)
 
 
 REPLICA_HEADER = "X-Voxray-Replica"
@@ -158,7 +149,8 @@ async def _name_the_replica(request: Request, call_next: Any) -> Response:
 @api.middleware("http")
 async def _bounded_body(request: Request, call_next: Any) -> Response:
     """Bodies over ``limits.max_body_bytes`` are refused before they are read (413)."""
-    limit = _access.settings.limits.max_body_bytes if _access is not None else 64 * 1024
+    access = access_state.current()
+    limit = access.settings.limits.max_body_bytes if access is not None else 64 * 1024
     length = request.headers.get("content-length")
     if length is not None and (not length.isdigit() or int(length) > limit):
         return JSONResponse(
@@ -185,7 +177,8 @@ async def _bounded_body(request: Request, call_next: Any) -> Response:
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     """422 naming each bad field, without echoing the submitted values (they may be PHI); a long
     list is cut after ``limits.max_errors_listed`` with a count of the rest."""
-    cap = _access.settings.limits.max_errors_listed if _access is not None else 20
+    access = access_state.current()
+    cap = access.settings.limits.max_errors_listed if access is not None else 20
     errors = exc.errors()
     detail: list[dict[str, Any]] = [
         {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors[:cap]
@@ -193,6 +186,18 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     if len(errors) > cap:
         detail.append({"loc": ["body"], "msg": f"and {len(errors) - cap} more problems", "type": "truncated"})
     return JSONResponse(status_code=422, content={"detail": detail})
+
+
+@api.exception_handler(UnsafeDestination)
+async def _unsafe_webhook(request: Request, exc: UnsafeDestination) -> JSONResponse:
+    """422 naming webhook_url and why (the reason never repeats the URL)."""
+    detail = [{"loc": ["body", "webhook_url"], "msg": exc.reason, "type": "unsafe_destination"}]
+    return JSONResponse(status_code=422, content={"detail": detail})
+
+
+@api.exception_handler(HostTimeout)
+async def _host_timeout(request: Request, exc: HostTimeout) -> JSONResponse:
+    return JSONResponse(status_code=504, content={"detail": {"reason": "host_timeout", "message": str(exc)}})
 
 
 def _call_data_error(problems: dict[str, str]) -> HTTPException:
@@ -220,8 +225,7 @@ class Ingress:
         embedder: TextEmbedder | None = None,
     ) -> None:
         """``embedder``: sentence vectors for intent scoring (the cache deployment's MiniLM)."""
-        global _access
-        _access = self.access = Access(settings)
+        self.access = access_state.install(settings)
         self.settings = settings
         self.registry = SchemaRegistry.shared(settings.schemas.directory)
         self.stt = stt
@@ -248,8 +252,12 @@ class Ingress:
                 budget_usd=settings.calls.budget_usd,
             ),
             tier_map=tier_map(settings),
+            webhooks=settings.webhooks,
+            record_ttl_s=settings.retention.record_ttl_s,
         )
-        self.pool = CallHostPool(settings.calls.call_hosts, host_config, settings.calls.stream_secret)
+        timeouts = HostTimeouts(settings.calls.host_call_timeout_s, settings.calls.host_turn_timeout_s)
+        secret = settings.calls.stream_secret
+        self.pool = CallHostPool(settings.calls.call_hosts, host_config, secret, timeouts)
         self.links: dict[str, CallLink] = {}
         preload_models()  # VAD + smart-turn now, not on the first call's event loop
         self._started = False
@@ -269,8 +277,33 @@ class Ingress:
     # ---- calls -----------------------------------------------------------------------------
     @api.post("/calls", status_code=201, response_model=StartCallResponse)
     async def start_call(
-        self, body: StartCallRequest, principal: Principal = CALLS_WRITE
+        self,
+        body: StartCallRequest,
+        principal: Principal = CALLS_WRITE,
+        idempotency_key: str | None = IDEMPOTENCY_KEY,
     ) -> StartCallResponse:
+        """Start a call. With an ``Idempotency-Key`` header, a retry of the same request within a
+        day gets the first reply again (the call is not started twice)."""
+        tenancy = self.access.tenancy
+        if idempotency_key is None or tenancy is None:
+            return await self._start_call(body, principal)
+        fingerprint = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
+        earlier = await tenancy.idempotent(principal.tenant, idempotency_key, fingerprint)
+        if earlier == "mismatch":
+            raise _refuse(422, "idempotency_key_reused", "this Idempotency-Key was used with another request")
+        if earlier == "in_progress":
+            raise _refuse(409, "idempotency_in_progress", "a request with this Idempotency-Key is running")
+        if isinstance(earlier, dict):
+            return StartCallResponse.model_validate(earlier)
+        try:
+            reply = await self._start_call(body, principal)
+        except BaseException:
+            await tenancy.remember(principal.tenant, idempotency_key, fingerprint, None)
+            raise
+        await tenancy.remember(principal.tenant, idempotency_key, fingerprint, reply.model_dump())
+        return reply
+
+    async def _start_call(self, body: StartCallRequest, principal: Principal) -> StartCallResponse:
         t_start = time.perf_counter()
         await self._ready()
         self._check_call_data(body.call_data)
@@ -309,7 +342,9 @@ class Ingress:
                 )
             except Exception as exc:  # not configured, or Twilio refused: the call cannot go ahead
                 await self.pool.hangup(call_id, EndReason.DIAL_FAILED)
-                raise HTTPException(502, detail=f"could not place the call through Twilio: {exc}") from None
+                # Twilio's message names the dialled number: logged by type, never echoed
+                log.warning("call %s: Twilio did not place the call (%s)", call_id, type(exc).__name__)
+                raise _refuse(502, "dial_failed", "Twilio did not place the call") from None
             status = "dialing"
         voxray_metrics.start_call_latency(body.schema_name, (time.perf_counter() - t_start) * 1000)
         return StartCallResponse(
@@ -458,6 +493,23 @@ class Ingress:
         await self._owned(call_id, principal)
         await self._ready()
         return await self._end(call_id, EndReason.HANGUP, (body or HangupRequest()).reason)
+
+    @api.delete("/calls/{call_id}")
+    async def erase_call(self, call_id: str, principal: Principal = CALLS_WRITE) -> dict[str, Any]:
+        """Erase an ended call: its record and transcript, route, snapshot, index entry and
+        webhook deliveries (the do-not-call digests it earned stay). A live call: 409."""
+        await self._owned(call_id, principal)
+        if self.pool.store is None:
+            raise _refuse(503, "no_store", "records live in Redis, which is not configured")
+        try:
+            erased = await self.pool.store.erase_call(call_id)
+        except CallIsLive:
+            raise _refuse(409, "call_live", "the call is live; hang it up first") from None
+        if not erased:
+            raise HTTPException(404, detail="unknown call")
+        if self.access.tenancy is not None:
+            await self.access.tenancy.forget(call_id, principal.tenant)
+        return {"call_id": call_id, "erased": True}
 
     async def _end(self, call_id: str, reason: EndReason, note: str | None = None) -> dict[str, Any]:
         try:

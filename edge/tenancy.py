@@ -6,14 +6,19 @@
 - Rate limits: a token bucket per API key in Redis (one Lua script, so every ingress replica
   shares it) → 429 with ``Retry-After``.
 - Quotas: live calls per tenant; a call counts until its route says it ended.
+- Idempotency: ``POST /calls`` with an ``Idempotency-Key`` replays the first reply for a day,
+  so a client that retries after a timeout never dials twice.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
 import redis.asyncio as aioredis
+
+IDEMPOTENCY_TTL_S = 24 * 3600  # a client retry within a day gets the first reply, never a second call
 
 # KEYS[1] bucket; ARGV: rate per s, burst, now → 0 (taken) or seconds until a token is back
 _TAKE = """
@@ -69,6 +74,28 @@ class Tenancy:
         pipe.zrem(self._k("tenant", tenant, "calls"), call_id)
         pipe.zrem(self._k("tenant", tenant, "live"), call_id)
         await pipe.execute()
+
+    async def idempotent(self, tenant: str, key: str, fingerprint: str) -> dict[str, Any] | str | None:
+        """Claim ``key`` for a request with this body ``fingerprint``: None when this request is
+        the first (go ahead, then ``remember``); the stored reply of an earlier one; or
+        "in_progress" / "mismatch" (the key was used with another body)."""
+        slot = self._k("idem", tenant, key)
+        if await self.redis.set(slot, json.dumps({"fp": fingerprint}), nx=True, ex=IDEMPOTENCY_TTL_S):
+            return None
+        raw = await self.redis.get(slot)
+        entry = json.loads(raw) if raw else {}
+        if entry.get("fp") != fingerprint:
+            return "mismatch"
+        reply: dict[str, Any] | None = entry.get("reply")
+        return reply if reply is not None else "in_progress"
+
+    async def remember(self, tenant: str, key: str, fingerprint: str, reply: dict[str, Any] | None) -> None:
+        """Store the reply for retries of ``key``; None forgets the key (the request failed)."""
+        slot = self._k("idem", tenant, key)
+        if reply is None:
+            await self.redis.delete(slot)
+        else:
+            await self.redis.set(slot, json.dumps({"fp": fingerprint, "reply": reply}), ex=IDEMPOTENCY_TTL_S)
 
     async def take(self, key_id: str, rate_per_s: float, burst: int) -> float:
         """A request token for ``key_id``: 0.0, or the seconds to wait before one is back."""

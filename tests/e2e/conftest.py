@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import redis
+from twilio.request_validator import RequestValidator
 
 from common.testing import Behaviour
 from common.testing.openai_server import FakeOpenAIServer
@@ -28,6 +29,11 @@ from tests.conftest import REDIS_URL, SERVE_HTTP_PORT
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 ACCOUNT_SID = "AC" + "0" * 32
 LLM_TEXT = "I understand. Let me note that and we can continue."
+
+
+def twilio_signature(url: str, params: dict[str, str]) -> str:
+    """``X-Twilio-Signature`` as Twilio computes it with the app's auth token."""
+    return str(RequestValidator(AUTH_TOKEN).compute_signature(url, params))
 
 
 @pytest.fixture(scope="session")
@@ -47,6 +53,7 @@ def app(ray_session: None) -> Iterator[dict[str, Any]]:
     settings = {
         "calls": {"call_hosts": 2, "key_prefix": prefix},
         "nlu": {"llm": "off"},
+        "webhooks": {"allow": ["http://127.0.0.1:*"]},  # the tests' receivers (loopback, plain http)
         "twilio": {
             "account_sid": ACCOUNT_SID,
             "auth_token": AUTH_TOKEN,

@@ -25,12 +25,11 @@ import httpx
 import pytest
 import redis
 import websockets
-from twilio.request_validator import RequestValidator
 
 from common.testing import Behaviour
 from common.testing.samples import SAMPLE_CALL_DATA
 from tests.conftest import REDIS_URL, free_port
-from tests.e2e.conftest import ACCOUNT_SID, AUTH_TOKEN, LLM_TEXT
+from tests.e2e.conftest import ACCOUNT_SID, AUTH_TOKEN, LLM_TEXT, twilio_signature
 
 PERSONAS = Path(__file__).resolve().parents[1] / "data" / "personas"
 PATIENT = SAMPLE_CALL_DATA["prior_auth"]
@@ -224,10 +223,6 @@ def test_call_host_killed_mid_call_resumes_elsewhere(client: httpx.Client) -> No
     client.post(f"/calls/{call['call_id']}/hangup")
 
 
-def _signed(url: str, params: dict[str, str]) -> str:
-    return RequestValidator(AUTH_TOKEN).compute_signature(url, params)
-
-
 def test_twilio_webhooks_check_signatures(client: httpx.Client, app: dict[str, Any]) -> None:
     call = start(client)
     path = f"/twilio/voice/{call['call_id']}"
@@ -235,7 +230,7 @@ def test_twilio_webhooks_check_signatures(client: httpx.Client, app: dict[str, A
     assert client.post(path, data=params).status_code == 403
     assert client.post(path, data=params, headers={"X-Twilio-Signature": "bogus"}).status_code == 403
     response = client.post(
-        path, data=params, headers={"X-Twilio-Signature": _signed(app["base"] + path, params)}
+        path, data=params, headers={"X-Twilio-Signature": twilio_signature(app["base"] + path, params)}
     )
     assert response.status_code == 200
     assert f"/twilio/media/{call['call_id']}" in response.text and 'name="token"' in response.text
@@ -244,7 +239,9 @@ def test_twilio_webhooks_check_signatures(client: httpx.Client, app: dict[str, A
     done = {"CallSid": params["CallSid"], "CallStatus": "completed"}
     assert client.post(status_path, data=done).status_code == 403
     ok = client.post(
-        status_path, data=done, headers={"X-Twilio-Signature": _signed(app["base"] + status_path, done)}
+        status_path,
+        data=done,
+        headers={"X-Twilio-Signature": twilio_signature(app["base"] + status_path, done)},
     )
     assert ok.status_code == 200
     assert client.get(f"/calls/{call['call_id']}").json()["end_reason"] == "twilio:completed"
@@ -264,7 +261,8 @@ def test_outbound_call_goes_through_the_twilio_rest_api(client: httpx.Client, ap
 
 
 async def _malformed_then_wrong_token(url: str) -> tuple[bool, int | None]:
-    async with websockets.connect(url, additional_headers={"X-Twilio-Signature": _signed(url, {})}) as ws:
+    signed = {"X-Twilio-Signature": twilio_signature(url, {})}
+    async with websockets.connect(url, additional_headers=signed) as ws:
         for junk in (
             "not json",
             "{}",
@@ -473,7 +471,7 @@ def test_an_ingress_replica_killed_mid_call_leaves_the_call_going(
     path = f"/twilio/voice/{call['call_id']}"
     params = {"CallSid": "CA" + "3" * 32, "From": "+15550001111"}
     twiml = client.post(
-        path, data=params, headers={"X-Twilio-Signature": _signed(app["base"] + path, params)}
+        path, data=params, headers={"X-Twilio-Signature": twilio_signature(app["base"] + path, params)}
     )
     assert twiml.status_code == 200 and twiml.headers[REPLICA] != started_on
     # a fresh token; the dead replica's (POST /calls) still opens the stream below: the secret is shared
