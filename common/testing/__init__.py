@@ -33,6 +33,7 @@ class Behaviour:
     hang: bool = False  # send headers, then nothing, forever (until the client leaves)
     tool_call: dict[str, Any] | None = None  # {"name": ..., "arguments": {...}}
     input_tokens: int = 42
+    cached_input_tokens: int = 0  # of input_tokens, reported as read from the provider's prompt cache
 
     def tokens(self) -> list[str]:
         words = self.text.split(" ")

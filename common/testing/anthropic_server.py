@@ -41,7 +41,13 @@ class FakeAnthropicServer(FakeProviderServer):
                         "content": [],
                         "stop_reason": None,
                         "stop_sequence": None,
-                        "usage": {"input_tokens": behaviour.input_tokens, "output_tokens": 1},
+                        # like the real API: input_tokens leaves out the cached part
+                        "usage": {
+                            "input_tokens": behaviour.input_tokens - behaviour.cached_input_tokens,
+                            "cache_read_input_tokens": behaviour.cached_input_tokens,
+                            "cache_creation_input_tokens": 0,
+                            "output_tokens": 1,
+                        },
                     },
                 },
                 "message_start",

@@ -77,6 +77,7 @@ class FakeOpenAIServer(FakeProviderServer):
                 "prompt_tokens": behaviour.input_tokens,
                 "completion_tokens": n,
                 "total_tokens": behaviour.input_tokens + n,
+                "prompt_tokens_details": {"cached_tokens": behaviour.cached_input_tokens},
             }
             await self._send(
                 request,

@@ -33,12 +33,13 @@ def build_provider(config: ProviderConfig, local_handle: Any = None, timeout_s: 
     raise ValueError(f"unknown provider kind {config.kind!r}")
 
 
-# USD per million tokens (input, output); list prices as of late 2026, override per config.
-DEFAULT_PRICES: dict[str, tuple[float, float]] = {
-    "claude-haiku-4-5": (1.0, 5.0),
-    "claude-sonnet-4-5": (3.0, 15.0),
-    "gpt-4o-mini": (0.15, 0.60),
-    "gpt-4o": (2.5, 10.0),
+# USD per million tokens (input, output, input read from the prompt cache); list prices as of
+# late 2026, override per config. Anthropic's cache writes (1.25x input) are priced as input.
+DEFAULT_PRICES: dict[str, tuple[float, float, float]] = {
+    "claude-haiku-4-5": (1.0, 5.0, 0.10),
+    "claude-sonnet-4-5": (3.0, 15.0, 0.30),
+    "gpt-4o-mini": (0.15, 0.60, 0.075),
+    "gpt-4o": (2.5, 10.0, 1.25),
 }
 
 
@@ -46,7 +47,7 @@ def configs_from_settings(settings: ProviderSettings) -> list[ProviderConfig]:
     """The pool from configuration: a hosted provider without a key is simply not in it."""
     out: list[ProviderConfig] = []
     if settings.anthropic_api_key:
-        pin, pout = DEFAULT_PRICES.get(settings.anthropic_model, (0.0, 0.0))
+        pin, pout, pcached = DEFAULT_PRICES.get(settings.anthropic_model, (0.0, 0.0, 0.0))
         out.append(
             ProviderConfig(
                 name="anthropic",
@@ -56,10 +57,11 @@ def configs_from_settings(settings: ProviderSettings) -> list[ProviderConfig]:
                 base_url=settings.anthropic_base_url,
                 price_in_per_mtok=pin,
                 price_out_per_mtok=pout,
+                price_cached_in_per_mtok=pcached,
             )
         )
     if settings.openai_api_key:
-        pin, pout = DEFAULT_PRICES.get(settings.openai_model, (0.0, 0.0))
+        pin, pout, pcached = DEFAULT_PRICES.get(settings.openai_model, (0.0, 0.0, 0.0))
         out.append(
             ProviderConfig(
                 name="openai",
@@ -69,6 +71,7 @@ def configs_from_settings(settings: ProviderSettings) -> list[ProviderConfig]:
                 base_url=settings.openai_base_url,
                 price_in_per_mtok=pin,
                 price_out_per_mtok=pout,
+                price_cached_in_per_mtok=pcached,
             )
         )
     if settings.openai_compatible_url:

@@ -71,13 +71,19 @@ class AnthropicProvider(Provider):
         if self._accepts_temperature:
             kwargs["temperature"] = request.temperature
         if request.system:
-            kwargs["system"] = request.system
+            # One cache breakpoint at the end of the system text: Anthropic caches the prefix up to
+            # it (tools, then system), so a call's later turns in the same state, whose system text
+            # changes only when a slot is captured, are read from the cache (prefixes of at least
+            # the model's minimum, 1,024-4,096 tokens; shorter ones are simply not cached).
+            kwargs["system"] = [
+                {"type": "text", "text": request.system, "cache_control": {"type": "ephemeral"}}
+            ]
         if request.tools and self.config.supports_tools:
             kwargs["tools"] = [
                 {"name": t.name, "description": t.description, "input_schema": t.parameters}
                 for t in request.tools
             ]
-        input_tokens = output_tokens = 0
+        input_tokens = output_tokens = cached_tokens = 0
         finish: str | None = None
         tool_blocks: dict[int, dict[str, str]] = {}
         try:
@@ -105,8 +111,14 @@ class AnthropicProvider(Provider):
                             )
                         )
                     elif etype == "message_start":
-                        input_tokens = event.message.usage.input_tokens or 0
-                        output_tokens = event.message.usage.output_tokens or 0
+                        # Anthropic's input_tokens leaves out what was read from or written to
+                        # the cache; Usage counts the whole prompt, the part read from the cache too
+                        u = event.message.usage
+                        cached_tokens = u.cache_read_input_tokens or 0
+                        input_tokens = (
+                            (u.input_tokens or 0) + cached_tokens + (u.cache_creation_input_tokens or 0)
+                        )
+                        output_tokens = u.output_tokens or 0
                     elif etype == "message_delta":
                         finish = event.delta.stop_reason or finish
                         output_tokens = event.usage.output_tokens or output_tokens
@@ -121,9 +133,10 @@ class AnthropicProvider(Provider):
             raise ProviderError(self.name, f"connection: {type(exc).__name__}", retryable=True) from exc
         except anthropic.APIError as exc:
             raise ProviderError(self.name, f"stream error: {exc.message}", retryable=False) from exc
-        yield StreamEnd(
-            usage=Usage(input_tokens=input_tokens, output_tokens=output_tokens), finish_reason=finish
+        usage = Usage(
+            input_tokens=input_tokens, output_tokens=output_tokens, cached_input_tokens=cached_tokens
         )
+        yield StreamEnd(usage=usage, finish_reason=finish)
 
     async def aclose(self) -> None:
         await self._client.close()

@@ -29,14 +29,23 @@ class ProviderConfig(BaseModel):
     tier: Tier = Field("fast", description="Which tier this provider serves.")
     price_in_per_mtok: float = Field(0.0, ge=0, description="USD per million input tokens.")
     price_out_per_mtok: float = Field(0.0, ge=0, description="USD per million output tokens.")
+    price_cached_in_per_mtok: float | None = Field(
+        None, ge=0, description="USD per million input tokens read from the prompt cache; None = input price."
+    )
     max_concurrency: int | None = Field(None, ge=1, description="None = the router default.")
     first_token_timeout_s: float | None = Field(None, gt=0, description="None = the router default.")
     total_timeout_s: float | None = Field(None, gt=0, description="None = the router default.")
     supports_tools: bool = True
 
     def cost_usd(self, usage: Usage) -> float:
+        cached = min(usage.cached_input_tokens, usage.input_tokens)
+        cached_price = (
+            self.price_in_per_mtok if self.price_cached_in_per_mtok is None else self.price_cached_in_per_mtok
+        )
         return (
-            usage.input_tokens * self.price_in_per_mtok + usage.output_tokens * self.price_out_per_mtok
+            (usage.input_tokens - cached) * self.price_in_per_mtok
+            + cached * cached_price
+            + usage.output_tokens * self.price_out_per_mtok
         ) / 1e6
 
 

@@ -96,9 +96,13 @@ class OpenAIProvider(Provider):
             async with stream:
                 async for chunk in stream:
                     if chunk.usage is not None:
+                        # OpenAI caches prompt prefixes of 1,024+ tokens by itself; the part of
+                        # the prompt it read from the cache comes back here
+                        details = chunk.usage.prompt_tokens_details
                         usage = Usage(
                             input_tokens=chunk.usage.prompt_tokens or 0,
                             output_tokens=chunk.usage.completion_tokens or 0,
+                            cached_input_tokens=(details.cached_tokens or 0) if details else 0,
                         )
                     for choice in chunk.choices:
                         delta = choice.delta
