@@ -56,6 +56,7 @@ class Call:
         webhook_url: str | None = None,
         rates: Rates | None = None,
         tier_map: dict[str, str] | None = None,
+        max_turns: int = 200,
     ):
         self.conversation = conversation
         self.replies = replies
@@ -68,6 +69,8 @@ class Call:
         self.superseded = False  # a newer generation of this call runs on another host
         self.closed = False  # its record is written: nothing more is saved for it
         self.created_at = time.time()
+        self.last_activity = self.created_at  # the last turn's start (the host ends idle calls)
+        self.max_turns = max_turns  # turn records and transcript stay bounded: later turns are refused
         self.cost = CallCost(rates or Rates())
         self.tier_map = tier_map or {}  # what "strong" and "premium" are on this deployment
         self.budget_stopped_at: int | None = None
@@ -113,6 +116,11 @@ class Call:
                     message=f"call {self.call_id} has ended in state {self.conversation.state.state!r}"
                 )
                 return
+            if len(self.turns) >= self.max_turns:
+                limit = f"call {self.call_id} reached its limit of {self.max_turns} turns"
+                yield TurnRefused(reason="turn_limit", message=limit)
+                return
+            self.last_activity = time.time()
             t0 = time.perf_counter()
             text = caller.text.strip()
             state = self.conversation.state.state

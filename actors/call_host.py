@@ -69,6 +69,9 @@ class HostConfig:
     tier_map: dict[str, str] = field(default_factory=dict)  # what "strong" / "premium" are here
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)  # signing, retries, allow-list
     record_ttl_s: int = RECORD_TTL_S  # records, the calls index and dead letters expire after this
+    max_live_calls: int = 500  # a host refuses new calls beyond this (the pool tries another)
+    idle_call_timeout_s: float = 600.0  # a call with no turn for this long is ended (EndReason.IDLE)
+    max_turns_per_call: int = 200  # turns a call records; later ones are refused (bounded memory)
 
 
 class CallHostCore:
@@ -93,8 +96,11 @@ class CallHostCore:
         self._ending: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._webhook_task: asyncio.Task[None] | None = None
         self._reaper_task: asyncio.Task[None] | None = None
+        self._idle_task: asyncio.Task[None] | None = None
 
     def _ensure_background(self) -> None:
+        if self._idle_task is None:
+            self._idle_task = asyncio.get_running_loop().create_task(self._end_idle_calls())
         if self.webhooks is not None and self._webhook_task is None:
             loop = asyncio.get_running_loop()
             self._webhook_task = loop.create_task(self.webhooks.run())
@@ -109,6 +115,19 @@ class CallHostCore:
             return self.calls[call_id]
         except KeyError:
             raise CallNotFound(f"call {call_id!r} is not live on host {self.name}") from None
+
+    async def _end_idle_calls(self) -> None:
+        """End calls with no turn for ``idle_call_timeout_s``: a call whose media never
+        connected, or a line gone dead, does not hold a host slot and a tenant's quota forever."""
+        timeout_s = self.config.idle_call_timeout_s
+        while True:
+            await asyncio.sleep(min(30.0, timeout_s / 4))
+            now = time.time()
+            for call_id, call in list(self.calls.items()):
+                if now - call.last_activity > timeout_s and self.calls.get(call_id) is call:
+                    log.info("call %s idle for %.0f s: ending it", call_id, now - call.last_activity)
+                    with contextlib.suppress(Exception):  # ended meanwhile, or Redis trouble: next round
+                        await self.hangup(call_id, EndReason.IDLE)
 
     async def _reap_orphans(self, interval_s: float = 30.0) -> None:
         """Drop calls the directory has moved to another host (this host was thought dead)."""
@@ -136,6 +155,8 @@ class CallHostCore:
         """Validate, precompute and create the call, and enter it in the call directory."""
         self._ensure_background()
         t0 = time.perf_counter()
+        if len(self.calls) >= self.config.max_live_calls:
+            return CallRefused(reason="host_full", detail=f"{self.name} holds {len(self.calls)} live calls")
         if schema not in self.registry:
             return CallRefused(
                 reason="unknown_schema", detail=f"unknown schema; known: {self.registry.names()}"
@@ -155,6 +176,7 @@ class CallHostCore:
             webhook_url,
             self.config.rates,
             self.config.tier_map,
+            self.config.max_turns_per_call,
         )
         opening = call.start()
         if self.store is not None:
@@ -216,6 +238,7 @@ class CallHostCore:
             route.webhook_url,
             self.config.rates,
             self.config.tier_map,
+            self.config.max_turns_per_call,
         )
         await call.snapshot()  # fences the previous generation off
         if call.superseded:
@@ -341,12 +364,12 @@ class CallHostCore:
 
     async def aclose(self) -> None:
         """Stop the webhook sender and the orphan reaper, close connections (tests, embedding)."""
-        for task in (self._webhook_task, self._reaper_task):
+        for task in (self._webhook_task, self._reaper_task, self._idle_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-        self._webhook_task = self._reaper_task = None
+        self._webhook_task = self._reaper_task = self._idle_task = None
         if self.webhooks is not None:
             await self.webhooks.aclose()
         if self.store is not None:

@@ -162,12 +162,13 @@ class CallHostPool:
         self._loads_at = time.monotonic()
         return loads
 
-    async def _least_loaded(self, exclude: str | None = None) -> str:
+    async def _least_loaded(self, exclude: str | set[str] | None = None) -> str:
         if time.monotonic() - self._loads_at > LOADS_MAX_AGE_S:
             if self._refreshing is None or self._refreshing.done():  # one refresh for a burst of calls
                 self._refreshing = asyncio.ensure_future(self._refresh_loads())
             await asyncio.shield(self._refreshing)
-        candidates = [n for n in self._names if n != exclude] or self._names
+        skip = {exclude} if isinstance(exclude, str) else exclude or set()
+        candidates = [n for n in self._names if n not in skip] or self._names
         return min(candidates, key=lambda n: self._loads[n])
 
     async def loads(self) -> list[HostLoad]:
@@ -215,8 +216,9 @@ class CallHostPool:
             timeout_s = self.config.webhooks.timeout_s
             await check_destination(webhook_url, self.webhook_policy, self.resolver, timeout_s)
         call_id = uuid.uuid4().hex
-        for _ in range(2):
-            name = await self._least_loaded()
+        full: set[str] = set()
+        for _ in range(self.size + 1):
+            name = await self._least_loaded(exclude=full)
             try:
                 result: CallOpened | CallRefused = await _within(
                     self._handle(name).start_call.remote(call_id, schema, call_data, webhook_url, to),
@@ -230,6 +232,9 @@ class CallHostPool:
             if isinstance(result, CallOpened):
                 self._routes[call_id] = Route(call_id, name, 1, "live", schema, webhook_url)
                 self._loads[name] += 1
+            elif result.reason == "host_full" and len(full | {name}) < self.size:
+                full.add(name)  # another host may have room
+                continue
             return result
         raise RuntimeError("no call host could start the call")
 

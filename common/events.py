@@ -26,6 +26,7 @@ class EndReason(StrEnum):
     MEDIA_POLICY = "media_policy"  # the call's media stream broke the socket's rules (1008)
     HANGUP = "hangup"  # a client asked: POST /calls/{id}/hangup
     DIAL_FAILED = "dial_failed"  # Twilio refused the outbound call
+    IDLE = "idle"  # no turn for limits.idle_call_timeout_s (a call that never connected, a dead line)
     TWILIO_COMPLETED = "twilio:completed"
     TWILIO_BUSY = "twilio:busy"
     TWILIO_FAILED = "twilio:failed"
@@ -155,10 +156,10 @@ class TurnDone(BaseModel):
 
 
 class TurnRefused(BaseModel):
-    """The call cannot take a turn (it already reached a terminal state)."""
+    """The call cannot take a turn: it reached a terminal state, or its limit of turns."""
 
     kind: Literal["refused"] = "refused"
-    reason: Literal["call_ended"] = "call_ended"
+    reason: Literal["call_ended", "turn_limit"] = "call_ended"
     message: str
 
 
@@ -207,7 +208,7 @@ class CallRefused(BaseModel):
     """A call could not be created; ``problems`` maps a call-data field to what is wrong with it."""
 
     kind: Literal["refused"] = "refused"
-    reason: Literal["unknown_schema", "invalid_call_data"]
+    reason: Literal["unknown_schema", "invalid_call_data", "host_full"]
     detail: str = ""
     problems: dict[str, str] = Field(default_factory=dict)
 

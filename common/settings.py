@@ -236,10 +236,12 @@ class LimitsSettings(BaseModel):
     live_calls_per_tenant: int = Field(100, ge=1, description="Live calls a tenant may have at once.")
     live_calls_per_host: int = Field(500, ge=1, description="Live calls one call host takes.")
     idle_call_timeout_s: float = Field(
-        600.0, gt=0, description="A call with no turn (and no media) for this long is ended."
+        600.0, gt=0, description="A call with no turn for this long is ended (end reason idle)."
     )
     max_transcript_lines: int = Field(
-        400, ge=10, description="Transcript lines and turn records kept per call."
+        400,
+        ge=10,
+        description="Bounds a call's transcript: it takes half this many turns, then refuses more.",
     )
 
 

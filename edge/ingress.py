@@ -254,6 +254,9 @@ class Ingress:
             tier_map=tier_map(settings),
             webhooks=settings.webhooks,
             record_ttl_s=settings.retention.record_ttl_s,
+            max_live_calls=settings.limits.live_calls_per_host,
+            idle_call_timeout_s=settings.limits.idle_call_timeout_s,
+            max_turns_per_call=settings.limits.max_transcript_lines // 2,
         )
         timeouts = HostTimeouts(settings.calls.host_call_timeout_s, settings.calls.host_turn_timeout_s)
         secret = settings.calls.stream_secret
@@ -324,6 +327,8 @@ class Ingress:
         result = await self.pool.start_call(body.schema_name, body.call_data, webhook, body.to)
         if not isinstance(result, CallOpened):
             voxray_metrics.error("ingress", result.reason)
+            if result.reason == "host_full":
+                raise _refuse(503, "at_capacity", "every call host is full", {"Retry-After": "5"})
             raise _call_data_error(result.problems)
         call_id = result.call_id
         if self.access.tenancy is not None:
@@ -672,6 +677,18 @@ class Ingress:
     @api.delete("/admin/keys/{key_id}")
     async def revoke_key(self, key_id: str, principal: Principal = ADMIN) -> dict[str, bool]:
         return {"revoked": bool(self.access.keys and await self.access.keys.revoke(key_id))}
+
+    @api.get("/admin/webhooks/dead")
+    async def dead_letters(self, limit: int = 100, principal: Principal = ADMIN) -> list[dict[str, Any]]:
+        """Webhook deliveries that failed for the whole retry window (no payloads)."""
+        return await self.pool.store.dead_letters(max(1, min(limit, 1000))) if self.pool.store else []
+
+    @api.post("/admin/webhooks/dead/{delivery_id}/replay")
+    async def replay_dead_letter(self, delivery_id: str, principal: Principal = ADMIN) -> dict[str, Any]:
+        """Put a dead letter back in the outbox, due now, with a fresh retry window."""
+        if self.pool.store is None or not await self.pool.store.replay_dead_letter(delivery_id):
+            raise HTTPException(404, detail="no such dead letter")
+        return {"delivery_id": delivery_id, "replayed": True}
 
     @api.get("/stats")
     async def stats(self, principal: Principal = ADMIN) -> dict[str, Any]:

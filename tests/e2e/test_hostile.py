@@ -97,8 +97,17 @@ def test_scopes_and_tenants(
     app: dict[str, Any], victim: dict[str, Any], other_tenant: dict[str, str], reader: dict[str, str]
 ) -> None:
     base, call_id = app["base"], victim["call_id"]
-    for method, path in [("GET", "/stats"), ("GET", "/admin/keys"), ("GET", "/docs")]:
+    admin_only = [
+        ("GET", "/stats"),
+        ("GET", "/admin/keys"),
+        ("GET", "/docs"),
+        ("GET", "/admin/webhooks/dead"),
+    ]
+    for method, path in admin_only:
         assert httpx.request(method, base + path, headers=reader).status_code == 403
+    assert httpx.get(base + "/admin/webhooks/dead", headers=app["headers"]).status_code == 200
+    replay = httpx.post(base + "/admin/webhooks/dead/nope:record/replay", headers=app["headers"])
+    assert replay.status_code == 404
     assert httpx.post(base + "/calls", headers=reader, json=GOOD).status_code == 403  # read-only key
     assert (
         httpx.post(base + f"/calls/{call_id}/turns", headers=reader, json={"text": "hi"}).status_code == 403
