@@ -34,8 +34,10 @@ run: setup redis
 demo: setup
 	$(BIN)/python -m engine.demo
 
+# the tests, then the short fault matrix (python -m loadtests.faults: the full one is in the README)
 test: setup redis
 	$(BIN)/python -m pytest
+	$(BIN)/python -m loadtests.faults --short
 
 lint: setup
 	$(BIN)/ruff check .
