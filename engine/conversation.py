@@ -31,6 +31,7 @@ REPEAT_INTENT = "repeat"
 GUARD_CALLER_LINES = 6  # the counterpart's recent words an off-script reply may draw on
 GUARD_AGENT_LINES = 3  # the agent's own recent lines a reply must not repeat
 MAX_PASS_THROUGH = 8
+LLM_HISTORY_LINES = 2  # the call's last lines an LLM reply sees: its own last line, the question
 
 
 @dataclass
@@ -85,6 +86,31 @@ def _number(value: str | None) -> float | None:
         return float(value) if value is not None else None
     except ValueError:
         return None
+
+
+_REPLY_RULES = (
+    "Phone call. Answer in one or two short sentences, in your own words. Say only names and numbers "
+    "written here; if you don't know, say you'll check. Example: \"I don't have that in front of me, "
+    'but I can find out for you."'
+)
+
+
+def _spoken_facts(
+    fields: Mapping[str, Any],
+    values: Mapping[str, Any],
+    skip: str = "",
+    only: Mapping[str, Any] | None = None,
+) -> str:
+    """``name: value`` for each field (its spoken form where it has one), leaving out PII, fields
+    not in ``only`` (when given) and values already said in ``skip``."""
+    out = []
+    for name, spec in fields.items():
+        if getattr(spec, "pii", False) or (only is not None and name not in only):
+            continue
+        value = str(values.get(f"{name}_spoken") or values.get(name) or "").replace("_", " ")
+        if value and value not in skip:
+            out.append(f"{name.replace('_', ' ')}: {value}")
+    return "; ".join(out)
 
 
 class Conversation:
@@ -359,15 +385,26 @@ class Conversation:
         self.state.last_agent_line = text
 
     def llm_request(self) -> tuple[str, list[dict[str, str]]]:
-        """System prompt and messages for an LLM reply in the current state."""
+        """System prompt and messages for an LLM reply in the current state.
+
+        The system text runs from what changes least to what changes most, so llama.cpp (the
+        local model) reuses the evaluated prefix whenever the previous request shared it: the
+        reply rules and an example (fixed), the state's goal (fixed per schema and state), then
+        the schema's persona with this call's data, the call's other facts in spoken form (PII
+        fields left out: the disclose path reads those out), and what the call has captured,
+        spoken. Only the call's last ``LLM_HISTORY_LINES`` lines go in as messages (the agent's
+        last line and the question); what came before is in the captured facts
+        (``benchmarks/bench_local_llm.py`` measured the tokens and TTFT against the longer
+        prompt this replaced)."""
         values = self.render()
-        captured = ", ".join(f"{k}={v}" for k, v in self.state.slots.items()) or "nothing yet"
-        system = (
-            f"{self.schema.system_prompt.render(values)}\n\n"
-            f"Current step: {self.state.state}. {self.current.prompt.render(values)}\n"
-            f"Captured so far: {captured}.\n"
-            "Reply in one or two short spoken sentences. No lists, no markdown."
-        )
+        system = f"{_REPLY_RULES}\nYour goal: {self.current.prompt.render(values).strip()}\n"
+        persona = " ".join(self.schema.system_prompt.render(values).split())
+        system += persona
+        facts = _spoken_facts(self.schema.spec.call_data, values, skip=persona)
+        if facts:
+            system += f"\nCall facts: {facts}."
+        known = _spoken_facts(self.schema.slot_specs, values, only=self.state.slots)
+        system += f"\nKnown so far: {known or 'nothing yet'}."
         messages = [{"role": "user" if who == "caller" else "assistant", "content": text}
-                    for who, text in self.state.history]  # fmt: skip
+                    for who, text in list(self.state.history)[-LLM_HISTORY_LINES:]]  # fmt: skip
         return system, messages

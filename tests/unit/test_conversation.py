@@ -203,8 +203,30 @@ def test_llm_request_carries_persona_state_and_history(prior_auth: CompiledSchem
     call = Conversation.start(prior_auth, "call-7", PATIENT)
     call.record_agent("Hi there.")
     system, messages = call.llm_request()
-    assert "You are Alex" in system and "Current step: greeting" in system
+    assert "You are Alex" in system and "Your goal: Get the representative's name" in system
+    assert "cpt code: nine nine two one three" in system  # call data, spoken
     assert messages == [{"role": "assistant", "content": "Hi there."}]
+
+
+def test_llm_request_is_compact_and_starts_with_the_fixed_part(prior_auth: CompiledSchema) -> None:
+    """The rules and the state's goal come first (llama.cpp reuses a shared prefix); PII stays out;
+    captured slots in spoken form; only the last lines of the call go in."""
+    a = Conversation.start(prior_auth, "call-9", PATIENT)
+    b = Conversation.start(prior_auth, "call-10", {**PATIENT, "insurer": "Aetna"})
+    for call in (a, b):
+        call.state.state = "get_decision_date"
+        call.state.slots.update(
+            {"rep_name": "Maria", "auth_status": "not_on_file", "decision_date": "2025-03-03"}
+        )
+        for i in range(6):
+            call.state.history.append(("caller" if i % 2 else "agent", f"line {i}"))
+    system, messages = a.llm_request()
+    other, _ = b.llm_request()
+    fixed = system.split("You are Alex")[0]
+    assert fixed and other.startswith(fixed) and "Your goal: Get the date the decision" in fixed
+    assert "Jane Doe" not in system and "X-ray Kilo" not in system and "nineteen eighty" not in system
+    assert "auth status: not on file" in system and "decision date: March third" in system
+    assert messages == [{"role": "assistant", "content": "line 4"}, {"role": "user", "content": "line 5"}]
 
 
 async def test_lookahead_takes_explicit_values_only(prior_auth: CompiledSchema) -> None:
