@@ -52,6 +52,10 @@ from loadtests.simulated_caller import SimulatedCaller, TurnResult
 from loadtests.voice import CachedVoice, EspeakVoice, PersonaVoice
 
 PAUSE_S = 0.4  # the counterpart's pause after the agent's reply, before it speaks
+# Silence that means the agent has finished: long enough that a gap between two sentences of one
+# reply (the next one still being synthesised on a loaded box) is not taken for the end, which
+# would make the counterpart cut in and the agent's line be cut to what was heard.
+AGENT_DONE_SILENCE_MS = 1500
 
 
 class AudioCall(BaseModel):
@@ -81,7 +85,12 @@ class CounterpartCaller(SimulatedCaller):
         )
         custom = {"token": call["stream_token"]}
         super().__init__(
-            call["media_url"], persona, voice=voice, custom_parameters=custom, auth_token=auth_token
+            call["media_url"],
+            persona,
+            voice=voice,
+            custom_parameters=custom,
+            auth_token=auth_token,
+            agent_done_silence_ms=AGENT_DONE_SILENCE_MS,
         )
         self.client = client
         self.call_id: str = call["call_id"]

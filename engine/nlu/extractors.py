@@ -394,6 +394,9 @@ _NAME_BEFORE = re.compile(
     r"\s+(?:speaking|here)\b",
     re.IGNORECASE,
 )
+# "… is an Tony speaking" (a recogniser's garble before it): a capitalised word right before
+# "speaking", anywhere in a cased turn
+_NAME_SPEAKING = re.compile(r"\b([A-Z][a-z]+(?:['-][A-Za-z]+)?)\s+speaking\b")
 # "Ray, provider services." / "Dana with claims": a name first, then where they sit
 _NAME_FIRST = re.compile(
     r"^\s*([\w'-]+)(?:\s+([\w'-]+))?\s*(?:,|\s+(?:from|with|at|in|over at|on)\s)\s*(?:the\s+)?"
@@ -442,6 +445,9 @@ def extract_name(text: str, slot: Slot | None = None) -> str | None:
             words = words[-1:]  # "yeah dana here": the word before "here" alone
         if words and _name_word(words[0], cased):
             return " ".join(f"{w[0].upper()}{w[1:]}" for w in words)
+    for match in _NAME_SPEAKING.finditer(clean):
+        if _name_word(match.group(1), cased):
+            return match.group(1)
     first = _NAME_FIRST.match(clean)
     if first and _name_word(first.group(1), cased):
         second = first.group(2)

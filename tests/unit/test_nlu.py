@@ -216,6 +216,8 @@ def test_amounts(text: str, expected: str | None) -> None:
         ("it's Nicole I'm gonna need the ordering provider first", "Nicole"),
         ("this is member services", None),
         ("it's approved", None),
+        ("Reminder term is an Gwen speaking.", "Gwen"),  # a garbled start, the name before "speaking"
+        ("Provider Services speaking.", None),
     ],
 )
 def test_names(text: str, expected: str | None) -> None:
