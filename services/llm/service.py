@@ -99,10 +99,13 @@ def build_router_app(
     configs = configs_from_settings(providers) if configs is None else configs
     local = None
     if any(c.kind == "local" for c in configs):
-        from services.llm.providers.local_llama import LocalLLMDeployment
+        from services.llm.providers.local_llama import LocalLLMDeployment, decoding_from_settings
 
         local = LocalLLMDeployment.bind(  # type: ignore[attr-defined]
-            providers.local_model_path, n_threads=providers.local_threads
+            providers.local_model_path,
+            n_threads=providers.local_threads,
+            decoding=decoding_from_settings(providers),
+            prompt_cache_mb=providers.local_prompt_cache_mb,
         )
     opts = options or RouterOptions(settings=router)
     return LLMRouterDeployment.bind(configs, local, opts)  # type: ignore[attr-defined,no-any-return]

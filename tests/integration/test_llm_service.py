@@ -77,8 +77,13 @@ async def test_real_local_smollm2_provider(ray_session: None) -> None:
 
     from services.llm.providers.local_llama import LocalLLMDeployment
     from services.llm.service import LLMRouterDeployment
+    from services.model_paths import smollm2_gguf_path
 
-    local = LocalLLMDeployment.options(ray_actor_options={"num_cpus": 0}).bind(None, n_threads=1, n_ctx=512)
+    # SmolLM2 (the light model, still installed): this checks the deployment's plumbing, not the
+    # default model's replies (tests/integration/test_llm_prompt_gate.py does that)
+    local = LocalLLMDeployment.options(ray_actor_options={"num_cpus": 0}).bind(
+        str(smollm2_gguf_path()), n_threads=1, n_ctx=512
+    )
     providers = [
         ProviderConfig(name="local", kind="local", model="smollm2-135m-instruct", supports_tools=False)
     ]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from services.llm.providers.base import Provider, ProviderConfig, ProviderError
+from services.model_paths import LOCAL_MODEL_NAME
 
 if TYPE_CHECKING:
     from common.settings import ProviderSettings
@@ -84,9 +86,9 @@ def configs_from_settings(settings: ProviderSettings) -> list[ProviderConfig]:
             )
         )
     if settings.local_enabled:
-        out.append(
-            ProviderConfig(name="local", kind="local", model="smollm2-135m-instruct", supports_tools=False)
-        )
+        # the model id (cache entries and records carry it): the configured GGUF's name, if any
+        model = Path(settings.local_model_path).stem if settings.local_model_path else LOCAL_MODEL_NAME
+        out.append(ProviderConfig(name="local", kind="local", model=model, supports_tools=False))
     for config in out:
         config.tier = settings.tiers.get(config.name, "fast")
     return out
