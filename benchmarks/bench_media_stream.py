@@ -14,6 +14,11 @@
 - ``--calls N``: N sessions fed in real time in one event loop (process CPU per call, tick lag).
 - ``--v2v PERSONA``: a real-time SimulatedCaller call against the edge with an agent that
   answers at once: the voice-to-voice time the edge alone adds.
+- ``--jitter OLD_MODULE``: the inbound order check (``edge/media/jitter_buffer.py``) against the
+  adaptive jitter buffer it replaced, in one run: how long each frame is held (frames arriving
+  every 20 ms with 0-2 ms of loopback jitter, simulated clock), CPU per frame, and with
+  ``--v2v`` the edge-only voice to voice of both, alternating. ``OLD_MODULE`` is the old file:
+  ``git show f0b475a:edge/media/jitter_buffer.py > /tmp/old_jitter_buffer.py``.
 """
 
 from __future__ import annotations
@@ -25,8 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 
 import argparse
 import asyncio
+import functools
 import json
 import logging
+import operator
 import os
 import time
 from typing import Any
@@ -213,10 +220,11 @@ async def bench_concurrent(n_calls: int, seconds: float) -> dict[str, float]:
     }
 
 
-async def bench_edge_v2v(persona: str) -> tuple[list[float], dict[str, int]]:
+async def bench_edge_v2v(persona: str, old_buffer: Any = None) -> tuple[list[float], dict[str, int]]:
     """SimulatedCaller → websocket → MediaStream → an agent that answers at once with
     pre-synthesised audio: the voice-to-voice time the edge alone adds (end-of-turn detection,
-    jitter buffer, pacing), with no STT/LLM/TTS in the loop."""
+    inbound order check, pacing), with no STT/LLM/TTS in the loop. ``old_buffer``: the replaced
+    jitter buffer's class, put in the stream's place (the before arm of ``--jitter``)."""
     import websockets
 
     from loadtests.simulated_caller import SimulatedCaller
@@ -239,6 +247,8 @@ async def bench_edge_v2v(persona: str) -> tuple[list[float], dict[str, int]]:
             return None
 
         session = MediaStream(send, on_utt, noop, EdgeConfig())
+        if old_buffer is not None:
+            session._order = HeldFrames(old_buffer)  # type: ignore[assignment]
         greeted = False
         async for raw in ws:
             await session.handle_message(raw)
@@ -255,6 +265,69 @@ async def bench_edge_v2v(persona: str) -> tuple[list[float], dict[str, int]]:
     return result.latencies_ms, reasons
 
 
+def load_old_buffer(path: str) -> Any:
+    """The replaced ``AdaptiveJitterBuffer`` class, loaded from its old file (the before arm)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("old_jitter_buffer", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module.AdaptiveJitterBuffer
+
+
+class HeldFrames:
+    """The old buffer behind ``InOrderFrames``' interface: push, then play what is due now."""
+
+    def __init__(self, old_cls: Any, clock: Any = time.monotonic) -> None:
+        from edge.media.jitter_buffer import FrameStats
+
+        self.jb = old_cls()
+        self.clock = clock
+        self.stats = FrameStats()
+
+    def push(self, seq: int, timestamp_ms: int, payload: bytes) -> list[Any]:
+        from edge.media.jitter_buffer import InboundFrame
+
+        now = self.clock() * 1000.0
+        self.jb.push(seq, timestamp_ms, payload, arrival_ms=now)
+        return [InboundFrame(f.seq, f.timestamp_ms, f.payload) for f in self.jb.pop_due(now)]
+
+
+def bench_hold(old_cls: Any, n_frames: int = 3000) -> dict[str, dict[str, float]]:
+    """Per frame: ms from arrival to being handed on (simulated clock) and µs of CPU in push."""
+    from edge.media.jitter_buffer import InOrderFrames
+
+    rng = np.random.default_rng(3)
+    arrivals = [5.0 + i * 20.0 + float(rng.uniform(0.0, 2.0)) for i in range(n_frames)]
+    payload = SILENCE_FRAME
+    out: dict[str, dict[str, float]] = {}
+    for label in ("before", "after", "before ", "after "):  # twice each, interleaved
+        clock = [0.0]
+        now = functools.partial(operator.getitem, clock, 0)
+        order: Any = HeldFrames(old_cls, now) if label.startswith("before") else InOrderFrames()
+        arrived: dict[int, float] = {}
+        held: list[float] = []
+        cpu: list[float] = []
+        for i, at in enumerate(arrivals):
+            clock[0] = at / 1000.0
+            arrived[i + 1] = at
+            t0 = time.perf_counter()
+            frames = order.push(i + 1, i * 20, payload)
+            cpu.append((time.perf_counter() - t0) * 1e6)
+            held += [at - arrived[f.seq] for f in frames]
+        out[label.strip()] = {
+            "held_p50": pct(held, 0.5),
+            "held_p95": pct(held, 0.95),
+            "held_max": max(held),
+            "cpu_us_p50": pct(cpu, 0.5),
+            "cpu_us_p95": pct(cpu, 0.95),
+            "frames": len(held),
+        }
+    return out
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=20.0, help="audio fed through the inbound path")
@@ -264,11 +337,17 @@ async def main() -> None:
     ap.add_argument(
         "--v2v", metavar="PERSONA", help="also run a real-time simulated call (e.g. insurance_rep)"
     )
+    ap.add_argument("--jitter", metavar="OLD_MODULE", help="compare with the old jitter buffer's file")
+    ap.add_argument("--only-jitter", action="store_true", help="with --jitter: skip the other sections")
     args = ap.parse_args()
     logging.disable(logging.WARNING)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     print(f"load average at start: {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs)")
 
+    if args.jitter:
+        await compare_jitter(args)
+        if args.only_jitter:
+            return
     frames = speech_frames(args.seconds)
     mean_us, p95_us, n_utt, skipped = await bench_inbound(frames)
     decode_us, vad_us = bench_parts(frames)
@@ -310,6 +389,39 @@ async def main() -> None:
             f"end of turn by {reasons}"
         )
     print(f"load average at end: {os.getloadavg()[0]:.2f}")
+
+
+async def compare_jitter(args: argparse.Namespace) -> None:
+    old_cls = load_old_buffer(args.jitter)
+    hold = bench_hold(old_cls)
+    for label, h in hold.items():
+        what = "adaptive jitter buffer" if label == "before" else "order check"
+        print(
+            f"inbound hold per frame, {label:6s} ({what}): p50 {h['held_p50']:.1f} ms, "
+            f"p95 {h['held_p95']:.1f} ms, max {h['held_max']:.1f} ms; CPU p50 {h['cpu_us_p50']:.1f} µs, "
+            f"p95 {h['cpu_us_p95']:.1f} µs per frame ({h['frames']:.0f} frames)"
+        )
+    b, a = hold["before"], hold["after"]
+    print(
+        f"  held p50 {b['held_p50']:.1f} → {a['held_p50']:.1f} ms, CPU per frame "
+        f"x{a['cpu_us_p50'] / max(b['cpu_us_p50'], 1e-9):.2f} (after/before)"
+    )
+    if not args.v2v:
+        return
+    lat: dict[str, list[float]] = {"before": [], "after": []}
+    for _ in range(2):  # alternate arms so load drift hits both
+        for label in ("before", "after"):
+            got, _ = await bench_edge_v2v(args.v2v, old_cls if label == "before" else None)
+            lat[label] += got
+    for label, values in lat.items():
+        print(
+            f"edge-only voice-to-voice, {label:6s}: p50 {pct(values, 0.5):.0f} ms, "
+            f"p95 {pct(values, 0.95):.0f} ms over {len(values)} turns"
+        )
+    print(
+        f"  ratio after/before: p50 x{pct(lat['after'], 0.5) / pct(lat['before'], 0.5):.2f}, "
+        f"p95 x{pct(lat['after'], 0.95) / pct(lat['before'], 0.95):.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Knobs of one media stream's edge (VAD, end of turn, jitter, playout); defaults suit 8 kHz
+"""Knobs of one media stream's edge (VAD, end of turn, inbound order, playout); defaults suit 8 kHz
 telephone speech."""
 
 from __future__ import annotations
@@ -47,9 +47,12 @@ class EdgeConfig(BaseModel):
     smart_turn_max_pending: int = Field(
         4, ge=1, description="Process-wide queued decisions beyond which the silence rule alone decides."
     )
-    jitter_min_delay_ms: float = Field(40.0, ge=0)
-    jitter_initial_delay_ms: float = Field(60.0, ge=0)
-    jitter_max_delay_ms: float = Field(200.0, ge=0)
+    max_gap_fill_ms: int = Field(
+        1000,
+        ge=0,
+        description="Inbound frames are handed on at once (Media Streams arrive in order over TCP); a "
+        "gap in media.chunk/timestamp is filled with this much silence at most (20 ms frames).",
+    )
     mark_grace_ms: int = Field(
         2000,
         ge=0,

@@ -1,13 +1,14 @@
 """One Twilio Media Streams websocket at the edge: utterances in, paced agent audio out.
 
 Everything that happens per 20 ms frame happens here, so nothing per frame crosses a process
-boundary. Inbound: each ``media`` message (µ-law 8 kHz) goes through the
-jitter buffer (``media.chunk`` order, ``media.timestamp`` schedule), is decoded and resampled
-to PCM16 16 kHz, scored by Silero VAD in 32 ms windows (line silence below an energy floor
-skips the model) and cut into utterances by the ``Endpointer``. Model work never runs on the
-event loop: windows that need Silero are scored, and pushed through the endpointer, on a small
-thread pool (one job per message, the stream's endpointer behind a lock), and the smart-turn
-model answers its end-of-turn questions off the loop too. Media before ``start`` is ignored.
+boundary. Inbound: each ``media`` message (µ-law 8 kHz) is handed on at once after an order
+check (``jitter_buffer.InOrderFrames``: ``media.chunk`` order, gaps filled with silence, no
+holding back), is decoded and resampled to PCM16 16 kHz, scored by Silero VAD in 32 ms
+windows (line silence below an energy floor skips the model) and cut into utterances by the
+``Endpointer``. Model work never runs on the event loop: windows that need Silero are scored,
+and pushed through the endpointer, on a small thread pool (one job per message, the stream's
+endpointer behind a lock), and the smart-turn model answers its end-of-turn questions off the
+loop too. Media before ``start`` is ignored.
 Outbound: ``Playout`` paces the agent's audio and reports what was heard.
 
 Callbacks: ``on_utterance``/``on_start``/``on_stop``/``on_dtmf`` run in order on one task (a
@@ -39,11 +40,11 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import ValidationError
 
-from common.audio import InboundConverter
+from common.audio import TWILIO_FRAME_MS, InboundConverter
 from common.events import Utterance
 from edge.media.config import EdgeConfig
 from edge.media.endpointing import Action, AskSmartTurn, BargeIn, Endpointer, NoiseDropped, UtteranceEnded
-from edge.media.jitter_buffer import AdaptiveJitterBuffer, JitterFrame
+from edge.media.jitter_buffer import InboundFrame, InOrderFrames
 from edge.media.playout import ClearResult, Playout
 from edge.media.smart_turn import SmartTurn
 from edge.media.vad import SAMPLE_RATE, VAD_WINDOW, SileroModel, SileroStream, rms
@@ -106,11 +107,7 @@ class MediaStream:
         self._clock = clock
         self._vad = SileroStream(vad_model or SileroModel.shared())
         self._smart_turn = (smart_turn or SmartTurn.shared()) if cfg.smart_turn else None
-        self._jitter = AdaptiveJitterBuffer(
-            min_delay_ms=cfg.jitter_min_delay_ms,
-            initial_delay_ms=cfg.jitter_initial_delay_ms,
-            max_delay_ms=cfg.jitter_max_delay_ms,
-        )
+        self._order = InOrderFrames(max_fill_frames=cfg.max_gap_fill_ms // TWILIO_FRAME_MS)
         self._inbound = InboundConverter(SAMPLE_RATE)
         self.endpointer = Endpointer(cfg, self._time_at)
         self.playout = Playout(send_json, cfg, clock, call_id)
@@ -127,8 +124,8 @@ class MediaStream:
                 "barge_ins",
                 "late_frames",
                 "duplicate_frames",
-                "concealed_frames",
-                "lost_frames",
+                "filled_frames",
+                "skipped_frames",
                 "vad_skipped",
                 "smart_turn_decisions",
                 "smart_turn_skipped",
@@ -247,11 +244,10 @@ class MediaStream:
         origin = now - media.timestamp / 1000.0
         if self._ts_origin is None or origin < self._ts_origin:
             self._ts_origin = origin
-        self._jitter.push(media.chunk, media.timestamp, payload, arrival_ms=now * 1000.0)
-        await self._process_frames(self._jitter.pop_due(now * 1000.0))
+        await self._process_frames(self._order.push(media.chunk, media.timestamp, payload))
 
-    async def _process_frames(self, frames: list[JitterFrame]) -> None:
-        self._sync_jitter_stats()
+    async def _process_frames(self, frames: list[InboundFrame]) -> None:
+        self._sync_order_stats()
         if not frames:
             return
         if self._first_ts_ms is None:
@@ -355,17 +351,16 @@ class MediaStream:
             self._stats["callback_errors"] += 1
             logger.exception("call %s: barge_in callback failed", self.call_id)
 
-    def _sync_jitter_stats(self) -> None:
-        js = self._jitter.stats
-        self._stats["late_frames"] = js.late
-        self._stats["duplicate_frames"] = js.duplicates
-        self._stats["concealed_frames"] = js.concealed
-        self._stats["lost_frames"] = js.lost
+    def _sync_order_stats(self) -> None:
+        st = self._order.stats
+        self._stats["late_frames"] = st.late
+        self._stats["duplicate_frames"] = st.duplicates
+        self._stats["filled_frames"] = st.filled
+        self._stats["skipped_frames"] = st.skipped
 
     async def flush(self, wait_callbacks: bool = True) -> None:
-        """End of input: play out the jitter buffer and finish the utterance in progress;
-        with ``wait_callbacks`` also wait until every queued callback has run."""
-        await self._process_frames(self._jitter.flush())
+        """End of input: finish the utterance in progress; with ``wait_callbacks`` also wait
+        until every queued callback has run."""
         if self.endpointer.in_speech:
             if self._side_tasks:  # pending smart-turn verdicts may still end it first
                 await asyncio.gather(*list(self._side_tasks), return_exceptions=True)
@@ -423,4 +418,4 @@ class MediaStream:
                 self._dispatcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._dispatcher
-        self._sync_jitter_stats()
+        self._sync_order_stats()
