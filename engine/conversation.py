@@ -19,7 +19,7 @@ from engine import disclose
 from engine.call_state import CallState
 from engine.do_not_call import contact_keys
 from engine.functions import FUNCTIONS
-from engine.guard import GuardLimits, ReplyGuard
+from engine.guard import FieldLabels, GuardLimits, ReplyGuard
 from engine.nlu.extractors import extract_enum
 from engine.nlu.text import is_question
 from engine.nlu.understand import ASK_FIELD, NLUResult, TurnContext, Understander
@@ -371,6 +371,21 @@ class Conversation:
                 max_sentences=spec.llm_replies.max_sentences, max_words=spec.llm_replies.max_words
             ),
             identifiers=self.identifiers,
+            fields=self._field_labels(),
+        )
+
+    def _field_labels(self) -> FieldLabels:
+        """The call's identifier fields (IDs, NPIs, CPTs, phones, numbers), their values in every
+        spoken form and what people call them, for the guard's mislabel check."""
+        values = self.render()
+        spec = self.schema.spec
+        fields = [n for n, f in spec.call_data.items() if f.type in ("id", "npi", "cpt", "phone", "number")]
+        return FieldLabels(
+            values={n: tuple(str(values[k]) for k in (n, f"{n}_spoken") if values.get(k)) for n in fields},
+            labels={
+                n: (n.replace("_", " "), *(spec.disclose[n].asked_as if n in spec.disclose else []))
+                for n in fields
+            },
         )
 
     def recovery_line(self) -> str:

@@ -109,6 +109,7 @@ class GuardRule(StrEnum):
     REPETITION = "repetition"  # a sentence said before, or a phrase looping inside one
     ECHO = "echo"  # the counterpart's own words handed back
     IDENTIFIER = "identifier"  # an ID, date or amount the call was never given
+    MISLABEL = "mislabel"  # one of the call's identifiers called something else ("the fax is <NPI>")
     ASSERTS = "asserts"  # states a fact the agent is there to ask for (status, reference …)
 
 
@@ -137,6 +138,50 @@ def _loops(words: list[str]) -> bool:
     return any(grams.count(g) >= 3 for g in set(grams))
 
 
+# What identifiers are called that are no field of a call: a value of the call's said under one
+# of these names is always the wrong thing.
+OTHER_LABELS = (
+    "fax", "diagnosis", "icd", "claim number", "claim id", "group number", "group id", "reference number",
+    "case number", "tracking number", "tax id", "account number", "authorization number",
+    "confirmation number", "extension", "ssn", "social security",
+)  # fmt: skip
+
+
+_PARTS = re.compile(
+    r"[;:]|,\s+(?=and\b|but\b|or\b|while\b|ordered\b)|\s[-–—]\s|\bwhile\b|\bbut\b", re.IGNORECASE
+)
+
+
+def _label_pattern(labels: Iterable[str]) -> re.Pattern[str]:
+    ordered = sorted({label.lower().strip() for label in labels if label.strip()}, key=len, reverse=True)
+    return re.compile(r"\b(" + "|".join(re.escape(label) for label in ordered) + r")\b")
+
+
+class FieldLabels:
+    """The call's identifier fields: each field's values (all spoken forms) and the names people
+    call it by (``disclose.asked_as`` and the field's own name), for the mislabel check. Built
+    once per reply; each sentence costs a regex search and a few set lookups."""
+
+    def __init__(self, values: dict[str, tuple[str, ...]], labels: dict[str, tuple[str, ...]]):
+        self.runs = {field: {r for v in forms for r in _runs(v)} for field, forms in values.items()}
+        self.label_of = {label.lower(): f for f, names in labels.items() for label in names}
+        self.label_of.update({label: "" for label in OTHER_LABELS if label not in self.label_of})
+        self.pattern = _label_pattern(self.label_of)
+
+    def mislabelled(self, sentence: str, own: frozenset[str] = frozenset()) -> bool:
+        """Whether a part of the sentence says one field's value under another field's name, or
+        under a name that is no field of the call, without its own name. ``own``: runs the
+        counterpart said (theirs to name)."""
+        for part in _PARTS.split(sentence):
+            named = {self.label_of[m.group(1)] for m in self.pattern.finditer(part.lower())}
+            if not named:
+                continue
+            runs = set(_runs(part)) - own
+            if any(field not in named and runs & values for field, values in self.runs.items()):
+                return True
+        return False
+
+
 class ReplyGuard:
     """Sentence by sentence, as a reply streams: ``check`` returns the rule a sentence breaks
     (and the reply stops there), or None and counts it as said.
@@ -155,11 +200,14 @@ class ReplyGuard:
         recent: Sequence[str] = (),
         limits: GuardLimits | None = None,
         identifiers: frozenset[str] = frozenset(),
+        fields: FieldLabels | None = None,
     ):
         self.allowed = tuple(allowed)
         self.heard = set(_words(heard))
         self.ask_only = tuple(ask_only)
         self.identifiers = identifiers  # the call's own IDs and dates: never a stated fact
+        self.fields = fields
+        self.heard_runs = frozenset(_runs(heard))
         self.limits = limits or GuardLimits()
         self.said: list[str] = []
         self.seen = {" ".join(_words(line)) for line in recent if line.strip()}
@@ -182,6 +230,8 @@ class ReplyGuard:
             return GuardRule.ECHO
         if unsupported_identifiers(sentence, self.allowed):
             return GuardRule.IDENTIFIER
+        if self.fields is not None and self.fields.mislabelled(sentence, self.heard_runs):
+            return GuardRule.MISLABEL
         for slot, given in self.ask_only:
             if slot.type in ("reference_number", "id"):
                 stated = extract_code(sentence, slot, self.identifiers)

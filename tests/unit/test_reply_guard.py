@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
+from common.testing.samples import SAMPLE_CALL_DATA
+from engine.conversation import Conversation
 from engine.guard import GuardLimits, GuardRule, ReplyGuard
+from engine.schema_loader import CompiledSchema, load_schema
 from engine.schema_model import Slot
 
 ALLOWED = ["Jane Doe", "1980-01-15", "XKM449812", "99213", "1234567893", "Blue Cross", "Doctor Smith"]
@@ -53,3 +60,33 @@ def test_facts_only_the_counterpart_states_are_not_asserted() -> None:
     given = guard(ask_only=[(STATUS, "denied")])
     assert given.check("I understand it was denied.") is None  # the rep said so: repeating is fine
     assert given.check("So it's approved then.") is GuardRule.ASSERTS
+
+
+@pytest.fixture(scope="module")
+def prior_auth() -> CompiledSchema:
+    return load_schema(Path(__file__).resolve().parents[2] / "schemas" / "prior_auth")
+
+
+@pytest.mark.parametrize(
+    ("sentence", "stopped"),
+    [
+        ("The diagnosis code is nine nine two one three.", True),  # the CPT, called something else
+        ("My fax is 123-456-7893.", True),  # the NPI's digits
+        ("The NPI is nine nine two one three.", True),  # another field's name
+        ("The procedure is CPT code nine nine two one three, ordered by NPI 1234567893.", False),
+        ("Sure, the CPT code is 99213.", False),
+        ("I'll check the fax number for you.", False),  # a name with no value
+    ],
+)
+def test_a_call_value_said_under_another_name_is_stopped(
+    prior_auth: CompiledSchema, sentence: str, stopped: bool
+) -> None:
+    convo = Conversation.start(prior_auth, "c-label", SAMPLE_CALL_DATA["prior_auth"])
+    rule = convo.reply_guard("what's the fax number over there?").check(sentence)
+    assert (rule == GuardRule.MISLABEL) is stopped, rule
+
+
+def test_a_value_the_counterpart_named_may_be_repeated_under_their_name(prior_auth: CompiledSchema) -> None:
+    convo = Conversation.start(prior_auth, "c-label2", SAMPLE_CALL_DATA["prior_auth"])
+    heard = "our fax is 123 456 7893"
+    assert convo.reply_guard(heard).check("Got it, your fax is 123-456-7893.") is None
