@@ -6,16 +6,23 @@ import re
 from typing import Any, Literal
 
 import phonenumbers
-from pydantic import BaseModel, Field, HttpUrl, model_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
+
+
+class Request(BaseModel):
+    """A request body: a field the API does not know is an error (a typo is never ignored)."""
+
+    model_config = ConfigDict(extra="forbid")
+
 
 E164 = re.compile(r"\A\+[1-9][0-9]{6,14}\Z")  # \Z: no trailing newline; [0-9]: no other digits
 
 
-class SimulateOptions(BaseModel):
+class SimulateOptions(Request):
     persona: str = Field("insurance_rep", description="Persona script the simulated counterpart follows.")
 
 
-class StartCallRequest(BaseModel):
+class StartCallRequest(Request):
     schema_name: str = Field(description="Conversation schema, e.g. 'prior_auth'.")
     call_data: dict[str, Any] = Field(description="Data the call starts with, validated against the schema.")
     to: str | None = Field(None, description="Number to dial (E.164) through Twilio.")
@@ -64,19 +71,19 @@ class StartCallResponse(BaseModel):
     ready_ms: float
 
 
-class TextTurnRequest(BaseModel):
+class TextTurnRequest(Request):
     text: str = Field(min_length=1, max_length=2000, description="What the counterpart said.")
 
 
-class HangupRequest(BaseModel):
+class HangupRequest(Request):
     reason: str = Field("hangup", max_length=100)
 
 
-class PrecomputeRequest(BaseModel):
+class PrecomputeRequest(Request):
     call_data: dict[str, Any]
 
 
-class NewKeyRequest(BaseModel):
+class NewKeyRequest(Request):
     tenant: str = Field(min_length=1, max_length=64)
     scopes: list[str] = Field(default_factory=lambda: ["calls:write", "calls:read"], max_length=3)
     name: str = Field("", max_length=100)

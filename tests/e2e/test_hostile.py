@@ -169,6 +169,9 @@ BAD_BODIES: list[tuple[str, Any, int]] = [
     ("webhook userinfo", _with(webhook_url="https://example.com@127.0.0.1/hook"), 422),
     ("webhook plain http", _with(webhook_url="http://example.com/hook"), 422),
     ("persona not an object", _with(simulate="yes"), 422),
+    ("to a number, not a string", {**_with(to=14155552671), "simulate": None}, 422),
+    ("webhook with CRLF", _with(webhook_url="https://example.com/a\r\nX-Injected: 1"), 422),
+    ("unknown top-level field", _with(admin=True), 422),
 ]
 
 
@@ -198,6 +201,7 @@ BAD_TURNS: list[tuple[str, Any, int]] = [
     ("NUL", {"text": "hello\x00"}, 422),
     ("ESC", {"text": "\x1b[2Jhello"}, 422),
     ("bidi", {"text": "approved\u202e"}, 422),
+    ("isolate", {"text": "\u2067approved"}, 422),
     ("huge", {"text": "x" * 100_000}, 413),
 ]
 
