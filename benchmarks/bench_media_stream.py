@@ -4,7 +4,7 @@
         [--calls N] [--v2v insurance_rep]
 
 - inbound per 20 ms frame: the whole ``handle_message`` path (JSON + pydantic parse, base64,
-  jitter buffer, µ-law decode, 8→16 kHz resample, Silero VAD, utterance cutting) over Piper
+  inbound order check, µ-law decode, 8→16 kHz resample, Silero VAD, utterance cutting) over Piper
   speech with pauses, smart turn off so the figure is the per-frame part only; and its parts:
   decode+resample alone and one Silero window (512 samples = 32 ms).
 - smart turn: ms per end-of-turn decision (features + ONNX, bundled smart-turn v3.2 CPU model),

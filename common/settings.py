@@ -36,6 +36,15 @@ class STTSettings(BaseModel):
     max_batch_size: int = Field(8, description="@serve.batch max batch size across calls.")
     batch_wait_timeout_s: float = Field(0.01, description="@serve.batch wait for more requests.")
     max_utterance_s: float = Field(30.0, description="Longer utterances are cut to this length (and say so).")
+    fit_window: bool = Field(
+        True,
+        description="Encode a window of max(min_window_s, longest clip of the batch + 2 s) instead of "
+        "Whisper's fixed 30 s (benchmarks/bench_stt_window.py: encoder time, WER, loops).",
+    )
+    min_window_s: float = Field(10.0, ge=1.0, le=30.0, description="Shortest encoder window with fit_window.")
+    word_timestamps: bool = Field(
+        False, description="Word timings on each transcript (an alignment pass; nothing in a call uses them)."
+    )
 
 
 class TTSSettings(BaseModel):

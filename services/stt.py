@@ -7,9 +7,16 @@ faster-whisper's ``BatchedInferencePipeline.forward`` (batched encoder + batched
 decode + batched word alignment) — the library's own batched path, fed with one chunk per
 caller instead of the chunks of one long file.
 
-Whisper always encodes a 30 s window, so a 2 s utterance costs about as much encoder time as a
-30 s one; on CPU the batch gain is small (the encoder is compute-bound either way) and is
-reported as measured by ``benchmarks/bench_speech.py``. On GPU replicas batching is the win.
+Whisper was trained on 30 s windows, and a 2 s utterance padded to 30 s costs about as much
+encoder time as a 30 s one. With ``stt.fit_window`` (on) the batch is encoded in a window of
+max(``min_window_s`` 10 s, longest clip + 2 s) instead: CTranslate2 takes the shorter features,
+the encoder's time falls with the window, and WER and looping on short clips are checked by
+``benchmarks/bench_stt_window.py``. A fitted decode that repeats itself (compression ratio over
+Whisper's 2.4, or a three-word phrase twice) or hears nothing (short windows raise the no-speech
+probability) is decoded again in the full 30 s window. On CPU the batch gain is small (the
+encoder is compute-bound either way) and is reported as measured by
+``benchmarks/bench_speech.py``. On GPU replicas batching is the win. Word timings
+(``stt.word_timestamps``) are off: nothing in a call uses them.
 
 Hints: a request may carry the call's hint line (``engine/stt_hints.py``: the values the state
 asks for, the call's names and IDs). It becomes Whisper's previous-text prompt (``<|startofprev|>``
@@ -83,6 +90,18 @@ class PreparedAudio:
     hints: str = field(default="", repr=False)  # the call's names and IDs: never in a log line
 
 
+def heard_nothing(text: str, avg_logprob: float, no_speech_prob: float) -> bool:
+    """Whisper's own silence rule (no_speech_threshold 0.6 with log_prob_threshold -1.0)."""
+    return not text or (no_speech_prob > 0.6 and avg_logprob < -1.0)
+
+
+def repeats_itself(text: str) -> bool:
+    """A loop: Whisper's compression ratio over 2.4, or a three-word phrase said twice."""
+    words = text.lower().replace(",", " ").replace(".", " ").split()
+    trigrams = list(zip(words, words[1:], words[2:], strict=False))
+    return compression_ratio(text) > 2.4 or len(set(trigrams)) < len(trigrams)
+
+
 def compression_ratio(text: str) -> float:
     """Whisper's repetition measure: text bytes / zlib-compressed bytes."""
     data = text.encode()
@@ -139,12 +158,7 @@ class WhisperBatchTranscriber:
     """faster-whisper model + the batched forward pass; no Ray (used by the deployment and
     by the benchmark)."""
 
-    def __init__(
-        self,
-        cfg: STTSettings,
-        language: str = "en",
-        word_timestamps: bool = True,
-    ) -> None:
+    def __init__(self, cfg: STTSettings, language: str = "en") -> None:
         from faster_whisper import BatchedInferencePipeline, WhisperModel
         from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.transcribe import TranscriptionOptions, get_suppressed_tokens
@@ -184,7 +198,7 @@ class WhisperBatchTranscriber:
             suppress_tokens=get_suppressed_tokens(self.tokenizer, [-1]),
             without_timestamps=True,
             max_initial_timestamp=0.0,
-            word_timestamps=word_timestamps,
+            word_timestamps=cfg.word_timestamps,
             prepend_punctuations="\"'“¿([{-",
             append_punctuations="\"'.。,，!！?？:：”)]}、",
             multilingual=False,
@@ -196,31 +210,55 @@ class WhisperBatchTranscriber:
 
     def run(self, items: list[PreparedAudio]) -> list[Transcript]:
         """Transcribe a batch (blocking). Silent items skip the model."""
-        from faster_whisper.audio import pad_or_trim
-
         results = [self._empty(p) for p in items]
-        speech = [i for i, p in enumerate(items) if not p.silent]
+        rows = [i for i, p in enumerate(items) if not p.silent]
+        speech = [items[i] for i in rows]
         if speech:
-            # Whisper was trained on 30 s windows; shorter ones cut encoder time but made the model
-            # loop on its own output ("Please hold while I check... Please hold while..."), so no.
-            frames = int(WHISPER_WINDOW_S * 100)  # 10 ms mel hop
-            feats = np.stack(
-                [pad_or_trim(self.model.feature_extractor(items[i].audio)[..., :-1], frames) for i in speech]
-            )
-            meta = [
-                {"offset": 0.0, "duration": items[i].audio.size / STT_SAMPLE_RATE, "segments": []}
-                for i in speech
-            ]
-            # Utterances are independent: do not carry word-timing state from one to the next.
-            self.pipeline.last_speech_timestamp = 0.0
-            hints = [items[i].hints for i in speech]
-            if any(hints):
-                outputs = self._forward_hinted(feats, hints, meta)
-            else:
-                outputs = self.pipeline.forward(feats, self.tokenizer, meta, self.options)
-            for i, segments in zip(speech, outputs, strict=True):
+            window = self.window_s(max(p.audio.size for p in speech) / STT_SAMPLE_RATE)
+            outputs = self._forward(speech, window)
+            if window < WHISPER_WINDOW_S:  # what a fitted window may get wrong: again in 30 s
+                again = [k for k, segments in enumerate(outputs) if self._redo_in_full(segments)]
+                if again:
+                    redone = self._forward([speech[k] for k in again], WHISPER_WINDOW_S)
+                    for k, segments in zip(again, redone, strict=True):
+                        outputs[k] = segments
+            for i, segments in zip(rows, outputs, strict=True):
                 results[i] = self._to_transcript(items[i], segments, len(speech))
         return results
+
+    def window_s(self, longest_s: float) -> float:
+        """The encoder window for a batch whose longest clip lasts ``longest_s``: Whisper's 30 s,
+        or with ``fit_window`` max(``min_window_s``, the clip + 2 s) in whole seconds."""
+        if not self.cfg.fit_window:
+            return WHISPER_WINDOW_S
+        return float(min(WHISPER_WINDOW_S, max(self.cfg.min_window_s, math.ceil(longest_s + 2.0))))
+
+    def _forward(self, batch: list[PreparedAudio], window_s: float) -> list[list[dict[str, Any]]]:
+        """One encoder pass over ``batch`` in a ``window_s`` window, then its decodes."""
+        from faster_whisper.audio import pad_or_trim
+
+        frames = int(window_s * 100)  # 10 ms mel hop
+        feats = np.stack(
+            [pad_or_trim(self.model.feature_extractor(p.audio)[..., :-1], frames) for p in batch]
+        )
+        meta = [{"offset": 0.0, "duration": p.audio.size / STT_SAMPLE_RATE, "segments": []} for p in batch]
+        # Utterances are independent: do not carry word-timing state from one to the next.
+        self.pipeline.last_speech_timestamp = 0.0
+        hints = [p.hints for p in batch]
+        if any(hints):
+            return self._forward_hinted(feats, hints, meta)
+        outputs: list[list[dict[str, Any]]] = self.pipeline.forward(feats, self.tokenizer, meta, self.options)
+        return outputs
+
+    @staticmethod
+    def _redo_in_full(segments: list[dict[str, Any]]) -> bool:
+        """A fitted window's decode that looped or heard nothing (short windows raise Whisper's
+        no-speech probability: a lone "No." scored 0.78 in 10 s, 0.60 in 30 s)."""
+        if not segments:
+            return True
+        text = "".join(s["text"] for s in segments).strip()
+        lp, nsp = float(segments[0]["avg_logprob"]), float(segments[0]["no_speech_prob"])
+        return heard_nothing(text, lp, nsp) or repeats_itself(text)
 
     def _forward_hinted(
         self, feats: npt.NDArray[np.float32], hints: list[str], meta: list[dict[str, Any]]
@@ -337,8 +375,7 @@ class WhisperBatchTranscriber:
         avg_logprob = float(segments[0]["avg_logprob"])
         no_speech_prob = float(segments[0]["no_speech_prob"])
         out.avg_logprob, out.no_speech_prob = avg_logprob, no_speech_prob
-        # Whisper's own silence rule (no_speech_threshold 0.6 with log_prob_threshold -1.0).
-        if not text or (no_speech_prob > 0.6 and avg_logprob < -1.0):
+        if heard_nothing(text, avg_logprob, no_speech_prob):
             return out
         ratio = compression_ratio(text)
         if ratio > 2.4:
@@ -374,9 +411,9 @@ class BatchConfig(BaseModel):
 class STTDeployment:
     """Serve deployment wrapping ``WhisperBatchTranscriber``; see the module docstring."""
 
-    def __init__(self, settings: STTSettings, word_timestamps: bool = True, language: str = "en") -> None:
+    def __init__(self, settings: STTSettings, language: str = "en") -> None:
         self.cfg = settings
-        self.engine = WhisperBatchTranscriber(settings, language=language, word_timestamps=word_timestamps)
+        self.engine = WhisperBatchTranscriber(settings, language=language)
         self.reconfigure(
             {"max_batch_size": settings.max_batch_size, "batch_wait_timeout_s": settings.batch_wait_timeout_s}
         )
@@ -447,7 +484,6 @@ def build_stt_app(
     min_replicas: int = 1,
     max_replicas: int = 2,
     target_ongoing_requests: float | None = None,
-    word_timestamps: bool = True,
     language: str = "en",
 ) -> Application:
     """The STT app. With ``num_gpus`` > 0 the model defaults to CUDA float16.
@@ -476,7 +512,7 @@ def build_stt_app(
         },
         max_ongoing_requests=max(32, 4 * batch),
         user_config={"max_batch_size": batch, "batch_wait_timeout_s": settings.batch_wait_timeout_s},
-    ).bind(settings, word_timestamps, language)
+    ).bind(settings, language)
 
 
 def stt_app(args: dict[str, str]) -> Application:

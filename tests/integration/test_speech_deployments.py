@@ -58,7 +58,9 @@ def handles() -> Iterator[dict[str, Any]]:
     serve.start(proxy_location="Disabled")
     stt = serve.run(
         build_stt_app(
-            STTSettings(max_utterance_s=5.0, batch_wait_timeout_s=0.05), num_cpus=0.5, max_replicas=1
+            STTSettings(max_utterance_s=5.0, batch_wait_timeout_s=0.05, word_timestamps=True),
+            num_cpus=0.5,
+            max_replicas=1,
         ),
         name=STT_APP,
         route_prefix=None,

@@ -10,7 +10,7 @@ import pytest
 
 from common.audio import pcm16_to_ulaw, resample, ulaw_to_pcm16
 from common.events import Transcript
-from services.stt import PreparedAudio, WhisperBatchTranscriber, prepare_audio
+from services.stt import PreparedAudio, WhisperBatchTranscriber, prepare_audio, repeats_itself
 
 SOFIA = "Yes, this is Sofia Lindqvist over at Kestrel Analytics."
 SOFIA_HINTS = "yes, no, Sofia Lindqvist, Kestrel Analytics"
@@ -22,7 +22,7 @@ MARCUS_HINTS = "price, timing, competitor, no need, Marcus Okafor, Brightline De
 def engine() -> WhisperBatchTranscriber:
     from common.settings import STTSettings
 
-    return WhisperBatchTranscriber(STTSettings())
+    return WhisperBatchTranscriber(STTSettings(word_timestamps=True))
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +97,27 @@ def test_a_hinted_decode_that_loops_is_decoded_again_without_the_hints(
     monkeypatch.setattr(engine, "_generate", looping)
     hinted, plain = engine.run([item(clips[MARCUS], SOFIA_HINTS), item(clips[MARCUS])])
     assert hinted.text == plain.text and "Sofia" not in hinted.text
+
+
+def test_a_fitted_window_that_loops_is_decoded_again_in_30_s(
+    engine: WhisperBatchTranscriber, clips: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    windows: list[float] = []
+    forward = engine._forward
+
+    def looping(batch: list[PreparedAudio], window_s: float) -> list[list[dict[str, Any]]]:
+        windows.append(window_s)
+        out = forward(batch, window_s)
+        if window_s < 30.0:
+            return [[{**s, "text": " Sofia Lindqvist," * 20} for s in segments] for segments in out]
+        return out
+
+    monkeypatch.setattr(engine, "_forward", looping)
+    (got,) = engine.run([item(clips[MARCUS])])
+    assert windows == [10.0, 30.0] and "Marcus" in got.text and "Sofia" not in got.text
+    assert engine.window_s(3.2) == 10.0 and engine.window_s(9.1) == 12.0 and engine.window_s(40.0) == 30.0
+    assert repeats_itself("I'm a family member, and I'm a family member.")  # measured in a 10 s window
+    assert not repeats_itself("Yes, that's right, and the member ID was H B N.")
 
 
 def test_hints_stay_out_of_logs_reprs_and_errors(
