@@ -254,7 +254,7 @@ class Fallbacks(Strict):
 class Escalation(Strict):
     """When the rest of a call is worth the strong LLM tier and the premium voice."""
 
-    when: When = Field(description='e.g. {slot_gte: {qualification_score: 70}}')
+    when: When = Field(description="e.g. {slot_gte: {qualification_score: 70}}")
     llm_tier: Literal["fast", "strong"] = "strong"
     tts_tier: Literal["standard", "premium"] = "premium"
 
