@@ -37,9 +37,10 @@ class STTSettings(BaseModel):
     batch_wait_timeout_s: float = Field(0.01, description="@serve.batch wait for more requests.")
     max_utterance_s: float = Field(30.0, description="Longer utterances are cut to this length (and say so).")
     fit_window: bool = Field(
-        True,
+        False,
         description="Encode a window of max(min_window_s, longest clip of the batch + 2 s) instead of "
-        "Whisper's fixed 30 s (benchmarks/bench_stt_window.py: encoder time, WER, loops).",
+        "Whisper's fixed 30 s: STT x0.26 at p50 and a lower WER, but fewer identifiers exactly right "
+        "(benchmarks/bench_stt_window.py), so off by default.",
     )
     min_window_s: float = Field(10.0, ge=1.0, le=30.0, description="Shortest encoder window with fit_window.")
     word_timestamps: bool = Field(

@@ -8,8 +8,9 @@ decode + batched word alignment) — the library's own batched path, fed with on
 caller instead of the chunks of one long file.
 
 Whisper was trained on 30 s windows, and a 2 s utterance padded to 30 s costs about as much
-encoder time as a 30 s one. With ``stt.fit_window`` (on) the batch is encoded in a window of
-max(``min_window_s`` 10 s, longest clip + 2 s) instead: CTranslate2 takes the shorter features,
+encoder time as a 30 s one. With ``stt.fit_window`` (off by default: fewer identifiers come out
+exactly right) the batch is encoded in a window of max(``min_window_s`` 10 s, longest clip + 2 s)
+instead: CTranslate2 takes the shorter features,
 the encoder's time falls with the window, and WER and looping on short clips are checked by
 ``benchmarks/bench_stt_window.py``. A fitted decode that repeats itself (compression ratio over
 Whisper's 2.4, or a three-word phrase twice) or hears nothing (short windows raise the no-speech

@@ -100,8 +100,11 @@ def test_a_hinted_decode_that_loops_is_decoded_again_without_the_hints(
 
 
 def test_a_fitted_window_that_loops_is_decoded_again_in_30_s(
-    engine: WhisperBatchTranscriber, clips: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
+    clips: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from common.settings import STTSettings
+
+    engine = WhisperBatchTranscriber(STTSettings(fit_window=True))  # off by default
     windows: list[float] = []
     forward = engine._forward
 
