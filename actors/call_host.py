@@ -157,6 +157,8 @@ class CallHostCore:
         t0 = time.perf_counter()
         if len(self.calls) >= self.config.max_live_calls:
             return CallRefused(reason="host_full", detail=f"{self.name} holds {len(self.calls)} live calls")
+        if schema not in self.registry and self.registry.load_new(self.config.schema_dir):
+            log.info("host %s loaded new schemas from %s", self.name, self.config.schema_dir)
         if schema not in self.registry:
             return CallRefused(
                 reason="unknown_schema", detail=f"unknown schema; known: {self.registry.names()}"

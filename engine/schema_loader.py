@@ -497,6 +497,24 @@ class SchemaRegistry:
             registry = _SHARED[key] = cls.from_directory(key)
         return registry
 
+    def load_new(self, directory: str | Path) -> list[str]:
+        """Load the schema folders of ``directory`` that hold a schema not loaded yet (one added
+        since: a long-lived call host picks it up); loaded schemas stay as they are, since live
+        calls run on them. Returns the names added; a folder that does not load is skipped."""
+        added = []
+        known = {Path(s.path).resolve() for s in self._schemas.values()}
+        for folder in sorted(p for p in Path(directory).iterdir() if (p / SCHEMA_FILE).is_file()):
+            if (folder / SCHEMA_FILE).resolve() in known:
+                continue
+            try:
+                schema = load_schema(folder)
+            except SchemaError:
+                continue
+            if schema.name not in self._schemas:
+                self.add(schema)
+                added.append(schema.name)
+        return added
+
     def add(self, schema: CompiledSchema) -> None:
         if schema.name in self._schemas and self._schemas[schema.name].path != schema.path:
             raise SchemaError(

@@ -162,3 +162,22 @@ def test_competence_fields_are_checked(tmp_path: Path, base: dict[str, Any]) -> 
     assert any("'maybe' is not a value of slot 'details_confirmed'" in p for p in problems)
     assert any("only date slots have a tense" in p for p in problems)
     assert any("'not_a_field' is not a call-data field" in p for p in problems)
+
+
+def test_a_registry_loads_schemas_added_later_and_keeps_loaded_ones(
+    tmp_path: Path, base: dict[str, Any]
+) -> None:
+    first = tmp_path / "first" / "schema.yaml"
+    first.parent.mkdir()
+    first.write_text(yaml.safe_dump(base, sort_keys=False))
+    registry = SchemaRegistry.from_directory(tmp_path)
+    loaded = registry.get(base["metadata"]["name"])
+    second = copy.deepcopy(base)
+    second["metadata"]["name"] = "added_later"
+    (tmp_path / "second").mkdir()
+    (tmp_path / "second" / "schema.yaml").write_text(yaml.safe_dump(second, sort_keys=False))
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "schema.yaml").write_text("metadata: {name: [}")
+    assert registry.load_new(tmp_path) == ["added_later"]  # the broken one is skipped
+    assert registry.get(base["metadata"]["name"]) is loaded  # live calls keep theirs
+    assert registry.load_new(tmp_path) == []
