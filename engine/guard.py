@@ -177,9 +177,16 @@ class FieldLabels:
             if not named:
                 continue
             runs = set(_runs(part)) - own
-            if any(field not in named and runs & values for field, values in self.runs.items()):
-                return True
+            for field, values in self.runs.items():
+                if field not in named and any(_part_of(run, values) for run in runs):
+                    return True
         return False
+
+
+def _part_of(run: str, values: set[str]) -> bool:
+    """``run`` is one of ``values``, or a short piece of one ("123" of an NPI: "the group number
+    is 123" is still the NPI's digits)."""
+    return run in values or (len(run) <= PART_MAX and any(run in v for v in values))
 
 
 class ReplyGuard:

@@ -161,7 +161,9 @@ def test_serve_config_parses_and_names_real_deployments(profile: str) -> None:
     config = ServeDeploySchema.model_validate(_yaml(ROOT / "cluster" / profile))
     import serve_app
 
-    built = build_serve_app(serve_app.build_app(), name="voxray")
+    # every deployment, whatever this test session's environment turned off (the e2e app's
+    # fixture disables the local LLM for the whole session)
+    built = build_serve_app(serve_app.build_app({"providers.local_enabled": True}), name="voxray")
     real = {d.name for d in built.deployments}
     for app in config.applications:
         if app.import_path == "ray.serve.llm:build_openai_app":  # the GPU profile's vLLM app

@@ -36,7 +36,7 @@ GATE = [  # five turns per schema, different states and kinds of question
     "Is there a contract, or is it month to month?",
     "Who would I be meeting with?",
 ]
-BASELINE_PASSED = 8  # of the ten with Qwen2.5-Coder-0.5B, greedy (8 in each of three runs)
+BASELINE_PASSED = 5  # of the ten, with the committed prompt, model, decoding and guard (the mislabel rule stops 3)
 MARGIN = 1  # greedy decoding repeats itself, but thread scheduling may flip a near tie
 
 

@@ -72,6 +72,7 @@ def prior_auth() -> CompiledSchema:
     [
         ("The diagnosis code is nine nine two one three.", True),  # the CPT, called something else
         ("My fax is 123-456-7893.", True),  # the NPI's digits
+        ("Yes, the patient's group number is 123.", True),  # a piece of the NPI
         ("The NPI is nine nine two one three.", True),  # another field's name
         ("The procedure is CPT code nine nine two one three, ordered by NPI 1234567893.", False),
         ("Sure, the CPT code is 99213.", False),
