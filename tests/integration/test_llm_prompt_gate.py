@@ -36,7 +36,7 @@ GATE = [  # five turns per schema, different states and kinds of question
     "Is there a contract, or is it month to month?",
     "Who would I be meeting with?",
 ]
-BASELINE_PASSED = 5  # of the ten, with the committed prompt, model, decoding and guard (the mislabel rule stops 3)
+BASELINE_PASSED = 5  # of the ten, with the committed prompt, model, decoding and guard (mislabels: 3)
 MARGIN = 1  # greedy decoding repeats itself, but thread scheduling may flip a near tie
 
 
