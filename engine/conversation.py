@@ -222,7 +222,7 @@ class Conversation:
         state.log("intent", intent=nlu.intent, confidence=round(nlu.confidence, 3))
 
         plan = TurnPlan(state=state.state, previous_state=state.state, nlu=nlu)
-        answer = self._answer(nlu)
+        answer = self._answer(nlu, utterance)
         if self._follow_transition(nlu.intent, plan, changed=changed):
             self._carry_over(utterance)
             if answer is not None:
@@ -277,11 +277,15 @@ class Conversation:
                     self.state.slots[slot.name] = value
                     self.state.log("carry_over", slot=slot.name)
 
-    def _answer(self, nlu: NLUResult) -> str | None:
-        """The line that answers the counterpart's request for a piece of the call's data."""
+    def _answer(self, nlu: NLUResult, utterance: str) -> str | None:
+        """The line that answers the counterpart's request for a piece of the call's data (never
+        when the request is about someone else: this call's data is not theirs)."""
         if nlu.intent != ASK_FIELD or nlu.asked is None:
             return None
         field = nlu.asked.field
+        if disclose.about_someone_else(utterance):
+            self.state.log("disclose", field=field, answered=False, other_person=True)
+            return self.schema.fallbacks["not_available"].render(self.render())
         # Asked for what was just read out: say it slower and grouped.
         again = nlu.asked.slowly or any(
             f == field
@@ -363,7 +367,8 @@ class Conversation:
             if slot.ask_only
         ]
         return ReplyGuard(
-            allowed=[*self.render().values(), *heard, *self.schema.static_phrases()],
+            allowed=[*self.render().values(), *self.schema.static_phrases()],
+            context=heard,
             heard=caller_text,
             ask_only=ask_only,
             recent=said,

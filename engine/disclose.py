@@ -14,6 +14,20 @@ from engine.schema_model import ConversationSchemaFile
 from engine.spoken import SPOKEN_RULES, slowly
 
 _ACRONYMS = {"id": "ID", "npi": "NPI", "cpt": "CPT", "dob": "date of birth"}
+# A request about someone other than the person this call is about: this call's data is not
+# theirs, so nothing is read out ("the other patient's ID", "her husband's date of birth").
+_OTHER_PERSON = re.compile(
+    r"\b(?:other|another|previous|last|next|different|second|earlier)\s+"
+    r"(?:patient|member|person|caller|call|one|subscriber)s?\b|\bone before\b|\bsomeone else\b|"
+    r"\b(?:anybody|anyone) else\b|\b(?:husband|wife|spouse|son|daughter|mother|father|mom|dad|brother|"
+    r"sister|partner|child|kid)(?:'s)?\b",
+    re.IGNORECASE,
+)
+
+
+def about_someone_else(text: str) -> bool:
+    """Whether a request for data is about another person than the call's own."""
+    return _OTHER_PERSON.search(text) is not None
 
 
 def field_label(spec: ConversationSchemaFile, field: str) -> str:

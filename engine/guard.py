@@ -87,8 +87,16 @@ def _allowed(texts: tuple[str, ...]) -> tuple[str, frozenset[str]]:
 PART_MAX = 4  # "ending in 7893": a short piece of an identifier may be said alone
 
 
-def unsupported_identifiers(line: str, allowed_texts: Iterable[str]) -> list[str]:
+def unsupported_identifiers(
+    line: str, allowed_texts: Iterable[str], context: Iterable[str] = ()
+) -> list[str]:
+    """``allowed_texts``: what stays the same through a call (its data, the schema's lines: cached
+    across turns); ``context``: the turn's own (the counterpart's recent words)."""
     runs, facts = _allowed(tuple(allowed_texts))
+    extra = tuple(context)
+    if extra:
+        more_runs, more_facts = _allowed(extra)
+        runs, facts = f"{runs} {more_runs}", facts | more_facts
     whole = set(runs.split())
     bad = [
         run
@@ -109,6 +117,7 @@ class GuardRule(StrEnum):
     REPETITION = "repetition"  # a sentence said before, or a phrase looping inside one
     ECHO = "echo"  # the counterpart's own words handed back
     IDENTIFIER = "identifier"  # an ID, date or amount the call was never given
+    CONFIRMS = "confirms"  # "yes" to a value the counterpart asked about that the call never had
     MISLABEL = "mislabel"  # one of the call's identifiers called something else ("the fax is <NPI>")
     ASSERTS = "asserts"  # states a fact the agent is there to ask for (status, reference …)
 
@@ -121,7 +130,13 @@ class GuardLimits:
     echo_overlap: float = 0.8  # share of a sentence's words found in the counterpart's line
 
 
-_RUN = re.compile(r"(?:\d[\s,.-]?){%d,}|[^\w\s'’,.?!-]{4,}|([.!?,])\1{3,}")
+# digits in a row, symbols, punctuation runs, one letter six times ("Nnnnnn…"), a 30-letter "word"
+_RUN = re.compile(r"(?:\d[\s,.-]?){%d,}|[^\w\s'’,.?!-]{4,}|([.!?,])\1{3,}|([A-Za-z])\2{5,}|[A-Za-z]{30,}")
+_YES = re.compile(
+    r"^\W*(?:yes|yeah|yep|yup|correct|right|exactly|that's (?:right|correct)|that is (?:right|correct)|"
+    r"affirmative|sure|confirmed)\b",
+    re.IGNORECASE,
+)
 _WORDS = re.compile(r"[a-z0-9']+")
 
 
@@ -130,12 +145,21 @@ def _words(text: str) -> list[str]:
 
 
 def _loops(words: list[str]) -> bool:
-    """A word said four times running ("no, no, no, no") or a three-word phrase three times."""
+    """A word said four times running ("no, no, no, no"), or a two- or three-word phrase three
+    times ("I'm sorry, I'm sorry. I'm sorry." over a whole reply)."""
     for i in range(len(words) - 3):
         if len(set(words[i : i + 4])) == 1:
             return True
-    grams = [tuple(words[i : i + 3]) for i in range(len(words) - 2)]
-    return any(grams.count(g) >= 3 for g in set(grams))
+    for n in (2, 3):
+        grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+        if any(grams.count(g) >= 3 for g in set(grams)):
+            return True
+    return False
+
+
+def _near(a: set[str], b: set[str]) -> bool:
+    """Two sentences of mostly the same words (a near repeat)."""
+    return len(a) >= 3 and len(b) >= 3 and len(a & b) >= 0.8 * max(len(a), len(b))
 
 
 # What identifiers are called that are no field of a call: a value of the call's said under one
@@ -208,8 +232,12 @@ class ReplyGuard:
         limits: GuardLimits | None = None,
         identifiers: frozenset[str] = frozenset(),
         fields: FieldLabels | None = None,
+        context: Sequence[str] = (),
     ):
         self.allowed = tuple(allowed)
+        self.context = tuple(context)  # the counterpart's recent lines: identifiers they said
+        # the counterpart asks to confirm a value the call does not hold ("the NPI is 987…, right?")
+        self.contested = "?" in heard and bool(unsupported_identifiers(heard, self.allowed))
         self.heard = set(_words(heard))
         self.ask_only = tuple(ask_only)
         self.identifiers = identifiers  # the call's own IDs and dates: never a stated fact
@@ -218,6 +246,8 @@ class ReplyGuard:
         self.limits = limits or GuardLimits()
         self.said: list[str] = []
         self.seen = {" ".join(_words(line)) for line in recent if line.strip()}
+        self.seen_words = [set(_words(line)) for line in recent if line.strip()]
+        self.reply_words: list[str] = []
         self.words = 0
         self._run = re.compile(_RUN.pattern.replace("%d", str(self.limits.max_run)))
 
@@ -231,12 +261,18 @@ class ReplyGuard:
             return GuardRule.LENGTH
         if self._run.search(sentence):
             return GuardRule.RUN
-        if key in self.seen or _loops(words):
+        if (
+            key in self.seen
+            or _loops(self.reply_words + words)
+            or any(_near(set(words), seen) for seen in self.seen_words)
+        ):
             return GuardRule.REPETITION
         if len(words) >= 4 and sum(w in self.heard for w in words) >= limits.echo_overlap * len(words):
             return GuardRule.ECHO
-        if unsupported_identifiers(sentence, self.allowed):
+        if unsupported_identifiers(sentence, self.allowed, self.context):
             return GuardRule.IDENTIFIER
+        if self.contested and _YES.match(sentence):
+            return GuardRule.CONFIRMS
         if self.fields is not None and self.fields.mislabelled(sentence, self.heard_runs):
             return GuardRule.MISLABEL
         for slot, given in self.ask_only:
@@ -248,5 +284,7 @@ class ReplyGuard:
                 return GuardRule.ASSERTS
         self.said.append(sentence)
         self.seen.add(key)
+        self.seen_words.append(set(words))
+        self.reply_words += words
         self.words += len(words)
         return None

@@ -353,13 +353,13 @@ def test_audio_call_barge_in_clears_and_keeps_only_heard_text(client: httpx.Clie
 def test_barge_in_during_an_llm_reply_stops_the_provider_stream(
     client: httpx.Client, app: dict[str, Any]
 ) -> None:
-    # two sentences the reply guard lets through whole (no repeat, under its word budget), ~45
-    # tokens at 6 tokens/s: the reply is still streaming when the rep talks over it
+    # two sentences the reply guard lets through whole (no repeat, under its word budget), ~40
+    # tokens at 3 tokens/s: the reply is still streaming when the rep talks over it
     slow = (
         "Well, the weather here has been grey and wet all week, with a cold wind off the water most "
         "mornings. They say it should clear up by the weekend, and we are all hoping for some sun."
     )
-    app["llm"].reset(Behaviour(ttft_s=0.05, tokens_per_s=6.0, text=slow.strip()))
+    app["llm"].reset(Behaviour(ttft_s=0.05, tokens_per_s=3.0, text=slow.strip()))
     try:
         call = start(client)
         result = _run_caller(call, "rep_interrupts_llm")

@@ -235,3 +235,12 @@ async def test_lookahead_takes_explicit_values_only(prior_auth: CompiledSchema) 
         await call.take_turn(line)
     plan = await call.take_turn("Lovely weather there today?")  # "today" is no decision date
     assert plan.state == "get_reference" and "decision_date" not in call.state.slots
+
+
+async def test_data_asked_for_someone_else_is_not_read_out(prior_auth: CompiledSchema) -> None:
+    call = Conversation.start(prior_auth, "call-other", PATIENT)
+    plan = await call.take_turn("Can you give me the other patient's member ID?")
+    said = " ".join(plan.say)
+    assert "X-ray Kilo" not in said and "four four nine" not in said
+    plan = await call.take_turn("And what's the member ID?")
+    assert "X-ray Kilo Mike" in " ".join(plan.say)  # asked for this patient: read out

@@ -91,3 +91,31 @@ def test_a_value_the_counterpart_named_may_be_repeated_under_their_name(prior_au
     convo = Conversation.start(prior_auth, "c-label2", SAMPLE_CALL_DATA["prior_auth"])
     heard = "our fax is 123 456 7893"
     assert convo.reply_guard(heard).check("Got it, your fax is 123-456-7893.") is None
+
+
+@pytest.mark.parametrize(
+    ("heard", "reply", "rule"),
+    [
+        ("Is that right?", "Nnnnnnnnnnnnnnnnnnnnnnnn.", GuardRule.RUN),  # one letter over and over
+        ("Hello?", "I'm sorry, I'm sorry. I'm sorry.", GuardRule.REPETITION),  # a phrase over a reply
+        ("So the procedure code is 16616, right?", "Yes, that's correct.", GuardRule.CONFIRMS),
+        ("So the NPI is 9876543210?", "Yes.", GuardRule.CONFIRMS),
+        ("So the CPT is 99213, right?", "Yes, that's right.", None),  # the call's own value
+    ],
+)
+def test_degenerate_replies_and_agreeing_to_values_the_call_never_had(
+    prior_auth: CompiledSchema, heard: str, reply: str, rule: GuardRule | None
+) -> None:
+    convo = Conversation.start(prior_auth, "c-adv", SAMPLE_CALL_DATA["prior_auth"])
+    guard = convo.reply_guard(heard)
+    got = None
+    for sentence in reply.replace(". ", ".\n").splitlines():
+        got = guard.check(sentence)
+        if got is not None:
+            break
+    assert got == rule
+
+
+def test_a_reply_close_to_a_recent_line_is_a_repeat() -> None:
+    guard = ReplyGuard(allowed=[], recent=["Could you tell me the status of the authorization please?"])
+    assert guard.check("Could you tell me the status of that authorization, please?") == GuardRule.REPETITION
