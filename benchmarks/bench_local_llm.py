@@ -323,7 +323,8 @@ def run_turn(engine: LlamaEngine, convo: Conversation, turn: Turn, builder: Prom
             reply.spoken.append(sentence)
         if reply.stopped is not None:
             break
-    reply.fabricated = [s for s in split_sentences(text) if unsupported_identifiers(s, guard.allowed)]
+    sentences = split_sentences(text)
+    reply.fabricated = [s for s in sentences if unsupported_identifiers(s, guard.allowed, guard.context)]
     return reply
 
 
