@@ -14,17 +14,21 @@ from common.settings import VoxraySettings, get_settings
 from edge.auth import LOCAL_TENANT, SCOPES, KeyStore
 
 
-def local_api_key(settings: VoxraySettings | None = None, prefix: str | None = None) -> str:
-    """``prefix``: the cluster's Redis key prefix when a tool started it with its own."""
+def local_api_key(
+    settings: VoxraySettings | None = None, prefix: str | None = None, redis_url: str | None = None
+) -> str:
+    """``prefix`` / ``redis_url``: the cluster's key prefix and Redis when a tool started it with
+    its own."""
     key = os.environ.get("VOXRAY_API_KEY")
     if key:
         return key
     settings = settings or get_settings()
-    if not settings.redis_url:
+    url = redis_url or settings.redis_url
+    if not url:
         raise SystemExit("no VOXRAY_API_KEY and no Redis to make one in")
 
     async def make() -> str:
-        store = KeyStore(settings.redis_url or "", prefix or settings.calls.key_prefix)
+        store = KeyStore(url, prefix or settings.calls.key_prefix)
         try:
             return await store.create(LOCAL_TENANT, list(SCOPES), name="local tools")
         finally:
@@ -39,6 +43,6 @@ def auth_headers(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-def tool_headers(prefix: str | None = None) -> dict[str, str]:
+def tool_headers(prefix: str | None = None, redis_url: str | None = None) -> dict[str, str]:
     """The headers a tool sends to a local cluster: its API key."""
-    return auth_headers(local_api_key(prefix=prefix))
+    return auth_headers(local_api_key(prefix=prefix, redis_url=redis_url))

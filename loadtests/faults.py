@@ -3,6 +3,7 @@
     python -m loadtests.faults --short                     # what CI runs: a few faults, N=4
     python -m loadtests.faults                             # the full matrix, N=8
     python -m loadtests.faults --faults call_host,redis_pause --calls 8 --json out.json
+    python -m loadtests.faults --own-redis 6390 --faults redis_restart   # a real restart, own Redis
 
 Starts its own local Ray + Serve (``loadtests.place_call.start_cluster``) on ``--port`` with the
 real app, a SIMULATED OpenAI-compatible LLM (common/testing) as the only provider, its own Redis
@@ -29,8 +30,11 @@ Faults (what each does mechanically):
   Text mode never uses STT or TTS, so those two rows show that killing them does not disturb calls.
 - call_host: ``ray.kill(<prefix>-call-host-0, no_restart=False)`` (hosts have max_restarts=0, so
   it stays dead; the pool fails its calls over from their snapshots).
-- redis_pause: ``CLIENT PAUSE 3000 ALL`` on the shared Redis (every client blocks for 3 s; nothing
-  is lost or flushed). Not a restart: a real restart would wipe other users' data in dev Redis.
+- redis_pause: ``CLIENT PAUSE 3000 ALL`` on the run's Redis (every client blocks for 3 s; nothing
+  is lost or flushed).
+- redis_restart (only with ``--own-redis PORT``: a Redis of the run's own, AOF fsynced every
+  second, as the shipped configs run it): SHUTDOWN, then redis-server again on the same append-only
+  file. Without its own Redis the run never restarts one (dev Redis may keep nothing on disk).
 - llm_hang / llm_5xx: the simulated provider hangs after the headers / answers HTTP 503 for
   ``--llm-fault-s`` seconds, then is healthy again.
 - webhook_down: the receiver stops listening (connection refused) for ``--webhook-down-s``
@@ -100,6 +104,7 @@ ALL_FAULTS = (
     "llm_hang",
     "llm_5xx",
     "webhook_down",
+    "redis_restart",
 )
 SHORT_FAULTS = ("call_host", "ingress", "router", "redis_pause", "llm_5xx", "webhook_down")
 LABELS = {
@@ -113,7 +118,68 @@ LABELS = {
     "llm_hang": "LLM provider hangs",
     "llm_5xx": "LLM provider 503s",
     "webhook_down": "webhook receiver down",
+    "redis_restart": "Redis restarted (AOF)",
 }
+
+
+class OwnRedis:
+    """A Redis of the run's own (``--own-redis PORT``): append-only file fsynced every second in a
+    temporary folder, as the shipped configs run it, so the run may really restart it."""
+
+    def __init__(self, port: int):
+        import tempfile
+
+        self.port = port
+        self.dir = tempfile.mkdtemp(prefix="voxray-faults-redis-")
+        self.proc: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        import subprocess
+
+        import redis
+
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
+             "--save", "", "--appendonly", "yes", "--appendfsync", "everysec"],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        client = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with contextlib.suppress(redis.ConnectionError):
+                if client.ping():
+                    client.close()
+                    return
+            time.sleep(0.1)
+        raise SystemExit(f"redis-server did not start on port {self.port}")
+
+    def restart(self) -> float:
+        """SHUTDOWN (the AOF is flushed), then start again on the same files; seconds it was down."""
+        import redis
+
+        t0 = time.monotonic()
+        with contextlib.suppress(redis.ConnectionError):
+            redis.Redis.from_url(self.url).shutdown()
+        if self.proc is not None:
+            self.proc.wait(20)
+        self.start()
+        return time.monotonic() - t0
+
+    def stop(self) -> None:
+        import shutil
+
+        import redis
+
+        with contextlib.suppress(Exception):
+            redis.Redis.from_url(self.url).shutdown(nosave=True)
+        if self.proc is not None:
+            with contextlib.suppress(Exception):
+                self.proc.wait(20)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- webhook receiver
@@ -233,6 +299,10 @@ async def inject(name: str, env: Env) -> str:
     if name == "webhook_down":
         env.receiver.down()
         return f"receiver down for {env.args.webhook_down_s:.0f} s"
+    if name == "redis_restart":
+        own: OwnRedis = env.args.own_redis_server
+        down_s = await asyncio.to_thread(own.restart)
+        return f"Redis shut down and started again on its AOF ({down_s:.1f} s down)"
     raise ValueError(name)
 
 
@@ -607,6 +677,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--webhook-down-s", type=float, default=None, help="receiver outage (600; short 20)")
     p.add_argument("--webhook-max-delay-s", type=float, default=30.0, help="webhooks.max_delay_s")
     p.add_argument("--webhook-wait-s", type=float, default=None, help="wait for webhooks (30; short 20)")
+    p.add_argument(
+        "--own-redis",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="run a Redis of its own on PORT (AOF); needed by redis_restart, which restarts it",
+    )
     a = p.parse_args(argv)
     short = a.short
     a.calls = a.calls or (4 if short else 8)
@@ -620,6 +697,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = [n for n in names if n not in ALL_FAULTS]
     if unknown:
         p.error(f"unknown faults {unknown}; known: {', '.join(ALL_FAULTS)}")
+    if "redis_restart" in names and a.own_redis is None:
+        if a.faults:
+            p.error("redis_restart restarts Redis: give it one of its own with --own-redis PORT")
+        names.remove("redis_restart")  # the full matrix without --own-redis leaves it out
     a.fault_names = names
     return a
 
@@ -671,10 +752,15 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["VOXRAY_PROVIDERS__OPENAI_COMPATIBLE_URL"] = llm.base_url
     os.environ["VOXRAY_PROVIDERS__LOCAL_ENABLED"] = "false"
     get_settings.cache_clear()
-    redis_url = get_settings().redis_url or "redis://127.0.0.1:6379/0"
+    own = OwnRedis(args.own_redis) if args.own_redis is not None else None
+    args.own_redis_server = own
+    if own is not None:
+        own.start()
+    redis_url = own.url if own is not None else get_settings().redis_url or "redis://127.0.0.1:6379/0"
     prefix = f"voxray-faults-{uuid.uuid4().hex[:8]}:"
     settings: dict[str, Any] = {
         "calls.key_prefix": prefix,
+        "redis_url": redis_url,
         "nlu.llm": "off",
         "providers.local_enabled": False,
         "limits.rate_per_s": 1e6,
@@ -691,7 +777,7 @@ def main(argv: list[str] | None = None) -> int:
         started = True
         wait_ready(base)
         print(f"cluster up in {time.monotonic() - t0:.0f} s on {base}; prefix {prefix}", flush=True)
-        headers = tool_headers(prefix)
+        headers = tool_headers(prefix, redis_url)
         env = Env(base, prefix, llm, receiver, redis_url, args)
         rows = asyncio.run(run_matrix(env, headers))
     finally:
@@ -701,6 +787,8 @@ def main(argv: list[str] | None = None) -> int:
         receiver.down()
         with contextlib.suppress(Exception):
             cleanup_redis(redis_url, prefix)
+        if own is not None:
+            own.stop()
     wall = time.monotonic() - t0
     print(f"\nfault matrix ({'short' if args.short else 'full'}; {wall:.0f} s):")
     print(table(rows))
