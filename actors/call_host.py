@@ -97,6 +97,7 @@ class CallHostCore:
         self._webhook_task: asyncio.Task[None] | None = None
         self._reaper_task: asyncio.Task[None] | None = None
         self._idle_task: asyncio.Task[None] | None = None
+        self._schemas_checked = time.monotonic()
 
     def _ensure_background(self) -> None:
         if self._idle_task is None:
@@ -115,6 +116,17 @@ class CallHostCore:
             return self.calls[call_id]
         except KeyError:
             raise CallNotFound(f"call {call_id!r} is not live on host {self.name}") from None
+
+    def _refresh_schemas(self, every_s: float = 5.0) -> None:
+        """Schemas added or changed on disk since this host started (it may outlive a redeploy):
+        looked at no more than every ``every_s`` seconds, as calls start."""
+        now = time.monotonic()
+        if now - self._schemas_checked < every_s:
+            return
+        self._schemas_checked = now
+        loaded = self.registry.refresh(self.config.schema_dir)
+        if loaded:
+            log.info("host %s loaded schemas %s from %s", self.name, loaded, self.config.schema_dir)
 
     async def _end_idle_calls(self) -> None:
         """End calls with no turn for ``idle_call_timeout_s``: a call whose media never
@@ -157,8 +169,7 @@ class CallHostCore:
         t0 = time.perf_counter()
         if len(self.calls) >= self.config.max_live_calls:
             return CallRefused(reason="host_full", detail=f"{self.name} holds {len(self.calls)} live calls")
-        if schema not in self.registry and self.registry.load_new(self.config.schema_dir):
-            log.info("host %s loaded new schemas from %s", self.name, self.config.schema_dir)
+        self._refresh_schemas()
         if schema not in self.registry:
             return CallRefused(
                 reason="unknown_schema", detail=f"unknown schema; known: {self.registry.names()}"

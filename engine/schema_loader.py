@@ -497,23 +497,33 @@ class SchemaRegistry:
             registry = _SHARED[key] = cls.from_directory(key)
         return registry
 
-    def load_new(self, directory: str | Path) -> list[str]:
-        """Load the schema folders of ``directory`` that hold a schema not loaded yet (one added
-        since: a long-lived call host picks it up); loaded schemas stay as they are, since live
-        calls run on them. Returns the names added; a folder that does not load is skipped."""
-        added = []
-        known = {Path(s.path).resolve() for s in self._schemas.values()}
+    def refresh(self, directory: str | Path) -> list[str]:
+        """Bring the registry up to ``directory``: schemas added since are loaded, and a schema
+        whose file changed is loaded again and replaces the old version for new calls (a live
+        call keeps the compiled schema it started with). A long-lived call host that outlives a
+        redeploy picks up the new schemas this way. A file that does not load now is skipped and
+        the loaded version stays. Returns the names loaded."""
+        loaded = []
+        by_path = {Path(s.path).resolve(): s for s in self._schemas.values()}
         for folder in sorted(p for p in Path(directory).iterdir() if (p / SCHEMA_FILE).is_file()):
-            if (folder / SCHEMA_FILE).resolve() in known:
-                continue
+            file = (folder / SCHEMA_FILE).resolve()
+            old = by_path.get(file)
+            if old is not None:
+                text = file.read_text(encoding="utf-8")  # as load_schema reads it (newlines too)
+                if hashlib.sha256(text.encode()).hexdigest()[:16] == old.fingerprint:
+                    continue
             try:
                 schema = load_schema(folder)
-            except SchemaError:
+            except (SchemaError, OSError):
                 continue
-            if schema.name not in self._schemas:
+            if old is not None and schema.name == old.name:
+                self._schemas[schema.name] = schema
+            elif schema.name not in self._schemas:
                 self.add(schema)
-                added.append(schema.name)
-        return added
+            else:
+                continue
+            loaded.append(schema.name)
+        return loaded
 
     def add(self, schema: CompiledSchema) -> None:
         if schema.name in self._schemas and self._schemas[schema.name].path != schema.path:

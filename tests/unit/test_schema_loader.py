@@ -164,9 +164,7 @@ def test_competence_fields_are_checked(tmp_path: Path, base: dict[str, Any]) -> 
     assert any("'not_a_field' is not a call-data field" in p for p in problems)
 
 
-def test_a_registry_loads_schemas_added_later_and_keeps_loaded_ones(
-    tmp_path: Path, base: dict[str, Any]
-) -> None:
+def test_a_registry_loads_schemas_added_or_changed_later(tmp_path: Path, base: dict[str, Any]) -> None:
     first = tmp_path / "first" / "schema.yaml"
     first.parent.mkdir()
     first.write_text(yaml.safe_dump(base, sort_keys=False))
@@ -178,6 +176,12 @@ def test_a_registry_loads_schemas_added_later_and_keeps_loaded_ones(
     (tmp_path / "second" / "schema.yaml").write_text(yaml.safe_dump(second, sort_keys=False))
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "schema.yaml").write_text("metadata: {name: [}")
-    assert registry.load_new(tmp_path) == ["added_later"]  # the broken one is skipped
-    assert registry.get(base["metadata"]["name"]) is loaded  # live calls keep theirs
-    assert registry.load_new(tmp_path) == []
+    assert registry.refresh(tmp_path) == ["added_later"]  # the broken one is skipped
+    assert registry.get(base["metadata"]["name"]) is loaded  # unchanged: the same object
+    assert registry.refresh(tmp_path) == []
+    changed = copy.deepcopy(base)
+    changed["persona"]["agent_name"] = "Robin"
+    first.write_text(yaml.safe_dump(changed, sort_keys=False))
+    assert registry.refresh(tmp_path) == [base["metadata"]["name"]]
+    assert registry.get(base["metadata"]["name"]) is not loaded  # new calls get the new version
+    assert loaded.spec.persona.agent_name != "Robin"  # a live call's compiled schema is untouched
