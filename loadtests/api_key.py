@@ -8,6 +8,7 @@ no set-up step.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 
 from common.settings import VoxraySettings, get_settings
@@ -34,7 +35,9 @@ def local_api_key(
         finally:
             await store.aclose()
 
-    key = asyncio.run(make())
+    # A thread of its own: the tools ask for their key from inside running event loops too.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        key = pool.submit(asyncio.run, make()).result()
     os.environ["VOXRAY_API_KEY"] = key  # subprocesses (Locust) use the same key
     return key
 
