@@ -27,7 +27,10 @@ from actors.cost import CallCost, Rates
 from actors.reply import ReplyPiece, ReplySourcer, script_pieces
 from actors.store import CallStore
 from actors.turn_log import TurnRecord, source_counts, stage_summary, turn_rows
+from common import log_context, tracing
 from common.events import (
+    AnsweredBy,
+    AnswerVerdict,
     CallerTurn,
     EndReason,
     ReplyChunk,
@@ -36,9 +39,14 @@ from common.events import (
     TurnEvent,
     TurnRefused,
 )
+from engine.answer_flow import AnswerFlow, Step
 from engine.backchannel import is_backchannel
 from engine.conversation import Conversation, TurnPlan
+from engine.hold import HoldFlow
+from engine.menu import menu_hints
+from engine.recording_policy import RecordingPolicy
 from engine.stt_hints import stt_hints
+from engine.transfer import transfer_note
 
 log = logging.getLogger("voxray.call")
 
@@ -75,6 +83,13 @@ class Call:
         self.tier_map = tier_map or {}  # what "strong" and "premium" are on this deployment
         self.budget_stopped_at: int | None = None
         self.opening_lines: list[str] = []
+        self.recording: RecordingPolicy | None = None  # set by the host before start(): consent first
+        self.transfer_note: dict[str, Any] | None = None  # the record's ``transfer``
+        self.recording_note: dict[str, Any] | None = None  # the record's ``recording`` (from the edge)
+        self.answer_flow: AnswerFlow | None = None  # set by the host before start(): listen first
+        self.answer_ended = False  # who answered ended the call (voicemail left, no answer, menu failed)
+        self.twilio_answer: AnsweredBy | None = None  # Twilio's answering machine detection, if asked
+        self.hold = HoldFlow(conversation.schema.spec.hold, conversation.state)  # being put on hold
         # The whole call's transcript (the conversation keeps only a window for the LLM); a call
         # resumed from a snapshot starts from that window.
         self.transcript: list[dict[str, str]] = [
@@ -83,6 +98,9 @@ class Call:
         self._lock = asyncio.Lock()
         self._stop_upto = -1  # turns up to this one stop releasing chunks (the caller cut in)
         self._agent_line_of: dict[int, int] = {}  # turn → index of its agent line in the transcript
+        # OpenTelemetry call → turn → stage spans (common/tracing.py): None unless tracing is on
+        self.trace = tracing.call_trace(self.call_id, conversation.schema.name, self.created_at)
+        self._trace_id = self.trace.trace_id if self.trace is not None else None
 
     @property
     def call_id(self) -> str:
@@ -93,12 +111,18 @@ class Call:
         """Decide the opening lines (turn 0) and keep them with the call (the host saves the
         first snapshot together with the call's route)."""
         self.opening_lines = list(self.conversation.opening().say)
-        if self.opening_lines:
+        if self.recording is not None:
+            self.opening_lines.insert(0, self.recording.consent)
+        if self.opening_lines and self.answer_flow is None:  # listening first: said once a person answers
             self._say(0, " ".join(self.opening_lines))
         return self.opening_lines
 
     async def opening(self) -> AsyncIterator[TurnEvent]:
-        """The opening lines as reply chunks, for the edge to speak when the media stream starts."""
+        """The opening lines as reply chunks, for the edge to speak when the media stream starts
+        (or ``ListenFirst``: the edge first decides who answered and calls ``answered``)."""
+        if self.answer_flow is not None and self.answer_flow.listening:
+            yield self.answer_flow.listen_event(self.conversation.state.state)
+            return
         static = self.conversation.schema.static_sentences
         for index, text in enumerate(script_pieces(self.opening_lines, static)):
             yield ReplyChunk(turn=0, index=index, text=text, source=ReplySource.SCRIPT)
@@ -108,10 +132,68 @@ class Call:
             turn=0, agent=agent, source=ReplySource.SCRIPT, state=state, stt_hints=self._stt_hints()
         )
 
+    # ---- who answered (engine/answer_flow.py) ------------------------------------------------
+    async def answered(self, verdict: AnswerVerdict) -> AsyncIterator[TurnEvent]:
+        """The edge decided who answered (after ``ListenFirst``): the first words follow from it."""
+        async with self._lock:
+            if self.answer_flow is None or self.conversation.finished or self.answer_ended:
+                return
+            step = self.answer_flow.verdict(verdict, self.opening_lines, self.conversation.render())
+            self.conversation.state.log("answered", answered_by=str(verdict.answered_by), by=verdict.by)
+            async for event in self._play_step(step):
+                yield event
+
+    def _answer_step(self, text: str) -> Step | None:
+        assert self.answer_flow is not None
+        return self.answer_flow.heard(text, self.opening_lines, self.conversation.render())
+
+    async def _play_step(self, step: Step, caller: str = "", mode: str = "audio") -> AsyncIterator[TurnEvent]:
+        """A step of the answer flow as reply chunks; a step on a caller's utterance is a turn."""
+        state = self.conversation.state.state
+        if step.ignored:
+            yield TurnDone(turn=len(self.turns), caller=caller, state=state, ignored=True)
+            return
+        record = None
+        if caller:
+            record = TurnRecord(len(self.turns) + 1, mode, state, state, source=ReplySource.SCRIPT)
+        turn = record.turn if record is not None else 0
+        if record is not None:
+            record.caller = caller
+            self.transcript.append({"speaker": "caller", "text": caller})
+        static = self.conversation.schema.static_sentences
+        index = 0
+        for text, keys in step.chunks:
+            self._say(turn, text)
+            pieces = [text] if keys else script_pieces([text], static)
+            for piece in pieces:
+                yield ReplyChunk(turn=turn, index=index, text=piece, source=ReplySource.SCRIPT, keys=keys)
+                index += 1
+        if step.terminal:
+            self.answer_ended = True
+            self.status = "completed"
+            self.conversation.state.outcome = step.outcome
+            self.conversation.state.log("end", outcome=step.outcome)
+        line = self._agent_line_of.get(turn)
+        agent = self.transcript[line]["text"] if line is not None and step.chunks else ""
+        if record is not None:
+            record.agent = agent
+            self.turns.append(record)
+        await self.snapshot()
+        yield TurnDone(
+            turn=turn,
+            caller=caller,
+            agent=agent,
+            source=ReplySource.SCRIPT,
+            state=state,
+            terminal=step.terminal,
+            outcome=step.outcome,
+            stt_hints="" if step.terminal else self._stt_hints(),
+        )
+
     # ---- a turn --------------------------------------------------------------------------
     async def turn(self, caller: CallerTurn) -> AsyncIterator[TurnEvent]:
         async with self._lock:
-            if self.conversation.finished:
+            if self.conversation.finished or self.answer_ended or self.hold.timed_out:
                 yield TurnRefused(
                     message=f"call {self.call_id} has ended in state {self.conversation.state.state!r}"
                 )
@@ -121,11 +203,22 @@ class Call:
                 yield TurnRefused(reason="turn_limit", message=limit)
                 return
             self.last_activity = time.time()
+            log_context.bind(self.call_id, self._trace_id)  # on this turn's log records
             t0 = time.perf_counter()
             text = caller.text.strip()
             state = self.conversation.state.state
             if caller.over_agent and is_backchannel(text):
                 yield TurnDone(turn=len(self.turns), caller=text, state=state, ignored=True)
+                return
+            if self.hold.silent(caller.heard_nothing or not text):  # on hold: nothing heard, nothing said
+                yield self._hold_done(TurnDone(turn=len(self.turns), caller=text, state=state))
+                return
+            step = None
+            if self.answer_flow is not None and not caller.heard_nothing:
+                step = self._answer_step(text)
+            if step is not None:  # still finding a person (after a screener, through a menu)
+                async for event in self._play_step(step, text, caller.mode):
+                    yield event
                 return
             record = TurnRecord(len(self.turns) + 1, caller.mode, state, state)
             if caller.stt_ms is not None:
@@ -154,7 +247,11 @@ class Call:
             if plan.terminal and self.conversation.do_not_call:
                 await self._put_on_do_not_call()
             done = record.done(plan.terminal, plan.outcome)
+            if plan.transfer is not None:
+                done.transfer = plan.transfer
+                self.transfer_note = transfer_note(plan.transfer, record.turn)
             done.stt_hints = "" if plan.terminal else self._stt_hints()
+            self._hold_done(done)
             yield done
 
     async def _plan(
@@ -166,7 +263,8 @@ class Call:
             record.source = ReplySource.FALLBACK
             plan = TurnPlan(state=convo.state.state, previous_state=convo.state.state)
             return _fixed([line], ReplySource.FALLBACK), plan
-        plan = await convo.take_turn(text)
+        plan = await convo.take_turn(text, keys=caller.keys if caller.mode == "keypad" else "")
+        self.hold.shape(convo, plan, text)  # engine/hold.py: start, keep quiet or end a hold
         record.caller = text
         self.transcript.append({"speaker": "caller", "text": text})
         record.stages_ms["nlu"] = plan.timings_ms.get("nlu_ms", 0.0) + plan.timings_ms.get(
@@ -178,6 +276,9 @@ class Call:
 
     def _stt_hints(self) -> str:
         convo = self.conversation
+        menu = convo.schema.spec.menu
+        if menu is not None and self.answer_flow is not None and self.answer_flow.awaiting == AnsweredBy.MENU:
+            return menu_hints(menu)  # a phone menu is talking, not the rep the state expects
         return stt_hints(convo.schema, convo.state.state, convo.state.call_data)
 
     def _finish(self, record: TurnRecord, plan: TurnPlan, interrupted: bool) -> None:
@@ -197,6 +298,8 @@ class Call:
                 float(record.llm.get("cost_usd") or 0.0),
             )
         self.turns.append(record)
+        if self.trace is not None:
+            self.trace.turn_finished(record)  # a media turn's spans wait for the edge's stages
         metrics.turn_observed(
             self.conversation.schema.name, record.mode, str(record.source), record.stages_ms
         )
@@ -280,7 +383,38 @@ class Call:
         for record in reversed(self.turns):
             if record.turn == turn:
                 record.stages_ms.update(stages)
+                if self.trace is not None:
+                    self.trace.stages_noted(turn)
                 return
+
+    # ---- on hold (engine/hold.py) -------------------------------------------------------------
+    def _hold_done(self, done: TurnDone) -> TurnDone:
+        """Tell the edge the call is on hold (it listens cheaply and runs the hold timer)."""
+        done.hold, done.hold_timeout_s = self.hold.on_hold, self.hold.timeout_s
+        if done.hold and not done.stt_hints:
+            done.stt_hints = self._stt_hints()
+        return done
+
+    async def hold_timeout(self) -> TurnDone | None:
+        """The edge's hold timer ran out: the call ends with the schema's hold outcome
+        (``callback_needed``). None when the call is no longer on hold."""
+        async with self._lock:
+            if not self.hold.on_hold or self.conversation.finished:
+                return None
+            outcome = self.hold.time_out()
+            self.status = "completed"
+            await self.snapshot()
+            state = self.conversation.state.state
+            return TurnDone(turn=len(self.turns), state=state, terminal=True, outcome=outcome)
+
+    def note_transfer(self, status: str, error: str | None = None) -> None:
+        """What became of the transfer the edge was asked for (``done`` or ``failed``)."""
+        if self.transfer_note is not None:
+            self.transfer_note = {**self.transfer_note, "status": status, "error": error}
+
+    def note_recording(self, location: dict[str, Any]) -> None:
+        """Where the edge wrote the call's recording (uri, channels, duration_s, expires_at)."""
+        self.recording_note = dict(location)
 
     # ---- persistence ---------------------------------------------------------------------
     async def snapshot(self) -> None:
@@ -347,11 +481,16 @@ class Call:
             status["status"] = "ended"
         if any(t.mode == "audio" for t in self.turns):  # a phone (media) call: its minutes count
             self.cost.phone_s = time.time() - self.created_at
+        if self.trace is not None:
+            self.trace.end(str(reason))
         return {
             **status,
             "end_reason": str(reason),
             "end_note": note,
             "do_not_call": self.conversation.do_not_call,
+            "transfer": self.transfer_note,
+            "answered": self.answer_flow.note if self.answer_flow is not None else None,
+            "recording": self.recording_note,
             "call_data_fields": sorted(self.conversation.state.call_data),
             "performance": self.performance_report(),
             "ended_at": time.time(),

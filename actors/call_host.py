@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import ray
 from ray.util import metrics as ray_metrics
@@ -29,7 +29,10 @@ from actors.reply import CacheClient, LLMClient, ReplyPolicy, ReplySourcer
 from actors.store import RECORD_TTL_S, CallStore
 from actors.understanding import Understanders, nlu_llm
 from actors.webhooks import WebhookSender, destination_of, new_delivery, record_payload
+from common import log_context, tracing
 from common.events import (
+    AnsweredBy,
+    AnswerVerdict,
     CallerTurn,
     CallOpened,
     CallRefused,
@@ -38,10 +41,12 @@ from common.events import (
     TurnDone,
     TurnEvent,
 )
-from common.settings import WebhookSettings
+from common.settings import TracingSettings, WebhookSettings
+from engine.answer_flow import AnswerFlow, listens_first
 from engine.call_state import CallState
 from engine.conversation import Conversation
 from engine.nlu.intents import TextEmbedder
+from engine.recording_policy import RecordingMode, RecordingPolicy, recording_policy
 from engine.schema_errors import CallDataError
 from engine.schema_loader import SchemaRegistry
 
@@ -72,6 +77,8 @@ class HostConfig:
     max_live_calls: int = 500  # a host refuses new calls beyond this (the pool tries another)
     idle_call_timeout_s: float = 600.0  # a call with no turn for this long is ended (EndReason.IDLE)
     max_turns_per_call: int = 200  # turns a call records; later ones are refused (bounded memory)
+    recording_mode: RecordingMode = "schema"  # calls recorded as their schema says, or forced on/off
+    tracing: TracingSettings = field(default_factory=TracingSettings)  # OpenTelemetry spans per call/turn
 
 
 class CallHostCore:
@@ -163,8 +170,11 @@ class CallHostCore:
         call_data: dict[str, Any],
         webhook_url: str | None = None,
         to: str | None = None,
+        answering: Literal["detect", "off"] | None = None,
     ) -> CallOpened | CallRefused:
-        """Validate, precompute and create the call, and enter it in the call directory."""
+        """Validate, precompute and create the call, and enter it in the call directory.
+        ``answering``: whether the call first listens for who answered (None: when dialled
+        through Twilio and the schema has an ``answering:`` section)."""
         self._ensure_background()
         t0 = time.perf_counter()
         if len(self.calls) >= self.config.max_live_calls:
@@ -191,6 +201,9 @@ class CallHostCore:
             self.config.tier_map,
             self.config.max_turns_per_call,
         )
+        call.recording = recording_policy(compiled.spec.recording, self.config.recording_mode)
+        if listens_first(compiled.spec.answering is not None, to, answering):
+            call.answer_flow = AnswerFlow(compiled.spec, conversation.state.call_data, conversation.render())
         opening = call.start()
         if self.store is not None:
             blob = conversation.state.to_snapshot()
@@ -253,6 +266,7 @@ class CallHostCore:
             self.config.tier_map,
             self.config.max_turns_per_call,
         )
+        call.recording = recording_policy(compiled.spec.recording, self.config.recording_mode)
         await call.snapshot()  # fences the previous generation off
         if call.superseded:
             raise CallNotFound(f"call {call_id!r} moved on past generation {gen}")
@@ -261,6 +275,11 @@ class CallHostCore:
 
     async def opening(self, call_id: str) -> AsyncIterator[TurnEvent]:
         async for event in (await self._call(call_id)).opening():
+            yield event
+
+    async def answered(self, call_id: str, verdict: AnswerVerdict) -> AsyncIterator[TurnEvent]:
+        """Who answered (the edge's verdict after ``ListenFirst``): the call's first words."""
+        async for event in (await self._call(call_id)).answered(verdict):
             yield event
 
     async def turn(self, call_id: str, caller: CallerTurn) -> AsyncIterator[TurnEvent]:
@@ -290,10 +309,31 @@ class CallHostCore:
     async def interrupt(self, call_id: str, turn: int, heard_text: str) -> None:
         await (await self._call(call_id)).interrupt(turn, heard_text)
 
+    async def hold_timeout(self, call_id: str) -> TurnDone | None:
+        """The edge's hold timer ran out (``Call.hold_timeout``)."""
+        return await (await self._call(call_id)).hold_timeout()
+
     async def note_stages(
         self, call_id: str, turn: int, stages: dict[str, float], usage: dict[str, float] | None = None
     ) -> None:
         (await self._call(call_id)).note_stages(turn, stages, usage)
+
+    async def recording_policy(self, call_id: str) -> RecordingPolicy | None:
+        """Whether the edge records this call, and for how long the recording is kept."""
+        return (await self._call(call_id)).recording
+
+    async def note_recording(self, call_id: str, location: dict[str, Any]) -> None:
+        (await self._call(call_id)).note_recording(location)
+
+    async def note_transfer(self, call_id: str, status: str, error: str | None = None) -> None:
+        (await self._call(call_id)).note_transfer(status, error)
+
+    async def note_twilio_answer(self, call_id: str, answered_by: AnsweredBy) -> None:
+        """Twilio's answering machine detection said who answered (its async callback)."""
+        (await self._call(call_id)).twilio_answer = answered_by
+
+    async def twilio_answer(self, call_id: str) -> AnsweredBy | None:
+        return (await self._call(call_id)).twilio_answer
 
     async def hangup(self, call_id: str, reason: EndReason, note: str | None = None) -> dict[str, Any]:
         """End the call: its record and webhook delivery are written in one Redis transaction
@@ -400,6 +440,8 @@ class CallHost:
 
     def __init__(self, name: str, config: HostConfig):
         logging.basicConfig(level=logging.INFO)
+        log_context.install()  # call_id / trace_id on the records of a turn
+        tracing.configure(config.tracing)
         self.core = CallHostCore(name, config)
         self._live = ray_metrics.Gauge(
             "voxray_call_host_live_calls", "Live calls on a call host", tag_keys=("host",)
@@ -422,8 +464,9 @@ class CallHost:
         call_data: dict[str, Any],
         webhook_url: str | None = None,
         to: str | None = None,
+        answering: Literal["detect", "off"] | None = None,
     ) -> CallOpened | CallRefused:
-        result = await self.core.start_call(call_id, schema, call_data, webhook_url, to)
+        result = await self.core.start_call(call_id, schema, call_data, webhook_url, to, answering)
         self._report()
         return result
 
@@ -433,6 +476,10 @@ class CallHost:
 
     async def opening(self, call_id: str) -> AsyncIterator[TurnEvent]:
         async for event in self.core.opening(call_id):
+            yield event
+
+    async def answered(self, call_id: str, verdict: AnswerVerdict) -> AsyncIterator[TurnEvent]:
+        async for event in self.core.answered(call_id, verdict):
             yield event
 
     async def turn(self, call_id: str, caller: CallerTurn) -> AsyncIterator[TurnEvent]:
@@ -445,10 +492,28 @@ class CallHost:
     async def interrupt(self, call_id: str, turn: int, heard_text: str) -> None:
         await self.core.interrupt(call_id, turn, heard_text)
 
+    async def hold_timeout(self, call_id: str) -> TurnDone | None:
+        return await self.core.hold_timeout(call_id)
+
     async def note_stages(
         self, call_id: str, turn: int, stages: dict[str, float], usage: dict[str, float] | None = None
     ) -> None:
         await self.core.note_stages(call_id, turn, stages, usage)
+
+    async def recording_policy(self, call_id: str) -> RecordingPolicy | None:
+        return await self.core.recording_policy(call_id)
+
+    async def note_recording(self, call_id: str, location: dict[str, Any]) -> None:
+        await self.core.note_recording(call_id, location)
+
+    async def note_transfer(self, call_id: str, status: str, error: str | None = None) -> None:
+        await self.core.note_transfer(call_id, status, error)
+
+    async def note_twilio_answer(self, call_id: str, answered_by: AnsweredBy) -> None:
+        await self.core.note_twilio_answer(call_id, answered_by)
+
+    async def twilio_answer(self, call_id: str) -> AnsweredBy | None:
+        return await self.core.twilio_answer(call_id)
 
     async def hangup(self, call_id: str, reason: EndReason, note: str | None = None) -> dict[str, Any]:
         record = await self.core.hangup(call_id, reason, note)

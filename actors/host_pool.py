@@ -210,7 +210,12 @@ class CallHostPool:
 
     # ---- calls -------------------------------------------------------------------------------
     async def start_call(
-        self, schema: str, call_data: dict[str, Any], webhook_url: str | None, to: str | None = None
+        self,
+        schema: str,
+        call_data: dict[str, Any],
+        webhook_url: str | None,
+        to: str | None = None,
+        answering: str | None = None,
     ) -> CallOpened | CallRefused:
         if webhook_url is not None:  # UnsafeDestination: the ingress answers 422 naming webhook_url
             timeout_s = self.config.webhooks.timeout_s
@@ -221,7 +226,9 @@ class CallHostPool:
             name = await self._least_loaded(exclude=full)
             try:
                 result: CallOpened | CallRefused = await _within(
-                    self._handle(name).start_call.remote(call_id, schema, call_data, webhook_url, to),
+                    self._handle(name).start_call.remote(
+                        call_id, schema, call_data, webhook_url, to, answering
+                    ),
                     self.timeouts.call_s,
                     "start_call",
                 )

@@ -20,6 +20,7 @@ collide):
   {p}stream-secret     the secret stream tokens are derived from (shared by every replica)
   {p}call:{id}:stream  the replica and socket that holds the call's media stream now
   {p}stream-token:{nonce}  a stream token already used (tokens are single-use)
+  {p}call:{id}:whisper what the person hears before a warm transfer bridges (PHI; minutes)
 
 Generations fence stale hosts: a failover moves the route to a new host with ``gen + 1`` (a
 compare-and-set, so of several replicas that see the same dead host exactly one moves the
@@ -254,6 +255,14 @@ class CallStore:
     async def release_stream(self, call_id: str, owner: str) -> bool:
         """Free the call's stream if ``owner`` still holds it (its token stays used)."""
         return bool(await self._release_stream(keys=[self._k("call", call_id, "stream")], args=[owner]))
+
+    # ---- warm transfers ------------------------------------------------------------------
+    async def keep_whisper(self, call_id: str, text: str, ttl_s: int) -> None:
+        await self.redis.set(self._k("call", call_id, "whisper"), text.encode(), ex=ttl_s)
+
+    async def whisper(self, call_id: str) -> str | None:
+        raw = await self.redis.get(self._k("call", call_id, "whisper"))
+        return raw.decode() if isinstance(raw, bytes) else raw
 
     # ---- snapshots -----------------------------------------------------------------------
     async def save_snapshot(self, call_id: str, gen: int, blob: bytes) -> bool:

@@ -27,6 +27,7 @@ class EndReason(StrEnum):
     HANGUP = "hangup"  # a client asked: POST /calls/{id}/hangup
     DIAL_FAILED = "dial_failed"  # Twilio refused the outbound call
     IDLE = "idle"  # no turn for limits.idle_call_timeout_s (a call that never connected, a dead line)
+    HOLD_TIMEOUT = "hold_timeout"  # on hold longer than the schema's hold.timeout_s
     TWILIO_COMPLETED = "twilio:completed"
     TWILIO_BUSY = "twilio:busy"
     TWILIO_FAILED = "twilio:failed"
@@ -106,7 +107,13 @@ class CallerTurn(BaseModel):
     """What the counterpart said, as the call receives it (phone and text mode alike)."""
 
     text: str = Field(max_length=4000)
-    mode: Literal["text", "audio"] = "text"
+    mode: Literal["text", "audio", "keypad"] = "text"
+    keys: str = Field(
+        "",
+        max_length=64,
+        pattern=r"^[0-9*#]*$",
+        description="Keypad presses of this turn (mode keypad), in order; ``text`` then holds the same.",
+    )
     over_agent: bool = Field(
         False,
         description="Said while the agent was speaking, without interrupting it: a mere backchannel "
@@ -130,6 +137,21 @@ class ReplyChunk(BaseModel):
     voice: Literal["standard", "premium"] = Field(
         "standard", description="The voice tier to speak it in (premium once a call has escalated)."
     )
+    keys: str = Field(
+        "",
+        pattern=r"^[0-9*#wW]*$",
+        description="Key presses the edge sends as in-band DTMF tones instead of speaking ``text`` "
+        "('w' waits half a second); ``text`` then says what was pressed, for the transcript.",
+    )
+
+
+class TransferOrder(BaseModel):
+    """Hand the live call to a person: ``cold`` redirects it at once; ``warm`` first has the
+    person hear ``summary``, then bridges (through Twilio's REST API)."""
+
+    to: str = Field(description="E.164 number of the person (PII: never logged).", repr=False)
+    mode: Literal["cold", "warm"] = "cold"
+    summary: str = Field("", repr=False, description="What the person hears before a warm transfer bridges.")
 
 
 class TurnDone(BaseModel):
@@ -153,6 +175,16 @@ class TurnDone(BaseModel):
         repr=False,
         description="What speech recognition should expect on the next turn (engine/stt_hints.py).",
     )
+    hold: bool = Field(
+        False,
+        description="The counterpart put the agent on hold: the edge listens cheaply until a person returns.",
+    )
+    hold_timeout_s: float | None = Field(
+        None, gt=0, description="While on hold: end the call (``Call.hold_timeout``) after this long on hold."
+    )
+    transfer: TransferOrder | None = Field(
+        None, description="Hand the live call to a person once this turn's audio has played."
+    )
 
 
 class TurnRefused(BaseModel):
@@ -163,7 +195,44 @@ class TurnRefused(BaseModel):
     message: str
 
 
-TurnEvent = Annotated[ReplyChunk | TurnDone | TurnRefused, Field(discriminator="kind")]
+class ListenFirst(BaseModel):
+    """The opening waits: the edge first decides who answered (a person, a voicemail greeting, a
+    call screener, a phone menu, silence or a fax) and tells the call (``Call.answered``)."""
+
+    kind: Literal["listen"] = "listen"
+    turn: int = 0
+    wait_s: float = Field(2.5, gt=0, le=10, description="The longest the agent stays silent waiting.")
+    state: str = ""
+    beep_wait_s: float = Field(
+        20.0, gt=0, le=120, description="Voicemail: how long the edge waits for the beep before the message."
+    )
+
+
+TurnEvent = Annotated[ReplyChunk | TurnDone | TurnRefused | ListenFirst, Field(discriminator="kind")]
+
+
+class AnsweredBy(StrEnum):
+    """Who (or what) picked up an outbound call."""
+
+    HUMAN = "human"
+    VOICEMAIL = "voicemail"  # a greeting that ends in a beep
+    SCREENER = "screener"  # a call-screening assistant asking who is calling and why
+    MENU = "menu"  # a phone menu (IVR) that wants key presses or spoken choices
+    SILENCE = "silence"  # nothing said
+    FAX = "fax"  # a fax or modem tone
+    UNKNOWN = "unknown"
+
+
+class AnswerVerdict(BaseModel):
+    """The edge's decision on who answered, with what it rested on."""
+
+    answered_by: AnsweredBy
+    by: Literal["audio", "transcript", "timeout", "twilio"]
+    decided_ms: float = Field(ge=0, description="From the start of the media stream to the verdict.")
+    text: str = Field(
+        "", max_length=4000, repr=False, description="What was heard so far (PHI: never logged)."
+    )
+    beep: bool = Field(False, description="A voicemail beep was heard: a message can be left now.")
 
 
 class AudioChunk(BaseModel):

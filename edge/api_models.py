@@ -32,6 +32,12 @@ class StartCallRequest(Request):
     webhook_url: HttpUrl | None = Field(
         None, description="Receives the call record (POST JSON) after hang-up."
     )
+    answering: Literal["detect", "off"] | None = Field(
+        None,
+        description="Listen first for who answered (a person, voicemail, a call screener, a phone menu) "
+        "before the opening. Default: detect when dialled through Twilio ('to') and the schema has an "
+        "'answering:' section; off otherwise.",
+    )
 
     @model_validator(mode="after")
     def _one_destination(self) -> StartCallRequest:

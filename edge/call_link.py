@@ -24,22 +24,33 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any, Protocol
 
 from actors import metrics
-from common.audio import STT_SAMPLE_RATE
+from common.audio import STT_SAMPLE_RATE, TWILIO_SAMPLE_RATE
+from common.dtmf import dtmf_ulaw
 from common.events import (
+    AnsweredBy,
+    AnswerVerdict,
     AudioChunk,
     CallerTurn,
     EndReason,
+    ListenFirst,
     ReplyChunk,
     Transcript,
+    TransferOrder,
     TurnDone,
     TurnEvent,
     TurnRefused,
     Utterance,
 )
+from edge.answering import AnsweringSession
+from edge.hold import HoldListener
+from edge.keypad import KeypadCollector
 from edge.media.config import EdgeConfig
 from edge.media.playout import ClearResult
+from edge.media.recorder import Recorder, RecordingSink
 from edge.media.stream import MediaStream, Send
 from edge.twilio.protocol import StreamInfo, TwilioMessage
+from edge.twilio.transfer import Telephony, TransferResult
+from engine.recording_policy import RecordingPolicy
 
 log = logging.getLogger("voxray.call_link")
 GOODBYE_GRACE_S = 5.0
@@ -74,8 +85,15 @@ class CallLink:
         send_json: Send,
         config: EdgeConfig | None = None,
         clock: Callable[[], float] = time.monotonic,
+        telephony: Telephony | None = None,
+        recordings: RecordingSink | None = None,
+        twilio_amd: bool = False,
     ):
         self.call_id = call_id
+        self.telephony = telephony  # hands the live call to a person (None: not on Twilio)
+        self.recordings = recordings  # where recordings go (None: this edge records nothing)
+        self.twilio_amd = twilio_amd  # Twilio's answering machine detection was asked for too
+        self._recording: asyncio.Task[RecordingPolicy | None] | None = None
         self.pool = pool
         self.stt = stt
         self.tts = tts
@@ -88,8 +106,10 @@ class CallLink:
             call_id=call_id,
             on_start=self.on_start,
             on_stop=self.on_stop,
+            on_dtmf=self.on_dtmf,
             clock=clock,
         )
+        self.keypad = KeypadCollector(self.on_keys, self.media.config.keypad_gap_ms / 1000)
         self.authorized = False
         self.finished = False
         self.end_reason: EndReason | None = None
@@ -99,6 +119,9 @@ class CallLink:
         self._marks_of: dict[int, list[str]] = {}  # turn → its marks in order
         self._notes: set[asyncio.Task[Any]] = set()
         self._stt_hints = ""  # from the latest TurnDone: what the next utterance likely holds
+        self.answering: AnsweringSession | None = None  # who answered (edge/answering.py)
+        self.hold = HoldListener(self._hold_timed_out, call_id)  # on hold: music is dropped unheard
+        self._stream_started = clock()
 
     async def handle(self, raw: str | bytes | TwilioMessage) -> None:
         await self.media.handle_message(raw)
@@ -110,6 +133,11 @@ class CallLink:
             self.finished = True  # closes this socket; a stream that is not the call's cannot end it
             return
         self.authorized = True
+        self._stream_started = self.clock()
+        if self.recordings is not None:
+            # both sides are taped from the first frame; the call's terms arrive meanwhile
+            self.media.record(Recorder())
+            self._recording = asyncio.get_running_loop().create_task(self._recording_terms())
         self._start_turn(self._play(self.pool.stream(self.call_id, "opening"), None))
 
     async def on_stop(self) -> None:
@@ -118,9 +146,36 @@ class CallLink:
     async def on_utterance(self, utterance: Utterance) -> None:
         if not self.authorized or self.finished:
             return
+        if self.answering is not None and self.answering.takes(utterance):
+            return  # evidence of who answered, not a turn
         if self._turn is not None and not self._turn.done():
             await asyncio.wait([self._turn])  # the previous reply is queued first; turns stay in order
+        if self.hold.drops(utterance):
+            return  # hold music (edge/hold.py): no STT, no turn
         self._start_turn(self._caller_turn(utterance))
+
+    # ---- keypad (edge/keypad.py gathers the keys; common/dtmf.py plays the agent's) -----
+    async def on_dtmf(self, digits: str) -> None:
+        if self.authorized and not self.finished:
+            await self.keypad.press(digits)
+
+    async def on_keys(self, keys: str) -> None:
+        """One keypad entry: a turn like a spoken one, queued behind the reply in flight."""
+        while not self.finished and self._turn is not None and not self._turn.done():
+            await asyncio.wait([self._turn])
+        if self.finished:
+            return
+        caller = CallerTurn(text=keys, mode="keypad", keys=keys)
+        self._start_turn(self._play(self.pool.stream(self.call_id, "turn", caller), None))
+
+    def _press_keys(self, chunk: ReplyChunk) -> tuple[str, float]:
+        """Play a chunk's key presses as in-band DTMF (no TTS); returns its mark and seconds."""
+        audio = dtmf_ulaw(chunk.keys)
+        mark = f"t{chunk.turn}c{chunk.index}k"
+        self._marks[mark] = (chunk.turn, chunk.text)
+        self._marks_of.setdefault(chunk.turn, []).append(mark)
+        self.media.play(audio, mark)
+        return mark, len(audio) / TWILIO_SAMPLE_RATE
 
     async def on_barge_in(self, cleared: ClearResult) -> None:
         if self._turn is not None and not self._turn.done():
@@ -176,7 +231,11 @@ class CallLink:
         played_s = 0.0
         try:
             async for event in events:
-                if isinstance(event, ReplyChunk):
+                if isinstance(event, ReplyChunk) and event.keys:
+                    turn = event.turn
+                    last_mark, seconds = self._press_keys(event)
+                    played_s += seconds
+                elif isinstance(event, ReplyChunk):
                     turn = event.turn
                     usage["tts_premium_chars" if event.voice == "premium" else "tts_chars"] += len(event.text)
                     async for audio in self.tts.stream(event.text, ENCODING, event.voice):
@@ -191,6 +250,7 @@ class CallLink:
                         self.media.play(audio.audio, last_mark)
                 elif isinstance(event, TurnDone):
                     turn = event.turn
+                    self.hold.update(event)
                     if event.ignored:  # a backchannel: the state and so the hints did not change
                         self.ignored_over_agent += 1
                     else:
@@ -198,9 +258,13 @@ class CallLink:
                     if event.terminal:
                         if last_mark is not None:
                             await self.media.wait_played(last_mark, timeout=played_s + GOODBYE_GRACE_S)
+                        if event.transfer is not None:
+                            await self._transfer(event.transfer)
                         self._end(EndReason.COMPLETED)
                 elif isinstance(event, TurnRefused):
                     self._end(EndReason.COMPLETED)
+                elif isinstance(event, ListenFirst):
+                    await self._listen_first(event)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a failed turn must not kill the socket: the caller can speak again
@@ -235,17 +299,105 @@ class CallLink:
         if self._notes:
             await asyncio.gather(*self._notes, return_exceptions=True)
 
+    async def _listen_first(self, listen: ListenFirst) -> None:
+        """Stay silent until who answered is decided, then play the call's first words for it."""
+
+        async def answered(verdict: AnswerVerdict) -> None:
+            await self._play(self.pool.stream(self.call_id, "answered", verdict), None)
+
+        async def twilio_answer() -> AnsweredBy | None:
+            answer: AnsweredBy | None = await self.pool.call(self.call_id, "twilio_answer")
+            return answer
+
+        on_twilio = (
+            self.twilio_amd and self.media.stream is not None and self.media.stream.call_sid.startswith("CA")
+        )
+        self.answering = AnsweringSession(
+            self.media,
+            self.stt,
+            listen,
+            self._stream_started,
+            answered,
+            clock=self.clock,
+            twilio_answer=twilio_answer if on_twilio else None,
+        )
+        await self.answering.run()
+
+    # ---- transfer and recording ----------------------------------------------------------
+    async def _transfer(self, order: TransferOrder) -> None:
+        """Hand the live call to a person (its last line has played); the call notes the result."""
+        call_sid = self.media.stream.call_sid if self.media.stream is not None else ""
+        if self.telephony is None or not call_sid:
+            result = TransferResult(status="failed", error="not_on_twilio")
+        else:
+            result = await self.telephony.transfer(self.call_id, call_sid, order)
+        if result.error:
+            metrics.error("transfer", result.error)
+        with contextlib.suppress(Exception):
+            await self.pool.call(self.call_id, "note_transfer", result.status, result.error)
+
+    async def _recording_terms(self) -> RecordingPolicy | None:
+        try:
+            policy: RecordingPolicy | None = await self.pool.call(self.call_id, "recording_policy")
+        except Exception as exc:
+            log.warning(
+                "call %s: recording terms unknown, not recording (%s)", self.call_id, type(exc).__name__
+            )
+            policy = None
+        if policy is None:
+            self.media.record(None)
+        return policy
+
+    async def _save_recording(self) -> None:
+        recorder, task = self.media.recorder, self._recording
+        if recorder is None or task is None or self.recordings is None:
+            return
+        policy = await asyncio.gather(task, return_exceptions=True)
+        terms = policy[0] if isinstance(policy[0], RecordingPolicy) else None
+        self.media.record(None)
+        if terms is None:
+            return
+        try:
+            location = await asyncio.to_thread(
+                self.recordings.write, recorder, self.call_id, terms.retention_days
+            )
+        except (OSError, ValueError) as exc:
+            log.error("call %s: recording not written (%s)", self.call_id, type(exc).__name__)
+            metrics.error("recording", type(exc).__name__)
+            return
+        with contextlib.suppress(Exception):  # the call ended elsewhere first: the file stays, unlisted
+            await self.pool.call(self.call_id, "note_recording", location)
+
     # ---- the end -----------------------------------------------------------------------
     def _end(self, reason: EndReason) -> None:
         if not self.finished:
             self.finished = True
             self.end_reason = reason
 
+    async def _hold_timed_out(self) -> None:
+        """On hold for the schema's ``hold.timeout_s``: the call ends (``callback_needed``), unless
+        a person came back meanwhile (the call is no longer on hold: it answers None)."""
+        if self.finished:
+            return
+        try:
+            done = await self.pool.call(self.call_id, "hold_timeout")
+        except Exception as exc:  # the call is gone: end this link all the same
+            log.warning("call %s: hold timeout not delivered: %s", self.call_id, type(exc).__name__)
+            done = None
+            self._end(EndReason.HOLD_TIMEOUT)
+        if done is not None:
+            self._end(EndReason.HOLD_TIMEOUT)
+
     async def close(self) -> None:
+        await self.keypad.close()
+        await self.hold.close()
+        if self.answering is not None:
+            await self.answering.close()
         if self._turn is not None and not self._turn.done():
             self._turn.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._turn
         await self.media.close()
+        await self._save_recording()
         if self._notes:
             await asyncio.gather(*self._notes, return_exceptions=True)

@@ -37,6 +37,7 @@ class CallState:
     started_at: float = field(default_factory=time.time)
     contact_keys: list[str] = field(default_factory=list)  # engine/do_not_call.py: who was called
     escalated_at: int | None = None  # the turn the schema's escalation rule first held
+    on_hold: bool = False  # the counterpart put the agent on hold (engine/hold.py)
 
     def log(self, kind: str, **detail: Any) -> None:
         """Event log entry. Never put call data values in here: it feeds logs and reports."""
@@ -67,6 +68,7 @@ class CallState:
             "t0": self.started_at,
             "ck": self.contact_keys,
             "esc": self.escalated_at,
+            "oh": self.on_hold,
         }
         return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
@@ -100,6 +102,7 @@ class CallState:
                 started_at=data["t0"],
                 contact_keys=list(data.get("ck", [])),
                 escalated_at=data.get("esc"),
+                on_hold=bool(data.get("oh", False)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise SnapshotError(f"snapshot is missing or has a bad field: {exc}") from exc

@@ -15,11 +15,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine import disclose
+from common.events import TransferOrder
+from engine import disclose, transfer
 from engine.call_state import CallState
 from engine.do_not_call import contact_keys
 from engine.functions import FUNCTIONS
 from engine.guard import FieldLabels, GuardLimits, ReplyGuard
+from engine.keypad import entry as keypad_entry
+from engine.keypad import keypad_intent
 from engine.nlu.extractors import extract_enum
 from engine.nlu.text import is_question
 from engine.nlu.understand import ASK_FIELD, NLUResult, TurnContext, Understander
@@ -45,6 +48,7 @@ class TurnPlan:
     needs_llm: bool = False
     terminal: bool = False
     outcome: str | None = None
+    transfer: TransferOrder | None = None  # entering a transfer state: hand the call to a person
     nlu: NLUResult | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
 
@@ -187,7 +191,10 @@ class Conversation:
             plan.needs_llm = True
         return plan
 
-    async def take_turn(self, utterance: str, embedding: Sequence[float] | None = None) -> TurnPlan:
+    async def take_turn(
+        self, utterance: str, embedding: Sequence[float] | None = None, keys: str = ""
+    ) -> TurnPlan:
+        """One counterpart turn; ``keys``: what a keypad turn pressed (``engine/keypad.py``)."""
         if self.finished:
             raise RuntimeError(f"call {self.state.call_id} has ended in state {self.state.state!r}")
         t0 = time.perf_counter()
@@ -206,9 +213,16 @@ class Conversation:
             recent_fields=disclose.fields_in(state.last_agent_line, self.schema.spec, self.values),
             vocabulary=self.schema.vocabulary,
         )
-        nlu = await self.understander.understand(
-            utterance, current.intents, wanted, state.slots, context, embedding=embedding
-        )
+        nlu = keypad_intent(keys, current.intents) if keys else None
+        if nlu is None:
+            nlu = await self.understander.understand(
+                keypad_entry(keys) if keys else utterance,
+                current.intents,
+                wanted,
+                state.slots,
+                context,
+                embedding=None if keys else embedding,
+            )
         t_nlu = time.perf_counter()
         if self._is_aside(nlu) and state.asides_in_state < current.spec.max_turns:
             state.turns_in_state -= 1  # a request or an aside is no failed attempt at the question
@@ -246,6 +260,8 @@ class Conversation:
         current = self.current
         for index, transition in enumerate(current.spec.transitions):
             if condition_holds(transition.when, intent, self.state.slots, changed):
+                if not self._can_enter(transition.target):
+                    continue
                 for name in transition.clear:
                     self.state.slots.pop(name, None)
                 line = current.transition_says[index]
@@ -297,7 +313,14 @@ class Conversation:
 
     def _global_target(self, intent: str | None) -> str | None:
         spec = next((i for i in self.schema.spec.intents if i.name == intent), None)
-        return spec.target if spec is not None else None
+        if spec is None or spec.target is None or not self._can_enter(spec.target):
+            return None
+        return spec.target
+
+    def _can_enter(self, name: str) -> bool:
+        """False for a transfer state without a number (its call-data field was left out)."""
+        spec = self.schema.states[name].spec
+        return spec.transfer is None or transfer.can_enter(spec, self.render())
 
     def _is_aside(self, nlu: NLUResult) -> bool:
         if nlu.captured:
@@ -338,6 +361,8 @@ class Conversation:
         entered = self.current
         plan.terminal = entered.spec.terminal
         plan.outcome = entered.spec.outcome
+        if entered.spec.transfer is not None:
+            plan.transfer = transfer.transfer_order(entered.spec, self.render())
         if not plan.terminal and hops < MAX_PASS_THROUGH and self._follow_transition(None, plan, hops + 1):
             return
         if entered.say is not None:

@@ -21,11 +21,14 @@ from pydantic import ValidationError
 
 from engine.call_data import validate_call_data
 from engine.functions import FUNCTIONS
+from engine.keypad import check_intent_keys
+from engine.menu import check_menu
 from engine.nlu.requests import field_phrases
 from engine.schema_errors import Problem, SchemaError, format_path, line_of
 from engine.schema_model import ConversationSchemaFile, Intent, Slot, State
 from engine.spoken import SPOKEN_RULES
 from engine.templates import Template, TemplateError, compile_template
+from engine.transfer import check_transfers, with_transfer_outcomes
 from engine.voice_text import split_sentences
 
 SCHEMA_FILE = "schema.yaml"
@@ -362,6 +365,8 @@ def _template_sources(spec: ConversationSchemaFile) -> Iterable[tuple[tuple[str 
                 yield ("states", name, "intents", i, "reply"), intent.reply
         if state.say is not None:
             yield ("states", name, "say"), state.say
+        if state.transfer is not None and state.transfer.summary:
+            yield ("states", name, "transfer", "summary"), state.transfer.summary
         yield ("states", name, "prompt"), state.prompt
         for i, transition in enumerate(state.transitions):
             if transition.say is not None:
@@ -415,11 +420,14 @@ def load_schema(path: str | Path) -> CompiledSchema:
         raise SchemaError(shown, [Problem("", "the file must hold a mapping at the top level")])
     try:
         spec = ConversationSchemaFile.model_validate(raw)
+        spec = with_transfer_outcomes(spec)  # a transfer state's outcome defaults to "transferred"
     except ValidationError as exc:
         raise SchemaError(shown, [problem(tuple(e["loc"]), e["msg"]) for e in exc.errors()]) from None
     parsed = time.perf_counter()
 
     errors = _check_references(spec)
+    errors += check_transfers(spec)
+    errors += check_intent_keys(spec) + check_menu(spec)
     templates, template_errors = _compile(spec)
     errors += template_errors
     if errors:

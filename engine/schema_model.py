@@ -117,6 +117,11 @@ class Intent(Strict):
         description="Global intents only: the state any state moves to when this intent is heard and "
         "the state's own transitions do not handle it (e.g. do-not-call → a terminal state).",
     )
+    keys: list[str] = Field(
+        default_factory=list,
+        description='Keypad entries that say this intent ("1" for yes): a keypad turn of exactly these keys '
+        "(a trailing # ignored) is this intent.",
+    )
 
     _name = field_validator("name")(_check_name)
 
@@ -156,6 +161,18 @@ class Slot(Strict):
     description: str = ""
 
     _name = field_validator("name")(_check_name)
+
+
+class Transfer(Strict):
+    """Entering the state hands the live call to a person (the state's ``say`` is spoken first)."""
+
+    to: str = Field(description="E.164 number, or a template over call data ('{supervisor_phone}').")
+    mode: Literal["cold", "warm"] = "cold"
+    summary: str | None = Field(
+        None,
+        description="Warm transfers: what the person hears before the call is bridged (template; "
+        "the captured slots may be used).",
+    )
 
 
 class Function(Strict):
@@ -239,6 +256,7 @@ class State(Strict):
     cacheable: bool = Field(
         True, description="LLM replies in this state may be served from the semantic cache."
     )
+    transfer: Transfer | None = None
     llm_policy: Literal["single", "race", "hedge"] | None = None
 
 
@@ -266,6 +284,71 @@ class LLMReplyLimits(Strict):
     max_words: int = Field(45, ge=5, le=120)
 
 
+class MenuOption(Strict):
+    """One thing a phone menu asks, and the answer: key presses or a spoken line."""
+
+    hear: list[str] = Field(
+        min_length=1, description="Phrases of the menu prompt this option answers ('for providers')."
+    )
+    press: str | None = Field(
+        None,
+        description="Keys to press: digits, * and #, or a template over call data ('{npi}#': the digits "
+        "of the field's value).",
+    )
+    say: str | None = Field(None, description="A spoken answer instead of keys (template).")
+
+
+class Menu(Strict):
+    """How to get through phone menus (IVRs) before a person answers."""
+
+    options: list[MenuOption] = Field(min_length=1)
+    max_repeats: int = Field(
+        2, ge=0, le=5, description="Answers to one prompt heard again (the menu repeats) before giving up."
+    )
+    give_up_outcome: str = "menu_failed"
+
+
+class VoicemailAction(Strict):
+    say: str = Field(description="The message left after the beep (template; no PHI belongs here).")
+    outcome: str = "voicemail_left"
+    beep_wait_s: float = Field(
+        20.0, gt=0, le=120, description="How long to wait for the beep before leaving the message anyway."
+    )
+
+
+class Answering(Strict):
+    """Outbound calls: who answered decides the first words (a person, voicemail, a screener, a menu)."""
+
+    wait_s: float = Field(
+        2.5, gt=0, le=10, description="The longest the agent stays silent before deciding who answered."
+    )
+    voicemail: VoicemailAction | None = Field(None, description="Absent: hang up on voicemail.")
+    screener: str | None = Field(
+        None, description="Identity and purpose said to a call screener (template); absent: the opening."
+    )
+    no_answer_outcome: str = Field("no_answer", description="Outcome when silence or a fax answered.")
+
+
+class Hold(Strict):
+    """Being put on hold: silent and cheap while music plays, back with a short line."""
+
+    timeout_s: float = Field(900.0, gt=0, le=7200, description="Hold this long at most, then end the call.")
+    outcome: str = Field("callback_needed", description="Outcome when the hold times out.")
+    resume: str = Field(
+        "Thanks for coming back.", description="Said when a person returns, before the state's question."
+    )
+
+
+class Recording(Strict):
+    """Two-channel call recording (counterpart, agent), with a consent line first where required."""
+
+    enabled: bool = False
+    consent: str | None = Field(
+        None, description="Spoken before anything else when recording ('This call may be recorded …')."
+    )
+    retention_days: int = Field(30, ge=1, le=3650)
+
+
 class ConversationSchemaFile(Strict):
     metadata: Metadata
     call_data: dict[str, CallDataField]
@@ -282,5 +365,9 @@ class ConversationSchemaFile(Strict):
     fallbacks: Fallbacks = Fallbacks()
     llm_replies: LLMReplyLimits = LLMReplyLimits()
     escalation: Escalation | None = None
+    answering: Answering | None = None
+    menu: Menu | None = None
+    hold: Hold | None = None
+    recording: Recording = Recording()
     initial_state: str
     states: dict[str, State] = Field(min_length=1)

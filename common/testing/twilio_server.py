@@ -7,6 +7,12 @@ Twilio: ``201`` with a call resource (``CA…`` sid, status ``queued``); ``401``
 error body (code 20003) on bad credentials; ``400`` (code 21201/21205-like) when To/From or
 Url is missing. It never places a call.
 
+``POST /2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json`` (``calls(sid).update``, used to
+transfer a live call) answers ``200`` with the call resource (new TwiML applied: status
+``in-progress``; ``Status=completed``: ``completed``), ``404`` (code 20404) for a call SID it
+does not know (its own calls, and those a test adds with ``add_call``), ``400`` (21220-like)
+when neither Twiml, Url nor Status is given.
+
 Runs ``http.server.ThreadingHTTPServer`` on a background thread, so it serves the SDK's
 synchronous (requests) and asynchronous (aiohttp) clients alike::
 
@@ -29,6 +35,9 @@ from typing import Any
 from urllib.parse import parse_qs
 
 _CALLS_RE = re.compile(r"^/2010-04-01/Accounts/(?P<sid>AC[0-9a-fA-F]{32})/Calls\.json$")
+_CALL_RE = re.compile(
+    r"^/2010-04-01/Accounts/(?P<sid>AC[0-9a-fA-F]{32})/Calls/(?P<call>CA[0-9a-zA-Z]{1,34})\.json$"
+)
 
 
 @dataclass
@@ -55,6 +64,7 @@ class FakeTwilioServer:
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.requests: list[RecordedRequest] = []
+        self.calls: dict[str, dict[str, Any]] = {}  # call resources by SID (created or added)
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
@@ -114,9 +124,51 @@ class FakeTwilioServer:
 
         return Handler
 
+    def add_call(self, to: str = "+15550100000", from_: str = "+15550100001") -> str:
+        """A live call this server knows (as if placed earlier); returns its SID."""
+        resource = self._call_resource(to, from_)
+        resource["status"] = "in-progress"
+        with self._lock:
+            self.calls[resource["sid"]] = resource
+        return str(resource["sid"])
+
+    def updates(self, call_sid: str | None = None) -> list[RecordedRequest]:
+        """Accepted call updates (of ``call_sid``, when given), in order."""
+        return [
+            r
+            for r in self.requests
+            if r.status == 200
+            and "/Calls/" in r.path
+            and (call_sid is None or f"/Calls/{call_sid}." in r.path)
+        ]
+
+    def _update(self, call_sid: str, record: RecordedRequest) -> tuple[int, dict[str, Any]]:
+        with self._lock:
+            resource = self.calls.get(call_sid)
+            if resource is None:
+                return 404, _error(404, 20404, f"The requested resource /Calls/{call_sid}.json was not found")
+            if not (record.param("Twiml") or record.param("Url") or record.param("Status")):
+                return 400, _error(400, 21220, "Twiml, Url or Status is required to update a call")
+            status = record.param("Status")
+            resource["status"] = "completed" if status == "completed" else "in-progress"
+            resource["date_updated"] = format_datetime(datetime.now(UTC))
+            return 200, dict(resource)
+
     def _handle(
         self, method: str, path: str, headers: dict[str, str], raw: str
     ) -> tuple[int, dict[str, Any], RecordedRequest]:
+        one = _CALL_RE.match(path.split("?", 1)[0])
+        if one is not None:
+            user, password = _basic_auth(headers.get("Authorization") or headers.get("authorization"))
+            account = one.group("sid")
+            auth_ok = user == self.account_sid and password == self.auth_token and account == self.account_sid
+            update = RecordedRequest(
+                method, path, account, auth_ok, user, parse_qs(raw, keep_blank_values=True), headers
+            )
+            if not auth_ok:
+                return 401, _error(401, 20003, "Authenticate"), update
+            status, body = self._update(one.group("call"), update)
+            return status, body, update
         match = _CALLS_RE.match(path.split("?", 1)[0])
         user, password = _basic_auth(headers.get("Authorization") or headers.get("authorization"))
         account = match.group("sid") if match else None
@@ -134,7 +186,10 @@ class FakeTwilioServer:
             return 400, _error(400, 21213, "No 'From' number is specified"), record
         if not (record.param("Url") or record.param("Twiml") or record.param("ApplicationSid")):
             return 400, _error(400, 21205, "Url parameter is required"), record
-        return 201, self._call_resource(to, from_), record
+        resource = self._call_resource(to, from_)
+        with self._lock:
+            self.calls[resource["sid"]] = resource
+        return 201, dict(resource), record
 
     def _call_resource(self, to: str, from_: str) -> dict[str, Any]:
         sid = "CA" + uuid.uuid4().hex

@@ -62,3 +62,9 @@ class EdgeConfig(BaseModel):
     playback_lead_ms: int = Field(
         80, ge=0, le=500, description="How far ahead of real time outbound frames may be sent."
     )
+    keypad_gap_ms: int = Field(
+        2000,
+        ge=200,
+        le=10000,
+        description="Key presses end one keypad turn at '#' or after this long without another key.",
+    )

@@ -67,6 +67,9 @@ class Playout:
         self._heard: set[str] = set()
         self._waiters: dict[str, list[asyncio.Future[bool]]] = {}
         self.closed = False
+        # taps (a call recorder): each frame with the time it plays; the time playback was cleared
+        self.on_sent: Callable[[float, bytes], None] | None = None
+        self.on_cleared: Callable[[float], None] | None = None
 
     @property
     def is_playing(self) -> bool:
@@ -132,6 +135,8 @@ class Playout:
                 if not await self._send(protocol.media_out(self.stream_sid, frame)):
                     return
                 self.stats["frames_out"] += 1
+                if self.on_sent is not None:
+                    self.on_sent(self._play_head, frame)
                 self._play_head += FRAME_S
                 continue
             # every frame of this chunk is out: its mark follows
@@ -196,6 +201,8 @@ class Playout:
         self._out.clear()
         self._sent_unheard.clear()
         self._play_head = now
+        if self.on_cleared is not None:
+            self.on_cleared(now)
         self._cleared.update(unheard)
         for mark in unheard:
             for fut in self._waiters.pop(mark, []):

@@ -46,6 +46,7 @@ from edge.media.config import EdgeConfig
 from edge.media.endpointing import Action, AskSmartTurn, BargeIn, Endpointer, NoiseDropped, UtteranceEnded
 from edge.media.jitter_buffer import InboundFrame, InOrderFrames
 from edge.media.playout import ClearResult, Playout
+from edge.media.recorder import Recorder
 from edge.media.smart_turn import SmartTurn
 from edge.media.vad import SAMPLE_RATE, VAD_WINDOW, SileroModel, SileroStream, rms
 from edge.twilio.protocol import (
@@ -65,6 +66,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 OnUtterance = Callable[[Utterance], Awaitable[None]]
 OnBargeIn = Callable[[ClearResult], Awaitable[None]]
 Windows = npt.NDArray[np.int16]  # rows of VAD_WINDOW samples
+AudioTap = Callable[[npt.NDArray[np.int16]], None]
 
 _vad_pool: ThreadPoolExecutor | None = None
 _vad_pool_lock = threading.Lock()
@@ -146,6 +148,10 @@ class MediaStream:
         self._events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self._dispatcher: asyncio.Task[None] | None = None
         self._side_tasks: set[asyncio.Task[None]] = set()
+        # off by default: called inline with each frame's decoded PCM16 16 kHz (keep it cheap)
+        self.audio_tap: AudioTap | None = None
+        self.recorder: Recorder | None = None
+        self._record_origin = 0.0
 
     @property
     def stats(self) -> dict[str, float]:
@@ -169,6 +175,28 @@ class MediaStream:
 
     async def clear(self) -> ClearResult:
         return await self.playout.clear()
+
+    # ------------------------------------------------------------------ recording
+    def record(self, recorder: Recorder | None) -> None:
+        """Tap both sides into ``recorder`` (None stops): the counterpart's frames at their
+        Twilio timestamps, the agent's at the time they play, on the same stream clock."""
+        self.recorder = recorder
+        self._record_origin = self._clock()
+        self.playout.on_sent = None if recorder is None else self._record_agent
+        self.playout.on_cleared = None if recorder is None else self._record_cut
+
+    def _stream_time(self, at: float) -> float:
+        """Seconds into the stream of monotonic time ``at`` (Twilio timestamps' clock)."""
+        origin = self._ts_origin if self._ts_origin is not None else self._record_origin
+        return at - origin
+
+    def _record_agent(self, play_at: float, frame: bytes) -> None:
+        if self.recorder is not None:
+            self.recorder.agent(self._stream_time(play_at), frame)
+
+    def _record_cut(self, at: float) -> None:
+        if self.recorder is not None:
+            self.recorder.cut_agent(self._stream_time(at))
 
     # ------------------------------------------------------------------ inbound
     async def handle_message(self, raw: str | bytes | TwilioMessage) -> None:
@@ -252,10 +280,15 @@ class MediaStream:
             return
         if self._first_ts_ms is None:
             self._first_ts_ms = frames[0].timestamp_ms
+        if self.recorder is not None:
+            for frame in frames:
+                self.recorder.counterpart(frame.timestamp_ms / 1000.0, frame.payload)
         pcm = [self._inbound.convert(frame.payload) for frame in frames]
         await self._feed_pcm(pcm[0] if len(pcm) == 1 else np.concatenate(pcm))
 
     async def _feed_pcm(self, pcm: npt.NDArray[np.int16]) -> None:
+        if self.audio_tap is not None:
+            self.audio_tap(pcm)
         buf = np.concatenate((self._pending_pcm, pcm)) if self._pending_pcm.size else pcm
         n = buf.size // VAD_WINDOW * VAD_WINDOW
         self._pending_pcm = buf[n:].copy()

@@ -24,6 +24,7 @@ from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 from twilio.twiml.voice_response import Connect, Parameter, Stream, VoiceResponse
 
+from common.events import AnsweredBy
 from common.settings import TwilioSettings
 
 logger = logging.getLogger("voxray.twilio")
@@ -117,7 +118,12 @@ def twilio_client(settings: TwilioSettings, timeout_s: float = 10.0, async_http:
 
 
 def _create_kwargs(
-    settings: TwilioSettings, to: str, from_: str | None, twiml_url: str, status_callback: str | None
+    settings: TwilioSettings,
+    to: str,
+    from_: str | None,
+    twiml_url: str,
+    status_callback: str | None,
+    amd_callback: str | None = None,
 ) -> dict[str, Any]:
     caller_id = from_ or settings.from_number
     if not caller_id:
@@ -129,6 +135,14 @@ def _create_kwargs(
             status_callback_method="POST",
             status_callback_event=list(STATUS_CALLBACK_EVENTS),
         )
+    if settings.machine_detection and amd_callback:
+        # asynchronous: the call connects at once and the verdict arrives as a callback
+        kwargs.update(
+            machine_detection="DetectMessageEnd",
+            async_amd="true",
+            async_amd_status_callback=amd_callback,
+            async_amd_status_callback_method="POST",
+        )
     return kwargs
 
 
@@ -139,15 +153,27 @@ async def place_outbound_call_async(
     twiml_url: str,
     status_callback: str | None = None,
     timeout_s: float = 10.0,
+    amd_callback: str | None = None,
 ) -> str:
     """Start an outbound call on the SDK's aiohttp client; Twilio fetches ``twiml_url`` when it
     answers. Returns the Call SID. Raises ``twilio.base.exceptions.TwilioRestException``."""
     client = twilio_client(settings, timeout_s, async_http=True)
     try:
         call = await client.calls.create_async(
-            **_create_kwargs(settings, to, from_, twiml_url, status_callback)
+            **_create_kwargs(settings, to, from_, twiml_url, status_callback, amd_callback)
         )
     finally:
         await client.http_client.close()
     logger.info("outbound call placed: sid=%s", call.sid)
     return str(call.sid)
+
+
+# Twilio's AnsweredBy (answering machine detection) → who answered; "unknown" says nothing
+TWILIO_ANSWERED_BY = {
+    "human": AnsweredBy.HUMAN,
+    "machine_start": AnsweredBy.VOICEMAIL,
+    "machine_end_beep": AnsweredBy.VOICEMAIL,
+    "machine_end_silence": AnsweredBy.VOICEMAIL,
+    "machine_end_other": AnsweredBy.VOICEMAIL,
+    "fax": AnsweredBy.FAX,
+}

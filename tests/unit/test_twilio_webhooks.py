@@ -147,3 +147,30 @@ async def test_outbound_call_needs_configuration() -> None:
             None,
             "https://x/y",
         )
+
+
+async def test_twilio_answering_machine_detection_is_asked_for_only_when_on(
+    twilio_server: FakeTwilioServer,
+) -> None:
+    base = "https://voice.example.com/twilio"
+    for on in (False, True):
+        settings = _settings(twilio_server).model_copy(update={"machine_detection": on})
+        await place_outbound_call_async(
+            settings, "+15550002000", None, f"{base}/voice/c9", amd_callback=f"{base}/amd/c9"
+        )
+    off, asked = twilio_server.requests
+    assert off.param("MachineDetection") is None and off.param("AsyncAmd") is None
+    assert asked.param("MachineDetection") == "DetectMessageEnd"
+    assert asked.param("AsyncAmd") == "true"
+    assert asked.param("AsyncAmdStatusCallback") == f"{base}/amd/c9"
+    assert asked.param("AsyncAmdStatusCallbackMethod") == "POST"
+
+
+def test_twilio_answered_by_maps_to_who_answered() -> None:
+    from common.events import AnsweredBy
+    from edge.twilio.webhooks import TWILIO_ANSWERED_BY
+
+    assert TWILIO_ANSWERED_BY["human"] == AnsweredBy.HUMAN
+    assert TWILIO_ANSWERED_BY["machine_end_beep"] == AnsweredBy.VOICEMAIL
+    assert TWILIO_ANSWERED_BY["fax"] == AnsweredBy.FAX
+    assert "unknown" not in TWILIO_ANSWERED_BY  # Twilio unsure: the edge decides alone
