@@ -4,6 +4,8 @@
     voxray serve [--port 8000]                           the app on a local Ray until Ctrl-C
     voxray call --schema prior_auth --data data.json     start a call on a running app (--to, --simulate)
     voxray schema check PATH...                          validate conversation schemas
+    voxray recordings purge [--dir .recordings]          delete call recordings past their retention
+    voxray campaign create --schema S --rows rows.csv    an outbound campaign (status, export, pause …)
     voxray keys create --tenant T --scopes calls:write   API keys (list, revoke)
     voxray load [--scenario standard]                    the load scenarios (Locust + drivers)
     voxray scenarios [--start] | scenarios-audio         the counterpart suites (text, audio)
@@ -86,6 +88,74 @@ def serve_app(port: int) -> int:
     return 0
 
 
+def recordings_purge(directory: str | None) -> int:
+    from common.settings import get_settings
+    from edge.media.recorder import purge_expired
+
+    folder = directory or get_settings().recording.directory
+    print(f"{purge_expired(folder)} expired recordings deleted from {folder}")
+    return 0
+
+
+def campaign(args: argparse.Namespace) -> int:
+    """The campaign verbs: each is one request to a running app's ``/campaigns`` API."""
+    import httpx
+
+    from loadtests.api_key import tool_headers
+
+    base = args.base.rstrip("/")
+    headers = tool_headers()
+    if args.campaign_verb == "create":
+        spec: dict[str, object] = {
+            "schema_name": args.schema,
+            "name": args.name,
+            "simulate": args.simulate,
+            "pacing": {"max_concurrent": args.max_concurrent, "calls_per_minute": args.per_minute},
+        }
+        if args.hours:
+            start, _, end = args.hours.partition("-")
+            spec["hours"] = {"start": start, "end": end}
+        if args.budget is not None:
+            spec["budget_usd"] = args.budget
+        path = Path(args.rows)
+        try:
+            content = path.read_bytes()
+            if path.suffix.lower() == ".json":
+                spec["rows"] = json.loads(content)
+        except (OSError, ValueError) as exc:
+            print(f"--rows {args.rows}: {exc}", file=sys.stderr)
+            return 2
+        if "rows" in spec:
+            response = httpx.post(f"{base}/campaigns", json=spec, headers=headers, timeout=120)
+        else:  # CSV: uploaded as it is, the app validates each row
+            files = {"rows": (path.name, content, "text/csv")}
+            response = httpx.post(
+                f"{base}/campaigns",
+                data={"campaign": json.dumps(spec)},
+                files=files,
+                headers=headers,
+                timeout=120,
+            )
+    elif args.campaign_verb == "export":
+        response = httpx.get(f"{base}/campaigns/{args.id}/results.csv", headers=headers, timeout=120)
+        if response.status_code == 200:
+            if args.out:
+                Path(args.out).write_text(response.text)
+                print(f"results written to {args.out}")
+            else:
+                print(response.text, end="")
+            return 0
+    elif args.campaign_verb == "status":
+        response = httpx.get(f"{base}/campaigns/{args.id}", headers=headers, timeout=60)
+    else:  # pause, resume, cancel
+        response = httpx.post(f"{base}/campaigns/{args.id}/{args.campaign_verb}", headers=headers, timeout=60)
+    try:
+        print(json.dumps(response.json(), indent=2))
+    except ValueError:
+        print(f"HTTP {response.status_code}: {response.text[:500]}", file=sys.stderr)
+    return 0 if response.status_code < 300 else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(
@@ -106,6 +176,35 @@ def main(argv: list[str] | None = None) -> int:
     schema_verbs = schema.add_subparsers(dest="schema_verb", required=True)
     check = schema_verbs.add_parser("check", help="validate schemas (folders or YAML files)")
     check.add_argument("paths", nargs="+")
+    recordings = verbs.add_parser("recordings", help="call recordings")
+    recordings_verbs = recordings.add_subparsers(dest="recordings_verb", required=True)
+    purge = recordings_verbs.add_parser("purge", help="delete recordings past their retention")
+    purge.add_argument("--dir", help="the recordings folder (default: settings recording.directory)")
+    campaigns = verbs.add_parser("campaign", help="outbound campaigns on a running app")
+    campaigns.add_argument("--base", default="http://127.0.0.1:8000")
+    campaign_verbs = campaigns.add_subparsers(dest="campaign_verb", required=True)
+    create = campaign_verbs.add_parser("create", help="a campaign from a CSV or JSON file of rows")
+    create.add_argument("--schema", required=True)
+    create.add_argument(
+        "--rows", required=True, help="CSV (a header row; 'to' plus call-data columns) or JSON list"
+    )
+    create.add_argument("--name", default="")
+    create.add_argument("--simulate", action="store_true", help="simulated counterparts: nothing is dialled")
+    create.add_argument("--max-concurrent", type=int, default=5)
+    create.add_argument("--per-minute", type=float, default=30.0, help="new dials per minute at most")
+    create.add_argument("--hours", help="local calling hours, e.g. 09:00-20:00 (default: the tenant window)")
+    create.add_argument("--budget", type=float, help="stop dialling once the calls cost this many USD")
+    for verb, what in (
+        ("status", "counts by row state and outcome"),
+        ("export", "the results as CSV"),
+        ("pause", "stop dialling for now"),
+        ("resume", "go on dialling"),
+        ("cancel", "never dial its remaining rows"),
+    ):
+        sub = campaign_verbs.add_parser(verb, help=what)
+        sub.add_argument("id")
+        if verb == "export":
+            sub.add_argument("--out", help="a file to write (default: print)")
 
     if argv and argv[0] in MODULES:  # the module parses the rest itself
         module = MODULES[argv[0]][0]
@@ -122,6 +221,10 @@ def main(argv: list[str] | None = None) -> int:
         return call(args.base, args.schema, args.data, args.to, args.simulate)
     if args.verb == "schema":
         return schema_check(args.paths)
+    if args.verb == "recordings":
+        return recordings_purge(args.dir)
+    if args.verb == "campaign":
+        return campaign(args)
     parser.print_help()
     return 0
 

@@ -41,11 +41,17 @@ from edge.api_models import (
     TextTurnRequest,
 )
 from edge.auth import LOCAL_TENANT, SCOPES, InvalidKey, Principal
+from edge.call_data_rules import call_data_problems
 from edge.call_link import CallLink, SpeechToText, TextToSpeech
+from edge.campaign_api import campaign_router
+from edge.campaign_api import start_runner as start_campaign_runner
+from edge.media.recorder import RecordingSink, purge_expired
 from edge.media.smart_turn import preload_models
 from edge.media_socket import MediaSocket, MediaSocketRules
 from edge.text_policy import text_problem
+from edge.twilio.transfer import TwilioTelephony, whisper_twiml
 from edge.twilio.webhooks import (
+    TWILIO_ANSWERED_BY,
     connect_stream_twiml,
     media_stream_url,
     place_outbound_call_async,
@@ -125,6 +131,7 @@ def require(scope: str) -> Any:
 
 
 CALLS_WRITE, CALLS_READ, ADMIN = require("calls:write"), require("calls:read"), require("admin")
+api.include_router(campaign_router(CALLS_WRITE, CALLS_READ))
 IDEMPOTENCY_KEY = Header(None, alias="Idempotency-Key", max_length=128)
 
 
@@ -151,6 +158,8 @@ async def _bounded_body(request: Request, call_next: Any) -> Response:
     """Bodies over ``limits.max_body_bytes`` are refused before they are read (413)."""
     access = access_state.current()
     limit = access.settings.limits.max_body_bytes if access is not None else 64 * 1024
+    if access is not None and request.url.path.startswith("/campaigns"):  # rows of call data
+        limit = access.settings.campaigns.max_body_bytes
     length = request.headers.get("content-length")
     if length is not None and (not length.isdigit() or int(length) > limit):
         return JSONResponse(
@@ -208,8 +217,10 @@ def _call_data_error(problems: dict[str, str]) -> HTTPException:
     return HTTPException(status_code=422, detail=detail)
 
 
+# Resource requests here fit one small machine (`serve run serve_app:app` on 2 cores: about 1.95
+# CPUs with two call hosts); cluster/serve_config.yaml sets the production sizes.
 @serve.deployment(
-    ray_actor_options={"num_cpus": 0.5},
+    ray_actor_options={"num_cpus": 0.2},
     autoscaling_config={"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 200},
     max_ongoing_requests=1000,
 )
@@ -253,15 +264,27 @@ class Ingress:
             ),
             tier_map=tier_map(settings),
             webhooks=settings.webhooks,
+            tracing=settings.tracing,
             record_ttl_s=settings.retention.record_ttl_s,
             max_live_calls=settings.limits.live_calls_per_host,
             idle_call_timeout_s=settings.limits.idle_call_timeout_s,
             max_turns_per_call=settings.limits.max_transcript_lines // 2,
+            recording_mode=settings.recording.mode,
         )
         timeouts = HostTimeouts(settings.calls.host_call_timeout_s, settings.calls.host_turn_timeout_s)
         secret = settings.calls.stream_secret
         self.pool = CallHostPool(settings.calls.call_hosts, host_config, secret, timeouts)
         self.links: dict[str, CallLink] = {}
+        self.telephony = TwilioTelephony(settings.twilio, self.pool.store)
+        self.recordings = (
+            RecordingSink(settings.recording.directory) if settings.recording.mode != "off" else None
+        )
+        try:
+            purged = purge_expired(settings.recording.directory)
+            if purged:
+                log.info("purged %d expired recordings", purged)
+        except OSError as exc:
+            log.warning("recordings not purged: %s", type(exc).__name__)
         preload_models()  # VAD + smart-turn now, not on the first call's event loop
         self._started = False
         self._start_lock = asyncio.Lock()
@@ -271,10 +294,11 @@ class Ingress:
             async with self._start_lock:
                 if not self._started:
                     await self.pool.start()
-                    try:  # cluster-wide metrics of the services (router, STT, TTS, cache)
-                        await voxray_metrics.ensure_poller(self.services)  # type: ignore[arg-type]
-                    except Exception as exc:
-                        log.warning("metrics poller not started: %s", type(exc).__name__)
+                    if self.settings.redis_url is not None:
+                        try:  # the cluster's one campaign dialler (a lease keeps it to one)
+                            await start_campaign_runner(self.settings)
+                        except Exception as exc:
+                            log.warning("campaign runner not started: %s", type(exc).__name__)
                     self._started = True
 
     # ---- calls -----------------------------------------------------------------------------
@@ -324,7 +348,9 @@ class Ingress:
             )
         webhook = str(body.webhook_url) if body.webhook_url else None
         await self._refuse_do_not_call(body)
-        result = await self.pool.start_call(body.schema_name, body.call_data, webhook, body.to)
+        result = await self.pool.start_call(
+            body.schema_name, body.call_data, webhook, body.to, body.answering
+        )
         if not isinstance(result, CallOpened):
             voxray_metrics.error("ingress", result.reason)
             if result.reason == "host_full":
@@ -344,6 +370,7 @@ class Ingress:
                     None,
                     f"{base}/twilio/voice/{call_id}",
                     f"{base}/twilio/status/{call_id}",
+                    amd_callback=f"{base}/twilio/amd/{call_id}",
                 )
             except Exception as exc:  # not configured, or Twilio refused: the call cannot go ahead
                 await self.pool.hangup(call_id, EndReason.DIAL_FAILED)
@@ -385,14 +412,7 @@ class Ingress:
     def _check_call_data(self, call_data: dict[str, Any]) -> None:
         """Bounded, printable call data (422 naming the field, never the value)."""
         limits = self.settings.limits
-        problems: dict[str, str] = {}
-        if len(call_data) > limits.max_fields:
-            problems["*"] = f"more than {limits.max_fields} fields"
-        for name, value in list(call_data.items())[: limits.max_fields]:
-            if len(name) > 64 or text_problem(name, 64):
-                problems[name[:64]] = "is not a field name"
-            elif isinstance(value, str) and (problem := text_problem(value, limits.max_field_chars)):
-                problems[name] = problem
+        problems = call_data_problems(call_data, limits)
         if problems:
             raise _call_data_error(dict(list(problems.items())[: limits.max_errors_listed]))
 
@@ -620,6 +640,26 @@ class Ingress:
                 await self._end(call_id, reason)
         return {"call_id": call_id, "status": status}
 
+    @api.post("/twilio/amd/{call_id}")
+    async def twilio_amd(self, call_id: str, request: Request) -> dict[str, Any]:
+        """Twilio's answering machine detection (``AsyncAmdStatusCallback``): its ``AnsweredBy``
+        goes to the call, where the edge deciding who answered picks it up."""
+        form = await self._check_twilio(request)
+        await self._ready()
+        answered_by = TWILIO_ANSWERED_BY.get(form.get("AnsweredBy", ""))
+        if answered_by is not None:
+            with contextlib.suppress(Exception):  # the call ended meanwhile: nothing to tell
+                await self.pool.call(call_id, "note_twilio_answer", answered_by)
+        return {"call_id": call_id, "answered_by": str(answered_by) if answered_by else "unknown"}
+
+    @api.post("/twilio/whisper/{call_id}")
+    async def twilio_whisper(self, call_id: str, request: Request) -> Response:
+        """Warm transfer: what the person hears before the call is bridged (Twilio asks when they
+        answer; the summary waits in Redis, never in the URL)."""
+        await self._check_twilio(request)
+        summary = await self.pool.store.whisper(call_id) if self.pool.store else None
+        return Response(content=whisper_twiml(summary or ""), media_type="application/xml")
+
     @api.websocket("/twilio/media/{call_id}")
     async def twilio_media(self, websocket: WebSocket, call_id: str) -> None:
         """The call's Twilio media stream; its rules and close codes: ``edge/media_socket.py``."""
@@ -629,7 +669,16 @@ class Ingress:
             call_id,
             MediaSocketRules.from_settings(self.settings.twilio),
             self.pool,
-            lambda send: CallLink(call_id, self.pool, self.stt, self.tts, send),
+            lambda send: CallLink(
+                call_id,
+                self.pool,
+                self.stt,
+                self.tts,
+                send,
+                telephony=self.telephony,
+                recordings=self.recordings,
+                twilio_amd=self.settings.twilio.machine_detection,
+            ),
             self._end,
             self.links,
             accept_headers=[(REPLICA_HEADER.lower().encode(), _replica_id().encode())],
