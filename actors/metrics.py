@@ -11,58 +11,28 @@ Where they come from:
   errors by type;
 - the edge (``edge/ingress.py``, ``edge/call_link.py``): start-call latency, the stages it
   measures (stt, tts first audio, voice to voice) and HTTP-level errors;
-- ``MetricsPoller`` (one detached actor, started by the ingress with the service clients):
-  polls the router, cache, STT and TTS services' ``stats()`` and exports provider
-  requests/wins/errors/breaker state, STT batch sizes, embedding batch size and TTS
-  phrase-cache hits.
+- the Serve replicas themselves (``services/replica_metrics.py``, definitions in
+  ``common/metric_defs.py``): router requests/wins/errors/breaker state, LLM TTFT, tokens and
+  cost by provider, STT and embedding batches, TTS requests and phrase-cache hits — each
+  replica records its own events as they happen (no polling), so sums over replicas are true.
 
 All functions are cheap no-ops until first use creates the metric objects in the process.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from ray.util import metrics as rm
 
+from common.metric_defs import DEPLOYMENT_METRICS, LATENCY_BOUNDARIES_MS, MetricDef
+
 log = logging.getLogger("voxray.metrics")
 
-LATENCY_BOUNDARIES_MS = [
-    1,
-    2,
-    5,
-    10,
-    15,
-    25,
-    50,
-    100,
-    200,
-    300,
-    500,
-    750,
-    1000,
-    1500,
-    2000,
-    3000,
-    5000,
-    10000,
-]
 BATCH_BOUNDARIES = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32]
 TURN_STAGES = ("stt", "nlu", "cache", "llm_ttft", "tts_first_audio", "voice_to_voice", "turn_total")
-BREAKER_STATE = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
-
-
-@dataclass(frozen=True)
-class MetricDef:
-    name: str
-    kind: str  # counter | gauge | histogram
-    description: str
-    tags: tuple[str, ...] = ()
-    boundaries: tuple[float, ...] = ()
 
 
 METRICS: tuple[MetricDef, ...] = (
@@ -83,20 +53,7 @@ METRICS: tuple[MetricDef, ...] = (
               ("schema", "component")),
     MetricDef("voxray_guard_stops", "counter", "Off-script replies the guard stopped, by rule and source",
               ("rule", "source")),
-    MetricDef("voxray_router_requests", "counter", "Requests the router sent to a provider", ("provider",)),
-    MetricDef("voxray_router_wins", "counter", "Races/hedges/singles a provider won", ("provider",)),
-    MetricDef("voxray_router_errors", "counter", "Provider errors (incl. timeouts)", ("provider",)),
-    MetricDef("voxray_router_timeouts", "counter", "Provider timeouts", ("provider",)),
-    MetricDef("voxray_router_breaker_state", "gauge", "Circuit breaker: 0 closed, 1 half-open, 2 open",
-              ("provider",)),
-    MetricDef("voxray_router_ttft_p50_ms", "gauge", "Provider's recent median TTFT (ms)", ("provider",)),
-    # Two counters, not a histogram: Ray exports a histogram's _sum from bucket midpoints, so a
-    # mean batch size computed from it would be wrong (batches of 1 read as 0.5).
-    MetricDef("voxray_stt_batches", "counter", "STT model batches run (@serve.batch)"),
-    MetricDef("voxray_stt_batched_requests", "counter", "Requests those STT batches held"),
-    MetricDef("voxray_embed_batch_size_mean", "gauge", "Mean recent embedding batch size"),
-    MetricDef("voxray_tts_requests", "counter", "TTS requests"),
-    MetricDef("voxray_tts_phrase_cache_hits", "counter", "TTS sentences served from the phrase cache"),
+    *DEPLOYMENT_METRICS,  # recorded inside the Serve replicas (services/replica_metrics.py)
 )  # fmt: skip
 BY_NAME = {m.name: m for m in METRICS}
 
@@ -197,141 +154,3 @@ def guard_stopped(rule: str, source: str) -> None:
 @_safe
 def start_call_latency(schema: str, ms: float) -> None:
     _metric("voxray_start_call_latency_ms").observe(ms, tags={"schema": schema})
-
-
-# ---------------------------------------------------------------------------- deployment stats
-class DeltaCounter:
-    """Turns cumulative counts polled from a replica into counter increments.
-
-    A count that goes down means a different or restarted replica answered: the new value is
-    taken as the baseline and nothing is added (under-counts rather than double-counts)."""
-
-    def __init__(self) -> None:
-        self.last: dict[str, float] = {}
-
-    def delta(self, key: str, value: float) -> float:
-        prev = self.last.get(key)
-        self.last[key] = value
-        if prev is None:
-            return value
-        return value - prev if value >= prev else 0.0
-
-
-ROUTER_COUNTERS = (
-    ("requests", "voxray_router_requests"),
-    ("wins", "voxray_router_wins"),
-    ("errors", "voxray_router_errors"),
-    ("timeouts", "voxray_router_timeouts"),
-)
-
-
-def export_router_stats(stats: Mapping[str, Any], deltas: DeltaCounter) -> None:
-    for provider, s in (stats.get("providers") or {}).items():
-        tags = {"provider": provider}
-        for field, name in ROUTER_COUNTERS:
-            d = deltas.delta(f"router:{provider}:{field}", float(s.get(field, 0)))
-            if d > 0:
-                _metric(name).inc(d, tags=tags)
-        state = str((s.get("breaker") or {}).get("state", "closed"))
-        _metric("voxray_router_breaker_state").set(BREAKER_STATE.get(state, 0.0), tags=tags)
-        if s.get("ttft_ms_p50") is not None:
-            _metric("voxray_router_ttft_p50_ms").set(float(s["ttft_ms_p50"]), tags=tags)
-
-
-def export_stt_stats(stats: Mapping[str, Any], deltas: DeltaCounter) -> None:
-    for size, count in (stats.get("batch_sizes") or {}).items():
-        d = deltas.delta(f"stt:batch:{size}", float(count))
-        if d > 0:
-            _metric("voxray_stt_batches").inc(d)
-            _metric("voxray_stt_batched_requests").inc(d * float(size))
-
-
-def export_cache_stats(stats: Mapping[str, Any], deltas: DeltaCounter) -> None:
-    if stats.get("embed_batch_size_mean") is not None:
-        _metric("voxray_embed_batch_size_mean").set(float(stats["embed_batch_size_mean"]))
-
-
-def export_tts_stats(stats: Mapping[str, Any], deltas: DeltaCounter) -> None:
-    for field, name in (("requests", "voxray_tts_requests"), ("cache_hits", "voxray_tts_phrase_cache_hits")):
-        d = deltas.delta(f"tts:{field}", float(stats.get(field, 0)))
-        if d > 0:
-            _metric(name).inc(d)
-
-
-POLLED = {
-    "router": export_router_stats,
-    "stt": export_stt_stats,
-    "cache": export_cache_stats,
-    "tts": export_tts_stats,
-}
-POLLER_NAME = "voxray-metrics-poller"
-
-
-class StatsSource(Protocol):
-    async def stats(self) -> dict[str, Any]: ...
-
-
-class MetricsPollerCore:
-    """Polls each service's ``stats()`` (through the clients handed in) every ``interval_s``."""
-
-    def __init__(self, sources: Mapping[str, StatsSource], interval_s: float = 5.0):
-        unknown = set(sources) - set(POLLED)
-        if unknown:
-            raise ValueError(f"unknown stats sources {sorted(unknown)}; known: {sorted(POLLED)}")
-        self.sources = dict(sources)
-        self.interval_s = interval_s
-        self.deltas = DeltaCounter()
-        self.last: dict[str, Any] = {}
-        self._task: asyncio.Task[None] | None = None
-
-    async def poll_once(self) -> dict[str, Any]:
-        for kind, source in self.sources.items():
-            try:
-                stats = await asyncio.wait_for(source.stats(), timeout=5.0)
-            except Exception as exc:  # not deployed in this app, or busy: skip this round
-                self.last[kind] = {"unavailable": type(exc).__name__}
-                continue
-            self.last[kind] = stats
-            POLLED[kind](stats, self.deltas)
-        return self.last
-
-    async def run(self) -> None:
-        while True:
-            await self.poll_once()
-            await asyncio.sleep(self.interval_s)
-
-    def ensure_running(self) -> None:
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self.run())
-
-
-def _poller_class() -> Any:
-    import ray
-
-    @ray.remote(num_cpus=0, max_restarts=-1)
-    class MetricsPoller:
-        def __init__(self, sources: Mapping[str, StatsSource], interval_s: float = 5.0):
-            self.core = MetricsPollerCore(sources, interval_s)
-
-        async def start(self) -> bool:
-            self.core.ensure_running()
-            return True
-
-        async def last(self) -> dict[str, Any]:
-            return self.core.last
-
-        async def poll_now(self) -> dict[str, Any]:
-            return await self.core.poll_once()
-
-    return MetricsPoller
-
-
-async def ensure_poller(sources: Mapping[str, StatsSource], interval_s: float = 5.0) -> Any:
-    """Start (or find) the one detached poller actor of this cluster."""
-    handle = (
-        _poller_class()
-        .options(name=POLLER_NAME, namespace="voxray", lifetime="detached", get_if_exists=True)
-        .remote(dict(sources), interval_s)
-    )
-    await handle.start.remote()
-    return handle

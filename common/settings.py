@@ -181,6 +181,11 @@ class TwilioSettings(BaseModel):
     )
     from_number: str | None = Field(None, description="Caller ID for outbound calls (E.164).")
     api_base_url: str | None = Field(None, description="Override Twilio's REST API base URL (tests).")
+    machine_detection: bool = Field(
+        False,
+        description="Also ask Twilio's answering machine detection (async, billed by Twilio) who answered "
+        "outbound calls: its verdict decides when it comes before the edge's own.",
+    )
     public_base_url: str = Field(
         "http://127.0.0.1:8000", description="How Twilio reaches this app: TwiML and callback URLs use it."
     )
@@ -317,6 +322,52 @@ class RetentionSettings(BaseModel):
         return int(self.record_ttl_days * 86400)
 
 
+class RecordingSettings(BaseModel):
+    mode: Literal["schema", "on", "off"] = Field(
+        "schema",
+        description="schema = record the calls whose schema enables recording; on/off = every call or none "
+        "(a forced recording still opens with a consent line).",
+    )
+    directory: str = Field(
+        ".recordings",
+        description="Where two-channel WAV recordings are written (relative to the working directory; "
+        "git ignores it). Files past their retention are deleted by `voxray recordings purge` and at start.",
+    )
+
+
+class CampaignSettings(BaseModel):
+    """Outbound campaigns (``actors/campaigns``): the tenant window, bounds and the runner."""
+
+    hours_start: str = Field("09:00", description="Default calling window start, callee's local time.")
+    hours_end: str = Field("20:00", description="Default calling window end, callee's local time.")
+    earliest_start: str = Field("08:00", description="A campaign's window may not open before this.")
+    latest_end: str = Field("21:00", description="A campaign's window may not close after this.")
+    default_timezone: str = Field("America/New_York", description="Zone of a simulated row with no number.")
+    max_rows: int = Field(10_000, ge=1, description="Most rows in one campaign.")
+    max_body_bytes: int = Field(
+        8 * 1024 * 1024, ge=1024, description="POST /campaigns bodies (JSON rows or a CSV upload) up to this."
+    )
+    ingress_url: str = Field(
+        "http://127.0.0.1:8000", description="Where the runner starts calls (POST /calls, as any client)."
+    )
+    lease_ttl_s: float = Field(10.0, gt=1, description="The runner's lease; another takes over after it.")
+    tick_s: float = Field(0.2, gt=0, description="The runner's loop period.")
+
+
+class TracingSettings(BaseModel):
+    """OpenTelemetry traces (common/tracing.py): off by default, at no cost (the API's no-op tracer)."""
+
+    enabled: bool = Field(False, description="Record call → turn → stage spans (VOXRAY_TRACING__ENABLED).")
+    otlp_endpoint: str | None = Field(
+        None,
+        description="OTLP/HTTP traces URL, e.g. http://collector:4318/v1/traces "
+        "(VOXRAY_TRACING__OTLP_ENDPOINT); None = the exporter's default (OTEL_EXPORTER_OTLP_ENDPOINT "
+        "or localhost:4318).",
+    )
+    sample_ratio: float = Field(1.0, ge=0, le=1, description="Share of calls traced (by trace id).")
+    service_name: str = Field("voxray", description="The traces' service.name.")
+
+
 class VoxraySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VOXRAY_", env_nested_delimiter="__", extra="ignore")
 
@@ -334,8 +385,15 @@ class VoxraySettings(BaseSettings):
     nlu: NLUSettings = NLUSettings()
     webhooks: WebhookSettings = WebhookSettings()
     retention: RetentionSettings = RetentionSettings()
+    recording: RecordingSettings = RecordingSettings()
     auth: AuthSettings = AuthSettings()
     limits: LimitsSettings = LimitsSettings()
+    campaigns: CampaignSettings = CampaignSettings()
+    tracing: TracingSettings = TracingSettings()
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="json = Ray's and Serve's JSON log records with call_id, trace_id (VOXRAY_LOG_FORMAT).",
+    )
 
 
 @lru_cache(maxsize=1)

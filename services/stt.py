@@ -54,6 +54,7 @@ from common.events import Transcript, Word
 from common.settings import STTSettings, get_settings
 from services.cli_args import parse_cli_value
 from services.model_paths import whisper_model_dir
+from services.replica_metrics import ReplicaMetrics
 
 logger = logging.getLogger("voxray.stt")
 
@@ -405,7 +406,7 @@ class BatchConfig(BaseModel):
 
 
 @serve.deployment(
-    ray_actor_options={"num_cpus": 1},
+    ray_actor_options={"num_cpus": 0.5},
     autoscaling_config={"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 8},
     max_ongoing_requests=32,
 )
@@ -419,6 +420,7 @@ class STTDeployment:
             {"max_batch_size": settings.max_batch_size, "batch_wait_timeout_s": settings.batch_wait_timeout_s}
         )
         self._batch_sizes: dict[int, int] = {}
+        self._metrics = ReplicaMetrics()
         self._requests = 0
         self._hinted = 0
         self._errors = 0
@@ -459,6 +461,7 @@ class STTDeployment:
         n = sum(1 for p in items if not p.silent)
         if n:
             self._batch_sizes[n] = self._batch_sizes.get(n, 0) + 1
+            self._metrics.stt_batch(n)
         return await asyncio.to_thread(self.engine.run, items)
 
     async def stats(self) -> dict[str, Any]:
@@ -480,7 +483,7 @@ class STTDeployment:
 def build_stt_app(
     settings: STTSettings,
     *,
-    num_cpus: float = 1.0,
+    num_cpus: float = 0.5,
     num_gpus: float = 0.0,
     min_replicas: int = 1,
     max_replicas: int = 2,

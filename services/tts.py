@@ -45,6 +45,7 @@ from engine.spoken import spoken_currency
 from engine.voice_text import shape_for_voice, split_sentences
 from services.cli_args import parse_cli_value
 from services.model_paths import piper_voice_files
+from services.replica_metrics import ReplicaMetrics
 
 logger = logging.getLogger("voxray.tts")
 
@@ -172,7 +173,7 @@ def _check_encoding(encoding: str) -> None:
 
 
 @serve.deployment(
-    ray_actor_options={"num_cpus": 1},
+    ray_actor_options={"num_cpus": 0.5},
     autoscaling_config={"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 4},
     max_ongoing_requests=16,
 )
@@ -203,6 +204,7 @@ class TTSDeployment:
             )
         self._sem = asyncio.Semaphore(max_concurrent_synth)
         self._requests = 0
+        self._metrics = ReplicaMetrics()
         for phrase in phrases or []:  # start-up warm-up, blocking by design (before traffic)
             for sentence in _sentences(phrase):
                 self.synth.store(sentence, self.synth.synth_pcm(sentence))
@@ -216,6 +218,7 @@ class TTSDeployment:
             raise ValueError(f"unknown voice tier {voice!r}; known: {sorted(self.voices)}")
         entry = synth.lookup(sentence)
         if entry is not None:
+            self._metrics.tts_phrase_hit()
             audio, rate = synth.encode(entry.pcm, encoding, entry)
         else:
             async with self._sem:
@@ -237,6 +240,7 @@ class TTSDeployment:
     async def synthesize(self, text: str, encoding: str = "mulaw_8k") -> AudioChunk:
         """All of ``text`` as one buffer. Empty text (after normalisation) is a ValueError."""
         self._requests += 1
+        self._metrics.tts_request()
         _check_encoding(encoding)
         sentences = _sentences(text)
         if not sentences:
@@ -263,6 +267,7 @@ class TTSDeployment:
     ) -> AsyncIterator[AudioChunk]:
         """One ``AudioChunk`` per sentence, yielded as soon as it is ready, in the ``voice`` tier."""
         self._requests += 1
+        self._metrics.tts_request()
         _check_encoding(encoding)
         sentences = _sentences(text)
         for i, sentence in enumerate(sentences):
@@ -304,7 +309,7 @@ def build_tts_app(
     settings: TTSSettings,
     *,
     phrases: list[str] | None = None,
-    num_cpus: float = 1.0,
+    num_cpus: float = 0.5,
     num_gpus: float = 0.0,
     min_replicas: int = 1,
     max_replicas: int = 2,

@@ -17,6 +17,7 @@ from engine.cache_scope import CacheScope, template_refusal
 from services.cache.semantic_cache import SemanticCache
 from services.cache.store import cache_prefix
 from services.embedder import Embedder
+from services.replica_metrics import ReplicaMetrics
 
 
 class EmbedBatchConfig(BaseModel):
@@ -26,13 +27,14 @@ class EmbedBatchConfig(BaseModel):
     batch_wait_timeout_s: float = Field(0.0, ge=0)
 
 
-@serve.deployment(max_ongoing_requests=256, ray_actor_options={"num_cpus": 1})
+@serve.deployment(max_ongoing_requests=256, ray_actor_options={"num_cpus": 0.25})
 class SemanticCacheDeployment:
     """Embeddings (batched across callers) + the two-tier cache."""
 
     def __init__(self, settings: CacheSettings, redis_url: str | None, key_prefix: str = "voxray:cache:"):
         self._embedder = Embedder(settings.embedding_model_path, settings.onnx_dir)
         self._cache = SemanticCache(redis_url, self._embedder.dim, settings, key_prefix=key_prefix)
+        self._metrics = ReplicaMetrics()
         self.reconfigure(
             {"max_batch_size": settings.max_batch_size, "batch_wait_timeout_s": settings.batch_wait_timeout_s}
         )
@@ -46,6 +48,7 @@ class SemanticCacheDeployment:
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.0)
     async def _embed_batch(self, texts: list[str]) -> list[np.ndarray]:
         self.batch_sizes.append(len(texts))
+        self._metrics.embed_batch(len(texts))
         if len(self.batch_sizes) > 1000:
             del self.batch_sizes[:500]
         vectors = await asyncio.to_thread(self._embedder.encode, texts)

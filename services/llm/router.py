@@ -53,6 +53,7 @@ from services.llm.providers.base import (
     ToolCallOut,
 )
 from services.llm.providers.stats import ProviderStats
+from services.replica_metrics import ReplicaMetrics
 
 log = logging.getLogger("voxray.llm_router")
 
@@ -110,7 +111,12 @@ class _Finished:
 
 
 class LLMRouter:
-    def __init__(self, providers: list[Provider], options: RouterOptions | None = None):
+    def __init__(
+        self,
+        providers: list[Provider],
+        options: RouterOptions | None = None,
+        metrics: ReplicaMetrics | None = None,
+    ):
         if not providers:
             log.warning("LLM router has no providers; every request will fail")
         self.options = options or RouterOptions()
@@ -134,6 +140,9 @@ class LLMRouter:
         self._requests = 0
         self._failed_requests = 0
         self._launched_total = 0
+        self.metrics = metrics or ReplicaMetrics()  # this replica's series (services/replica_metrics.py)
+        for name in self._runtimes:
+            self.metrics.breaker(name, "closed")
 
     # ------------------------------------------------------------------ decisions
     def _policy(self, request: LLMRequest, tier: Tier) -> Policy:
@@ -188,6 +197,7 @@ class LLMRouter:
         """Consume one provider's stream in this task, forwarding items to ``queue``."""
         attempt = 0
         rt.stats.requests += 1
+        self.metrics.provider_request(rt.name)
         while True:
             emitted = False
             ttft_ms = 0.0
@@ -202,12 +212,14 @@ class LLMRouter:
                                 if isinstance(item, StreamEnd):
                                     total_ms = (time.perf_counter() - start) * 1000
                                     rt.breaker.record_success()
+                                    self.metrics.breaker(rt.name, rt.breaker.state)
                                     await queue.put((rt.name, _Finished(item, ttft_ms, total_ms)))
                                     return
                                 if not emitted:
                                     emitted = True
                                     ttft_ms = (time.perf_counter() - start) * 1000
                                     rt.stats.observe_ttft(ttft_ms)
+                                    self.metrics.ttft(rt.name, ttft_ms)
                                     phase = "total"
                                     deadline.reschedule(
                                         asyncio.get_running_loop().time()
@@ -226,6 +238,7 @@ class LLMRouter:
                 rt.breaker.record_failure()
                 rt.stats.timeouts += 1
                 rt.stats.errors += 1
+                self._failed(rt, timeout=True)
                 limit = rt.first_token_timeout_s if phase == "first token" else rt.total_timeout_s
                 await queue.put((rt.name, _Failed(f"{phase} timeout after {limit:g}s")))
                 return
@@ -238,18 +251,25 @@ class LLMRouter:
                     await asyncio.sleep(backoff * (0.5 + random.random()))
                     if rt.breaker.state == "open":
                         rt.stats.errors += 1
+                        self._failed(rt)
                         await queue.put((rt.name, _Failed(f"{exc} (breaker opened)")))
                         return
                     continue
                 rt.stats.errors += 1
+                self._failed(rt)
                 await queue.put((rt.name, _Failed(str(exc))))
                 return
             except Exception as exc:  # a bug or an SDK surprise: fail this provider, not the turn
                 log.exception("provider %s raised unexpectedly", rt.name)
                 rt.breaker.record_failure()
                 rt.stats.errors += 1
+                self._failed(rt)
                 await queue.put((rt.name, _Failed(f"{rt.name}: unexpected {type(exc).__name__}")))
                 return
+
+    def _failed(self, rt: _Runtime, timeout: bool = False) -> None:
+        self.metrics.provider_failed(rt.name, timeout)
+        self.metrics.breaker(rt.name, rt.breaker.state)
 
     # ------------------------------------------------------------------ one request
     async def stream(self, request: LLMRequest) -> AsyncIterator[LLMEvent]:
@@ -333,6 +353,7 @@ class LLMRouter:
             router_ttft_ms = (time.perf_counter() - t0) * 1000
             win_rt = self._runtimes[winner]
             win_rt.stats.wins += 1
+            self.metrics.provider_won(winner)
             parts: list[str] = []
             yield self._content_event(winner, first.item, parts)
             while True:
@@ -397,6 +418,7 @@ class LLMRouter:
         rt.stats.input_tokens += usage.input_tokens
         rt.stats.output_tokens += usage.output_tokens
         rt.stats.cost_usd += cost
+        self.metrics.usage(rt.name, usage, cost)
         if tps is not None:
             rt.stats.observe_tps(tps)
         return DoneEvent(

@@ -68,7 +68,7 @@ async def coalesce_tokens(events: AsyncIterator[LLMEvent]) -> AsyncIterator[LLME
         yield release()
 
 
-@serve.deployment(max_ongoing_requests=512, ray_actor_options={"num_cpus": 0.5})
+@serve.deployment(max_ongoing_requests=512, ray_actor_options={"num_cpus": 0.05})
 class LLMRouterDeployment:
     def __init__(self, providers: list[ProviderConfig], local_llm: Any, options: RouterOptions):
         if local_llm is None:

@@ -1,4 +1,5 @@
-"""actors/metrics.py: names, routing of turn results to metrics, and deployment-stats export.
+"""actors/metrics.py: names and the routing of turn results to metrics (the deployments' own
+series: tests/unit/test_replica_metrics.py).
 
 The Ray metric objects are replaced by recorders, so these tests need no Ray cluster; that the
 series reach Ray's Prometheus export is shown by the load report (``ray_voxray_*`` list).
@@ -96,56 +97,6 @@ def test_call_lifecycle_and_errors(rec: dict[str, Recorder]) -> None:
     assert rec["voxray_errors"].calls == [("inc", 1, {"component": "stt", "type": "TimeoutError"})]
 
 
-def test_delta_counter_never_double_counts_a_replica_switch() -> None:
-    d = metrics.DeltaCounter()
-    assert d.delta("k", 5) == 5
-    assert d.delta("k", 8) == 3
-    assert d.delta("k", 2) == 0  # another/restarted replica: new baseline, nothing added
-    assert d.delta("k", 4) == 2
-
-
-def test_router_stats_export(rec: dict[str, Recorder]) -> None:
-    deltas = metrics.DeltaCounter()
-    stats: dict[str, Any] = {
-        "providers": {
-            "a": {
-                "requests": 10,
-                "wins": 7,
-                "errors": 1,
-                "timeouts": 0,
-                "breaker": {"state": "closed"},
-                "ttft_ms_p50": 300,
-            },
-            "b": {
-                "requests": 10,
-                "wins": 3,
-                "errors": 6,
-                "timeouts": 2,
-                "breaker": {"state": "open"},
-                "ttft_ms_p50": None,
-            },
-        }
-    }
-    metrics.export_router_stats(stats, deltas)
-    stats["providers"]["a"]["wins"] = 9
-    metrics.export_router_stats(stats, deltas)
-    wins = [(c[1], c[2]["provider"]) for c in rec["voxray_router_wins"].calls]
-    assert wins == [(7.0, "a"), (3.0, "b"), (2.0, "a")]
-    breaker = {c[2]["provider"]: c[1] for c in rec["voxray_router_breaker_state"].calls}
-    assert breaker == {"a": 0.0, "b": 2.0}
-    assert all(c[2]["provider"] == "a" for c in rec["voxray_router_ttft_p50_ms"].calls)
-
-
-def test_stt_and_tts_stats_export(rec: dict[str, Recorder]) -> None:
-    deltas = metrics.DeltaCounter()
-    metrics.export_stt_stats({"batch_sizes": {1: 2, 4: 1}}, deltas)
-    metrics.export_stt_stats({"batch_sizes": {1: 2, 4: 2}}, deltas)
-    assert sum(c[1] for c in rec["voxray_stt_batches"].calls) == 4.0  # 2 of size 1, 2 of size 4
-    assert sum(c[1] for c in rec["voxray_stt_batched_requests"].calls) == 10.0
-    metrics.export_tts_stats({"requests": 5, "cache_hits": 2}, deltas)
-    assert rec["voxray_tts_requests"].calls == [("inc", 5.0, {})]
-
-
 def test_a_failing_metric_never_breaks_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
     def boom(name: str) -> Any:
         raise RuntimeError("metrics backend down")
@@ -153,34 +104,3 @@ def test_a_failing_metric_never_breaks_the_caller(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(metrics, "_metric", boom)
     metrics.turn_observed("prior_auth", "text", "llm", {"cache": 1.0})  # no exception
     metrics.error("llm", "x")
-
-
-async def test_poller_exports_what_the_services_report(rec: dict[str, Recorder]) -> None:
-    class Source:
-        def __init__(self, stats: dict[str, Any] | None) -> None:
-            self._stats = stats
-
-        async def stats(self) -> dict[str, Any]:
-            if self._stats is None:
-                raise RuntimeError("not deployed")
-            return self._stats
-
-    core = metrics.MetricsPollerCore(
-        {
-            "router": Source(
-                {"providers": {"a": {"requests": 1, "wins": 1, "breaker": {"state": "closed"}}}}
-            ),
-            "stt": Source(None),
-            "cache": Source({"embed_batch_size_mean": 2.5}),
-            "tts": Source({"requests": 3, "cache_hits": 1}),
-        }
-    )
-    last = await core.poll_once()
-    assert last["stt"] == {"unavailable": "RuntimeError"}
-    assert rec["voxray_router_wins"].calls == [("inc", 1.0, {"provider": "a"})]
-    assert rec["voxray_embed_batch_size_mean"].calls == [("set", 2.5, {})]
-
-
-def test_poller_refuses_an_unknown_source() -> None:
-    with pytest.raises(ValueError, match="unknown stats sources"):
-        metrics.MetricsPollerCore({"gpu": object()})  # type: ignore[dict-item]

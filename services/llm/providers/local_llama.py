@@ -174,7 +174,7 @@ class LlamaEngine:
         yield StreamEnd(Usage(input_tokens=n_in, output_tokens=n_out), finish)
 
 
-@serve.deployment(max_ongoing_requests=8, ray_actor_options={"num_cpus": 1})
+@serve.deployment(max_ongoing_requests=8, ray_actor_options={"num_cpus": 0.25})
 class LocalLLMDeployment:
     def __init__(
         self,
