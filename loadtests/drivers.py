@@ -119,7 +119,18 @@ def run_locust(base: str, phase: TextPhase, out_dir: Path) -> tuple[list[dict[st
         cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     SAMPLER_EXCLUDE.add(proc.pid)
-    output, _ = proc.communicate(timeout=phase.duration_s + 180)
+    lines = []
+    deadline = t0 + phase.duration_s + 180
+    assert proc.stdout is not None
+    for line in proc.stdout:  # the locustfile's status line every few seconds is shown as it comes
+        lines.append(line)
+        if line.startswith("[load]"):
+            print(f"[{phase.name}] {line[7:].rstrip()}", flush=True)
+        if time.time() > deadline:
+            proc.kill()
+            break
+    proc.wait(timeout=30)
+    output = "".join(lines)
     t1 = time.time()
     (out_dir / f"{phase.name}.locust.txt").write_text(output)
     records = (

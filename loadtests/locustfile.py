@@ -11,11 +11,15 @@ machine cannot answer (they go to the semantic cache, and on a miss to the LLM r
 ``POST /calls/{id}/hangup``. Text mode exercises ingress, call hosts, NLU, cache, router and
 the Redis state store; it skips STT and TTS.
 
-Custom events (Locust ``request`` events, so they appear in the stats table and CSVs):
-- request_type ``STAGE``: one sample per server-side stage in the turn's ``stages_ms``
-  (nlu, cache, llm_ttft, turn_total, ...), plus ``voxray_added`` (turn time not spent in the
-  provider, see ``added_ms``);
-- request_type ``ERROR``: one per failed start/turn/hangup, named by error type.
+Locust's own table holds only real HTTP requests (start, turn, hang-up; a failed one is a
+failure there). Server-side stages are not requests: one sample per stage in each turn's
+``stages_ms`` (nlu, cache, llm_ttft, turn_total, ...) plus ``voxray_added`` (turn time not spent
+in the provider, see ``added_ms``) goes to a table of its own, printed at the end, written as
+``<--csv prefix>_stages.csv`` and served by the web UI at ``/voxray/stages`` (per Locust
+process). Headless runs print a status line every 5 s (users, rps, failures, p95 of a turn).
+``VOXRAY_LOAD_PHASES="50:60,100:120"`` (users:seconds, ...) runs those phases in order
+(a ``LoadTestShape``; without it ``-u``/``-r``/``-t`` decide). ``[tool.locust]`` in
+``pyproject.toml`` makes this file and ``http://127.0.0.1:8000`` the defaults.
 With ``VOXRAY_LOAD_OUT=<file.jsonl>`` every start, turn and error is also appended as one JSON
 line (run_scenarios reads those for exact percentiles and plots).
 
@@ -35,8 +39,10 @@ import threading
 import time
 from typing import Any
 
-from locust import between, events, task
+import gevent
+from locust import LoadTestShape, between, events, task
 from locust.contrib.fasthttp import FastHttpUser
+from locust.stats import RequestStats, get_percentile_stats_summary, get_stats_summary
 
 from common.testing.samples import SAMPLE_CALL_DATA
 from loadtests.api_key import tool_headers
@@ -125,10 +131,12 @@ class _Sink:
 SINK = _Sink()
 
 
-def _fire(environment: Any, request_type: str, name: str, ms: float, exc: Exception | None = None) -> None:
-    environment.events.request.fire(
-        request_type=request_type, name=name, response_time=ms, response_length=0, exception=exc, context={}
-    )
+STAGE_STATS = RequestStats()  # server-side stage samples: kept out of Locust's request table
+STATUS_EVERY_S = 5.0
+
+
+def _stage(name: str, ms: float) -> None:
+    STAGE_STATS.log_request("STAGE", name, round(ms), 0)
 
 
 class TextCallUser(FastHttpUser):
@@ -140,7 +148,6 @@ class TextCallUser(FastHttpUser):
     connection_timeout = 30.0
 
     def _error(self, where: str, kind: str, detail: str = "") -> None:
-        _fire(self.environment, "ERROR", f"{where}:{kind}", 0.0, RuntimeError(detail[:200] or kind))
         SINK.write({"kind": "error", "t": time.time(), "where": where, "type": kind, "users": self._users()})
 
     def _users(self) -> int:
@@ -199,10 +206,10 @@ class TextCallUser(FastHttpUser):
             turn = r.json()
         stages = turn.get("stages_ms") or {}
         for stage, value in stages.items():
-            _fire(self.environment, "STAGE", stage, float(value))
+            _stage(stage, float(value))
         added = added_ms(turn)
         if added is not None:
-            _fire(self.environment, "STAGE", "voxray_added", added)
+            _stage("voxray_added", added)
         llm = turn.get("llm") or {}
         SINK.write(
             {
@@ -237,3 +244,80 @@ def _start(environment: Any, **_: Any) -> None:
     opts = environment.parsed_options
     if opts is not None and getattr(opts, "voxray_think_s", None):
         os.environ["VOXRAY_LOAD_THINK_S"] = opts.voxray_think_s
+    if opts is not None and getattr(opts, "headless", False):
+        gevent.spawn(_status_loop, environment)
+
+
+def _phases() -> list[tuple[int, float]]:
+    """``VOXRAY_LOAD_PHASES``: "users:seconds,users:seconds" → [(users, seconds)]."""
+    spec = os.environ.get("VOXRAY_LOAD_PHASES", "").strip()
+    phases = []
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        users, _, seconds = part.partition(":")
+        try:
+            phases.append((int(users), float(seconds)))
+        except ValueError:
+            raise SystemExit(f"VOXRAY_LOAD_PHASES: {part!r} is not users:seconds") from None
+    return phases
+
+
+if _phases():  # Locust uses a shape class whenever the file defines one: only when asked
+
+    class PhasedLoad(LoadTestShape):
+        """The phases of ``VOXRAY_LOAD_PHASES`` one after another, spawning 5 users/s."""
+
+        phases = _phases()
+
+        def tick(self) -> tuple[int, float] | None:
+            elapsed = self.get_run_time()
+            for users, seconds in self.phases:
+                if elapsed < seconds:
+                    return users, 5.0
+                elapsed -= seconds
+            return None
+
+
+def _status_line(environment: Any) -> str:
+    total = environment.stats.total
+    turn = environment.stats.get("POST turn", "POST")
+    p95 = turn.get_response_time_percentile(0.95) if turn.num_requests else 0
+    users = environment.runner.user_count if environment.runner is not None else 0
+    return (
+        f"[load] users={users} rps={total.current_rps:.1f} requests={total.num_requests} "
+        f"failures={total.num_failures} turn_p95={p95:.0f}ms"
+    )
+
+
+def _status_loop(environment: Any) -> None:
+    while True:
+        gevent.sleep(STATUS_EVERY_S)
+        print(_status_line(environment), flush=True)
+
+
+@events.init.add_listener  # type: ignore[untyped-decorator]
+def _init(environment: Any, **_: Any) -> None:
+    if environment.web_ui is not None:
+
+        @environment.web_ui.app.route("/voxray/stages")  # type: ignore[untyped-decorator]
+        def stages() -> dict[str, Any]:
+            return {"stages": STAGE_STATS.serialize_stats()}
+
+
+@events.quitting.add_listener  # type: ignore[untyped-decorator]
+def _quitting(environment: Any, **_: Any) -> None:
+    if not STAGE_STATS.entries:
+        return
+    print("\nserver-side stages (ms per turn; samples, not requests):")
+    for line in [*get_stats_summary(STAGE_STATS, current=False), *get_percentile_stats_summary(STAGE_STATS)]:
+        print(line)
+    prefix = getattr(environment.parsed_options, "csv_prefix", None)
+    if prefix:
+        with open(f"{prefix}_stages.csv", "w") as out:
+            out.write("stage,samples,median_ms,p95_ms,p99_ms,avg_ms,min_ms,max_ms\n")
+            for (name, _method), entry in sorted(STAGE_STATS.entries.items()):
+                pct = entry.get_response_time_percentile
+                out.write(
+                    f"{name},{entry.num_requests},{pct(0.5):.1f},{pct(0.95):.1f},{pct(0.99):.1f},"
+                    f"{entry.avg_response_time:.1f},{entry.min_response_time or 0:.1f},"
+                    f"{entry.max_response_time:.1f}\n"
+                )

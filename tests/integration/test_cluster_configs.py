@@ -24,13 +24,18 @@ import ray
 import yaml
 
 from actors.metrics import BY_NAME, METRICS
+from common.metric_defs import SERVE_TAGS
 
 ROOT = Path(__file__).resolve().parents[2]
 RAY_SCHEMA = Path(ray.__file__).parent / "autoscaler" / "ray-schema.json"
 
 
 def _yaml(path: Path) -> dict[str, Any]:
-    data = yaml.safe_load(path.read_text())
+    return _yaml_text(path.read_text())
+
+
+def _yaml_text(text: str) -> dict[str, Any]:
+    data = yaml.safe_load(text)
     assert isinstance(data, dict)
     return data
 
@@ -237,17 +242,72 @@ def test_every_queried_metric_is_defined_in_code() -> None:
         "voxray_errors",
         "voxray_cache_hits",
         "voxray_router_wins",
+        "voxray_llm_ttft_ms",
+        "voxray_llm_input_tokens",
+        "voxray_llm_cached_input_tokens",
+        "voxray_llm_output_tokens",
+        "voxray_llm_cost_usd",
     } <= seen
 
 
 def test_every_queried_label_exists_on_its_metric() -> None:
-    all_tags = {t for m in METRICS for t in m.tags} | {"le"}
+    all_tags = {t for m in METRICS for t in m.tags} | {"le"} | set(SERVE_TAGS)
     for expr in _exprs():
         for match in SELECTOR.finditer(expr):
             name, _ = _metric_of(match.group(0).split("{")[0].removeprefix("ray_"))
+            labels = BY_NAME[name].tags + (SERVE_TAGS if BY_NAME[name].per_replica else ())
             for part in filter(None, (s.strip() for s in match.group(1).split(","))):
                 label = re.split(r"[=!~]", part)[0].strip()
-                assert label in BY_NAME[name].tags, f"{name} has no label {label!r}"
+                assert label in labels, f"{name} has no label {label!r}"
         for clause in BY_CLAUSE.findall(expr):
             for label in filter(None, (s.strip() for s in clause.split(","))):
                 assert label in all_tags, f"grouping by unknown label {label!r} in {expr}"
+
+
+def test_cluster_readme_names_every_series_and_only_real_ones() -> None:
+    """The metrics table of cluster/README.md: each ``ray_voxray_*`` it names is defined (as the
+    kind its suffix says), and every defined metric appears there."""
+    text = (ROOT / "cluster" / "README.md").read_text()
+    named = set()
+    for series in SERIES.findall(text):
+        name, kind = _metric_of(series)
+        assert name in BY_NAME and BY_NAME[name].kind == kind, f"cluster/README.md names {series!r}"
+        named.add(name)
+    # the table abbreviates sibling counters as `_wins_total`: expand them
+    for short in re.findall(r"`(_[a-z_]+)_total`", text):
+        named |= {m.name for m in METRICS if m.name.endswith(short)}
+    assert {m.name for m in METRICS} <= named, sorted({m.name for m in METRICS} - named)
+    assert "poller" not in text.lower()  # replicas record their own series now
+
+
+def test_kuberay_rayservice_is_generated_from_the_serve_config_and_parses() -> None:
+    from ray.serve.schema import ServeDeploySchema
+
+    from cluster import kuberay
+
+    committed = (ROOT / "cluster" / "kuberay" / "rayservice.yaml").read_text()
+    assert committed == kuberay.render(), "run: python -m cluster.kuberay > cluster/kuberay/rayservice.yaml"
+    manifest = _yaml_text(committed)
+    assert (manifest["apiVersion"], manifest["kind"]) == ("ray.io/v1", "RayService")
+    spec = manifest["spec"]
+    serve = ServeDeploySchema.model_validate(_yaml_text(spec["serveConfigV2"]))
+    assert serve.model_dump(exclude_unset=True) == ServeDeploySchema.model_validate(
+        _yaml(ROOT / "cluster" / "serve_config.yaml")
+    ).model_dump(exclude_unset=True)
+    cluster = spec["rayClusterConfig"]
+    assert cluster["enableInTreeAutoscaling"] is True
+    assert cluster["gcsFaultToleranceOptions"]["redisAddress"]
+    assert "secretKeyRef" in cluster["gcsFaultToleranceOptions"]["redisPassword"]["valueFrom"]
+    assert cluster["headGroupSpec"]["rayStartParams"]["num-cpus"] == "0"
+    groups = {g["groupName"]: g for g in cluster["workerGroupSpecs"]}
+    assert set(groups) == {"cpu-workers", "gpu-workers"}
+    gpu = groups["gpu-workers"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+    assert gpu["nvidia.com/gpu"] == 1 and groups["gpu-workers"]["minReplicas"] == 0
+    for group in [cluster["headGroupSpec"], *groups.values()]:
+        for container in group["template"]["spec"]["containers"]:
+            env = {e["name"]: e for e in container["env"]}
+            assert env["HF_HUB_OFFLINE"]["value"] == "1"
+            # credentials only ever come from the secret
+            secrets = ("VOXRAY_PROVIDERS__ANTHROPIC_API_KEY", "VOXRAY_TWILIO__AUTH_TOKEN", "REDIS_PASSWORD")
+            for name in secrets:
+                assert "value" not in env[name] and env[name]["valueFrom"]["secretKeyRef"]["name"]
