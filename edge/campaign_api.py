@@ -6,8 +6,6 @@ checks call data; refused rows are listed by row number, field and message (neve
 and the others run. Row data is never logged.
 """
 
-from __future__ import annotations
-
 import csv
 import io
 import time
