@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,21 @@ async def test_a_dead_host_fails_over_once_whoever_notices(pools: list[CallHostP
     assert done.state == "ask_status"
 
 
+async def _named_actor(name: str, within_s: float = 15.0) -> Any:
+    """The actor registered under ``name``: creation is asynchronous, so on a loaded machine the
+    name can reach the GCS a moment after ``.remote()`` returned."""
+    import ray
+
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            return ray.get_actor(name, namespace=NAMESPACE)
+        except ValueError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.1)
+
+
 async def test_a_replacement_host_is_never_killed_by_a_replica_with_a_stale_handle(
     pools: list[CallHostPool],
 ) -> None:
@@ -121,7 +137,7 @@ async def test_a_replacement_host_is_never_killed_by_a_replica_with_a_stale_hand
     b._handle(dead)  # b holds the soon-stale handle
     ray.kill(ray.get_actor(dead, namespace=NAMESPACE), no_restart=True)
     await a.call(call.call_id, "status")  # a fails the call over and starts a replacement
-    replacement = ray.get_actor(dead, namespace=NAMESPACE)
+    replacement = await _named_actor(dead)
     other = await start(a)
     while (await a.route(other.call_id)).host != dead:  # place a call on the replacement
         other = await start(a)
