@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
-from common.audio import TWILIO_FRAME_BYTES, ULAW_SILENCE, pcm16_to_ulaw
-from loadtests.voice import DEFAULT_CACHE_DIR
+from common.audio import pcm16_to_ulaw
+from loadtests.voice import DEFAULT_CACHE_DIR, keep_cached, whole_frames
 
 SYNTH_RATE = 44100  # sox's pluck wants 44.1-48 kHz
 LINE_RATE = 8000
@@ -154,16 +153,8 @@ class HoldMusic:
         path = self.cache_dir / f"{item.key()}-{seconds:g}.ulaw"
         if path.exists():
             return path.read_bytes()
-        pcm = self._line(self._render(item, seconds))
-        audio = pcm16_to_ulaw(pcm)
-        audio += bytes([ULAW_SILENCE]) * (-len(audio) % TWILIO_FRAME_BYTES)
-        try:
-            self.cache_dir.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{uuid.uuid4().hex[:6]}.tmp")
-            tmp.write_bytes(audio)
-            tmp.replace(path)
-        except OSError:  # a read-only checkout still works, just slower
-            pass
+        audio = whole_frames(pcm16_to_ulaw(self._line(self._render(item, seconds))))
+        keep_cached(path, audio)
         return audio
 
     def _render(self, item: Tune | Tone, seconds: float) -> Floats:

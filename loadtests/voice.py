@@ -55,17 +55,26 @@ class CachedVoice:
         if path.exists():
             audio = path.read_bytes()
         else:
-            audio = self._synthesise(text)
-            audio += bytes([ULAW_SILENCE]) * (-len(audio) % TWILIO_FRAME_BYTES)
-            try:
-                self.cache_dir.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(f".{uuid.uuid4().hex[:6]}.tmp")
-                tmp.write_bytes(audio)
-                tmp.replace(path)
-            except OSError as exc:  # a read-only checkout still works, just slower
-                logger.debug("speech cache not writable: %s", exc)
+            audio = whole_frames(self._synthesise(text))
+            keep_cached(path, audio)
         self._memory[key] = audio
         return audio
+
+
+def whole_frames(mulaw: bytes) -> bytes:
+    """``mulaw`` padded with line silence to a whole number of 20 ms frames."""
+    return mulaw + bytes([ULAW_SILENCE]) * (-len(mulaw) % TWILIO_FRAME_BYTES)
+
+
+def keep_cached(path: Path, audio: bytes) -> None:
+    """Write a generated clip to the on-disk cache (atomically: runs may share the folder)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{uuid.uuid4().hex[:6]}.tmp")
+        tmp.write_bytes(audio)
+        tmp.replace(path)
+    except OSError as exc:  # a read-only checkout still works, just slower
+        logger.debug("audio cache not writable: %s", exc)
 
 
 class PersonaVoice(CachedVoice):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from urllib.parse import urlsplit
 
 from actors.call_host import CallHostCore, CallNotFound, HostConfig
 from actors.host_pool import mint_stream_token, stream_token_nonce
+from common.events import Utterance
 from common.testing.services import ScriptedCache, ScriptedLLM
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -126,3 +128,17 @@ class RedisGate:
 
         await asyncio.gather(pump(reader, up_writer, True), pump(up_reader, writer, False))
         self._writers -= {writer, up_writer}
+
+
+def utterance(end: float | None = None, over_agent: bool = False) -> Utterance:
+    """A one-second utterance handed to a call link directly (its speech to text is scripted)."""
+    now = time.monotonic() if end is None else end
+    return Utterance(
+        pcm16_16k=b"\x00\x00" * 1600,
+        speech_start=now - 1.0,
+        speech_end=now,
+        duration_s=0.1,
+        voiced_ms=800,
+        during_playback=over_agent,
+        end_reason="silence",
+    )

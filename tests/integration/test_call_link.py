@@ -10,17 +10,16 @@ from __future__ import annotations
 import asyncio
 import json
 import pickle
-import time
 from typing import Any
 
-from common.events import EndReason, TurnDone, Utterance
+from common.events import EndReason, TurnDone
 from common.testing.samples import SAMPLE_CALL_DATA
 from common.testing.services import ScriptedLLM, ScriptedSTT, ScriptedTTS
 from edge.call_link import CallLink
 from edge.media.config import EdgeConfig
 from edge.twilio import protocol
 from engine.stt_hints import stt_hints
-from tests.support import InProcessRouter
+from tests.support import InProcessRouter, utterance
 
 GOODBYE_SCRIPT = [
     "This is Sarah.",
@@ -63,19 +62,6 @@ async def connect(
     await link.media.drain()
     await link.settle()
     return link, phone, opened.call_id  # type: ignore[union-attr]
-
-
-def utterance(end: float | None = None, over_agent: bool = False) -> Utterance:
-    now = time.monotonic() if end is None else end
-    return Utterance(
-        pcm16_16k=b"\x00\x00" * 1600,
-        speech_start=now - 1.0,
-        speech_end=now,
-        duration_s=0.1,
-        voiced_ms=800,
-        during_playback=over_agent,
-        end_reason="silence",
-    )
 
 
 async def test_a_wrong_token_is_refused_and_cannot_touch_the_call() -> None:

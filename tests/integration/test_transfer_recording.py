@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import dataclasses
 import json
-import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
@@ -24,7 +23,7 @@ from starlette.requests import Request
 from twilio.request_validator import RequestValidator
 
 from common.audio import pcm16_to_ulaw
-from common.events import AudioChunk, EndReason, Utterance
+from common.events import AudioChunk, EndReason
 from common.settings import TwilioSettings, VoxraySettings
 from common.testing.services import ScriptedSTT
 from common.testing.twilio_server import FakeTwilioServer
@@ -33,7 +32,7 @@ from edge.media.config import EdgeConfig
 from edge.media.recorder import RATE, RecordingSink, read_wav
 from edge.twilio import protocol
 from edge.twilio.transfer import TwilioTelephony
-from tests.support import InProcessRouter
+from tests.support import InProcessRouter, utterance
 
 REDIS = "redis://127.0.0.1:6379/0"
 ACCOUNT = "AC" + "3" * 32
@@ -132,21 +131,8 @@ async def talk(link: CallLink, phone: Phone, lines: int) -> None:
         for _ in range(lines):
             if link.finished:
                 break
-            await link.on_utterance(_utterance())
+            await link.on_utterance(utterance())
             await link.settle()
-
-
-def _utterance() -> Utterance:
-    now = time.monotonic()
-    return Utterance(
-        pcm16_16k=b"\x00\x00" * 1600,
-        speech_start=now - 1.0,
-        speech_end=now,
-        duration_s=0.1,
-        voiced_ms=800,
-        during_playback=False,
-        end_reason="silence",
-    )
 
 
 async def start_sales(

@@ -14,6 +14,7 @@ from twilio.rest import Client
 
 from common.events import TransferOrder
 from common.settings import TwilioSettings
+from common.testing.samples import SAMPLE_CALL_DATA
 from common.testing.twilio_server import FakeTwilioServer
 from edge.twilio.transfer import TwilioTelephony, dial_twiml, whisper_twiml, whisper_url
 from engine.conversation import Conversation
@@ -207,15 +208,7 @@ async def test_failures_are_reported_not_raised(twilio: FakeTwilioServer) -> Non
     assert no_store.error == "no_whisper_store"
 
 
-PATIENT = {
-    "patient_name": "Jane Doe",
-    "date_of_birth": "1980-01-15",
-    "member_id": "XKM449812",
-    "insurer": "Blue Cross",
-    "cpt_code": "99213",
-    "provider_name": "Doctor Smith",
-    "provider_npi": "1234567893",
-}
+PATIENT = SAMPLE_CALL_DATA["prior_auth"]
 INSISTS_ON_THE_OFFICE = "Look, the office needs to call us about this one directly."
 
 
