@@ -66,6 +66,9 @@ class AudioCall(BaseModel):
     latencies_ms: list[float] = Field(
         default_factory=list, description="Voice to voice, per line the agent answered after it ended."
     )
+    answered_audio_ms: float = Field(
+        0.0, description="Agent audio after the counterpart's lines (a reply that overlapped a line too)."
+    )
     error: str | None = None
 
 
@@ -190,6 +193,7 @@ async def play_audio(
         said=caller.said,
         heard=[t["text"] for t in status.get("transcript", []) if t["speaker"] == "caller"],
         latencies_ms=result.latencies_ms,
+        answered_audio_ms=sum(t.agent_audio_ms for t in result.turns),
         error="; ".join(result.errors) if result.errors and not result.closed_by_server else None,
     )
 

@@ -364,11 +364,13 @@ def test_barge_in_during_an_llm_reply_stops_the_provider_stream(
     try:
         call = start(client)
         result = _run_caller(call, "rep_interrupts_llm")
-        assert result.clear_events, "talking over the LLM reply must send clear"
-        records = app["llm"].records
-        assert records and records[0].disconnected, "the provider stream must be closed on barge-in"
-        assert records[0].tokens_sent < len(slow.split())
         status = client.get(f"/calls/{call['call_id']}").json()
+        heard = [(t["speaker"], t["text"], t.get("source")) for t in status["transcript"]]
+        assert result.clear_events, ("talking over the LLM reply must send clear", heard)
+        records = app["llm"].records
+        app["llm"].wait_for(lambda: bool(records) and records[0].disconnected, timeout=5)
+        assert records and records[0].disconnected, ("the provider stream must be closed on barge-in", heard)
+        assert records[0].tokens_sent < len(slow.split())
         agent_lines = [t["text"] for t in status["transcript"] if t["speaker"] == "agent"]
         assert not any("hoping for some sun" in line for line in agent_lines)  # only the heard part
         assert status["state"] == "ask_status"  # "I found the member" moved the call on

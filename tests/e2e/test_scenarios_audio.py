@@ -33,4 +33,7 @@ def test_audio_counterparts_reach_the_expected_outcome(app: dict[str, Any]) -> N
     for call in calls:
         assert call.error is None, report
         assert call.score.outcome == call.score.expected_outcome, report
-        assert call.latencies_ms, report  # the agent answered over the websocket
+        # The agent answered over the websocket. A reply that began while the counterpart was still
+        # saying a second sentence (a pause between them ended the turn) has no voice-to-voice
+        # figure, so the check is on the agent's audio, not on the latencies.
+        assert call.answered_audio_ms > 0, report
