@@ -3,6 +3,11 @@
     Utterance ─► STT service ─► host.turn(CallerTurn) ─► ReplyChunk … ─► TTS service ─► playout
                                                            TurnDone ─► (goodbye: wait, then end)
 
+Speech recognition starts early: at a pause (``early_stt_pause_ms``) the media stream hands out
+the utterance so far and it is transcribed while the end of turn is still being decided. If the
+caller does not go on, the utterance that ends is that same audio and the turn takes the
+transcript already under way; if they do, it is dropped and the whole utterance is transcribed.
+
 The call host sees one transcript per turn and answers with text chunks; all audio work stays
 here, next to the socket. Voice to voice is measured on this process's clock: from the end of
 the caller's speech to the first agent audio handed to playout. On barge-in, playout's
@@ -21,6 +26,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from actors import metrics
@@ -75,6 +81,15 @@ class CallRouter(Protocol):
     async def call(self, call_id: str, method: str, *args: Any) -> Any: ...
 
 
+@dataclass
+class _EarlyTranscript:
+    """Speech recognition of an utterance's audio so far, started at a pause."""
+
+    pcm16_16k: bytes
+    hints: str
+    task: asyncio.Task[Transcript]
+
+
 class CallLink:
     def __init__(
         self,
@@ -107,6 +122,7 @@ class CallLink:
             on_start=self.on_start,
             on_stop=self.on_stop,
             on_dtmf=self.on_dtmf,
+            on_early_audio=self.on_early_audio,
             clock=clock,
         )
         self.keypad = KeypadCollector(self.on_keys, self.media.config.keypad_gap_ms / 1000)
@@ -119,6 +135,8 @@ class CallLink:
         self._marks_of: dict[int, list[str]] = {}  # turn → its marks in order
         self._notes: set[asyncio.Task[Any]] = set()
         self._stt_hints = ""  # from the latest TurnDone: what the next utterance likely holds
+        self._early: _EarlyTranscript | None = None
+        self.early_stt = {"started": 0, "used": 0, "dropped": 0}
         self.answering: AnsweringSession | None = None  # who answered (edge/answering.py)
         self.hold = HoldListener(self._hold_timed_out, call_id)  # on hold: music is dropped unheard
         self._stream_started = clock()
@@ -153,6 +171,41 @@ class CallLink:
         if self.hold.drops(utterance):
             return  # hold music (edge/hold.py): no STT, no turn
         self._start_turn(self._caller_turn(utterance))
+
+    def on_early_audio(self, pcm16_16k: bytes) -> None:
+        """The utterance so far, at a pause: start transcribing it (see the module docstring)."""
+        if not self.authorized or self.finished or self.hold.active:
+            return  # on hold, music is screened first and most of it is never transcribed
+        if self.answering is not None and self.answering.listening:
+            return  # who answered decides on its own transcripts
+        if self._turn is not None and not self._turn.done():
+            return  # a reply is still being made: this speech waits for it anyway (and may be a hold)
+        self._drop_early()
+        task = asyncio.get_running_loop().create_task(self.stt.transcribe(pcm16_16k, self._stt_hints))
+        self._early = _EarlyTranscript(pcm16_16k, self._stt_hints, task)
+        self.early_stt["started"] += 1
+
+    def _drop_early(self) -> None:
+        early, self._early = self._early, None
+        if early is not None:
+            early.task.cancel()
+            self.early_stt["dropped"] += 1
+
+    async def _transcribe(self, utterance: Utterance) -> Transcript:
+        """The utterance's transcript: the early one when the caller did not go on after it."""
+        early = self._early
+        if early is not None and early.pcm16_16k == utterance.pcm16_16k and early.hints == self._stt_hints:
+            self._early = None
+            try:
+                transcript = await early.task
+            except Exception:
+                pass
+            else:
+                self.early_stt["used"] += 1
+                return transcript
+        else:
+            self._drop_early()
+        return await self.stt.transcribe(utterance.pcm16_16k, self._stt_hints)
 
     # ---- keypad (edge/keypad.py gathers the keys; common/dtmf.py plays the agent's) -----
     async def on_dtmf(self, digits: str) -> None:
@@ -202,7 +255,7 @@ class CallLink:
     async def _caller_turn(self, utterance: Utterance) -> None:
         t0 = self.clock()
         try:
-            transcript = await self.stt.transcribe(utterance.pcm16_16k, self._stt_hints)
+            transcript = await self._transcribe(utterance)
         except Exception as exc:  # the STT replica said no: the call asks the caller to repeat
             log.warning("call %s: STT failed: %s", self.call_id, type(exc).__name__)
             metrics.error("stt", type(exc).__name__)
@@ -389,6 +442,7 @@ class CallLink:
             self._end(EndReason.HOLD_TIMEOUT)
 
     async def close(self) -> None:
+        self._drop_early()
         await self.keypad.close()
         await self.hold.close()
         if self.answering is not None:

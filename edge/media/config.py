@@ -33,6 +33,13 @@ class EdgeConfig(BaseModel):
         description="Pause that ends an utterance smart turn judged incomplete (pipecat waits 3 s; "
         "the model calls some finished Piper lines incomplete, so every false verdict costs this).",
     )
+    early_stt_pause_ms: int = Field(
+        200,
+        ge=0,
+        description="Pause after which the utterance so far is sent to speech recognition while the "
+        "end of turn is still being decided (not before ``tail_ms``); if the caller does not resume, "
+        "that transcript is the turn's. 0: transcribe only once the turn has ended.",
+    )
     tail_ms: int = Field(200, ge=0, description="Trailing audio kept after the last speech window.")
     min_utterance_ms: int = Field(150, ge=0, description="Less voiced audio than this is noise: dropped.")
     max_utterance_s: float = Field(30.0, gt=0, description="A longer monologue is cut into utterances.")

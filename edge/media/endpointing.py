@@ -9,6 +9,9 @@ turned into times by the ``time_at`` function it is given). All knobs are in ``E
   are not clipped.
 - while in speech a window counts as speech while its probability ≥ ``vad_neg_threshold``
   (hysteresis, as Silero's own ``get_speech_timestamps`` does); otherwise SPEAKING → PAUSED.
+- at a pause of ``early_stt_pause_ms`` (and at least ``tail_ms``) the utterance so far is handed
+  out (``EarlyAudio``) to be transcribed while the end of turn is decided; if the caller does not
+  resume, the utterance that ends is exactly that audio.
 - at a pause of ``turn_pause_ms`` the smart-turn model is asked (``AskSmartTurn``) whether the
   turn is complete; its ``verdict`` "complete" ends the utterance at once, "incomplete" (the
   caller paused mid-sentence) stretches the pause needed to ``incomplete_end_silence_ms``.
@@ -49,6 +52,13 @@ class AskSmartTurn:
 
 
 @dataclass(frozen=True)
+class EarlyAudio:
+    """The utterance so far, at a pause: the turn's audio if the caller does not go on."""
+
+    audio: npt.NDArray[np.int16]
+
+
+@dataclass(frozen=True)
 class BargeIn:
     """The caller is talking over the agent: stop the agent's audio."""
 
@@ -63,7 +73,7 @@ class NoiseDropped:
     voiced_ms: float
 
 
-Action = AskSmartTurn | BargeIn | UtteranceEnded | NoiseDropped
+Action = AskSmartTurn | EarlyAudio | BargeIn | UtteranceEnded | NoiseDropped
 
 
 @dataclass
@@ -79,6 +89,7 @@ class _Speech:
     during_playback: bool = False
     barge_in: bool = False
     turn_asked: bool = False
+    early_sent: bool = False
     turn_verdict: float | None = None  # smart-turn probability for the current pause
     pause_id: int = 0
     samples: int = 0
@@ -141,6 +152,7 @@ class Endpointer:
             if sp.silence_ms:
                 sp.silence_ms = 0.0
                 sp.turn_asked = False
+                sp.early_sent = False
                 sp.turn_verdict = None
                 self._pause_seq += 1
                 sp.pause_id = self._pause_seq
@@ -153,6 +165,14 @@ class Endpointer:
 
         sp.silence_ms += WINDOW_MS
         actions = []
+        if (
+            cfg.early_stt_pause_ms
+            and not sp.early_sent
+            and sp.silence_ms >= max(cfg.early_stt_pause_ms, cfg.tail_ms)
+            and sp.voiced_ms >= cfg.min_utterance_ms
+        ):
+            sp.early_sent = True
+            actions.append(EarlyAudio(self._audio(sp, sp.last_speech_end_pos)))
         if (
             cfg.smart_turn
             and not sp.turn_asked

@@ -14,7 +14,8 @@ Outbound: ``Playout`` paces the agent's audio and reports what was heard.
 Callbacks: ``on_utterance``/``on_start``/``on_stop``/``on_dtmf`` run in order on one task (a
 slow consumer never stalls frame handling, but delays the next callback); ``on_barge_in`` runs
 at once on its own task, after ``clear`` went out, with what the caller heard, so the
-in-flight reply can be stopped.
+in-flight reply can be stopped; ``on_early_audio`` (plain, must not block) gets the utterance so
+far at a pause, at once, so speech recognition can start before the end of turn is decided.
 
 Pipecat's ``TwilioFrameSerializer`` is not used: it converts to pipecat pipeline frames with
 its own resampler, while this edge parses the protocol with pydantic models
@@ -43,7 +44,15 @@ from pydantic import ValidationError
 from common.audio import TWILIO_FRAME_MS, InboundConverter
 from common.events import Utterance
 from edge.media.config import EdgeConfig
-from edge.media.endpointing import Action, AskSmartTurn, BargeIn, Endpointer, NoiseDropped, UtteranceEnded
+from edge.media.endpointing import (
+    Action,
+    AskSmartTurn,
+    BargeIn,
+    EarlyAudio,
+    Endpointer,
+    NoiseDropped,
+    UtteranceEnded,
+)
 from edge.media.jitter_buffer import InboundFrame, InOrderFrames
 from edge.media.playout import ClearResult, Playout
 from edge.media.recorder import Recorder
@@ -95,6 +104,7 @@ class MediaStream:
         on_start: Callable[[StreamInfo], Awaitable[None]] | None = None,
         on_stop: Callable[[], Awaitable[None]] | None = None,
         on_dtmf: Callable[[str], Awaitable[None]] | None = None,
+        on_early_audio: Callable[[bytes], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         vad_model: SileroModel | None = None,
         smart_turn: SmartTurn | None = None,
@@ -106,6 +116,7 @@ class MediaStream:
         self._on_start = on_start
         self._on_stop = on_stop
         self._on_dtmf = on_dtmf
+        self._on_early_audio = on_early_audio
         self._clock = clock
         self._vad = SileroStream(vad_model or SileroModel.shared())
         self._smart_turn = (smart_turn or SmartTurn.shared()) if cfg.smart_turn else None
@@ -131,6 +142,7 @@ class MediaStream:
                 "vad_skipped",
                 "smart_turn_decisions",
                 "smart_turn_skipped",
+                "early_audio",
                 "dtmf",
                 "before_start",
                 "callback_errors",
@@ -349,6 +361,10 @@ class MediaStream:
             self._side_task(self._run_barge_in_callback(heard))
         elif isinstance(action, AskSmartTurn):
             self._ask_smart_turn(action)
+        elif isinstance(action, EarlyAudio) and self._on_early_audio is not None:
+            self._stats["early_audio"] += 1
+            # called at once, not queued: its whole point is to start before the turn ends
+            self._on_early_audio(action.audio.astype("<i2").tobytes())
 
     def _ask_smart_turn(self, ask: AskSmartTurn) -> None:
         model = self._smart_turn

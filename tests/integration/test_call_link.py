@@ -182,6 +182,36 @@ async def test_each_utterance_is_heard_with_the_hints_of_the_turn_before() -> No
     await link.close()
 
 
+async def test_a_pause_starts_recognition_and_the_turn_takes_that_transcript() -> None:
+    router = InProcessRouter()
+    stt = ScriptedSTT(["This is Sarah.", "Okay, I found the member."], delay_s=0.2)
+    link, _, call_id = await connect(router, stt, ScriptedTTS(seconds_per_char=0.0005))
+    said = utterance()
+    link.on_early_audio(said.pcm16_16k)  # at the pause, before the end of turn is decided
+    await asyncio.sleep(0.15)
+    await link.on_utterance(said)  # the same audio: the caller did not go on
+    await link.settle()
+    call = router.host.calls[call_id]
+    assert stt.heard == 1 and link.early_stt == {"started": 1, "used": 1, "dropped": 0}
+    assert call.conversation.state.state == "verify_member"
+    assert call.turns[-1].stages_ms["stt"] < 150  # only what was left of the 200 ms was waited for
+    await link.close()
+
+
+async def test_a_caller_who_went_on_is_transcribed_again_whole() -> None:
+    router = InProcessRouter()
+    stt = ScriptedSTT(["This is", "This is Sarah."], delay_s=0.05)
+    link, _, call_id = await connect(router, stt, ScriptedTTS(seconds_per_char=0.0005))
+    link.on_early_audio(b"\x01\x00" * 800)  # the first half, then the caller went on
+    await asyncio.sleep(0.1)
+    whole = utterance()
+    await link.on_utterance(whole)
+    await link.settle()
+    assert stt.heard == 2 and link.early_stt == {"started": 1, "used": 0, "dropped": 1}
+    assert router.host.calls[call_id].conversation.state.slots["rep_name"] == "Sarah"
+    await link.close()
+
+
 def test_hints_cross_process_boundaries_but_stay_out_of_dumps() -> None:
     done = TurnDone(turn=1, state="ask_status", stt_hints="approved, Jane Doe")
     assert pickle.loads(pickle.dumps(done)).stt_hints == "approved, Jane Doe"  # as Ray carries it

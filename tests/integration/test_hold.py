@@ -167,7 +167,10 @@ async def test_a_simulated_rep_puts_the_agent_on_hold_over_the_media_stream() ->
         await link.handle(raw)
 
     counterpart = HoldCounterpart(to_link, script, token=router.stream_token("call-sim"))
-    link = CallLink("call-sim", router, stt, tts, counterpart.receive, EdgeConfig(smart_turn=False))
+    # early STT off: the scripted STT answers by call order, and a transcript started at a pause
+    # the rep then talked through would take the next line of the script
+    config = EdgeConfig(smart_turn=False, early_stt_pause_ms=0)
+    link = CallLink("call-sim", router, stt, tts, counterpart.receive, config)
     result = await counterpart.run(until=lambda: link.finished)
     await link.settle()
     call = router.host.calls["call-sim"]

@@ -8,6 +8,7 @@ from edge.media.config import EdgeConfig
 from edge.media.endpointing import (
     AskSmartTurn,
     BargeIn,
+    EarlyAudio,
     Endpointer,
     EndpointState,
     NoiseDropped,
@@ -112,3 +113,45 @@ def test_a_monologue_is_cut_at_max_length_and_the_stream_end_finishes_the_rest()
     tail = [a for a in run.ep.finish() if isinstance(a, UtteranceEnded)]
     assert tail and tail[0].utterance.end_reason == "stream_end"
     assert run.ep.finish() == []
+
+
+def _speak(ep: Endpointer, rng: np.random.Generator, ms: float, prob: float) -> list[object]:
+    actions: list[object] = []
+    for _ in range(windows_for(ms)):
+        actions += ep.push(rng.integers(-3000, 3000, VAD_WINDOW, dtype=np.int16), prob, False)
+    return actions
+
+
+def test_early_audio_at_a_pause_is_exactly_the_turn_when_the_caller_stops_there() -> None:
+    rng = np.random.default_rng(7)
+    ep = Endpointer(EdgeConfig(smart_turn=False), lambda pos: pos / SAMPLE_RATE)
+    actions = _speak(ep, rng, 900, 0.9) + _speak(ep, rng, 160, 0.0)
+    assert not [a for a in actions if isinstance(a, EarlyAudio)]  # not before the pause (and tail) of 200 ms
+    actions = _speak(ep, rng, 100, 0.0)
+    [early] = [a for a in actions if isinstance(a, EarlyAudio)]
+    actions = _speak(ep, rng, 600, 0.0)
+    assert not [a for a in actions if isinstance(a, EarlyAudio)]  # once per pause
+    [ended] = [a for a in actions if isinstance(a, UtteranceEnded)]
+    assert early.audio.astype("<i2").tobytes() == ended.utterance.pcm16_16k
+
+
+def test_a_caller_who_goes_on_after_the_early_audio_ends_with_different_audio() -> None:
+    rng = np.random.default_rng(8)
+    ep = Endpointer(EdgeConfig(smart_turn=False, end_silence_ms=700), lambda pos: pos / SAMPLE_RATE)
+    actions = _speak(ep, rng, 800, 0.9) + _speak(ep, rng, 300, 0.0)  # a mid-sentence pause
+    actions += _speak(ep, rng, 700, 0.9) + _speak(ep, rng, 800, 0.0)
+    first, second = [a for a in actions if isinstance(a, EarlyAudio)]
+    [ended] = [a for a in actions if isinstance(a, UtteranceEnded)]
+    assert first.audio.size < second.audio.size
+    assert second.audio.astype("<i2").tobytes() == ended.utterance.pcm16_16k
+
+
+def test_early_audio_off_and_not_for_noise() -> None:
+    rng = np.random.default_rng(9)
+    off = Endpointer(EdgeConfig(smart_turn=False, early_stt_pause_ms=0), lambda pos: pos / SAMPLE_RATE)
+    assert not [
+        a for a in _speak(off, rng, 900, 0.9) + _speak(off, rng, 900, 0.0) if isinstance(a, EarlyAudio)
+    ]
+    on = Endpointer(EdgeConfig(smart_turn=False), lambda pos: pos / SAMPLE_RATE)
+    blip = _speak(on, rng, 100, 0.9) + _speak(on, rng, 900, 0.0)  # under min_utterance_ms
+    assert not [a for a in blip if isinstance(a, EarlyAudio)]
