@@ -133,6 +133,11 @@ class Conversation:
         self.today = today  # relative dates ("next Tuesday") resolve against it
         self.values: dict[str, Any] = schema.precompute(state.call_data)
         self.identifiers = disclose.identifiers(schema.spec, state.call_data)
+        self.contact_names = tuple(
+            str(state.call_data[name])
+            for name, spec in schema.spec.call_data.items()
+            if spec.contact and spec.type == "name" and state.call_data.get(name)
+        )
 
     @classmethod
     def start(
@@ -212,6 +217,7 @@ class Conversation:
             field_phrases=self.schema.field_phrases,
             recent_fields=disclose.fields_in(state.last_agent_line, self.schema.spec, self.values),
             vocabulary=self.schema.vocabulary,
+            contact_names=self.contact_names,
         )
         nlu = keypad_intent(keys, current.intents) if keys else None
         if nlu is None:

@@ -81,4 +81,16 @@ def identifiers(spec: ConversationSchemaFile, call_data: Mapping[str, str]) -> f
                 out.add(chars[1:])
         elif data_field.type == "date":
             out.add(value)
+            out |= _date_digits(value)
     return frozenset(out)
+
+
+def _date_digits(iso: str) -> set[str]:
+    """A date as its digits are read out ("1 15 80", "01/15/1980"): a code extractor would take
+    them for a number, so they are this call's identifiers too."""
+    match = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", iso)
+    if match is None:
+        return set()
+    year, month, day = match[1], match[2], match[3]
+    months, days = {month, month.lstrip("0")}, {day, day.lstrip("0")}
+    return {m + d + y for m in months for d in days for y in (year, year[2:])}

@@ -282,7 +282,8 @@ _AS_IN = re.compile(r"\b([A-Za-z])\s*(?:,\s*)?(?:as in|like|for|as)\s+[A-Za-z][\
 _SINGLE_HYPHENS = re.compile(r"(?<=\b\w)-(?=\w\b)")
 _SHORT_WORDS = frozenset(
     "a i an am as at be by do go he hi if in is it me my no of oh ok on or so to up us we the and "
-    "for you are was its but not can yes yep her his him she one two six ten ref num nbr id no".split()
+    "for you are was its but not can yes yep her his him she one two six ten ref num nbr id no "
+    "got get had has did see say saw put ran run try".split()
 )
 
 
@@ -301,6 +302,8 @@ def spoken_sequence(text: str) -> list[str]:
             continue
         if lower in ("dash", "hyphen"):
             continue  # "PA dash 2026 dash 00418" is one code
+        if lower == "then" and out and out[-1] != " ":
+            continue  # "R as in Robert, then nine one six" is one code
         prev = words[i - 1].lower() if i > 0 else ""
         if prev in _TENS and lower in _DIGIT_WORDS and lower not in ("zero", "oh"):
             out.append(str(_TENS[prev] + int(_DIGIT_WORDS[lower])) * double)  # "forty four" → 44
@@ -362,6 +365,7 @@ def extract_code(text: str, slot: Slot | None = None, exclude: frozenset[str] = 
     call's other identifiers read back: CPT, NPI, member ID). Without a cue word a sentence that
     holds a date is not read as a code."""
     text = _DATE_SPAN.sub(" , ", text)  # "October sixteenth, twenty twenty-six" holds no code
+    text = _PHONE_OR_DATE_DIGITS.sub(" , ", text)  # "call 1-800-555-0148", "due by 12/10"
     clarified = _CLARIFIED_AT_END.search(text)
     if clarified and re.search(rf"\b{clarified[1]}\b", text[: clarified.start()], re.IGNORECASE):
         text = text[: clarified.start()]  # "… H 7 2 2 0 9. H as in hotel.": the H was said already
@@ -370,9 +374,36 @@ def extract_code(text: str, slot: Slot | None = None, exclude: frozenset[str] = 
     if cue is None and extract_date(text) is not None:
         return None
     runs = "".join(spoken_sequence(text)).split(" ")
-    candidates = [r for r in runs if len(r) >= 4 and sum(c.isdigit() for c in r) >= 2 and r not in exclude]
+    negated_codes = _negated_codes(text)
+    candidates = [
+        r
+        for r in runs
+        if len(r) >= 4
+        and sum(c.isdigit() for c in r) >= 2
+        and r not in exclude
+        and r not in negated_codes
+        and not _YEAR.fullmatch(r)
+    ]
     candidates = [c for c in candidates if not any(c in e or e in c for e in exclude if len(e) >= 4)]
     return candidates[-1] if candidates else None
+
+
+_PHONE_OR_DATE_DIGITS = re.compile(
+    r"(?<![\w-])(?:1[-. ])?\(?\d{3}\)?[-. ]\d{3}[-. ]\d{4}(?![\w-])"  # a phone or fax number
+    r"|(?<![\w/])\d{1,2}/\d{1,2}(?:/\d{2,4})?(?![\w/])"  # a date written with slashes
+)
+_YEAR = re.compile(r"(?:19|20)\d\d")  # "active since 2019": a year alone is no code
+_NOT_CODE = re.compile(r"\b(?:not|isn't|wasn't|instead of)\s+(?:the\s+)?([^,.;!?]+)", re.IGNORECASE)
+
+
+def _negated_codes(text: str) -> set[str]:
+    """Codes said right after "not" ("it's ST22908, not ST22905"): a correction's rejected value."""
+    out: set[str] = set()
+    for match in _NOT_CODE.finditer(text):
+        said = spoken_sequence(match[1])
+        if said and said[0] != " ":  # the code itself follows "not", not "not sure if it's …"
+            out.add("".join(said).split(" ")[0])
+    return out
 
 
 def extract_phone(text: str, slot: Slot | None = None) -> str | None:
@@ -413,6 +444,7 @@ _NOT_NAMES = frozenset(
     desk unit center centre care health benefits eligibility pharmacy medical dental right now still
     who what where when how why can could would will do does did have has had get got need needs
     one sec second moment minute hold please sure great good fine well actually really also again
+    hang wait bear give let say tell listen look see okay alright
     today calling the back pending approved denied busy correct wrong done open closed ready
     free available interested""".split()
 )
@@ -465,7 +497,8 @@ _FUTURE_CUES = re.compile(
     r"until|before|tomorrow|later|no later than)\b"
 )
 _DURATION = re.compile(
-    r"\b(?:in|within|about|around|takes?|another|up to|give it)\s+(?:(\w+)(?:\s*(?:to|or|-)\s*))?(\w+)\s+"
+    r"\b(?:in|within|about|around|takes?|another|up to|give it|allow|allow for|they have|you have|"
+    r"we have)\s+(?:(\w+)(?:\s*(?:to|or|-)\s*))?(\w+)\s+"
     r"(business |working |calendar )?(day|days|week|weeks)\b(?!\s+of\b)"
 )
 
@@ -575,6 +608,8 @@ def _day_of_month_dates(lowered: str, today: dt.date, when: str) -> Found:
         day = _day_of([first, second]) if not first.isdigit() else (int(first), 1)
         if day is None or not 1 <= day[0] <= 31:
             continue
+        if not first.isdigit() and second in _COUNTED_THINGS:
+            continue  # "the first time", "the second page": an order, not a day
         if (
             first.isdigit()
             and not re.search(r"\b(the|on the|by the)\s+\d", match[0])
@@ -679,6 +714,14 @@ def _month_day(today: dt.date, month: int, day: int, when: str) -> str | None:
     return candidate
 
 
+# Nouns after an ordinal that make it the order of something, not a day of the month.
+_COUNTED_THINGS = frozenset(
+    """time times thing things one ones step steps page pages option options part parts call calls
+    person people level request requests visit visits round rounds letter letters digit digits
+    number numbers line lines item items question questions attempt try submission review appeal
+    place floor shift half name names claim auth authorization week weeks month months year years
+    rep agent choice box field screen""".split()
+)
 _DAY_OF_MONTH = re.compile(
     r"\b(?:on|by|the|for|from|until|before|since)\s+(?:the\s+)?(\d{1,2}|[a-z]+(?:-[a-z]+)?)(?:\s+([a-z]+))?\b"
 )
@@ -803,6 +846,22 @@ def _spoken_hours(lowered: str, taken: list[tuple[int, int]]) -> list[tuple[int,
             continue
         before = words[i - 1] if i else ""
         after = words[i + 1] if i + 1 < len(words) else ""
+        if after in (
+            "of",
+            "more",
+            "other",
+            "thing",
+            "things",
+            "person",
+            "people",
+            "week",
+            "weeks",
+            "day",
+            "days",
+        ):
+            continue  # "one of your experts", "two more questions": a count, not a time
+        if before == "it" and i >= 2 and words[i - 2] == "make":
+            before = "make"  # "make it two"
         minute = 0
         if after in ("o'clock", "oclock"):
             pass
@@ -849,8 +908,10 @@ _NEGATING_STARTS = frozenset("not no never doesn't don't isn't wasn't didn't not
 
 
 def _plain(text: str) -> str:
-    """Lower-case words and apostrophes only, single-spaced."""
-    return " ".join(re.sub(r"[^\w']+", " ", normalise(text)).split())
+    """Lower-case words and apostrophes, single-spaced; a clause break (, . ; ! ?) stays as a
+    lone "," so a negation does not reach past it ("not really, my director decides")."""
+    words = re.sub(r"[^\w',.;!?]+", " ", normalise(text))
+    return " ".join(re.sub(r"(?:[,;!?]|\.(?!\d))+", " , ", words).split())
 
 
 @lru_cache(maxsize=256)

@@ -19,12 +19,14 @@ _SPELLED = re.compile(r"(?<![\w'])[a-z](?: [a-z])+(?![\w'])")
 # Where a speaker changes course inside one turn.
 _CLAUSE_BREAK = re.compile(
     r"\s*(?:[.!?;]+(?:\s+|$)|\s[-–—]+\s|"
-    r",\s*(?=(?:but|and|so|oh|actually|sorry|wait|hold on|hang on|no|i mean)\b)"
+    r",\s*(?=(?:but|and|so|oh|actually|sorry|wait|hold on|hang on|no|i mean|give me a|give me one|let me|"
+    r"one sec|one moment|just a sec|bear with me)\b)"
     r"|\b(?:but|actually|i mean|no wait|wait|hold on|hang on|scratch that|correction)\b)\s*"
 )
 _NEGATORS = re.compile(
     r"\b(not|no|never|isn't|isnt|wasn't|wasnt|aren't|arent|weren't|werent|doesn't|doesnt|don't|dont|"
-    r"didn't|didnt|hasn't|hasnt|haven't|havent|won't|wont|can't|cant|cannot|neither|nor|nothing)\b"
+    r"didn't|didnt|hasn't|hasnt|haven't|havent|won't|wont|can't|cant|cannot|neither|nor|nothing|"
+    r"nobody|nobody's|no one|no-one)\b"
 )
 _QUESTION_START = re.compile(
     r"^(?:(?:so|and|okay|ok|um|uh|sorry|oh|well|alright|but|hey|hi)[,]?\s+){0,3}"

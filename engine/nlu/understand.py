@@ -70,6 +70,7 @@ class TurnContext:
     field_phrases: Mapping[str, tuple[re.Pattern[str], ...]] = field(default_factory=dict)
     recent_fields: tuple[tuple[str, str], ...] = ()  # (field, value) the agent just read out
     vocabulary: frozenset[str] = frozenset()  # the schema's words: split ones are rejoined
+    contact_names: tuple[str, ...] = ()  # the person called: "that person" when intents are scored
 
 
 @dataclass
@@ -150,9 +151,29 @@ def detect_local(
     return sorted(scores.items(), key=lambda item: -item[1])
 
 
+def without_names(utterance: str, names: Sequence[str]) -> str:
+    """The turn with the called person's full, first or last name said as "that person"."""
+    parts = {p for name in names for p in (name, *name.split()) if len(p) > 1}
+    if not parts:
+        return utterance
+    alternatives = "|".join(re.escape(p) for p in sorted(parts, key=len, reverse=True))
+    return re.sub(rf"\b(?:{alternatives})\b", "that person", utterance, flags=re.IGNORECASE)
+
+
 def clause_texts(utterance: str) -> list[str]:
+    """The turn's clauses, when it has several or when a course change was cut from its one
+    ("hold on, are you the office?" → "are you the office?")."""
     parts = clauses(utterance)
-    return [part.text for part in parts] if len(parts) > 1 else []
+    if len(parts) > 1 or (parts and parts[0].start > 0):
+        return [part.text for part in parts]
+    return []
+
+
+@dataclass(frozen=True)
+class ClauseWinner:
+    intent: str
+    score: float
+    question: bool  # the clause asks something
 
 
 def clause_winners(
@@ -160,7 +181,7 @@ def clause_winners(
     utterance: str,
     intents: Sequence[Intent],
     vectors: Mapping[str, Sequence[float]] | None = None,
-) -> list[tuple[str, float]]:
+) -> list[ClauseWinner]:
     """The best intent of each clause of a turn that has several ("one sec — read me the ID
     again": a hold, then a request)."""
     winners = []
@@ -169,7 +190,7 @@ def clause_winners(
             continue  # "yeah", "so": too little to say what the clause does
         scores = scorer.score(text, intents, (vectors or {}).get(text))
         if scores:
-            winners.append(scores[0])
+            winners.append(ClauseWinner(scores[0][0], scores[0][1], is_question(text.strip(" ,"))))
     return winners
 
 
@@ -216,27 +237,39 @@ class Understander:
         self,
         scores: Sequence[tuple[str, float]],
         intents: Sequence[Intent],
-        clause_best: Sequence[tuple[str, float]] = (),
+        clause_best: Sequence[ClauseWinner] = (),
         evidence: Mapping[str, str] | None = None,
         answered: bool = False,
     ) -> tuple[str | None, float]:
         """The turn's winner, or a clause's: of those above the threshold the one of the
         strongest kind, then score; among exits one that leaves the call for good (it has a
         target) first. A clause's winner must be clear (``CLAUSE_THRESHOLD``), and a way out
-        found in one clause must have some support from the whole turn. A turn that
+        found in one clause must have some support from the whole turn; a clause that asks a
+        question needs only the threshold for a request. An answer that a slot captured this
+        turn implies competes beside the top score (it outranks an acknowledgement). A turn that
         ``answered`` the state's question with a value ("no, that's not it — I meant two
         thirty") leaves the call only on clear evidence (``ANSWERED_EXIT_THRESHOLD``)."""
         by_name = {i.name: i for i in intents}
         whole = dict(scores)
         clause_ok = [
-            (name, s)
-            for name, s in clause_best
-            if s >= CLAUSE_THRESHOLD
-            and (by_name[name].kind != "exit" or whole.get(name, 0.0) >= EXIT_SUPPORT)
+            (c.intent, c.score)
+            for c in clause_best
+            if (
+                c.score >= CLAUSE_THRESHOLD
+                or (c.question and by_name[c.intent].kind == "request" and c.score >= self.threshold)
+            )
+            and (by_name[c.intent].kind != "exit" or whole.get(c.intent, 0.0) >= EXIT_SUPPORT)
         ]
         top = scores[0][1] if scores else 0.0
         tied = [(name, s) for name, s in scores if s >= top - TIE_MARGIN]  # a tie goes to the kind
-        candidates = [*tied, *clause_ok]
+        implied = [
+            (name, s)
+            for name, s in scores
+            if name in by_name
+            and by_name[name].kind == "answer"
+            and implication(by_name[name], evidence or {}) > 0
+        ]
+        candidates = [*tied, *clause_ok, *implied]
         exit_bar = ANSWERED_EXIT_THRESHOLD if answered else self.threshold
         above = [
             (name, s)
@@ -268,26 +301,32 @@ class Understander:
         context = context or TurnContext()
         utterance = rejoin(utterance, context.vocabulary)
         captured = capture_local(utterance, slots, filled, context)
+        # what the turn does, not whom it names: "there's no Tom here" scores like "no one here by that name"
+        scored = without_names(utterance, context.contact_names)
         vectors: dict[str, list[float]] = {}
         embed_ms = 0.0
-        if embedding is not None:
-            vectors[utterance] = list(embedding)
+        if embedding is not None and scored == utterance:
+            vectors[scored] = list(embedding)
         elif intents and self.embedder is not None:
-            lexical = self.scorer.score(utterance, intents)
-            if not lexical or lexical[0][1] < EMBED_BELOW:
+            lexical = self.scorer.score(scored, intents)
+            # a turn of several parts is embedded whatever its lexical score: a clear "hold on"
+            # must not hide the question after it
+            if not lexical or lexical[0][1] < EMBED_BELOW or clause_texts(scored):
                 t_embed = time.perf_counter()
-                vectors = await self._vectors(utterance)
+                vectors = await self._vectors(scored)
                 embed_ms = (time.perf_counter() - t_embed) * 1000
-        scores = detect_local(self.scorer, utterance, intents, {}, vectors.get(utterance))
-        per_clause = clause_winners(self.scorer, utterance, intents, vectors)
+        scores = detect_local(self.scorer, scored, intents, {}, vectors.get(scored))
+        per_clause = clause_winners(self.scorer, scored, intents, vectors)
         reconciled = False
         evidence = {n: v for n, v in captured.items() if n in slots and slots[n].type != "string"}
         answered = any(slots[n].type != "yes_no" and n not in context.lookahead for n in evidence)
         best, confidence = self._choose(scores, intents, per_clause, evidence, answered)
         if evidence and self._needs_reconcile(evidence, slots, intents, confidence):
             reconciled = True
-            scores = detect_local(self.scorer, utterance, intents, evidence, vectors.get(utterance))
+            scores = detect_local(self.scorer, scored, intents, evidence, vectors.get(scored))
             best, confidence = self._choose(scores, intents, per_clause, evidence, answered)
+        if best is not None and self._answered_after(best, intents, utterance, slots, filled, context):
+            best = None  # "yes — hang on — no, that's my dentist": the answer came after the hold
         t_local = time.perf_counter()
         result = NLUResult(
             intent=best,
@@ -295,7 +334,9 @@ class Understander:
             captured=captured,
             reconciled=reconciled,
             scores=scores[:3],
-            embedding=vectors.get(utterance),
+            embedding=vectors.get(scored)
+            if scored == utterance
+            else (list(embedding) if embedding else None),
             timings_ms={"local_ms": (t_local - t0) * 1000 - embed_ms},
         )
         if embed_ms:
@@ -307,6 +348,23 @@ class Understander:
         _drop_free_text_that_answers_nothing(result, utterance, intents, slots)
         _drop_answers_of_a_way_out(result, intents, slots)
         return result
+
+    @staticmethod
+    def _answered_after(
+        best: str,
+        intents: Sequence[Intent],
+        utterance: str,
+        slots: Mapping[str, Slot],
+        filled: Mapping[str, str],
+        context: TurnContext,
+    ) -> bool:
+        """An acknowledgement that won a turn whose last clause answers the state's question."""
+        kind = next((i.kind for i in intents if i.name == best), None)
+        parts = clauses(utterance)
+        if kind != "ack" or len(parts) < 2:
+            return False
+        own = {n: s for n, s in slots.items() if n not in context.lookahead and s.type != "string"}
+        return bool(capture_local(parts[-1].text, own, filled, context))
 
     def _requests(
         self, result: NLUResult, utterance: str, intents: Sequence[Intent], context: TurnContext

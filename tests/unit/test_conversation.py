@@ -244,3 +244,54 @@ async def test_data_asked_for_someone_else_is_not_read_out(prior_auth: CompiledS
     assert "X-ray Kilo" not in said and "four four nine" not in said
     plan = await call.take_turn("And what's the member ID?")
     assert "X-ray Kilo Mike" in " ".join(plan.say)  # asked for this patient: read out
+
+
+LEAD = {"lead_name": "Priya Raman", "company": "Harbor Freight Lines"}
+
+
+async def _at(
+    schema: CompiledSchema, data: dict[str, str], state: str, line: str
+) -> tuple[Conversation, object]:
+    call = Conversation.start(schema, "call-turn", data)
+    call.opening()
+    call.state.state = state
+    plan = await call.take_turn(line)
+    return call, plan
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "there's no Priya here, this is a bakery",
+        "Priya retired last spring, I have her desk now",
+        "I'm not Priya, she's my business partner",
+    ],
+)
+async def test_the_called_persons_name_said_as_absent_is_the_wrong_person(
+    registry: SchemaRegistry, line: str
+) -> None:
+    call, plan = await _at(registry.get("sales_qualification"), LEAD, "greeting", line)
+    assert plan.nlu.intent == "wrong_person", plan.nlu  # type: ignore[attr-defined]
+    assert "has_time" not in call.state.slots  # "no Priya here" is no answer to "got a minute?"
+
+
+async def test_a_question_after_hang_on_is_served_not_the_hold(registry: SchemaRegistry) -> None:
+    _, plan = await _at(
+        registry.get("sales_qualification"), LEAD, "discover_pain", "hang on, which company is this?"
+    )
+    assert plan.nlu.intent == "who_is_this"  # type: ignore[attr-defined]
+
+
+async def test_an_answer_after_a_hang_on_is_the_answer(registry: SchemaRegistry) -> None:
+    _, plan = await _at(
+        registry.get("sales_qualification"),
+        LEAD,
+        "confirm_meeting",
+        "yes, hang on, no, that's my dentist. no.",
+    )
+    assert plan.nlu.intent is None and plan.nlu.captured["meeting_confirmed"] == "no"  # type: ignore[attr-defined]
+
+
+async def test_a_name_with_a_hold_is_the_name(prior_auth: CompiledSchema) -> None:
+    call, plan = await _at(prior_auth, PATIENT, "greeting", "it's Marisol, give me a second to log in")
+    assert plan.nlu.intent == "give_name" and call.state.slots["rep_name"] == "Marisol"  # type: ignore[attr-defined]

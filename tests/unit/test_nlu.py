@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from pathlib import Path
 
 import pytest
 
+from common.testing.samples import SAMPLE_CALL_DATA
 from engine.nlu import extractors as ex
 from engine.nlu.intents import EmbeddingIntentScorer, ExampleVectors, LexicalIntentScorer
 from engine.nlu.llm_hook import LLMUnderstanding, parse_object
@@ -269,3 +271,65 @@ def test_llm_enum_values_must_be_the_slots_own() -> None:
     status = Slot(name="s", type="enum", values=["approved|okayed", "denied"])
     assert grounded("approved", status, "they okayed it") == "approved"
     assert grounded("maybe", status, "they okayed it") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("not at one, make it two", "14:00"),
+        ("can you patch me to one of your experts right now", None),  # a count, not a time
+        ("we have two more questions for you", None),
+        ("how about three thirty", "15:30"),
+    ],
+)
+def test_times_and_counts(text: str, expected: str | None) -> None:
+    assert ex.extract_time(text) == expected
+
+
+def test_an_ordinal_that_counts_something_is_no_date() -> None:
+    assert ex.extract_date("yes, that's what I said the first time", today=TODAY) is None
+    assert ex.extract_date("it was decided on the first", today=TODAY) == "2026-11-01"
+
+
+def test_a_hold_phrase_is_no_name() -> None:
+    assert ex.extract_name("hang on, the line's crackling") is None
+    assert ex.extract_name("wait, the line's bad") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("not really, my director has the final say", "no"),  # the negation stops at the comma
+        ("no, well, actually yes, it's my call", "yes"),
+    ],
+)
+def test_enum_negation_stays_in_its_clause(text: str, expected: str) -> None:
+    slot = Slot(name="decision_maker", type="enum", values=["yes|it's my call|i am", "no|my director|not me"])
+    assert ex.extract_enum(text, slot) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("reference 6 1 2 0 9 5, and the office can call 1-800-555-0148 for a copy", "612095"),  # a phone
+        ("the fax for clinicals is 855-555-0142", None),
+        ("the due date on the case is 12/16", None),  # a date written with slashes
+        ("she's been active since 2019", None),  # a year
+        ("the number is K P 4 4 1 8 not K P 4 4 1 3", "KP4418"),  # the rejected value after "not"
+        ("I'm not sure if it's 4471", "4471"),  # "not" before a hedge, not before the code
+        ("auth number, B as in boy, then seven two oh one", "B7201"),
+        ("I only got six six two so far", None),  # "got" is no letter of a code
+    ],
+)
+def test_codes_as_reps_read_them(text: str, expected: str | None) -> None:
+    assert ex.extract_code(text) == expected
+
+
+def test_a_date_of_birth_read_out_in_digits_is_no_reference() -> None:
+    from engine import disclose
+    from engine.schema_loader import load_schema
+
+    schema = load_schema(Path(__file__).resolve().parents[2] / "schemas" / "prior_auth")
+    data = {**SAMPLE_CALL_DATA["prior_auth"], "date_of_birth": "1980-01-15"}
+    ids = disclose.identifiers(schema.spec, data)
+    assert ex.extract_code("I put in 1 15 80 for the birthday", exclude=ids) is None
