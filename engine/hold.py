@@ -27,8 +27,10 @@ HOLD_INTENT = "hold"
 # How a person back from a hold greets the caller. "Thanks for holding" holds the word "hold",
 # and intent scoring (more so on garbled speech: "and for holding, you still there") can take
 # it for a further request to hold, which would keep the agent silent for good.
+# A question to the agent ("you still there?", garbled: "you still have...") is a return too.
 RETURN_CUE = re.compile(
-    r"\bfor (?:holding|waiting|your patience)\b|\bstill (?:there|with me|on the line)\b|\bare you there\b",
+    r"\bfor (?:holding|waiting|your patience)\b|\b(?:thanks|thank you) for\b"
+    r"|\bstill (?:there|with me|on the line)\b|\bare you there\b|\byou still\b",
     re.IGNORECASE,
 )
 

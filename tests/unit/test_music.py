@@ -145,12 +145,22 @@ async def test_please_hold_puts_the_call_on_hold_and_a_return_resumes_with_the_q
     assert CallStateRoundTrip.on_hold_survives(convo)
 
 
-async def test_thanks_for_holding_ends_the_hold_even_if_scored_as_hold(convo: Conversation) -> None:
-    """Intent scoring may put "(th)anks for holding" with the hold examples: the words decide."""
+@pytest.mark.parametrize(
+    "text",
+    [
+        "And for holding, you still there?",
+        "And for opening, you still have...",
+        "Thank you for your patience.",
+    ],
+)
+async def test_thanks_for_holding_ends_the_hold_even_if_scored_as_hold(
+    convo: Conversation, text: str
+) -> None:
+    """Intent scoring may put "(th)anks for holding" with the hold examples: the words decide,
+    garbled as the recogniser wrote them in CI ("for opening, you still have")."""
     hold = HoldFlow(convo.schema.spec.hold, convo.state)
     for line in ("This is Sarah.", "One moment please."):
         hold.shape(convo, await convo.take_turn(line))
-    text = "And for holding, you still there?"
     plan = await convo.take_turn(text)
     assert plan.nlu is not None
     plan.nlu.intent = "hold"  # as the embedding scorer took it on a garbled return
