@@ -384,7 +384,9 @@ def extract_code(text: str, slot: Slot | None = None, exclude: frozenset[str] = 
         and r not in negated_codes
         and not _YEAR.fullmatch(r)
     ]
-    candidates = [c for c in candidates if not any(c in e or e in c for e in exclude if len(e) >= 4)]
+    candidates = [
+        c for c in candidates if not any(c in e or e in c or _misread(c, e) for e in exclude if len(e) >= 4)
+    ]
     return candidates[-1] if candidates else None
 
 
@@ -394,6 +396,14 @@ _PHONE_OR_DATE_DIGITS = re.compile(
 )
 _YEAR = re.compile(r"(?:19|20)\d\d")  # "active since 2019": a year alone is no code
 _NOT_CODE = re.compile(r"\b(?:not|isn't|wasn't|instead of)\s+(?:the\s+)?([^,.;!?]+)", re.IGNORECASE)
+
+
+def _misread(code: str, identifier: str) -> bool:
+    """One character off one of the call's own long identifiers: that identifier read back wrong
+    ("X K M 4 4 9 8 1 3?"), not a new code."""
+    return (
+        len(code) == len(identifier) >= 6 and sum(a != b for a, b in zip(code, identifier, strict=True)) == 1
+    )
 
 
 def _negated_codes(text: str) -> set[str]:
@@ -618,6 +628,8 @@ def _day_of_month_dates(lowered: str, today: dt.date, when: str) -> Found:
             continue  # "for 3 days" is a duration, not the 3rd
         if first.isdigit() and second in ("day", "days", "week", "weeks", "business", "working", "months"):
             continue
+        if first.isdigit() and re.match(r"\s+\d(?!\d*:)", lowered[match.end(1) :]):
+            continue  # "hang on, 4 4 0 9 2 7": digits of a code, not "on the 4th"
         out.append((match.start(1), _day_of_month(today, day[0], when)))
     return out
 

@@ -333,3 +333,14 @@ def test_a_date_of_birth_read_out_in_digits_is_no_reference() -> None:
     data = {**SAMPLE_CALL_DATA["prior_auth"], "date_of_birth": "1980-01-15"}
     ids = disclose.identifiers(schema.spec, data)
     assert ex.extract_code("I put in 1 15 80 for the birthday", exclude=ids) is None
+
+
+def test_digits_after_on_are_a_code_not_a_day() -> None:
+    assert ex.extract_date("the auth number is 4 4 0 9 hang on 4 4 0 9 2 7", today=TODAY) is None
+    assert ex.extract_date("the 22nd, 1:30", today=TODAY) == "2026-11-22"
+
+
+def test_one_character_off_the_calls_own_id_is_a_misreading() -> None:
+    own = frozenset({"XKM449812"})
+    assert ex.extract_code("I'm getting X K M 4 4 9 8 1 3, is that right?", exclude=own) is None
+    assert ex.extract_code("the reference is X K M 5 5 0 2 2 1", exclude=own) == "XKM550221"
