@@ -683,7 +683,7 @@ def _relative_dates(lowered: str, today: dt.date, when: str) -> Found:
         if following[:1] == ["the"] and _day_of(following[1:]) is not None:
             continue  # "Tuesday the 15th": the day of month says it
         target = _WEEKDAYS.index(word)
-        context = " ".join(words[max(0, i - 2) : i + 3])
+        context = " ".join(words[max(0, i - 2) : i + 4])  # "Thursday of next week"
         if re.search(r"\b(next week|following week|week after)\b", context):
             monday = today - dt.timedelta(days=today.weekday()) + dt.timedelta(days=7)
             day = monday + dt.timedelta(days=target)

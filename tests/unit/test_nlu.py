@@ -344,3 +344,9 @@ def test_one_character_off_the_calls_own_id_is_a_misreading() -> None:
     own = frozenset({"XKM449812"})
     assert ex.extract_code("I'm getting X K M 4 4 9 8 1 3, is that right?", exclude=own) is None
     assert ex.extract_code("the reference is X K M 5 5 0 2 2 1", exclude=own) == "XKM550221"
+
+
+def test_a_weekday_of_next_week() -> None:
+    monday = dt.date(2026, 12, 7)
+    assert ex.extract_date("Thursday of next week at the latest", today=monday) == "2026-12-17"
+    assert ex.extract_date("Thursday at the latest", today=monday) == "2026-12-10"
