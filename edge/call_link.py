@@ -90,6 +90,11 @@ class _EarlyTranscript:
     task: asyncio.Task[Transcript]
 
 
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
 class CallLink:
     def __init__(
         self,
@@ -182,6 +187,7 @@ class CallLink:
             return  # a reply is still being made: this speech waits for it anyway (and may be a hold)
         self._drop_early()
         task = asyncio.get_running_loop().create_task(self.stt.transcribe(pcm16_16k, self._stt_hints))
+        task.add_done_callback(_retrieve)  # a dropped run that failed must not log "never retrieved"
         self._early = _EarlyTranscript(pcm16_16k, self._stt_hints, task)
         self.early_stt["started"] += 1
 
@@ -198,7 +204,7 @@ class CallLink:
             self._early = None
             try:
                 transcript = await early.task
-            except Exception:
+            except Exception:  # the early run failed: transcribed again below, where failures are handled
                 pass
             else:
                 self.early_stt["used"] += 1
