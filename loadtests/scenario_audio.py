@@ -67,7 +67,7 @@ class AudioCall(BaseModel):
         default_factory=list, description="Voice to voice, per line the agent answered after it ended."
     )
     answered_audio_ms: float = Field(
-        0.0, description="Agent audio after the counterpart's lines (a reply that overlapped a line too)."
+        0.0, description="Agent audio after its opening, a reply that overlapped a line included."
     )
     error: str | None = None
 
@@ -100,6 +100,7 @@ class CounterpartCaller(SimulatedCaller):
         self.schema = counterpart.schema_name
         self.player = Player(counterpart)
         self.said: list[str] = []
+        self.opening_frames = 0  # agent frames before the counterpart's first line
 
     async def _agent_line(self) -> str | None:
         """The agent's latest line (the counterpart's comprehension), None once the call is over."""
@@ -112,6 +113,7 @@ class CounterpartCaller(SimulatedCaller):
     async def _converse(self) -> None:
         await self._listen_to_agent(None)  # the agent's opening
         self._take_reply()
+        self.opening_frames = self.result.frames_received
         for index in range(MAX_TURNS):
             agent = None if self.result.closed_by_server else await self._agent_line()
             if agent is None:
@@ -193,7 +195,8 @@ async def play_audio(
         said=caller.said,
         heard=[t["text"] for t in status.get("transcript", []) if t["speaker"] == "caller"],
         latencies_ms=result.latencies_ms,
-        answered_audio_ms=sum(t.agent_audio_ms for t in result.turns),
+        # every agent frame after the opening, those sent while a line was still being said too
+        answered_audio_ms=(result.frames_received - caller.opening_frames) * 20.0,
         error="; ".join(result.errors) if result.errors and not result.closed_by_server else None,
     )
 

@@ -111,9 +111,11 @@ async def test_a_dead_host_fails_over_once_whoever_notices(pools: list[CallHostP
     assert done.state == "ask_status"
 
 
-async def _named_actor(name: str, within_s: float = 15.0) -> Any:
+async def _named_actor(name: str, pool: CallHostPool, within_s: float = 30.0) -> Any:
     """The actor registered under ``name``: creation is asynchronous, so on a loaded machine the
-    name can reach the GCS a moment after ``.remote()`` returned."""
+    name can reach the GCS a moment after ``.remote()`` returned; and a replacement asked for
+    while the GCS still held the killed actor under that name got the dead one back, so the
+    pool's load refresh (which replaces hosts that do not answer) is run meanwhile."""
     import ray
 
     deadline = time.monotonic() + within_s
@@ -123,7 +125,8 @@ async def _named_actor(name: str, within_s: float = 15.0) -> Any:
         except ValueError:
             if time.monotonic() > deadline:
                 raise
-            await asyncio.sleep(0.1)
+            await pool.loads()
+            await asyncio.sleep(0.2)
 
 
 async def test_a_replacement_host_is_never_killed_by_a_replica_with_a_stale_handle(
@@ -137,7 +140,7 @@ async def test_a_replacement_host_is_never_killed_by_a_replica_with_a_stale_hand
     b._handle(dead)  # b holds the soon-stale handle
     ray.kill(ray.get_actor(dead, namespace=NAMESPACE), no_restart=True)
     await a.call(call.call_id, "status")  # a fails the call over and starts a replacement
-    replacement = await _named_actor(dead)
+    replacement = await _named_actor(dead, a)
     other = await start(a)
     while (await a.route(other.call_id)).host != dead:  # place a call on the replacement
         other = await start(a)
