@@ -293,8 +293,9 @@ async def _hold(
         return counterpart, result, seen, status
 
 
-def test_hold_music_gets_no_turns_and_the_agent_resumes(app: dict[str, Any]) -> None:
-    counterpart, result, seen, status = _run(_hold(app["base"], app["headers"]))
+def _check_hold(
+    counterpart: HoldCounterpart, result: Any, seen: list[tuple[float, int]], status: dict[str, Any]
+) -> None:
     report = (result, status.get("transcript"))
     assert result.hold_started_at is not None and result.hold_ended_at is not None, report
     assert result.agent_frames_during_hold == 0, report  # nothing said to the music
@@ -304,6 +305,21 @@ def test_hold_music_gets_no_turns_and_the_agent_resumes(app: dict[str, Any]) -> 
     assert len(during) >= 5 and len(set(during)) == 1, (during, report)  # no turn from the music
     assert result.agent_reply_after_return_s is not None and result.agent_audio_after_return_s > 0, report
     assert "Thanks for getting back to me." in " ".join(_lines(status, "agent")), report  # hold.resume
+
+
+def test_hold_music_gets_no_turns_and_the_agent_resumes(app: dict[str, Any]) -> None:
+    """One retry: Whisper tiny.en on this espeak-ng voice under CI load sometimes garbles the rep's
+    lines past recognition ("Thanks for holding. Are you still there?" came back as "And for
+    O-Ging, you feel mad?"), and a hold or a return nobody could hear is no fault of the flow.
+    The flow itself is checked deterministically in tests/integration/test_hold.py."""
+    failures: list[AssertionError] = []
+    for _ in range(2):
+        try:
+            _check_hold(*_run(_hold(app["base"], app["headers"])))
+            return
+        except AssertionError as failed:
+            failures.append(failed)
+    raise AssertionError(failures)
 
 
 # ---- (5) a cold transfer through Twilio's REST API ----------------------------------------
