@@ -441,7 +441,7 @@ def _drop_free_text_that_answers_nothing(
     intent = next((i for i in intents if i.name == result.intent), None)
     implied = {spec.partition("=")[0] for spec in intent.implied_by_slots} if intent else set()
     explained = result.intent is not None and (intent is None or intent.kind != "answer" or not implied)
-    question = _ends_asking(utterance) and not any(n in implied for n in free)
+    question = is_question(utterance) and not any(n in implied for n in free)
     vague = bool(_NON_ANSWER.match(normalise(utterance)))
     if explained or question or vague or result.asked is not None:
         for name in free:
@@ -453,15 +453,6 @@ def _drop_free_text_that_answers_nothing(
         )
         if answered is not None:
             result.intent = answered.name
-
-
-def _ends_asking(utterance: str) -> bool:
-    """The turn ends on a question ("sorry, who did you say you're with?"); one asked on the way
-    to an answer ("you really want to know? the tool we bought crashes daily") does not count."""
-    if normalise(utterance).rstrip(" .").endswith("?"):
-        return True
-    parts = clauses(utterance)
-    return is_question(parts[-1].text.strip(" ,")) if len(parts) > 1 else is_question(utterance)
 
 
 def _drop_values_from_the_question(result: NLUResult, utterance: str, context: TurnContext) -> None:

@@ -295,15 +295,3 @@ async def test_an_answer_after_a_hang_on_is_the_answer(registry: SchemaRegistry)
 async def test_a_name_with_a_hold_is_the_name(prior_auth: CompiledSchema) -> None:
     call, plan = await _at(prior_auth, PATIENT, "greeting", "it's Marisol, give me a second to log in")
     assert plan.nlu.intent == "give_name" and call.state.slots["rep_name"] == "Marisol"  # type: ignore[attr-defined]
-
-
-async def test_a_question_on_the_way_to_an_answer_leaves_the_free_text_answer(
-    registry: SchemaRegistry,
-) -> None:
-    schema = registry.get("sales_qualification")
-    _, plan = await _at(
-        schema, LEAD, "discover_pain", "you want the truth? our rostering tool double-books people every week"
-    )
-    assert "pain" in plan.nlu.captured  # type: ignore[attr-defined]
-    _, plan = await _at(schema, LEAD, "discover_pain", "sorry, who did you say you're with?")
-    assert "pain" not in plan.nlu.captured  # type: ignore[attr-defined]
