@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 
-from engine.nlu.text import clauses, negated, normalise
+from engine.nlu.text import clauses, negated, normalise, phrase_regex
 from engine.schema_model import Slot
 
 _UNITS = {
@@ -116,7 +116,10 @@ def extract_number(text: str, slot: Slot | None = None) -> str | None:
     return str(numbers[0]) if numbers else None
 
 
-_AMOUNT_CUE = re.compile(r"\$|\dk\b|\b(dollars?|bucks|grand|k|thousand|million|budget|spend|price|cost)\b")
+_AMOUNT_CUE = re.compile(
+    r"\$|\dk\b|\b(dollars?|bucks|grand|k|thousand|million|budget|spend|price|cost|monthly|annually|yearly|"
+    r"(?:a|per|each) (?:month|year|seat|user|head|license|location))\b"
+)
 _AMOUNT_TOKEN = re.compile(r"[a-z]+(?:-[a-z]+)?|\d+(?:,\d{3})*(?:\.\d+)?|[$,.]")
 _AMOUNT_SUFFIX = {"k": 1_000, "grand": 1_000, "thousand": 1_000, "million": 1_000_000, "m": 1_000_000}
 _NUMBER_WORDS = frozenset({*_UNITS, *_TENS, "hundred", "thousand", "million"})
@@ -228,7 +231,7 @@ _NEUTRAL = re.compile(
 )
 _EXPLICIT_YES = re.compile(
     r"\b(yes|yeah|yea|yep|yup|sure|correct|absolutely|definitely|exactly|of course|affirmative|"
-    r"that's right|that is right|right on|you got it|you bet|certainly|uh-huh|mm-hmm|okie dokie|"
+    r"that's right|that is right|right on|you got it|you've got it|you have it|you bet|certainly|uh-huh|mm-hmm|okie dokie|"
     r"go ahead|ask away|fire away|go for it|ask your questions|shoot|all good|sounds good|sounds great|"
     r"that works|works for me|that's fine|that's me|i can do|i can talk|i can spare|make it quick|"
     r"everything's right|everything is right|all correct|all right|alright|sounds right|all sounds right|"
@@ -241,7 +244,7 @@ _EXPLICIT_NO = re.compile(
 )
 _IMPLICIT_YES = re.compile(
     r"\b(i do|i am|we do|it is|speaking|i have time|i've got time|got a minute|got a few minutes|"
-    r"i guess so|i think so|i guess i can|i can answer|perfect|great|fine|okay|ok|good)\b"
+    r"i guess so|i think so|i guess i can|i can answer|i can give you|that's it|perfect|great|fine|okay|ok|good)\b"
 )
 _IMPLICIT_NO = re.compile(
     r"\b(don't|dont|do not|doesn't|does not|not|can't|cant|cannot|won't|isn't|aren't|never|busy|bad time)\b"
@@ -904,15 +907,13 @@ def extract_enum(text: str, slot: Slot | None = None) -> str | None:
     norm = f" {_plain(text)} "
     found: list[tuple[int, int, str]] = []  # (start, end, value)
     taken: list[tuple[int, int]] = []
-    for synonym, canonical in _enum_options(tuple(slot.values)):
-        start = norm.find(f" {synonym} ")
-        while start >= 0:
-            span = (start + 1, start + 1 + len(synonym))
+    for synonym, canonical, pattern in _enum_options(tuple(slot.values)):
+        for match in pattern.finditer(norm):
+            span = match.span()
             if not any(a < span[1] and span[0] < b for a, b in taken):
                 taken.append(span)
                 if synonym.split()[0] in _NEGATING_STARTS or not negated(norm, span[0]):
                     found.append((span[0], span[1], canonical))
-            start = norm.find(f" {synonym} ", start + 1)
     return max(found)[2] if found else None
 
 
@@ -927,9 +928,14 @@ def _plain(text: str) -> str:
 
 
 @lru_cache(maxsize=256)
-def _enum_options(values: tuple[str, ...]) -> list[tuple[str, str]]:
+def _enum_options(values: tuple[str, ...]) -> list[tuple[str, str, re.Pattern[str]]]:
+    """(synonym, value, pattern) longest synonym first; the pattern runs on the " "-padded
+    ``_plain`` text."""
     options = [(_plain(syn), value.split("|")[0]) for value in values for syn in value.split("|")]
-    return sorted(options, key=lambda o: -len(o[0]))
+    return [
+        (syn, value, re.compile(rf"(?<= ){phrase_regex(syn.split())}(?= )"))
+        for syn, value in sorted(options, key=lambda o: -len(o[0]))
+    ]
 
 
 def extract_string(text: str, slot: Slot | None = None) -> str | None:

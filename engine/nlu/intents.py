@@ -17,7 +17,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from engine.nlu.text import negated, normalise
+from engine.nlu.text import negated, normalise, phrase_regex
 from engine.schema_model import Intent
 
 _WORD = re.compile(r"[a-z0-9']+")
@@ -114,7 +114,7 @@ PHRASE_SCORE = 0.75  # a key phrase of the intent heard in the turn
 @lru_cache(maxsize=1024)
 def _phrase_pattern(phrase: str) -> re.Pattern[str]:
     words = expand_contractions(normalise(phrase)).split()
-    return re.compile(r"(?<![\w'])" + r"\s+".join(re.escape(w) for w in words) + r"(?![\w'])")
+    return re.compile(r"(?<![\w'])" + phrase_regex(words) + r"(?![\w'])")
 
 
 def phrase_heard(utterance: str, phrases: Sequence[str]) -> bool:

@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from engine.nlu.text import normalise
+from engine.nlu.text import normalise, phrase_regex
 
 _REQUEST_CUE = re.compile(
     r"\?|\b(what|what's|whats|which|who|who's|whos|can i (?:get|have)|could i (?:get|have)|can you|could you|"
@@ -37,6 +37,7 @@ _LETTER_WORDS = re.compile(r"\b(letters?|spelling|spell|spelled|alphabet)\b")
 _DIGIT_WORDS = re.compile(r"\b(numbers?|digits?|last (?:four|three|two|five|six)|first (?:four|three))\b")
 # "the NPI for the ordering doctor": the doctor says whose NPI, it is not asked for itself
 _QUALIFIER = re.compile(r"\b(?:for|of|on)\s+(?:the\s+|this\s+|that\s+)?$")
+_DETERMINERS = ("that", "this", "your", "her", "his", "their")
 _SHORT_ASK_OTHER_WORDS = 3  # "and the NPI?", "okay DOB": the field and little else is an ask
 
 
@@ -51,8 +52,11 @@ def field_phrases(disclose: Mapping[str, Sequence[str]]) -> dict[str, tuple[re.P
     out: dict[str, tuple[re.Pattern[str], ...]] = {}
     for field, phrases in disclose.items():
         forms = {normalise(p) for p in phrases} | {field.replace("_", " ")}
+        # "the ID" is also "that ID", "her ID", "your member number"
+        forms |= {f"{d} {f[4:]}" for f in forms if f.startswith("the ") for d in _DETERMINERS}
         out[field] = tuple(
-            re.compile(rf"(?<![\w']){re.escape(f)}(?![\w])") for f in sorted(forms, key=len, reverse=True)
+            re.compile(rf"(?<![\w']){phrase_regex(f.split())}(?![\w])")
+            for f in sorted(forms, key=len, reverse=True)
         )
     return out
 

@@ -6,11 +6,13 @@
 - ``negated``: whether a phrase at a position is negated ("not approved", "wasn't denied").
 - ``is_question``: whether the turn asks something.
 - ``rejoin``: a word the recogniser split in two put back together ("a proved" → "approved").
+- ``phrase_regex``: a set phrase as a pattern that tolerates an adverb slipped into it.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -42,6 +44,17 @@ class Clause:
 
 
 _FILLER_WORDS = re.compile(r"(?<![\w'-])(?:um+|uh+|erm|er|uhm|hmm+|mm)(?![\w'-])[,]?\s*")  # not "mm-hmm"
+
+
+# adverbs and hedges slipped inside a set phrase: "no real rush", "what exactly are you selling",
+# "we don't even need it"; a phrase's own words are still all required, in order
+_SLIPPED_IN = r"(?:(?:real|really|just|exactly|actually|even|quite|totally|all|so|very|pretty|ever|kind of|sort of)\s+)?"
+
+
+def phrase_regex(words: Sequence[str]) -> str:
+    """``words`` as a regex body (escaped, whitespace between them) that also matches the
+    phrase with one adverb slipped in between two of its words."""
+    return (r"\s+" + _SLIPPED_IN).join(re.escape(w) for w in words)
 
 
 def normalise(text: str) -> str:

@@ -246,9 +246,9 @@ class Understander:
         target) first. A clause's winner must be clear (``CLAUSE_THRESHOLD``), and a way out
         found in one clause must have some support from the whole turn; a clause that asks a
         question needs only the threshold for a request. An answer that a slot captured this
-        turn implies competes beside the top score (it outranks an acknowledgement). A turn that
-        ``answered`` the state's question with a value ("no, that's not it — I meant two
-        thirty") leaves the call only on clear evidence (``ANSWERED_EXIT_THRESHOLD``)."""
+        turn implies competes beside the top score (it outranks an acknowledgement and another
+        answer). A turn that ``answered`` the state's question with a value ("no, that's not it —
+        I meant two thirty") leaves the call only on clear evidence (``ANSWERED_EXIT_THRESHOLD``)."""
         by_name = {i.name: i for i in intents}
         whole = dict(scores)
         clause_ok = [
@@ -281,9 +281,12 @@ class Understander:
         if not above:
             return None, scores[0][1] if scores else 0.0
 
-        def rank(item: tuple[str, float]) -> tuple[int, int, float]:
+        def rank(item: tuple[str, float]) -> tuple[int, bool, bool, float]:
             intent = by_name[item[0]]
-            return KIND_RANK[intent.kind], intent.target is not None, item[1]
+            # of two answers, the one the captured value implies ("Tom speaking, what can I do
+            # for you" names the rep whatever else its words match)
+            backed = intent.kind == "answer" and implication(intent, evidence or {}) > 0
+            return KIND_RANK[intent.kind], backed, intent.target is not None, item[1]
 
         name, score = max(above, key=rank)
         return name, score
