@@ -231,7 +231,8 @@ _NEUTRAL = re.compile(
 )
 _EXPLICIT_YES = re.compile(
     r"\b(yes|yeah|yea|yep|yup|sure|correct|absolutely|definitely|exactly|of course|affirmative|"
-    r"that's right|that is right|right on|you got it|you've got it|you have it|you bet|certainly|uh-huh|mm-hmm|okie dokie|"
+    r"that's right|that is right|right on|you got it|you've got it|you have it|you bet|certainly|uh-huh|"
+    r"mm-hmm|okie dokie|"
     r"go ahead|ask away|fire away|go for it|ask your questions|shoot|all good|sounds good|sounds great|"
     r"that works|works for me|that's fine|that's me|i can do|i can talk|i can spare|make it quick|"
     r"everything's right|everything is right|all correct|all right|alright|sounds right|all sounds right|"
@@ -244,7 +245,8 @@ _EXPLICIT_NO = re.compile(
 )
 _IMPLICIT_YES = re.compile(
     r"\b(i do|i am|we do|it is|speaking|i have time|i've got time|got a minute|got a few minutes|"
-    r"i guess so|i think so|i guess i can|i can answer|i can give you|that's it|perfect|great|fine|okay|ok|good)\b"
+    r"i guess so|i think so|i guess i can|i can answer|i can give you|that's it|perfect|great|fine|okay|ok|"
+    r"good)\b"
 )
 _IMPLICIT_NO = re.compile(
     r"\b(don't|dont|do not|doesn't|does not|not|can't|cant|cannot|won't|isn't|aren't|never|busy|bad time)\b"

@@ -48,7 +48,10 @@ _FILLER_WORDS = re.compile(r"(?<![\w'-])(?:um+|uh+|erm|er|uhm|hmm+|mm)(?![\w'-])
 
 # adverbs and hedges slipped inside a set phrase: "no real rush", "what exactly are you selling",
 # "we don't even need it"; a phrase's own words are still all required, in order
-_SLIPPED_IN = r"(?:(?:real|really|just|exactly|actually|even|quite|totally|all|so|very|pretty|ever|kind of|sort of)\s+)?"
+_SLIPPED_IN = (
+    r"(?:(?:real|really|just|exactly|actually|even|quite|totally|all|so|very|pretty|ever|kind of|"
+    r"sort of)\s+)?"
+)
 
 
 def phrase_regex(words: Sequence[str]) -> str:

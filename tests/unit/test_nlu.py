@@ -350,3 +350,51 @@ def test_a_weekday_of_next_week() -> None:
     monday = dt.date(2026, 12, 7)
     assert ex.extract_date("Thursday of next week at the latest", today=monday) == "2026-12-17"
     assert ex.extract_date("Thursday at the latest", today=monday) == "2026-12-10"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("there's no real rush", "exploring"),  # an adverb slipped into "no rush"
+        ("we don't even need it", "no_need"),
+        ("just rushing nothing", None),  # the phrase's own words are all still needed, in order
+    ],
+)
+def test_an_adverb_slipped_into_a_set_phrase(text: str, expected: str | None) -> None:
+    slot = Slot(name="timeline", type="enum", values=["exploring|no rush", "no_need|don't need"])
+    assert ex.extract_enum(text, slot) == expected
+
+
+def test_a_field_named_with_another_determiner_is_asked_for() -> None:
+    from engine.nlu.requests import asks_for_field, field_phrases
+
+    phrases = field_phrases({"member_id": ["the id", "member id"]})
+    asked = asks_for_field("give me that ID one more time, nice and slow", phrases)
+    assert asked is not None and asked.field == "member_id" and asked.slowly
+    assert asks_for_field("what exactly is the member ID?", phrases) is not None
+
+
+def test_a_rate_word_marks_a_bare_number_as_an_amount() -> None:
+    assert ex.extract_currency("somewhere around 2,500 a month") == "2500"
+    assert ex.extract_currency("we have around 2,500 employees") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("that's it, you've got it", "yes"), ("I can give you about five minutes", "yes")],
+)
+def test_more_ways_to_say_yes(text: str, expected: str) -> None:
+    assert ex.extract_yes_no(text) == expected
+
+
+def test_an_answer_its_captured_value_implies_beats_another_answer() -> None:
+    import asyncio
+
+    from engine.schema_loader import load_schema
+    from loadtests.nlu_eval import conversation_at
+
+    schema = load_schema(Path(__file__).resolve().parents[2] / "schemas" / "prior_auth")
+    convo = conversation_at(schema, "greeting", {}, TODAY, Understander())
+    plan = asyncio.run(convo.take_turn("Nadia speaking, go ahead"))  # "go ahead" is a phrase of 'ready'
+    assert plan.nlu is not None
+    assert (plan.nlu.intent, plan.nlu.captured.get("rep_name")) == ("give_name", "Nadia")
