@@ -120,6 +120,7 @@ class CallHostPool:
         self._secret = stream_secret.encode() if stream_secret else b""
         self._used_tokens: set[str] = set()  # without a store: this replica's memory only
         self._streams: dict[str, str] = {}
+        self._adopting: dict[str, asyncio.Future[int]] = {}  # dead host → its calls being resumed
 
     # ---- hosts -----------------------------------------------------------------------------
     def _spawn(self, name: str) -> Any:
@@ -157,10 +158,34 @@ class CallHostPool:
                 )
                 self._handles.pop(name, None)
                 self._spawn(name)
+                self._adopt_soon(name)
                 self._loads[name] = 0
                 loads.append(HostLoad(host=name, live_calls=0, dead=True))
         self._loads_at = time.monotonic()
         return loads
+
+    def _adopt_soon(self, host: str) -> None:
+        if self.store is not None and host not in self._adopting:
+            self._adopting[host] = asyncio.ensure_future(self._adopt(host))
+
+    async def _adopt(self, host: str) -> int:
+        """Resume the live calls the directory still puts on ``host``, which died: otherwise
+        nothing touches them until their caller speaks, no host lists them, and a call nobody
+        speaks on never idles out."""
+        assert self.store is not None
+        moved = 0
+        try:
+            for route in await self.store.live_routes_on(host):
+                with contextlib.suppress(*HOST_GONE, CallNotFound):
+                    await self._move(route, exclude=None)
+                    moved += 1
+        except Exception as exc:  # the next refresh that finds the host dead tries again
+            log.warning("call host %s: adopting its calls failed (%s)", host, type(exc).__name__)
+        finally:
+            self._adopting.pop(host, None)
+        if moved:
+            log.warning("call host %s died: %d live calls resumed elsewhere", host, moved)
+        return moved
 
     async def _least_loaded(self, exclude: str | set[str] | None = None) -> str:
         if time.monotonic() - self._loads_at > LOADS_MAX_AGE_S:

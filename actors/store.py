@@ -222,6 +222,20 @@ class CallStore:
         status: Literal["live", "ended"] = "ended" if data.get("status") == "ended" else "live"
         return Route(call_id, data["host"], int(data["gen"]), status, data["schema"], data["webhook"] or None)
 
+    async def live_routes_on(self, host: str, limit: int = 5000) -> list[Route]:
+        """Routes of the live calls the directory puts on ``host`` (of the ``limit`` latest calls)."""
+        ids: Any = await self.redis.zrevrange(self._k("calls"), 0, limit - 1)
+        fields = ("host", "gen", "status", "schema", "webhook")
+        pipe = self.redis.pipeline(transaction=False)
+        for raw_id in ids:
+            pipe.hmget(self._k("call", raw_id.decode(), "route"), *fields)
+        routes = []
+        for raw_id, (r_host, gen, status, schema, hook) in zip(ids, await pipe.execute(), strict=True):
+            if r_host is not None and r_host.decode() == host and status == b"live":
+                webhook = hook.decode() or None
+                routes.append(Route(raw_id.decode(), host, int(gen), "live", schema.decode(), webhook))
+        return routes
+
     async def move_route(self, route: Route, to_host: str) -> Route | None:
         """Move a live call from ``route.host`` to ``to_host`` if nobody moved it since ``route``
         was read; returns the new route, or None when another replica got there first."""

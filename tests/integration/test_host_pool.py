@@ -111,6 +111,32 @@ async def test_a_dead_host_fails_over_once_whoever_notices(pools: list[CallHostP
     assert done.state == "ask_status"
 
 
+async def test_the_calls_of_a_dead_host_are_resumed_without_anyone_touching_them(
+    pools: list[CallHostPool],
+) -> None:
+    """A call nobody speaks on (a campaign's, a caller who went quiet) is listed again and can
+    idle out: the pool that finds the host dead resumes its calls itself."""
+    import ray
+
+    a, _b, _c = pools
+    call = await start(a)
+    dead = (await a.route(call.call_id)).host
+    ray.kill(ray.get_actor(dead, namespace=NAMESPACE), no_restart=True)
+    store = CallStore(a.config.redis_url or "", a.config.key_prefix)
+    try:
+        deadline = time.monotonic() + 60
+        while call.call_id not in {c["call_id"] for c in await a.list_calls()}:
+            assert time.monotonic() < deadline, "the dead host's call was never resumed"
+            await a.loads()  # what a readiness probe or the next new call does
+            await asyncio.sleep(0.5)
+        route = await store.route(call.call_id)
+        assert route is not None and route.status == "live" and route.gen == 2
+        assert await hosts_running(a, call.call_id) == [route.host]
+        assert (await a.call(call.call_id, "status"))["state"] == "greeting"  # its state came along
+    finally:
+        await store.aclose()
+
+
 async def _named_actor(name: str, pool: CallHostPool, within_s: float = 30.0) -> Any:
     """The actor registered under ``name``: creation is asynchronous, so on a loaded machine the
     name can reach the GCS a moment after ``.remote()`` returned; and a replacement asked for
