@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 from ray import serve
 
 from actors import metrics as voxray_metrics
+from actors.call import CallStatus
 from actors.call_host import CallNotFound, HostConfig
 from actors.cost import Rates
 from actors.host_pool import CallHostPool, HostTimeout, HostTimeouts
@@ -445,7 +446,7 @@ class Ingress:
 
     @api.get("/calls")
     async def list_calls(
-        self, status: str | None = None, schema: str | None = None, principal: Principal = CALLS_READ
+        self, status: CallStatus | None = None, schema: str | None = None, principal: Principal = CALLS_READ
     ) -> dict[str, Any]:
         await self._ready()
         calls = await self.pool.list_calls()

@@ -506,6 +506,8 @@ def test_listing_filters_and_health_endpoints(client: httpx.Client) -> None:
         c["call_id"] for c in listed["live"]
     }
     assert client.get("/calls", params={"schema": "sales_qualification"}).json()["live"] == []
+    unknown = client.get("/calls", params={"status": "live"})  # a filter that matches no status
+    assert unknown.status_code == 422 and "'active'" in unknown.text
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz").json()
     assert ready["status"] == "ready" and len(ready["hosts"]) == 2 and ready["schemas"]
