@@ -508,8 +508,13 @@ _PAST_CUES = re.compile(
     r"already|yesterday|earlier|previous)\b"
 )
 _FUTURE_CUES = re.compile(
-    r"\b(will|at the latest|latest|by|expect|expected|going to|gonna|within|next|coming|upcoming|in about|in|"
-    r"until|before|tomorrow|later|no later than)\b"
+    r"\b(will|at the latest|latest|by|expect|expected|due|going to|gonna|within|next|coming|upcoming|"
+    r"in about|in|until|before|tomorrow|later|no later than)\b"
+)
+_TO_BE = re.compile(r"\b(?:be|to)\s+$")  # "should be decided", "going to be made": no past
+_WEAK_CUES = frozenset(
+    {"in", "within", "next", "coming", "upcoming", "before", "until", "later", "in about", "last", "earlier"}
+    | {"previous", "back on"}
 )
 _DURATION = re.compile(
     r"\b(?:in|within|about|around|takes?|another|up to|give it|allow|allow for|they have|you have|"
@@ -521,10 +526,19 @@ _DURATION = re.compile(
 def _tense_of(text: str, tense: str) -> str:
     if tense != "any":
         return tense
-    past, future = _PAST_CUES.search(text), _FUTURE_CUES.search(text)
-    if past and (not future or past.start() > future.start()):
-        return "past"
-    return "future" if future else "any"
+    # a verb's tense ("was decided", "will decide") outweighs a preposition ("the week before")
+    for strong in (True, False):
+        past = [
+            m
+            for m in _PAST_CUES.finditer(text)
+            if (not strong or m[1] not in _WEAK_CUES) and not _TO_BE.search(text, 0, m.start())
+        ]
+        future = [m for m in _FUTURE_CUES.finditer(text) if not strong or m[1] not in _WEAK_CUES]
+        if past or future:
+            if past and (not future or past[0].start() > future[0].start()):
+                return "past"
+            return "future"
+    return "any"
 
 
 def _add_business_days(day: dt.date, n: int) -> dt.date:
@@ -635,8 +649,35 @@ def _day_of_month_dates(lowered: str, today: dt.date, when: str) -> Found:
             continue
         if first.isdigit() and re.match(r"\s+\d(?!\d*:)", lowered[match.end(1) :]):
             continue  # "hang on, 4 4 0 9 2 7": digits of a code, not "on the 4th"
+        weekday = _WEEKDAY_BEFORE.search(lowered[: match.start(1)])
+        if weekday is not None:  # "Wednesday the 18th": the month where the 18th is a Wednesday
+            on = _day_of_month_on(today, day[0], _WEEKDAYS.index(weekday[1]), when)
+            if on is not None:
+                out.append((match.start(1), on))
+                continue
         out.append((match.start(1), _day_of_month(today, day[0], when)))
     return out
+
+
+_WEEKDAY_BEFORE = re.compile(r"\b(" + "|".join(_WEEKDAYS) + r")\s+(?:the\s+)?$")
+
+
+def _day_of_month_on(today: dt.date, day: int, weekday: int, when: str) -> str | None:
+    """The ``day`` of last, this or next month that falls on ``weekday``, nearest today (not
+    behind it in the future tense, not ahead in the past)."""
+    months = [(today.year - (today.month == 1), today.month - 1 or 12), (today.year, today.month)]
+    months.append((today.year + (today.month == 12), today.month % 12 + 1))
+    matching = [
+        date
+        for year, month in months
+        if (iso := _safe_date(year, month, day))
+        and (date := dt.date.fromisoformat(iso)).weekday() == weekday
+        and not (when == "future" and date < today)
+        and not (when == "past" and date > today)
+    ]
+    if not matching:
+        return None
+    return min(matching, key=lambda d: abs((d - today).days)).isoformat()
 
 
 def _duration_dates(lowered: str, today: dt.date) -> Found:

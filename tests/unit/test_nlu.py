@@ -398,3 +398,13 @@ def test_an_answer_its_captured_value_implies_beats_another_answer() -> None:
     plan = asyncio.run(convo.take_turn("Nadia speaking, go ahead"))  # "go ahead" is a phrase of 'ready'
     assert plan.nlu is not None
     assert (plan.nlu.intent, plan.nlu.captured.get("rep_name")) == ("give_name", "Nadia")
+
+
+def test_a_weekday_with_a_day_of_month_picks_the_month_it_falls_in() -> None:
+    monday = dt.date(2026, 12, 7)
+    said = "it was decided the week before the holiday, Wednesday the 18th"  # a verb's tense wins
+    assert ex.extract_date(said, today=monday) == "2026-11-18"  # Wednesday, not Friday Dec 18
+    # no Friday the 13th from last month to next: the day of month, as when no weekday is said
+    assert ex.extract_date("Friday the 13th works", today=monday, tense="future") == "2026-12-13"
+    assert ex.extract_date("it should be decided by the 9th", today=monday) == "2026-12-09"
+    assert ex.extract_date("it came in on the 30th and it's due the 14th", today=monday) == "2026-12-14"
