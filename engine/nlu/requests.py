@@ -28,7 +28,7 @@ _REQUEST_CUE = re.compile(
 # The field named, then its value: "the CPT on it is 99213" states the field, it does not ask.
 _STATES_VALUE = re.compile(r"^\W*(?:\w+\W+){0,3}?(?:is|was|'s|reads|shows|says)\s+(?:\w+\s+){0,2}?[\w-]*\d")
 _REPEAT_CUE = re.compile(
-    r"\b(repeat|say (?:that|it|this) again|say again|once more|one more time|come again|pardon|"
+    r"\b(repeat|say (?:all )?(?:that|it|this) again|say again|once more|one more time|come again|pardon|"
     r"didn't catch|did not catch|didn't get that|didn't hear|missed (?:that|it|what)|you cut out|"
     r"you broke up|what was that|sorry what|sorry\?|go back|back up|slower|slow down)\b"
     r"|^\s*(?:sorry|what|huh)\s*\??\s*$"

@@ -60,10 +60,29 @@ def phrase_regex(words: Sequence[str]) -> str:
     return (r"\s+" + _SLIPPED_IN).join(re.escape(w) for w in words)
 
 
+# contractions written without their apostrophe ("dont", "couldnt"); not "its", "were", "id", "ill"
+_BARE_CONTRACTIONS = re.compile(
+    r"\b(do|does|did|is|was|were|are|has|have|had|could|would|should|must|ca|wo)nt\b"
+    r"|\b(i)m\b|\b(you|they)(re)\b|\b(i|you|we|they)(ve)\b|\b(that|what|there|who|here|where)s\b"
+)  # "were" stays: it is a word of its own
+
+
+def _apostrophe(match: re.Match[str]) -> str:
+    if match[1]:
+        return f"{match[1]}n't"
+    if match[2]:
+        return "i'm"
+    if match[3] or match[5]:
+        return f"{match[3] or match[5]}'{match[4] or match[6]}"
+    return f"{match[7]}'s"
+
+
 def normalise(text: str) -> str:
-    """Lower case, straight apostrophes, collapsed spaces, no "um"/"uh"; spelled letters joined
-    when they stand alone ("n p i" → "npi", "d o b" → "dob"): recognisers write acronyms both ways."""
+    """Lower case, straight apostrophes, collapsed spaces, no "um"/"uh", contractions given
+    back their apostrophe ("dont" → "don't"); spelled letters joined when they stand alone
+    ("n p i" → "npi", "d o b" → "dob"): recognisers write acronyms both ways."""
     lowered = " ".join(_FILLER_WORDS.sub("", text.translate(_APOSTROPHES).lower()).split())
+    lowered = _BARE_CONTRACTIONS.sub(_apostrophe, lowered)
     return _SPELLED.sub(lambda m: m.group(0).replace(" ", ""), lowered)
 
 

@@ -408,3 +408,14 @@ def test_a_weekday_with_a_day_of_month_picks_the_month_it_falls_in() -> None:
     assert ex.extract_date("Friday the 13th works", today=monday, tense="future") == "2026-12-13"
     assert ex.extract_date("it should be decided by the 9th", today=monday) == "2026-12-09"
     assert ex.extract_date("it came in on the 30th and it's due the 14th", today=monday) == "2026-12-14"
+
+
+def test_contractions_written_without_their_apostrophe() -> None:
+    from engine.nlu.text import normalise
+
+    assert normalise("i couldnt tell you, they dont say, im not sure") == (
+        "i couldn't tell you, they don't say, i'm not sure"
+    )
+    assert (
+        normalise("we were there, its fine, my id") == "we were there, its fine, my id"
+    )  # words of their own
