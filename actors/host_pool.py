@@ -241,11 +241,14 @@ class CallHostPool:
         webhook_url: str | None,
         to: str | None = None,
         answering: str | None = None,
+        call_id: str | None = None,
     ) -> CallOpened | CallRefused:
+        """Open a call on the least loaded host; ``call_id`` when the caller fixed it beforehand
+        (an idempotent start names it in its claim)."""
         if webhook_url is not None:  # UnsafeDestination: the ingress answers 422 naming webhook_url
             timeout_s = self.config.webhooks.timeout_s
             await check_destination(webhook_url, self.webhook_policy, self.resolver, timeout_s)
-        call_id = uuid.uuid4().hex
+        call_id = call_id or uuid.uuid4().hex
         full: set[str] = set()
         for _ in range(self.size + 1):
             name = await self._least_loaded(exclude=full)

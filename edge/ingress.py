@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import logging
 import time
+import uuid
 from math import ceil
 from typing import Any
 
@@ -49,6 +50,7 @@ from edge.campaign_api import start_runner as start_campaign_runner
 from edge.media.recorder import RecordingSink, purge_expired
 from edge.media.smart_turn import preload_models
 from edge.media_socket import MediaSocket, MediaSocketRules
+from edge.tenancy import Abandoned
 from edge.text_policy import text_problem
 from edge.twilio.transfer import TwilioTelephony, whisper_twiml
 from edge.twilio.webhooks import (
@@ -316,22 +318,51 @@ class Ingress:
         if idempotency_key is None or tenancy is None:
             return await self._start_call(body, principal)
         fingerprint = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
-        earlier = await tenancy.idempotent(principal.tenant, idempotency_key, fingerprint)
+        call_id = uuid.uuid4().hex
+        earlier = await tenancy.idempotent(principal.tenant, idempotency_key, fingerprint, call_id)
         if earlier == "mismatch":
             raise _refuse(422, "idempotency_key_reused", "this Idempotency-Key was used with another request")
         if earlier == "in_progress":
             raise _refuse(409, "idempotency_in_progress", "a request with this Idempotency-Key is running")
         if isinstance(earlier, dict):
             return StartCallResponse.model_validate(earlier)
+        if isinstance(earlier, Abandoned):  # its replica died mid-start: the call may be open already
+            call_id = earlier.call_id
+            opened = await self._already_opened(call_id)
+            if opened is not None:
+                await tenancy.remember(principal.tenant, idempotency_key, fingerprint, opened.model_dump())
+                return opened
         try:
-            reply = await self._start_call(body, principal)
+            reply = await self._start_call(body, principal, call_id)
         except BaseException:
             await tenancy.remember(principal.tenant, idempotency_key, fingerprint, None)
             raise
         await tenancy.remember(principal.tenant, idempotency_key, fingerprint, reply.model_dump())
         return reply
 
-    async def _start_call(self, body: StartCallRequest, principal: Principal) -> StartCallResponse:
+    async def _already_opened(self, call_id: str) -> StartCallResponse | None:
+        """The reply for a call an abandoned start opened (its opening lines were not kept; the
+        stream token is a fresh one), or None when it never opened."""
+        route = await self.pool.store.route(call_id) if self.pool.store else None
+        if route is None:
+            return None
+        status = await self._live_or_record(call_id, "status")
+        base = self.settings.twilio.public_base_url.rstrip("/")
+        return StartCallResponse(
+            call_id=call_id,
+            status="ready",
+            state=str(status.get("state", "")),
+            host=route.host,
+            opening=[],
+            media_url=media_stream_url(base, call_id),
+            stream_token=self.pool.stream_token(call_id),
+            twiml_url=f"{base}/twilio/voice/{call_id}",
+            ready_ms=0.0,
+        )
+
+    async def _start_call(
+        self, body: StartCallRequest, principal: Principal, call_id: str | None = None
+    ) -> StartCallResponse:
         t_start = time.perf_counter()
         await self._ready()
         self._check_call_data(body.call_data)
@@ -350,7 +381,7 @@ class Ingress:
         webhook = str(body.webhook_url) if body.webhook_url else None
         await self._refuse_do_not_call(body)
         result = await self.pool.start_call(
-            body.schema_name, body.call_data, webhook, body.to, body.answering
+            body.schema_name, body.call_data, webhook, body.to, body.answering, call_id
         )
         if not isinstance(result, CallOpened):
             voxray_metrics.error("ingress", result.reason)

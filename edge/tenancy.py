@@ -7,18 +7,41 @@
   shares it) → 429 with ``Retry-After``.
 - Quotas: live calls per tenant; a call counts until its route says it ended.
 - Idempotency: ``POST /calls`` with an ``Idempotency-Key`` replays the first reply for a day,
-  so a client that retries after a timeout never dials twice.
+  so a client that retries after a timeout never dials twice. The claim names the call id the
+  request will use; a claim still without a reply after ``IDEMPOTENCY_LEASE_S`` (its ingress
+  replica died mid-request) is taken over by the next retry, which looks that call id up
+  instead of leaving the key "in progress" for a day.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
 
 IDEMPOTENCY_TTL_S = 24 * 3600  # a client retry within a day gets the first reply, never a second call
+IDEMPOTENCY_LEASE_S = 120.0  # far longer than a start takes (host timeouts are 30 s)
+
+# KEYS[1] claim; ARGV: the claim as read, the new claim, ttl → 1 when swapped
+_TAKE_OVER = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', tonumber(ARGV[3]))
+  return 1
+end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class Abandoned:
+    """An earlier request with this key claimed ``call_id`` and died before it replied; this
+    request now holds the claim and must find out whether that call was opened."""
+
+    call_id: str
+
 
 # KEYS[1] bucket; ARGV: rate per s, burst, now → 0 (taken) or seconds until a token is back
 _TAKE = """
@@ -41,6 +64,7 @@ class Tenancy:
         self.prefix = prefix
         self.record_ttl_s = record_ttl_s
         self._take = self.redis.register_script(_TAKE)
+        self._take_over = self.redis.register_script(_TAKE_OVER)
 
     def _k(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -75,19 +99,31 @@ class Tenancy:
         pipe.zrem(self._k("tenant", tenant, "live"), call_id)
         await pipe.execute()
 
-    async def idempotent(self, tenant: str, key: str, fingerprint: str) -> dict[str, Any] | str | None:
-        """Claim ``key`` for a request with this body ``fingerprint``: None when this request is
-        the first (go ahead, then ``remember``); the stored reply of an earlier one; or
-        "in_progress" / "mismatch" (the key was used with another body)."""
+    async def idempotent(
+        self, tenant: str, key: str, fingerprint: str, call_id: str, now: float | None = None
+    ) -> dict[str, Any] | str | Abandoned | None:
+        """Claim ``key`` for a request with this body ``fingerprint`` that will open ``call_id``:
+        None when this request is the first (go ahead, then ``remember``); the stored reply of
+        an earlier one; "in_progress"; ``Abandoned`` (an earlier claim outlived its lease: this
+        request holds it now, with the earlier call id); or "mismatch" (another body)."""
+        now = time.time() if now is None else now
         slot = self._k("idem", tenant, key)
-        if await self.redis.set(slot, json.dumps({"fp": fingerprint}), nx=True, ex=IDEMPOTENCY_TTL_S):
+        claim = json.dumps({"fp": fingerprint, "call_id": call_id, "at": now})
+        if await self.redis.set(slot, claim, nx=True, ex=IDEMPOTENCY_TTL_S):
             return None
         raw = await self.redis.get(slot)
         entry = json.loads(raw) if raw else {}
         if entry.get("fp") != fingerprint:
             return "mismatch"
         reply: dict[str, Any] | None = entry.get("reply")
-        return reply if reply is not None else "in_progress"
+        if reply is not None:
+            return reply
+        earlier = entry.get("call_id")
+        if earlier and now - float(entry.get("at", now)) > IDEMPOTENCY_LEASE_S:
+            renewed = json.dumps({**entry, "at": now})
+            if await self._take_over(keys=[slot], args=[raw, renewed, IDEMPOTENCY_TTL_S]):
+                return Abandoned(str(earlier))
+        return "in_progress"
 
     async def remember(self, tenant: str, key: str, fingerprint: str, reply: dict[str, Any] | None) -> None:
         """Store the reply for retries of ``key``; None forgets the key (the request failed)."""

@@ -264,6 +264,37 @@ def test_idempotency_key_never_starts_a_call_twice(http: httpx.Client) -> None:
     http.post(f"/calls/{first.json()['call_id']}/hangup")
 
 
+def test_a_start_whose_replica_died_mid_request_is_resumed_by_a_retry(
+    app: dict[str, Any], http: httpx.Client
+) -> None:
+    """A claim left without a reply (its ingress replica died) past its lease: the retry finds
+    the call that start opened, or opens the claimed call id itself; never a second call."""
+    store = redis.Redis.from_url(REDIS_URL)
+
+    def abandon(key: str, call_id: str) -> None:
+        (slot,) = store.keys(f"{app['prefix']}idem:*:{key}")
+        claim = json.loads(store.get(slot) or b"{}")
+        store.set(slot, json.dumps({"fp": claim["fp"], "call_id": call_id, "at": time.time() - 3600}))
+
+    opened = {"Idempotency-Key": uuid.uuid4().hex}
+    first = http.post("/calls", json=GOOD, headers=opened).json()
+    abandon(opened["Idempotency-Key"], first["call_id"])  # it opened the call, then its reply was lost
+    retry = http.post("/calls", json=GOOD, headers=opened)
+    assert retry.status_code == 201 and retry.json()["call_id"] == first["call_id"]
+    assert retry.json()["state"] == "greeting"
+
+    never = {"Idempotency-Key": uuid.uuid4().hex}
+    stray = http.post("/calls", json=GOOD, headers=never).json()["call_id"]  # makes the claim …
+    http.post(f"/calls/{stray}/hangup")
+    claimed = uuid.uuid4().hex
+    abandon(never["Idempotency-Key"], claimed)  # … now one that claimed this id and died first
+    resumed = http.post("/calls", json=GOOD, headers=never)
+    assert resumed.status_code == 201 and resumed.json()["call_id"] == claimed
+    assert http.get(f"/calls/{claimed}").status_code == 200
+    for call_id in (first["call_id"], claimed):
+        http.post(f"/calls/{call_id}/hangup")
+
+
 def test_a_key_that_spent_its_burst_is_rate_limited(app: dict[str, Any]) -> None:
     """A key whose bucket is empty (as after a flood: the bucket is shared by every replica in
     Redis) gets 429 with Retry-After; another key is untouched. The bucket's arithmetic is

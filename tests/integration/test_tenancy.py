@@ -3,11 +3,12 @@ per-tenant call lists and the Idempotency-Key slots every ingress replica sees a
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
 
-from edge.tenancy import Tenancy
+from edge.tenancy import IDEMPOTENCY_LEASE_S, Abandoned, Tenancy
 
 pytestmark = pytest.mark.integration
 
@@ -38,14 +39,26 @@ async def test_two_replicas_share_one_bucket(redis_url: str, key_prefix: str, te
 
 
 async def test_idempotency_claims_replays_and_refuses_another_body(tenancy: Tenancy) -> None:
-    assert await tenancy.idempotent("acme", "key-1", "fp-a") is None  # first: go ahead
-    assert await tenancy.idempotent("acme", "key-1", "fp-a") == "in_progress"
-    assert await tenancy.idempotent("acme", "key-1", "fp-b") == "mismatch"
+    assert await tenancy.idempotent("acme", "key-1", "fp-a", "c1") is None  # first: go ahead
+    assert await tenancy.idempotent("acme", "key-1", "fp-a", "c2") == "in_progress"
+    assert await tenancy.idempotent("acme", "key-1", "fp-b", "c3") == "mismatch"
     await tenancy.remember("acme", "key-1", "fp-a", {"call_id": "c1"})
-    assert await tenancy.idempotent("acme", "key-1", "fp-a") == {"call_id": "c1"}
-    assert await tenancy.idempotent("other", "key-1", "fp-a") is None  # keys are per tenant
+    assert await tenancy.idempotent("acme", "key-1", "fp-a", "c4") == {"call_id": "c1"}
+    assert await tenancy.idempotent("other", "key-1", "fp-a", "c5") is None  # keys are per tenant
     await tenancy.remember("acme", "key-2", "fp-a", None)  # a failed first request frees the key
-    assert await tenancy.idempotent("acme", "key-2", "fp-a") is None
+    assert await tenancy.idempotent("acme", "key-2", "fp-a", "c6") is None
+
+
+async def test_a_claim_whose_request_died_is_taken_over_once_with_its_call_id(tenancy: Tenancy) -> None:
+    t0 = 1_000_000.0
+    assert await tenancy.idempotent("acme", "key-9", "fp-a", "first", now=t0) is None  # then its replica dies
+    assert await tenancy.idempotent("acme", "key-9", "fp-a", "second", now=t0 + 5) == "in_progress"
+    late = t0 + IDEMPOTENCY_LEASE_S + 1
+    taken = await asyncio.gather(
+        *(tenancy.idempotent("acme", "key-9", "fp-a", f"r{i}", now=late) for i in range(4))
+    )
+    assert taken.count(Abandoned("first")) == 1  # one retry holds it, naming the first call id
+    assert taken.count("in_progress") == 3
 
 
 async def test_calls_belong_to_their_tenant_until_forgotten(tenancy: Tenancy) -> None:
