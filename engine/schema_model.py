@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -155,12 +155,25 @@ class Slot(Strict):
         description="A fact only the counterpart states (a status, a reference): an off-script reply "
         "that asserts a value of it is not spoken.",
     )
+    cues: list[str] = Field(
+        default_factory=list,
+        description="Date slots: words that, said in the same turn in an earlier state, make a date "
+        'this slot\'s value early, a relative one too ("approved yesterday"); without one, an early '
+        "date is not taken.",
+    )
     tense: Literal["any", "past", "future"] = Field(
         "any", description="Date slots: a bare weekday or day of month resolves to the past or the future."
     )
     description: str = ""
 
     _name = field_validator("name")(_check_name)
+
+    @field_validator("cues")
+    @classmethod
+    def _cues_for_dates(cls, cues: list[str], info: ValidationInfo) -> list[str]:
+        if cues and info.data.get("type") != "date":
+            raise ValueError("cues are for date slots only")
+        return cues
 
 
 class Transfer(Strict):

@@ -582,7 +582,11 @@ def extract_date(
     found += _duration_dates(lowered, today)
     if relative:
         found += _relative_dates(lowered, today, when)
-    said = [(at, value) for at, value in found if value is not None and not negated(with_commas, at)]
+    said = [
+        (at, value)
+        for at, value in found
+        if value is not None and not negated(with_commas, at) and not _VALID_UNTIL.search(lowered, 0, at)
+    ]
     if not said:
         return None
     said.sort()
@@ -590,6 +594,11 @@ def extract_date(
     return said[-1][1]
 
 
+# the end of a period of validity, not a day something happens: "good through March 31st"
+_VALID_UNTIL = re.compile(
+    r"\b(?:through|thru|expires?|expiring|expiration(?: date)?(?: is| of)?|valid until|good until|good till)"
+    r"\s+(?:on\s+)?(?:the\s+)?$"
+)
 Found = list[tuple[int, str | None]]  # (where in the turn, ISO date or None when impossible)
 
 
@@ -630,8 +639,8 @@ def _day_of_month_dates(lowered: str, today: dt.date, when: str) -> Found:
     out: Found = []
     for match in _DAY_OF_MONTH.finditer(lowered):
         first, second = match[1], match[2] or ""
-        if lowered[match.end(1) : match.end(1) + 1] in ("/", "-", ":", "."):
-            continue  # part of "12/05/2026", "3:30"
+        if re.match(r"[/:.-]\d", lowered[match.end(1) : match.end(1) + 2]):
+            continue  # part of "12/05/2026", "3:30" (a sentence's full stop is not)
         if second in _MONTHS or (first in _MONTHS):
             continue  # "on the 3rd of May" is an explicit date
         day = _day_of([first, second]) if not first.isdigit() else (int(first), 1)

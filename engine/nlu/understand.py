@@ -30,6 +30,7 @@ from engine.nlu.intents import (
     LexicalIntentScorer,
     TextEmbedder,
     features,
+    phrase_heard,
 )
 from engine.nlu.requests import FieldAsk, asks_for_field, asks_to_repeat
 from engine.nlu.text import clauses, is_question, normalise, rejoin
@@ -90,13 +91,17 @@ def capture_local(
     utterance: str, slots: Mapping[str, Slot], filled: Mapping[str, str], context: TurnContext
 ) -> dict[str, str]:
     """Typed extraction for the state's slots. Free-text slots take the utterance only when empty;
-    lookahead slots (of later states) take explicit values only, never "today" or "Friday"."""
+    lookahead slots (of later states) take explicit values only, never "today" or "Friday" —
+    unless the slot has ``cues``: then a date needs one of them in the turn, and may be relative."""
     out: dict[str, str] = {}
     for name, slot in slots.items():
         if slot.type == "string" and name in filled:
             continue
         if slot.type == "date":
-            value = extract_date(utterance, slot, context.today, relative=name not in context.lookahead)
+            early = name in context.lookahead
+            if early and slot.cues and not phrase_heard(utterance, slot.cues):
+                continue  # "received on 11/30" is no decision date
+            value = extract_date(utterance, slot, context.today, relative=not early or bool(slot.cues))
             if value is not None and value in context.exclude:
                 value = None  # the date of birth read back is not the decision date
         elif slot.type in ("reference_number", "id"):

@@ -419,3 +419,28 @@ def test_contractions_written_without_their_apostrophe() -> None:
     assert (
         normalise("we were there, its fine, my id") == "we were there, its fine, my id"
     )  # words of their own
+
+
+def test_a_validity_end_is_no_date_something_happened() -> None:
+    monday = dt.date(2026, 12, 7)
+    assert ex.extract_date("it's approved, good through March 31st", today=monday) is None
+    assert ex.extract_date("approved on the 2nd, valid through the 31st", today=monday) == "2026-12-02"
+    assert ex.extract_date("Pending. You'll have an answer by the 16th.", today=monday) == "2026-12-16"
+
+
+def test_a_later_states_date_is_taken_early_only_with_its_cue() -> None:
+    import asyncio
+
+    from engine.schema_loader import load_schema
+    from loadtests.nlu_eval import conversation_at
+
+    schema = load_schema(Path(__file__).resolve().parents[2] / "schemas" / "prior_auth")
+
+    def said(text: str) -> dict[str, str]:
+        convo = conversation_at(schema, "get_reference", {"auth_status": "approved"}, TODAY, Understander())
+        plan = asyncio.run(convo.take_turn(text))
+        assert plan.nlu is not None
+        return plan.nlu.captured
+
+    assert said("it's R 5 5 0 9 2, and it was approved yesterday")["decision_date"] == "2026-11-20"
+    assert "decision_date" not in said("it came in on 11/30, reference R 5 5 0 9 2")  # received, not decided
