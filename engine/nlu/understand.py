@@ -309,6 +309,7 @@ class Understander:
         context = context or TurnContext()
         utterance = rejoin(utterance, context.vocabulary)
         captured = capture_local(utterance, slots, filled, context)
+        _no_to_a_read_back_it_corrects(captured, slots, filled)
         # what the turn does, not whom it names: "there's no Tom here" scores like "no one here by that name"
         scored = without_names(utterance, context.contact_names)
         vectors: dict[str, list[float]] = {}
@@ -434,6 +435,22 @@ _NON_ANSWER = re.compile(
     r"hard to say|good question|i guess|fine|let me think|let me see)\b(?:[, ]+(?:i guess|really|"
     r"honestly|i suppose|to be honest|it's fine|we're fine|nothing|let me think|let me see))*[ .!?]*$"
 )
+
+
+def _no_to_a_read_back_it_corrects(
+    captured: dict[str, str], slots: Mapping[str, Slot], filled: Mapping[str, str]
+) -> None:
+    """ "Yes, but the date is the 14th, not the 11th": a "yes" that comes with another value for
+    a slot already read back confirms nothing."""
+    corrects = any(
+        name in filled and filled[name] != value and slots[name].type not in ("yes_no", "string")
+        for name, value in captured.items()
+        if name in slots
+    )
+    if corrects:
+        for name, value in list(captured.items()):
+            if value == "yes" and name in slots and slots[name].type == "yes_no":
+                captured[name] = "no"
 
 
 def _drop_free_text_that_answers_nothing(

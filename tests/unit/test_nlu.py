@@ -444,3 +444,17 @@ def test_a_later_states_date_is_taken_early_only_with_its_cue() -> None:
 
     assert said("it's R 5 5 0 9 2, and it was approved yesterday")["decision_date"] == "2026-11-20"
     assert "decision_date" not in said("it came in on 11/30, reference R 5 5 0 9 2")  # received, not decided
+
+
+def test_a_yes_that_corrects_a_read_back_value_is_a_no() -> None:
+    import asyncio
+
+    from engine.schema_loader import load_schema
+    from loadtests.nlu_eval import conversation_at
+
+    schema = load_schema(Path(__file__).resolve().parents[2] / "schemas" / "prior_auth")
+    filled = {"auth_status": "approved", "reference_number": "R55092", "decision_date": "2026-11-18"}
+    convo = conversation_at(schema, "confirm_details", filled, TODAY, Understander())
+    plan = asyncio.run(convo.take_turn("yeah, except the decision was the 19th, not the 18th"))
+    assert plan.nlu is not None
+    assert plan.nlu.captured == {"details_confirmed": "no", "decision_date": "2026-11-19"}
