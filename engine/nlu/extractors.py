@@ -979,11 +979,22 @@ def _plain(text: str) -> str:
     return " ".join(re.sub(r"(?:[,;!?]|\.(?!\d))+", " , ", words).split())
 
 
+_POSSESSIVES = ("my", "our", "the")
+
+
 @lru_cache(maxsize=256)
 def _enum_options(values: tuple[str, ...]) -> list[tuple[str, str, re.Pattern[str]]]:
     """(synonym, value, pattern) longest synonym first; the pattern runs on the " "-padded
     ``_plain`` text."""
     options = [(_plain(syn), value.split("|")[0]) for value in values for syn in value.split("|")]
+    # "my boss" is also "our boss", "the boss"
+    options += [
+        (f"{other} {syn.split(' ', 1)[1]}", value)
+        for syn, value in list(options)
+        if syn.split(" ", 1)[0] in _POSSESSIVES and " " in syn
+        for other in _POSSESSIVES
+    ]
+    options = list(dict.fromkeys(options))
     return [
         (syn, value, re.compile(rf"(?<= ){phrase_regex(syn.split())}(?= )"))
         for syn, value in sorted(options, key=lambda o: -len(o[0]))

@@ -50,7 +50,7 @@ _FILLER_WORDS = re.compile(r"(?<![\w'-])(?:um+|uh+|erm|er|uhm|hmm+|mm)(?![\w'-])
 # "we don't even need it"; a phrase's own words are still all required, in order
 _SLIPPED_IN = (
     r"(?:(?:real|really|just|exactly|actually|even|quite|totally|all|so|very|pretty|ever|kind of|"
-    r"sort of)\s+)?"
+    r"sort of|some|any)\s+)?"
 )
 
 

@@ -432,8 +432,9 @@ _NON_ANSWER = re.compile(
     r"^(?:(?:well|um|uh|honestly|oh|so|eh|hmm|i mean|like)[, ]+)*"
     r"(?:i dunno|i don't know|dunno|not sure|no idea|nothing|nothing really|not really|it's fine|"
     r"we're fine|it's okay|it's ok|all good|can't think of anything|no complaints|nothing comes to mind|"
-    r"hard to say|good question|i guess|fine|let me think|let me see)\b(?:[, ]+(?:i guess|really|"
-    r"honestly|i suppose|to be honest|it's fine|we're fine|nothing|let me think|let me see))*[ .!?]*$"
+    r"hard to say|good question|i guess|fine|let me think|let me see|no (?:real |big |major )?(?:problems?|"
+    r"issues?)|things are (?:okay|ok|fine|good))\b(?:[, ]+(?:i guess|really|honestly|i suppose|to be honest|"
+    r"it's fine|we're fine|nothing|let me think|let me see|things are (?:okay|ok|fine|good)|it works))*[ .!?]*$"
 )
 
 
