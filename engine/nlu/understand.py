@@ -434,7 +434,8 @@ _NON_ANSWER = re.compile(
     r"we're fine|it's okay|it's ok|all good|can't think of anything|no complaints|nothing comes to mind|"
     r"hard to say|good question|i guess|fine|let me think|let me see|no (?:real |big |major )?(?:problems?|"
     r"issues?)|things are (?:okay|ok|fine|good))\b(?:[, ]+(?:i guess|really|honestly|i suppose|to be honest|"
-    r"it's fine|we're fine|nothing|let me think|let me see|things are (?:okay|ok|fine|good)|it works))*[ .!?]*$"
+    r"it's fine|we're fine|nothing|let me think|let me see|things are (?:okay|ok|fine|good)|"
+    r"it works))*[ .!?]*$"
 )
 
 

@@ -458,3 +458,9 @@ def test_a_yes_that_corrects_a_read_back_value_is_a_no() -> None:
     plan = asyncio.run(convo.take_turn("yeah, except the decision was the 19th, not the 18th"))
     assert plan.nlu is not None
     assert plan.nlu.captured == {"details_confirmed": "no", "decision_date": "2026-11-19"}
+
+
+def test_an_enum_phrase_with_my_also_holds_with_our_and_the() -> None:
+    slot = Slot(name="decision_maker", type="enum", values=["no|my vp|my boss", "yes|i decide"])
+    assert ex.extract_enum("I'd recommend it, but the VP decides", slot) == "no"
+    assert ex.extract_enum("our boss signs", slot) == "no"
