@@ -105,6 +105,12 @@ class Intent(Strict):
         description='Capturing any of these ("slot" or "slot=value") rules this intent out: "yep, I\'ve '
         'got a minute" (has_time=yes) is not busy.',
     )
+    answers: list[str] = Field(
+        default_factory=list,
+        description='Ways out: the yes/no slots a turn that takes this way out still answers ("not '
+        'now" is busy and a no to has_time); any other yes/no heard in such a turn is dropped ("you '
+        'people again? not interested" says nothing about having time).',
+    )
     reply: str | None = Field(None, description="Line spoken when this intent moves no transition.")
     kind: Literal["answer", "request", "exit", "ack"] = Field(
         "answer",

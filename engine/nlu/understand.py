@@ -499,15 +499,16 @@ def _drop_answers_of_a_way_out(
     result: NLUResult, intents: Sequence[Intent], slots: Mapping[str, Slot]
 ) -> None:
     """A way out says when to call back, not when to meet: "call me back tomorrow" gives no
-    meeting date. Its reasons stay ("too expensive, not interested" is a price objection, "not
-    now" a no to "have you got two minutes?"), unless the way out is for good: "don't ever call
-    me again" answers nothing. Slots that imply the way out stay."""
+    meeting date; nor does it answer a yes/no question other than those it ``answers``: "not
+    now" is busy and a no to "have you got two minutes?", "you people again? not interested"
+    says nothing about time. Its reasons stay ("too expensive, not interested" is a price
+    objection). Slots that imply the way out stay."""
     intent = next((i for i in intents if i.name == result.intent), None)
     if intent is None or intent.kind != "exit":
         return
     for name in list(result.captured):
         kind = slots[name].type if name in slots else "string"
-        dropped = kind in ("date", "time") or (intent.target is not None and kind == "yes_no")
+        dropped = kind in ("date", "time") or (kind == "yes_no" and name not in intent.answers)
         if dropped and not implication(intent, {name: result.captured[name]}):
             del result.captured[name]
 

@@ -464,3 +464,20 @@ def test_an_enum_phrase_with_my_also_holds_with_our_and_the() -> None:
     slot = Slot(name="decision_maker", type="enum", values=["no|my vp|my boss", "yes|i decide"])
     assert ex.extract_enum("I'd recommend it, but the VP decides", slot) == "no"
     assert ex.extract_enum("our boss signs", slot) == "no"
+
+
+def test_a_way_out_answers_only_the_yes_no_questions_it_is_about() -> None:
+    import asyncio
+
+    from engine.schema_loader import load_schema
+    from loadtests.nlu_eval import conversation_at
+
+    schema = load_schema(Path(__file__).resolve().parents[2] / "schemas" / "sales_qualification")
+
+    def said(state: str, text: str) -> tuple[str | None, dict[str, str]]:
+        plan = asyncio.run(conversation_at(schema, state, {}, TODAY, Understander()).take_turn(text))
+        assert plan.nlu is not None
+        return plan.nlu.intent, plan.nlu.captured
+
+    assert said("greeting", "we're not interested, we never were") == ("not_interested", {})
+    assert said("greeting", "no, I'm in a meeting") == ("busy", {"has_time": "no"})  # busy answers has_time
