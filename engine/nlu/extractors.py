@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 
-from engine.nlu.text import clauses, negated, normalise, phrase_regex
+from engine.nlu.text import FILLER_WORDS, clauses, negated, normalise, phrase_regex
 from engine.schema_model import Slot
 
 _UNITS = {
@@ -369,6 +369,7 @@ def extract_code(text: str, slot: Slot | None = None, exclude: frozenset[str] = 
     and one digit. The last one said wins (a correction), except values in ``exclude`` (this
     call's other identifiers read back: CPT, NPI, member ID). Without a cue word a sentence that
     holds a date is not read as a code."""
+    text = FILLER_WORDS.sub("", text)  # "8 8 3, uh, 0 2 5": no letters U H
     text = _DATE_SPAN.sub(" , ", text)  # "October sixteenth, twenty twenty-six" holds no code
     text = _PHONE_OR_DATE_DIGITS.sub(" , ", text)  # "call 1-800-555-0148", "due by 12/10"
     clarified = _CLARIFIED_AT_END.search(text)

@@ -43,7 +43,9 @@ class Clause:
     start: int  # offset in the normalised turn
 
 
-_FILLER_WORDS = re.compile(r"(?<![\w'-])(?:um+|uh+|erm|er|uhm|hmm+|mm)(?![\w'-])[,]?\s*")  # not "mm-hmm"
+FILLER_WORDS = re.compile(  # not "mm-hmm"
+    r"(?<![\w'-])(?:um+|uh+|erm|er|uhm|hmm+|mm)(?![\w'-])[,]?\s*", re.IGNORECASE
+)
 
 
 # adverbs and hedges slipped inside a set phrase: "no real rush", "what exactly are you selling",
@@ -81,7 +83,7 @@ def normalise(text: str) -> str:
     """Lower case, straight apostrophes, collapsed spaces, no "um"/"uh", contractions given
     back their apostrophe ("dont" → "don't"); spelled letters joined when they stand alone
     ("n p i" → "npi", "d o b" → "dob"): recognisers write acronyms both ways."""
-    lowered = " ".join(_FILLER_WORDS.sub("", text.translate(_APOSTROPHES).lower()).split())
+    lowered = " ".join(FILLER_WORDS.sub("", text.translate(_APOSTROPHES).lower()).split())
     lowered = _BARE_CONTRACTIONS.sub(_apostrophe, lowered)
     return _SPELLED.sub(lambda m: m.group(0).replace(" ", ""), lowered)
 

@@ -481,3 +481,8 @@ def test_a_way_out_answers_only_the_yes_no_questions_it_is_about() -> None:
 
     assert said("greeting", "we're not interested, we never were") == ("not_interested", {})
     assert said("greeting", "no, I'm in a meeting") == ("busy", {"has_time": "no"})  # busy answers has_time
+
+
+def test_a_filler_word_inside_a_code_adds_no_letters() -> None:
+    assert ex.extract_code("tracking number 8 8 3, uh, 0 2 5") == "883025"
+    assert ex.extract_code("Uh, it's R 4 4 0 9 1") == "R44091"
