@@ -506,7 +506,7 @@ def extract_name(text: str, slot: Slot | None = None) -> str | None:
 
 _PAST_CUES = re.compile(
     r"\b(was|were|got|had|decided|made|came|went|approved|denied|issued|finalized|back on|last|ago|"
-    r"already|yesterday|earlier|previous)\b"
+    r"already|yesterday|earlier|previous|this past)\b"
 )
 _FUTURE_CUES = re.compile(
     r"\b(will|at the latest|latest|by|expect|expected|due|going to|gonna|within|next|coming|upcoming|"
@@ -791,7 +791,8 @@ _COUNTED_THINGS = frozenset(
     rep agent choice box field screen""".split()
 )
 _DAY_OF_MONTH = re.compile(
-    r"\b(?:on|by|the|for|from|until|before|since)\s+(?:the\s+)?(\d{1,2}|[a-z]+(?:-[a-z]+)?)(?:\s+([a-z]+))?\b"
+    r"\b(?:on|by|the|for|from|until|before|since)\s+(?:the\s+)?(\d{1,2}|[a-z]+(?:-[a-z]+)?)"
+    r"(?:\s+(?!(?:the|on|by|for|from|until|before|since)\b)([a-z]+))?\b"
 )
 
 

@@ -486,3 +486,9 @@ def test_a_way_out_answers_only_the_yes_no_questions_it_is_about() -> None:
 def test_a_filler_word_inside_a_code_adds_no_letters() -> None:
     assert ex.extract_code("tracking number 8 8 3, uh, 0 2 5") == "883025"
     assert ex.extract_code("Uh, it's R 4 4 0 9 1") == "R44091"
+
+
+def test_a_weekday_before_the_day_of_month_and_this_past() -> None:
+    monday = dt.date(2026, 12, 7)
+    assert ex.extract_date("on Monday the 30th", today=monday) == "2026-11-30"
+    assert ex.extract_date("this past Friday", today=monday) == "2026-12-04"
