@@ -120,6 +120,7 @@ _AMOUNT_CUE = re.compile(
     r"\$|\dk\b|\b(dollars?|bucks|grand|k|thousand|million|budget|spend|price|cost|monthly|annually|yearly|"
     r"(?:a|per|each) (?:month|year|seat|user|head|license|location))\b"
 )
+_SPENT = re.compile(r"\b(spent|paid|blew through|blew|went over|cost us|were paying|used to pay)\b")
 _AMOUNT_TOKEN = re.compile(r"[a-z]+(?:-[a-z]+)?|\d+(?:,\d{3})*(?:\.\d+)?|[$,.]")
 _AMOUNT_SUFFIX = {"k": 1_000, "grand": 1_000, "thousand": 1_000, "million": 1_000_000, "m": 1_000_000}
 _NUMBER_WORDS = frozenset({*_UNITS, *_TENS, "hundred", "thousand", "million"})
@@ -202,7 +203,8 @@ def extract_currency(text: str, slot: Slot | None = None) -> str | None:
     thousand"; "forty thousand — no, forty-five"; a range gives its upper bound). A bare number
     takes the scale of the amount said next to it ("ten, twelve thousand" → 12000, "thirty to
     forty thousand", "forty thousand … forty-five" → 45000). Needs a money word in the turn."""
-    lowered = normalise(text)
+    # what was spent ("we blew through forty grand last quarter") is no amount on offer
+    lowered = " , ".join(c.text for c in clauses(text) if not _SPENT.search(c.text))
     if not _AMOUNT_CUE.search(lowered):
         return None
     amounts = _amounts(lowered)
@@ -719,6 +721,9 @@ def _relative_dates(lowered: str, today: dt.date, when: str) -> Found:
         out.append((match.start(), (today + dt.timedelta(days=7 * weeks)).isoformat()))
     for match in re.finditer(r"\b(?:this (?:morning|afternoon|evening)|tonight|later today)\b", lowered):
         out.append((match.start(), today.isoformat()))
+    for match in re.finditer(r"\b(?:the )?end of (?:the |this )?(next )?week\b", lowered):
+        friday = today + dt.timedelta(days=(4 - today.weekday()) % 7 + (7 if match[1] else 0))
+        out.append((match.start(), friday.isoformat()))  # a working week ends on Friday
     # "… with today?" and "two weeks ago today" use "today" for now, not as the date meant
     for match in re.finditer(
         r"(?<!ago )(?<!from )\b(day after tomorrow|today(?!\s*\?)|tomorrow|yesterday)\b", lowered

@@ -492,3 +492,11 @@ def test_a_weekday_before_the_day_of_month_and_this_past() -> None:
     monday = dt.date(2026, 12, 7)
     assert ex.extract_date("on Monday the 30th", today=monday) == "2026-11-30"
     assert ex.extract_date("this past Friday", today=monday) == "2026-12-04"
+
+
+def test_what_was_spent_is_no_budget_and_the_end_of_the_week_is_friday() -> None:
+    assert ex.extract_currency("we spent twenty grand on the last tool, so nothing budgeted now") is None
+    assert ex.extract_currency("we blew through forty grand last quarter. this year, maybe 30k") == "30000"
+    monday = dt.date(2026, 12, 7)
+    assert ex.extract_date("by the end of next week", today=monday) == "2026-12-18"
+    assert ex.extract_date("end of the week", today=monday) == "2026-12-11"
