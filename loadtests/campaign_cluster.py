@@ -55,6 +55,7 @@ from loadtests.faults import (
     CallRun,
     Turn,
     cleanup_redis,
+    drill_settings,
     hang_up,
     kill_call_host,
     kill_serve_replica,
@@ -429,13 +430,7 @@ def main(argv: list[str] | None = None) -> int:
     prefix = f"voxray-campaign-{uuid.uuid4().hex[:8]}:"
     base = f"http://127.0.0.1:{args.port}"
     settings: dict[str, Any] = {
-        "calls.key_prefix": prefix,
-        "redis_url": redis_url,
-        "nlu.llm": "off",
-        "providers.local_enabled": False,
-        "limits.rate_per_s": 1e6,
-        "limits.burst": 10**6,
-        "limits.live_calls_per_tenant": 10**6,
+        **drill_settings(prefix, redis_url),
         "limits.idle_call_timeout_s": args.idle_s,
         "campaigns.ingress_url": base,  # the runner dials this cluster's ingress
         "campaigns.earliest_start": "00:00",  # the tenant window: any hours that split the zones

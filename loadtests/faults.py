@@ -738,6 +738,20 @@ def cleanup_redis(redis_url: str, prefix: str) -> None:
         store.close()
 
 
+def drill_settings(prefix: str, redis_url: str) -> dict[str, Any]:
+    """App settings for a drill: its own key prefix, the simulated LLM provider only, no NLU LLM
+    pass, and rate limits and quotas out of the way of the load."""
+    return {
+        "calls.key_prefix": prefix,
+        "redis_url": redis_url,
+        "nlu.llm": "off",
+        "providers.local_enabled": False,
+        "limits.rate_per_s": 1e6,
+        "limits.burst": 10**6,
+        "limits.live_calls_per_tenant": 10**6,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     from common.settings import get_settings
@@ -759,13 +773,7 @@ def main(argv: list[str] | None = None) -> int:
     redis_url = own.url if own is not None else get_settings().redis_url or "redis://127.0.0.1:6379/0"
     prefix = f"voxray-faults-{uuid.uuid4().hex[:8]}:"
     settings: dict[str, Any] = {
-        "calls.key_prefix": prefix,
-        "redis_url": redis_url,
-        "nlu.llm": "off",
-        "providers.local_enabled": False,
-        "limits.rate_per_s": 1e6,
-        "limits.burst": 10**6,
-        "limits.live_calls_per_tenant": 10**6,
+        **drill_settings(prefix, redis_url),
         "webhooks.allow": ["http://127.0.0.1:*"],
         "webhooks.max_delay_s": args.webhook_max_delay_s,
     }
