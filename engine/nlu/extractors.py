@@ -251,7 +251,10 @@ _IMPLICIT_YES = re.compile(
     r"good)\b"
 )
 _IMPLICIT_NO = re.compile(
-    r"\b(don't|dont|do not|doesn't|does not|not|can't|cant|cannot|won't|isn't|aren't|never|busy|bad time)\b"
+    r"\b(don't|dont|do not|doesn't|does not|not|can't|cant|cannot|won't|isn't|aren't|never|busy|bad time|"
+    # moving the meeting without saying where to ("push it to 3:30" gives the new time instead)
+    r"(?:push|move|bump) (?:it|that|this)(?! (?:to|for) (?:\d|one|two|three|four|five|six|seven|eight|nine|"
+    r"ten|eleven|twelve|noon))|reschedule|(?:another|a different) (?:day|time|week))\b"
 )
 
 
@@ -745,7 +748,8 @@ def _relative_dates(lowered: str, today: dt.date, when: str) -> Found:
             continue  # "Tuesday the 15th": the day of month says it
         target = _WEEKDAYS.index(word)
         context = " ".join(words[max(0, i - 2) : i + 4])  # "Thursday of next week"
-        if re.search(r"\b(next week|following week|week after)\b", context):
+        # "next Wednesday" said on a Tuesday is the Wednesday of next week, not tomorrow
+        if words[i - 1 : i] == ["next"] or re.search(r"\b(next week|following week|week after)\b", context):
             monday = today - dt.timedelta(days=today.weekday()) + dt.timedelta(days=7)
             day = monday + dt.timedelta(days=target)
         elif words[i - 1 : i] == ["last"] or (when == "past" and words[i - 1 : i] != ["next"]):

@@ -37,7 +37,9 @@ _LETTER_WORDS = re.compile(r"\b(letters?|spelling|spell|spelled|alphabet)\b")
 _DIGIT_WORDS = re.compile(r"\b(numbers?|digits?|last (?:four|three|two|five|six)|first (?:four|three))\b")
 # "the NPI for the ordering doctor": the doctor says whose NPI, it is not asked for itself
 _QUALIFIER = re.compile(r"\b(?:for|of|on)\s+(?:the\s+|this\s+|that\s+)?$")
-_DETERMINERS = ("that", "this", "your", "her", "his", "their")
+_DETERMINERS = ("that", "this", "your", "her", "his", "their", "which", "what")
+# "the NPI please": a field named and then "please" asks for it
+_PLEASE_AFTER = re.compile(r"^\W*please\b")
 _SHORT_ASK_OTHER_WORDS = 3  # "and the NPI?", "okay DOB": the field and little else is an ask
 
 
@@ -83,12 +85,17 @@ def asks_for_field(
             named.append((0, referred, 0))
     if not named:
         return None
-    _, field, phrase_words = max(named)  # the last one named: "not the DOB, the member ID"
-    cue = _REQUEST_CUE.search(norm)
-    if cue is None and len(norm.split()) - phrase_words > _SHORT_ASK_OTHER_WORDS:
+    start, field, phrase_words = max(named)  # the last one named: "not the DOB, the member ID"
+    asks = bool(_REQUEST_CUE.search(norm)) or _please_after(norm, start, phrase_words)
+    if not asks and len(norm.split()) - phrase_words > _SHORT_ASK_OTHER_WORDS:
         return None
     slowly = bool(_REPEAT_CUE.search(norm) or _LETTER_WORDS.search(norm) or "slow" in norm)
     return FieldAsk(field, slowly)
+
+
+def _please_after(norm: str, start: int, phrase_words: int) -> bool:
+    after = norm[start:].split(None, phrase_words)
+    return len(after) > phrase_words and bool(_PLEASE_AFTER.match(after[phrase_words]))
 
 
 def _referred_field(norm: str, recent_fields: Sequence[tuple[str, str]]) -> str | None:

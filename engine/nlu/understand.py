@@ -428,13 +428,19 @@ class Understander:
             result.intent, result.confidence = intent, confidence
 
 
+# "things are okay", "everything's running pretty smooth right now": contentment, no problem named
+_ALL_WELL = (
+    r"(?:everything|things|it|all|we)(?:'s|'re|'ve| is| are| have| has)?\s+(?:been\s+)?(?:(?:running|going|working)\s+)?"
+    r"(?:(?:pretty|really|quite|fairly)\s+)?(?:smooth(?:ly)?|well|fine|good|great|okay|ok)"
+    r"(?:\s+(?:right now|at the moment|for now|these days|so far))?"
+)
 _NON_ANSWER = re.compile(
     r"^(?:(?:well|um|uh|honestly|oh|so|eh|hmm|i mean|like)[, ]+)*"
     r"(?:i dunno|i don't know|dunno|not sure|no idea|nothing|nothing really|not really|it's fine|"
     r"we're fine|it's okay|it's ok|all good|can't think of anything|no complaints|nothing comes to mind|"
     r"hard to say|good question|i guess|fine|let me think|let me see|no (?:real |big |major )?(?:problems?|"
-    r"issues?)|things are (?:okay|ok|fine|good))\b(?:[, ]+(?:i guess|really|honestly|i suppose|to be honest|"
-    r"it's fine|we're fine|nothing|let me think|let me see|things are (?:okay|ok|fine|good)|"
+    r"issues?)|" + _ALL_WELL + r")\b(?:[, ]+(?:i guess|really|honestly|i suppose|to be honest|"
+    r"it's fine|we're fine|nothing|let me think|let me see|" + _ALL_WELL + r"|"
     r"it works))*[ .!?]*$"
 )
 

@@ -500,3 +500,35 @@ def test_what_was_spent_is_no_budget_and_the_end_of_the_week_is_friday() -> None
     monday = dt.date(2026, 12, 7)
     assert ex.extract_date("by the end of next week", today=monday) == "2026-12-18"
     assert ex.extract_date("end of the week", today=monday) == "2026-12-11"
+
+
+def test_next_weekday_is_in_next_week_and_a_move_without_a_new_time_is_a_no() -> None:
+    tuesday = dt.date(2026, 12, 8)
+    assert ex.extract_date("next Thursday around ten", today=tuesday) == "2026-12-17"
+    assert ex.extract_date("Thursday around ten", today=tuesday) == "2026-12-10"
+    assert ex.extract_yes_no("ugh, could we bump it a week or so") == "no"
+    assert ex.extract_yes_no("could we bump it to four instead") is None  # the new time says it
+
+
+def test_a_field_then_please_asks_and_which_names_a_field() -> None:
+    from engine.nlu.requests import asks_for_field, field_phrases
+
+    phrases = field_phrases({"provider_npi": ["npi"], "cpt_code": ["the code"]})
+    asked = asks_for_field("okay, and the ordering provider's NPI please", phrases)
+    assert asked is not None and asked.field == "provider_npi"
+    asked = asks_for_field("hang on, which code are we talking about here?", phrases)
+    assert asked is not None and asked.field == "cpt_code"
+    assert asks_for_field("please hold on while I look up the NPI in here", phrases) is None
+
+
+def test_contentment_with_no_problem_named_is_no_pain() -> None:
+    import asyncio
+
+    from engine.schema_loader import load_schema
+    from loadtests.nlu_eval import conversation_at
+
+    schema = load_schema(Path(__file__).resolve().parents[2] / "schemas" / "sales_qualification")
+    for text in ("honestly things have been going really well these days", "we're good so far"):
+        convo = conversation_at(schema, "discover_pain", {}, TODAY, Understander())
+        plan = asyncio.run(convo.take_turn(text))
+        assert plan.nlu is not None and "pain" not in plan.nlu.captured, text
