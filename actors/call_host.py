@@ -49,6 +49,7 @@ from engine.nlu.intents import TextEmbedder
 from engine.recording_policy import RecordingMode, RecordingPolicy, recording_policy
 from engine.schema_errors import CallDataError
 from engine.schema_loader import SchemaRegistry
+from engine.schema_model import AudioCleanup
 
 log = logging.getLogger("voxray.host")
 
@@ -325,6 +326,10 @@ class CallHostCore:
     async def note_recording(self, call_id: str, location: dict[str, Any]) -> None:
         (await self._call(call_id)).note_recording(location)
 
+    async def audio_cleanup(self, call_id: str) -> AudioCleanup:
+        """What the edge does to the counterpart's audio on this call (the schema's ``audio``)."""
+        return (await self._call(call_id)).conversation.schema.spec.audio
+
     async def note_transfer(self, call_id: str, status: str, error: str | None = None) -> None:
         (await self._call(call_id)).note_transfer(status, error)
 
@@ -505,6 +510,9 @@ class CallHost:
 
     async def note_recording(self, call_id: str, location: dict[str, Any]) -> None:
         await self.core.note_recording(call_id, location)
+
+    async def audio_cleanup(self, call_id: str) -> AudioCleanup:
+        return await self.core.audio_cleanup(call_id)
 
     async def note_transfer(self, call_id: str, status: str, error: str | None = None) -> None:
         await self.core.note_transfer(call_id, status, error)

@@ -162,6 +162,10 @@ class InboundConverter:
     def convert(self, ulaw: bytes) -> PCM16:
         return self._resampler.process(ulaw_to_pcm16(ulaw))
 
+    def convert_pcm(self, pcm8k: PCM16) -> PCM16:
+        """The same for audio already decoded to PCM16 8 kHz (and cleaned there)."""
+        return self._resampler.process(pcm8k)
+
     def flush(self) -> PCM16:
         return self._resampler.flush()
 

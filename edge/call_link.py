@@ -57,6 +57,7 @@ from edge.media.stream import MediaStream, Send
 from edge.twilio.protocol import StreamInfo, TwilioMessage
 from edge.twilio.transfer import Telephony, TransferResult
 from engine.recording_policy import RecordingPolicy
+from engine.schema_model import AudioCleanup
 
 log = logging.getLogger("voxray.call_link")
 GOODBYE_GRACE_S = 5.0
@@ -161,7 +162,20 @@ class CallLink:
             # both sides are taped from the first frame; the call's terms arrive meanwhile
             self.media.record(Recorder())
             self._recording = asyncio.get_running_loop().create_task(self._recording_terms())
+        task = asyncio.get_running_loop().create_task(self._use_audio_cleanup())
+        self._notes.add(task)
+        task.add_done_callback(self._notes.discard)
         self._start_turn(self._play(self.pool.stream(self.call_id, "opening"), None))
+
+    async def _use_audio_cleanup(self) -> None:
+        """The schema's clean-up of the caller's audio (``audio:``), from the call's host."""
+        try:
+            terms: AudioCleanup = await self.pool.call(self.call_id, "audio_cleanup")
+        except Exception as exc:  # the call's own turns report a lost host; audio stays as it is
+            log.warning("call %s: audio clean-up terms unknown (%s)", self.call_id, type(exc).__name__)
+            return
+        if not self.finished:
+            self.media.use_cleanup(terms.noise_suppression, terms.echo_cancellation)
 
     async def on_stop(self) -> None:
         self._end(EndReason.CALLER_HUNG_UP)

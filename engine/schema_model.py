@@ -368,6 +368,18 @@ class Recording(Strict):
     retention_days: int = Field(30, ge=1, le=3650)
 
 
+class AudioCleanup(Strict):
+    """Clean-up of the counterpart's audio at the edge, before VAD and speech recognition
+    (WebRTC's audio processing; ``benchmarks/bench_cleanup.py`` measures both)."""
+
+    noise_suppression: bool = Field(
+        False, description="Suppress steady background noise (costs CPU per call; see the README)."
+    )
+    echo_cancellation: bool = Field(
+        False, description="Cancel the agent's own audio leaking back into the line (speakerphones)."
+    )
+
+
 class ConversationSchemaFile(Strict):
     metadata: Metadata
     call_data: dict[str, CallDataField]
@@ -388,5 +400,6 @@ class ConversationSchemaFile(Strict):
     menu: Menu | None = None
     hold: Hold | None = None
     recording: Recording = Recording()
+    audio: AudioCleanup = AudioCleanup()
     initial_state: str
     states: dict[str, State] = Field(min_length=1)

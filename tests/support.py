@@ -23,8 +23,16 @@ class InProcessRouter:
     this process (no Ray): a scripted session for call-link tests. Tokens are minted and claimed
     as the pool does it without a store (this process's memory)."""
 
-    def __init__(self, llm: ScriptedLLM | None = None, redis_url: str | None = None, prefix: str = "t:"):
-        config = HostConfig(redis_url, prefix, ROOT / "schemas", ScriptedCache(), llm or ScriptedLLM())
+    def __init__(
+        self,
+        llm: ScriptedLLM | None = None,
+        redis_url: str | None = None,
+        prefix: str = "t:",
+        schemas: Path | None = None,
+    ):
+        config = HostConfig(
+            redis_url, prefix, schemas or ROOT / "schemas", ScriptedCache(), llm or ScriptedLLM()
+        )
         self.host = CallHostCore("in-process-host", config)
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
         self.used_tokens: set[str] = set()

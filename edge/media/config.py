@@ -49,6 +49,12 @@ class EdgeConfig(BaseModel):
         description="Voiced audio during playback that interrupts the agent. Backchannels run "
         "300-650 ms voiced (Piper's 'Mhm.' scores 608 ms here), a real interruption longer.",
     )
+    noise_suppression: bool = Field(
+        False, description="WebRTC noise suppression on the caller's audio (edge/media/cleanup.py)."
+    )
+    echo_cancellation: bool = Field(
+        False, description="WebRTC echo cancellation of the agent's audio leaking back into the line."
+    )
     smart_turn: bool = Field(True, description="Ask the smart-turn model at each pause.")
     smart_turn_threshold: float = Field(0.5, ge=0.0, le=1.0, description="Probability of 'complete'.")
     smart_turn_max_pending: int = Field(

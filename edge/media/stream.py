@@ -3,7 +3,9 @@
 Everything that happens per 20 ms frame happens here, so nothing per frame crosses a process
 boundary. Inbound: each ``media`` message (µ-law 8 kHz) is handed on at once after an order
 check (``jitter_buffer.InOrderFrames``: ``media.chunk`` order, gaps filled with silence, no
-holding back), is decoded and resampled to PCM16 16 kHz, scored by Silero VAD in 32 ms
+holding back), is decoded, cleaned where the call's schema asks (``cleanup.InboundCleanup``:
+noise suppression, echo cancellation against the agent frames playout sends), resampled to
+PCM16 16 kHz, scored by Silero VAD in 32 ms
 windows (line silence below an energy floor skips the model) and cut into utterances by the
 ``Endpointer``. Model work never runs on the event loop: windows that need Silero are scored,
 and pushed through the endpointer, on a small thread pool (one job per message, the stream's
@@ -41,8 +43,9 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import ValidationError
 
-from common.audio import TWILIO_FRAME_MS, InboundConverter
+from common.audio import TWILIO_FRAME_MS, InboundConverter, ulaw_to_pcm16
 from common.events import Utterance
+from edge.media.cleanup import InboundCleanup
 from edge.media.config import EdgeConfig
 from edge.media.endpointing import (
     Action,
@@ -164,6 +167,8 @@ class MediaStream:
         self.audio_tap: AudioTap | None = None
         self.recorder: Recorder | None = None
         self._record_origin = 0.0
+        self.cleanup: InboundCleanup | None = None
+        self.use_cleanup(cfg.noise_suppression, cfg.echo_cancellation)
 
     @property
     def stats(self) -> dict[str, float]:
@@ -188,27 +193,48 @@ class MediaStream:
     async def clear(self) -> ClearResult:
         return await self.playout.clear()
 
-    # ------------------------------------------------------------------ recording
+    # ------------------------------------------------------------------ recording, clean-up
     def record(self, recorder: Recorder | None) -> None:
         """Tap both sides into ``recorder`` (None stops): the counterpart's frames at their
         Twilio timestamps, the agent's at the time they play, on the same stream clock."""
         self.recorder = recorder
         self._record_origin = self._clock()
-        self.playout.on_sent = None if recorder is None else self._record_agent
-        self.playout.on_cleared = None if recorder is None else self._record_cut
+        self._tap_playout()
+
+    def use_cleanup(self, noise_suppression: bool, echo_cancellation: bool) -> None:
+        """Clean the caller's audio from the next frame on (``edge/media/cleanup.py``); both
+        False stops. A call's schema decides this once its stream has started."""
+        if not (noise_suppression or echo_cancellation):
+            self.cleanup = None
+        elif self.cleanup is None or (self.cleanup.noise_suppression, self.cleanup.echo_cancellation) != (
+            noise_suppression,
+            echo_cancellation,
+        ):
+            self.cleanup = InboundCleanup(noise_suppression, echo_cancellation)
+        self._tap_playout()
+
+    def _tap_playout(self) -> None:
+        """Agent frames go to the recorder and to the echo canceller, when either listens."""
+        listens = self.recorder is not None or (self.cleanup is not None and self.cleanup.echo_cancellation)
+        self.playout.on_sent = self._agent_frame if listens else None
+        self.playout.on_cleared = self._agent_cut if listens else None
+
+    def _agent_frame(self, play_at: float, frame: bytes) -> None:
+        if self.recorder is not None:
+            self.recorder.agent(self._stream_time(play_at), frame)
+        if self.cleanup is not None:
+            self.cleanup.played(play_at, frame)
+
+    def _agent_cut(self, at: float) -> None:
+        if self.recorder is not None:
+            self.recorder.cut_agent(self._stream_time(at))
+        if self.cleanup is not None:
+            self.cleanup.cleared(at)
 
     def _stream_time(self, at: float) -> float:
         """Seconds into the stream of monotonic time ``at`` (Twilio timestamps' clock)."""
         origin = self._ts_origin if self._ts_origin is not None else self._record_origin
         return at - origin
-
-    def _record_agent(self, play_at: float, frame: bytes) -> None:
-        if self.recorder is not None:
-            self.recorder.agent(self._stream_time(play_at), frame)
-
-    def _record_cut(self, at: float) -> None:
-        if self.recorder is not None:
-            self.recorder.cut_agent(self._stream_time(at))
 
     # ------------------------------------------------------------------ inbound
     async def handle_message(self, raw: str | bytes | TwilioMessage) -> None:
@@ -295,7 +321,12 @@ class MediaStream:
         if self.recorder is not None:
             for frame in frames:
                 self.recorder.counterpart(frame.timestamp_ms / 1000.0, frame.payload)
-        pcm = [self._inbound.convert(frame.payload) for frame in frames]
+        cleanup = self.cleanup
+        if cleanup is None:
+            pcm = [self._inbound.convert(frame.payload) for frame in frames]
+        else:
+            now = self._clock()
+            pcm = [self._inbound.convert_pcm(cleanup.process(ulaw_to_pcm16(f.payload), now)) for f in frames]
         await self._feed_pcm(pcm[0] if len(pcm) == 1 else np.concatenate(pcm))
 
     async def _feed_pcm(self, pcm: npt.NDArray[np.int16]) -> None:

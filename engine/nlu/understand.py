@@ -430,7 +430,8 @@ class Understander:
 
 # "things are okay", "everything's running pretty smooth right now": contentment, no problem named
 _ALL_WELL = (
-    r"(?:everything|things|it|all|we)(?:'s|'re|'ve| is| are| have| has)?\s+(?:been\s+)?(?:(?:running|going|working)\s+)?"
+    r"(?:everything|things|it|all|we)(?:'s|'re|'ve| is| are| have| has)?\s+(?:been\s+)?"
+    r"(?:(?:running|going|working)\s+)?"
     r"(?:(?:pretty|really|quite|fairly)\s+)?(?:smooth(?:ly)?|well|fine|good|great|okay|ok)"
     r"(?:\s+(?:right now|at the moment|for now|these days|so far))?"
 )
