@@ -16,6 +16,8 @@ import base64
 import json
 import os
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from typing import Any
@@ -104,7 +106,11 @@ def run_direct(calls: int, seconds: float, port: int) -> None:
     thread.join(timeout=5)
 
 
-def run_serve(calls: int, seconds: float, port: int) -> None:
+def run_serve(calls: int, seconds: float, port: int, haproxy: bool = False) -> None:
+    """Through Serve's proxy; ``haproxy``: Serve's HAProxy mode (``RAY_SERVE_ENABLE_HA_PROXY=1``),
+    set before Ray starts so every Serve process reads it (so each Serve arm is a process)."""
+    if haproxy:
+        os.environ["RAY_SERVE_ENABLE_HA_PROXY"] = "1"
     import ray
     from ray import serve
 
@@ -122,7 +128,7 @@ def run_serve(calls: int, seconds: float, port: int) -> None:
     sent = asyncio.run(drive(f"ws://127.0.0.1:{port}/media", calls, seconds))
     time.sleep(0.5)
     arrived: list[float] = httpx.get(f"http://127.0.0.1:{port}/samples", timeout=30).json()
-    report("through Serve proxy", sent, arrived, calls, seconds)
+    report("through Serve HAProxy" if haproxy else "through Serve proxy", sent, arrived, calls, seconds)
     serve.shutdown()
     ray.shutdown()
 
@@ -134,11 +140,20 @@ def main(argv: Any = None) -> None:
     parser.add_argument("--calls", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--port", type=int, default=8799)
+    parser.add_argument("--arm", choices=("all", "direct", "serve", "haproxy"), default="all")
     args = parser.parse_args(argv)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    print(f"{args.calls} calls x {RATE_HZ} msg/s for {args.seconds:.0f} s, client and server on this box")
-    run_direct(args.calls, args.seconds, args.port)
-    run_serve(args.calls, args.seconds, args.port + 1)
+    if args.arm == "direct":
+        run_direct(args.calls, args.seconds, args.port)
+    elif args.arm in ("serve", "haproxy"):
+        run_serve(args.calls, args.seconds, args.port, haproxy=args.arm == "haproxy")
+    else:
+        print(f"{args.calls} calls x {RATE_HZ} msg/s for {args.seconds:.0f} s, client and server on this box")
+        for arm, port in (("direct", args.port), ("serve", args.port + 1), ("haproxy", args.port + 2)):
+            common = ["--calls", str(args.calls), "--seconds", str(args.seconds), "--port", str(port)]
+            subprocess.run(
+                [sys.executable, "-m", "benchmarks.bench_ws_proxy", "--arm", arm, *common], check=False
+            )
 
 
 if __name__ == "__main__":
