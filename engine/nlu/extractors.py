@@ -238,7 +238,7 @@ _EXPLICIT_YES = re.compile(
     r"go ahead|ask away|fire away|go for it|ask your questions|shoot|all good|sounds good|sounds great|"
     r"that works|works for me|that's fine|that's me|i can do|i can talk|i can spare|make it quick|"
     r"everything's right|everything is right|all correct|all right|alright|sounds right|all sounds right|"
-    r"that's all correct|all of that is right|spot on)\b"
+    r"that's all correct|all of that is right|spot on|sounds like a plan|it's a plan|deal)\b"
 )
 _EXPLICIT_NO = re.compile(
     r"\b(no|nope|nah|negative|incorrect|wrong|not really|not at all|no way|absolutely not|"
@@ -290,6 +290,11 @@ def extract_yes_no(text: str, slot: Slot | None = None) -> str | None:
 
 _AS_IN = re.compile(r"\b([A-Za-z])\s*(?:,\s*)?(?:as in|like|for|as)\s+[A-Za-z][\w-]*", re.IGNORECASE)
 _SINGLE_HYPHENS = re.compile(r"(?<=\b\w)-(?=\w\b)")
+# "T, T as in Tom": the letter, then the same letter spelled out to confirm it, is one letter
+_CONFIRMED_LETTER = re.compile(r"\b([A-Za-z])\s*,?\s+(?=\1\s*,?\s*(?:as in|like)\s)", re.IGNORECASE)
+# "it starts with a T": the article before a letter read out adds no letter A ("it's a b c 4"
+# may well be the letters A B C, so only after "with")
+_ARTICLE_BEFORE = frozenset({"with"})
 _SHORT_WORDS = frozenset(
     "a i an am as at be by do go he hi if in is it me my no of oh ok on or so to up us we the and "
     "for you are was its but not can yes yep her his him she one two six ten ref num nbr id no "
@@ -300,6 +305,7 @@ _SHORT_WORDS = frozenset(
 def spoken_sequence(text: str) -> list[str]:
     """Tokens with digit words, NATO words, "D as in David" and "double five" turned into
     characters; a " " marks a word that is none of these (it ends a run)."""
+    text = _CONFIRMED_LETTER.sub("", text)
     text = _SINGLE_HYPHENS.sub(" ", _AS_IN.sub(lambda m: f" {m.group(1).upper()} ", text))
     out: list[str] = []
     words = re.findall(r"[A-Za-z]+(?:['’-][A-Za-z]+)*|\d+", text)
@@ -330,6 +336,9 @@ def spoken_sequence(text: str) -> list[str]:
             char = word
         if char is None and lower in ("st", "nd", "rd", "th") and prev.isdigit():
             out.append(" ")  # "15th": an ordinal ends the run, it adds no letters to a code
+            continue
+        if word == "a" and prev in _ARTICLE_BEFORE and i + 1 < len(words) and len(words[i + 1]) == 1:
+            out.append(" ")
             continue
         if char is None and len(word) == 1 and word.isalpha():
             char = word.upper()
@@ -540,8 +549,8 @@ def _tense_of(text: str, tense: str) -> str:
             if (not strong or m[1] not in _WEAK_CUES) and not _TO_BE.search(text, 0, m.start())
         ]
         future = [m for m in _FUTURE_CUES.finditer(text) if not strong or m[1] not in _WEAK_CUES]
-        if past or future:
-            if past and (not future or past[0].start() > future[0].start()):
+        if past or future:  # the last cue wins: "was reviewed by the director and approved on the 5th"
+            if past and (not future or past[-1].start() > future[-1].start()):
                 return "past"
             return "future"
     return "any"

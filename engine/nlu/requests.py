@@ -35,8 +35,9 @@ _REPEAT_CUE = re.compile(
 )
 _LETTER_WORDS = re.compile(r"\b(letters?|spelling|spell|spelled|alphabet)\b")
 _DIGIT_WORDS = re.compile(r"\b(numbers?|digits?|last (?:four|three|two|five|six)|first (?:four|three))\b")
-# "the NPI for the ordering doctor": the doctor says whose NPI, it is not asked for itself
-_QUALIFIER = re.compile(r"\b(?:for|of|on)\s+(?:the\s+|this\s+|that\s+)?$")
+# "the NPI for the ordering doctor": the doctor says whose NPI, it is not asked for itself;
+# "nothing under that ID": the field says where the rep looked
+_QUALIFIER = re.compile(r"\b(?:for|of|on|under|by|with|using)\s+(?:the\s+|this\s+|that\s+|her\s+|his\s+)?$")
 _DETERMINERS = ("that", "this", "your", "her", "his", "their", "which", "what")
 # "the NPI please": a field named and then "please" asks for it
 _PLEASE_AFTER = re.compile(r"^\W*please\b")

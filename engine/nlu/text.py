@@ -52,7 +52,7 @@ FILLER_WORDS = re.compile(  # not "mm-hmm"
 # "we don't even need it"; a phrase's own words are still all required, in order
 _SLIPPED_IN = (
     r"(?:(?:real|really|just|exactly|actually|even|quite|totally|all|so|very|pretty|ever|kind of|"
-    r"sort of|some|any)\s+)?"
+    r"sort of|some|any|whole|full|entire|complete)\s+)?"
 )
 
 

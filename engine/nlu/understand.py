@@ -441,7 +441,7 @@ _NON_ANSWER = re.compile(
     r"we're fine|it's okay|it's ok|all good|can't think of anything|no complaints|nothing comes to mind|"
     r"hard to say|good question|i guess|fine|let me think|let me see|no (?:real |big |major )?(?:problems?|"
     r"issues?)|" + _ALL_WELL + r")\b(?:[, ]+(?:i guess|really|honestly|i suppose|to be honest|"
-    r"it's fine|we're fine|nothing|let me think|let me see|" + _ALL_WELL + r"|"
+    r"it's fine|we're fine|nothing|let me think|let me see|you tell me|" + _ALL_WELL + r"|"
     r"it works))*[ .!?]*$"
 )
 

@@ -532,3 +532,20 @@ def test_contentment_with_no_problem_named_is_no_pain() -> None:
         convo = conversation_at(schema, "discover_pain", {}, TODAY, Understander())
         plan = asyncio.run(convo.take_turn(text))
         assert plan.nlu is not None and "pain" not in plan.nlu.captured, text
+
+
+def test_the_last_tense_cue_wins_and_a_letter_confirmed_by_its_word_is_one_letter() -> None:
+    wednesday = dt.date(2026, 12, 9)
+    said = "the nurse looked at it, it went up to the director and it was signed off on the 4th"
+    assert ex.extract_date(said, today=wednesday) == "2026-12-04"
+    assert ex.extract_code("it begins with a K, K as in kilo, 7 7 0 1") == "K7701"
+    assert ex.extract_code("it's a b c 4 4 1") == "ABC441"  # the letters A B C, not an article
+
+
+def test_a_field_that_says_where_the_rep_looked_is_no_request() -> None:
+    from engine.nlu.requests import asks_for_field, field_phrases
+
+    phrases = field_phrases({"member_id": ["the id", "member id"]})
+    assert asks_for_field("nothing comes up under her member ID, is it new?", phrases) is None
+    asked = asks_for_field("I'll need the full member ID, letters too", phrases)
+    assert asked is not None and asked.field == "member_id"
