@@ -128,11 +128,12 @@ class CompiledSchema:
 
     @cached_property
     def vocabulary(self) -> frozenset[str]:
-        """The words (of four letters or more) the schema expects to hear: its intents' examples,
+        """The words (of four letters or more) the schema expects to hear: its intents' examples and phrases,
         its slots' values and synonyms, how fields are asked for. Speech recognition sometimes
         splits one of them ("a proved", "re quired"); ``engine.nlu.text.rejoin`` puts it back."""
         texts = [*self.intent_examples]
         for state in self.states.values():
+            texts.extend(p for i in state.intents for p in i.phrases)
             for slot in state.spec.slots:
                 texts.extend(v.replace("|", " ") for v in slot.values or ())
         for disclosure in self.spec.disclose.values():

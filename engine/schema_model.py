@@ -170,9 +170,33 @@ class Slot(Strict):
     tense: Literal["any", "past", "future"] = Field(
         "any", description="Date slots: a bare weekday or day of month resolves to the past or the future."
     )
+    by_when: dict[str, int | None] | None = Field(
+        None,
+        description="Enum slots of a time frame: value → how many days ahead it reaches, in order, the "
+        "last one may be null (further off). A turn that names no synonym but a month or date "
+        '("when our contract runs out at the end of March") gets the first value that reaches it.',
+    )
     description: str = ""
 
     _name = field_validator("name")(_check_name)
+
+    @field_validator("by_when")
+    @classmethod
+    def _by_when_for_enums(
+        cls, by_when: dict[str, int | None] | None, info: ValidationInfo
+    ) -> dict[str, int | None] | None:
+        if by_when is None:
+            return None
+        if info.data.get("type") != "enum":
+            raise ValueError("by_when is for enum slots only")
+        known = {v.split("|")[0] for v in info.data.get("values") or ()}
+        unknown = sorted(set(by_when) - known)
+        if unknown:
+            raise ValueError(f"by_when names values the slot does not have: {', '.join(unknown)}")
+        days = [d for d in by_when.values() if d is not None]
+        if days != sorted(days) or any(d < 0 for d in days) or None in list(by_when.values())[:-1]:
+            raise ValueError("by_when days must grow, be 0 or more, and only the last may be null")
+        return by_when
 
     @field_validator("cues")
     @classmethod

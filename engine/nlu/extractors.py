@@ -6,6 +6,7 @@ slot value as a string, or None when the utterance holds no such value.
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import re
 from collections.abc import Callable
@@ -238,7 +239,9 @@ _EXPLICIT_YES = re.compile(
     r"go ahead|ask away|fire away|go for it|ask your questions|shoot|all good|sounds good|sounds great|"
     r"that works|works for me|that's fine|that's me|i can do|i can talk|i can spare|make it quick|"
     r"everything's right|everything is right|all correct|all right|alright|sounds right|all sounds right|"
-    r"that's all correct|all of that is right|spot on|sounds like a plan|it's a plan|deal)\b"
+    r"that's all correct|all of that is right|spot on|sounds like a plan|it's a plan|deal|"
+    r"(?:that|this|it)(?:'ll| will|'d| would) (?:work|do)|go on|carry on|(?:all |it all |that all )?matches|"
+    r"what (?:do|did) you (?:want|need) to know|what(?:'s| is| are) your questions?)\b"
 )
 _EXPLICIT_NO = re.compile(
     r"\b(no|nope|nah|negative|incorrect|wrong|not really|not at all|no way|absolutely not|"
@@ -389,6 +392,7 @@ def extract_code(text: str, slot: Slot | None = None, exclude: frozenset[str] = 
     clarified = _CLARIFIED_AT_END.search(text)
     if clarified and re.search(rf"\b{clarified[1]}\b", text[: clarified.start()], re.IGNORECASE):
         text = text[: clarified.start()]  # "… H 7 2 2 0 9. H as in hotel.": the H was said already
+    text = _NOT_LETTER.sub(" not ", text)
     lowered = text.lower()
     cue = _CODE_CUE.search(lowered)
     if cue is None and extract_date(text) is not None:
@@ -415,7 +419,15 @@ _PHONE_OR_DATE_DIGITS = re.compile(
     r"|(?<![\w/])\d{1,2}/\d{1,2}(?:/\d{2,4})?(?![\w/])"  # a date written with slashes
 )
 _YEAR = re.compile(r"(?:19|20)\d\d")  # "active since 2019": a year alone is no code
-_NOT_CODE = re.compile(r"\b(?:not|isn't|wasn't|instead of)\s+(?:the\s+)?([^,.;!?]+)", re.IGNORECASE)
+_NOT_CODE = re.compile(
+    r"\b(?:not|isn't|wasn't|instead of|you (?:said|read|wrote|put|have|had|got)(?:\s+(?:it|that|this))?"
+    r"(?:\s+(?:back|down))?(?:\s+as)?)\s+(?:the\s+)?([^,.;!?]+)",
+    re.IGNORECASE,
+)
+# "it starts with an M, not an N": the letter ruled out is no part of the code said around it
+_NOT_LETTER = re.compile(
+    r"\bnot\s+(?:an?\s+)?[A-Za-z]\b(?:\s*,?\s*(?:as in|like)\s+[A-Za-z]+)?(?=\s*[,.;]|$)"
+)
 
 
 def _misread(code: str, identifier: str) -> bool:
@@ -427,7 +439,8 @@ def _misread(code: str, identifier: str) -> bool:
 
 
 def _negated_codes(text: str) -> set[str]:
-    """Codes said right after "not" ("it's ST22908, not ST22905"): a correction's rejected value."""
+    """Codes said right after "not" ("it's ST22908, not ST22905") or "you said" ("… you read it
+    back as 47109"): a correction's rejected value."""
     out: set[str] = set()
     for match in _NOT_CODE.finditer(text):
         said = spoken_sequence(match[1])
@@ -447,7 +460,7 @@ _FILLERS = re.compile(r"\b(?:um+|uh+|er+m?|uhm|hmm+|ah+)\b[,]?\s*", re.IGNORECAS
 _NAME_CUES = re.compile(
     r"\b(?:my name is|my name's|name's|name is|this is|i'm|i am|it's|you're speaking with|"
     r"you're talking to|speaking with|talking to|you've got|you got|you've reached|you reached)"
-    r"\s+([\w'-]+)(?:\s+([\w'-]+))?",
+    r"\s+(?=([\w'-]+)(?:\s+([\w'-]+))?)",  # a lookahead: "this is, this is Dmitri" finds the second cue
     re.IGNORECASE,
 )
 _NAME_BEFORE = re.compile(
@@ -460,7 +473,8 @@ _NAME_BEFORE = re.compile(
 _NAME_SPEAKING = re.compile(r"\b([A-Z][a-z]+(?:['-][A-Za-z]+)?)\s+speaking\b")
 # "Ray, provider services." / "Dana with claims": a name first, then where they sit
 _NAME_FIRST = re.compile(
-    r"^\s*([\w'-]+)(?:\s+([\w'-]+))?\s*(?:,|\s+(?:from|with|at|in|over at|on)\s)\s*(?:the\s+)?"
+    r"^\s*(?:(?:hi|hello|hey|yeah|yes|okay|ok|good morning|good afternoon|morning|afternoon)[,.!]?\s+)?"
+    r"([\w'-]+)(?:\s+([\w'-]+))?\s*(?:,|\s+(?:from|with|at|in|over at|on)\s)\s*(?:the\s+)?"
     r"(?:[\w'-]+\s+){0,2}(?:services|department|dept|line|desk|team|office|speaking|here|claims|"
     r"eligibility|utilization|authorizations?|auth|benefits|support|review)\b",
     re.IGNORECASE,
@@ -533,7 +547,7 @@ _WEAK_CUES = frozenset(
 )
 _DURATION = re.compile(
     r"\b(?:in|within|about|around|takes?|another|up to|give it|allow|allow for|they have|you have|"
-    r"we have)\s+(?:(\w+)(?:\s*(?:to|or|-)\s*))?(\w+)\s+"
+    r"we have|looking at|usually|typically|roughly|approximately)\s+(?:(\w+)(?:\s*(?:to|or|-)\s*))?(\w+)\s+"
     r"(business |working |calendar )?(day|days|week|weeks)\b(?!\s+of\b)"
 )
 
@@ -600,7 +614,10 @@ def extract_date(
     said = [
         (at, value)
         for at, value in found
-        if value is not None and not negated(with_commas, at) and not _VALID_UNTIL.search(lowered, 0, at)
+        if value is not None
+        and not negated(with_commas, at)
+        and not _VALID_UNTIL.search(lowered, 0, at)
+        and not _YOU_SAID.search(lowered, 0, at)
     ]
     if not said:
         return None
@@ -611,7 +628,12 @@ def extract_date(
 
 # the end of a period of validity, not a day something happens: "good through March 31st"
 _VALID_UNTIL = re.compile(
-    r"\b(?:through|thru|expires?|expiring|expiration(?: date)?(?: is| of)?|valid until|good until|good till)"
+    r"\b(?:(?<!went )(?<!gone )(?<!goes )(?<!came )(?:through|thru)|expires?|expiring|"  # not "went through"
+    r"expiration(?: date)?(?: is| of)?|valid until|good until|good till)\s+(?:on\s+)?(?:the\s+)?$"
+)
+# the agent's wrong value, quoted in a correction: "it went out on the 11th, you said the 12th"
+_YOU_SAID = re.compile(
+    r"\byou (?:said|read|wrote|put|have|had|got)(?:\s+(?:it|that|this))?(?:\s+(?:back|down))?(?:\s+as)?"
     r"\s+(?:on\s+)?(?:the\s+)?$"
 )
 Found = list[tuple[int, str | None]]  # (where in the turn, ISO date or None when impossible)
@@ -890,8 +912,10 @@ def extract_time(text: str, slot: Slot | None = None) -> str | None:
             hour = _business_hour(hour, match[0] if match[3] else lowered) if hour <= 12 else hour
             found.append((match.start(), f"{hour:02d}:{minute:02d}"))
     for match in re.finditer(
-        r"\b(quarter|half|twenty|ten|five)\s+(past|after|to|till|til|before)\s+(\w+)\b", lowered
+        r"\b(quarter|half|twenty|ten|five)\s+(past|passed|after|to|till|til|before|of)\s+(\w+)\b", lowered
     ):
+        if match[1] == "half" and match[2] == "of":
+            continue  # "half of ten": no time
         base = _HOUR_WORD.get(match[3]) or (
             int(match[3]) if match[3].isdigit() and 1 <= int(match[3]) <= 12 else None
         )
@@ -900,7 +924,7 @@ def extract_time(text: str, slot: Slot | None = None) -> str | None:
         taken.append(match.span())
         minutes = {"quarter": 15, "half": 30, "twenty": 20, "ten": 10, "five": 5}[match[1]]
         hour = _business_hour(base, lowered)
-        if match[2] in ("to", "till", "til", "before"):
+        if match[2] in ("to", "till", "til", "before", "of"):  # "quarter of two" is 1:45
             hour, minute = (hour - 1) % 24, 60 - minutes
         else:
             minute = minutes
@@ -911,8 +935,16 @@ def extract_time(text: str, slot: Slot | None = None) -> str | None:
 
 
 def _not_before(lowered: str, start: int) -> bool:
+    """ "not at two", "I can't do nine": a time ruled out."""
     words = lowered[:start].replace(",", " ").split()
-    return (bool(words) and words[-1] in ("not", "except")) or words[-2:] == ["not", "at"]
+    return (
+        (bool(words) and words[-1] in ("not", "except"))
+        or words[-2:] == ["not", "at"]
+        or (len(words) >= 2 and words[-2] in _CANNOT and words[-1] in ("do", "make", "manage"))
+    )
+
+
+_CANNOT = frozenset(("can't", "cannot", "couldn't", "won't"))
 
 
 def _spoken_hours(lowered: str, taken: list[tuple[int, int]]) -> list[tuple[int, str]]:
@@ -968,6 +1000,34 @@ def _spoken_hours(lowered: str, taken: list[tuple[int, int]]) -> list[tuple[int,
         if minute < 60:
             out.append((start, f"{_business_hour(said, lowered):02d}:{minute:02d}"))
     return out
+
+
+_MONTH_SAID = re.compile(
+    r"\b(?:(end of|by|before|until|till|late|early|beginning of|start of|mid|in|around|after|of)\s+)?"
+    r"(?:the\s+)?(january|february|march|april|may|june|july|august|september|october|november|december)\b"
+)
+_MONTH_END = frozenset(("end of", "by", "before", "until", "till", "late", "after"))
+_MONTH_START = frozenset(("early", "beginning of", "start of"))
+
+
+def extract_time_frame(text: str, slot: Slot, today: dt.date | None = None) -> str | None:
+    """The ``by_when`` value of a month the turn names ("when our contract runs out at the end of
+    March" → the first value that reaches the end of March); the last month said wins."""
+    if not slot.by_when:
+        return None
+    today = today or dt.date.today()
+    found = [m for m in _MONTH_SAID.finditer(normalise(text)) if m[2] != "may" or m[1]]  # "we may": no month
+    if not found:
+        return None
+    lead, month = found[-1][1], _MONTHS[found[-1][2]]
+    year = today.year if month >= today.month else today.year + 1
+    last = calendar.monthrange(year, month)[1]
+    day = last if lead in _MONTH_END else 1 if lead in _MONTH_START else 15
+    ahead = (dt.date(year, month, day) - today).days
+    for value, reach in slot.by_when.items():
+        if reach is None or ahead <= reach:
+            return value
+    return None
 
 
 def extract_enum(text: str, slot: Slot | None = None) -> str | None:

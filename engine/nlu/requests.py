@@ -23,14 +23,15 @@ _REQUEST_CUE = re.compile(
     r"once more|one more time|again|spell|confirm|verify|double[- ]check|i need|i'll need|i will need|"
     r"i'm going to need|gonna need|need the|go ahead with|tell me|let me (?:get|have)|do you have|"
     r"what about|how about|how much|how many|how long|how do you spell|how is it spelled|start with|"
-    r"begin with|first thing)\b"
+    r"begin with|first thing|how(?:'s| is| are| do you)\s+(?:[\w']+\s+){0,3}?spell(?:ed)?)\b"
 )
 # The field named, then its value: "the CPT on it is 99213" states the field, it does not ask.
 _STATES_VALUE = re.compile(r"^\W*(?:\w+\W+){0,3}?(?:is|was|'s|reads|shows|says)\s+(?:\w+\s+){0,2}?[\w-]*\d")
 _REPEAT_CUE = re.compile(
     r"\b(repeat|say (?:all )?(?:that|it|this) again|say again|once more|one more time|come again|pardon|"
     r"didn't catch|did not catch|didn't get that|didn't hear|missed (?:that|it|what)|you cut out|"
-    r"you broke up|what was that|sorry what|sorry\?|go back|back up|slower|slow down)\b"
+    r"you broke up|what was that|sorry what|sorry\?|go back|back up|slower|slow down|start over|"
+    r"from the top|(?:only|just) (?:caught|got|heard) (?:half|part|some)|couldn't hear|can't hear)\b"
     r"|^\s*(?:sorry|what|huh)\s*\??\s*$"
 )
 _LETTER_WORDS = re.compile(r"\b(letters?|spelling|spell|spelled|alphabet)\b")
@@ -41,6 +42,7 @@ _QUALIFIER = re.compile(r"\b(?:for|of|on|under|by|with|using)\s+(?:the\s+|this\s
 _DETERMINERS = ("that", "this", "your", "her", "his", "their", "which", "what")
 # "the NPI please": a field named and then "please" asks for it
 _PLEASE_AFTER = re.compile(r"^\W*please\b")
+_THING = ("your thing", "this thing", "the thing", "your stuff", "this stuff")
 _SHORT_ASK_OTHER_WORDS = 3  # "and the NPI?", "okay DOB": the field and little else is an ask
 
 
@@ -57,6 +59,8 @@ def field_phrases(disclose: Mapping[str, Sequence[str]]) -> dict[str, tuple[re.P
         forms = {normalise(p) for p in phrases} | {field.replace("_", " ")}
         # "the ID" is also "that ID", "her ID", "your member number"
         forms |= {f"{d} {f[4:]}" for f in forms if f.startswith("the ") for d in _DETERMINERS}
+        # "what does it do" is also "what does your thing do"
+        forms |= {re.sub(r"\bit\b", thing, f) for f in forms if re.search(r"\bit\b", f) for thing in _THING}
         out[field] = tuple(
             re.compile(rf"(?<![\w']){phrase_regex(f.split())}(?![\w])")
             for f in sorted(forms, key=len, reverse=True)

@@ -58,8 +58,14 @@ _SLIPPED_IN = (
 
 def phrase_regex(words: Sequence[str]) -> str:
     """``words`` as a regex body (escaped, whitespace between them) that also matches the
-    phrase with one adverb slipped in between two of its words."""
-    return (r"\s+" + _SLIPPED_IN).join(re.escape(w) for w in words)
+    phrase with one adverb slipped in between two of its words; "couple" holds with and without
+    "of" ("next couple weeks", "a couple of minutes")."""
+    parts: list[str] = []
+    for i, word in enumerate(words):
+        if word == "of" and i and words[i - 1] == "couple":
+            continue
+        parts.append(r"couple(?:\s+of)?" if word == "couple" else re.escape(word))
+    return (r"\s+" + _SLIPPED_IN).join(parts)
 
 
 # contractions written without their apostrophe ("dont", "couldnt"); not "its", "were", "id", "ill"
@@ -79,11 +85,17 @@ def _apostrophe(match: re.Match[str]) -> str:
     return f"{match[7]}'s"
 
 
+# words run together in speech and written so by recognisers: "gimme a sec", "lemme check"
+_RUN_TOGETHER_WORDS = {"gimme": "give me", "lemme": "let me", "gotta": "got to"}
+_RUN_TOGETHER = re.compile(r"\b(?:" + "|".join(_RUN_TOGETHER_WORDS) + r")\b")
+
+
 def normalise(text: str) -> str:
     """Lower case, straight apostrophes, collapsed spaces, no "um"/"uh", contractions given
-    back their apostrophe ("dont" → "don't"); spelled letters joined when they stand alone
-    ("n p i" → "npi", "d o b" → "dob"): recognisers write acronyms both ways."""
+    back their apostrophe ("dont" → "don't"), "gimme" → "give me"; spelled letters joined when
+    they stand alone ("n p i" → "npi", "d o b" → "dob"): recognisers write acronyms both ways."""
     lowered = " ".join(FILLER_WORDS.sub("", text.translate(_APOSTROPHES).lower()).split())
+    lowered = _RUN_TOGETHER.sub(lambda m: _RUN_TOGETHER_WORDS[m.group(0)], lowered)
     lowered = _BARE_CONTRACTIONS.sub(_apostrophe, lowered)
     return _SPELLED.sub(lambda m: m.group(0).replace(" ", ""), lowered)
 
@@ -117,6 +129,17 @@ def is_question(text: str) -> bool:
     return "?" in norm or bool(_QUESTION_START.match(norm))
 
 
+def asks_the_agent(text: str) -> bool:
+    """A question to the agent after the turn's first part: "before I answer that, what does
+    your thing do". A later part must say "you" to count: "the problem is, how do we staff
+    Mondays" asks nobody."""
+    parts = re.split(r"[,;.!]\s*", normalise(text))[1:]
+    return any(_QUESTION_START.match(p) and _SECOND_PERSON.search(p) for p in parts)
+
+
+_SECOND_PERSON = re.compile(r"\b(?:you|your|you're|you've|y'all)\b")
+
+
 @lru_cache(maxsize=16)
 def _one_letter_short(vocabulary: frozenset[str]) -> dict[str, str]:
     """Each long expected word with one letter left out → the word ("aproved" → "approved")."""
@@ -128,10 +151,14 @@ def _one_letter_short(vocabulary: frozenset[str]) -> dict[str, str]:
     return out
 
 
+# a prefix a recogniser writes as a word of its own: "in active", "pre cert"
+_SPLIT_PREFIXES = frozenset(("in", "un", "non", "pre", "re", "dis"))
+
+
 def rejoin(text: str, vocabulary: frozenset[str]) -> str:
     """Two neighbouring words whose concatenation is a word the schema expects (or one letter
-    short of a long one: "a proved"), and at least one of which it does not, are one word split
-    by speech recognition."""
+    short of a long one: "a proved"), and at least one of which it does not (or the first is a
+    prefix: "in active"), are one word split by speech recognition."""
     if not vocabulary:
         return text
     near = _one_letter_short(vocabulary)
@@ -149,7 +176,7 @@ def rejoin(text: str, vocabulary: frozenset[str]) -> str:
                 and b.isalpha()
                 and len(joined) >= 6
                 and joined in vocabulary
-                and (a not in vocabulary or b not in vocabulary)
+                and (a not in vocabulary or b not in vocabulary or a in _SPLIT_PREFIXES)
             ):
                 tail = words[i + 1][len(b) :]
                 out.append(joined + tail)

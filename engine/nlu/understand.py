@@ -17,11 +17,11 @@ import datetime as dt
 import logging
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from engine.nlu.extractors import EXTRACTORS, extract_code, extract_date, spoken_sequence
+from engine.nlu.extractors import EXTRACTORS, extract_code, extract_date, extract_time_frame, spoken_sequence
 from engine.nlu.grounding import grounded
 from engine.nlu.intents import (
     EmbeddingIntentScorer,
@@ -33,7 +33,7 @@ from engine.nlu.intents import (
     phrase_heard,
 )
 from engine.nlu.requests import FieldAsk, asks_for_field, asks_to_repeat
-from engine.nlu.text import clauses, is_question, normalise, rejoin
+from engine.nlu.text import asks_the_agent, clauses, is_question, normalise, rejoin
 from engine.schema_model import Intent, Slot
 
 IMPLIED_SLOT_BOOST = 0.5  # a captured implying slot alone is enough evidence
@@ -108,6 +108,8 @@ def capture_local(
             value = extract_code(utterance, slot, context.exclude)
         else:
             value = EXTRACTORS[slot.type](utterance, slot)
+            if value is None and slot.by_when and name not in context.lookahead:
+                value = extract_time_frame(utterance, slot, context.today)
         if value is not None and filled.get(name) != value:  # the same value again is no news
             out[name] = value
     return out
@@ -309,7 +311,7 @@ class Understander:
         context = context or TurnContext()
         utterance = rejoin(utterance, context.vocabulary)
         captured = capture_local(utterance, slots, filled, context)
-        _no_to_a_read_back_it_corrects(captured, slots, filled)
+        _no_to_a_read_back_it_corrects(utterance, captured, slots, filled, context.lookahead)
         # what the turn does, not whom it names: "there's no Tom here" scores like "no one here by that name"
         scored = without_names(utterance, context.contact_names)
         vectors: dict[str, list[float]] = {}
@@ -447,19 +449,31 @@ _NON_ANSWER = re.compile(
 
 
 def _no_to_a_read_back_it_corrects(
-    captured: dict[str, str], slots: Mapping[str, Slot], filled: Mapping[str, str]
+    utterance: str,
+    captured: dict[str, str],
+    slots: Mapping[str, Slot],
+    filled: Mapping[str, str],
+    lookahead: Collection[str],
 ) -> None:
     """ "Yes, but the date is the 14th, not the 11th": a "yes" that comes with another value for
-    a slot already read back confirms nothing."""
+    a slot already read back confirms nothing; and another value said with what the agent got
+    wrong ("the reference is 47019, you read it back as 47109") is a "no" of its own."""
     corrects = any(
         name in filled and filled[name] != value and slots[name].type not in ("yes_no", "string")
         for name, value in captured.items()
         if name in slots
     )
-    if corrects:
-        for name, value in list(captured.items()):
-            if value == "yes" and name in slots and slots[name].type == "yes_no":
-                captured[name] = "no"
+    if not corrects:
+        return
+    quotes_agent = bool(_QUOTES_THE_AGENT.search(normalise(utterance)))
+    for name, slot in slots.items():
+        said = captured.get(name)
+        unsaid_no = said is None and quotes_agent and name not in lookahead
+        if slot.type == "yes_no" and (said == "yes" or unsaid_no):
+            captured[name] = "no"
+
+
+_QUOTES_THE_AGENT = re.compile(r"\byou (?:said|read|wrote|put|had|have|got|'ve got)\b")
 
 
 def _drop_free_text_that_answers_nothing(
@@ -475,7 +489,7 @@ def _drop_free_text_that_answers_nothing(
     intent = next((i for i in intents if i.name == result.intent), None)
     implied = {spec.partition("=")[0] for spec in intent.implied_by_slots} if intent else set()
     explained = result.intent is not None and (intent is None or intent.kind != "answer" or not implied)
-    question = is_question(utterance) and not any(n in implied for n in free)
+    question = (is_question(utterance) or asks_the_agent(utterance)) and not any(n in implied for n in free)
     vague = bool(_NON_ANSWER.match(normalise(utterance)))
     if explained or question or vague or result.asked is not None:
         for name in free:

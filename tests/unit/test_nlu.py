@@ -12,7 +12,7 @@ from common.testing.samples import SAMPLE_CALL_DATA
 from engine.nlu import extractors as ex
 from engine.nlu.intents import EmbeddingIntentScorer, ExampleVectors, LexicalIntentScorer
 from engine.nlu.llm_hook import LLMUnderstanding, parse_object
-from engine.nlu.understand import Understander
+from engine.nlu.understand import NLUResult, Understander
 from engine.schema_model import Intent, Slot
 
 TODAY = dt.date(2026, 11, 21)
@@ -549,3 +549,104 @@ def test_a_field_that_says_where_the_rep_looked_is_no_request() -> None:
     assert asks_for_field("nothing comes up under her member ID, is it new?", phrases) is None
     asked = asks_for_field("I'll need the full member ID, letters too", phrases)
     assert asked is not None and asked.field == "member_id"
+
+
+def _turn(schema_name: str, state: str, text: str, filled: Mapping[str, str] | None = None) -> NLUResult:
+    import asyncio
+
+    from engine.schema_loader import load_schema
+    from loadtests.nlu_eval import conversation_at
+
+    schema = load_schema(Path(__file__).resolve().parents[2] / "schemas" / schema_name)
+    convo = conversation_at(schema, state, dict(filled or {}), TODAY, Understander())
+    plan = asyncio.run(convo.take_turn(text))
+    assert plan.nlu is not None
+    return plan.nlu
+
+
+def test_run_together_words_couple_of_and_split_prefixes() -> None:
+    from engine.nlu.text import normalise, phrase_regex, rejoin
+
+    assert normalise("Gimme a minute, lemme look") == "give me a minute, let me look"
+    pattern = phrase_regex(["in", "a", "couple", "of", "weeks"])
+    import re
+
+    assert re.search(pattern, "in a couple weeks") and re.search(pattern, "in a couple of weeks")
+    vocabulary = frozenset({"inactive", "coverage", "active"})
+    assert rejoin("coverage is in active", vocabulary) == "coverage is inactive"
+
+
+def test_a_question_to_the_agent_later_in_the_turn_is_no_free_text_answer() -> None:
+    from engine.nlu.text import asks_the_agent
+
+    assert asks_the_agent("hold that thought, what do you guys actually charge")
+    assert not asks_the_agent("the real issue is, how do we cover weekends")
+    nlu = _turn("sales_qualification", "discover_pain", "first things first, what does your thing even do")
+    assert "pain" not in nlu.captured and nlu.asked is not None and nlu.asked.field == "product_area"
+
+
+def test_spelled_questions_and_start_over_are_requests() -> None:
+    from engine.nlu.requests import asks_for_field, asks_to_repeat, field_phrases
+
+    phrases = field_phrases({"patient_name": ["last name"]})
+    asked = asks_for_field("okay and how is the last name spelled", phrases)
+    assert asked is not None and asked.field == "patient_name"
+    assert asks_to_repeat("my line dropped for a second, could you start over")
+    assert asks_to_repeat("it's noisy here, I just caught part of it")
+
+
+def test_times_said_loosely_and_a_time_ruled_out() -> None:
+    assert ex.extract_time("wednesday, quarter passed eleven") == "11:15"
+    assert ex.extract_time("let's say quarter of three") == "14:45"
+    assert ex.extract_time("mornings are out, I can't do ten") is None
+
+
+def test_values_the_agent_got_wrong_are_not_taken() -> None:
+    assert ex.extract_code("nope, it's 5 5 2 0 8, you have it down as 5 5 0 2 8") == "55208"
+    assert ex.extract_code("starts with a B as in boy, not a P, B 4 4 1 9") == "B4419"
+    wednesday = dt.date(2026, 12, 16)
+    assert ex.extract_date("it was decided on the 9th, you said the 10th", today=wednesday) == "2026-12-09"
+    nlu = _turn(
+        "prior_auth",
+        "confirm_details",
+        "not quite, the number is 8 8 1 0 4, you read back 8 8 0 1 4",
+        {"auth_status": "approved", "reference_number": "88014"},
+    )
+    assert nlu.captured == {"reference_number": "88104", "details_confirmed": "no"}
+
+
+def test_went_through_is_an_event_and_looking_at_gives_a_duration() -> None:
+    wednesday = dt.date(2026, 12, 16)
+    assert ex.extract_date("it was approved, went through on Tuesday", today=wednesday) == "2026-12-15"
+    assert ex.extract_date("you're looking at two to four business days", today=wednesday) == "2026-12-22"
+    assert ex.extract_date("that auth is good through Friday", today=wednesday) is None
+
+
+def test_names_after_a_repeated_cue_or_a_greeting() -> None:
+    assert ex.extract_name("yes this is, um, this is Rosalind, how can I help") == "Rosalind"
+    assert ex.extract_name("hello, Bartholomew on the precert line") == "Bartholomew"
+
+
+def test_yes_in_looser_words() -> None:
+    assert ex.extract_yes_no("yep that'd work for us") == "yes"
+    assert ex.extract_yes_no("sure, carry on") == "yes"
+    assert ex.extract_yes_no("we're tiny and I doubt we need it, but what do you need to know") == "yes"
+    assert ex.extract_yes_no("it all matches on my end") == "yes"
+
+
+def test_a_time_frame_by_the_month_it_names() -> None:
+    slot = Slot(
+        name="timeline",
+        type="enum",
+        values=["soon|asap", "quarter|this quarter", "year|this year", "later|someday"],
+        by_when={"soon": 31, "quarter": 120, "year": 366, "later": None},
+    )
+    december = dt.date(2026, 12, 16)
+    assert ex.extract_time_frame("the old system gets switched off in January", slot, december) == "soon"
+    assert ex.extract_time_frame("before the end of February", slot, december) == "quarter"
+    assert ex.extract_time_frame("sometime around August", slot, december) == "year"
+    assert ex.extract_time_frame("we may get to it", slot, december) is None
+    with pytest.raises(ValueError, match="does not have: never"):
+        Slot(name="t", type="enum", values=["soon"], by_when={"never": 3})
+    with pytest.raises(ValueError, match="only the last may be null"):
+        Slot(name="t", type="enum", values=["a", "b"], by_when={"a": None, "b": 3})
