@@ -118,12 +118,15 @@ def extract_number(text: str, slot: Slot | None = None) -> str | None:
 
 
 _AMOUNT_CUE = re.compile(
-    r"\$|\dk\b|\b(dollars?|bucks|grand|k|thousand|million|budget|spend|price|cost|monthly|annually|yearly|"
+    r"\$|\dk\b|\b(dollars?|bucks|grand|k|kay|thousand|million|budget|spend|price|cost|monthly|annually|yearly|"
     r"(?:a|per|each) (?:month|year|seat|user|head|license|location))\b"
 )
 _SPENT = re.compile(r"\b(spent|paid|blew through|blew|went over|cost us|were paying|used to pay)\b")
 _AMOUNT_TOKEN = re.compile(r"[a-z]+(?:-[a-z]+)?|\d+(?:,\d{3})*(?:\.\d+)?|[$,.]")
-_AMOUNT_SUFFIX = {"k": 1_000, "grand": 1_000, "thousand": 1_000, "million": 1_000_000, "m": 1_000_000}
+# "kay": "twelve k" as a recogniser writes it
+_AMOUNT_SUFFIX = {
+    "k": 1_000, "kay": 1_000, "grand": 1_000, "thousand": 1_000, "million": 1_000_000, "m": 1_000_000,
+}  # fmt: skip
 _NUMBER_WORDS = frozenset({*_UNITS, *_TENS, "hundred", "thousand", "million"})
 
 
@@ -256,8 +259,9 @@ _IMPLICIT_YES = re.compile(
 _IMPLICIT_NO = re.compile(
     r"\b(don't|dont|do not|doesn't|does not|not|can't|cant|cannot|won't|isn't|aren't|never|busy|bad time|"
     # moving the meeting without saying where to ("push it to 3:30" gives the new time instead)
-    r"(?:push|move|bump) (?:it|that|this)(?! (?:to|for) (?:\d|one|two|three|four|five|six|seven|eight|nine|"
-    r"ten|eleven|twelve|noon))|reschedule|(?:another|a different) (?:day|time|week))\b"
+    r"(?:push|move|bump) (?:it|that|this)"
+    r"(?![^.?!]*\b(?:to|for|at) (?:\d|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|noon))"
+    r"|reschedule|(?:another|a different) (?:day|time|week))\b"
 )
 
 
@@ -373,7 +377,8 @@ _CODE_CUE = re.compile(
 
 _DATE_SPAN = re.compile(
     r"\b(?:january|february|march|april|may|june|july|august|september|october|november|december)\b"
-    r"(?:[\s,]+(?:the|of|[a-z]+(?:-[a-z]+)?|\d{1,4}(?:st|nd|rd|th)?)){0,4}",
+    r"(?:[\s,]+(?:the|of|[a-z]+(?:-[a-z]+)?|\d{1,4}(?:st|nd|rd|th)?)){0,4}"
+    r"|\b(?:jan|feb|mar|apr|jun|jul|aug|sept?|oct|nov|dec)\.?\s+\d{1,2}(?:st|nd|rd|th)?\b(?!\s*\d)",  # jan 26
     re.IGNORECASE,
 )
 _CLARIFIED_AT_END = re.compile(
@@ -394,7 +399,7 @@ def extract_code(text: str, slot: Slot | None = None, exclude: frozenset[str] = 
         text = text[: clarified.start()]  # "… H 7 2 2 0 9. H as in hotel.": the H was said already
     text = _NOT_LETTER.sub(" not ", text)
     lowered = text.lower()
-    cue = _CODE_CUE.search(lowered)
+    cue = _CODE_CUE.search(lowered) or _SPELLED_OUT.search(lowered)
     if cue is None and extract_date(text) is not None:
         return None
     runs = "".join(spoken_sequence(text)).split(" ")
@@ -411,7 +416,17 @@ def extract_code(text: str, slot: Slot | None = None, exclude: frozenset[str] = 
     candidates = [
         c for c in candidates if not any(c in e or e in c or _misread(c, e) for e in exclude if len(e) >= 4)
     ]
+    if len(candidates) >= 2 and _CORRECTION.search(lowered):
+        said, fixed = candidates[-2], candidates[-1]
+        tail = said[len(said) - len(fixed) :]
+        if len(fixed) < len(said) and sum(a != b for a, b in zip(tail, fixed, strict=True)) <= 2:
+            return said[: len(said) - len(fixed)] + fixed  # "N as in nickel 2 2 9 0 5, no, 2 2 9 0 6"
     return candidates[-1] if candidates else None
+
+
+# a code said with letters spelled out is a code even in a turn that also holds a date
+_SPELLED_OUT = re.compile(r"\b(?:as in|" + "|".join(re.escape(w) for w in _NATO if "-" not in w) + r")\b")
+_CORRECTION = re.compile(r"\b(?:no|wait|sorry|i mean|actually|correction|scratch that|let me redo)\b")
 
 
 _PHONE_OR_DATE_DIGITS = re.compile(
@@ -473,10 +488,12 @@ _NAME_BEFORE = re.compile(
 _NAME_SPEAKING = re.compile(r"\b([A-Z][a-z]+(?:['-][A-Za-z]+)?)\s+speaking\b")
 # "Ray, provider services." / "Dana with claims": a name first, then where they sit
 _NAME_FIRST = re.compile(
-    r"^\s*(?:(?:hi|hello|hey|yeah|yes|okay|ok|good morning|good afternoon|morning|afternoon)[,.!]?\s+)?"
+    r"^\s*(?:(?:hi|hello|hey|yeah|yes|yep|yup|sure|okay|ok|good morning|good afternoon|morning|afternoon)"
+    r"[,.!]?\s+)?"
     r"([\w'-]+)(?:\s+([\w'-]+))?\s*(?:,|\s+(?:from|with|at|in|over at|on)\s)\s*(?:the\s+)?"
     r"(?:[\w'-]+\s+){0,2}(?:services|department|dept|line|desk|team|office|speaking|here|claims|"
-    r"eligibility|utilization|authorizations?|auth|benefits|support|review)\b",
+    r"eligibility|utilization|authorizations?|auth|benefits|support|review|precert|pre-cert|intake|appeals|"
+    r"clinical|pharmacy|provider relations)\b",
     re.IGNORECASE,
 )
 _NOT_NAMES = frozenset(
@@ -546,9 +563,12 @@ _WEAK_CUES = frozenset(
     | {"previous", "back on"}
 )
 _DURATION = re.compile(
-    r"\b(?:in|within|about|around|takes?|another|up to|give it|allow|allow for|they have|you have|"
-    r"we have|looking at|usually|typically|roughly|approximately)\s+(?:(\w+)(?:\s*(?:to|or|-)\s*))?(\w+)\s+"
-    r"(business |working |calendar )?(day|days|week|weeks)\b(?!\s+of\b)"
+    r"(?:\b(?:in|within|about|around|takes?|another|up to|give it|allow|allow for|they have|you have|"
+    r"we have|looking at|usually|typically|roughly|approximately)\s+"
+    # or none before "N days from today"
+    r"|\b(?=\w+\s+(?:business |working |calendar )?(?:days?|weeks?) from (?:today|now)\b))"
+    r"(?:(\w+)(?:\s*(?:to|or|-)\s*))?(\w+)\s+(business |working |calendar )?(day|days|week|weeks)\b"
+    r"(?!\s+of\b)"
 )
 
 
@@ -611,6 +631,8 @@ def extract_date(
     found += _duration_dates(lowered, today)
     if relative:
         found += _relative_dates(lowered, today, when)
+    if len(_HEDGE.findall(lowered)) >= 2:
+        return None  # "could be tomorrow, could be three weeks": no date given
     said = [
         (at, value)
         for at, value in found
@@ -618,6 +640,7 @@ def extract_date(
         and not negated(with_commas, at)
         and not _VALID_UNTIL.search(lowered, 0, at)
         and not _YOU_SAID.search(lowered, 0, at)
+        and not _AWAY.search(lowered, 0, at)
     ]
     if not said:
         return None
@@ -636,6 +659,12 @@ _YOU_SAID = re.compile(
     r"\byou (?:said|read|wrote|put|have|had|got)(?:\s+(?:it|that|this))?(?:\s+(?:back|down))?(?:\s+as)?"
     r"\s+(?:on\s+)?(?:the\s+)?$"
 )
+# a day the speaker is not there: "I'm off-site on the twelfth", "we're closed Friday"
+_AWAY = re.compile(
+    r"\b(?:i'm|i am|we're|we are|i'll be|we'll be)\s+(?:\w+\s+)?(?:off-site|offsite|out|away|off|closed|"
+    r"travelling|traveling|booked|slammed|out of (?:the )?office)\s+(?:on\s+)?(?:the\s+)?$"
+)
+_HEDGE = re.compile(r"\b(?:could be|might be|may be)\b")
 Found = list[tuple[int, str | None]]  # (where in the turn, ISO date or None when impossible)
 
 
@@ -683,8 +712,8 @@ def _day_of_month_dates(lowered: str, today: dt.date, when: str) -> Found:
         day = _day_of([first, second]) if not first.isdigit() else (int(first), 1)
         if day is None or not 1 <= day[0] <= 31:
             continue
-        if not first.isdigit() and second in _COUNTED_THINGS:
-            continue  # "the first time", "the second page": an order, not a day
+        if not first.isdigit() and (second in _COUNTED_THINGS or second in _WEEKDAYS):
+            continue  # "the first time", "the second Tuesday of the month": an order, not a day
         if (
             first.isdigit()
             and not re.search(r"\b(the|on the|by the)\s+\d", match[0])
@@ -750,9 +779,10 @@ def _relative_dates(lowered: str, today: dt.date, when: str) -> Found:
         "tomorrow": today + dt.timedelta(days=1),
         "yesterday": today - dt.timedelta(days=1),
     }
-    for match in re.finditer(r"\b(?:(a|one|two|three) weeks? from (?:today|now))\b", lowered):
+    for match in re.finditer(r"\b(?:(a|one|two|three) weeks? from (today|now|tomorrow))\b", lowered):
         weeks = _small_number(match[1]) or 1
-        out.append((match.start(), (today + dt.timedelta(days=7 * weeks)).isoformat()))
+        start = today + dt.timedelta(days=1 if match[2] == "tomorrow" else 0)
+        out.append((match.start(), (start + dt.timedelta(days=7 * weeks)).isoformat()))
     for match in re.finditer(r"\b(?:this (?:morning|afternoon|evening)|tonight|later today)\b", lowered):
         out.append((match.start(), today.isoformat()))
     for match in re.finditer(r"\b(?:the )?end of (?:the |this )?(next )?week\b", lowered):
@@ -778,6 +808,12 @@ def _relative_dates(lowered: str, today: dt.date, when: str) -> Found:
         if following[:1] == ["the"] and _day_of(following[1:]) is not None:
             continue  # "Tuesday the 15th": the day of month says it
         target = _WEEKDAYS.index(word)
+        before = words[max(0, i - 3) : i]
+        if before[-2:] in (["week", "from"], ["weeks", "from"]):  # "a week from Friday"
+            weeks = (_small_number(before[0]) if len(before) == 3 else None) or 1
+            day = today + dt.timedelta(days=((target - today.weekday()) % 7 or 7) + 7 * weeks)
+            out.append((positions[i][0], day.isoformat()))
+            continue
         context = " ".join(words[max(0, i - 2) : i + 4])  # "Thursday of next week"
         # "next Wednesday" said on a Tuesday is the Wednesday of next week, not tomorrow
         if words[i - 1 : i] == ["next"] or re.search(r"\b(next week|following week|week after)\b", context):
@@ -900,9 +936,14 @@ def extract_time(text: str, slot: Slot | None = None) -> str | None:
     three"). Digits ("3:30 pm", "10am"), words ("nine thirty", "quarter to eleven", "half past
     two", "noon") and bare hours after "at"/"around"/"like" or in a turn of little else; without
     am/pm an hour is read as business hours ("at 3" → 15:00, "like 8" → 08:00)."""
-    lowered = normalise(text).replace(".", "")
+    lowered = _clock_homophones(normalise(text).replace(".", ""))
     found: list[tuple[int, str]] = []
     taken: list[tuple[int, int]] = []
+    # "next tuesday 1030", "at 930": a clock time written without its colon
+    for match in _NO_COLON_TIME.finditer(lowered):
+        hour = _business_hour(int(match[1]), lowered)
+        taken.append(match.span(1))
+        found.append((match.start(1), f"{hour:02d}:{match[2]}"))
     for match in re.finditer(r"\b(noon|midday|lunchtime)\b", lowered):
         found.append((match.start(), "12:00"))
     for match in re.finditer(r"\b(\d{1,2})(?::(\d{2}))?\s*(am|pm|a m|p m)\b|\b(\d{1,2}):(\d{2})\b", lowered):
@@ -932,6 +973,27 @@ def extract_time(text: str, slot: Slot | None = None) -> str | None:
     found += _spoken_hours(lowered, taken)
     kept = [(start, value) for start, value in found if not _not_before(lowered, start)]
     return max(kept)[1] if kept else None
+
+
+_NO_COLON_TIME = re.compile(rf"\b(?:at|around|{'|'.join(_WEEKDAYS)}|tomorrow)\s+(1[0-2]|0?[1-9])([0-5]\d)\b")
+_CLOCK_HOMOPHONES = (
+    (re.compile(r"\b(?:to|too)(?= (?:pm|am|p m|a m|o'clock|oclock|thirty|fifteen|forty-five)\b)"), "two"),
+    (re.compile(r"\bate(?= (?:pm|am|p m|a m|o'clock|oclock|thirty|fifteen|forty-five)\b)"), "eight"),
+    (re.compile(r"\bfor(?= (?:pm|am|p m|a m|o'clock|oclock)\b)"), "four"),
+    (re.compile(r"(?<=\w)-?ish\b"), ""),  # "two-ish", "3ish"
+)
+
+
+def _clock_homophones(lowered: str) -> str:
+    """Hours a recogniser wrote as other words ("to pm", "ate thirty"), and "-ish" dropped."""
+    for pattern, word in _CLOCK_HOMOPHONES:
+        lowered = pattern.sub(word, lowered)
+    # "two pm" as "2 pm", which the digit forms read
+    return re.sub(
+        r"\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)(?= (?:pm|am|p m|a m)\b)",
+        lambda m: str(_HOUR_WORD[m[1]]),
+        lowered,
+    )
 
 
 def _not_before(lowered: str, start: int) -> bool:
@@ -982,7 +1044,7 @@ def _spoken_hours(lowered: str, taken: list[tuple[int, int]]) -> list[tuple[int,
         if before == "it" and i >= 2 and words[i - 2] == "make":
             before = "make"  # "make it two"
         minute = 0
-        if after in ("o'clock", "oclock"):
+        if after in ("o'clock", "oclock", "sharp"):
             pass
         elif after in _TENS or after in ("fifteen", "forty-five"):
             minute = _TENS.get(after, _UNITS.get(after, 0))
@@ -1011,19 +1073,23 @@ _MONTH_START = frozenset(("early", "beginning of", "start of"))
 
 
 def extract_time_frame(text: str, slot: Slot, today: dt.date | None = None) -> str | None:
-    """The ``by_when`` value of a month the turn names ("when our contract runs out at the end of
-    March" → the first value that reaches the end of March); the last month said wins."""
+    """The ``by_when`` value of a date or month the turn names ("when our contract runs out at the
+    end of March" → the first value that reaches the end of March); the last one said wins."""
     if not slot.by_when:
         return None
     today = today or dt.date.today()
+    said = extract_date(text, today=today, relative=False, tense="future")
     found = [m for m in _MONTH_SAID.finditer(normalise(text)) if m[2] != "may" or m[1]]  # "we may": no month
-    if not found:
+    if said is not None:
+        ahead = (dt.date.fromisoformat(said) - today).days  # "before March first"
+    elif found:
+        lead, month = found[-1][1], _MONTHS[found[-1][2]]
+        year = today.year if month >= today.month else today.year + 1
+        last = calendar.monthrange(year, month)[1]
+        day = last if lead in _MONTH_END else 1 if lead in _MONTH_START else 15
+        ahead = (dt.date(year, month, day) - today).days
+    else:
         return None
-    lead, month = found[-1][1], _MONTHS[found[-1][2]]
-    year = today.year if month >= today.month else today.year + 1
-    last = calendar.monthrange(year, month)[1]
-    day = last if lead in _MONTH_END else 1 if lead in _MONTH_START else 15
-    ahead = (dt.date(year, month, day) - today).days
     for value, reach in slot.by_when.items():
         if reach is None or ahead <= reach:
             return value

@@ -49,10 +49,11 @@ FILLER_WORDS = re.compile(  # not "mm-hmm"
 
 
 # adverbs and hedges slipped inside a set phrase: "no real rush", "what exactly are you selling",
-# "we don't even need it"; a phrase's own words are still all required, in order
+# "we don't even need it", "no PA for that on file"; a phrase's own words are still all required,
+# in order
 _SLIPPED_IN = (
     r"(?:(?:real|really|just|exactly|actually|even|quite|totally|all|so|very|pretty|ever|kind of|"
-    r"sort of|some|any|whole|full|entire|complete)\s+)?"
+    r"sort of|some|any|whole|full|entire|complete|for (?:that|this|her|him|it|them))\s+)?"
 )
 
 

@@ -650,3 +650,35 @@ def test_a_time_frame_by_the_month_it_names() -> None:
         Slot(name="t", type="enum", values=["soon"], by_when={"never": 3})
     with pytest.raises(ValueError, match="only the last may be null"):
         Slot(name="t", type="enum", values=["a", "b"], by_when={"a": None, "b": 3})
+
+
+def test_dates_counted_from_a_weekday_or_from_now_and_days_ruled_out() -> None:
+    wednesday = dt.date(2027, 2, 3)
+    assert ex.extract_date("a week from Tuesday at the latest", today=wednesday) == "2027-02-16"
+    assert ex.extract_date("three business days from now", today=wednesday) == "2027-02-08"
+    assert ex.extract_date("I'm away on the 9th, the 10th is better", today=wednesday) == "2027-02-10"
+    assert ex.extract_date("might be Monday, might be the Wednesday after", today=wednesday) is None
+    assert ex.extract_date("the committee sits the third Thursday", today=wednesday, relative=False) is None
+    assert ex.extract_code("it went through feb 1 without a hitch") is None  # a date, not code FEB1
+
+
+def test_codes_corrected_in_their_tail_or_spelled_beside_a_date() -> None:
+    assert ex.extract_code("ref B as in boy 4 4 1 7, sorry, 4 4 1 8") == "B4418"
+    assert ex.extract_code("Sierra Tango 5 5 1 2 0, approved on the third") == "ST55120"
+
+
+def test_clock_words_as_recognisers_write_them_and_k_said_as_kay() -> None:
+    assert ex.extract_time("around four-ish works") == "16:00"
+    assert ex.extract_time("nine sharp, before clinic") == "09:00"
+    assert ex.extract_time("friday 930 would be ideal") == "09:30"
+    assert ex.extract_time("too pm on monday") == "14:00"
+    assert ex.extract_time("ate fifteen if that's not too early") == "08:15"
+    assert ex.extract_currency("we set aside fifteen kay") == "15000"
+    assert ex.extract_yes_no("can we move it an hour earlier, to 10:30") is None  # the new time says it
+
+
+def test_names_after_a_short_greeting_and_a_time_frame_from_a_date() -> None:
+    assert ex.extract_name("yup. Esperanza, appeals") == "Esperanza"
+    assert ex.extract_name("Cornelius in pharmacy, go ahead") == "Cornelius"
+    slot = Slot(name="t", type="enum", values=["soon", "later"], by_when={"soon": 31, "later": None})
+    assert ex.extract_time_frame("it has to work before March 2nd", slot, dt.date(2027, 2, 3)) == "soon"
