@@ -7,9 +7,11 @@ real ``CallLink``: its ``MediaStream`` (Silero VAD, smart turn), faster-whisper 
 process (``services.stt.WhisperBatchTranscriber``, the STT service's core) and the link's own
 early-transcript logic. The call side is a stand-in that answers every turn at once with one
 short line, and speech synthesis is an INSTANT stand-in (one 100 ms chunk of silence), so voice
-to voice here is end of turn + speech recognition + the link's own work: the part this lever
-moves. Three arms rotate line by line: STT after the end of turn (before), STT started at a
-200 ms pause, and that with smart turn asked at a 200 ms pause instead of 300 ms.
+to voice here is end of turn + speech recognition + the link's own work: the part these levers
+move. Four arms rotate line by line: STT after the end of turn (before), STT started at a
+200 ms pause, that with smart turn asked at a 200 ms pause instead of 300 ms, and STT at 200 ms
+with the early transcript's words joining the end-of-turn decision (``transcript_end_of_turn``:
+words that read as a finished turn end it at the 300 ms pause whatever smart turn said).
 
 Prints per arm: voice to voice p50/p95 (the link's own measure, end of the caller's speech to
 the first agent audio handed to playout) and the ratio to before, the turn's wait for STT
@@ -49,6 +51,10 @@ LINES = [
     "No, it was denied for lack of documentation.",
     "Sorry, which CPT code are we looking at?",
     "Our budget for this is | somewhere around fifty thousand.",
+    "The member ID I have is X K M | four four nine eight.",
+    "So the reference number is | P A seven seven three.",
+    "We're looking at | maybe twenty thousand for the year.",
+    "My name is | Rosalind, in utilization review.",
 ]
 PAUSE_S = 0.45
 QUIET_AFTER_S = 2.5
@@ -102,10 +108,12 @@ def render(line: str, voice: EspeakVoice) -> bytes:
     return pause.join(parts)
 
 
-ARMS: dict[str, dict[str, int]] = {
-    "after end of turn (before)": {"early_stt_pause_ms": 0, "turn_pause_ms": 300},
-    "early STT at 200 ms": {"early_stt_pause_ms": 200, "turn_pause_ms": 300},
-    "early STT + smart turn asked at 200 ms": {"early_stt_pause_ms": 200, "turn_pause_ms": 200},
+_WORDS_OFF = {"transcript_end_of_turn": False}
+ARMS: dict[str, dict[str, int | bool]] = {
+    "after end of turn (before)": {"early_stt_pause_ms": 0, "turn_pause_ms": 300, **_WORDS_OFF},
+    "early STT at 200 ms": {"early_stt_pause_ms": 200, "turn_pause_ms": 300, **_WORDS_OFF},
+    "early STT + smart turn asked at 200 ms": {"early_stt_pause_ms": 200, "turn_pause_ms": 200, **_WORDS_OFF},
+    "early STT + the transcript's words at 300 ms": {"early_stt_pause_ms": 200, "turn_pause_ms": 300},
 }
 
 

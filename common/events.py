@@ -57,7 +57,7 @@ class ReplySource(StrEnum):
 # --------------------------------------------------------------------------- audio in
 
 
-UtteranceEnd = Literal["smart_turn", "silence", "max_length", "stream_end"]
+UtteranceEnd = Literal["smart_turn", "transcript", "silence", "max_length", "stream_end"]
 
 
 class Utterance(BaseModel):

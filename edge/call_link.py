@@ -170,11 +170,11 @@ class CallLink:
     async def _use_audio_cleanup(self) -> None:
         """The schema's clean-up of the caller's audio (``audio:``), from the call's host."""
         try:
-            terms: AudioCleanup = await self.pool.call(self.call_id, "audio_cleanup")
+            terms: AudioCleanup | None = await self.pool.call(self.call_id, "audio_cleanup")
         except Exception as exc:  # the call's own turns report a lost host; audio stays as it is
             log.warning("call %s: audio clean-up terms unknown (%s)", self.call_id, type(exc).__name__)
             return
-        if not self.finished:
+        if terms is not None and not self.finished:  # None: a host that sets no terms
             self.media.use_cleanup(terms.noise_suppression, terms.echo_cancellation)
 
     async def on_stop(self) -> None:
@@ -202,8 +202,19 @@ class CallLink:
         self._drop_early()
         task = asyncio.get_running_loop().create_task(self.stt.transcribe(pcm16_16k, self._stt_hints))
         task.add_done_callback(_retrieve)  # a dropped run that failed must not log "never retrieved"
+        task.add_done_callback(self._early_heard)
         self._early = _EarlyTranscript(pcm16_16k, self._stt_hints, task)
         self.early_stt["started"] += 1
+
+    def _early_heard(self, task: asyncio.Task[Transcript]) -> None:
+        """An early transcript is in: if the caller is still quiet, its words help decide whether
+        the turn has ended (``MediaStream.early_transcript``)."""
+        early = self._early
+        if early is None or early.task is not task or task.cancelled() or task.exception() is not None:
+            return
+        note = asyncio.get_running_loop().create_task(self.media.early_transcript(task.result().text))
+        self._notes.add(note)
+        note.add_done_callback(self._notes.discard)
 
     def _drop_early(self) -> None:
         early, self._early = self._early, None

@@ -40,6 +40,12 @@ class EdgeConfig(BaseModel):
         "end of turn is still being decided (not before ``tail_ms``); if the caller does not resume, "
         "that transcript is the turn's. 0: transcribe only once the turn has ended.",
     )
+    transcript_end_of_turn: bool = Field(
+        True,
+        description="The early transcript has a say in the end of turn: one that reads as finished "
+        "(edge/media/turn_text.py) ends the utterance at ``turn_pause_ms`` even when smart turn "
+        "said 'incomplete'; one that does not leaves the decision to smart turn and silence.",
+    )
     tail_ms: int = Field(200, ge=0, description="Trailing audio kept after the last speech window.")
     min_utterance_ms: int = Field(150, ge=0, description="Less voiced audio than this is noise: dropped.")
     max_utterance_s: float = Field(30.0, gt=0, description="A longer monologue is cut into utterances.")

@@ -16,6 +16,9 @@ turned into times by the ``time_at`` function it is given). All knobs are in ``E
   turn is complete; its ``verdict`` "complete" ends the utterance at once, "incomplete" (the
   caller paused mid-sentence) stretches the pause needed to ``incomplete_end_silence_ms``.
   Without a verdict a pause of ``end_silence_ms`` ends it.
+- with ``transcript_end_of_turn``, the early transcript's reading (``text_verdict``) is the
+  words' half of the decision: a transcript that reads as finished (``turn_text``) ends the
+  utterance once ``turn_pause_ms`` of pause has passed, whatever smart turn said.
 - less than ``min_utterance_ms`` of voiced audio is noise (dropped); ``max_utterance_s`` cuts a
   monologue.
 - while agent audio plays, ``min_barge_in_ms`` of voiced caller audio is a barge-in; a shorter
@@ -53,9 +56,11 @@ class AskSmartTurn:
 
 @dataclass(frozen=True)
 class EarlyAudio:
-    """The utterance so far, at a pause: the turn's audio if the caller does not go on."""
+    """The utterance so far, at a pause: the turn's audio if the caller does not go on. Its
+    transcript's reading comes back through ``Endpointer.text_verdict`` with ``pause_id``."""
 
     audio: npt.NDArray[np.int16]
+    pause_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,7 @@ class _Speech:
     turn_asked: bool = False
     early_sent: bool = False
     turn_verdict: float | None = None  # smart-turn probability for the current pause
+    text_complete: bool = False  # the early transcript of this pause reads as a finished turn
     pause_id: int = 0
     samples: int = 0
 
@@ -154,6 +160,7 @@ class Endpointer:
                 sp.turn_asked = False
                 sp.early_sent = False
                 sp.turn_verdict = None
+                sp.text_complete = False
                 self._pause_seq += 1
                 sp.pause_id = self._pause_seq
             if sp.during_playback and not sp.barge_in and playing and sp.voiced_ms >= cfg.min_barge_in_ms:
@@ -172,7 +179,7 @@ class Endpointer:
             and sp.voiced_ms >= cfg.min_utterance_ms
         ):
             sp.early_sent = True
-            actions.append(EarlyAudio(self._audio(sp, sp.last_speech_end_pos)))
+            actions.append(EarlyAudio(self._audio(sp, sp.last_speech_end_pos), sp.pause_id))
         if (
             cfg.smart_turn
             and not sp.turn_asked
@@ -182,10 +189,12 @@ class Endpointer:
             sp.turn_asked = True
             actions.append(AskSmartTurn(sp.pause_id, self._audio(sp, sp.last_speech_end_pos)))
         needed = cfg.end_silence_ms
-        if sp.turn_verdict is not None and sp.turn_verdict < cfg.smart_turn_threshold:
+        if sp.text_complete:
+            needed = min(needed, cfg.turn_pause_ms)
+        elif sp.turn_verdict is not None and sp.turn_verdict < cfg.smart_turn_threshold:
             needed = cfg.incomplete_end_silence_ms
         if sp.silence_ms >= needed:
-            actions += self._end("silence")
+            actions += self._end("transcript" if sp.text_complete else "silence")
         return actions
 
     def verdict(self, pause_id: int, probability: float) -> list[Action]:
@@ -196,6 +205,19 @@ class Endpointer:
         sp.turn_verdict = probability
         if probability >= self.config.smart_turn_threshold:
             return self._end("smart_turn")
+        return []
+
+    def text_verdict(self, pause_id: int, complete: bool) -> list[Action]:
+        """The early transcript of a pause read as a finished turn or not; ignored if the caller
+        spoke again since or the option is off."""
+        sp = self._speech
+        if sp is None or sp.pause_id != pause_id or not sp.silence_ms:
+            return []
+        if not self.config.transcript_end_of_turn:
+            return []
+        sp.text_complete = complete
+        if complete and sp.silence_ms >= self.config.turn_pause_ms:
+            return self._end("transcript")
         return []
 
     def finish(self) -> list[Action]:

@@ -17,7 +17,8 @@ Callbacks: ``on_utterance``/``on_start``/``on_stop``/``on_dtmf`` run in order on
 slow consumer never stalls frame handling, but delays the next callback); ``on_barge_in`` runs
 at once on its own task, after ``clear`` went out, with what the caller heard, so the
 in-flight reply can be stopped; ``on_early_audio`` (plain, must not block) gets the utterance so
-far at a pause, at once, so speech recognition can start before the end of turn is decided.
+far at a pause, at once, so speech recognition can start before the end of turn is decided; its
+transcript comes back through ``early_transcript`` and may end the turn sooner.
 
 Pipecat's ``TwilioFrameSerializer`` is not used: it converts to pipecat pipeline frames with
 its own resampler, while this edge parses the protocol with pydantic models
@@ -60,6 +61,7 @@ from edge.media.jitter_buffer import InboundFrame, InOrderFrames
 from edge.media.playout import ClearResult, Playout
 from edge.media.recorder import Recorder
 from edge.media.smart_turn import SmartTurn
+from edge.media.turn_text import reads_complete
 from edge.media.vad import SAMPLE_RATE, VAD_WINDOW, SileroModel, SileroStream, rms
 from edge.twilio.protocol import (
     DtmfMessage,
@@ -146,6 +148,7 @@ class MediaStream:
                 "smart_turn_decisions",
                 "smart_turn_skipped",
                 "early_audio",
+                "transcript_ends",
                 "dtmf",
                 "before_start",
                 "callback_errors",
@@ -159,6 +162,7 @@ class MediaStream:
         self._pending_pcm = np.zeros(0, dtype=np.int16)
         # the endpointer is pushed on a VAD thread and asked for verdicts on the loop: one at a time
         self._endpoint_lock = asyncio.Lock()
+        self._early_pause_id = 0  # the pause whose audio went out last as EarlyAudio
         # callbacks run in order on one task so a slow consumer never stalls frame handling
         self._events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self._dispatcher: asyncio.Task[None] | None = None
@@ -394,8 +398,18 @@ class MediaStream:
             self._ask_smart_turn(action)
         elif isinstance(action, EarlyAudio) and self._on_early_audio is not None:
             self._stats["early_audio"] += 1
+            self._early_pause_id = action.pause_id
             # called at once, not queued: its whole point is to start before the turn ends
             self._on_early_audio(action.audio.astype("<i2").tobytes())
+
+    async def early_transcript(self, text: str) -> None:
+        """What speech recognition heard in the latest early audio: whether it reads as a finished
+        turn joins the end-of-turn decision (``EdgeConfig.transcript_end_of_turn``)."""
+        async with self._endpoint_lock:
+            actions = self.endpointer.text_verdict(self._early_pause_id, reads_complete(text))
+        self._stats["transcript_ends"] += any(isinstance(a, UtteranceEnded) for a in actions)
+        for action in actions:
+            await self._act(action)
 
     def _ask_smart_turn(self, ask: AskSmartTurn) -> None:
         model = self._smart_turn

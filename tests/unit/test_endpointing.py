@@ -155,3 +155,35 @@ def test_early_audio_off_and_not_for_noise() -> None:
     on = Endpointer(EdgeConfig(smart_turn=False), lambda pos: pos / SAMPLE_RATE)
     blip = _speak(on, rng, 100, 0.9) + _speak(on, rng, 900, 0.0)  # under min_utterance_ms
     assert not [a for a in blip if isinstance(a, EarlyAudio)]
+
+
+def test_words_that_read_as_finished_end_the_turn_smart_turn_called_incomplete() -> None:
+    run = Run().feed(0.9, 800).feed(0.0, 320)
+    [early] = run.of(EarlyAudio)
+    [ask] = run.of(AskSmartTurn)
+    assert not run.ep.verdict(ask.pause_id, 0.1)  # "incomplete": 1.2 s of silence would be needed
+    [ended] = run.ep.text_verdict(early.pause_id, True)
+    assert isinstance(ended, UtteranceEnded) and ended.utterance.end_reason == "transcript"
+    # words that do not read as finished leave it to smart turn and silence
+    run = Run().feed(0.9, 800).feed(0.0, 320)
+    [early] = run.of(EarlyAudio)
+    assert not run.ep.text_verdict(early.pause_id, False)
+    run.feed(0.0, 300)
+    assert not run.of(UtteranceEnded)  # still within the 700 ms silence rule
+    # off: the words are not asked
+    run = Run(transcript_end_of_turn=False).feed(0.9, 800).feed(0.0, 320)
+    [early] = run.of(EarlyAudio)
+    assert not run.ep.text_verdict(early.pause_id, True)
+
+
+def test_a_transcript_reads_as_finished_on_a_full_stop_after_a_content_word() -> None:
+    from edge.media.turn_text import reads_complete
+
+    assert reads_complete("Yeah, I've got her pulled up.")
+    assert reads_complete("Can you read me that again?")
+    assert not reads_complete("The reference number is P as in Paul.")  # letters of a code, maybe more
+    assert not reads_complete("It's four four seven.")  # a digit group
+    assert not reads_complete("So what we need is the.")
+    assert not reads_complete("Let me see.")  # a stall
+    assert not reads_complete("We were thinking")  # no full stop: the recogniser heard it trail off
+    assert not reads_complete("We were thinking...")
