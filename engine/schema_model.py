@@ -170,6 +170,11 @@ class Slot(Strict):
     tense: Literal["any", "past", "future"] = Field(
         "any", description="Date slots: a bare weekday or day of month resolves to the past or the future."
     )
+    tense_when: dict[str, Literal["past", "future"]] = Field(
+        default_factory=dict,
+        description='Date slots of tense "any": "slot=value" of this call → the tense a date with no tense '
+        'cue in the turn takes ("the 9th" is past once the status is approved, ahead while it is pending).',
+    )
     by_when: dict[str, int | None] | None = Field(
         None,
         description="Enum slots of a time frame: value → how many days ahead it reaches, in order, the "
@@ -179,6 +184,16 @@ class Slot(Strict):
     description: str = ""
 
     _name = field_validator("name")(_check_name)
+
+    @field_validator("tense_when")
+    @classmethod
+    def _tense_when_for_dates(cls, tense_when: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        if tense_when and info.data.get("type") != "date":
+            raise ValueError("tense_when is for date slots only")
+        bad = [c for c in tense_when if not re.fullmatch(r"\w+=\S+", c)]
+        if bad:
+            raise ValueError(f"tense_when conditions are slot=value: {', '.join(bad)}")
+        return tense_when
 
     @field_validator("by_when")
     @classmethod

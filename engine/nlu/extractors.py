@@ -81,7 +81,7 @@ def words_to_number(words: list[str]) -> int | None:
             elif part in _SCALES:
                 total += max(current, 1) * _SCALES[part]
                 current = 0
-            elif part == "and" and seen:
+            elif part in ("and", "an") and seen:  # "a hundred an fifty" as a recogniser writes it
                 continue
             else:
                 return None
@@ -130,6 +130,10 @@ _AMOUNT_SUFFIX = {
 _NUMBER_WORDS = frozenset({*_UNITS, *_TENS, "hundred", "thousand", "million"})
 
 
+_HOMOPHONE_NUMBER = {"for": "four", "won": "one", "to": "two", "too": "two", "ate": "eight"}
+_SCALED_HOMOPHONE = re.compile(r"\b(for|won|to|too|ate)(?= (?:hundred|thousand|grand|k|kay)\b)")
+
+
 @dataclass
 class _Amount:
     value: Decimal
@@ -140,17 +144,19 @@ class _Amount:
 def _continues(previous: str, word: str) -> bool:
     """Whether ``word`` goes on the spoken number so far ("forty" + "five"; not "ten" + "twelve")."""
     head, prev = word.split("-")[0], previous.split("-")[-1]
-    if head == "and":
+    if head in ("and", "an"):
         return prev in ("hundred", "thousand", "million")
     if head in ("hundred", "thousand", "million"):
         return prev != head
     if prev in _TENS:
         return head in _UNITS and _UNITS[head] < 10
-    return prev in ("hundred", "thousand", "million", "and")
+    return prev in ("hundred", "thousand", "million", "and", "an")
 
 
 def _amounts(text: str) -> list[_Amount]:
     """Every amount in the turn in order, digits or words, with a trailing scale word applied."""
+    text = _SCALED_HOMOPHONE.sub(lambda m: _HOMOPHONE_NUMBER[m[1]], text)  # "ate grand"
+    text = re.sub(r"\ba (hundred|thousand|million)\b", r"one \1", text)  # "a hundred and fifty"
     words = _AMOUNT_TOKEN.findall(text)
     out: list[_Amount] = []
     i = 0
@@ -166,12 +172,12 @@ def _amounts(text: str) -> list[_Amount]:
         elif word.split("-")[0] in _NUMBER_WORDS and word != "oh":
             run = [word]
             j = i + 1
-            while j < len(words) and (words[j].split("-")[0] in _NUMBER_WORDS or words[j] == "and"):
+            while j < len(words) and (words[j].split("-")[0] in _NUMBER_WORDS or words[j] in ("and", "an")):
                 if not _continues(run[-1], words[j]):
                     break
                 run.append(words[j])
                 j += 1
-            while run and run[-1] == "and":
+            while run and run[-1] in ("and", "an"):
                 run.pop()
                 j -= 1
             number = words_to_number(run)
@@ -236,7 +242,7 @@ _NEUTRAL = re.compile(
     r"not that i know|not certain|no pressure)\b"
 )
 _EXPLICIT_YES = re.compile(
-    r"\b(yes|yeah|yea|yep|yup|sure|correct|absolutely|definitely|exactly|of course|affirmative|"
+    r"\b(yes|yeah|yea|ya|yep|yup|sure|correct|absolutely|definitely|exactly|of course|affirmative|"
     r"that's right|that is right|right on|you got it|you've got it|you have it|you bet|certainly|uh-huh|"
     r"mm-hmm|okie dokie|"
     r"go ahead|ask away|fire away|go for it|ask your questions|shoot|all good|sounds good|sounds great|"
@@ -333,6 +339,8 @@ def spoken_sequence(text: str) -> list[str]:
             double = 1
             continue
         char = _DIGIT_WORDS.get(lower) or _NATO.get(lower) or ("9" if lower == "niner" else None)
+        if char is None and lower in _DIGIT_HOMOPHONES and _among_digits(words, i):
+            char = _DIGIT_HOMOPHONES[lower]  # "7 for for 0 9", "won seven seven too oh nine"
         if char is None and (lower in _TENS or (lower in _UNITS and _UNITS[lower] >= 10)):
             value = _UNITS.get(lower, _TENS.get(lower, 0))
             nxt = words[i + 1].lower() if i + 1 < len(words) else ""
@@ -368,6 +376,27 @@ def spoken_sequence(text: str) -> list[str]:
         out.append(char * double)
         double = 1
     return out
+
+
+# words a recogniser writes for a digit said among others
+_DIGIT_HOMOPHONES = {"for": "4", "fore": "4", "won": "1", "to": "2", "too": "2", "ate": "8"}
+
+
+def _is_digit_word(word: str) -> bool:
+    lower = word.lower()
+    return word.isdigit() or lower in _DIGIT_WORDS or lower == "niner"
+
+
+def _among_digits(words: list[str], i: int) -> bool:
+    """A homophone read as a digit when a digit is said next to it, or next to the homophone
+    run it is part of ("7 for for 0 9")."""
+    j = i - 1
+    while j >= 0 and words[j].lower() in _DIGIT_HOMOPHONES:
+        j -= 1
+    k = i + 1
+    while k < len(words) and words[k].lower() in _DIGIT_HOMOPHONES:
+        k += 1
+    return (j >= 0 and _is_digit_word(words[j])) or (k < len(words) and _is_digit_word(words[k]))
 
 
 _CODE_CUE = re.compile(
@@ -507,7 +536,7 @@ _NOT_NAMES = frozenset(
     one sec second moment minute hold please sure great good fine well actually really also again
     hang wait bear give let say tell listen look see okay alright
     today calling the back pending approved denied busy correct wrong done open closed ready
-    free available interested""".split()
+    free available interested mm hm mhm uh-huh mm-hmm""".split()
 )
 _NOT_NAME_ENDINGS = ("ed", "ing", "ly", "tion", "ment")
 
@@ -616,17 +645,21 @@ def extract_date(
     today: dt.date | None = None,
     relative: bool = True,
     tense: str | None = None,
+    lean: str = "any",
 ) -> str | None:
     """An ISO date: the last one the turn settles on, negated mentions skipped ("not Tuesday,
     Wednesday"). Explicit forms ("March 3rd, 2025", "3/3/2025", "the 9th") and durations ("in
     three to five business days": the later bound) always; with ``relative`` also "today",
     "tomorrow", "yesterday" and weekdays ("last Tuesday", "Thursday next week"). ``tense`` (a
     slot's, else read from the turn: "was decided on the 3rd" is past, "by the 9th" is future)
-    decides whether a bare weekday, day of month or month-day without a year lies ahead or behind."""
+    decides whether a bare weekday, day of month or month-day without a year lies ahead or behind;
+    ``lean`` when neither says."""
     today = today or dt.date.today()
     with_commas = re.sub(r"(\d)(st|nd|rd|th)\b", r"\1", normalise(text))
     lowered = with_commas.replace(",", " ")  # same offsets; commas still bound negation below
     when = _tense_of(lowered, tense or (slot.tense if slot is not None else "any"))
+    if when == "any":
+        when = lean  # no cue in the turn: what the call so far says (``Slot.tense_when``)
     found = _explicit_dates(lowered, today, when) + _day_of_month_dates(lowered, today, when)
     found += _duration_dates(lowered, today)
     if relative:
@@ -917,8 +950,9 @@ def _business_hour(hour: int, text: str) -> int:
     """A clock hour without am/pm, read as business hours (8:00–18:59): "at 3" is 15:00."""
     if re.search(r"\b(pm|p m|afternoon|evening|tonight)\b", text):
         return hour + 12 if hour < 12 else hour
-    if re.search(r"\b(am|a m|morning)\b", text):
-        return 0 if hour == 12 else hour
+    morning = re.search(r"\b(am|a m|morning)\b", text)
+    if morning and (7 <= hour <= 12 or morning[1] != "morning"):
+        return 0 if hour == 12 else hour  # "can't do the morning, how about 2" is 14:00
     return hour + 12 if 1 <= hour <= 7 else hour
 
 
@@ -976,10 +1010,16 @@ def extract_time(text: str, slot: Slot | None = None) -> str | None:
 
 
 _NO_COLON_TIME = re.compile(rf"\b(?:at|around|{'|'.join(_WEEKDAYS)}|tomorrow)\s+(1[0-2]|0?[1-9])([0-5]\d)\b")
+_TIME_BEFORE = r"\b(at|around|like|about|till|until|to|past|passed) "
+_TIME_AFTER = r"\s*(?:$|[,?!]|instead\b|then\b|in the\b)"
 _CLOCK_HOMOPHONES = (
     (re.compile(r"\b(?:to|too)(?= (?:pm|am|p m|a m|o'clock|oclock|thirty|fifteen|forty-five)\b)"), "two"),
     (re.compile(r"\bate(?= (?:pm|am|p m|a m|o'clock|oclock|thirty|fifteen|forty-five)\b)"), "eight"),
-    (re.compile(r"\bfor(?= (?:pm|am|p m|a m|o'clock|oclock)\b)"), "four"),
+    (re.compile(r"\bfor(?= (?:pm|am|p m|a m|o'clock|oclock|thirty|fifteen|forty-five)\b)"), "four"),
+    # an hour after a time word: "at for", "like ate", "slide it to for instead", "quarter passed to"
+    (re.compile(rf"{_TIME_BEFORE}(?:for|fore)\b(?={_TIME_AFTER})"), r"\1 four"),
+    (re.compile(rf"{_TIME_BEFORE}ate\b(?={_TIME_AFTER})"), r"\1 eight"),
+    (re.compile(rf"{_TIME_BEFORE}(?:to|too)\b(?={_TIME_AFTER})"), r"\1 two"),
     (re.compile(r"(?<=\w)-?ish\b"), ""),  # "two-ish", "3ish"
 )
 

@@ -72,7 +72,8 @@ def phrase_regex(words: Sequence[str]) -> str:
 # contractions written without their apostrophe ("dont", "couldnt"); not "its", "were", "id", "ill"
 _BARE_CONTRACTIONS = re.compile(
     r"\b(do|does|did|is|was|were|are|has|have|had|could|would|should|must|ca|wo)nt\b"
-    r"|\b(i)m\b|\b(you|they)(re)\b|\b(i|you|we|they)(ve)\b|\b(that|what|there|who|here|where)s\b"
+    r"|\b(i)m\b|\b(you|they)(re)\b|\b(i|you|we|they)(ve)\b"
+    r"|\b(that|what|there|who|here|where|nothing|nobody|everything|everybody|something|somebody)s\b"
 )  # "were" stays: it is a word of its own
 
 
@@ -86,9 +87,22 @@ def _apostrophe(match: re.Match[str]) -> str:
     return f"{match[7]}'s"
 
 
-# words run together in speech and written so by recognisers: "gimme a sec", "lemme check"
-_RUN_TOGETHER_WORDS = {"gimme": "give me", "lemme": "let me", "gotta": "got to"}
-_RUN_TOGETHER = re.compile(r"\b(?:" + "|".join(_RUN_TOGETHER_WORDS) + r")\b")
+# words run together in speech and written so by recognisers ("gimme a sec", "lemme check"),
+# or split by them ("no thing", "yester day"), and short forms ("thru", "y'all")
+_RUN_TOGETHER_WORDS = {
+    "gimme": "give me", "lemme": "let me", "gotta": "got to", "thru": "through", "y'all": "you all",
+    "yall": "you all", "no thing": "nothing", "no body": "nobody", "any thing": "anything",
+    "any body": "anybody", "every thing": "everything", "every body": "everybody",
+    "some thing": "something", "some body": "somebody", "yester day": "yesterday", "to morrow": "tomorrow",
+    "a sap": "asap", "o clock": "o'clock",
+}  # fmt: skip
+_RUN_TOGETHER = re.compile(r"(?<![\w'])(?:" + "|".join(_RUN_TOGETHER_WORDS) + r")(?![\w'])")
+# homophones a recogniser writes for words that matter here: "take us of the list",
+# "a couple weaks"
+_HOMOPHONES = (
+    (re.compile(r"\b(take|get|keep|strike) (me|us|him|her|it|my number|our number) of\b"), r"\1 \2 off"),
+    (re.compile(r"\b(a|one|two|three|four|few|couple|next|last|this|per|every) weak(s?)\b"), r"\1 week\2"),
+)
 
 
 def normalise(text: str) -> str:
@@ -97,6 +111,8 @@ def normalise(text: str) -> str:
     they stand alone ("n p i" → "npi", "d o b" → "dob"): recognisers write acronyms both ways."""
     lowered = " ".join(FILLER_WORDS.sub("", text.translate(_APOSTROPHES).lower()).split())
     lowered = _RUN_TOGETHER.sub(lambda m: _RUN_TOGETHER_WORDS[m.group(0)], lowered)
+    for pattern, replacement in _HOMOPHONES:
+        lowered = pattern.sub(replacement, lowered)
     lowered = _BARE_CONTRACTIONS.sub(_apostrophe, lowered)
     return _SPELLED.sub(lambda m: m.group(0).replace(" ", ""), lowered)
 
@@ -172,6 +188,15 @@ def rejoin(text: str, vocabulary: frozenset[str]) -> str:
             joined = a + b
             if joined not in vocabulary and joined in near:
                 joined = near[joined]
+            elif (
+                joined not in vocabulary
+                and len(joined) >= 7
+                and min(len(a), len(b)) >= 2
+                and not {a, b} & vocabulary
+            ):
+                # "dee nied": two fragments, one letter too many
+                shorter = (joined[:k] + joined[k + 1 :] for k in range(len(joined)))
+                joined = next((w for w in shorter if w in vocabulary), joined)
             if (
                 a.isalpha()
                 and b.isalpha()

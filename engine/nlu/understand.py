@@ -33,7 +33,7 @@ from engine.nlu.intents import (
     phrase_heard,
 )
 from engine.nlu.requests import FieldAsk, asks_for_field, asks_to_repeat
-from engine.nlu.text import asks_the_agent, clauses, is_question, normalise, rejoin
+from engine.nlu.text import asks_the_agent, clauses, is_question, normalise, phrase_regex, rejoin
 from engine.schema_model import Intent, Slot
 
 IMPLIED_SLOT_BOOST = 0.5  # a captured implying slot alone is enough evidence
@@ -101,7 +101,10 @@ def capture_local(
             early = name in context.lookahead
             if early and slot.cues and not phrase_heard(utterance, slot.cues):
                 continue  # "received on 11/30" is no decision date
-            value = extract_date(utterance, slot, context.today, relative=not early or bool(slot.cues))
+            known = {**filled, **out}
+            lean = next((t for cond, t in slot.tense_when.items() if _holds(cond, known)), "any")
+            relative = not early or bool(slot.cues)
+            value = extract_date(utterance, slot, context.today, relative=relative, lean=lean)
             if value is not None and value in context.exclude:
                 value = None  # the date of birth read back is not the decision date
         elif slot.type in ("reference_number", "id"):
@@ -380,11 +383,14 @@ class Understander:
     def _requests(
         self, result: NLUResult, utterance: str, intents: Sequence[Intent], context: TurnContext
     ) -> None:
-        """A request to the agent outranks answers and acknowledgements, but not a way out."""
+        """A request to the agent outranks answers and acknowledgements, but not a way out, unless
+        the way out was heard only in the field's own name ("what's a good call back number?")."""
         kinds = {i.name: i.kind for i in intents}
-        if result.intent is not None and kinds.get(result.intent) == "exit":
-            return
         asked = asks_for_field(utterance, context.field_phrases, context.recent_fields)
+        if result.intent is not None and kinds.get(result.intent) == "exit":
+            way_out = next(i for i in intents if i.name == result.intent)
+            if asked is None or _said_outside(utterance, way_out, context.field_phrases.get(asked.field, ())):
+                return
         if asked is not None:
             result.asked = asked
             result.intent, result.confidence = ASK_FIELD, 1.0
@@ -446,6 +452,16 @@ _NON_ANSWER = re.compile(
     r"it's fine|we're fine|nothing|let me think|let me see|you tell me|" + _ALL_WELL + r"|"
     r"it works))*[ .!?]*$"
 )
+
+
+def _said_outside(utterance: str, intent: Intent, field: Sequence[re.Pattern[str]]) -> bool:
+    """Whether one of ``intent``'s phrases is said outside the words that name ``field``."""
+    rest = normalise(utterance)
+    for pattern in field:
+        rest = pattern.sub(" , ", rest)
+    return any(
+        re.search(rf"(?<![\w']){phrase_regex(normalise(p).split())}(?![\w'])", rest) for p in intent.phrases
+    )
 
 
 def _no_to_a_read_back_it_corrects(

@@ -682,3 +682,52 @@ def test_names_after_a_short_greeting_and_a_time_frame_from_a_date() -> None:
     assert ex.extract_name("Cornelius in pharmacy, go ahead") == "Cornelius"
     slot = Slot(name="t", type="enum", values=["soon", "later"], by_when={"soon": 31, "later": None})
     assert ex.extract_time_frame("it has to work before March 2nd", slot, dt.date(2027, 2, 3)) == "soon"
+
+
+def test_digit_and_number_homophones_as_recognisers_write_them() -> None:
+    assert ex.extract_code("sure it's k like kilo 3 for for 1 2") == "K34412"
+    assert ex.extract_code("the number is won two too oh six") == "12206"
+    assert ex.extract_code("I'll pass it to the team, sorry") is None
+    assert ex.extract_currency("we could do for thousand a year") == "4000"
+    assert ex.extract_currency("about a hundred an twenty bucks a seat") == "120"
+    assert ex.extract_time("thursday at like ate") == "08:00"
+    assert ex.extract_time("how about half passed to in the afternoon") == "14:30"
+    assert ex.extract_time("can we move it to for instead") == "16:00"
+    assert ex.extract_time("mornings are out, how about 3") == "15:00"
+
+
+def test_split_words_and_homophones_are_put_back() -> None:
+    from engine.nlu.text import normalise, rejoin
+
+    assert normalise("no body sent any thing yester day") == "nobody sent anything yesterday"
+    assert normalise("please take me of the list") == "please take me off the list"
+    assert normalise("in a few weaks") == "in a few weeks"
+    vocabulary = frozenset({"approved", "getting"})
+    assert rejoin("it was a pproo ved", vocabulary) == "it was a pproo ved"  # two letters off: left
+    assert rejoin("it was ap proved", vocabulary) == "it was approved"
+    assert rejoin("I'm getting X K M", vocabulary) == "I'm getting X K M"  # a letter read out stays
+
+
+def test_a_field_asked_in_words_that_hold_a_way_out_is_a_request() -> None:
+    nlu = _turn(
+        "prior_auth",
+        "get_decision_date",
+        "and what's a good call back number for you",
+        {"auth_status": "approved"},
+    )
+    assert nlu.asked is not None and nlu.asked.field == "callback_number"
+    nlu = _turn(
+        "prior_auth",
+        "get_decision_date",
+        "please call back tomorrow, what is your number",
+        {"auth_status": "pending"},
+    )
+    assert nlu.intent == "call_back_later"
+
+
+def test_a_bare_day_of_month_leans_on_the_status() -> None:
+    decided = _turn("prior_auth", "get_decision_date", "the 2nd", {"auth_status": "denied"})
+    waiting = _turn("prior_auth", "get_decision_date", "the 28th", {"auth_status": "pending"})
+    assert decided.captured == {"decision_date": "2026-11-02"}  # TODAY is 2026-11-21
+    assert waiting.captured == {"decision_date": "2026-11-28"}
+    assert ex.extract_name("my name is uh mm hm so how can I help") is None
