@@ -128,8 +128,8 @@ class CompiledSchema:
 
     @cached_property
     def vocabulary(self) -> frozenset[str]:
-        """The words (of four letters or more) the schema expects to hear: its intents' examples and phrases,
-        its slots' values and synonyms, how fields are asked for. Speech recognition sometimes
+        """The words (of four letters or more) the schema expects to hear: its intents' examples and
+        phrases, its slots' values and synonyms, how fields are asked for. Speech recognition sometimes
         splits one of them ("a proved", "re quired"); ``engine.nlu.text.rejoin`` puts it back."""
         texts = [*self.intent_examples]
         for state in self.states.values():
@@ -270,6 +270,14 @@ def _check_references(spec: ConversationSchemaFile) -> list[tuple[tuple[str | in
                 errors.append(((*at, "slots", i, "values"), "an enum slot needs values"))
             if slot.tense != "any" and slot.type != "date":
                 errors.append(((*at, "slots", i, "tense"), "only date slots have a tense"))
+            for condition in slot.tense_when:
+                slot_name, _, value = condition.partition("=")
+                closed = _slot_values(slot_specs[slot_name]) if slot_name in slot_specs else set()
+                where = (*at, "slots", i, "tense_when")
+                if slot_name not in all_slots:
+                    errors.append((where, f"unknown slot {slot_name!r}"))
+                elif closed and value not in closed:
+                    errors.append((where, f"{value!r} is not a value of {slot_name!r}"))
         for i, intent in enumerate(state.intents):
             if intent.target is not None:
                 errors.append(((*at, "intents", i, "target"), "only global intents take a target"))

@@ -185,3 +185,13 @@ def test_a_registry_loads_schemas_added_or_changed_later(tmp_path: Path, base: d
     assert registry.refresh(tmp_path) == [base["metadata"]["name"]]
     assert registry.get(base["metadata"]["name"]) is not loaded  # new calls get the new version
     assert loaded.spec.persona.agent_name != "Robin"  # a live call's compiled schema is untouched
+
+
+def test_tense_when_names_known_slots_and_values(tmp_path: Path, base: dict[str, Any]) -> None:
+    data = copy.deepcopy(base)
+    slots = data["states"]["get_decision_date"]["slots"]
+    date_slot = next(s for s in slots if s["name"] == "decision_date")
+    date_slot["tense_when"] = {"auth_stat=approved": "past", "auth_status=okayish": "past"}
+    problems = problems_of(write(tmp_path, data))
+    assert any(p.endswith("tense_when: unknown slot 'auth_stat'") for p in problems), problems
+    assert any(p.endswith("'okayish' is not a value of 'auth_status'") for p in problems), problems
