@@ -670,7 +670,7 @@ def extract_date(
         (at, value)
         for at, value in found
         if value is not None
-        and not negated(with_commas, at)
+        and (not negated(with_commas, at) or _ANSWER_NO.search(with_commas, 0, at))
         and not _VALID_UNTIL.search(lowered, 0, at)
         and not _YOU_SAID.search(lowered, 0, at)
         and not _AWAY.search(lowered, 0, at)
@@ -698,6 +698,8 @@ _AWAY = re.compile(
     r"travelling|traveling|booked|slammed|out of (?:the )?office)\s+(?:on\s+)?(?:the\s+)?$"
 )
 _HEDGE = re.compile(r"\b(?:could be|might be|may be)\b")
+# "no no, Thursday": "no" answering the read-back at the start of a clause, not negating the day
+_ANSWER_NO = re.compile(r"(?:^|[,.;!?])\s*(?:(?:no|nope|nah)[\s,]+)+$")
 Found = list[tuple[int, str | None]]  # (where in the turn, ISO date or None when impossible)
 
 
@@ -718,7 +720,7 @@ def _explicit_dates(lowered: str, today: dt.date, when: str) -> Found:
     for i, word in enumerate(words):
         if word not in _MONTHS:
             continue
-        day = _day_of(words[i + 1 : i + 3])
+        day = _day_of(words[i + 1 : i + 3]) or _cardinal_day(words[i + 1 : i + 4])
         rest_at = i + 1 + (day[1] if day else 0)
         if day is None and i >= 2 and words[i - 1] == "of":  # "the twenty-first of May"
             day = _day_of(words[max(0, i - 3) : i - 1]) or _day_of(words[i - 2 : i - 1])
@@ -941,6 +943,20 @@ def _day_of(words: list[str]) -> tuple[int, int] | None:
         if tens in _TENS and unit in _ORDINALS:
             return _TENS[tens] + _ORDINALS[unit], 1
     return None
+
+
+def _cardinal_day(words: list[str]) -> tuple[int, int] | None:
+    """A day said as a cardinal after its month ("March thirty", "April twenty one"); not when a
+    number follows that makes it a year ("March twenty twenty-seven")."""
+    if not words or (words[0] not in _UNITS and words[0] not in _TENS):
+        return None
+    value, used = _UNITS.get(words[0]) or _TENS.get(words[0], 0), 1
+    if words[0] in _TENS and len(words) > 1 and words[1] in _UNITS and _UNITS[words[1]] < 10:
+        value, used = value + _UNITS[words[1]], 2
+    after = words[used] if len(words) > used else ""
+    if after.split("-")[0] in _UNITS or after.split("-")[0] in _TENS or after.isdigit():
+        return None
+    return (value, used) if 1 <= value <= 31 else None
 
 
 _HOUR_WORD = {w: n for w, n in _UNITS.items() if 1 <= n <= 12}

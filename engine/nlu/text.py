@@ -102,6 +102,7 @@ _RUN_TOGETHER = re.compile(r"(?<![\w'])(?:" + "|".join(_RUN_TOGETHER_WORDS) + r"
 _HOMOPHONES = (
     (re.compile(r"\b(take|get|keep|strike) (me|us|him|her|it|my number|our number) of\b"), r"\1 \2 off"),
     (re.compile(r"\b(a|one|two|three|four|few|couple|next|last|this|per|every) weak(s?)\b"), r"\1 week\2"),
+    (re.compile(r"\b(thank you|thanks) by\b"), r"\1 bye"),
 )
 
 

@@ -731,3 +731,14 @@ def test_a_bare_day_of_month_leans_on_the_status() -> None:
     assert decided.captured == {"decision_date": "2026-11-02"}  # TODAY is 2026-11-21
     assert waiting.captured == {"decision_date": "2026-11-28"}
     assert ex.extract_name("my name is uh mm hm so how can I help") is None
+
+
+def test_a_day_said_as_a_cardinal_and_no_answering_before_a_day() -> None:
+    from engine.nlu.text import normalise
+
+    wednesday = dt.date(2027, 4, 14)
+    assert ex.extract_date("it was decided march twenty two", today=wednesday) == "2027-03-22"
+    assert ex.extract_date("march twenty twenty-seven", today=wednesday) is None  # a year, no day
+    assert ex.extract_date("nope nope, monday, not tuesday", today=wednesday, tense="future") == "2027-04-19"
+    assert ex.extract_date("no, not monday", today=wednesday, tense="future") is None
+    assert normalise("okay thanks by now") == "okay thanks bye now"
