@@ -268,14 +268,15 @@ async def test_total_timeout_fires_mid_reply(oai: FakeOpenAIServer, ant: FakeAnt
 async def test_hedge_fires_only_after_its_delay(oai: FakeOpenAIServer, ant: FakeAnthropicServer) -> None:
     router = make_router(oai, ant, policy="hedge")
     # Slow primary: the hedge goes out after ~300 ms and wins. (Server-side arrival times: the
-    # primary's includes connection setup, so allow a little slack below the delay.)
+    # primary's includes connection setup, which on a loaded 2-core box has taken 30+ ms, so the
+    # bound below the delay is loose; an immediate hedge would arrive within a few ms.)
     oai.reset(Behaviour(ttft_s=1.0))
     ant.reset(Behaviour(ttft_s=0.02))
     result = (await router.complete(req(providers=["openai", "anthropic"], hedge_delay_ms=300))).result
     assert isinstance(result, DoneEvent)
     assert result.provider == "anthropic" and result.launched == ["openai", "anthropic"]
     gap = ant.records[0].started - oai.records[0].started
-    assert 0.27 <= gap < 0.8, gap
+    assert 0.2 <= gap < 0.8, gap
     assert await oai.await_for(lambda: oai.records[0].disconnected, 2.0)
     # Fast primary: no hedge is ever sent.
     oai.reset(Behaviour(ttft_s=0.02))
