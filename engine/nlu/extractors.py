@@ -121,7 +121,10 @@ _AMOUNT_CUE = re.compile(
     r"\$|\dk\b|\b(dollars?|bucks|grand|k|kay|thousand|million|budget|spend|price|cost|monthly|annually|yearly|"
     r"(?:a|per|each) (?:month|year|seat|user|head|license|location))\b"
 )
-_SPENT = re.compile(r"\b(spent|paid|blew through|blew|went over|cost us|were paying|used to pay)\b")
+_SPENT = re.compile(
+    r"\b(spent|paid|blew through|blew|went over|cost us|costs us|costing us|were paying|used to pay|burned|burnt|"
+    r"burn through|burning|lost|lose|losing|wasted|wasting|bleeding)\b"
+)
 _AMOUNT_TOKEN = re.compile(r"[a-z]+(?:-[a-z]+)?|\d+(?:,\d{3})*(?:\.\d+)?|[$,.]")
 # "kay": "twelve k" as a recogniser writes it
 _AMOUNT_SUFFIX = {
@@ -132,6 +135,15 @@ _NUMBER_WORDS = frozenset({*_UNITS, *_TENS, "hundred", "thousand", "million"})
 
 _HOMOPHONE_NUMBER = {"for": "four", "won": "one", "to": "two", "too": "two", "ate": "eight"}
 _SCALED_HOMOPHONE = re.compile(r"\b(for|won|to|too|ate)(?= (?:hundred|thousand|grand|k|kay)\b)")
+
+
+# Nouns after a number that make it a count ("across forty sites"), not an amount of money.
+_COUNTED = frozenset(
+    """people person employees staff users seats heads sites locations stores offices branches shops
+    hours minutes days weeks months years percent % agents reps techs technicians drivers trucks
+    nurses doctors clinics shifts calls times members folks guys workers crews teams vendors
+    warehouses buildings beds rooms units licenses""".split()
+)
 
 
 @dataclass
@@ -192,6 +204,9 @@ def _amounts(text: str) -> list[_Amount]:
         if j < len(words) and words[j] in _AMOUNT_SUFFIX:
             value *= _AMOUNT_SUFFIX[words[j]]
             scaled, j = True, j + 1
+        elif not dollar and j < len(words) and words[j] in _COUNTED:
+            i = j
+            continue  # "forty sites", "six people", "past forty hours": a count, no amount
         before = words[max(0, i - 3) : i]
         negated_here = bool(before) and (
             before[-1] == "not"
@@ -200,6 +215,14 @@ def _amounts(text: str) -> list[_Amount]:
         out.append(_Amount(value, scaled, negated_here))
         i = j
     return out
+
+
+def _only_a_number(lowered: str) -> bool:
+    """A turn of number words (and a hedge) alone: "ninety-five hundred", "about 8,000"."""
+    words = _AMOUNT_TOKEN.findall(lowered)
+    hedges = {"um", "uh", "about", "around", "roughly", "maybe", "like", "so", "probably", "say", "oh", ",", "."}
+    numeric = [w for w in words if w not in hedges]
+    return bool(numeric) and all(w[0].isdigit() or w.split("-")[0] in _NUMBER_WORDS or w in ("and", "an") for w in numeric)
 
 
 def _said_as_money(amount: _Amount, lowered: str) -> bool:
@@ -215,9 +238,9 @@ def extract_currency(text: str, slot: Slot | None = None) -> str | None:
     forty thousand", "forty thousand … forty-five" → 45000). Needs a money word in the turn."""
     # what was spent ("we blew through forty grand last quarter") is no amount on offer
     lowered = " , ".join(c.text for c in clauses(text) if not _SPENT.search(c.text))
-    if not _AMOUNT_CUE.search(lowered):
-        return None
     amounts = _amounts(lowered)
+    if not _AMOUNT_CUE.search(lowered) and not _only_a_number(lowered):
+        return None
     for index, amount in enumerate(amounts):
         if amount.scaled or amount.value >= 1000:
             continue
@@ -246,7 +269,7 @@ _EXPLICIT_YES = re.compile(
     r"that's right|that is right|right on|you got it|you've got it|you have it|you bet|certainly|uh-huh|"
     r"mm-hmm|okie dokie|"
     r"go ahead|ask away|fire away|go for it|ask your questions|shoot|all good|sounds good|sounds great|"
-    r"that works|works for me|that's fine|that's me|i can do|i can talk|i can spare|make it quick|"
+    r"that works|works for me|lock (?:it |that )?in|locked in(?! (?:with|to|for|on|until|till))|that's fine|that's me|i can do|i can talk|i can spare|make it quick|"
     r"everything's right|everything is right|all correct|all right|alright|sounds right|all sounds right|"
     r"that's all correct|all of that is right|spot on|sounds like a plan|it's a plan|deal|"
     r"(?:that|this|it)(?:'ll| will|'d| would) (?:work|do)|go on|carry on|(?:all |it all |that all )?matches|"
@@ -263,7 +286,8 @@ _IMPLICIT_YES = re.compile(
     r"good)\b"
 )
 _IMPLICIT_NO = re.compile(
-    r"\b(don't|dont|do not|doesn't|does not|not|can't|cant|cannot|won't|isn't|aren't|never|busy|bad time|"
+    r"\b(don't|dont|do not|doesn't|does not|not(?! (?:this|my|that) (?:number|phone|line|cell|email|one)\b"
+    r"| (?:one|two|three|four|five|six|seven|eight|nine|ten|\d+)\b)|can't|cant|cannot|won't|isn't|aren't|never|busy|bad time|"
     # moving the meeting without saying where to ("push it to 3:30" gives the new time instead)
     r"(?:push|move|bump) (?:it|that|this)"
     r"(?![^.?!]*\b(?:to|for|at) (?:\d|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|noon))"
@@ -503,14 +527,24 @@ def extract_phone(text: str, slot: Slot | None = None) -> str | None:
 _FILLERS = re.compile(r"\b(?:um+|uh+|er+m?|uhm|hmm+|ah+)\b[,]?\s*", re.IGNORECASE)
 _NAME_CUES = re.compile(
     r"\b(?:my name is|my name's|name's|name is|this is|i'm|i am|it's|you're speaking with|"
-    r"you're talking to|speaking with|talking to|you've got|you got|you've reached|you reached)"
+    r"you're talking to|speaking with|talking to|you've got|you got|y'all got|you all got|you've reached|you reached)"
     r"\s+(?=([\w'-]+)(?:\s+([\w'-]+))?)",  # a lookahead: "this is, this is Dmitri" finds the second cue
     re.IGNORECASE,
 )
 _NAME_BEFORE = re.compile(
     r"(?:^|[,.]\s*|\b(?:yeah|yes|ya|hi|hello|hey|ok|okay|morning|afternoon)\s+)([\w'-]+)(?:\s+([\w'-]+))?"
-    r"\s+(?:speaking|here)\b",
+    r"\s+(?:speaking|here|this side)\b",  # "Venkatesh this side", as Indian English says it
     re.IGNORECASE,
+)
+# a turn that is a capitalised name and nothing else ("Marisol.", "Bobbie Jo.")
+_NAME_ALONE = re.compile(r"^\s*([A-Z][a-z]+(?:['-][A-Za-z]+)?)(?:\s+([A-Z][a-z]+))?\s*[.!]?\s*$")
+_ONE_WORD_REPLIES = frozenset(
+    """speaking morning afternoon evening go shoot ready correct absolutely right pardon huh hmm bye
+    goodbye nope fine great perfect excellent understood certainly proceed continue repeat again cool
+    gotcha indeed definitely exactly agreed noted done yes no sir ma'am madam hiya howdy greetings
+    welcome go ahead hold on next nothing nobody someone everyone anyone whatever same sorry what
+    tomorrow yesterday tonight active inactive eligible covered found""".split()
+    + _WEEKDAYS
 )
 # "… is an Tony speaking" (a recogniser's garble before it): a capitalised word right before
 # "speaking", anywhere in a cased turn
@@ -570,6 +604,9 @@ def extract_name(text: str, slot: Slot | None = None) -> str | None:
     for match in _NAME_SPEAKING.finditer(clean):
         if _name_word(match.group(1), cased):
             return match.group(1)
+    alone = _NAME_ALONE.match(clean)
+    if alone and all(_name_word(w, True) and w.lower() not in _ONE_WORD_REPLIES for w in alone.groups() if w):
+        return " ".join(w for w in alone.groups() if w)
     first = _NAME_FIRST.match(clean)
     if first and _name_word(first.group(1), cased):
         second = first.group(2)
@@ -580,10 +617,13 @@ def extract_name(text: str, slot: Slot | None = None) -> str | None:
 
 _PAST_CUES = re.compile(
     r"\b(was|were|got|had|decided|made|came|went|approved|denied|issued|finalized|back on|last|ago|"
-    r"already|yesterday|earlier|previous|this past)\b"
+    r"already|yesterday|earlier|previous|this past|"
+    # a verb in the past with its object: "the nurse okayed it on the third", "signed it the 1st"
+    r"(?!(?:expected|scheduled|planned|slated|projected|estimated|supposed|needed)\b)[a-z]{3,}ed"
+    r"(?= (?:it|that|this|them|her|him|off|on|out|through|back)\b))\b"
 )
 _FUTURE_CUES = re.compile(
-    r"\b(will|at the latest|latest|by|expect|expected|due|going to|gonna|within|next|coming|upcoming|"
+    r"\b(will|at the latest|latest|by|expect|expected|due|deadline|going to|gonna|within|next|coming|upcoming|"
     r"in about|in|until|before|tomorrow|later|no later than)\b"
 )
 _TO_BE = re.compile(r"\b(?:be|to)\s+$")  # "should be decided", "going to be made": no past
@@ -592,10 +632,10 @@ _WEAK_CUES = frozenset(
     | {"previous", "back on"}
 )
 _DURATION = re.compile(
-    r"(?:\b(?:in|within|about|around|takes?|another|up to|give it|allow|allow for|they have|you have|"
+    r"(?:\b(?:in|within|about|around|takes?|another|up to|give it|give them|give us|allow|allow for|they have|you have|"
     r"we have|looking at|usually|typically|roughly|approximately)\s+"
     # or none before "N days from today"
-    r"|\b(?=\w+\s+(?:business |working |calendar )?(?:days?|weeks?) from (?:today|now)\b))"
+    r"|\b(?=\w+\s+(?:business |working |calendar )?(?:days?|weeks?) (?:counting )?from (?:today|now)\b))"
     r"(?:(\w+)(?:\s*(?:to|or|-)\s*))?(\w+)\s+(business |working |calendar )?(day|days|week|weeks)\b"
     r"(?!\s+of\b)"
 )
@@ -655,13 +695,14 @@ def extract_date(
     decides whether a bare weekday, day of month or month-day without a year lies ahead or behind;
     ``lean`` when neither says."""
     today = today or dt.date.today()
-    with_commas = re.sub(r"(\d)(st|nd|rd|th)\b", r"\1", normalise(text))
+    said_by = re.sub(r"\b(?:no later than|not later than)\b", "by", normalise(text))  # a deadline, no "no"
+    with_commas = re.sub(r"(\d)(st|nd|rd|th)\b", r"\1", said_by)
     lowered = with_commas.replace(",", " ")  # same offsets; commas still bound negation below
     when = _tense_of(lowered, tense or (slot.tense if slot is not None else "any"))
     if when == "any":
         when = lean  # no cue in the turn: what the call so far says (``Slot.tense_when``)
     found = _explicit_dates(lowered, today, when) + _day_of_month_dates(lowered, today, when)
-    found += _duration_dates(lowered, today)
+    found += _duration_dates(lowered, today) + _holiday_dates(lowered, today, when)
     if relative:
         found += _relative_dates(lowered, today, when)
     if len(_HEDGE.findall(lowered)) >= 2:
@@ -837,7 +878,7 @@ def _relative_dates(lowered: str, today: dt.date, when: str) -> Found:
     positions = [(m.start(), m.group(0)) for m in _WORD_RE.finditer(lowered)]
     words = [w for _, w in positions]
     for i, word in enumerate(words):
-        if word not in _WEEKDAYS:
+        if word not in _WEEKDAYS or words[i - 1 : i] == ["black"]:  # Black Friday is a holiday
             continue
         following = words[i + 1 : i + 3]
         if following[:1] == ["the"] and _day_of(following[1:]) is not None:
@@ -851,7 +892,10 @@ def _relative_dates(lowered: str, today: dt.date, when: str) -> Found:
             continue
         context = " ".join(words[max(0, i - 2) : i + 4])  # "Thursday of next week"
         # "next Wednesday" said on a Tuesday is the Wednesday of next week, not tomorrow
-        if words[i - 1 : i] == ["next"] or re.search(r"\b(next week|following week|week after)\b", context):
+        if "week after next" in " ".join(words[max(0, i - 6) : i + 5]):  # "the week after next, Wednesday"
+            monday = today - dt.timedelta(days=today.weekday()) + dt.timedelta(days=14)
+            day = monday + dt.timedelta(days=target)
+        elif words[i - 1 : i] == ["next"] or re.search(r"\b(next week|following week|week after)\b", context):
             monday = today - dt.timedelta(days=today.weekday()) + dt.timedelta(days=7)
             day = monday + dt.timedelta(days=target)
         elif words[i - 1 : i] == ["last"] or (when == "past" and words[i - 1 : i] != ["next"]):
@@ -861,6 +905,55 @@ def _relative_dates(lowered: str, today: dt.date, when: str) -> Found:
         out.append((positions[i][0], day.isoformat()))
     for match in re.finditer(r"\bend of (?:the |this )?week\b", lowered):
         out.append((match.start(), (today + dt.timedelta(days=(4 - today.weekday()) % 7)).isoformat()))
+    for match in re.finditer(r"\b(?:the )?end of (?:the |this )?(next )?month\b", lowered):
+        year, month = today.year, today.month
+        if match[1]:
+            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        out.append((match.start(), dt.date(year, month, calendar.monthrange(year, month)[1]).isoformat()))
+    return out
+
+
+def _nth_weekday(year: int, month: int, weekday: int, n: int) -> dt.date:
+    """The ``n``th ``weekday`` of a month (n = -1: the last)."""
+    if n < 0:
+        last = dt.date(year, month, calendar.monthrange(year, month)[1])
+        return last - dt.timedelta(days=(last.weekday() - weekday) % 7)
+    first = dt.date(year, month, 1)
+    return first + dt.timedelta(days=(weekday - first.weekday()) % 7 + 7 * (n - 1))
+
+
+# US holidays people date things by: fixed days, and the ones that move with the weekday
+_HOLIDAYS: dict[str, Callable[[int], dt.date]] = {
+    "new year's eve": lambda y: dt.date(y, 12, 31),
+    "new year's day": lambda y: dt.date(y, 1, 1),
+    "new year's": lambda y: dt.date(y, 1, 1),
+    "new years": lambda y: dt.date(y, 1, 1),
+    "valentine's day": lambda y: dt.date(y, 2, 14),
+    "memorial day": lambda y: _nth_weekday(y, 5, 0, -1),
+    "independence day": lambda y: dt.date(y, 7, 4),
+    "labor day": lambda y: _nth_weekday(y, 9, 0, 1),
+    "halloween": lambda y: dt.date(y, 10, 31),
+    "veterans day": lambda y: dt.date(y, 11, 11),
+    "thanksgiving": lambda y: _nth_weekday(y, 11, 3, 4),
+    "black friday": lambda y: _nth_weekday(y, 11, 3, 4) + dt.timedelta(days=1),
+    "christmas eve": lambda y: dt.date(y, 12, 24),
+    "christmas": lambda y: dt.date(y, 12, 25),
+}
+_HOLIDAY = re.compile(r"\b(" + "|".join(re.escape(h) for h in _HOLIDAYS) + r")(?!\w)")
+
+
+def _holiday_dates(lowered: str, today: dt.date, when: str) -> Found:
+    """ "before Black Friday", "after New Year's": the holiday's date, the year read by tense."""
+    out: Found = []
+    for match in _HOLIDAY.finditer(lowered):
+        days = [_HOLIDAYS[match[1]](y) for y in (today.year - 1, today.year, today.year + 1)]
+        if when == "past":
+            day = max(d for d in days if d <= today)
+        elif when == "future":
+            day = min(d for d in days if d >= today)
+        else:
+            day = min(days, key=lambda d: abs((d - today).days))
+        out.append((match.start(), day.isoformat()))
     return out
 
 
@@ -1020,6 +1113,12 @@ def extract_time(text: str, slot: Slot | None = None) -> str | None:
         else:
             minute = minutes
         found.append((match.start(), f"{hour:02d}:{minute:02d}"))
+    # "oh nine hundred", "fourteen hundred hours": the clock as the military says it
+    for match in re.finditer(r"\b(?:(?:oh|zero)\s+(\w+)|(\w+))\s+hundred(?:\s+hours)?\b", lowered):
+        hour = _UNITS.get(match[1] or match[2] or "", 99)
+        if (match[1] and 1 <= hour <= 9) or (match[2] and 10 <= hour <= 23):
+            taken.append(match.span())
+            found.append((match.start(), f"{hour:02d}:00"))
     found += _spoken_hours(lowered, taken)
     kept = [(start, value) for start, value in found if not _not_before(lowered, start)]
     return max(kept)[1] if kept else None
@@ -1102,13 +1201,15 @@ def _spoken_hours(lowered: str, taken: list[tuple[int, int]]) -> list[tuple[int,
         minute = 0
         if after in ("o'clock", "oclock", "sharp"):
             pass
-        elif after in _TENS or after in ("fifteen", "forty-five"):
+        elif "-" in after and after.split("-")[0] in _TENS:  # "ten forty-five"
+            minute = _TENS[after.split("-")[0]] + _UNITS.get(after.split("-")[1], 0)
+        elif after in _TENS or after == "fifteen":
             minute = _TENS.get(after, _UNITS.get(after, 0))
             nxt = words[i + 2] if i + 2 < len(words) else ""
             if after in _TENS and nxt in _DIGIT_WORDS and nxt not in ("zero", "oh"):
                 minute += int(_DIGIT_WORDS[nxt])
-        elif "-" in after and after.split("-")[0] in _TENS:
-            minute = _TENS[after.split("-")[0]] + _UNITS.get(after.split("-")[1], 0)
+        elif after == "and" and words[i + 2 : i + 3] in (["half"], ["a"]):  # "nine and a half"
+            minute = 30
         elif after == "oh" and i + 2 < len(words) and words[i + 2] in _DIGIT_WORDS:
             minute = int(_DIGIT_WORDS[words[i + 2]])
         elif before not in _TIME_LEAD and not clock_words and not bare_turn:
@@ -1136,8 +1237,12 @@ def extract_time_frame(text: str, slot: Slot, today: dt.date | None = None) -> s
     today = today or dt.date.today()
     said = extract_date(text, today=today, relative=False, tense="future")
     found = [m for m in _MONTH_SAID.finditer(normalise(text)) if m[2] != "may" or m[1]]  # "we may": no month
+    year = re.search(r"\b(20\d\d)\b", text)
     if said is not None:
         ahead = (dt.date.fromisoformat(said) - today).days  # "before March first"
+    elif not found and year and int(year[1]) >= today.year:  # "the lawyers are saying 2029"
+        end = dt.date(today.year, 12, 31) if int(year[1]) == today.year else dt.date(int(year[1]), 1, 1)
+        ahead = (end - today).days
     elif found:
         lead, month = found[-1][1], _MONTHS[found[-1][2]]
         year = today.year if month >= today.month else today.year + 1

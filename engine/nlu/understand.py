@@ -485,10 +485,13 @@ def _no_to_a_read_back_it_corrects(
     for name, slot in slots.items():
         said = captured.get(name)
         unsaid_no = said is None and quotes_agent and name not in lookahead
-        if slot.type == "yes_no" and (said == "yes" or unsaid_no):
+        # "the reference ends in 3 not 8": the contrast that corrects is a "no" too
+        contrast = said is None and name not in lookahead and _NOT_THAT.search(normalise(utterance))
+        if slot.type == "yes_no" and (said == "yes" or unsaid_no or contrast):
             captured[name] = "no"
 
 
+_NOT_THAT = re.compile(r"\bnot\b")
 _QUOTES_THE_AGENT = re.compile(r"\byou (?:said|read|wrote|put|had|have|got|'ve got)\b")
 
 

@@ -742,3 +742,58 @@ def test_a_day_said_as_a_cardinal_and_no_answering_before_a_day() -> None:
     assert ex.extract_date("nope nope, monday, not tuesday", today=wednesday, tense="future") == "2027-04-19"
     assert ex.extract_date("no, not monday", today=wednesday, tense="future") is None
     assert normalise("okay thanks by now") == "okay thanks bye now"
+
+
+def test_clock_times_said_with_hyphens_halves_and_the_military_hour() -> None:
+    assert ex.extract_time("let's say eleven forty-five on the dot") == "11:45"
+    assert ex.extract_time("somewhere near two and a half") == "14:30"
+    assert ex.extract_time("make it oh eight hundred") == "08:00"
+    assert ex.extract_time("fifteen hundred hours works") == "15:00"
+    assert ex.extract_time("our budget is nine hundred") is None
+
+
+def test_counts_and_money_spent_are_no_amount_but_a_bare_number_is() -> None:
+    assert ex.extract_currency("maybe thirty grand, we have twelve locations") == "30000"
+    assert ex.extract_currency("we're a crew of nine people and cost matters") is None
+    assert ex.extract_currency("we keep losing fifty grand a year to no-shows") is None
+    assert ex.extract_currency("uh, eighty-five hundred") == "8500"
+
+
+def test_a_contrast_is_no_answer_but_corrects_a_read_back() -> None:
+    assert ex.extract_yes_no("sure thing. three minutes, not ten.") == "yes"
+    assert ex.extract_yes_no("lock it in, and text me, not this number") == "yes"
+    assert ex.extract_yes_no("we're locked in with a vendor till spring") is None
+    nlu = _turn(
+        "prior_auth",
+        "confirm_details",
+        "the last digit is 7 not 1, so 3 3 8 2 0 7",
+        {"reference_number": "338201", "auth_status": "approved"},
+    )
+    assert nlu.captured == {"reference_number": "338207", "details_confirmed": "no"}
+
+
+def test_dates_by_holiday_by_month_end_by_past_verb_and_the_week_after_next() -> None:
+    monday = dt.date(2027, 10, 4)
+    assert ex.extract_date("we need it before Thanksgiving", today=monday) == "2027-11-25"
+    assert ex.extract_date("some time after Black Friday", today=monday) == "2027-11-26"
+    assert ex.extract_date("no later than the end of next month", today=monday) == "2027-11-30"
+    assert ex.extract_date("Thursday, the week after next", today=monday) == "2027-10-21"
+    assert ex.extract_date("the medical director signed off on the 6th", today=monday) == "2027-09-06"
+    assert ex.extract_date("the reviewer stamped it September 30", today=monday) == "2027-09-30"
+    assert ex.extract_date("ten business days counting from today", today=monday) == "2027-10-18"
+    timeline = Slot(
+        name="timeline",
+        type="enum",
+        values=("soon", "later"),
+        by_when={"soon": 60, "later": None},
+    )
+    assert ex.extract_time_frame("not until the merger, 2030 probably", timeline, monday) == "later"
+
+
+def test_a_name_said_alone_or_as_indian_and_southern_english_say_it() -> None:
+    assert ex.extract_name("Oluwaseun.") == "Oluwaseun"
+    assert ex.extract_name("Mary Beth.") == "Mary Beth"
+    assert ex.extract_name("Certainly.") is None
+    assert ex.extract_name("Tomorrow.") is None
+    assert ex.extract_name("Good afternoon, Raghav this side, how may I help") == "Raghav"
+    assert ex.extract_name("well y'all got Lurleen today") == "Lurleen"
