@@ -143,7 +143,8 @@ class CompiledSchema:
     @cached_property
     def field_phrases(self) -> dict[str, tuple[re.Pattern[str], ...]]:
         """How counterparts ask for each disclosable call-data field, compiled once."""
-        return field_phrases({name: d.asked_as for name, d in self.spec.disclose.items()})
+        disclose = {name: d.asked_as for name, d in self.spec.disclose.items()}
+        return field_phrases(disclose, self.spec.persona.organization)
 
     @cached_property
     def static_sentences(self) -> frozenset[str]:

@@ -262,7 +262,7 @@ def extract_currency(text: str, slot: Slot | None = None) -> str | None:
 
 _NEUTRAL = re.compile(
     r"\b(no problem|no worries|not a problem|no doubt|no rush|not sure|not really sure|no idea|no clue|"
-    r"not that i know|not certain|no pressure)\b"
+    r"not that i know|not certain|no pressure|don't hang up|do not hang up|don't go anywhere)\b"
 )
 _EXPLICIT_YES = re.compile(
     r"\b(yes|yeah|yea|ya|yep|yup|sure|correct|absolutely|definitely|exactly|of course|affirmative|"
@@ -281,7 +281,7 @@ _EXPLICIT_NO = re.compile(
     r"not going to work|no good|not right|not correct|except|apart from)\b"
 )
 _IMPLICIT_YES = re.compile(
-    r"\b(i do|i am|we do|it is|speaking|i have time|i've got time|got a minute|got a few minutes|"
+    r"\b(i do|i am|we do|it is|(?:^|(?<=[.!?,] ))speaking|i have time|i've got time|got a minute|got a few minutes|"
     r"i guess so|i think so|i guess i can|i can answer|i can give you|that's it|perfect|great|fine|okay|ok|"
     r"good)\b"
 )
@@ -376,6 +376,10 @@ def spoken_sequence(text: str) -> list[str]:
         if char is None and lower in ("st", "nd", "rd", "th") and prev.isdigit():
             out.append(" ")  # "15th": an ordinal ends the run, it adds no letters to a code
             continue
+        nxt_word = words[i + 1] if i + 1 < len(words) else ""
+        if word == "a" and nxt_word.isdigit() and len(nxt_word) >= 2:  # "with a 1982 birth year"
+            out.append(" ")
+            continue
         if word == "a" and prev in _ARTICLE_BEFORE and i + 1 < len(words) and len(words[i + 1]) == 1:
             out.append(" ")
             continue
@@ -423,6 +427,12 @@ def _among_digits(words: list[str], i: int) -> bool:
     return (j >= 0 and _is_digit_word(words[j])) or (k < len(words) and _is_digit_word(words[k]))
 
 
+_JOINED = re.compile(
+    r"\b([A-Za-z0-9]|zero|oh|one|two|three|four|five|six|seven|eight|nine)\s*,?\s*(?:and\s+)?"
+    r"(?:after that|followed by|and then)\s*,?\s+(?=[A-Za-z0-9]\b|(?:zero|oh|one|two|three|four|five|six|seven|"
+    r"eight|nine)\b)",
+    re.IGNORECASE,
+)
 _CODE_CUE = re.compile(
     r"\b(number|reference|ref|id|confirmation|authorization|auth|code|tracking|case|is|it's|its)\b"
 )
@@ -445,6 +455,7 @@ def extract_code(text: str, slot: Slot | None = None, exclude: frozenset[str] = 
     call's other identifiers read back: CPT, NPI, member ID). Without a cue word a sentence that
     holds a date is not read as a code."""
     text = FILLER_WORDS.sub("", text)  # "8 8 3, uh, 0 2 5": no letters U H
+    text = _JOINED.sub(r"\1 ", text)  # "H Q, and after that six oh three": one code
     text = _DATE_SPAN.sub(" , ", text)  # "October sixteenth, twenty twenty-six" holds no code
     text = _PHONE_OR_DATE_DIGITS.sub(" , ", text)  # "call 1-800-555-0148", "due by 12/10"
     clarified = _CLARIFIED_AT_END.search(text)
@@ -453,7 +464,8 @@ def extract_code(text: str, slot: Slot | None = None, exclude: frozenset[str] = 
     text = _NOT_LETTER.sub(" not ", text)
     lowered = text.lower()
     cue = _CODE_CUE.search(lowered) or _SPELLED_OUT.search(lowered)
-    if cue is None and extract_date(text) is not None:
+    # a date in digits may read as a code; one in words ("… approved on the first") is beside it
+    if cue is None and extract_date(text) is not None and extract_date(re.sub(r"\d", " ", text)) is None:
         return None
     runs = "".join(spoken_sequence(text)).split(" ")
     negated_codes = _negated_codes(text)
@@ -499,11 +511,13 @@ _NOT_LETTER = re.compile(
 
 
 def _misread(code: str, identifier: str) -> bool:
-    """One character off one of the call's own long identifiers: that identifier read back wrong
-    ("X K M 4 4 9 8 1 3?"), not a new code."""
-    return (
-        len(code) == len(identifier) >= 6 and sum(a != b for a, b in zip(code, identifier, strict=True)) == 1
-    )
+    """One character off one of the call's own long identifiers, or two neighbours swapped: that
+    identifier read back wrong ("X K M 4 4 9 8 1 3?", "…8 2 1"), not a new code."""
+    if len(code) != len(identifier) or len(code) < 6:
+        return False
+    off = [i for i, (a, b) in enumerate(zip(code, identifier, strict=True)) if a != b]
+    swapped = len(off) == 2 and off[1] == off[0] + 1 and code[off[0]] == identifier[off[1]]
+    return len(off) == 1 or (swapped and code[off[1]] == identifier[off[0]])
 
 
 def _negated_codes(text: str) -> set[str]:

@@ -23,26 +23,35 @@ _REQUEST_CUE = re.compile(
     r"once more|one more time|again|spell|confirm|verify|double[- ]check|i need|i'll need|i will need|"
     r"i'm going to need|gonna need|need the|go ahead with|tell me|let me (?:get|have)|do you have|"
     r"what about|how about|how much|how many|how long|how do you spell|how is it spelled|start with|"
-    r"begin with|first thing|how(?:'s| is| are| do you)\s+(?:[\w']+\s+){0,3}?spell(?:ed)?)\b"
+    r"begin with|first thing|(?:was|is) (?:it|that) [\w ]+ or |how(?:'s| is| are| do you)\s+(?:[\w']+\s+){0,3}?spell(?:ed)?)\b"
 )
 # The field named, then its value: "the CPT on it is 99213" states the field, it does not ask.
-_STATES_VALUE = re.compile(r"^\W*(?:\w+\W+){0,3}?(?:is|was|'s|reads|shows|says)\s+(?:\w+\s+){0,2}?[\w-]*\d")
+_STATES_VALUE = re.compile(
+    r"^\W*(?:\w+\W+){0,3}?(?:is|was|'s|reads|shows|says)\s+(?!(?:it|that|this)\b)(?:\w+\s+){0,2}?[\w-]*\d"
+)  # not "the code, was it 99213 or 99203?": that asks
 _REPEAT_CUE = re.compile(
     r"\b(repeat|say (?:all )?(?:that|it|this) again|say again|once more|one more time|come again|pardon|"
     r"didn't catch|did not catch|didn't get that|didn't hear|missed (?:that|it|what)|you cut out|"
     r"you broke up|what was that|sorry what|sorry\?|go back|back up|slower|slow down|start over|"
-    r"from the top|(?:only|just) (?:caught|got|heard) (?:half|part|some)|couldn't hear|can't hear)\b"
+    r"from the top|(?:only|just) (?:caught|got|heard) (?:half|part|some)|couldn't hear|can't hear|"
+    r"begin again|start again|every other word|faded out|you faded|cutting out|crackling)\b"
     r"|^\s*(?:sorry|what|huh)\s*\??\s*$"
 )
 _LETTER_WORDS = re.compile(r"\b(letters?|spelling|spell|spelled|alphabet)\b")
 _DIGIT_WORDS = re.compile(r"\b(numbers?|digits?|last (?:four|three|two|five|six)|first (?:four|three))\b")
 # "the NPI for the ordering doctor": the doctor says whose NPI, it is not asked for itself;
 # "nothing under that ID": the field says where the rep looked
-_QUALIFIER = re.compile(r"\b(?:for|of|on|under|by|with|using)\s+(?:the\s+|this\s+|that\s+|her\s+|his\s+)?$")
+_QUALIFIER = re.compile(
+    r"\b(?:for|of|on|under|by|using|after|before|past)\s+(?:the\s+|this\s+|that\s+|her\s+|his\s+)?$"
+)  # "dropped off right after the birthday": where in the read-out, no ask
 _DETERMINERS = ("that", "this", "your", "her", "his", "their", "which", "what")
 # "the NPI please": a field named and then "please" asks for it
 _PLEASE_AFTER = re.compile(r"^\W*please\b")
-_THING = ("your thing", "this thing", "the thing", "your stuff", "this stuff")
+_THING = (
+    "your thing", "this thing", "the thing", "your stuff", "this stuff", "your software", "your product",
+    "your tool", "your platform", "your system", "your service",
+)  # fmt: skip
+_YOU = re.compile(r"\b(?:your company|you guys|you all|y'all|you)\b")
 _SHORT_ASK_OTHER_WORDS = 3  # "and the NPI?", "okay DOB": the field and little else is an ask
 
 
@@ -52,11 +61,17 @@ class FieldAsk:
     slowly: bool  # "once more", "slower", "spell it": read it grouped and slow
 
 
-def field_phrases(disclose: Mapping[str, Sequence[str]]) -> dict[str, tuple[re.Pattern[str], ...]]:
-    """Compiled phrase patterns per field, longest phrasing first."""
+def field_phrases(
+    disclose: Mapping[str, Sequence[str]], organization: str = ""
+) -> dict[str, tuple[re.Pattern[str], ...]]:
+    """Compiled phrase patterns per field, longest phrasing first. The agent's ``organization``
+    stands for "you" in them: "what does Brightline sell" asks what "you sell" asks."""
+    org = normalise(organization)
+    names = {org, org.split()[0]} if org else set()
     out: dict[str, tuple[re.Pattern[str], ...]] = {}
     for field, phrases in disclose.items():
         forms = {normalise(p) for p in phrases} | {field.replace("_", " ")}
+        forms |= {_YOU.sub(name, f) for f in forms if _YOU.search(f) for name in names}
         # "the ID" is also "that ID", "her ID", "your member number"
         forms |= {f"{d} {f[4:]}" for f in forms if f.startswith("the ") for d in _DETERMINERS}
         # "what does it do" is also "what does your thing do"

@@ -797,3 +797,26 @@ def test_a_name_said_alone_or_as_indian_and_southern_english_say_it() -> None:
     assert ex.extract_name("Tomorrow.") is None
     assert ex.extract_name("Good afternoon, Raghav this side, how may I help") == "Raghav"
     assert ex.extract_name("well y'all got Lurleen today") == "Lurleen"
+
+
+def test_field_asks_name_the_agents_company_and_skip_places_in_the_read_out() -> None:
+    nlu = _turn("sales_qualification", "discover_pain", "hang on, what does Brightline even sell")
+    assert nlu.asked is not None and nlu.asked.field == "product_area"
+    nlu = _turn("prior_auth", "verify_member", "the line dropped just past the date of birth, start again")
+    assert nlu.asked is None and nlu.intent == "repeat"
+    nlu = _turn("prior_auth", "ask_status", "that CPT, was it 99213 or 99214?")
+    assert nlu.asked is not None and nlu.asked.field == "cpt_code" and nlu.captured == {}
+
+
+def test_codes_joined_across_words_swapped_neighbours_and_an_article_before_digits() -> None:
+    assert ex.extract_code("it opens with R T, followed by four one one nine") == "RT4119"
+    # this call's member ID with two neighbours swapped is that ID misread, not a new code
+    assert ex.extract_code("I keyed in XKM448912 and nothing", exclude=frozenset({"XKM449812"})) is None
+    assert ex.extract_code("we show a 1979 birthday for her") is None
+    assert ex.extract_code("5 0 7 7 2 1 8, and it was signed on the fifth") == "5077218"
+
+
+def test_a_name_before_speaking_is_no_yes_and_an_ack_of_a_hold_no_no() -> None:
+    assert ex.extract_yes_no("Harbor Freight, Luis speaking, what's it regarding") is None
+    assert ex.extract_yes_no("Speaking.") == "yes"
+    assert ex.extract_yes_no("let me grab her, don't hang up") is None
