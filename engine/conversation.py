@@ -243,14 +243,20 @@ class Conversation:
 
         plan = TurnPlan(state=state.state, previous_state=state.state, nlu=nlu)
         answer = self._answer(nlu, utterance)
-        if self._follow_transition(nlu.intent, plan, changed=changed):
+        way_out = self._global_target(nlu.intent)
+        kinds = {slot.name: slot.type for slot in current.spec.slots}
+        answered = any(kinds.get(name) not in (None, "yes_no") for name in nlu.captured)
+        if way_out is not None and not answered and not self._state_handles(nlu.intent):
+            # "No. And put me on your do-not-call list": a way out for good outranks a yes or no
+            # said with it, unless the state routes that way out itself; a value the turn gave
+            # still moves the call on ("it's 904416, give them that number if you call back")
+            self._move(way_out, reason=f"intent:{nlu.intent}", plan=plan)
+        elif self._follow_transition(nlu.intent, plan, changed=changed):
             self._carry_over(utterance)
             if answer is not None:
                 plan.say.insert(0, answer)
         elif answer is not None:
             plan.say.append(answer)
-        elif (target := self._global_target(nlu.intent)) is not None:
-            self._move(target, reason=f"intent:{nlu.intent}", plan=plan)
         else:
             self._stay(nlu, plan)
         self._maybe_escalate()
@@ -316,6 +322,10 @@ class Conversation:
         line = disclose.answer(self.schema.spec, self.state.call_data, field, slow=again)
         self.state.log("disclose", field=field, slow=again, answered=line is not None)
         return line or self.schema.fallbacks["not_available"].render(self.render())
+
+    def _state_handles(self, intent: str | None) -> bool:
+        """Whether one of this state's transitions names ``intent``."""
+        return intent is not None and any(intent in t.when.intents() for t in self.current.spec.transitions)
 
     def _global_target(self, intent: str | None) -> str | None:
         spec = next((i for i in self.schema.spec.intents if i.name == intent), None)

@@ -122,7 +122,8 @@ _AMOUNT_CUE = re.compile(
     r"(?:a|per|each) (?:month|year|seat|user|head|license|location))\b"
 )
 _SPENT = re.compile(
-    r"\b(spent|paid|blew through|blew|went over|cost us|costs us|costing us|were paying|used to pay|burned|burnt|"
+    r"\b(spent|paid|blew through|blew|went over|cost us|costs us|costing us|were paying|used to pay|"
+    r"burned|burnt|"
     r"burn through|burning|lost|lose|losing|wasted|wasting|bleeding)\b"
 )
 _AMOUNT_TOKEN = re.compile(r"[a-z]+(?:-[a-z]+)?|\d+(?:,\d{3})*(?:\.\d+)?|[$,.]")
@@ -220,9 +221,25 @@ def _amounts(text: str) -> list[_Amount]:
 def _only_a_number(lowered: str) -> bool:
     """A turn of number words (and a hedge) alone: "ninety-five hundred", "about 8,000"."""
     words = _AMOUNT_TOKEN.findall(lowered)
-    hedges = {"um", "uh", "about", "around", "roughly", "maybe", "like", "so", "probably", "say", "oh", ",", "."}
+    hedges = {
+        "um",
+        "uh",
+        "about",
+        "around",
+        "roughly",
+        "maybe",
+        "like",
+        "so",
+        "probably",
+        "say",
+        "oh",
+        ",",
+        ".",
+    }
     numeric = [w for w in words if w not in hedges]
-    return bool(numeric) and all(w[0].isdigit() or w.split("-")[0] in _NUMBER_WORDS or w in ("and", "an") for w in numeric)
+    return bool(numeric) and all(
+        w[0].isdigit() or w.split("-")[0] in _NUMBER_WORDS or w in ("and", "an") for w in numeric
+    )
 
 
 def _said_as_money(amount: _Amount, lowered: str) -> bool:
@@ -269,7 +286,8 @@ _EXPLICIT_YES = re.compile(
     r"that's right|that is right|right on|you got it|you've got it|you have it|you bet|certainly|uh-huh|"
     r"mm-hmm|okie dokie|"
     r"go ahead|ask away|fire away|go for it|ask your questions|shoot|all good|sounds good|sounds great|"
-    r"that works|works for me|lock (?:it |that )?in|locked in(?! (?:with|to|for|on|until|till))|that's fine|that's me|i can do|i can talk|i can spare|make it quick|"
+    r"that works|works for me|lock (?:it |that )?in|locked in(?! (?:with|to|for|on|until|till))|"
+    r"that's fine|that's me|i can do|i can talk|i can spare|make it quick|"
     r"everything's right|everything is right|all correct|all right|alright|sounds right|all sounds right|"
     r"that's all correct|all of that is right|spot on|sounds like a plan|it's a plan|deal|"
     r"(?:that|this|it)(?:'ll| will|'d| would) (?:work|do)|go on|carry on|(?:all |it all |that all )?matches|"
@@ -278,16 +296,18 @@ _EXPLICIT_YES = re.compile(
 _EXPLICIT_NO = re.compile(
     r"\b(no|nope|nah|negative|incorrect|wrong|not really|not at all|no way|absolutely not|"
     r"can't do|cant do|cannot do|doesn't work|doesnt work|won't work|wont work|not gonna work|"
-    r"not going to work|no good|not right|not correct|except|apart from)\b"
+    r"not going to work|no good|not right|not correct|except|apart from|not interested)\b"
 )
 _IMPLICIT_YES = re.compile(
-    r"\b(i do|i am|we do|it is|(?:^|(?<=[.!?,] ))speaking|i have time|i've got time|got a minute|got a few minutes|"
+    r"\b(i do|i am|we do|it is|(?:^|(?<=[.!?,] ))speaking|i have time|i've got time|got a minute|"
+    r"got a few minutes|"
     r"i guess so|i think so|i guess i can|i can answer|i can give you|that's it|perfect|great|fine|okay|ok|"
     r"good)\b"
 )
 _IMPLICIT_NO = re.compile(
     r"\b(don't|dont|do not|doesn't|does not|not(?! (?:this|my|that) (?:number|phone|line|cell|email|one)\b"
-    r"| (?:one|two|three|four|five|six|seven|eight|nine|ten|\d+)\b)|can't|cant|cannot|won't|isn't|aren't|never|busy|bad time|"
+    r"| (?:one|two|three|four|five|six|seven|eight|nine|ten|\d+)\b)|"
+    r"can't|cant|cannot|won't|isn't|aren't|never|busy|bad time|"
     # moving the meeting without saying where to ("push it to 3:30" gives the new time instead)
     r"(?:push|move|bump) (?:it|that|this)"
     r"(?![^.?!]*\b(?:to|for|at) (?:\d|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|noon))"
@@ -429,7 +449,8 @@ def _among_digits(words: list[str], i: int) -> bool:
 
 _JOINED = re.compile(
     r"\b([A-Za-z0-9]|zero|oh|one|two|three|four|five|six|seven|eight|nine)\s*,?\s*(?:and\s+)?"
-    r"(?:after that|followed by|and then)\s*,?\s+(?=[A-Za-z0-9]\b|(?:zero|oh|one|two|three|four|five|six|seven|"
+    r"(?:after that|followed by|and then)\s*,?\s+"
+    r"(?=[A-Za-z0-9]\b|(?:zero|oh|one|two|three|four|five|six|seven|"
     r"eight|nine)\b)",
     re.IGNORECASE,
 )
@@ -541,7 +562,8 @@ def extract_phone(text: str, slot: Slot | None = None) -> str | None:
 _FILLERS = re.compile(r"\b(?:um+|uh+|er+m?|uhm|hmm+|ah+)\b[,]?\s*", re.IGNORECASE)
 _NAME_CUES = re.compile(
     r"\b(?:my name is|my name's|name's|name is|this is|i'm|i am|it's|you're speaking with|"
-    r"you're talking to|speaking with|talking to|you've got|you got|y'all got|you all got|you've reached|you reached)"
+    r"you're talking to|speaking with|talking to|you've got|you got|y'all got|you all got|you've reached|"
+    r"you reached)"
     r"\s+(?=([\w'-]+)(?:\s+([\w'-]+))?)",  # a lookahead: "this is, this is Dmitri" finds the second cue
     re.IGNORECASE,
 )
@@ -637,7 +659,8 @@ _PAST_CUES = re.compile(
     r"(?= (?:it|that|this|them|her|him|off|on|out|through|back)\b))\b"
 )
 _FUTURE_CUES = re.compile(
-    r"\b(will|at the latest|latest|by|expect|expected|due|deadline|going to|gonna|within|next|coming|upcoming|"
+    r"\b(will|at the latest|latest|by|expect|expected|due|deadline|going to|gonna|within|next|coming|"
+    r"upcoming|"
     r"in about|in|until|before|tomorrow|later|no later than)\b"
 )
 _TO_BE = re.compile(r"\b(?:be|to)\s+$")  # "should be decided", "going to be made": no past
@@ -646,7 +669,8 @@ _WEAK_CUES = frozenset(
     | {"previous", "back on"}
 )
 _DURATION = re.compile(
-    r"(?:\b(?:in|within|about|around|takes?|another|up to|give it|give them|give us|allow|allow for|they have|you have|"
+    r"(?:\b(?:in|within|about|around|takes?|another|up to|give it|give them|give us|allow|allow for|"
+    r"they have|you have|"
     r"we have|looking at|usually|typically|roughly|approximately)\s+"
     # or none before "N days from today"
     r"|\b(?=\w+\s+(?:business |working |calendar )?(?:days?|weeks?) (?:counting )?from (?:today|now)\b))"
@@ -1251,12 +1275,12 @@ def extract_time_frame(text: str, slot: Slot, today: dt.date | None = None) -> s
     today = today or dt.date.today()
     said = extract_date(text, today=today, relative=False, tense="future")
     found = [m for m in _MONTH_SAID.finditer(normalise(text)) if m[2] != "may" or m[1]]  # "we may": no month
-    year = re.search(r"\b(20\d\d)\b", text)
+    named_year = re.search(r"\b(20\d\d)\b", text)
     if said is not None:
         ahead = (dt.date.fromisoformat(said) - today).days  # "before March first"
-    elif not found and year and int(year[1]) >= today.year:  # "the lawyers are saying 2029"
-        end = dt.date(today.year, 12, 31) if int(year[1]) == today.year else dt.date(int(year[1]), 1, 1)
-        ahead = (end - today).days
+    elif not found and named_year and int(named_year[1]) >= today.year:  # "the lawyers are saying 2029"
+        when = int(named_year[1])
+        ahead = ((dt.date(when, 12, 31) if when == today.year else dt.date(when, 1, 1)) - today).days
     elif found:
         lead, month = found[-1][1], _MONTHS[found[-1][2]]
         year = today.year if month >= today.month else today.year + 1

@@ -23,7 +23,8 @@ _REQUEST_CUE = re.compile(
     r"once more|one more time|again|spell|confirm|verify|double[- ]check|i need|i'll need|i will need|"
     r"i'm going to need|gonna need|need the|go ahead with|tell me|let me (?:get|have)|do you have|"
     r"what about|how about|how much|how many|how long|how do you spell|how is it spelled|start with|"
-    r"begin with|first thing|(?:was|is) (?:it|that) [\w ]+ or |how(?:'s| is| are| do you)\s+(?:[\w']+\s+){0,3}?spell(?:ed)?)\b"
+    r"begin with|first thing|(?:was|is) (?:it|that) [\w ]+ or |"
+    r"how(?:'s| is| are| do you)\s+(?:[\w']+\s+){0,3}?spell(?:ed)?)\b"
 )
 # The field named, then its value: "the CPT on it is 99213" states the field, it does not ask.
 _STATES_VALUE = re.compile(

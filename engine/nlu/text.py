@@ -160,11 +160,12 @@ _SECOND_PERSON = re.compile(r"\b(?:you|your|you're|you've|y'all)\b")
 
 @lru_cache(maxsize=16)
 def _one_letter_short(vocabulary: frozenset[str]) -> dict[str, str]:
-    """Each long expected word with one letter left out → the word ("aproved" → "approved")."""
+    """Each long expected word with one letter inside it left out → the word ("aproved" →
+    "approved"; not its last letter: "exist in" is no "existing")."""
     out: dict[str, str] = {}
     for word in vocabulary:
         if len(word) >= 7:
-            for i in range(len(word)):
+            for i in range(len(word) - 1):
                 out.setdefault(word[:i] + word[i + 1 :], word)
     return out
 

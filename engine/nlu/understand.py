@@ -447,7 +447,8 @@ _NON_ANSWER = re.compile(
     r"^(?:(?:well|um|uh|honestly|oh|so|eh|hmm|i mean|like)[, ]+)*"
     r"(?:i dunno|i don't know|dunno|not sure|no idea|nothing|nothing really|not really|it's fine|"
     r"we're fine|it's okay|it's ok|all good|can't think of anything|no complaints|nothing comes to mind|"
-    r"hard to say|good question|i guess|fine|let me think|let me see|nothing (?:really )?(?:jumps|stands) out|"
+    r"hard to say|good question|i guess|fine|let me think|let me see|"
+    r"nothing (?:really )?(?:jumps|stands) out|"
     r"no (?:real |big |major )?(?:problems?|"
     r"issues?)|" + _ALL_WELL + r")\b(?:[, ]+(?:i guess|really|honestly|i suppose|to be honest|"
     r"it's fine|we're fine|nothing|let me think|let me see|you tell me|" + _ALL_WELL + r"|"
@@ -530,9 +531,7 @@ def _drop_values_from_the_question(result: NLUResult, utterance: str, context: T
     when the clauses that do not ask still hold them ("the ref is 77019 — what's the NPI?")."""
     parts = clauses(utterance)
     rest = " ".join(
-        c.text
-        for c in parts
-        if asks_for_field(c.text, context.field_phrases, context.recent_fields) is None
+        c.text for c in parts if asks_for_field(c.text, context.field_phrases, context.recent_fields) is None
     )
     for name, value in list(result.captured.items()):
         code = re.fullmatch(r"[A-Z0-9]*\d[A-Z0-9]*", value) is not None

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from common.testing.samples import SAMPLE_CALL_DATA
 from engine.call_state import CallState, SnapshotError
 from engine.conversation import Conversation
 from engine.schema_errors import CallDataError
@@ -295,3 +296,20 @@ async def test_an_answer_after_a_hang_on_is_the_answer(registry: SchemaRegistry)
 async def test_a_name_with_a_hold_is_the_name(prior_auth: CompiledSchema) -> None:
     call, plan = await _at(prior_auth, PATIENT, "greeting", "it's Marisol, give me a second to log in")
     assert plan.nlu.intent == "give_name" and call.state.slots["rep_name"] == "Marisol"  # type: ignore[attr-defined]
+
+
+async def test_a_way_out_for_good_outranks_the_no_said_with_it(registry: SchemaRegistry) -> None:
+    call, _ = await _at(
+        registry.get("sales_qualification"), LEAD, "handle_objection", "Nope. Also, stop dialing this line."
+    )
+    assert call.state.state == "do_not_call"
+
+
+async def test_a_value_given_with_a_way_out_phrase_still_moves_the_call_on(
+    prior_auth: CompiledSchema,
+) -> None:
+    data = {**SAMPLE_CALL_DATA["prior_auth"]}
+    call, _ = await _at(
+        prior_auth, data, "get_reference", "it's 7 7 3 0 1 5, quote that if you call back about her"
+    )
+    assert call.state.slots["reference_number"] == "773015" and call.state.state == "get_decision_date"
