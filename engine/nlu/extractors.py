@@ -138,13 +138,21 @@ _HOMOPHONE_NUMBER = {"for": "four", "won": "one", "to": "two", "too": "two", "at
 _SCALED_HOMOPHONE = re.compile(r"\b(for|won|to|too|ate)(?= (?:hundred|thousand|grand|k|kay)\b)")
 
 
+# Words before a number that make it a label ("year one", "phase two"), not an amount.
+_LABELS = frozenset("year day week month phase version step level tier number option plan quarter q".split())
+_HUNDREDS_SAID_AS_TENS = re.compile(
+    r"(one|two|three|four|five|six|seven|eight|nine) "
+    r"((?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)(?:[- ](?:one|two|three|four|five|six|seven|"
+    r"eight|nine))?)\b"
+)
 # Nouns after a number that make it a count ("across forty sites"), not an amount of money.
 _COUNTED = frozenset(
     """people person employees staff users seats heads sites locations stores offices branches shops
     hours minutes days weeks months years percent % agents reps techs technicians drivers trucks
     nurses doctors clinics shifts calls times members folks guys workers crews teams vendors
-    warehouses buildings beds rooms units licenses""".split()
+    warehouses buildings beds rooms units licenses centers centres facilities departments""".split()
 )
+_MONEY_WORDS = frozenset("dollars dollar bucks grand k kay thousand million per a an each $ , .".split())
 
 
 @dataclass
@@ -169,13 +177,35 @@ def _continues(previous: str, word: str) -> bool:
 def _amounts(text: str) -> list[_Amount]:
     """Every amount in the turn in order, digits or words, with a trailing scale word applied."""
     text = _SCALED_HOMOPHONE.sub(lambda m: _HOMOPHONE_NUMBER[m[1]], text)  # "ate grand"
+    text = re.sub(r"\b(?:a )?quarter (?:of a )?million\b", "250 thousand", text)
+    text = re.sub(r"\bhalf (?:a )?million\b", "500 thousand", text)
     text = re.sub(r"\ba (hundred|thousand|million)\b", r"one \1", text)  # "a hundred and fifty"
+    text = re.sub(r"(?<=\w)(?:-| )ish\b", "", text)  # "forty ish thousand"
     words = _AMOUNT_TOKEN.findall(text)
     out: list[_Amount] = []
     i = 0
     while i < len(words):
         word = words[i]
         dollar = i > 0 and words[i - 1] == "$"
+        if i > 0 and words[i - 1] in _LABELS:
+            i += 1
+            continue  # "for year one", "phase two": a label, no amount
+        if word in _DIGIT_WORDS and i + 1 < len(words) and words[i + 1] in _DIGIT_WORDS:
+            while i < len(words) and words[i] in _DIGIT_WORDS:
+                i += 1
+            continue  # "six zero": digits read out to confirm, no amount of their own
+        hundreds = _HUNDREDS_SAID_AS_TENS.match(" ".join(words[i : i + 3]))
+        if hundreds and not dollar:  # "one seventy five k": 175, "two fifty" 250
+            tail = hundreds[2].split()
+            value = Decimal(_UNITS[hundreds[1]] * 100 + (words_to_number(tail) or 0))
+            j = i + 1 + len(tail)
+            scaled = False
+            if j < len(words) and words[j] in _AMOUNT_SUFFIX:
+                value *= _AMOUNT_SUFFIX[words[j]]
+                scaled, j = True, j + 1
+            out.append(_Amount(value, scaled, False))
+            i = j
+            continue
         if word[0].isdigit():
             value, j = Decimal(word.replace(",", "")), i + 1
             if not dollar and re.fullmatch(r"(?:19|20)\d\d", word):
@@ -205,15 +235,18 @@ def _amounts(text: str) -> list[_Amount]:
         if j < len(words) and words[j] in _AMOUNT_SUFFIX:
             value *= _AMOUNT_SUFFIX[words[j]]
             scaled, j = True, j + 1
-        elif not dollar and j < len(words) and words[j] in _COUNTED:
+        elif (not dollar and any(w in _COUNTED for w in words[j : j + 1])) or (
+            not dollar and words[j + 1 : j + 2] and words[j + 1] in _COUNTED and words[j] not in _MONEY_WORDS
+        ):
             i = j
-            continue  # "forty sites", "six people", "past forty hours": a count, no amount
+            continue  # "forty sites", "six people", "four call centers": a count, no amount
         before = words[max(0, i - 3) : i]
         negated_here = bool(before) and (
             before[-1] == "not"
             or (len(before) > 1 and before[-2] == "not" and before[-1] in ("like", "even"))
         )
-        out.append(_Amount(value, scaled, negated_here))
+        if value:  # "zero" is no amount on offer
+            out.append(_Amount(value, scaled, negated_here))
         i = j
     return out
 
@@ -279,13 +312,15 @@ def extract_currency(text: str, slot: Slot | None = None) -> str | None:
 
 _NEUTRAL = re.compile(
     r"\b(no problem|no worries|not a problem|no doubt|no rush|not sure|not really sure|no idea|no clue|"
-    r"not that i know|not certain|no pressure|don't hang up|do not hang up|don't go anywhere)\b"
+    r"not that i know|not certain|no pressure|don't hang up|do not hang up|don't go anywhere|"
+    r"(?:we're|we are|i'm|i am) (?:all )?(?:good|set))\b"  # "we went with someone else, so we're good"
 )
 _EXPLICIT_YES = re.compile(
     r"\b(yes|yeah|yea|ya|yep|yup|sure|correct|absolutely|definitely|exactly|of course|affirmative|"
     r"that's right|that is right|right on|you got it|you've got it|you have it|you bet|certainly|uh-huh|"
     r"mm-hmm|okie dokie|"
-    r"go ahead|ask away|fire away|go for it|ask your questions|shoot|all good|sounds good|sounds great|"
+    r"go ahead|ask away|fire away|go for it|ask your questions|"
+    r"shoot(?=\s*(?:$|[.!?]|\s+(?:away|ahead|your|me|it)\b))|all good|sounds good|sounds great|"
     r"that works|works for me|lock (?:it |that )?in|locked in(?! (?:with|to|for|on|until|till))|"
     r"that's fine|that's me|i can do|i can talk|i can spare|make it quick|"
     r"everything's right|everything is right|all correct|all right|alright|sounds right|all sounds right|"
@@ -301,7 +336,8 @@ _EXPLICIT_NO = re.compile(
 _IMPLICIT_YES = re.compile(
     r"\b(i do|i am|we do|it is|(?:^|(?<=[.!?,] ))speaking|i have time|i've got time|got a minute|"
     r"got a few minutes|"
-    r"i guess so|i think so|i guess i can|i can answer|i can give you|that's it|perfect|great|fine|okay|ok|"
+    r"i guess so|i guess(?=\s*[.!]|$)|i think so|i guess i can|i can answer|i can give you|that's it|"
+    r"perfect|great|fine|okay|ok|"
     r"good)\b"
 )
 _IMPLICIT_NO = re.compile(
@@ -561,7 +597,7 @@ def extract_phone(text: str, slot: Slot | None = None) -> str | None:
 
 _FILLERS = re.compile(r"\b(?:um+|uh+|er+m?|uhm|hmm+|ah+)\b[,]?\s*", re.IGNORECASE)
 _NAME_CUES = re.compile(
-    r"\b(?:my name is|my name's|name's|name is|this is|i'm|i am|it's|you're speaking with|"
+    r"\b(?:my name is|my name's|name's|name is|this is|i'm|i am|it's|its|you're speaking with|"
     r"you're talking to|speaking with|talking to|you've got|you got|y'all got|you all got|you've reached|"
     r"you reached)"
     r"\s+(?=([\w'-]+)(?:\s+([\w'-]+))?)",  # a lookahead: "this is, this is Dmitri" finds the second cue
@@ -591,7 +627,8 @@ _NAME_FIRST = re.compile(
     r"[,.!]?\s+)?"
     r"([\w'-]+)(?:\s+([\w'-]+))?\s*(?:,|\s+(?:from|with|at|in|over at|on)\s)\s*(?:the\s+)?"
     r"(?:[\w'-]+\s+){0,2}(?:services|department|dept|line|desk|team|office|speaking|here|claims|"
-    r"eligibility|utilization|authorizations?|auth|benefits|support|review|precert|pre-cert|intake|appeals|"
+    r"eligibility|utilization|authorizations?|auth|benefits|support|review|precert|pre-cert|precertification|"
+    r"intake|appeals|"
     r"clinical|pharmacy|provider relations)\b",
     re.IGNORECASE,
 )
@@ -605,7 +642,7 @@ _NOT_NAMES = frozenset(
     who what where when how why can could would will do does did have has had get got need needs
     one sec second moment minute hold please sure great good fine well actually really also again
     hang wait bear give let say tell listen look see okay alright
-    today calling the back pending approved denied busy correct wrong done open closed ready
+    today calling the back pending approved denied busy correct wrong done open closed ready its
     free available interested mm hm mhm uh-huh mm-hmm""".split()
 )
 _NOT_NAME_ENDINGS = ("ed", "ing", "ly", "tion", "ment")
@@ -673,9 +710,10 @@ _DURATION = re.compile(
     r"they have|you have|"
     r"we have|looking at|usually|typically|roughly|approximately)\s+"
     # or none before "N days from today"
-    r"|\b(?=\w+\s+(?:business |working |calendar )?(?:days?|weeks?) (?:counting )?from (?:today|now)\b))"
+    r"|\b(?=\w+\s+(?:business |working |calendar )?(?:days?|weeks?) (?:counting )?(?:from|of) "
+    r"(?:today|now)\b))"
     r"(?:(\w+)(?:\s*(?:to|or|-)\s*))?(\w+)\s+(business |working |calendar )?(day|days|week|weeks)\b"
-    r"(?!\s+of\b)"
+    r"(?!\s+of\b(?!\s+(?:today|now)\b))"
 )
 
 
@@ -734,15 +772,19 @@ def extract_date(
     ``lean`` when neither says."""
     today = today or dt.date.today()
     said_by = re.sub(r"\b(?:no later than|not later than)\b", "by", normalise(text))  # a deadline, no "no"
+    said_by = re.sub(r"\b(?:rather than|instead of)\b", "and not", said_by)  # "the 22nd rather than the 23rd"
+    said_by = _TEEN_AS_TENS.sub(lambda m: f"{m[1]} {_TEENS[m[2]]}", said_by)  # "friday the fifty"
     with_commas = re.sub(r"(\d)(st|nd|rd|th)\b", r"\1", said_by)
     lowered = with_commas.replace(",", " ")  # same offsets; commas still bound negation below
     when = _tense_of(lowered, tense or (slot.tense if slot is not None else "any"))
     if when == "any":
         when = lean  # no cue in the turn: what the call so far says (``Slot.tense_when``)
     found = _explicit_dates(lowered, today, when) + _day_of_month_dates(lowered, today, when)
-    found += _duration_dates(lowered, today) + _holiday_dates(lowered, today, when)
+    found += _duration_dates(lowered, today)
     if relative:
         found += _relative_dates(lowered, today, when)
+    if not any(value for _, value in found):  # "Tuesday the 7th, after Labor Day": the 7th
+        found += _holiday_dates(lowered, today, when)
     if len(_HEDGE.findall(lowered)) >= 2:
         return None  # "could be tomorrow, could be three weeks": no date given
     said = [
@@ -904,7 +946,7 @@ def _relative_dates(lowered: str, today: dt.date, when: str) -> Found:
         out.append((match.start(), friday.isoformat()))  # a working week ends on Friday
     # "… with today?" and "two weeks ago today" use "today" for now, not as the date meant
     for match in re.finditer(
-        r"(?<!ago )(?<!from )\b(day after tomorrow|today(?!\s*\?)|tomorrow|yesterday)\b", lowered
+        r"(?<!ago )(?<!from )(?<!days of )\b(day after tomorrow|today(?!\s*\?)|tomorrow|yesterday)\b", lowered
     ):
         day = today + dt.timedelta(days=2) if match[1] == "day after tomorrow" else named[match[1]]
         out.append((match.start(), day.isoformat()))
@@ -960,6 +1002,15 @@ def _nth_weekday(year: int, month: int, weekday: int, n: int) -> dt.date:
     return first + dt.timedelta(days=(weekday - first.weekday()) % 7 + 7 * (n - 1))
 
 
+# a day of month a recogniser heard as its tens ("the fifty" for "the fifteenth"): no month has it
+_TEENS = {"forty": "fourteenth", "fifty": "fifteenth", "sixty": "sixteenth", "seventy": "seventeenth",
+          "eighty": "eighteenth", "ninety": "nineteenth"}  # fmt: skip
+_TEEN_AS_TENS = re.compile(
+    r"\b((?:"
+    + "|".join(_WEEKDAYS)
+    + r") the|the|on the|by the)\s+(forty|fifty|sixty|seventy|eighty|ninety)(?:th|ieth)?"
+    r"(?![\w-])(?!\s+(?:dollars|bucks|grand|thousand|percent|k)\b)"
+)
 # US holidays people date things by: fixed days, and the ones that move with the weekday
 _HOLIDAYS: dict[str, Callable[[int], dt.date]] = {
     "new year's eve": lambda y: dt.date(y, 12, 31),
@@ -1118,6 +1169,7 @@ def extract_time(text: str, slot: Slot | None = None) -> str | None:
     two", "noon") and bare hours after "at"/"around"/"like" or in a turn of little else; without
     am/pm an hour is read as business hours ("at 3" → 15:00, "like 8" → 08:00)."""
     lowered = _clock_homophones(normalise(text).replace(".", ""))
+    lowered = _HOUR_HYPHEN.sub(r"\1 \2", lowered)  # "eight-fifteen", "nine-thirty"
     found: list[tuple[int, str]] = []
     taken: list[tuple[int, int]] = []
     # "next tuesday 1030", "at 930": a clock time written without its colon
@@ -1162,6 +1214,10 @@ def extract_time(text: str, slot: Slot | None = None) -> str | None:
     return max(kept)[1] if kept else None
 
 
+_HOUR_HYPHEN = re.compile(
+    r"\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)-"
+    r"(oh|o'clock|fifteen|thirty|forty|forty-five|fifty|twenty|ten|five|\w+teen)\b"
+)
 _NO_COLON_TIME = re.compile(rf"\b(?:at|around|{'|'.join(_WEEKDAYS)}|tomorrow)\s+(1[0-2]|0?[1-9])([0-5]\d)\b")
 _TIME_BEFORE = r"\b(at|around|like|about|till|until|to|past|passed) "
 _TIME_AFTER = r"\s*(?:$|[,?!]|instead\b|then\b|in the\b)"
@@ -1194,6 +1250,7 @@ def _not_before(lowered: str, start: int) -> bool:
     words = lowered[:start].replace(",", " ").split()
     return (
         (bool(words) and words[-1] in ("not", "except"))
+        or words[-2:] in (["instead", "of"], ["rather", "than"])
         or words[-2:] == ["not", "at"]
         or (len(words) >= 2 and words[-2] in _CANNOT and words[-1] in ("do", "make", "manage"))
     )
@@ -1267,15 +1324,27 @@ _MONTH_END = frozenset(("end of", "by", "before", "until", "till", "late", "afte
 _MONTH_START = frozenset(("early", "beginning of", "start of"))
 
 
+_SPAN = re.compile(r"(?<!last )(?<!past )\b(\w+) (day|week|month)s?\b(?! ago)")
+_YEAR_IN_WORDS = re.compile(r"\btwenty (twenty|thirty)[- ](one|two|three|four|five|six|seven|eight|nine)\b")
+
+
+def _year_digits(match: re.Match[str]) -> str:
+    return str(2000 + _TENS[match[1]] + _UNITS[match[2]])
+
+
 def extract_time_frame(text: str, slot: Slot, today: dt.date | None = None) -> str | None:
     """The ``by_when`` value of a date or month the turn names ("when our contract runs out at the
     end of March" → the first value that reaches the end of March); the last one said wins."""
     if not slot.by_when:
         return None
     today = today or dt.date.today()
-    said = extract_date(text, today=today, relative=False, tense="future")
-    found = [m for m in _MONTH_SAID.finditer(normalise(text)) if m[2] != "may" or m[1]]  # "we may": no month
-    named_year = re.search(r"\b(20\d\d)\b", text)
+    said = extract_date(text, today=today, relative=True, tense="future")
+    lowered = normalise(text)
+    found = [m for m in _MONTH_SAID.finditer(lowered) if m[2] != "may" or m[1]]  # "we may": no month
+    named_year = re.search(r"\b(20\d\d)\b", _YEAR_IN_WORDS.sub(_year_digits, lowered))
+    span = _SPAN.search(lowered)  # "six weeks give or take"
+    if said is None and not found and span and (n := _small_number(span[1])):
+        said = (today + dt.timedelta(days=n * {"day": 1, "week": 7, "month": 30}[span[2]])).isoformat()
     if said is not None:
         ahead = (dt.date.fromisoformat(said) - today).days  # "before March first"
     elif not found and named_year and int(named_year[1]) >= today.year:  # "the lawyers are saying 2029"

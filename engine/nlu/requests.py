@@ -18,7 +18,8 @@ from engine.nlu.text import normalise, phrase_regex
 
 _REQUEST_CUE = re.compile(
     r"\?|\b(what|what's|whats|which|who|who's|whos|can i (?:get|have)|could i (?:get|have)|can you|could you|"
-    r"would you|give me|"
+    r"would you|give me|please state|state (?:the|her|his|it|your)|(?:i will|i'll|i) require|required to|"
+    r"please provide|provide (?:the|her|his)|re-?verify|kindly|walk me through|remind me|"
     r"read (?:me|back|it|that|those|them|the|out)|repeat|say (?:it|that|those|them|the) again|"
     r"once more|one more time|again|spell|confirm|verify|double[- ]check|i need|i'll need|i will need|"
     r"i'm going to need|gonna need|need the|go ahead with|tell me|let me (?:get|have)|do you have|"
@@ -52,7 +53,9 @@ _THING = (
     "your thing", "this thing", "the thing", "your stuff", "this stuff", "your software", "your product",
     "your tool", "your platform", "your system", "your service",
 )  # fmt: skip
-_YOU = re.compile(r"\b(?:your company|you guys|you all|y'all|you)\b")
+_YOU = re.compile(r"\b(?:your company|you guys|you folks|you all|y'all|you)\b")
+# "may I have the calling party's full name", "and your name?": the caller's own name, no call data
+_CALLERS = re.compile(r"\b(?:your|the caller's|caller's|calling party's|the calling party's)\s+(?:\w+\s+)?$")
 _SHORT_ASK_OTHER_WORDS = 3  # "and the NPI?", "okay DOB": the field and little else is an ask
 
 
@@ -96,8 +99,13 @@ def asks_for_field(
     for field, patterns in phrases.items():
         for pattern in patterns:
             match = pattern.search(norm)
-            qualifier = _QUALIFIER.search(norm[: match.start()]) if match else None
-            if match and not qualifier and not _STATES_VALUE.search(norm[match.end() :]):
+            if match is None:
+                continue
+            qualifier = _QUALIFIER.search(norm[: match.start()])
+            own = re.fullmatch(r"(?:(?:full|first|last|sur)\s*)?name", match.group(0))
+            if own and _CALLERS.search(norm[: match.start()]):
+                continue  # the agent's own name is asked: who_is_this, not this field
+            if not qualifier and not _STATES_VALUE.search(norm[match.end() :]):
                 named.append((match.start(), field, len(match.group(0).split())))
                 break
     if not named and recent_fields:

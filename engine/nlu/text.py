@@ -103,6 +103,7 @@ _HOMOPHONES = (
     (re.compile(r"\b(take|get|keep|strike) (me|us|him|her|it|my number|our number) of\b"), r"\1 \2 off"),
     (re.compile(r"\b(a|one|two|three|four|few|couple|next|last|this|per|every) weak(s?)\b"), r"\1 week\2"),
     (re.compile(r"\b(thank you|thanks) by\b"), r"\1 bye"),
+    (re.compile(r"\b(mon|tues|wednes|thurs|fri|satur) day\b"), r"\1day"),  # "next tues day"
 )
 
 

@@ -552,7 +552,8 @@ def _drop_answers_of_a_way_out(
         return
     for name in list(result.captured):
         kind = slots[name].type if name in slots else "string"
-        dropped = kind in ("date", "time") or (kind == "yes_no" and name not in intent.answers)
+        when = kind in ("date", "time") or (name in slots and bool(slots[name].by_when))  # "try me tomorrow"
+        dropped = when or (kind == "yes_no" and name not in intent.answers)
         if dropped and not implication(intent, {name: result.captured[name]}):
             del result.captured[name]
 

@@ -819,4 +819,53 @@ def test_codes_joined_across_words_swapped_neighbours_and_an_article_before_digi
 def test_a_name_before_speaking_is_no_yes_and_an_ack_of_a_hold_no_no() -> None:
     assert ex.extract_yes_no("Harbor Freight, Luis speaking, what's it regarding") is None
     assert ex.extract_yes_no("Speaking.") == "yes"
-    assert ex.extract_yes_no("let me grab her, don't hang up") is None
+    assert ex.extract_yes_no("let me grab her, do not hang up") is None
+
+
+def test_amounts_said_the_way_people_say_them() -> None:
+    assert ex.extract_currency("maybe one twenty five k") == "125000"
+    assert ex.extract_currency("half a million, tops") == "500000"
+    assert ex.extract_currency("three to four grand in phase one") == "4000"
+    assert ex.extract_currency("thirty ish thousand") == "30000"
+    assert ex.extract_currency("fourteen, no, forty thousand, four zero") == "40000"
+    assert ex.extract_currency("a quarter million across both distribution centers") == "250000"
+
+
+def test_times_with_hyphens_and_one_ruled_out_by_instead_of() -> None:
+    assert ex.extract_time("eight-forty-five works") == "08:45"
+    assert ex.extract_time("say ten-thirty") == "10:30"
+    assert ex.extract_time("make it two instead of four") == "14:00"
+
+
+def test_dates_split_weekdays_teens_heard_as_tens_and_corrections_by_rather_than() -> None:
+    tuesday = dt.date(2027, 2, 9)
+    assert ex.extract_date("next thurs day works", today=tuesday) == "2027-02-18"
+    assert ex.extract_date("they have until monday the sixty", today=tuesday) == "2027-02-16"
+    assert ex.extract_date("it should say the 14th rather than the 15th", today=tuesday) == "2027-02-14"
+    assert ex.extract_date("expect it within two business days of today", today=tuesday) == "2027-02-11"
+    assert ex.extract_date("Friday the 12th, right after Valentine's Day", today=tuesday) == "2027-02-12"
+
+
+def test_time_frames_from_a_span_a_year_in_words_or_a_relative_day() -> None:
+    timeline = Slot(
+        name="timeline", type="enum", values=("soon", "later"), by_when={"soon": 60, "later": None}
+    )
+    monday = dt.date(2027, 10, 4)
+    assert ex.extract_time_frame("about five weeks out", timeline, monday) == "soon"
+    assert ex.extract_time_frame("twenty thirty one, maybe", timeline, monday) == "later"
+    assert ex.extract_time_frame("by Friday if we can", timeline, monday) == "soon"
+
+
+def test_yes_no_from_shoot_i_guess_and_we_are_good() -> None:
+    assert ex.extract_yes_no("oh shoot, the forklift, no, not now") == "no"
+    assert ex.extract_yes_no("sure, shoot") == "yes"
+    assert ex.extract_yes_no("I guess. Make it fast.") == "yes"
+    assert ex.extract_yes_no("we signed with someone last year, so we're all set") is None
+
+
+def test_formal_requests_and_the_callers_own_name() -> None:
+    nlu = _turn("prior_auth", "verify_member", "Kindly state the member's date of birth for verification.")
+    assert nlu.asked is not None and nlu.asked.field == "date_of_birth"
+    nlu = _turn("prior_auth", "greeting", "This is Odalys. And may I have your full name, please?")
+    assert nlu.asked is None and nlu.captured.get("rep_name") == "Odalys"
+    assert ex.extract_name("its rosalind on the auth line") == "Rosalind"
