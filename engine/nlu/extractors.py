@@ -316,9 +316,10 @@ _NEUTRAL = re.compile(
     r"(?:we're|we are|i'm|i am) (?:all )?(?:good|set))\b"  # "we went with someone else, so we're good"
 )
 _EXPLICIT_YES = re.compile(
-    r"\b(yes|yeah|yea|ya|yep|yup|sure|correct|absolutely|definitely|exactly|of course|affirmative|"
+    r"\b(yes|yeah|yea|ya|yep|yup|sure|correct|absolutely|definitely|(?:^|(?<=[.,!?] ))exactly|of course|"
+    r"affirmative|"
     r"that's right|that is right|right on|you got it|you've got it|you have it|you bet|certainly|uh-huh|"
-    r"mm-hmm|okie dokie|"
+    r"mm-hmm|okie dokie|guilty as charged|"
     r"go ahead|ask away|fire away|go for it|ask your questions|"
     r"shoot(?=\s*(?:$|[.!?]|\s+(?:away|ahead|your|me|it)\b))|all good|sounds good|sounds great|"
     r"that works|works for me|lock (?:it |that )?in|locked in(?! (?:with|to|for|on|until|till))|"
@@ -1148,7 +1149,7 @@ def _business_hour(hour: int, text: str) -> int:
     """A clock hour without am/pm, read as business hours (8:00–18:59): "at 3" is 15:00."""
     if re.search(r"\b(pm|p m|afternoon|evening|tonight)\b", text):
         return hour + 12 if hour < 12 else hour
-    morning = re.search(r"\b(am|a m|morning)\b", text)
+    morning = re.search(r"\b(am|a m|morning|first thing)\b", text)
     if morning and (7 <= hour <= 12 or morning[1] != "morning"):
         return 0 if hour == 12 else hour  # "can't do the morning, how about 2" is 14:00
     return hour + 12 if 1 <= hour <= 7 else hour
@@ -1177,6 +1178,9 @@ def extract_time(text: str, slot: Slot | None = None) -> str | None:
         hour = _business_hour(int(match[1]), lowered)
         taken.append(match.span(1))
         found.append((match.start(1), f"{hour:02d}:{match[2]}"))
+    for match in re.finditer(r"(?<!past )(?<!after )\bhalf (" + "|".join(_HOUR_WORD) + r")\b", lowered):
+        taken.append(match.span())  # "half ten": half past ten, as British English says it
+        found.append((match.start(), f"{_business_hour(_HOUR_WORD[match[1]], lowered):02d}:30"))
     for match in re.finditer(r"\b(noon|midday|lunchtime)\b", lowered):
         found.append((match.start(), "12:00"))
     for match in re.finditer(r"\b(\d{1,2})(?::(\d{2}))?\s*(am|pm|a m|p m)\b|\b(\d{1,2}):(\d{2})\b", lowered):

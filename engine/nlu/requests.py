@@ -20,6 +20,7 @@ _REQUEST_CUE = re.compile(
     r"\?|\b(what|what's|whats|which|who|who's|whos|can i (?:get|have)|could i (?:get|have)|can you|could you|"
     r"would you|give me|please state|state (?:the|her|his|it|your)|(?:i will|i'll|i) require|required to|"
     r"please provide|provide (?:the|her|his)|re-?verify|kindly|walk me through|remind me|"
+    r"wants? (?:the|her|his)|"
     r"read (?:me|back|it|that|those|them|the|out)|repeat|say (?:it|that|those|them|the) again|"
     r"once more|one more time|again|spell|confirm|verify|double[- ]check|i need|i'll need|i will need|"
     r"i'm going to need|gonna need|need the|go ahead with|tell me|let me (?:get|have)|do you have|"
@@ -36,7 +37,8 @@ _REPEAT_CUE = re.compile(
     r"didn't catch|did not catch|didn't get that|didn't hear|missed (?:that|it|what)|you cut out|"
     r"you broke up|what was that|sorry what|sorry\?|go back|back up|slower|slow down|start over|"
     r"from the top|(?:only|just) (?:caught|got|heard) (?:half|part|some)|couldn't hear|can't hear|"
-    r"begin again|start again|every other word|faded out|you faded|cutting out|crackling)\b"
+    r"begin again|start again|every other word|faded out|you faded|cutting out|crackling|too fast|"
+    r"from the beginning|from the start|going (?:really |too |so )?fast|said what)\b"
     r"|^\s*(?:sorry|what|huh)\s*\??\s*$"
 )
 _LETTER_WORDS = re.compile(r"\b(letters?|spelling|spell|spelled|alphabet)\b")

@@ -869,3 +869,20 @@ def test_formal_requests_and_the_callers_own_name() -> None:
     nlu = _turn("prior_auth", "greeting", "This is Odalys. And may I have your full name, please?")
     assert nlu.asked is None and nlu.captured.get("rep_name") == "Odalys"
     assert ex.extract_name("its rosalind on the auth line") == "Rosalind"
+
+
+def test_half_ten_first_thing_and_yes_words_in_their_places() -> None:
+    assert ex.extract_time("half nine suits me") == "09:30"
+    assert ex.extract_time("first thing, around seven-fifteen") == "07:15"
+    assert ex.extract_yes_no("wait, what exactly is this") is None
+    assert ex.extract_yes_no("Exactly. Go on.") == "yes"
+    assert ex.extract_yes_no("guilty as charged") == "yes"
+
+
+def test_asks_by_want_the_a_slipped_actual_and_too_fast() -> None:
+    nlu = _turn("prior_auth", "greeting", "Lorena here, my lead wants the NPI before anything")
+    assert nlu.asked is not None and nlu.asked.field == "provider_npi"
+    nlu = _turn("prior_auth", "verify_member", "that was the birthday again, what's the actual member ID")
+    assert nlu.asked is not None and nlu.asked.field == "member_id"
+    nlu = _turn("prior_auth", "verify_member", "slow down, that was way too fast for me")
+    assert nlu.intent == "repeat"
