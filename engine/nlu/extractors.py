@@ -549,7 +549,10 @@ def extract_code(text: str, slot: Slot | None = None, exclude: frozenset[str] = 
 
 # a code said with letters spelled out is a code even in a turn that also holds a date
 _SPELLED_OUT = re.compile(r"\b(?:as in|" + "|".join(re.escape(w) for w in _NATO if "-" not in w) + r")\b")
-_CORRECTION = re.compile(r"\b(?:no|wait|sorry|i mean|actually|correction|scratch that|let me redo)\b")
+_CORRECTION = re.compile(
+    r"\b(?:no|wait|sorry|i mean|actually|correction|scratch that|let me redo|my apologies|apologies|"
+    r"should be|i reversed|reversed|transposed|swapped)\b"
+)
 
 
 _PHONE_OR_DATE_DIGITS = re.compile(

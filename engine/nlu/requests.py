@@ -73,7 +73,7 @@ def field_phrases(
     """Compiled phrase patterns per field, longest phrasing first. The agent's ``organization``
     stands for "you" in them: "what does Brightline sell" asks what "you sell" asks."""
     org = normalise(organization)
-    names = {org, org.split()[0]} if org else set()
+    names = {n for n in (org, *org.split()[:1]) if len(n) >= 4 and n not in ("the", "your", "our")}
     out: dict[str, tuple[re.Pattern[str], ...]] = {}
     for field, phrases in disclose.items():
         forms = {normalise(p) for p in phrases} | {field.replace("_", " ")}

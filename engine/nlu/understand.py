@@ -488,12 +488,12 @@ def _no_to_a_read_back_it_corrects(
         said = captured.get(name)
         unsaid_no = said is None and quotes_agent and name not in lookahead
         # "the reference ends in 3 not 8", "close, the 3 and 5 are swapped": a correction is a "no" too
-        contrast = said is None and name not in lookahead and _NOT_THAT.search(normalise(utterance))
+        contrast = said is None and name not in lookahead and _CORRECTING.search(normalise(utterance))
         if slot.type == "yes_no" and (said == "yes" or unsaid_no or contrast):
             captured[name] = "no"
 
 
-_NOT_THAT = re.compile(
+_CORRECTING = re.compile(
     r"\b(?:not|swapped|flipped|transposed|reversed|backwards|mixed up|off by|typo|close|almost|nearly)\b"
 )
 _QUOTES_THE_AGENT = re.compile(r"\byou (?:said|read|wrote|put|had|have|got|'ve got)\b")

@@ -886,3 +886,8 @@ def test_asks_by_want_the_a_slipped_actual_and_too_fast() -> None:
     assert nlu.asked is not None and nlu.asked.field == "member_id"
     nlu = _turn("prior_auth", "verify_member", "slow down, that was way too fast for me")
     assert nlu.intent == "repeat"
+
+
+def test_a_code_corrected_in_its_tail_after_an_apology() -> None:
+    text = "prefix K T, then 5 2 9 4 1 0. My apologies, I transposed two, it should be 5 2 4 9 1 0"
+    assert ex.extract_code(text) == "KT524910"
