@@ -382,6 +382,12 @@ def extract_yes_no(text: str, slot: Slot | None = None) -> str | None:
     return None
 
 
+def yes_no_said_outright(text: str) -> bool:
+    """The turn holds a clear yes or no word or phrase (not only "okay", "not", "busy")."""
+    cleaned = _NEUTRAL.sub(" ", normalise(text))
+    return bool(_EXPLICIT_YES.search(cleaned) or _EXPLICIT_NO.search(cleaned))
+
+
 _AS_IN = re.compile(r"\b([A-Za-z])\s*(?:,\s*)?(?:as in|like|for|as)\s+[A-Za-z][\w-]*", re.IGNORECASE)
 _SINGLE_HYPHENS = re.compile(r"(?<=\b\w)-(?=\w\b)")
 # "T, T as in Tom": the letter, then the same letter spelled out to confirm it, is one letter
@@ -603,7 +609,8 @@ _FILLERS = re.compile(r"\b(?:um+|uh+|er+m?|uhm|hmm+|ah+)\b[,]?\s*", re.IGNORECAS
 _NAME_CUES = re.compile(
     r"\b(?:my name is|my name's|name's|name is|this is|i'm|i am|it's|its|you're speaking with|"
     r"you're talking to|speaking with|talking to|you've got|you got|y'all got|you all got|you've reached|"
-    r"you reached)"
+    r"you reached|you are (?:speaking|talking) (?:with|to)|speaking to|"
+    r"(?<![a-z]\s)myself)"  # "sir, myself Rajeshwari" (Indian English), not "I'll do it myself Monday"
     r"\s+(?=([\w'-]+)(?:\s+([\w'-]+))?)",  # a lookahead: "this is, this is Dmitri" finds the second cue
     re.IGNORECASE,
 )
@@ -845,11 +852,11 @@ def _explicit_dates(lowered: str, today: dt.date, when: str) -> Found:
     for i, word in enumerate(words):
         if word not in _MONTHS:
             continue
-        day = _day_of(words[i + 1 : i + 3]) or _cardinal_day(words[i + 1 : i + 4])
-        rest_at = i + 1 + (day[1] if day else 0)
-        if day is None and i >= 2 and words[i - 1] == "of":  # "the twenty-first of May"
-            day = _day_of(words[max(0, i - 3) : i - 1]) or _day_of(words[i - 2 : i - 1])
-            rest_at = i + 1
+        day = _day_before_month(words, i)  # "the 4th of October, nine a.m.", "22 September"
+        rest_at = i + 1
+        if day is None:
+            day = _day_of(words[i + 1 : i + 3]) or _cardinal_day(words[i + 1 : i + 4])
+            rest_at = i + 1 + (day[1] if day else 0)
         if day is None:
             continue
         rest = [w for w in words[rest_at : rest_at + 4] if w not in ("of", "the")]
@@ -859,6 +866,22 @@ def _explicit_dates(lowered: str, today: dt.date, when: str) -> Found:
         else:
             out.append((positions[i][0], _month_day(today, _MONTHS[word], day[0], when)))
     return out
+
+
+def _day_before_month(words: list[str], i: int) -> tuple[int, int] | None:
+    """The day said before the month at ``words[i]``: "the twenty-first of May", and without "of"
+    as British and Indian English say it ("22 September", "twentieth September"; "may" only after
+    "of", where it cannot be the verb)."""
+    if i >= 2 and words[i - 1] == "of":
+        return _day_of(words[max(0, i - 3) : i - 1]) or _day_of(words[i - 2 : i - 1])
+    if i == 0 or words[i] == "may":
+        return None
+    if i >= 2 and words[i - 2] in _TENS and words[i - 1] in _ORDINALS:
+        return _day_of(words[i - 2 : i])
+    previous = words[i - 1]
+    if previous in _ORDINALS or "-" in previous or (previous.isdigit() and len(previous) <= 2):
+        return _day_of([previous])
+    return None
 
 
 def _day_of_month_dates(lowered: str, today: dt.date, when: str) -> Found:
@@ -882,8 +905,10 @@ def _day_of_month_dates(lowered: str, today: dt.date, when: str) -> Found:
             continue  # "for 3 days" is a duration, not the 3rd
         if first.isdigit() and second in ("day", "days", "week", "weeks", "business", "working", "months"):
             continue
-        if first.isdigit() and re.match(r"\s+\d(?!\d*:)", lowered[match.end(1) :]):
-            continue  # "hang on, 4 4 0 9 2 7": digits of a code, not "on the 4th"
+        if first.isdigit() and re.match(
+            r"\s+\d(?!\d*:)(?!\d*\s*(?:a\.?m|p\.?m|o'?clock)\b)", lowered[match.end(1) :]
+        ):
+            continue  # "hang on, 4 4 0 9 2 7": digits of a code, not "on the 4th" ("the 21st, 10 a.m." is)
         weekday = _WEEKDAY_BEFORE.search(lowered[: match.start(1)])
         if weekday is not None:  # "Wednesday the 18th": the month where the 18th is a Wednesday
             on = _day_of_month_on(today, day[0], _WEEKDAYS.index(weekday[1]), when)
@@ -930,6 +955,9 @@ def _duration_dates(lowered: str, today: dt.date) -> Found:
             day = today + dt.timedelta(days=high)
         out.append((duration.start(2), day.isoformat()))
     return out
+
+
+_AFTER_LAST = frozenset("and but so then or sir ma'am madam only itself".split())  # "on Friday last, sir"
 
 
 def _relative_dates(lowered: str, today: dt.date, when: str) -> Found:
@@ -982,7 +1010,14 @@ def _relative_dates(lowered: str, today: dt.date, when: str) -> Found:
         elif words[i - 1 : i] == ["next"] or re.search(r"\b(next week|following week|week after)\b", context):
             monday = today - dt.timedelta(days=today.weekday()) + dt.timedelta(days=7)
             day = monday + dt.timedelta(days=target)
-        elif words[i - 1 : i] == ["last"] or (when == "past" and words[i - 1 : i] != ["next"]):
+        elif re.search(r"\b(last|previous) week\b", context):  # "Friday of last week"
+            monday = today - dt.timedelta(days=today.weekday()) - dt.timedelta(days=7)
+            day = monday + dt.timedelta(days=target)
+        elif (
+            words[i - 1 : i] == ["last"]
+            or (words[i + 1 : i + 2] == ["last"] and (words[i + 2 : i + 3] or ["and"])[0] in _AFTER_LAST)
+            or (when == "past" and words[i - 1 : i] != ["next"])
+        ):  # "last Friday", "on Friday last"
             day = today - dt.timedelta(days=(today.weekday() - target) % 7 or 7)
         else:
             day = today + dt.timedelta(days=(target - today.weekday()) % 7 or 7)
@@ -1142,6 +1177,8 @@ def _cardinal_day(words: list[str]) -> tuple[int, int] | None:
     after = words[used] if len(words) > used else ""
     if after.split("-")[0] in _UNITS or after.split("-")[0] in _TENS or after.isdigit():
         return None
+    if after in ("a", "am", "p", "pm", "o'clock", "oclock", "o"):
+        return None  # "October, nine a.m.": the hour, not the 9th
     return (value, used) if 1 <= value <= 31 else None
 
 

@@ -38,7 +38,10 @@ _REPEAT_CUE = re.compile(
     r"you broke up|what was that|sorry what|sorry\?|go back|back up|slower|slow down|start over|"
     r"from the top|(?:only|just) (?:caught|got|heard) (?:half|part|some)|couldn't hear|can't hear|"
     r"begin again|start again|every other word|faded out|you faded|cutting out|crackling|too fast|"
-    r"from the beginning|from the start|going (?:really |too |so )?fast|said what)\b"
+    r"from the beginning|from the start|going (?:really |too |so )?fast|said what|lost you|more slow|"
+    r"(?:say|tell|read|speak|talk|go|give)(?: [\w']+){0,3} (?:more )?slow(?:ly|er)?|"  # "tell it slowly"
+    r"(?:say|tell|read|give)(?: me)?(?: [\w']+){0,2} again|"  # "please tell everything again"
+    r"which [\w ]{0,12}(?:did )?you ask(?:ed)?|what did you ask)\b"
     r"|^\s*(?:sorry|what|huh)\s*\??\s*$"
 )
 _LETTER_WORDS = re.compile(r"\b(letters?|spelling|spell|spelled|alphabet)\b")

@@ -58,15 +58,37 @@ _SLIPPED_IN = (
 )
 
 
+# a plain word of a set phrase also matches these, in the same form: "don't call" is "do not
+# phone", "take me off your list" is "... off your database", "remove my number" is "delete my
+# number". One way only: a phrase that says "phone" or "ring" means that word ("you'd have to
+# phone them" asks for the office, where "call" alone says less).
+_SAID_ALSO_AS = {
+    "call": ("phone", "ring", "dial", "contact"),
+    "calling": ("phoning", "ringing", "dialing", "dialling", "contacting"),
+    "called": ("phoned", "rang", "dialed", "dialled", "contacted"),
+    "list": ("database", "records", "dialer", "crm", "files", "register"),
+    "remove": ("delete", "erase", "scrub", "purge"),
+    "removed": ("deleted", "erased", "scrubbed", "purged"),
+    "stop": ("quit", "cease"),
+    "company": ("firm", "organisation", "organization", "outfit", "agency"),
+}
+
+
 def phrase_regex(words: Sequence[str]) -> str:
     """``words`` as a regex body (escaped, whitespace between them) that also matches the
-    phrase with one adverb slipped in between two of its words; "couple" holds with and without
+    phrase with one adverb slipped in between two of its words, and with a plain word said
+    another way (``_SAID_ALSO_AS``); "couple" holds with and without
     "of" ("next couple weeks", "a couple of minutes")."""
     parts: list[str] = []
     for i, word in enumerate(words):
         if word == "of" and i and words[i - 1] == "couple":
             continue
-        parts.append(r"couple(?:\s+of)?" if word == "couple" else re.escape(word))
+        if word == "couple":
+            parts.append(r"couple(?:\s+of)?")
+        elif word in _SAID_ALSO_AS:
+            parts.append("(?:" + "|".join(re.escape(w) for w in (word, *_SAID_ALSO_AS[word])) + ")")
+        else:
+            parts.append(re.escape(word))
     return (r"\s+" + _SLIPPED_IN).join(parts)
 
 

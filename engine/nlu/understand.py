@@ -21,7 +21,14 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from engine.nlu.extractors import EXTRACTORS, extract_code, extract_date, extract_time_frame, spoken_sequence
+from engine.nlu.extractors import (
+    EXTRACTORS,
+    extract_code,
+    extract_date,
+    extract_time_frame,
+    spoken_sequence,
+    yes_no_said_outright,
+)
 from engine.nlu.grounding import grounded
 from engine.nlu.intents import (
     EmbeddingIntentScorer,
@@ -356,6 +363,8 @@ class Understander:
         if embed_ms:
             result.timings_ms["embed_ms"] = embed_ms
         self._requests(result, utterance, intents, context)
+        if result.intent == REPEAT:
+            _drop_implied_answers(result, utterance, slots)
         if result.intent is None and self.llm is not None:
             await self._ask_llm(result, utterance, intents, slots, filled)
             result.timings_ms["llm_ms"] = (time.perf_counter() - t_local) * 1000
@@ -537,6 +546,15 @@ def _drop_values_from_the_question(result: NLUResult, utterance: str, context: T
         code = re.fullmatch(r"[A-Z0-9]*\d[A-Z0-9]*", value) is not None
         if code and value not in "".join(spoken_sequence(rest)):
             del result.captured[name]
+
+
+def _drop_implied_answers(result: NLUResult, utterance: str, slots: Mapping[str, Slot]) -> None:
+    """A turn asking for a repeat answers no yes/no question by implication: "my English is not
+    so quick, repeat more slow?" is no "no"; "no, say that again?" still is."""
+    if yes_no_said_outright(utterance):
+        return
+    for name in [n for n in result.captured if n in slots and slots[n].type == "yes_no"]:
+        del result.captured[name]
 
 
 def _drop_answers_of_a_way_out(

@@ -891,3 +891,48 @@ def test_asks_by_want_the_a_slipped_actual_and_too_fast() -> None:
 def test_a_code_corrected_in_its_tail_after_an_apology() -> None:
     text = "prefix K T, then 5 2 9 4 1 0. My apologies, I transposed two, it should be 5 2 4 9 1 0"
     assert ex.extract_code(text) == "KT524910"
+
+
+def test_a_day_said_before_its_month_and_an_hour_after_it() -> None:
+    today = dt.date(2026, 11, 21)  # a Saturday
+    assert ex.extract_date("Wednesday, 9 December, at two", today=today) == "2026-12-09"
+    assert ex.extract_date("decision due field shows twelfth December", today=today) == "2026-12-12"
+    assert ex.extract_date("Monday the 7th of December, ten a.m. sharp", today=today) == "2026-12-07"
+    assert ex.extract_date("the 28th, 9 a.m. my time", today=today) == "2026-11-28"
+    assert ex.extract_date("we meet 5 may be 6 of us", today=today) is None  # "may" after a digit: the verb
+
+
+def test_a_weekday_of_last_week_and_on_friday_last() -> None:
+    today = dt.date(2026, 11, 24)  # a Tuesday
+    assert ex.extract_date("it was okayed on Friday last", today=today) == "2026-11-20"
+    assert ex.extract_date("decided Wednesday of last week", today=today) == "2026-11-18"
+    assert ex.extract_date("I'll ring you Friday, last thing before the weekend", today=today) == "2026-11-27"
+
+
+def test_names_said_with_myself_and_you_are_speaking_to() -> None:
+    assert ex.extract_name("Good morning ma'am, myself Harpreet from eligibility") == "Harpreet"
+    assert ex.extract_name("you are speaking to Ottilie in utilization review") == "Ottilie"
+    assert ex.extract_name("I'll check it myself Thursday") is None
+
+
+def test_repeat_cues_and_a_repeat_answers_no_question_by_implication() -> None:
+    for text in (
+        "line is breaking, tell it once more slowly",
+        "kindly say the whole thing again",
+        "sorry, I lost you there",
+        "which date did you ask?",
+    ):
+        assert _turn("prior_auth", "verify_member", text).intent == "repeat", text
+    nlu = _turn("sales_qualification", "greeting", "I am not fast with English, repeat more slow?")
+    assert nlu.intent == "repeat" and "has_time" not in nlu.captured
+    nlu = _turn("sales_qualification", "greeting", "nope, sorry, say that again?")
+    assert nlu.captured.get("has_time") == "no"
+
+
+def test_a_set_phrase_with_call_list_remove_said_another_way() -> None:
+    from engine.nlu.intents import phrase_heard
+
+    assert phrase_heard("please do not phone this office again", ["do not call"])
+    assert phrase_heard("erase us from your crm", ["remove us from your list"])
+    assert not phrase_heard("you'd have to call the plan", ["have to phone"])  # one way only
+    assert not phrase_heard("our phone system is a mess", ["call list"])
