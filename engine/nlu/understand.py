@@ -39,6 +39,7 @@ from engine.nlu.intents import (
     features,
     phrase_heard,
 )
+from engine.nlu.moves import move_intent
 from engine.nlu.requests import FieldAsk, asks_for_field, asks_to_repeat
 from engine.nlu.text import asks_the_agent, clauses, is_question, normalise, phrase_regex, rejoin
 from engine.schema_model import Intent, Slot
@@ -348,6 +349,9 @@ class Understander:
             best, confidence = self._choose(scores, intents, per_clause, evidence, answered)
         if best is not None and self._answered_after(best, intents, utterance, slots, filled, context):
             best = None  # "yes — hang on — no, that's my dentist": the answer came after the hold
+        if best is None:
+            best = _everyday_move(scored, intents, evidence, slots)
+            confidence = max(confidence, self.threshold) if best is not None else confidence
         t_local = time.perf_counter()
         result = NLUResult(
             intent=best,
@@ -546,6 +550,21 @@ def _drop_values_from_the_question(result: NLUResult, utterance: str, context: T
         code = re.fullmatch(r"[A-Z0-9]*\d[A-Z0-9]*", value) is not None
         if code and value not in "".join(spoken_sequence(rest)):
             del result.captured[name]
+
+
+def _everyday_move(
+    scored: str, intents: Sequence[Intent], evidence: Mapping[str, str], slots: Mapping[str, Slot]
+) -> str | None:
+    """The state's intent for a hold, a call-back, a goodbye or a departed contact heard in its
+    general form, when nothing else was understood: a way out overrides a yes or no said with it
+    (``_drop_answers_of_a_way_out``), a hold or goodbye gives way to any value the turn gave."""
+    name = move_intent(scored, {i.name for i in intents})
+    if name is None:
+        return None
+    kind = next(i.kind for i in intents if i.name == name)
+    if kind == "exit":
+        return name if all(slots[n].type == "yes_no" for n in evidence if n in slots) else None
+    return None if evidence else name
 
 
 def _drop_implied_answers(result: NLUResult, utterance: str, slots: Mapping[str, Slot]) -> None:

@@ -1,0 +1,77 @@
+"""The everyday moves of a phone call, heard in their general forms whatever a schema's phrases
+and examples cover: putting the caller on hold, asking to be called back, saying goodbye, and
+saying the person called has gone ("Mr. Baker is no longer with us").
+
+A schema offers these moves as intents with standard names (``STANDARD_NAMES``); a cue here
+names the move, and the state's intent of that name (if it offers one) takes the turn only when
+nothing else was understood: these are the fallback, never an override.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+
+from engine.nlu.text import normalise
+
+# at the turn's start, before anything else is said: "a moment, I'm opening my calendar",
+# "kindly stay connected", "please to hold sir" (Indian English), "let me just check"
+_HOLD = re.compile(
+    r"^(?:(?:okay|ok|alright|so|sir|ma'am|madam|kindly|please|just|yes|yeah|sure|one|hmm)[,.]?\s+){0,3}"
+    r"(?:(?:a|one|just a|just one) (?:moment|sec|second|minute|min|jiffy)|please (?:to )?hold|hold please|"
+    r"(?:stay|be|remain|wait) (?:on the line|connected|with me|online)|"
+    r"give me (?:a|one) (?:moment|sec|second|minute))\b"
+)
+# asking to be reached again later: "call after some time", "circle back with me in October",
+# "can we reconnect another day", "reach me again in January"
+_CALL_BACK = re.compile(
+    r"\b(?:(?:call|ring|phone|try|reach|contact|email) (?:me |us )?(?:back |again )?"
+    r"(?:after|later|in (?:a|an|the|january|february|march|april|may|june|july|august|september|"
+    r"october|november|december|q[1-4])|around|another|some other|next|tomorrow|monday|tuesday|"
+    r"wednesday|thursday|friday)|"
+    r"circle back|reconnect|touch base (?:later|another|next|in)|(?:another|some other) (?:day|time) "
+    r"(?:maybe|perhaps|please)?\W*$)"
+)
+# closing the call at the turn's end: "thanking you, take care, bye", "have a pleasant day"
+_GOODBYE = re.compile(
+    r"(?:\b(?:bye(?:[- ]bye)?|goodbye|good day|take care(?: of yourself)?|"
+    r"have an? (?:good|great|nice|pleasant|lovely|wonderful|blessed|fine) (?:day|one|evening|afternoon|"
+    r"weekend|morning))|thanks for (?:your|the) call)\W*$"
+)
+# the person called has gone (names arrive as "that person", ``understand.without_names``)
+_GONE = re.compile(
+    r"\bthat person (?:(?:has|had|is|was) )?(?:(?:no longer|not) (?:with|at|working|employed|reachable|"
+    r"here|part of)|left|retired|transitioned out|moved on|moved to|passed away|quit|resigned)\b"
+)
+
+HOLD, CALL_BACK, GOODBYE, GONE = "hold", "call_back", "goodbye", "gone"
+# the intent names schemas give these moves, in the order a state's names are looked up
+STANDARD_NAMES = {
+    HOLD: ("hold",),
+    CALL_BACK: ("call_back_later", "busy"),
+    GOODBYE: ("goodbye",),
+    GONE: ("wrong_person",),
+}
+
+
+def heard_move(utterance: str) -> str | None:
+    """The everyday move the turn makes, if its general form is heard (``utterance`` with the
+    called person's names already said as "that person")."""
+    text = normalise(utterance)
+    if _GONE.search(text):
+        return GONE
+    if _HOLD.search(text):
+        return HOLD
+    if _CALL_BACK.search(text):
+        return CALL_BACK
+    if _GOODBYE.search(text):
+        return GOODBYE
+    return None
+
+
+def move_intent(utterance: str, offered: Collection[str]) -> str | None:
+    """The name of the state's intent for the move heard in the turn, if the state offers one."""
+    move = heard_move(utterance)
+    if move is None:
+        return None
+    return next((name for name in STANDARD_NAMES[move] if name in offered), None)

@@ -1,0 +1,48 @@
+"""The everyday moves of a call in their general forms (engine/nlu/moves.py), alone and through
+the turn path, where they only fill in when nothing else was understood."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.nlu.moves import CALL_BACK, GONE, GOODBYE, HOLD, heard_move, move_intent
+from tests.unit.test_nlu import _turn
+
+
+@pytest.mark.parametrize(
+    ("text", "move"),
+    [
+        ("Just a second, I'm pulling the chart.", HOLD),
+        ("Kindly remain on the line while I check with my senior.", HOLD),
+        ("please hold sir, the screen is loading", HOLD),
+        ("the second one is the right one", None),  # an ordinal, not a hold
+        ("could you call us after lunch, we're short-staffed", CALL_BACK),
+        ("let's touch base next month about it", CALL_BACK),
+        ("we called the plan back in March", None),  # no request to be called
+        ("great, thank you so much, have a wonderful evening", GOODBYE),
+        ("alright, cheers, bye-bye", GOODBYE),
+        ("bye the way, what's the NPI", None),  # no closing at the turn's end
+        ("that person retired in the spring, I handle the books now", GONE),
+        ("that person is no longer at this clinic", GONE),
+        ("that person is with a patient right now", None),
+    ],
+)
+def test_general_forms(text: str, move: str | None) -> None:
+    assert heard_move(text) == move
+
+
+def test_the_states_own_name_for_the_move() -> None:
+    assert move_intent("try me back after five", {"busy", "hold"}) == "busy"
+    assert move_intent("try me back after five", {"call_back_later"}) == "call_back_later"
+    assert move_intent("try me back after five", {"hold"}) is None
+
+
+def test_moves_fill_in_only_when_nothing_else_was_understood() -> None:
+    nlu = _turn("prior_auth", "get_reference", "Just a second, I'm pulling the chart.")
+    assert nlu.intent == "hold"
+    nlu = _turn("sales_qualification", "ask_authority", "Tom retired last spring, I run purchasing now")
+    assert nlu.intent == "wrong_person"  # the sample lead is Tom Baker
+    nlu = _turn("sales_qualification", "ask_authority", "Priya retired last spring, I run purchasing now")
+    assert nlu.intent != "wrong_person"  # someone else gone says nothing of the lead
+    nlu = _turn("prior_auth", "get_decision_date", "decision is due the 20th, thanks for your call")
+    assert nlu.intent != "goodbye" and nlu.captured.get("decision_date")
