@@ -316,7 +316,9 @@ _NEUTRAL = re.compile(
     r"(?:we're|we are|i'm|i am) (?:all )?(?:good|set))\b"  # "we went with someone else, so we're good"
 )
 _EXPLICIT_YES = re.compile(
-    r"\b(yes|yeah|yea|ya|yep|yup|sure|correct|absolutely|definitely|(?:^|(?<=[.,!?] ))exactly|of course|"
+    r"\b(yes|yeah|yea|ya|yep|yup|sure|(?<!the )correct(?! (?:one|number|reference|date|id|code|spelling|"
+    r"digits?|value|name|version) (?:is|was|should|would)\b)|absolutely|definitely|"
+    r"(?:^|(?<=[.,!?] ))exactly|of course|"
     r"affirmative|"
     r"that's right|that is right|right on|you got it|you've got it|you have it|you bet|certainly|uh-huh|"
     r"mm-hmm|okie dokie|guilty as charged|"
@@ -522,6 +524,7 @@ def extract_code(text: str, slot: Slot | None = None, exclude: frozenset[str] = 
     text = _JOINED.sub(r"\1 ", text)  # "H Q, and after that six oh three": one code
     text = _DATE_SPAN.sub(" , ", text)  # "October sixteenth, twenty twenty-six" holds no code
     text = _PHONE_OR_DATE_DIGITS.sub(" , ", text)  # "call 1-800-555-0148", "due by 12/10"
+    text = _CODE_SYSTEM.sub(" , ", text)  # "the diagnosis code, ICD ten": a code set's name
     clarified = _CLARIFIED_AT_END.search(text)
     if clarified and re.search(rf"\b{clarified[1]}\b", text[: clarified.start()], re.IGNORECASE):
         text = text[: clarified.start()]  # "… H 7 2 2 0 9. H as in hotel.": the H was said already
@@ -566,8 +569,12 @@ _PHONE_OR_DATE_DIGITS = re.compile(
     r"|(?<![\w/])\d{1,2}/\d{1,2}(?:/\d{2,4})?(?![\w/])"  # a date written with slashes
 )
 _YEAR = re.compile(r"(?:19|20)\d\d")  # "active since 2019": a year alone is no code
+_CODE_SYSTEM = re.compile(
+    r"\b(?:icd|i\.? ?c\.? ?d\.?)[- ]?(?:9|10|11|nine|ten|eleven)(?:[- ]?(?:cm|pcs))?\b", re.IGNORECASE
+)
 _NOT_CODE = re.compile(
-    r"\b(?:not|isn't|wasn't|instead of|you (?:said|read|wrote|put|have|had|got)(?:\s+(?:it|that|this))?"
+    r"\b(?:not|isn't|wasn't|instead of|you (?:said|read|wrote|put|have|had|got|told|mentioned)"
+    r"(?:\s+(?:it|that|this))?"
     r"(?:\s+(?:back|down))?(?:\s+as)?)\s+(?:the\s+)?([^,.;!?]+)",
     re.IGNORECASE,
 )
@@ -821,7 +828,8 @@ _VALID_UNTIL = re.compile(
 )
 # the agent's wrong value, quoted in a correction: "it went out on the 11th, you said the 12th"
 _YOU_SAID = re.compile(
-    r"\byou (?:said|read|wrote|put|have|had|got)(?:\s+(?:it|that|this))?(?:\s+(?:back|down))?(?:\s+as)?"
+    r"\byou (?:said|read|wrote|put|have|had|got|told|mentioned)(?:\s+(?:it|that|this))?"
+    r"(?:\s+(?:back|down))?(?:\s+as)?"
     r"\s+(?:on\s+)?(?:the\s+)?$"
 )
 # a day the speaker is not there: "I'm off-site on the twelfth", "we're closed Friday"

@@ -53,7 +53,7 @@ FILLER_WORDS = re.compile(  # not "mm-hmm"
 # in order
 _SLIPPED_IN = (
     r"(?:(?:real|really|just|exactly|actually|even|quite|totally|all|so|very|pretty|ever|kind of|"
-    r"sort of|some|any|whole|full|entire|entirely|completely|complete|actual|their|"
+    r"sort of|some|any|whole|full|entire|entirely|completely|complete|actual|their|given|legal|"
     r"for (?:that|this|her|him|it|them))\s+)?"
 )
 

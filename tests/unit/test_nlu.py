@@ -936,3 +936,13 @@ def test_a_set_phrase_with_call_list_remove_said_another_way() -> None:
     assert phrase_heard("erase us from your crm", ["remove us from your list"])
     assert not phrase_heard("you'd have to call the plan", ["have to phone"])  # one way only
     assert not phrase_heard("our phone system is a mess", ["call list"])
+
+
+def test_a_code_sets_name_the_correct_one_and_what_you_told() -> None:
+    assert ex.extract_code("and the diagnosis, ICD-10 please, it's required") is None
+    text = "Wrong number, the correct one is R T 5 5 1 8 0, you told R T 5 5 1 0 8"
+    assert ex.extract_code(text) == "RT55180"
+    assert ex.extract_yes_no("no, the correct number is 4 4 1") == "no"
+    assert ex.extract_yes_no("correct, that all matches") == "yes"
+    nlu = _turn("prior_auth", "verify_member", "could you spell the patient's legal name for me")
+    assert nlu.asked is not None and nlu.asked.field == "patient_name"
