@@ -56,7 +56,8 @@ _DETERMINERS = ("that", "this", "your", "her", "his", "their", "which", "what")
 _PLEASE_AFTER = re.compile(r"^\W*please\b")
 _THING = (
     "your thing", "this thing", "the thing", "your stuff", "this stuff", "your software", "your product",
-    "your tool", "your platform", "your system", "your service",
+    "your tool", "your platform", "your system", "your service", "your solution", "the software",
+    "the product", "the tool", "the platform", "the solution",
 )  # fmt: skip
 _YOU = re.compile(r"\b(?:your company|you guys|you folks|you all|y'all|you)\b")
 # "may I have the calling party's full name", "and your name?": the caller's own name, no call data

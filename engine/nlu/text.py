@@ -71,6 +71,8 @@ _SAID_ALSO_AS = {
     "removed": ("deleted", "erased", "scrubbed", "purged"),
     "stop": ("quit", "cease"),
     "company": ("firm", "organisation", "organization", "outfit", "agency"),
+    "cost": ("fee", "fees"),
+    "price": ("fee", "rate"),
 }
 
 
