@@ -278,7 +278,10 @@ def _only_a_number(lowered: str) -> bool:
 def _said_as_money(amount: _Amount, lowered: str) -> bool:
     """A lone bare number is an amount when it is large or said with a money word ("ninety-nine
     dollars"), not "the other one" in a sentence that mentions the price."""
-    return amount.value >= 100 or bool(re.search(r"\b(dollars?|bucks)\b", lowered))
+    return amount.value >= 100 or bool(re.search(r"\b(dollars?|bucks)\b|" + _PER_SEAT, lowered))
+
+
+_PER_SEAT = r"\b(?:a|per|each) (?:seat|user|head|license|licence|employee)\b"  # "forty a seat": a price
 
 
 def extract_currency(text: str, slot: Slot | None = None) -> str | None:
@@ -521,6 +524,7 @@ def extract_code(text: str, slot: Slot | None = None, exclude: frozenset[str] = 
     call's other identifiers read back: CPT, NPI, member ID). Without a cue word a sentence that
     holds a date is not read as a code."""
     text = FILLER_WORDS.sub("", text)  # "8 8 3, uh, 0 2 5": no letters U H
+    text = re.sub(r",\s*like\s*,", " ", text, flags=re.IGNORECASE)  # "M A, like, 0 0 4": a filler
     text = _JOINED.sub(r"\1 ", text)  # "H Q, and after that six oh three": one code
     text = _DATE_SPAN.sub(" , ", text)  # "October sixteenth, twenty twenty-six" holds no code
     text = _PHONE_OR_DATE_DIGITS.sub(" , ", text)  # "call 1-800-555-0148", "due by 12/10"
@@ -553,6 +557,9 @@ def extract_code(text: str, slot: Slot | None = None, exclude: frozenset[str] = 
         tail = said[len(said) - len(fixed) :]
         if len(fixed) < len(said) and sum(a != b for a, b in zip(tail, fixed, strict=True)) <= 2:
             return said[: len(said) - len(fixed)] + fixed  # "N as in nickel 2 2 9 0 5, no, 2 2 9 0 6"
+        resaid = _resaid_tail(said, fixed)
+        if resaid is not None:
+            return resaid  # "C N 8 8 0 6, no, sorry, 8 8 6 0, 2 9": the tail said again, then the rest
     return candidates[-1] if candidates else None
 
 
@@ -582,6 +589,21 @@ _NOT_CODE = re.compile(
 _NOT_LETTER = re.compile(
     r"\bnot\s+(?:an?\s+)?[A-Za-z]\b(?:\s*,?\s*(?:as in|like)\s+[A-Za-z]+)?(?=\s*[,.;]|$)"
 )
+
+
+def _resaid_tail(said: str, fixed: str) -> str | None:
+    """``said`` with its last characters (3 or more, a slip or two among them) said again as the
+    start of ``fixed``, which then goes on: "CN8806" then "886029" is "CN886029". The slip is one
+    character or two neighbours swapped; anything else is a new code ("44712, no wait, 551239")."""
+    if not fixed[0].isdigit():
+        return None  # "PA 4 4, no sorry, PA 4 7 4 1": said whole again, prefix and all
+    for k in range(min(len(said) - 1, len(fixed) - 1), 2, -1):
+        old, new = said[-k:], fixed[:k]
+        slips = [i for i, (a, b) in enumerate(zip(old, new, strict=True)) if a != b]
+        swapped = len(slips) == 2 and slips[1] == slips[0] + 1 and old[slips[0]] == new[slips[1]]
+        if len(slips) == 1 or (swapped and old[slips[1]] == new[slips[0]]):
+            return said[:-k] + fixed
+    return None
 
 
 def _misread(code: str, identifier: str) -> bool:
@@ -1359,13 +1381,22 @@ def _spoken_hours(lowered: str, taken: list[tuple[int, int]]) -> list[tuple[int,
             minute = 30
         elif after == "oh" and i + 2 < len(words) and words[i + 2] in _DIGIT_WORDS:
             minute = int(_DIGIT_WORDS[words[i + 2]])
-        elif before not in _TIME_LEAD and not clock_words and not bare_turn:
+        elif (
+            before not in _TIME_LEAD and not clock_words and not bare_turn and not _after_a_day(before, after)
+        ):
             continue
         if before in _TENS and not word.isdigit():
             continue  # "twenty five" as the minutes of an hour said before
         if minute < 60:
             out.append((start, f"{_business_hour(said, lowered):02d}:{minute:02d}"))
     return out
+
+
+def _after_a_day(before: str, after: str) -> bool:
+    """An hour said last, right after its day: "Monday the fifteenth of November, eleven"."""
+    return not after and (
+        before in _MONTHS or before in _WEEKDAYS or before in _ORDINALS or before == "tomorrow"
+    )
 
 
 _MONTH_SAID = re.compile(

@@ -946,3 +946,17 @@ def test_a_code_sets_name_the_correct_one_and_what_you_told() -> None:
     assert ex.extract_yes_no("correct, that all matches") == "yes"
     nlu = _turn("prior_auth", "verify_member", "could you spell the patient's legal name for me")
     assert nlu.asked is not None and nlu.asked.field == "patient_name"
+
+
+def test_a_code_whose_tail_is_said_again_and_a_filler_like() -> None:
+    assert ex.extract_code("it's D as in delta, F as in fox, 3 3 0 7, sorry, 3 3 7 0, 1 5") == "DF337015"
+    assert ex.extract_code("it's 6 6 1 2 8, no wait, 9 0 1 2 4 4") == "901244"  # a new code
+    assert ex.extract_code("R B, like, 7 7 0 2 1 9") == "RB770219"
+    assert ex.extract_code("QT, um, QT 5, 5... sorry, QT 5 2 5 8") == "QT5258"
+
+
+def test_a_per_seat_price_and_an_hour_after_its_day() -> None:
+    assert ex.extract_currency("Thirty a user.") == "30"
+    assert ex.extract_currency("we hire six a month") is None
+    assert ex.extract_time("Friday the twelfth of March, ten.") == "10:00"
+    assert ex.extract_time("I have Tuesday and one other slot") is None
