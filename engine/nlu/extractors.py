@@ -683,7 +683,8 @@ _NOT_NAMES = frozenset(
     one sec second moment minute hold please sure great good fine well actually really also again
     hang wait bear give let say tell listen look see okay alright
     today calling the back pending approved denied busy correct wrong done open closed ready its
-    free available interested mm hm mhm uh-huh mm-hmm""".split()
+    free available interested mm hm mhm uh-huh mm-hmm live down up over gone late early true off out
+    nobody somebody anybody everybody someone anyone everyone none nothing everything something""".split()
 )
 _NOT_NAME_ENDINGS = ("ed", "ing", "ly", "tion", "ment")
 

@@ -19,22 +19,24 @@ from engine.nlu.text import normalise
 _HOLD = re.compile(
     r"^(?:(?:okay|ok|alright|so|sir|ma'am|madam|kindly|please|just|yes|yeah|sure|one|hmm)[,.]?\s+){0,3}"
     r"(?:(?:a|one|just a|just one) (?:moment|sec|second|minute|min|jiffy)|please (?:to )?hold|hold please|"
-    r"(?:stay|be|remain|wait) (?:on the line|connected|with me|online)|"
-    r"give me (?:a|one) (?:moment|sec|second|minute))\b"
+    r"(?:stay|be|remain|wait) (?:on the line|connected|with me|online)|(?:could|can|would) you (?:please )?"
+    r"(?:wait|hold)|(?:give|gimme) (?:me )?(?:a|one) (?:moment|sec|second|minute))\b"
+    r"|\b(?:stay|hold) on\W*$"  # "… let me ask my supervisor, stay on"
 )
 # asking to be reached again later: "call after some time", "circle back with me in October",
 # "can we reconnect another day", "reach me again in January"
 _CALL_BACK = re.compile(
-    r"\b(?:(?:call|ring|phone|try|reach|contact|email) (?:me |us )?(?:back |again )?"
+    r"\b(?:(?:call|ring|phone|redial|try|reach(?: out)?|contact|email) (?:me |us )?(?:back |again )?"
     r"(?:after|later|in (?:a|an|the|january|february|march|april|may|june|july|august|september|"
-    r"october|november|december|q[1-4])|around|another|some other|next|tomorrow|monday|tuesday|"
-    r"wednesday|thursday|friday)|"
+    r"october|november|december|q[1-4])|around|another|some other|next|tomorrow|tonight|this (?:evening|"
+    r"afternoon)|then\W*$|monday|tuesday|wednesday|thursday|friday)|"
     r"circle back|reconnect|touch base (?:later|another|next|in)|(?:another|some other) (?:day|time) "
     r"(?:maybe|perhaps|please)?\W*$)"
 )
 # closing the call at the turn's end: "thanking you, take care, bye", "have a pleasant day"
 _GOODBYE = re.compile(
-    r"(?:\b(?:bye(?:[- ]bye)?|goodbye|good day|take care(?: of yourself)?|"
+    r"(?:\b(?:bye(?:[- ]bye)?|goodbye|good day|take care(?: of yourself)?|take it easy|"
+    r"enjoy (?:your|the) (?:day|afternoon|evening|weekend|morning)|"
     r"have an? (?:good|great|nice|pleasant|lovely|wonderful|blessed|fine) (?:day|one|evening|afternoon|"
     r"weekend|morning))|thanks for (?:your|the) call)\W*$"
 )

@@ -25,6 +25,10 @@ from tests.unit.test_nlu import _turn
         ("that person retired in the spring, I handle the books now", GONE),
         ("that person is no longer at this clinic", GONE),
         ("that person is with a patient right now", None),
+        ("can you hold, I need to find the right screen", HOLD),
+        ("let me check whether I may read that out, stay on", HOLD),
+        ("the portal is down, redial us this afternoon", CALL_BACK),
+        ("okay, that's all I need, enjoy the weekend", GOODBYE),
     ],
 )
 def test_general_forms(text: str, move: str | None) -> None:

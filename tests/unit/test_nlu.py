@@ -960,3 +960,8 @@ def test_a_per_seat_price_and_an_hour_after_its_day() -> None:
     assert ex.extract_currency("we hire six a month") is None
     assert ex.extract_time("Friday the twelfth of March, ten.") == "10:00"
     assert ex.extract_time("I have Tuesday and one other slot") is None
+
+
+def test_words_after_its_that_are_no_name() -> None:
+    assert ex.extract_name("the upgrade finishes tonight, call back once it's live") is None
+    assert ex.extract_name("nobody can open a record today") is None
