@@ -1,6 +1,7 @@
 """The everyday moves of a phone call, heard in their general forms whatever a schema's phrases
-and examples cover: putting the caller on hold, asking to be called back, saying goodbye, and
-saying the person called has gone ("Mr. Baker is no longer with us").
+and examples cover: putting the caller on hold, asking to be called back, saying goodbye, saying
+the person called has gone ("Mr. Baker is no longer with us"), asking never to be called again,
+turning the offer down.
 
 A schema offers these moves as intents with standard names (``STANDARD_NAMES``); a cue here
 names the move, and the state's intent of that name (if it offers one) takes the turn only when
@@ -20,17 +21,22 @@ _HOLD = re.compile(
     r"^(?:(?:okay|ok|alright|so|sir|ma'am|madam|kindly|please|just|yes|yeah|sure|one|hmm)[,.]?\s+){0,3}"
     r"(?:(?:a|one|just a|just one) (?:moment|sec|second|minute|min|jiffy)|please (?:to )?hold|hold please|"
     r"(?:stay|be|remain|wait) (?:on the line|connected|with me|online)|(?:could|can|would) you (?:please )?"
-    r"(?:wait|hold)|(?:give|gimme) (?:me )?(?:a|one) (?:moment|sec|second|minute))\b"
+    r"(?:wait|hold)|(?:give|gimme) (?:me )?(?:a|one|two) (?:moment|sec|second|minute|ticks?)|"
+    r"(?:please )?(?:don't|do not) (?:go anywhere|hang up)|(?:let me|lemme) (?:go )?(?:grab|get|fetch|find) "
+    r"(?:him|her|them))\b"
     r"|\b(?:stay|hold) on\W*$"  # "… let me ask my supervisor, stay on"
 )
 # asking to be reached again later: "call after some time", "circle back with me in October",
 # "can we reconnect another day", "reach me again in January"
 _CALL_BACK = re.compile(
-    r"\b(?:(?:call|ring|phone|redial|try|reach(?: out)?|contact|email) (?:me |us )?(?:back |again )?"
+    r"\b(?:(?:call|ring|phone|redial|try|reach(?: out)?|contact|email|catch|holler|buzz) (?:me |us )?"
+    r"(?:back |again )?"
     r"(?:after|later|in (?:a|an|the|january|february|march|april|may|june|july|august|september|"
     r"october|november|december|q[1-4])|around|another|some other|next|tomorrow|tonight|this (?:evening|"
     r"afternoon)|then\W*$|monday|tuesday|wednesday|thursday|friday)|"
-    r"circle back|reconnect|touch base (?:later|another|next|in)|(?:another|some other) (?:day|time) "
+    r"circle back|reconnect|touch base (?:later|another|next|in)|"
+    r"give (?:me|us) a (?:ring|call|shout|buzz|bell) (?:once|when|after|in|next|later|around|tomorrow)|"
+    r"pick (?:this|it) (?:back )?up (?:another|later|tomorrow|next)|(?:another|some other) (?:day|time) "
     r"(?:maybe|perhaps|please)?\W*$)"
 )
 # closing the call at the turn's end: "thanking you, take care, bye", "have a pleasant day"
@@ -43,16 +49,34 @@ _GOODBYE = re.compile(
 # the person called has gone (names arrive as "that person", ``understand.without_names``)
 _GONE = re.compile(
     r"\bthat person (?:(?:has|had|is|was) )?(?:(?:no longer|not) (?:with|at|working|employed|reachable|"
-    r"here|part of)|left|retired|transitioned out|moved on|moved to|passed away|quit|resigned)\b"
+    r"here|part of)|(?:has not|hasn't|had not|hadn't) been (?:with|at|here|part of)|left|retired|"
+    r"transitioned out|moved on|moved to|passed away|quit|resigned)\b"
+)
+# never to be called again, in the words of law and of temper: "I withdraw any consent to contact
+# me", "this line is on the no-call registry", "purge this number", "yank our shop from your sheet"
+_DO_NOT_CALL = re.compile(
+    r"\b(?:opt(?:ing)? out|opted out|withdraw\w* (?:my |our |any |all )?consent|"
+    r"(?:no|do not)[- ]call (?:list|registry)|"
+    r"(?:delete|remove|purge|erase|scrub|yank|strike|wipe)\w* (?:this|my|our|the) (?:number|line|phone|shop|"
+    r"firm|company|business|office|practice|details|info)\b|"
+    r"(?:purged|deleted|removed|erased|scrubbed|wiped) from (?:your|the|that)\b)"
+)
+# turning the offer down for good: "we'll pass", "count us out", "I'll let you go"
+_NOT_INTERESTED = re.compile(
+    r"\b(?:(?:we'll|i'll|we will|i will|we're gonna|i'm gonna|we'd) (?:have to )?pass|hard pass|"
+    r"count (?:us|me) out|i'll let you go|talked myself out of)\b"
 )
 
 HOLD, CALL_BACK, GOODBYE, GONE = "hold", "call_back", "goodbye", "gone"
+DO_NOT_CALL, NOT_INTERESTED = "do_not_call", "not_interested"
 # the intent names schemas give these moves, in the order a state's names are looked up
 STANDARD_NAMES = {
     HOLD: ("hold",),
     CALL_BACK: ("call_back_later", "busy"),
     GOODBYE: ("goodbye",),
     GONE: ("wrong_person",),
+    DO_NOT_CALL: ("do_not_call",),
+    NOT_INTERESTED: ("not_interested",),
 }
 
 
@@ -60,8 +84,12 @@ def heard_move(utterance: str) -> str | None:
     """The everyday move the turn makes, if its general form is heard (``utterance`` with the
     called person's names already said as "that person")."""
     text = normalise(utterance)
+    if _DO_NOT_CALL.search(text):
+        return DO_NOT_CALL
     if _GONE.search(text):
         return GONE
+    if _NOT_INTERESTED.search(text):
+        return NOT_INTERESTED
     if _HOLD.search(text):
         return HOLD
     if _CALL_BACK.search(text):

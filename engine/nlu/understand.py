@@ -349,9 +349,9 @@ class Understander:
             best, confidence = self._choose(scores, intents, per_clause, evidence, answered)
         if best is not None and self._answered_after(best, intents, utterance, slots, filled, context):
             best = None  # "yes — hang on — no, that's my dentist": the answer came after the hold
-        if best is None:
-            best = _everyday_move(scored, intents, evidence, slots)
-            confidence = max(confidence, self.threshold) if best is not None else confidence
+        move = _everyday_move(scored, intents, evidence, slots, best)
+        if move is not None:
+            best, confidence = move, max(confidence, self.threshold)
         t_local = time.perf_counter()
         result = NLUResult(
             intent=best,
@@ -553,18 +553,25 @@ def _drop_values_from_the_question(result: NLUResult, utterance: str, context: T
 
 
 def _everyday_move(
-    scored: str, intents: Sequence[Intent], evidence: Mapping[str, str], slots: Mapping[str, Slot]
+    scored: str,
+    intents: Sequence[Intent],
+    evidence: Mapping[str, str],
+    slots: Mapping[str, Slot],
+    best: str | None,
 ) -> str | None:
-    """The state's intent for a hold, a call-back, a goodbye or a departed contact heard in its
-    general form, when nothing else was understood: a way out overrides a yes or no said with it
-    (``_drop_answers_of_a_way_out``), a hold or goodbye gives way to any value the turn gave."""
+    """The state's intent for an everyday move (``moves``) heard in its general form, when nothing
+    else was understood, or, for a way out, when all else is an answer with only free text ("I gotta
+    run, catch me tomorrow" is no pain described). A way out overrides a yes or no said with it
+    (``_drop_answers_of_a_way_out``); a hold or goodbye gives way to any value the turn gave."""
     name = move_intent(scored, {i.name for i in intents})
-    if name is None:
+    if name is None or name == best:
         return None
-    kind = next(i.kind for i in intents if i.name == name)
-    if kind == "exit":
+    kinds = {i.name: i.kind for i in intents}
+    if kinds[name] == "exit":
+        if best is not None and (kinds.get(best) != "answer" or evidence):
+            return None
         return name if all(slots[n].type == "yes_no" for n in evidence if n in slots) else None
-    return None if evidence else name
+    return None if evidence or best is not None else name
 
 
 def _drop_implied_answers(result: NLUResult, utterance: str, slots: Mapping[str, Slot]) -> None:

@@ -5,7 +5,16 @@ from __future__ import annotations
 
 import pytest
 
-from engine.nlu.moves import CALL_BACK, GONE, GOODBYE, HOLD, heard_move, move_intent
+from engine.nlu.moves import (
+    CALL_BACK,
+    DO_NOT_CALL,
+    GONE,
+    GOODBYE,
+    HOLD,
+    NOT_INTERESTED,
+    heard_move,
+    move_intent,
+)
 from tests.unit.test_nlu import _turn
 
 
@@ -29,6 +38,12 @@ from tests.unit.test_nlu import _turn
         ("let me check whether I may read that out, stay on", HOLD),
         ("the portal is down, redial us this afternoon", CALL_BACK),
         ("okay, that's all I need, enjoy the weekend", GOODBYE),
+        ("I am opting out of all of this, and I mean it", DO_NOT_CALL),
+        ("scrub our business number, we never asked for this", DO_NOT_CALL),
+        ("you can remove the lid now", None),
+        ("thanks but we're fine with spreadsheets, we'll pass", NOT_INTERESTED),
+        ("give us a buzz after the holidays", CALL_BACK),
+        ("that person hasn't been at this address for years", GONE),
     ],
 )
 def test_general_forms(text: str, move: str | None) -> None:
@@ -50,3 +65,12 @@ def test_moves_fill_in_only_when_nothing_else_was_understood() -> None:
     assert nlu.intent != "wrong_person"  # someone else gone says nothing of the lead
     nlu = _turn("prior_auth", "get_decision_date", "decision is due the 20th, thanks for your call")
     assert nlu.intent != "goodbye" and nlu.captured.get("decision_date")
+
+
+def test_a_way_out_beats_an_answer_that_is_only_free_text() -> None:
+    nlu = _turn(
+        "sales_qualification", "discover_pain", "the fryer just caught fire, gotta go, catch me tomorrow"
+    )
+    assert nlu.intent == "busy" and "pain" not in nlu.captured
+    nlu = _turn("sales_qualification", "discover_pain", "shift swaps eat my whole Monday, every week")
+    assert nlu.intent != "busy" and nlu.captured.get("pain")
