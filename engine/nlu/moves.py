@@ -5,7 +5,8 @@ turning the offer down.
 
 A schema offers these moves as intents with standard names (``STANDARD_NAMES``); a cue here
 names the move, and the state's intent of that name (if it offers one) takes the turn only when
-nothing else was understood: these are the fallback, never an override.
+nothing else was understood, or, for a way out, when the only other reading is a free-text
+answer (``understand._everyday_move``).
 """
 
 from __future__ import annotations
