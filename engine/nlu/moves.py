@@ -79,25 +79,22 @@ STANDARD_NAMES = {
     DO_NOT_CALL: ("do_not_call",),
     NOT_INTERESTED: ("not_interested",),
 }
+# a way out for good first ("hold on, I'm opting out"), then the others
+_HEARD_IN_ORDER = (
+    (DO_NOT_CALL, _DO_NOT_CALL),
+    (GONE, _GONE),
+    (NOT_INTERESTED, _NOT_INTERESTED),
+    (HOLD, _HOLD),
+    (CALL_BACK, _CALL_BACK),
+    (GOODBYE, _GOODBYE),
+)
 
 
 def heard_move(utterance: str) -> str | None:
     """The everyday move the turn makes, if its general form is heard (``utterance`` with the
-    called person's names already said as "that person")."""
+    called person's names already said as "that person"); the first of ``_HEARD_IN_ORDER``."""
     text = normalise(utterance)
-    if _DO_NOT_CALL.search(text):
-        return DO_NOT_CALL
-    if _GONE.search(text):
-        return GONE
-    if _NOT_INTERESTED.search(text):
-        return NOT_INTERESTED
-    if _HOLD.search(text):
-        return HOLD
-    if _CALL_BACK.search(text):
-        return CALL_BACK
-    if _GOODBYE.search(text):
-        return GOODBYE
-    return None
+    return next((move for move, cue in _HEARD_IN_ORDER if cue.search(text)), None)
 
 
 def move_intent(utterance: str, offered: Collection[str]) -> str | None:
