@@ -275,13 +275,13 @@ def _only_a_number(lowered: str) -> bool:
     )
 
 
+_PER_SEAT = r"\b(?:a|per|each) (?:seat|user|head|license|licence|employee)\b"  # "forty a seat": a price
+
+
 def _said_as_money(amount: _Amount, lowered: str) -> bool:
     """A lone bare number is an amount when it is large or said with a money word ("ninety-nine
     dollars"), not "the other one" in a sentence that mentions the price."""
     return amount.value >= 100 or bool(re.search(r"\b(dollars?|bucks)\b|" + _PER_SEAT, lowered))
-
-
-_PER_SEAT = r"\b(?:a|per|each) (?:seat|user|head|license|licence|employee)\b"  # "forty a seat": a price
 
 
 def extract_currency(text: str, slot: Slot | None = None) -> str | None:
