@@ -1,7 +1,7 @@
 """The everyday moves of a phone call, heard in their general forms whatever a schema's phrases
 and examples cover: putting the caller on hold, asking to be called back, saying goodbye, saying
 the person called has gone ("Mr. Baker is no longer with us"), asking never to be called again,
-turning the offer down.
+turning the offer down, sending the call to another department.
 
 A schema offers these moves as intents with standard names (``STANDARD_NAMES``); a cue here
 names the move, and the state's intent of that name (if it offers one) takes the turn only when
@@ -53,6 +53,18 @@ _GONE = re.compile(
     r"here|part of)|(?:has not|hasn't|had not|hadn't) been (?:with|at|here|part of)|left|retired|"
     r"transitioned out|moved on|moved to|passed away|quit|resigned)\b"
 )
+# the call belongs elsewhere: "transferring your call to the concerned team", "you'll get sent
+# over", "medical precert sits on a separate phone tree", "we only handle claims on this queue"
+_DESKS = "(?:claims|eligibility|billing|benefits|pharmacy|vision|dental)"
+_ELSEWHERE = re.compile(
+    r"\b(?:(?:transfer|route|bounce|forward|send|connect|put)\w* (?:you|your call|the call)"
+    r"(?: over| through| across)? to (?:the )?(?:right|correct|concerned|proper|appropriate|other)\b|"
+    r"(?:transfer|route|bounce|forward)\w* (?:you|your call|the call) (?:over|through|across)\b|"
+    r"(?:you'll|you will|you'd|you'll need to|you need to) (?:get|be) (?:sent|transferred|routed|bounced) "
+    r"(?:over|to)\b|(?:separate|different|another|other) (?:phone tree|queue|department|desk)\b|"
+    rf"(?:we|i) (?:only|just) (?:handle|do|take) {_DESKS}\b|(?:handling|doing|taking) only {_DESKS}\b|"
+    r"\bdesk only\b)"
+)
 # never to be called again, in the words of law and of temper: "I withdraw any consent to contact
 # me", "this line is on the no-call registry", "purge this number", "yank our shop from your sheet"
 _DO_NOT_CALL = re.compile(
@@ -69,7 +81,7 @@ _NOT_INTERESTED = re.compile(
 )
 
 HOLD, CALL_BACK, GOODBYE, GONE = "hold", "call_back", "goodbye", "gone"
-DO_NOT_CALL, NOT_INTERESTED = "do_not_call", "not_interested"
+DO_NOT_CALL, NOT_INTERESTED, ELSEWHERE = "do_not_call", "not_interested", "elsewhere"
 # the intent names schemas give these moves, in the order a state's names are looked up
 STANDARD_NAMES = {
     HOLD: ("hold",),
@@ -78,12 +90,14 @@ STANDARD_NAMES = {
     GONE: ("wrong_person",),
     DO_NOT_CALL: ("do_not_call",),
     NOT_INTERESTED: ("not_interested",),
+    ELSEWHERE: ("wrong_department",),
 }
 # a way out for good first ("hold on, I'm opting out"), then the others
 _HEARD_IN_ORDER = (
     (DO_NOT_CALL, _DO_NOT_CALL),
     (GONE, _GONE),
     (NOT_INTERESTED, _NOT_INTERESTED),
+    (ELSEWHERE, _ELSEWHERE),
     (HOLD, _HOLD),
     (CALL_BACK, _CALL_BACK),
     (GOODBYE, _GOODBYE),

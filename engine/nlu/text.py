@@ -73,6 +73,9 @@ _SAID_ALSO_AS = {
     "company": ("firm", "organisation", "organization", "outfit", "agency"),
     "cost": ("fee", "fees"),
     "price": ("fee", "rate"),
+    "office": ("company", "firm", "organisation", "organization", "outfit", "agency", "practice", "clinic"),
+    "above": ("over",),  # "above my pay grade"
+    "ceo": ("cto", "cio", "coo", "cfo", "president", "founder", "co-founder", "cofounder"),
 }
 
 

@@ -8,6 +8,7 @@ import pytest
 from engine.nlu.moves import (
     CALL_BACK,
     DO_NOT_CALL,
+    ELSEWHERE,
     GONE,
     GOODBYE,
     HOLD,
@@ -44,6 +45,9 @@ from tests.unit.test_nlu import _turn
         ("thanks but we're fine with spreadsheets, we'll pass", NOT_INTERESTED),
         ("give us a buzz after the holidays", CALL_BACK),
         ("that person hasn't been at this address for years", GONE),
+        ("this line is dental only, I'll route your call to the correct team", ELSEWHERE),
+        ("we only handle eligibility here, you'll get transferred to precert", ELSEWHERE),
+        ("let me transfer you to my supervisor", None),  # a hold, not the wrong desk
     ],
 )
 def test_general_forms(text: str, move: str | None) -> None:
@@ -74,3 +78,12 @@ def test_a_way_out_beats_an_answer_that_is_only_free_text() -> None:
     assert nlu.intent == "busy" and "pain" not in nlu.captured
     nlu = _turn("sales_qualification", "discover_pain", "shift swaps eat my whole Monday, every week")
     assert nlu.intent != "busy" and nlu.captured.get("pain")
+
+
+def test_who_decides_and_which_office_said_another_way() -> None:
+    nlu = _turn("sales_qualification", "ask_authority", "Yes. I'm the CTO.")
+    assert nlu.captured.get("decision_maker") == "yes"
+    nlu = _turn("sales_qualification", "ask_authority", "honestly that's over my pay grade")
+    assert nlu.captured.get("decision_maker") == "no"
+    nlu = _turn("prior_auth", "greeting", "hold up, which company did you say?")
+    assert nlu.intent == "who_is_this"
