@@ -51,7 +51,7 @@ _GOODBYE = re.compile(
 _GONE = re.compile(
     r"\bthat person (?:(?:has|had|is|was) )?(?:(?:no longer|not) (?:with|at|working|employed|reachable|"
     r"here|part of)|(?:has not|hasn't|had not|hadn't) been (?:with|at|here|part of)|left|retired|"
-    r"transitioned out|moved on|moved to|passed away|quit|resigned)\b"
+    r"transitioned out|moved on|moved to|passed away|quit|resigned|jumped ship)\b"
 )
 # the call belongs elsewhere: "transferring your call to the concerned team", "you'll get sent
 # over", "medical precert sits on a separate phone tree", "we only handle claims on this queue"
@@ -68,7 +68,7 @@ _ELSEWHERE = re.compile(
 # never to be called again, in the words of law and of temper: "I withdraw any consent to contact
 # me", "this line is on the no-call registry", "purge this number", "yank our shop from your sheet"
 _DO_NOT_CALL = re.compile(
-    r"\b(?:opt(?:ing)? out|opted out|withdraw\w* (?:my |our |any |all )?consent|"
+    r"\b(?:opt(?:ing)? out|opted out|withdraw\w* (?:my |our |any |all )?consent|cease (?:all |any )?contact|"
     r"(?:no|do not)[- ]call (?:list|registry)|"
     r"(?:delete|remove|purge|erase|scrub|yank|strike|wipe)\w* (?:this|my|our|the) (?:number|line|phone|shop|"
     r"firm|company|business|office|practice|details|info)\b|"
@@ -77,7 +77,10 @@ _DO_NOT_CALL = re.compile(
 # turning the offer down for good: "we'll pass", "count us out", "I'll let you go"
 _NOT_INTERESTED = re.compile(
     r"\b(?:(?:we'll|i'll|we will|i will|we're gonna|i'm gonna|we'd) (?:have to )?pass|hard pass|"
-    r"count (?:us|me) out|i'll let you go|talked myself out of)\b"
+    r"count (?:us|me) out|i'll let you go|talked myself out of|we're done here|"
+    r"(?:will not|won't|are not|aren't|not going to) (?:go|move) (?:forward|ahead)|"
+    r"(?:will not|won't|not going to) (?:pursue|proceed with) (?:this|it|that))\b"
+    r"|\bkill it\W*$"
 )
 
 HOLD, CALL_BACK, GOODBYE, GONE = "hold", "call_back", "goodbye", "gone"

@@ -48,6 +48,10 @@ from tests.unit.test_nlu import _turn
         ("this line is dental only, I'll route your call to the correct team", ELSEWHERE),
         ("we only handle eligibility here, you'll get transferred to precert", ELSEWHERE),
         ("let me transfer you to my supervisor", None),  # a hold, not the wrong desk
+        ("that person jumped ship last year", GONE),
+        ("please cease any contact with this office", DO_NOT_CALL),
+        ("legal said no, we won't move forward with this", NOT_INTERESTED),
+        ("we will go ahead, book it", None),
     ],
 )
 def test_general_forms(text: str, move: str | None) -> None:
