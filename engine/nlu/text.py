@@ -75,6 +75,7 @@ _SAID_ALSO_AS = {
     "price": ("fee", "rate"),
     "office": ("company", "firm", "organisation", "organization", "outfit", "agency", "practice", "clinic"),
     "above": ("over",),  # "above my pay grade"
+    "callback": ("call back", "call-back"),  # "a good call back number"
     "ceo": ("cto", "cio", "coo", "cfo", "president", "founder", "co-founder", "cofounder"),
 }
 
