@@ -12,6 +12,7 @@ wants PCM16 at 16 kHz; the bundled Piper voice speaks at 22.05 kHz.
   without edge clicks (the filter state carries across frames).
 - ``InboundConverter`` (µ-law 8 kHz frames → PCM16 16 kHz) and ``OutboundConverter`` (PCM16 at
   any rate → whole 160-byte µ-law frames, partial frame carried to the next call).
+- ``StreamEncoder``: pieces of one utterance to any transport encoding, seamless across pieces.
 """
 
 from __future__ import annotations
@@ -206,6 +207,32 @@ def encode_pcm16(pcm: PCM16, src_rate: int, encoding: str) -> tuple[bytes, int]:
 
 
 ENCODINGS: Final = ("mulaw_8k", "pcm16_8k", "pcm16_16k", "pcm16_native")
+
+
+class StreamEncoder:
+    """Pieces of one utterance (PCM16 at ``src_rate``) to one of ``ENCODINGS``, resampled with
+    state carried across pieces so the joins are seamless. For ``mulaw_8k`` every push returns
+    whole 20 ms frames (the rest waits for the next piece); ``finish`` returns the tail, µ-law
+    padded to a whole frame."""
+
+    def __init__(self, src_rate: int, encoding: str) -> None:
+        if encoding not in ENCODINGS:
+            raise ValueError(f"unknown audio encoding {encoding!r}; expected one of {', '.join(ENCODINGS)}")
+        self.encoding = encoding
+        rates = {"mulaw_8k": TWILIO_SAMPLE_RATE, "pcm16_8k": 8000, "pcm16_16k": 16000}
+        self.rate = rates.get(encoding, src_rate)
+        self._ulaw = OutboundConverter(src_rate) if encoding == "mulaw_8k" else None
+        self._pcm = StreamResampler(src_rate, self.rate)
+
+    def push(self, pcm: PCM16) -> bytes:
+        if self._ulaw is not None:
+            return b"".join(self._ulaw.convert(pcm))
+        return self._pcm.process(pcm).astype("<i2").tobytes()
+
+    def finish(self) -> bytes:
+        if self._ulaw is not None:
+            return b"".join(self._ulaw.flush())
+        return self._pcm.flush().astype("<i2").tobytes()
 
 
 def bytes_per_second(encoding: str, native_rate: int) -> int:

@@ -236,7 +236,7 @@ class AnswerVerdict(BaseModel):
 
 
 class AudioChunk(BaseModel):
-    """Synthesised speech for one sentence of a reply chunk."""
+    """Synthesised speech for one sentence of a reply chunk, or one piece of it."""
 
     audio: bytes = Field(repr=False)
     sample_rate: int
@@ -246,6 +246,7 @@ class AudioChunk(BaseModel):
     cached: bool
     index: int = 0
     text: str = ""
+    continues: bool = False  # a later piece of the sentence before it (whose chunk carries the text)
 
 
 # --------------------------------------------------------------------------- cache

@@ -268,7 +268,9 @@ class CallLink:
         if turn is None:
             return
         heard = set(self.media.heard_marks)
-        heard_text = " ".join(self._marks[m][1] for m in self._marks_of.get(turn, []) if m in heard)
+        heard_text = " ".join(
+            self._marks[m][1] for m in self._marks_of.get(turn, []) if m in heard and self._marks[m][1]
+        )
         with contextlib.suppress(Exception):
             await self.pool.call(self.call_id, "interrupt", turn, heard_text)
 
@@ -328,7 +330,8 @@ class CallLink:
                             if speech_end is not None:
                                 stages["voice_to_voice"] = (self.clock() - speech_end) * 1000
                         last_mark = f"t{event.turn}c{event.index}s{audio.index}"
-                        self._marks[last_mark] = (event.turn, audio.text or event.text)
+                        said = "" if audio.continues else audio.text or event.text
+                        self._marks[last_mark] = (event.turn, said)
                         self._marks_of.setdefault(event.turn, []).append(last_mark)
                         played_s += audio.duration_s
                         self.media.play(audio.audio, last_mark)

@@ -3,7 +3,9 @@
 - ``synthesize(text, encoding)``: the whole text as one audio buffer.
 - ``stream(text, encoding)``: one chunk per sentence (``engine.voice_text.split_sentences``),
   yielded as soon as that sentence is synthesised; call it with
-  ``handle.options(stream=True).stream.remote(text)``.
+  ``handle.options(stream=True).stream.remote(text)``. The first sentence, which the caller
+  waits for, comes in pieces as it is decoded (``first_piece_ms``, ``services/tts_chunked.py``);
+  a piece after a sentence's first carries no text.
 - ``warm_phrases(phrases)``: synthesise static phrases (schema greetings, fillers, fallbacks)
   once; later requests for the same sentence are served from memory. Only warmed phrases are
   cached: dynamic replies carry patient/lead data, which must not pile up in a replica.
@@ -28,7 +30,7 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +40,14 @@ import numpy.typing as npt
 from ray import serve
 from ray.serve import Application
 
-from common.audio import ENCODINGS, TWILIO_FRAME_BYTES, ULAW_SILENCE, encode_pcm16, float_to_pcm16
+from common.audio import (
+    ENCODINGS,
+    TWILIO_FRAME_BYTES,
+    ULAW_SILENCE,
+    StreamEncoder,
+    encode_pcm16,
+    float_to_pcm16,
+)
 from common.events import AudioChunk
 from common.settings import TTSSettings, get_settings
 from engine.spoken import spoken_currency
@@ -46,6 +55,7 @@ from engine.voice_text import shape_for_voice, split_sentences
 from services.cli_args import parse_cli_value
 from services.model_paths import piper_voice_files
 from services.replica_metrics import ReplicaMetrics
+from services.tts_chunked import ChunkedPiper
 
 logger = logging.getLogger("voxray.tts")
 
@@ -83,6 +93,7 @@ class PiperSynth:
         num_threads: int = 1,
         cache_size: int = 512,
         sentence_pause_ms: int = 160,
+        first_piece_ms: int = 0,
     ) -> None:
         import onnxruntime
         from piper import PiperVoice
@@ -100,6 +111,10 @@ class PiperSynth:
             session=onnxruntime.InferenceSession(str(model), sess_options=opts, providers=providers),
         )
         self.sample_rate = int(self.voice.config.sample_rate)
+        self.chunked: ChunkedPiper | None = None
+        if first_piece_ms > 0:
+            frames = max(1, round(first_piece_ms / 1000 * self.sample_rate / self.voice.config.hop_length))
+            self.chunked = ChunkedPiper(Path(model), self.voice, num_threads, providers, first_frames=frames)
         self.cache_size = cache_size
         self.pause_frames = max(0, sentence_pause_ms // 20)
         self._cache: OrderedDict[str, _Entry] = OrderedDict()
@@ -110,6 +125,14 @@ class PiperSynth:
         """Blocking Piper synthesis of one sentence at the voice's native rate."""
         parts = [float_to_pcm16(c.audio_float_array) for c in self.voice.synthesize(sentence)]
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)
+
+    def synth_pieces(self, sentence: str) -> Iterator[npt.NDArray[np.int16]]:
+        """Blocking synthesis of one sentence in pieces (one piece when not chunked)."""
+        if self.chunked is None:
+            yield self.synth_pcm(sentence)
+            return
+        for piece in self.chunked.pieces(sentence):
+            yield float_to_pcm16(piece)
 
     def lookup(self, sentence: str) -> _Entry | None:
         entry = self._cache.get(sentence)
@@ -192,6 +215,7 @@ class TTSDeployment:
             use_cuda=settings.use_cuda,
             num_threads=num_threads,
             cache_size=settings.phrase_cache_size,
+            first_piece_ms=settings.first_piece_ms,
         )
         # The premium tier (escalated calls): its own voice when one is configured, else the same.
         self.voices = {"standard": self.synth, "premium": self.synth}
@@ -201,6 +225,7 @@ class TTSDeployment:
                 use_cuda=settings.use_cuda,
                 num_threads=num_threads,
                 cache_size=settings.phrase_cache_size,
+                first_piece_ms=settings.first_piece_ms,
             )
         self._sem = asyncio.Semaphore(max_concurrent_synth)
         self._requests = 0
@@ -237,6 +262,46 @@ class TTSDeployment:
             text=sentence,
         )
 
+    async def _pieces(
+        self, sentence: str, encoding: str, index: int, last: bool, voice: str
+    ) -> AsyncIterator[AudioChunk]:
+        """One sentence as it is decoded, piece by piece (``PiperSynth.synth_pieces``); the pieces
+        after the first carry no text, so what the caller heard is counted once."""
+        synth = self.voices.get(voice)
+        if synth is None:
+            raise ValueError(f"unknown voice tier {voice!r}; known: {sorted(self.voices)}")
+        synth.lookup(sentence)  # a miss: counted as the whole-sentence path counts it
+        t0 = time.perf_counter()
+        encoder = StreamEncoder(synth.sample_rate, encoding)
+        pieces = synth.synth_pieces(sentence)
+        done = object()
+        n = 0
+        async with self._sem:
+            while (pcm := await asyncio.to_thread(next, pieces, done)) is not done:
+                audio = encoder.push(pcm)  # type: ignore[arg-type]
+                if audio:
+                    yield self._piece(audio, encoder.rate, encoding, t0, index + n, sentence, continues=n > 0)
+                    n += 1
+        tail = encoder.finish() + (b"" if last else synth.pause_bytes(encoding, encoder.rate))
+        if tail:
+            yield self._piece(tail, encoder.rate, encoding, t0, index + n, sentence, continues=n > 0)
+
+    @staticmethod
+    def _piece(
+        audio: bytes, rate: int, encoding: str, t0: float, index: int, sentence: str, continues: bool
+    ) -> AudioChunk:
+        return AudioChunk(
+            audio=audio,
+            sample_rate=rate,
+            encoding=encoding,
+            duration_s=_duration(audio, encoding, rate),
+            synth_ms=(time.perf_counter() - t0) * 1000.0,
+            cached=False,
+            index=index,
+            text="" if continues else sentence,
+            continues=continues,
+        )
+
     async def synthesize(self, text: str, encoding: str = "mulaw_8k") -> AudioChunk:
         """All of ``text`` as one buffer. Empty text (after normalisation) is a ValueError."""
         self._requests += 1
@@ -270,9 +335,18 @@ class TTSDeployment:
         self._metrics.tts_request()
         _check_encoding(encoding)
         sentences = _sentences(text)
+        index = 0
         for i, sentence in enumerate(sentences):
-            chunk = await self._chunk(sentence, encoding, i, last=i == len(sentences) - 1, voice=voice)
-            yield chunk
+            last = i == len(sentences) - 1
+            synth = self.voices.get(voice)
+            if i == 0 and synth is not None and synth.chunked is not None and not synth.contains(sentence):
+                # the sentence the caller waits for: out in pieces as it is decoded
+                async for piece in self._pieces(sentence, encoding, index, last, voice):
+                    index += 1
+                    yield piece
+                continue
+            yield await self._chunk(sentence, encoding, index, last=last, voice=voice)
+            index += 1
 
     async def warm_phrases(self, phrases: list[str]) -> int:
         """Synthesise static phrases into the cache; returns how many new sentences were added."""

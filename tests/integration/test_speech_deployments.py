@@ -102,7 +102,14 @@ def test_streamed_reply_round_trips_per_sentence(handles: dict[str, Any]) -> Non
     text = "Thanks for waiting. The request was approved on Monday. Is there anything else?"
     gen = handles["tts"].options(stream=True).stream.remote(text, "mulaw_8k")
     chunks = list(gen)
-    assert [c.index for c in chunks] == [0, 1, 2]
+    assert [c.index for c in chunks] == list(range(len(chunks)))
+    # one chunk per sentence, the first in pieces as it is decoded (those after its first carry no text)
+    assert [c.text for c in chunks if not c.continues] == [
+        "Thanks for waiting.",
+        "The request was approved on Monday.",
+        "Is there anything else?",
+    ]
+    assert all(c.text == "" for c in chunks if c.continues)
     assert all(len(c.audio) % 160 == 0 and c.encoding == "mulaw_8k" for c in chunks)
     assert all(c.duration_s == pytest.approx(len(c.audio) / 8000) for c in chunks)
     heard = handles["stt"].transcribe.remote(mulaw_to_stt_bytes(b"".join(c.audio for c in chunks))).result()
@@ -114,7 +121,11 @@ def test_stream_yields_first_sentence_before_the_rest_is_synthesised(handles: di
         f"This is sentence number {n} of a longer reply." for n in ("one", "two", "three", "four")
     )
     t0 = time.perf_counter()
-    arrivals = [time.perf_counter() - t0 for _ in handles["tts"].options(stream=True).stream.remote(text)]
+    arrivals = [
+        time.perf_counter() - t0
+        for chunk in handles["tts"].options(stream=True).stream.remote(text)
+        if not chunk.continues
+    ]
     assert len(arrivals) == 4
     # Each sentence takes real synthesis time; a non-streaming implementation would deliver
     # all four at once at the end.

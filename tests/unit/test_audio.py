@@ -12,6 +12,7 @@ from common.audio import (
     TWILIO_FRAME_BYTES,
     InboundConverter,
     OutboundConverter,
+    StreamEncoder,
     StreamResampler,
     TwilioFramer,
     encode_pcm16,
@@ -125,6 +126,27 @@ def test_outbound_converter_emits_whole_twilio_frames() -> None:
     assert abs(len(frames) - 50) <= 1  # 1 s = 50 frames of 20 ms
     decoded = ulaw_to_pcm16(b"".join(frames))
     assert band_energy_db(decoded[400:-400], 8000, 450, 550) > -1.0
+
+
+@pytest.mark.parametrize("encoding", ["mulaw_8k", "pcm16_8k", "pcm16_16k", "pcm16_native"])
+def test_stream_encoder_joins_pieces_as_one_buffer_would(encoding: str) -> None:
+    src = tone(440, 22050, 1.0)
+    whole, rate = encode_pcm16(src, 22050, encoding)
+    enc = StreamEncoder(22050, encoding)
+    pieces = [enc.push(src[a : a + n]) for a, n in ((0, 3307), (3307, 9000), (12307, src.size - 12307))]
+    joined = b"".join(pieces) + enc.finish()
+    assert enc.rate == rate
+    width = 1 if encoding == "mulaw_8k" else 2
+    assert abs(len(joined) - len(whole)) <= width * 160  # the tail padded to a whole 20 ms frame at most
+    if encoding == "mulaw_8k":
+        assert all(len(p) % TWILIO_FRAME_BYTES == 0 for p in pieces) and len(joined) % TWILIO_FRAME_BYTES == 0
+        pcm = ulaw_to_pcm16(joined)
+    else:
+        pcm = pcm16_from_bytes(joined)
+    # no seam: the tone stays one tone across the joins (a click would spread energy out of band)
+    assert band_energy_db(pcm[400:-400], rate, 400, 480) > -1.0
+    with pytest.raises(ValueError, match="opus"):
+        StreamEncoder(22050, "opus")
 
 
 def test_inbound_converter_doubles_rate() -> None:
