@@ -407,9 +407,81 @@ _SHORT_WORDS = frozenset(
 )
 
 
+# a letter's name as a recogniser writes it ("tea are 6 0 3 3", "why kay 2 1 6 6 0"). The plain
+# ones are read as letters in a run that holds at least three digits; those that are also common
+# words ("are", "see", "why") only next to another letter as well ("there are 4 4 7 1" is no R).
+_LETTER_NAMES = {
+    "kay": "K", "tee": "T", "tea": "T", "dee": "D", "bee": "B", "pee": "P", "cue": "Q", "queue": "Q",
+    "gee": "G", "jay": "J", "el": "L", "ell": "L", "eff": "F", "ef": "F", "aitch": "H", "vee": "V",
+    "zee": "Z", "zed": "Z", "ess": "S", "ex": "X", "cee": "C", "ar": "R",
+}  # fmt: skip
+_LETTER_NAMES_ALSO_WORDS = {
+    "see": "C",
+    "sea": "C",
+    "are": "R",
+    "why": "Y",
+    "em": "M",
+    "en": "N",
+    "eye": "I",
+    "pea": "P",
+}
+_NAMED_LETTER_AS_IN = re.compile(
+    r"\b("
+    + "|".join(sorted({*_LETTER_NAMES, *_LETTER_NAMES_ALSO_WORDS}, key=len, reverse=True))
+    + r")(?=\s*,?\s*as in\b)",
+    re.IGNORECASE,
+)
+
+
+def _letter_name(words: list[str], i: int) -> str | None:
+    """The letter a letter's name at ``words[i]`` stands for, when it is read among code characters."""
+    lower = words[i].lower()
+    letter = _LETTER_NAMES.get(lower) or _LETTER_NAMES_ALSO_WORDS.get(lower)
+    if letter is None:
+        return None
+
+    def code_char(word: str) -> bool:
+        low = word.lower()
+        return (
+            _is_digit_word(word)
+            or low in _NATO
+            or low in _LETTER_NAMES
+            or low in _LETTER_NAMES_ALSO_WORDS
+            or (len(word) == 1 and word.isalpha())
+        )
+
+    lo = i
+    while lo > 0 and code_char(words[lo - 1]):
+        lo -= 1
+    hi = i
+    while hi + 1 < len(words) and code_char(words[hi + 1]):
+        hi += 1
+    digits = sum(len(w) if w.isdigit() else 1 for w in words[lo : hi + 1] if _is_digit_word(w))
+    if digits < 3:
+        return None
+    if lower in _LETTER_NAMES:
+        return letter
+
+    def lettered(j: int) -> bool:
+        if not 0 <= j < len(words):
+            return False
+        low = words[j].lower()
+        return (
+            low in _LETTER_NAMES
+            or low in _LETTER_NAMES_ALSO_WORDS
+            or low in _NATO
+            or (len(words[j]) == 1 and words[j].isalpha() and low not in ("a", "i"))
+        )
+
+    return letter if lettered(i - 1) or lettered(i + 1) else None
+
+
 def spoken_sequence(text: str) -> list[str]:
-    """Tokens with digit words, NATO words, "D as in David" and "double five" turned into
-    characters; a " " marks a word that is none of these (it ends a run)."""
+    """Tokens with digit words, NATO words, letters' names, "D as in David" and "double five"
+    turned into characters; a " " marks a word that is none of these (it ends a run)."""
+    text = _NAMED_LETTER_AS_IN.sub(
+        lambda m: _LETTER_NAMES.get(m.group(1).lower()) or _LETTER_NAMES_ALSO_WORDS[m.group(1).lower()], text
+    )
     text = _CONFIRMED_LETTER.sub("", text)
     text = _SINGLE_HYPHENS.sub(" ", _AS_IN.sub(lambda m: f" {m.group(1).upper()} ", text))
     out: list[str] = []
@@ -433,6 +505,8 @@ def spoken_sequence(text: str) -> list[str]:
         char = _DIGIT_WORDS.get(lower) or _NATO.get(lower) or ("9" if lower == "niner" else None)
         if char is None and lower in _DIGIT_HOMOPHONES and _among_digits(words, i):
             char = _DIGIT_HOMOPHONES[lower]  # "7 for for 0 9", "won seven seven too oh nine"
+        if char is None:
+            char = _letter_name(words, i)
         if char is None and (lower in _TENS or (lower in _UNITS and _UNITS[lower] >= 10)):
             value = _UNITS.get(lower, _TENS.get(lower, 0))
             nxt = words[i + 1].lower() if i + 1 < len(words) else ""
@@ -1293,7 +1367,11 @@ _HOUR_HYPHEN = re.compile(
     r"\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)-"
     r"(oh|o'clock|fifteen|thirty|forty|forty-five|fifty|twenty|ten|five|\w+teen)\b"
 )
-_NO_COLON_TIME = re.compile(rf"\b(?:at|around|{'|'.join(_WEEKDAYS)}|tomorrow)\s+(1[0-2]|0?[1-9])([0-5]\d)\b")
+# "1130", "930": a clock time as a recogniser writes it, not an amount or a count
+_NO_COLON_TIME = re.compile(
+    r"(?<![$\d,.])\b(1[0-2]|0?[1-9])([0-5]\d)\b(?!\s*(?:dollars|bucks|a (?:month|year|seat)|per|people|users|"
+    r"employees|seats|of|units|[kx%]))"
+)
 _TIME_BEFORE = r"\b(at|around|like|about|till|until|to|past|passed) "
 _TIME_AFTER = r"\s*(?:$|[,?!]|instead\b|then\b|in the\b)"
 _CLOCK_HOMOPHONES = (
@@ -1373,6 +1451,14 @@ def _spoken_hours(lowered: str, taken: list[tuple[int, int]]) -> list[tuple[int,
             pass
         elif "-" in after and after.split("-")[0] in _TENS:  # "ten forty-five"
             minute = _TENS[after.split("-")[0]] + _UNITS.get(after.split("-")[1], 0)
+        elif (
+            after.isdigit()
+            and len(after) == 2
+            and after[0] in "012345"
+            and (word.isdigit() or before in _TIME_LEAD)
+            and words[i + 2 : i + 3] not in (["minute"], ["minutes"], ["hours"], ["days"])
+        ):
+            minute = int(after)  # "3 30", "11 15": the minutes as a recogniser writes them
         elif after in _TENS or after == "fifteen":
             minute = _TENS.get(after, _UNITS.get(after, 0))
             nxt = words[i + 2] if i + 2 < len(words) else ""

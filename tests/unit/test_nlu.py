@@ -965,3 +965,15 @@ def test_a_per_seat_price_and_an_hour_after_its_day() -> None:
 def test_words_after_its_that_are_no_name() -> None:
     assert ex.extract_name("the upgrade finishes tonight, call back once it's live") is None
     assert ex.extract_name("nobody can open a record today") is None
+
+
+def test_letters_names_as_a_recogniser_writes_them_and_clock_times_without_colons() -> None:
+    assert ex.extract_code("the number's kay tee 4 0 8 8 1") == "KT40881"
+    assert ex.extract_code("sure it is are see nine one one two six") == "RC91126"
+    assert ex.extract_code("jay as in juliet 7 3 3 0 2") == "J73302"
+    assert ex.extract_code("the ones on file are 5 8 2 1 7") == "58217"  # "are" alone is no R
+    assert ex.extract_code("it should be 6 2 0 1 9") == "62019"
+    assert ex.extract_time("friday at 4 45 works") == "16:45"
+    assert ex.extract_time("how about 1015") == "10:15"
+    assert ex.extract_time("we budget 1100 dollars") is None
+    assert ex.extract_time("two 45 minute calls at 9") == "09:00"
