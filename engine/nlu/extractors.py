@@ -118,8 +118,8 @@ def extract_number(text: str, slot: Slot | None = None) -> str | None:
 
 
 _AMOUNT_CUE = re.compile(
-    r"\$|\dk\b|\b(dollars?|bucks|grand|k|kay|thousand|million|budget|spend|price|cost|monthly|annually|yearly|"
-    r"(?:a|per|each) (?:month|year|seat|user|head|license|location))\b"
+    r"\$|\dk\b|\b(dollars?|bucks|grand|k|kay|thousand|million|budget|spend|price|cost|monthly|annually|"
+    r"yearly|(?:a|per|each) (?:month|year|seat|user|head|license|location)|for the (?:whole )?(?:year|month))\b"
 )
 _SPENT = re.compile(
     r"\b(spent|paid|blew through|blew|went over|cost us|costs us|costing us|were paying|used to pay|"
@@ -180,6 +180,9 @@ def _amounts(text: str) -> list[_Amount]:
     text = re.sub(r"\b(?:a )?quarter (?:of a )?million\b", "250 thousand", text)
     text = re.sub(r"\bhalf (?:a )?million\b", "500 thousand", text)
     text = re.sub(r"\ba (hundred|thousand|million)\b", r"one \1", text)  # "a hundred and fifty"
+    # "a couple hundred", "a few grand": two and three of them
+    text = re.sub(r"\b(?:a )?couple(?: of)? (?=hundred|thousand|grand|k\b)", "two ", text)
+    text = re.sub(r"\b(?:a )?few (?=hundred|thousand|grand|k\b)", "three ", text)
     text = re.sub(r"(?<=\w)(?:-| )ish\b", "", text)  # "forty ish thousand"
     words = _AMOUNT_TOKEN.findall(text)
     out: list[_Amount] = []
@@ -228,7 +231,7 @@ def _amounts(text: str) -> list[_Amount]:
                 i += 1
                 continue
             value = Decimal(number)
-            scaled = dollar or any(w in ("thousand", "million") for w in run)
+            scaled = dollar or value >= 1000 or any(w in ("thousand", "million") for w in run)
         else:
             i += 1
             continue

@@ -977,3 +977,11 @@ def test_letters_names_as_a_recogniser_writes_them_and_clock_times_without_colon
     assert ex.extract_time("how about 1015") == "10:15"
     assert ex.extract_time("we budget 1100 dollars") is None
     assert ex.extract_time("two 45 minute calls at 9") == "09:00"
+
+
+def test_a_couple_or_a_few_hundred_and_a_word_amount_past_a_thousand() -> None:
+    assert ex.extract_currency("a couple hundred dollars a month") == "200"
+    assert ex.extract_currency("a few grand, tops, for the year") == "3000"
+    assert ex.extract_currency("one grand, maybe thirty five hundred a year") == "3500"
+    assert ex.extract_currency("we could do eighteen hundred for the year") == "1800"
+    assert ex.extract_currency("about four hundred people work here") is None
