@@ -119,7 +119,8 @@ def extract_number(text: str, slot: Slot | None = None) -> str | None:
 
 _AMOUNT_CUE = re.compile(
     r"\$|\dk\b|\b(dollars?|bucks|grand|k|kay|thousand|million|budget|spend|price|cost|monthly|annually|"
-    r"yearly|(?:a|per|each) (?:month|year|seat|user|head|license|location)|for the (?:whole )?(?:year|month))\b"
+    r"yearly|(?:a|per|each) (?:month|year|seat|user|head|license|location)|"
+    r"for the (?:whole )?(?:year|month))\b"
 )
 _SPENT = re.compile(
     r"\b(spent|paid|blew through|blew|went over|cost us|costs us|costing us|were paying|used to pay|"
@@ -826,11 +827,12 @@ _WEAK_CUES = frozenset(
 _DURATION = re.compile(
     r"(?:\b(?:in|within|about|around|takes?|another|up to|give it|give them|give us|allow|allow for|"
     r"they have|you have|"
-    r"we have|looking at|usually|typically|roughly|approximately)\s+"
-    # or none before "N days from today"
-    r"|\b(?=\w+\s+(?:business |working |calendar )?(?:days?|weeks?) (?:counting )?(?:from|of) "
-    r"(?:today|now)\b))"
-    r"(?:(\w+)(?:\s*(?:to|or|-)\s*))?(\w+)\s+(business |working |calendar )?(day|days|week|weeks)\b"
+    r"we have|looking at|usually|typically|roughly|approximately|figure)\s+"
+    # or none before "N days from today", "N days out"
+    r"|\b(?=\w+\s+(?:business |working |calendar )?(?:days?|weeks?) (?:(?:counting )?(?:from|of) "
+    r"(?:today|now)|out)\b))"
+    r"(?:(\w+)(?:\s*(?:to|or|-|maybe|possibly)\s*))?"
+    r"(\w+)\s+(business |working |calendar )?(day|days|week|weeks)\b"
     r"(?!\s+of\b(?!\s+(?:today|now)\b))"
 )
 
@@ -894,15 +896,19 @@ def extract_date(
     said_by = _TEEN_AS_TENS.sub(lambda m: f"{m[1]} {_TEENS[m[2]]}", said_by)  # "friday the fifty"
     with_commas = re.sub(r"(\d)(st|nd|rd|th)\b", r"\1", said_by)
     lowered = with_commas.replace(",", " ")  # same offsets; commas still bound negation below
-    when = _tense_of(lowered, tense or (slot.tense if slot is not None else "any"))
+    fixed = tense or (slot.tense if slot is not None else "any")
+    when = _tense_of(lowered, fixed)
     if when == "any":
         when = lean  # no cue in the turn: what the call so far says (``Slot.tense_when``)
-    found = _explicit_dates(lowered, today, when) + _day_of_month_dates(lowered, today, when)
-    found += _duration_dates(lowered, today)
-    if relative:
-        found += _relative_dates(lowered, today, when)
-    if not any(value for _, value in found):  # "Tuesday the 7th, after Labor Day": the 7th
-        found += _holiday_dates(lowered, today, when)
+    found = _dates_said(lowered, today, when, relative)
+    said_at = [at for at, value in found if value is not None]
+    if fixed == "any" and said_at:
+        # the tense of the clause that says the date: "denied the 8th, we're not gonna change it"
+        end = _CLAUSE_END.search(lowered, max(said_at))
+        near = _tense_of(lowered[: end.start() if end else len(lowered)], "any")
+        if near not in ("any", when):
+            when = near
+            found = _dates_said(lowered, today, when, relative)
     if len(_HEDGE.findall(lowered)) >= 2:
         return None  # "could be tomorrow, could be three weeks": no date given
     said = [
@@ -919,6 +925,19 @@ def extract_date(
     said.sort()
     # "Tuesday the 15th": the day of month is what was meant
     return said[-1][1]
+
+
+_CLAUSE_END = re.compile(r"[.;!?]|\b(?:and|but|so)\b")  # searched from the last date said
+
+
+def _dates_said(lowered: str, today: dt.date, when: str, relative: bool) -> Found:
+    found = _explicit_dates(lowered, today, when) + _day_of_month_dates(lowered, today, when)
+    found += _duration_dates(lowered, today)
+    if relative:
+        found += _relative_dates(lowered, today, when)
+    if not any(value for _, value in found):  # "Tuesday the 7th, after Labor Day": the 7th
+        found += _holiday_dates(lowered, today, when)
+    return found
 
 
 # the end of a period of validity, not a day something happens: "good through March 31st"
@@ -1017,6 +1036,12 @@ def _day_of_month_dates(lowered: str, today: dt.date, when: str) -> Found:
             r"\s+\d(?!\d*:)(?!\d*\s*(?:a\.?m|p\.?m|o'?clock)\b)", lowered[match.end(1) :]
         ):
             continue  # "hang on, 4 4 0 9 2 7": digits of a code, not "on the 4th" ("the 21st, 10 a.m." is)
+        which = _OF_WHICH_MONTH.match(lowered, match.end())
+        if which is not None:  # "the first of next month"
+            shift = {"next": 1, "following": 1, "this": 0, "last": -1}[which[1]]
+            index = today.year * 12 + today.month - 1 + shift
+            out.append((match.start(1), _safe_date(index // 12, index % 12 + 1, day[0])))
+            continue
         weekday = _WEEKDAY_BEFORE.search(lowered[: match.start(1)])
         if weekday is not None:  # "Wednesday the 18th": the month where the 18th is a Wednesday
             on = _day_of_month_on(today, day[0], _WEEKDAYS.index(weekday[1]), when)
@@ -1028,6 +1053,7 @@ def _day_of_month_dates(lowered: str, today: dt.date, when: str) -> Found:
 
 
 _WEEKDAY_BEFORE = re.compile(r"\b(" + "|".join(_WEEKDAYS) + r")\s+(?:the\s+)?$")
+_OF_WHICH_MONTH = re.compile(r"\s*(?:of\s+)?(?:the\s+)?(next|this|last|following)\s+month\b")
 
 
 def _day_of_month_on(today: dt.date, day: int, weekday: int, when: str) -> str | None:

@@ -985,3 +985,14 @@ def test_a_couple_or_a_few_hundred_and_a_word_amount_past_a_thousand() -> None:
     assert ex.extract_currency("one grand, maybe thirty five hundred a year") == "3500"
     assert ex.extract_currency("we could do eighteen hundred for the year") == "1800"
     assert ex.extract_currency("about four hundred people work here") is None
+
+
+def test_a_day_of_next_month_a_range_of_business_days_and_the_tense_of_the_dates_clause() -> None:
+    today = dt.date(2027, 10, 19)  # a Tuesday
+    assert ex.extract_date("should be done by the tenth of next month", today=today) == "2027-11-10"
+    assert ex.extract_date("it went out on the second of last month", today=today) == "2027-09-02"
+    assert ex.extract_date("figure four, possibly six business days out", today=today) == "2027-10-27"
+    # the clause that says the date is past, the one after it future
+    assert ex.extract_date("they turned it down the ninth and nobody is gonna reopen it", today=today) == (
+        "2027-10-09"
+    )
