@@ -25,18 +25,21 @@ _HOLD = re.compile(
     r"(?:wait|hold)|(?:give|gimme) (?:me )?(?:a|one|two) (?:moment|sec|second|minute|ticks?)|"
     r"(?:please )?(?:don't|do not) (?:go anywhere|hang up)|(?:let me|lemme) (?:go )?(?:grab|get|fetch|find) "
     r"(?:him|her|them))\b"
+    r"|^(?:\w+\W+){0,2}?(?:hang about|(?:let me|lemme) step (?:out|outside|away))\b"  # "hang about, …"
     r"|\b(?:stay|hold) on\W*$"  # "… let me ask my supervisor, stay on"
+    r"|(?:^|[.!?]\s+)(?:just )?(?:a|one) (?:moment|sec|second)\W*$"  # "… I'll check the rota. Just a moment."
 )
 # asking to be reached again later: "call after some time", "circle back with me in October",
 # "can we reconnect another day", "reach me again in January"
 _CALL_BACK = re.compile(
-    r"\b(?:(?:call|ring|phone|redial|try|reach(?: out)?|contact|email|catch|holler|buzz) (?:me |us )?"
-    r"(?:back |again )?"
-    r"(?:after|later|in (?:a|an|the|january|february|march|april|may|june|july|august|september|"
-    r"october|november|december|q[1-4])|around|another|some other|next|tomorrow|tonight|this (?:evening|"
-    r"afternoon)|then\W*$|monday|tuesday|wednesday|thursday|friday)|"
+    r"\b(?:(?:call|ring|phone|redial|try|reach(?: out)?|contact|email|catch|holler(?: at)?|buzz|bell) "
+    r"(?:me |us )?(?:back |again )?"
+    r"(?:after|later|sometime|this arvo|in (?:a|an|the|january|february|march|april|may|june|july|august|"
+    r"september|october|november|december|q[1-4])|around|another|some other|next|tomorrow|tonight|"
+    r"this (?:evening|afternoon)|then\W*$|monday|tuesday|wednesday|thursday|friday)|"
     r"circle back|reconnect|touch base (?:later|another|next|in)|"
-    r"give (?:me|us) a (?:ring|call|shout|buzz|bell) (?:once|when|after|in|next|later|around|tomorrow)|"
+    r"give (?:me|us) a (?:ring|call|shout|buzz|bell|holler) "
+    r"(?:once|when|after|in|next|later|around|tomorrow)|"
     r"pick (?:this|it) (?:back )?up (?:another|later|tomorrow|next)|(?:another|some other) (?:day|time) "
     r"(?:maybe|perhaps|please)?\W*$)"
 )
@@ -79,7 +82,10 @@ _NOT_INTERESTED = re.compile(
     r"\b(?:(?:we'll|i'll|we will|i will|we're gonna|i'm gonna|we'd) (?:have to )?pass|hard pass|"
     r"count (?:us|me) out|i'll let you go|talked myself out of|we're done here|"
     r"(?:will not|won't|are not|aren't|not going to) (?:go|move) (?:forward|ahead)|"
-    r"(?:will not|won't|not going to) (?:pursue|proceed with) (?:this|it|that))\b"
+    r"(?:will not|won't|not going to) (?:pursue|proceed with) (?:this|it|that)|forget it|"
+    r"(?:we're|we are) not (?:doing|doin'?) (?:this|it|that)|"
+    # calling the meeting off: "just cancel it", "I'll have to cancel"
+    r"(?:just|have to|gonna|going to|please) cancel(?: it| that| the (?:meeting|call|demo))?)\b"
     r"|\bkill it\W*$"
 )
 

@@ -41,7 +41,8 @@ _REPEAT_CUE = re.compile(
     r"from the beginning|from the start|going (?:really |too |so )?fast|said what|lost you|more slow|"
     r"(?:say|tell|read|speak|talk|go|give)(?: [\w']+){0,3} (?:more )?slow(?:ly|er)?|"  # "tell it slowly"
     r"(?:say|tell|read|give)(?: me)?(?: [\w']+){0,2} again|"  # "please tell everything again"
-    r"which [\w ]{0,12}(?:did )?you ask(?:ed)?|what did you ask)\b"
+    r"which [\w ]{0,12}(?:did )?you ask(?:ed)?|what did you ask|what(?:'d| did) (?:you|ya) (?:ask|say)|"
+    r"which \w+ did (?:you|ya) say|garbled|cutting in and out|breaking up|what was the rest)\b"
     r"|^\s*(?:sorry|what|huh)\s*\??\s*$"
 )
 _LETTER_WORDS = re.compile(r"\b(letters?|spelling|spell|spelled|alphabet)\b")

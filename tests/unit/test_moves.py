@@ -91,3 +91,21 @@ def test_who_decides_and_which_office_said_another_way() -> None:
     assert nlu.captured.get("decision_maker") == "no"
     nlu = _turn("prior_auth", "greeting", "hold up, which company did you say?")
     assert nlu.intent == "who_is_this"
+
+
+def test_later_in_their_own_words_a_hold_said_last_and_a_meeting_called_off() -> None:
+    assert heard_move("flat out in the shop, bell me back tomorrow") == "call_back"
+    assert heard_move("holler at us sometime after the lunch crowd") == "call_back"
+    assert heard_move("hang about, let me step outside") == "hold"
+    assert heard_move("I'll pull up the rota. One second.") == "hold"
+    assert heard_move("you know what, forget it") == "not_interested"
+    nlu = _turn("sales_qualification", "confirm_meeting", "no, the owner said no new tools, please cancel it")
+    assert nlu.intent == "not_interested" and nlu.captured.get("meeting_confirmed") == "no"
+
+
+def test_repeat_asked_as_a_recogniser_writes_it() -> None:
+    from engine.nlu.requests import asks_to_repeat
+
+    assert asks_to_repeat("the oven timer went off, what'd you ask me")
+    assert asks_to_repeat("sorry the line's garbled, which day did you say")
+    assert not asks_to_repeat("thursday works, what time suits you")
