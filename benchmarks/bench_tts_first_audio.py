@@ -28,7 +28,7 @@ SENTENCES = [
     "That makes sense, and roughly how many people on your team would be using a scheduling tool?",
     "Perfect, I have you down for Thursday at two in the afternoon.",
     "No problem at all, I'll call back later this week.",
-    "Hi, this is Alex calling from Doctor Smith's office about a prior authorization for one of our patients.",
+    "Hi, this is Alex calling from Doctor Smith's office about a prior authorization for a patient of ours.",
     "Understood.",
 ]
 
@@ -108,8 +108,9 @@ def main() -> None:
             + (f" (worst {1000 * max(gaps):.0f} ms)" if gaps else "")
         )
     w, p = results["whole"], results["pieces"]
+    ratio = statistics.median(p["first"]) / statistics.median(w["first"])
     print(
-        f"pieces / whole: first audio x{statistics.median(p['first']) / statistics.median(w['first']):.2f} (p50), "
+        f"pieces / whole: first audio x{ratio:.2f} (p50), "
         f"x{pct(p['first'], 0.95) / pct(w['first'], 0.95):.2f} (p95); synthesis time "
         f"x{sum(p['all']) / sum(w['all']):.2f}"
     )
