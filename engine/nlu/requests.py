@@ -64,6 +64,7 @@ _YOU = re.compile(r"\b(?:your company|you guys|you folks|you all|y'all|you)\b")
 # "may I have the calling party's full name", "and your name?": the caller's own name, no call data
 _CALLERS = re.compile(r"\b(?:your|the caller's|caller's|calling party's|the calling party's)\s+(?:\w+\s+)?$")
 _SHORT_ASK_OTHER_WORDS = 3  # "and the NPI?", "okay DOB": the field and little else is an ask
+_SENTENCE = re.compile(r"(?<=[.?!;])\s+")
 
 
 @dataclass(frozen=True)
@@ -123,10 +124,33 @@ def asks_for_field(
         return None
     start, field, phrase_words = max(named)  # the last one named: "not the DOB, the member ID"
     asks = bool(_REQUEST_CUE.search(norm)) or _please_after(norm, start, phrase_words)
-    if not asks and len(norm.split()) - phrase_words > _SHORT_ASK_OTHER_WORDS:
+    if (
+        not asks
+        and len(norm.split()) - phrase_words > _SHORT_ASK_OTHER_WORDS
+        and not _named_alone(norm, start, phrase_words)
+    ):
         return None
     slowly = bool(_REPEAT_CUE.search(norm) or _LETTER_WORDS.search(norm) or "slow" in norm)
     return FieldAsk(field, slowly)
+
+
+def _named_alone(norm: str, start: int, phrase_words: int) -> bool:
+    """The field and little else said as a sentence of its own, led by nothing but a filler or
+    determiner: "Ordering physician's name, first. I don't open a case until …" asks; "it's the
+    cost, mostly." and "date of birth 1/15/1980 matches." do not."""
+    before = _SENTENCE.split(norm[:start])[-1]
+    sentence = before + _SENTENCE.split(norm[start:])[0]
+    lead = re.findall(r"[\w']+", before)
+    return (
+        len(re.findall(r"[\w']+", sentence)) - phrase_words <= _SHORT_ASK_OTHER_WORDS
+        and not re.search(r"\d", sentence)
+        and all(w in _LEAD_WORDS for w in lead)
+    )
+
+
+_LEAD_WORDS = frozenset(
+    "and ok okay so now then also next first alright right um uh the your her his".split()
+)
 
 
 def _please_after(norm: str, start: int, phrase_words: int) -> bool:

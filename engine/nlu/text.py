@@ -124,6 +124,10 @@ _RUN_TOGETHER_WORDS = {
     "any body": "anybody", "every thing": "everything", "every body": "everybody",
     "some thing": "something", "some body": "somebody", "yester day": "yesterday", "to morrow": "tomorrow",
     "a sap": "asap", "o clock": "o'clock",
+    # a field's name said another way or as a recogniser spells it out
+    "surname": "last name", "sir name": "last name", "family name": "last name",
+    "date of bird": "date of birth", "see pee tee": "c p t", "en pee eye": "n p i", "em pee eye": "n p i",
+    "dee oh bee": "d o b", "card number": "id number",
 }  # fmt: skip
 _RUN_TOGETHER = re.compile(r"(?<![\w'])(?:" + "|".join(_RUN_TOGETHER_WORDS) + r")(?![\w'])")
 # homophones a recogniser writes for words that matter here: "take us of the list",

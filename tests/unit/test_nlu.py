@@ -996,3 +996,26 @@ def test_a_day_of_next_month_a_range_of_business_days_and_the_tense_of_the_dates
     assert ex.extract_date("they turned it down the ninth and nobody is gonna reopen it", today=today) == (
         "2027-10-09"
     )
+
+
+def test_a_field_named_in_a_sentence_of_its_own_and_said_another_way() -> None:
+    from engine.nlu.requests import asks_for_field, field_phrases
+
+    phrases = field_phrases(
+        {
+            "patient_name": ["last name"],
+            "member_id": ["id number"],
+            "cpt_code": ["c p t"],
+            "insurer": ["carrier"],
+        }
+    )
+
+    def field(text: str) -> str | None:
+        asked = asks_for_field(text, phrases)
+        return asked.field if asked else None
+
+    assert field("Her surname, first. Nothing gets opened until I have it on screen.") == "patient_name"
+    assert field("ok read me the card number on her file again") == "member_id"
+    assert field("um which see pee tee is this for") == "cpt_code"
+    assert field("It's the carrier, mostly. They changed the rules in spring and we keep tripping.") is None
+    assert field("Id number 4471 matches. She is active with us since spring.") is None
