@@ -765,6 +765,13 @@ _NOT_NAMES = frozenset(
     nobody somebody anybody everybody someone anyone everyone none nothing everything something""".split()
 )
 _NOT_NAME_ENDINGS = ("ed", "ing", "ly", "tion", "ment")
+# words said as a clause of their own that are no names ("Right. Anyway, …", "Oh, wow, …")
+_INTERJECTIONS = frozenset(
+    """anyway anyways apologies ah oh wow jeez gosh nah awesome brilliant cheers yo man dude mate pal
+    buddy honey darling folks guys well yeah hmm um uh er so then now first also plus besides otherwise
+    sadly luckily frankly seriously basically literally obviously fortunately unfortunately eastern
+    pacific central mountain""".split()
+)
 
 
 def _name_word(word: str, cased: bool) -> bool:
@@ -799,6 +806,18 @@ def extract_name(text: str, slot: Slot | None = None) -> str | None:
     alone = _NAME_ALONE.match(clean)
     if alone and all(_name_word(w, True) and w.lower() not in _ONE_WORD_REPLIES for w in alone.groups() if w):
         return " ".join(w for w in alone.groups() if w)
+    if cased:  # "Provider line, Roxanne, and I'm …", "Yeah. Desmond. Go.": a name as its own clause
+        parts = [p.strip() for p in re.split(r"[.,!?;:]", clean)]
+        for at, part in enumerate(parts[1:3], start=1):
+            if (
+                all(len(p.split()) <= 4 for p in parts[:at])  # after a short label or greeting
+                and re.fullmatch(r"[A-Z][a-z]+", part)
+                and _name_word(part, True)
+                and part.lower() not in _ONE_WORD_REPLIES
+                and part.lower() not in _INTERJECTIONS
+                and part.lower() not in _MONTHS
+            ):
+                return part
     first = _NAME_FIRST.match(clean)
     if first and _name_word(first.group(1), cased):
         second = first.group(2)

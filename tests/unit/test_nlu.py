@@ -1019,3 +1019,10 @@ def test_a_field_named_in_a_sentence_of_its_own_and_said_another_way() -> None:
     assert field("um which see pee tee is this for") == "cpt_code"
     assert field("It's the carrier, mostly. They changed the rules in spring and we keep tripping.") is None
     assert field("Id number 4471 matches. She is active with us since spring.") is None
+
+
+def test_a_name_said_as_its_own_clause_after_a_short_label() -> None:
+    assert ex.extract_name("Pharmacy desk, Lucinda, what can I do for you?") == "Lucinda"
+    assert ex.extract_name("Mm. Octavia. Talk to me.") == "Octavia"
+    assert ex.extract_name("Right. Anyway, what do you need?") is None
+    assert ex.extract_name("Our records system is down until four p.m. Central, sorry about that.") is None
