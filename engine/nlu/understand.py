@@ -456,6 +456,13 @@ _ALL_WELL = (
     r"(?:(?:pretty|really|quite|fairly)\s+)?(?:smooth(?:ly)?|well|fine|good|great|okay|ok)"
     r"(?:\s+(?:right now|at the moment|for now|these days|so far))?"
 )
+# a problem denied, with no "but …" after it: "honestly I don't really got a problem to tell you about"
+_NO_PROBLEM_HERE = re.compile(
+    r"\b(?:(?:don't|do not|didn't) (?:really )?(?:got|have|see)|(?:wouldn't|would not) say (?:we|i|there) "
+    r"(?:have|had|got|are|is)|(?:there's|there is|there are|we've got|we have|i have|i've got|got) "
+    r"(?:no|not (?:really )?(?:a|any|much of an?)))\s+(?:(?:a|any|real|big|major|much of an?|real big)\s+)*"
+    r"(?:problems?|issues?|complaints?|pain points?)\b(?!.*\b(?:but|except|though|although|only thing)\b)"
+)
 _NON_ANSWER = re.compile(
     r"^(?:(?:well|um|uh|honestly|oh|so|eh|hmm|i mean|like)[, ]+)*"
     r"(?:i dunno|i don't know|dunno|not sure|no idea|nothing|nothing really|not really|it's fine|"
@@ -526,11 +533,14 @@ def _drop_free_text_that_answers_nothing(
     implied = {spec.partition("=")[0] for spec in intent.implied_by_slots} if intent else set()
     explained = result.intent is not None and (intent is None or intent.kind != "answer" or not implied)
     question = (is_question(utterance) or asks_the_agent(utterance)) and not any(n in implied for n in free)
-    vague = bool(_NON_ANSWER.match(normalise(utterance)))
+    norm = normalise(utterance)
+    vague = bool(_NON_ANSWER.match(norm) or _NO_PROBLEM_HERE.search(norm))
     if explained or question or vague or result.asked is not None:
         for name in free:
             if name not in implied or result.asked is not None or vague:
                 del result.captured[name]
+    if vague and intent is not None and intent.kind == "answer" and implied and implied <= set(free):
+        result.intent = None  # "I wouldn't say we have problems, exactly": no pain described
     if result.intent is None:
         answered = next(
             (i for i in intents for n in free if n in result.captured and implication(i, {n: ""})), None

@@ -1026,3 +1026,16 @@ def test_a_name_said_as_its_own_clause_after_a_short_label() -> None:
     assert ex.extract_name("Mm. Octavia. Talk to me.") == "Octavia"
     assert ex.extract_name("Right. Anyway, what do you need?") is None
     assert ex.extract_name("Our records system is down until four p.m. Central, sorry about that.") is None
+
+
+def test_a_problem_denied_is_no_pain_described_unless_one_follows() -> None:
+    nlu = _turn(
+        "sales_qualification", "discover_pain", "truth is we don't really have any big problems with it"
+    )
+    assert "pain" not in nlu.captured and nlu.intent is None
+    nlu = _turn(
+        "sales_qualification",
+        "discover_pain",
+        "we don't have a problem with pay, but the shift swaps eat my Mondays",
+    )
+    assert nlu.captured.get("pain")
