@@ -344,7 +344,9 @@ _EXPLICIT_NO = re.compile(
     r"not going to work|no good|not right|not correct|except|apart from|not interested)\b"
 )
 _IMPLICIT_YES = re.compile(
-    r"\b(i do|i am|we do|it is|(?:^|(?<=[.!?,] ))speaking|i have time|i've got time|got a minute|"
+    # "could we do it at 11:30 instead?" proposes, it says no "we do"
+    r"\b((?<!can )(?<!could )(?<!should )(?<!shall )(?<!would )(?<!why )(?<!how )(?<!what )(?<!when )"
+    r"(?<!where )(?:i do|we do)|i am|it is|(?:^|(?<=[.!?,] ))speaking|i have time|i've got time|got a minute|"
     r"got a few minutes|"
     r"i guess so|i guess(?=\s*[.!]|$)|i think so|i guess i can|i can answer|i can give you|that's it|"
     r"perfect|great|fine|okay|ok|"

@@ -1039,3 +1039,9 @@ def test_a_problem_denied_is_no_pain_described_unless_one_follows() -> None:
         "we don't have a problem with pay, but the shift swaps eat my Mondays",
     )
     assert nlu.captured.get("pain")
+
+
+def test_could_we_do_it_proposes_and_is_no_yes() -> None:
+    assert ex.extract_yes_no("could we do it twenty minutes later?") is None
+    assert ex.extract_yes_no("how do we do it then") is None
+    assert ex.extract_yes_no("we do, yes") == "yes"
