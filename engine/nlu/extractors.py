@@ -346,7 +346,7 @@ _EXPLICIT_NO = re.compile(
 _IMPLICIT_YES = re.compile(
     # "could we do it at 11:30 instead?" proposes, it says no "we do"
     r"\b((?<!can )(?<!could )(?<!should )(?<!shall )(?<!would )(?<!why )(?<!how )(?<!what )(?<!when )"
-    r"(?<!where )(?:i do|we do)|i am|it is|(?:^|(?<=[.!?,] ))speaking|i have time|i've got time|got a minute|"
+    r"(?<!where )(?<!do )(?<!did )(?:i do|we do)|i am|it is|(?:^|(?<=[.!?,] ))speaking|i have time|i've got time|got a minute|"
     r"got a few minutes|"
     r"i guess so|i guess(?=\s*[.!]|$)|i think so|i guess i can|i can answer|i can give you|that's it|"
     r"perfect|great|fine|okay|ok|"
