@@ -346,7 +346,8 @@ _EXPLICIT_NO = re.compile(
 _IMPLICIT_YES = re.compile(
     # "could we do it at 11:30 instead?" proposes, it says no "we do"
     r"\b((?<!can )(?<!could )(?<!should )(?<!shall )(?<!would )(?<!why )(?<!how )(?<!what )(?<!when )"
-    r"(?<!where )(?<!do )(?<!did )(?:i do|we do)|i am|it is|(?:^|(?<=[.!?,] ))speaking|i have time|i've got time|got a minute|"
+    r"(?<!where )(?<!do )(?<!did )(?:i do|we do)|i am|it is|(?:^|(?<=[.!?,] ))speaking|i have time|"
+    r"i've got time|got a minute|"
     r"got a few minutes|"
     r"i guess so|i guess(?=\s*[.!]|$)|i think so|i guess i can|i can answer|i can give you|that's it|"
     r"perfect|great|fine|okay|ok|"
@@ -944,10 +945,22 @@ def extract_date(
     if not said:
         return None
     said.sort()
+    after = next((m for m in _WEEKDAY_AFTER.finditer(lowered) if m.start() <= said[-1][0] < m.end()), None)
+    before = [
+        value for at, value in sorted(found) if value is not None and after is not None and at < after.start()
+    ]
+    if after is not None and before:
+        # "the 29th is out, the following Monday": the first Monday after the day said before it
+        base = dt.date.fromisoformat(before[-1])
+        weekday = _WEEKDAYS.index(after[1] or after[2])
+        return (base + dt.timedelta(days=(weekday - base.weekday() - 1) % 7 + 1)).isoformat()
     # "Tuesday the 15th": the day of month is what was meant
     return said[-1][1]
 
 
+_WEEKDAY_AFTER = re.compile(
+    r"\bthe following (" + "|".join(_WEEKDAYS) + r")\b|\b(" + "|".join(_WEEKDAYS) + r") after (?:that|it)\b"
+)
 _CLAUSE_END = re.compile(r"[.;!?]|\b(?:and|but|so)\b")  # searched from the last date said
 
 

@@ -1045,3 +1045,11 @@ def test_could_we_do_it_proposes_and_is_no_yes() -> None:
     assert ex.extract_yes_no("could we do it twenty minutes later?") is None
     assert ex.extract_yes_no("how do we do it then") is None
     assert ex.extract_yes_no("we do, yes") == "yes"
+
+
+def test_the_following_weekday_counts_from_the_day_said_before_it() -> None:
+    today = dt.date(2027, 10, 19)  # a Tuesday
+    said = "the 27th has the audit on it, the following Tuesday at the same hour is fine"
+    assert ex.extract_date(said, today=today, lean="future") == "2027-11-02"
+    assert ex.extract_date("not the 21st, the Monday after that", today=today, lean="future") == "2027-10-25"
+    assert ex.extract_date("the following Monday works", today=today, lean="future") == "2027-10-25"
