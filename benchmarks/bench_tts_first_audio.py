@@ -17,8 +17,11 @@ import multiprocessing
 import os
 import statistics
 import time
+from typing import Any
 
 import numpy as np
+
+from benchmarks.bench_speech import pct
 
 # Agent lines of the kinds a call's first reply sentence takes (written for this benchmark).
 SENTENCES = [
@@ -33,12 +36,7 @@ SENTENCES = [
 ]
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def spin(stop: multiprocessing.synchronize.Event) -> None:  # type: ignore[name-defined]
+def spin(stop: Any) -> None:  # a multiprocessing Event
     a = np.random.default_rng(0).standard_normal((256, 256))
     while not stop.is_set():
         a = np.tanh(a @ a)
@@ -75,8 +73,8 @@ def main() -> None:
     rate = whole.sample_rate
     stop = multiprocessing.Event()
     workers = [multiprocessing.Process(target=spin, args=(stop,), daemon=True) for _ in range(args.busy)]
-    for w in workers:
-        w.start()
+    for worker in workers:
+        worker.start()
     results: dict[str, dict[str, list[float]]] = {
         name: {"first": [], "all": [], "gap": []} for name in ("whole", "pieces")
     }
@@ -93,8 +91,8 @@ def main() -> None:
                     results[name]["gap"].append(gap)
     finally:
         stop.set()
-        for w in workers:
-            w.join(timeout=5)
+        for worker in workers:
+            worker.join(timeout=5)
     print(
         f"cpus {os.cpu_count()}, busy processes {args.busy}; {len(SENTENCES)} sentences x {args.runs} runs; "
         f"first piece {args.first_ms} ms ({pieced.chunked.first_frames} frames)"

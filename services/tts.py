@@ -251,16 +251,7 @@ class TTSDeployment:
             audio, rate = synth.encode(pcm, encoding)
         if not last:
             audio += synth.pause_bytes(encoding, rate)
-        return AudioChunk(
-            audio=audio,
-            sample_rate=rate,
-            encoding=encoding,
-            duration_s=_duration(audio, encoding, rate),
-            synth_ms=(time.perf_counter() - t0) * 1000.0,
-            cached=entry is not None,
-            index=index,
-            text=sentence,
-        )
+        return self._piece(audio, rate, encoding, t0, index, sentence, cached=entry is not None)
 
     async def _pieces(
         self, sentence: str, encoding: str, index: int, last: bool, voice: str
@@ -274,29 +265,39 @@ class TTSDeployment:
         t0 = time.perf_counter()
         encoder = StreamEncoder(synth.sample_rate, encoding)
         pieces = synth.synth_pieces(sentence)
-        done = object()
         n = 0
-        async with self._sem:
-            while (pcm := await asyncio.to_thread(next, pieces, done)) is not done:
-                audio = encoder.push(pcm)  # type: ignore[arg-type]
-                if audio:
-                    yield self._piece(audio, encoder.rate, encoding, t0, index + n, sentence, continues=n > 0)
-                    n += 1
+        while True:
+            async with self._sem:  # one piece's decode at a time, not the whole sentence's
+                pcm = await asyncio.to_thread(next, pieces, None)
+            if pcm is None:
+                break
+            audio = encoder.push(pcm)
+            if audio:
+                yield self._piece(audio, encoder.rate, encoding, t0, index + n, sentence, n > 0)
+                n += 1
         tail = encoder.finish() + (b"" if last else synth.pause_bytes(encoding, encoder.rate))
         if tail:
-            yield self._piece(tail, encoder.rate, encoding, t0, index + n, sentence, continues=n > 0)
+            yield self._piece(tail, encoder.rate, encoding, t0, index + n, sentence, n > 0)
 
     @staticmethod
     def _piece(
-        audio: bytes, rate: int, encoding: str, t0: float, index: int, sentence: str, continues: bool
+        audio: bytes,
+        rate: int,
+        encoding: str,
+        t0: float,
+        index: int,
+        sentence: str,
+        continues: bool = False,
+        cached: bool = False,
     ) -> AudioChunk:
+        """A sentence's audio, or a piece of it (``continues``: not its first, so no text)."""
         return AudioChunk(
             audio=audio,
             sample_rate=rate,
             encoding=encoding,
             duration_s=_duration(audio, encoding, rate),
             synth_ms=(time.perf_counter() - t0) * 1000.0,
-            cached=False,
+            cached=cached,
             index=index,
             text="" if continues else sentence,
             continues=continues,
