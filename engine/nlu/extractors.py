@@ -946,9 +946,8 @@ def extract_date(
         return None
     said.sort()
     after = next((m for m in _WEEKDAY_AFTER.finditer(lowered) if m.start() <= said[-1][0] < m.end()), None)
-    before = [
-        value for at, value in sorted(found) if value is not None and after is not None and at < after.start()
-    ]
+    start = after.start() if after is not None else -1
+    before = [value for at, value in sorted(found) if value is not None and at < start]
     if after is not None and before:
         # "the 29th is out, the following Monday": the first Monday after the day said before it
         base = dt.date.fromisoformat(before[-1])
