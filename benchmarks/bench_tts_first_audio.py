@@ -17,6 +17,7 @@ import multiprocessing
 import os
 import statistics
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -42,12 +43,12 @@ def spin(stop: Any) -> None:  # a multiprocessing Event
         a = np.tanh(a @ a)
 
 
-def timed_pieces(pieces: object, rate: int) -> tuple[float, float, float]:
+def timed_pieces(pieces: Iterable[tuple[Any, bool]], rate: int) -> tuple[float, float, float]:
     """(first audio s, all s, worst gap s) of a piece iterator."""
     t0 = time.perf_counter()
     ready: list[float] = []
     lengths: list[float] = []
-    for piece in pieces:  # type: ignore[attr-defined]
+    for piece, _ in pieces:
         ready.append(time.perf_counter() - t0)
         lengths.append(len(piece) / rate)
     gap = 0.0

@@ -246,7 +246,7 @@ class AudioChunk(BaseModel):
     cached: bool
     index: int = 0
     text: str = ""
-    continues: bool = False  # a later piece of the sentence before it (whose chunk carries the text)
+    partial: bool = False  # a piece of a sentence before its last, which carries the sentence's text
 
 
 # --------------------------------------------------------------------------- cache

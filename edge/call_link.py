@@ -330,7 +330,7 @@ class CallLink:
                             if speech_end is not None:
                                 stages["voice_to_voice"] = (self.clock() - speech_end) * 1000
                         last_mark = f"t{event.turn}c{event.index}s{audio.index}"
-                        said = "" if audio.continues else audio.text or event.text
+                        said = "" if audio.partial else audio.text or event.text
                         self._marks[last_mark] = (event.turn, said)
                         self._marks_of.setdefault(event.turn, []).append(last_mark)
                         played_s += audio.duration_s

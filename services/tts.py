@@ -5,7 +5,7 @@
   yielded as soon as that sentence is synthesised; call it with
   ``handle.options(stream=True).stream.remote(text)``. The first sentence, which the caller
   waits for, comes in pieces as it is decoded (``first_piece_ms``, ``services/tts_chunked.py``);
-  a piece after a sentence's first carries no text.
+  only a sentence's last piece carries its text.
 - ``warm_phrases(phrases)``: synthesise static phrases (schema greetings, fillers, fallbacks)
   once; later requests for the same sentence are served from memory. Only warmed phrases are
   cached: dynamic replies carry patient/lead data, which must not pile up in a replica.
@@ -126,13 +126,14 @@ class PiperSynth:
         parts = [float_to_pcm16(c.audio_float_array) for c in self.voice.synthesize(sentence)]
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)
 
-    def synth_pieces(self, sentence: str) -> Iterator[npt.NDArray[np.int16]]:
-        """Blocking synthesis of one sentence in pieces (one piece when not chunked)."""
+    def synth_pieces(self, sentence: str) -> Iterator[tuple[npt.NDArray[np.int16], bool]]:
+        """Blocking synthesis of one sentence in pieces (one piece when not chunked), each with
+        whether it is the sentence's last."""
         if self.chunked is None:
-            yield self.synth_pcm(sentence)
+            yield self.synth_pcm(sentence), True
             return
-        for piece in self.chunked.pieces(sentence):
-            yield float_to_pcm16(piece)
+        for piece, last in self.chunked.pieces(sentence):
+            yield float_to_pcm16(piece), last
 
     def lookup(self, sentence: str) -> _Entry | None:
         entry = self._cache.get(sentence)
@@ -256,8 +257,9 @@ class TTSDeployment:
     async def _pieces(
         self, sentence: str, encoding: str, index: int, last: bool, voice: str
     ) -> AsyncIterator[AudioChunk]:
-        """One sentence as it is decoded, piece by piece (``PiperSynth.synth_pieces``); the pieces
-        after the first carry no text, so what the caller heard is counted once."""
+        """One sentence as it is decoded, piece by piece (``PiperSynth.synth_pieces``). Only the
+        last piece carries the sentence's text, so a caller who cuts in has heard the sentence
+        only once all of it has played, as with a sentence sent whole."""
         synth = self.voices.get(voice)
         if synth is None:
             raise ValueError(f"unknown voice tier {voice!r}; known: {sorted(self.voices)}")
@@ -268,16 +270,16 @@ class TTSDeployment:
         n = 0
         while True:
             async with self._sem:  # one piece's decode at a time, not the whole sentence's
-                pcm = await asyncio.to_thread(next, pieces, None)
-            if pcm is None:
+                item = await asyncio.to_thread(next, pieces, None)
+            if item is None:
                 break
+            pcm, final = item
             audio = encoder.push(pcm)
+            if final:
+                audio += encoder.finish() + (b"" if last else synth.pause_bytes(encoding, encoder.rate))
             if audio:
-                yield self._piece(audio, encoder.rate, encoding, t0, index + n, sentence, n > 0)
+                yield self._piece(audio, encoder.rate, encoding, t0, index + n, sentence, partial=not final)
                 n += 1
-        tail = encoder.finish() + (b"" if last else synth.pause_bytes(encoding, encoder.rate))
-        if tail:
-            yield self._piece(tail, encoder.rate, encoding, t0, index + n, sentence, n > 0)
 
     @staticmethod
     def _piece(
@@ -287,10 +289,10 @@ class TTSDeployment:
         t0: float,
         index: int,
         sentence: str,
-        continues: bool = False,
+        partial: bool = False,
         cached: bool = False,
     ) -> AudioChunk:
-        """A sentence's audio, or a piece of it (``continues``: not its first, so no text)."""
+        """A sentence's audio, or a piece of it (``partial``: not its last, so no text)."""
         return AudioChunk(
             audio=audio,
             sample_rate=rate,
@@ -299,8 +301,8 @@ class TTSDeployment:
             synth_ms=(time.perf_counter() - t0) * 1000.0,
             cached=cached,
             index=index,
-            text="" if continues else sentence,
-            continues=continues,
+            text="" if partial else sentence,
+            partial=partial,
         )
 
     async def synthesize(self, text: str, encoding: str = "mulaw_8k") -> AudioChunk:

@@ -74,24 +74,21 @@ class ChunkedPiper:
             [config.noise_scale, config.length_scale, config.noise_w_scale], dtype=np.float32
         )
         self.gain = 1.0
-        peak = float(np.max(np.abs(np.concatenate(list(self.pieces(_CALIBRATION_LINE))))))
+        peak = float(np.max(np.abs(np.concatenate([audio for audio, _ in self.pieces(_CALIBRATION_LINE)]))))
         self.gain = _TARGET_PEAK / peak if peak > 1e-4 else 1.0
 
-    def pieces(self, sentence: str) -> Iterator[Audio]:
-        """The sentence's audio in order; each phrase Piper's phonemizer finds is split when it is
-        long enough for that to pay (over twice ``first_frames``)."""
-        for phonemes in self.voice.phonemize(sentence):
-            if not phonemes:
-                continue
+    def pieces(self, sentence: str) -> Iterator[tuple[Audio, bool]]:
+        """The sentence's audio in order, each piece with whether it is the sentence's last; each
+        phrase Piper's phonemizer finds is split when it is long enough for that to pay (over
+        twice ``first_frames``)."""
+        phrases = [p for p in self.voice.phonemize(sentence) if p]
+        for n, phonemes in enumerate(phrases, start=1):
             z_p, mask, g = self._text_half(self.voice.phonemes_to_ids(phonemes))
             frames = z_p.shape[2]
-            if frames <= 2 * self.first_frames:
-                yield self._decode(z_p, mask, g, 0, frames)
-                continue
-            start = 0
-            for end in [cut for cut in (self.first_frames, 5 * self.first_frames) if cut < frames] + [frames]:
-                yield self._decode(z_p, mask, g, start, end)
-                start = end
+            cuts = [cut for cut in (self.first_frames, 5 * self.first_frames) if cut < frames]
+            ends = (cuts if frames > 2 * self.first_frames else []) + [frames]
+            for start, end in zip([0, *ends], ends, strict=False):
+                yield self._decode(z_p, mask, g, start, end), n == len(phrases) and end == frames
 
     def _text_half(self, ids: list[int]) -> tuple[Any, Any, Any]:
         feed = {

@@ -103,13 +103,13 @@ def test_streamed_reply_round_trips_per_sentence(handles: dict[str, Any]) -> Non
     gen = handles["tts"].options(stream=True).stream.remote(text, "mulaw_8k")
     chunks = list(gen)
     assert [c.index for c in chunks] == list(range(len(chunks)))
-    # one chunk per sentence, the first in pieces as it is decoded (those after its first carry no text)
-    assert [c.text for c in chunks if not c.continues] == [
+    # one chunk per sentence, the first in pieces as it is decoded (only its last carries the text)
+    assert [c.text for c in chunks if not c.partial] == [
         "Thanks for waiting.",
         "The request was approved on Monday.",
         "Is there anything else?",
     ]
-    assert all(c.text == "" for c in chunks if c.continues)
+    assert all(c.text == "" for c in chunks if c.partial)
     assert all(len(c.audio) % 160 == 0 and c.encoding == "mulaw_8k" for c in chunks)
     assert all(c.duration_s == pytest.approx(len(c.audio) / 8000) for c in chunks)
     heard = handles["stt"].transcribe.remote(mulaw_to_stt_bytes(b"".join(c.audio for c in chunks))).result()
@@ -124,7 +124,7 @@ def test_stream_yields_first_sentence_before_the_rest_is_synthesised(handles: di
     arrivals = [
         time.perf_counter() - t0
         for chunk in handles["tts"].options(stream=True).stream.remote(text)
-        if not chunk.continues
+        if not chunk.partial
     ]
     assert len(arrivals) == 4
     # Each sentence takes real synthesis time; a non-streaming implementation would deliver

@@ -38,17 +38,18 @@ def test_pieces_join_to_the_whole_sentence_decode(synth: PiperSynth) -> None:
 def test_a_long_sentence_comes_in_three_pieces_and_a_short_one_whole(synth: PiperSynth) -> None:
     assert synth.chunked is not None
     pieces = list(synth.chunked.pieces(LINE))
-    assert [p.size for p in pieces[:2]] == [34 * 256, 136 * 256] and len(pieces) == 3
-    assert all(p.dtype == np.float32 and float(np.max(np.abs(p))) <= 1.0 for p in pieces)
-    assert len(list(synth.chunked.pieces("Sure."))) == 1
+    assert [p.size for p, _ in pieces[:2]] == [34 * 256, 136 * 256] and len(pieces) == 3
+    assert [last for _, last in pieces] == [False, False, True]  # only the last carries the text
+    assert all(p.dtype == np.float32 and float(np.max(np.abs(p))) <= 1.0 for p, _ in pieces)
+    assert [last for _, last in synth.chunked.pieces("Sure.")] == [True]
     # as loud as Piper's own whole-sentence output (it normalises each sentence's peak)
-    pcm = np.concatenate(list(synth.synth_pieces(LINE)))
+    pcm = np.concatenate([piece for piece, _ in synth.synth_pieces(LINE)])
     assert 0.5 < float(np.max(np.abs(pcm))) / float(np.max(np.abs(synth.synth_pcm(LINE)))) <= 1.05
 
 
 def test_off_means_whole_sentences_and_a_bad_size_is_named() -> None:
     whole = PiperSynth(first_piece_ms=0)
-    assert whole.chunked is None and len(list(whole.synth_pieces(LINE))) == 1
+    assert whole.chunked is None and [last for _, last in whole.synth_pieces(LINE)] == [True]
     model, _ = piper_voice_files(None)
     with pytest.raises(ValueError, match="first_frames"):
         ChunkedPiper(Path(model), whole.voice, first_frames=0)
@@ -61,7 +62,7 @@ def test_pieces_carry_the_words(synth: PiperSynth) -> None:
     from services.model_paths import whisper_model_dir
 
     encoder = StreamEncoder(synth.sample_rate, "mulaw_8k")
-    mulaw = b"".join(encoder.push(piece) for piece in synth.synth_pieces(LINE)) + encoder.finish()
+    mulaw = b"".join(encoder.push(piece) for piece, _ in synth.synth_pieces(LINE)) + encoder.finish()
     pcm16k = resample(ulaw_to_pcm16(mulaw), 8000, 16000)
     model = WhisperModel(whisper_model_dir(None), device="cpu", compute_type="int8", cpu_threads=1)
     segments, _ = model.transcribe(pcm16k.astype(np.float32) / 32768, beam_size=1)
