@@ -40,7 +40,7 @@ from tests.unit.test_nlu import _turn
         ("the portal is down, redial us this afternoon", CALL_BACK),
         ("okay, that's all I need, enjoy the weekend", GOODBYE),
         ("I am opting out of all of this, and I mean it", DO_NOT_CALL),
-        ("scrub our business number, we never asked for this", DO_NOT_CALL),
+        ("scrub our business number, nobody here requested this", DO_NOT_CALL),
         ("you can remove the lid now", None),
         ("thanks but we're fine with spreadsheets, we'll pass", NOT_INTERESTED),
         ("give us a buzz after the holidays", CALL_BACK),
