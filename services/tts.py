@@ -235,13 +235,17 @@ class TTSDeployment:
             for sentence in _sentences(phrase):
                 self.synth.store(sentence, self.synth.synth_pcm(sentence))
 
+    def _voice(self, voice: str) -> PiperSynth:
+        synth = self.voices.get(voice)
+        if synth is None:
+            raise ValueError(f"unknown voice tier {voice!r}; known: {sorted(self.voices)}")
+        return synth
+
     async def _chunk(
         self, sentence: str, encoding: str, index: int, last: bool, voice: str = "standard"
     ) -> AudioChunk:
         t0 = time.perf_counter()
-        synth = self.voices.get(voice)
-        if synth is None:
-            raise ValueError(f"unknown voice tier {voice!r}; known: {sorted(self.voices)}")
+        synth = self._voice(voice)
         entry = synth.lookup(sentence)
         if entry is not None:
             self._metrics.tts_phrase_hit()
@@ -260,9 +264,7 @@ class TTSDeployment:
         """One sentence as it is decoded, piece by piece (``PiperSynth.synth_pieces``). Only the
         last piece carries the sentence's text, so a caller who cuts in has heard the sentence
         only once all of it has played, as with a sentence sent whole."""
-        synth = self.voices.get(voice)
-        if synth is None:
-            raise ValueError(f"unknown voice tier {voice!r}; known: {sorted(self.voices)}")
+        synth = self._voice(voice)
         synth.lookup(sentence)  # a miss: counted as the whole-sentence path counts it
         t0 = time.perf_counter()
         encoder = StreamEncoder(synth.sample_rate, encoding)
@@ -338,11 +340,11 @@ class TTSDeployment:
         self._metrics.tts_request()
         _check_encoding(encoding)
         sentences = _sentences(text)
+        synth = self._voice(voice)
         index = 0
         for i, sentence in enumerate(sentences):
             last = i == len(sentences) - 1
-            synth = self.voices.get(voice)
-            if i == 0 and synth is not None and synth.chunked is not None and not synth.contains(sentence):
+            if i == 0 and synth.chunked is not None and not synth.contains(sentence):
                 # the sentence the caller waits for: out in pieces as it is decoded
                 async for piece in self._pieces(sentence, encoding, index, last, voice):
                     index += 1
