@@ -3,6 +3,7 @@
     python -m loadtests.scenario_audio --start [--port 8126] [--json out.json]   # own local cluster
     python -m loadtests.scenario_audio --base http://127.0.0.1:8000              # a running app
     python -m loadtests.scenario_audio --start --agent-voice     # control: in the agent's own voice
+    python -m loadtests.scenario_audio --start --dev             # the dev-split counterparts, to tune on
 
 The counterparts marked ``audio: true`` (``tests/scenarios/<schema>/*.yaml``) call in over the
 Twilio Media Streams protocol (``loadtests.simulated_caller``) and speak their lines with
@@ -201,10 +202,12 @@ async def play_audio(
     )
 
 
-def audio_counterparts(schema: str) -> list[Counterpart]:
-    """A schema's audio counterparts; those who ask never to be called again go last, so the
-    contact they put on the do-not-call list does not refuse the others' calls."""
-    chosen = [c for c in load_counterparts(schema) if c.audio]
+def audio_counterparts(schema: str, dev: bool = False) -> list[Counterpart]:
+    """A schema's audio counterparts (``dev``: its dev-split counterparts instead, to tune on;
+    the audio figures reported are the ``audio: true`` ones); those who ask never to be called
+    again go last, so the contact they put on the do-not-call list does not refuse the others'
+    calls."""
+    chosen = load_counterparts(schema, "dev") if dev else [c for c in load_counterparts(schema) if c.audio]
     return sorted(chosen, key=lambda c: c.expect.outcome == "do_not_call")
 
 
@@ -214,13 +217,14 @@ async def run_audio_suite(
     headers: dict[str, str],
     names: list[str] | None = None,
     agent_voice: bool = False,
+    dev: bool = False,
 ) -> dict[str, list[AudioCall]]:
-    """The audio counterparts of ``schemas`` (only ``names``, if given), one call at a time;
-    ``headers`` carry the API key."""
+    """The audio counterparts of ``schemas`` (only ``names``, if given; ``dev``: the dev split),
+    one call at a time; ``headers`` carry the API key."""
     async with httpx.AsyncClient(base_url=base, timeout=60, headers=headers) as client:
         results: dict[str, list[AudioCall]] = {}
         for schema in schemas:
-            chosen = [c for c in audio_counterparts(schema) if not names or c.name in names]
+            chosen = [c for c in audio_counterparts(schema, dev) if not names or c.name in names]
             results[schema] = [await play_audio(client, c, agent_voice=agent_voice) for c in chosen]
         return results
 
@@ -271,6 +275,7 @@ def main() -> None:
     ap.add_argument(
         "--agent-voice", action="store_true", help="control: the counterparts speak with the agent's voice"
     )
+    ap.add_argument("--dev", action="store_true", help="play the dev-split counterparts (to tune on)")
     ap.add_argument("--json", type=Path, help="also write every call's score and transcript here")
     args = ap.parse_args()
     base = args.base
@@ -285,7 +290,9 @@ def main() -> None:
     t0 = time.perf_counter()
     try:
         headers = tool_headers(prefix or None)
-        suite = run_audio_suite(base, args.schema or sorted(TOPICS), headers, args.name, args.agent_voice)
+        suite = run_audio_suite(
+            base, args.schema or sorted(TOPICS), headers, args.name, args.agent_voice, args.dev
+        )
         results = asyncio.run(suite)
     finally:
         if args.start:
