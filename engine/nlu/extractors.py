@@ -610,6 +610,9 @@ def extract_code(text: str, slot: Slot | None = None, exclude: frozenset[str] = 
     text = _DATE_SPAN.sub(" , ", text)  # "October sixteenth, twenty twenty-six" holds no code
     text = _PHONE_OR_DATE_DIGITS.sub(" , ", text)  # "call 1-800-555-0148", "due by 12/10"
     text = _CODE_SYSTEM.sub(" , ", text)  # "the diagnosis code, ICD ten": a code set's name
+    text = _MONTH_DAY_NUMBERS.sub(" , ", text)  # "the date's ten twenty two"
+    if _MONTH_DAY_ALONE.match(normalise(text)):
+        return None  # "ten twelve", all the turn says: a date, where a code is read digit by digit
     clarified = _CLARIFIED_AT_END.search(text)
     if clarified and re.search(rf"\b{clarified[1]}\b", text[: clarified.start()], re.IGNORECASE):
         text = text[: clarified.start()]  # "… H 7 2 2 0 9. H as in hotel.": the H was said already
@@ -846,17 +849,25 @@ _WEAK_CUES = frozenset(
     {"in", "within", "next", "coming", "upcoming", "before", "until", "later", "in about", "last", "earlier"}
     | {"previous", "back on"}
 )
+# "seventy-two", "seventy two": one number
+_TENS_UNIT = r"(?:" + "|".join(_TENS) + r")[- ](?:one|two|three|four|five|six|seven|eight|nine)\b"
 _DURATION = re.compile(
     r"(?:\b(?:in|within|about|around|takes?|another|up to|give it|give them|give us|allow|allow for|"
     r"they have|you have|"
     r"we have|looking at|usually|typically|roughly|approximately|figure)\s+"
     # or none before "N days from today", "N days out"
     r"|\b(?=\w+\s+(?:business |working |calendar )?(?:days?|weeks?) (?:(?:counting )?(?:from|of) "
-    r"(?:today|now)|out)\b))"
-    r"(?:(\w+)(?:\s*(?:to|or|-|maybe|possibly)\s*))?"
-    r"(\w+)\s+(business |working |calendar )?(day|days|week|weeks)\b"
+    r"(?:today|now)|out)\b)"
+    r"|\b(?=(?:" + _TENS_UNIT + r"|\w+)\s+hours\b))"  # "so seventy-two hours"
+    r"(?:(?!" + _TENS_UNIT + r")(\w+)(?:\s*(?:to|or|-|maybe|possibly)\s*))?"
+    r"(" + _TENS_UNIT + r"|\w+)\s+(business |working |calendar )?(day|days|week|weeks|hours)\b"
     r"(?!\s+of\b(?!\s+(?:today|now)\b))"
 )
+
+
+def says_a_turnaround(text: str) -> bool:
+    """ "within seventy-two hours", "in three to five business days": how long until something."""
+    return bool(_duration_dates(normalise(text), dt.date.today()))
 
 
 def _tense_of(text: str, tense: str) -> str:
@@ -894,7 +905,7 @@ def _small_number(word: str) -> int | None:
         return 2
     if word == "few":
         return 3
-    return _UNITS.get(word) or _TENS.get(word)
+    return _UNITS.get(word) or _TENS.get(word) or words_to_number(word.replace("-", " ").split())
 
 
 def extract_date(
@@ -922,7 +933,8 @@ def extract_date(
     when = _tense_of(lowered, fixed)
     if when == "any":
         when = lean  # no cue in the turn: what the call so far says (``Slot.tense_when``)
-    found = _dates_said(lowered, today, when, relative)
+    bare = fixed != "future"  # a meeting's "ten fifteen" is a time; a decision's "ten twelve" a date
+    found = _dates_said(lowered, today, when, relative, bare)
     said_at = [at for at, value in found if value is not None]
     if fixed == "any" and said_at:
         # the tense of the clause that says the date: "denied the 8th, we're not gonna change it"
@@ -930,7 +942,7 @@ def extract_date(
         near = _tense_of(lowered[: end.start() if end else len(lowered)], "any")
         if near not in ("any", when):
             when = near
-            found = _dates_said(lowered, today, when, relative)
+            found = _dates_said(lowered, today, when, relative, bare)
     if len(_HEDGE.findall(lowered)) >= 2:
         return None  # "could be tomorrow, could be three weeks": no date given
     said = [
@@ -942,6 +954,7 @@ def extract_date(
         and not _YOU_SAID.search(lowered, 0, at)
         and not _AWAY.search(lowered, 0, at)
     ]
+    said = _weekdays_of_dates_said(said, found, lowered)
     if not said:
         return None
     said.sort()
@@ -963,8 +976,9 @@ _WEEKDAY_AFTER = re.compile(
 _CLAUSE_END = re.compile(r"[.;!?]|\b(?:and|but|so)\b")  # searched from the last date said
 
 
-def _dates_said(lowered: str, today: dt.date, when: str, relative: bool) -> Found:
+def _dates_said(lowered: str, today: dt.date, when: str, relative: bool, bare: bool = False) -> Found:
     found = _explicit_dates(lowered, today, when) + _day_of_month_dates(lowered, today, when)
+    found += _month_day_numbers(lowered, today, when, bare)
     found += _duration_dates(lowered, today)
     if relative:
         found += _relative_dates(lowered, today, when)
@@ -974,6 +988,49 @@ def _dates_said(lowered: str, today: dt.date, when: str, relative: bool) -> Foun
 
 
 # the end of a period of validity, not a day something happens: "good through March 31st"
+_BARE_WEEKDAY = re.compile(r"(?<!next )(?<!following )(?<!from )(?<!last )(" + "|".join(_WEEKDAYS) + r")\b")
+
+
+def _weekdays_of_dates_said(said: Found, found: Found, lowered: str) -> Found:
+    """ "the 29th, that Friday", "November second, that's a Tuesday?", "not the 28th, on Thursday
+    I'm away": a bare weekday that is the weekday of a date said in the turn names that date (or
+    the reason for it), not this week's."""
+    weekdays = {at: _WEEKDAYS.index(m[1]) for at, _ in found if (m := _BARE_WEEKDAY.match(lowered, at))}
+    days = {dt.date.fromisoformat(v).weekday() for at, v in found if v and at not in weekdays}
+    return [(at, v) for at, v in said if weekdays.get(at) not in days]
+
+
+_MONTH_NUMBER = r"(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)"
+_DAY_NUMBER = (
+    r"((?:twenty|thirty)(?:[- ](?:one|two|three|four|five|six|seven|eight|nine))?|one|two|three|four|five|"
+    r"six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen)"
+)
+# a date as forms write it, month and day numbers: "the date's ten twenty two", "decided ten twelve"
+_MONTH_DAY_NUMBERS = re.compile(
+    r"\b(?:date(?:'s| is| was)?|dated|decided|due(?: on)?)\s+"
+    + _MONTH_NUMBER
+    + r"\s+"
+    + _DAY_NUMBER
+    + r"(?=\s*(?:$|[.,;!?]|not\b|and\b))",
+    re.IGNORECASE,
+)
+_MONTH_DAY_ALONE = re.compile(r"^\s*" + _MONTH_NUMBER + r"\s+" + _DAY_NUMBER + r"\s*[.!?]?\s*$")
+
+
+def _month_day_numbers(lowered: str, today: dt.date, when: str, bare: bool) -> Found:
+    """Month and day said as two numbers after a date word, or as the whole turn where the slot
+    is no meeting (whose "ten fifteen" is a time)."""
+    matches = list(_MONTH_DAY_NUMBERS.finditer(lowered))
+    if bare:
+        matches += list(_MONTH_DAY_ALONE.finditer(lowered))
+    out: Found = []
+    for match in matches:
+        day = words_to_number(match[2].replace("-", " ").split())
+        if day is not None and 1 <= day <= 31:
+            out.append((match.start(1), _month_day(today, _UNITS[match[1]], day, when)))
+    return out
+
+
 _VALID_UNTIL = re.compile(
     r"\b(?:(?<!went )(?<!gone )(?<!goes )(?<!came )(?:through|thru)|expires?|expiring|"  # not "went through"
     r"expiration(?: date)?(?: is| of)?|valid until|good until|good till)\s+(?:on\s+)?(?:the\s+)?$"
@@ -1011,6 +1068,12 @@ def _explicit_dates(lowered: str, today: dt.date, when: str) -> Found:
     words = [w for _, w in positions]
     for i, word in enumerate(words):
         if word not in _MONTHS:
+            continue
+        if i >= 3 and words[i - 1] in ("in", "of") and words[i - 2] in _WEEKDAYS and words[i - 3] in _NTH:
+            nth = _nth_weekday_date(
+                today, _MONTHS[word], _WEEKDAYS.index(words[i - 2]), _NTH[words[i - 3]], when
+            )
+            out.append((positions[i - 3][0], nth))  # "the first Monday in November"
             continue
         day = _day_before_month(words, i)  # "the 4th of October, nine a.m.", "22 September"
         rest_at = i + 1
@@ -1082,7 +1145,19 @@ def _day_of_month_dates(lowered: str, today: dt.date, when: str) -> Found:
                 out.append((match.start(1), on))
                 continue
         out.append((match.start(1), _day_of_month(today, day[0], when)))
+    for match in _ORDINAL_ALONE.finditer(lowered):  # "Twenty-ninth, that Friday."
+        day = _day_of(match[1].split())
+        if day is not None:
+            out.append((match.start(1), _day_of_month(today, day[0], when)))
     return out
+
+
+# an ordinal past "second" said as a sentence of its own, or before a comma (two spaces here)
+_ORDINAL_ALONE = re.compile(
+    r"(?:^|[.;!?]\s+)((?:twenty|thirty)[- ](?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth)|"
+    r"twentieth|thirtieth|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|eleventh|twelfth|thirteenth|"
+    r"fourteenth|fifteenth|sixteenth|seventeenth|eighteenth|nineteenth)(?=\s{2}|\s*[.;!?]|\s*$)"
+)
 
 
 _WEEKDAY_BEFORE = re.compile(r"\b(" + "|".join(_WEEKDAYS) + r")\s+(?:the\s+)?$")
@@ -1112,9 +1187,12 @@ def _duration_dates(lowered: str, today: dt.date) -> Found:
     out: Found = []
     for duration in _DURATION.finditer(lowered):
         high = _small_number(duration[2])
-        if not duration[4] or high is None or high >= 100:
-            continue
-        if duration[4].startswith("week"):
+        hours = duration[4] == "hours"
+        if not duration[4] or high is None or not (24 <= high < 200 if hours else high < 100):
+            continue  # "call back in two hours" names no day
+        if hours:  # "within seventy-two hours": whole days from today
+            day = today + dt.timedelta(days=high // 24)
+        elif duration[4].startswith("week"):
             day = today + dt.timedelta(days=7 * high)
         elif duration[3] in ("business ", "working "):
             day = _add_business_days(today, high)
@@ -1162,6 +1240,8 @@ def _relative_dates(lowered: str, today: dt.date, when: str) -> Found:
         following = words[i + 1 : i + 3]
         if following[:1] == ["the"] and _day_of(following[1:]) is not None:
             continue  # "Tuesday the 15th": the day of month says it
+        if words[i - 1 : i] and words[i - 1] in _NTH and following[:1] in (["in"], ["of"]):
+            continue  # "the first Monday in November": ``_explicit_dates`` reads it
         target = _WEEKDAYS.index(word)
         before = words[max(0, i - 3) : i]
         if before[-2:] in (["week", "from"], ["weeks", "from"]):  # "a week from Friday"
@@ -1174,7 +1254,11 @@ def _relative_dates(lowered: str, today: dt.date, when: str) -> Found:
         if "week after next" in " ".join(words[max(0, i - 6) : i + 5]):  # "the week after next, Wednesday"
             monday = today - dt.timedelta(days=today.weekday()) + dt.timedelta(days=14)
             day = monday + dt.timedelta(days=target)
-        elif words[i - 1 : i] == ["next"] or re.search(r"\b(next week|following week|week after)\b", context):
+        elif (
+            words[i - 1 : i] == ["next"]
+            or words[i + 1 : i + 4] == ["after", "this", "one"]  # "the Friday after this one"
+            or re.search(r"\b(next week|following week|week after)\b", context)
+        ):
             monday = today - dt.timedelta(days=today.weekday()) + dt.timedelta(days=7)
             day = monday + dt.timedelta(days=target)
         elif re.search(r"\b(last|previous) week\b", context):  # "Friday of last week"
@@ -1197,6 +1281,19 @@ def _relative_dates(lowered: str, today: dt.date, when: str) -> Found:
             year, month = (year + 1, 1) if month == 12 else (year, month + 1)
         out.append((match.start(), dt.date(year, month, calendar.monthrange(year, month)[1]).isoformat()))
     return out
+
+
+_NTH = {"first": 1, "second": 2, "third": 3, "fourth": 4, "last": -1}
+
+
+def _nth_weekday_date(today: dt.date, month: int, weekday: int, n: int, when: str) -> str:
+    """The ``n``th ``weekday`` of ``month`` in this year, or the next (the last, in the past tense)."""
+    day = _nth_weekday(today.year, month, weekday, n)
+    if when == "past" and day > today:
+        day = _nth_weekday(today.year - 1, month, weekday, n)
+    elif when != "past" and day < today:
+        day = _nth_weekday(today.year + 1, month, weekday, n)
+    return day.isoformat()
 
 
 def _nth_weekday(year: int, month: int, weekday: int, n: int) -> dt.date:

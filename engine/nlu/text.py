@@ -137,6 +137,8 @@ _HOMOPHONES = (
     (re.compile(r"\b(a|one|two|three|four|few|couple|next|last|this|per|every) weak(s?)\b"), r"\1 week\2"),
     (re.compile(r"\b(thank you|thanks) by\b"), r"\1 bye"),
     (re.compile(r"\b(mon|tues|wednes|thurs|fri|satur) day\b"), r"\1day"),  # "next tues day"
+    # a correction written without its commas: "decided the fifth no sorry the sixth"
+    (re.compile(r"(?<![,.]) (no|nope|oh) (sorry|wait|i mean|my bad|make that)\b(?!,)"), r", \1, \2,"),
 )
 
 

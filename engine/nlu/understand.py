@@ -26,6 +26,7 @@ from engine.nlu.extractors import (
     extract_code,
     extract_date,
     extract_time_frame,
+    says_a_turnaround,
     spoken_sequence,
     yes_no_said_outright,
 )
@@ -107,8 +108,13 @@ def capture_local(
             continue
         if slot.type == "date":
             early = name in context.lookahead
-            if early and slot.cues and not phrase_heard(utterance, slot.cues):
-                continue  # "received on 11/30" is no decision date
+            if (
+                early
+                and slot.cues
+                and not phrase_heard(utterance, slot.cues)
+                and not says_a_turnaround(utterance)
+            ):
+                continue  # "received on 11/30" is no decision date; "within 72 hours" is one
             known = {**filled, **out}
             lean = next((t for cond, t in slot.tense_when.items() if _holds(cond, known)), "any")
             relative = not early or bool(slot.cues)

@@ -1053,3 +1053,21 @@ def test_the_following_weekday_counts_from_the_day_said_before_it() -> None:
     assert ex.extract_date(said, today=today, lean="future") == "2027-11-02"
     assert ex.extract_date("not the 21st, the Monday after that", today=today, lean="future") == "2027-10-25"
     assert ex.extract_date("the following Monday works", today=today, lean="future") == "2027-10-25"
+
+
+def test_dates_from_hours_weekdays_naming_a_date_said_nth_weekdays_and_month_day_numbers() -> None:
+    today = dt.date(2027, 10, 19)  # a Tuesday
+    assert ex.extract_date("they get these out inside forty-eight hours", today=today) == "2027-10-21"
+    assert ex.extract_date("ring us again in three hours", today=today) is None  # no day named
+    assert (
+        ex.extract_date("Thirtieth, the Saturday, if that's alright", today=today, lean="future")
+        == "2027-10-30"
+    )
+    assert ex.extract_date("not the 28th, Thursday I'm flying", today=today, lean="future") is None
+    assert ex.extract_date("the Wednesday after this one", today=today, lean="future") == "2027-10-27"
+    assert ex.extract_date("the second Tuesday in December", today=today, lean="future") == "2027-12-14"
+    assert ex.extract_date("eleven four", today=today, tense="any") == "2027-11-04"
+    assert ex.extract_date("it's dated nine thirty", today=today) == "2027-09-30"
+    assert ex.extract_date("eleven four", today=today, tense="future") is None  # a meeting's time
+    assert ex.extract_date("they closed it the ninth nope sorry the tenth", today=today) == "2027-10-10"
+    assert ex.extract_code("the date is nine thirty") is None
