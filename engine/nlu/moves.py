@@ -27,13 +27,15 @@ _HOLD = re.compile(
     r"(?:him|her|them))\b"
     r"|^(?:\w+\W+){0,2}?(?:hang about|(?:let me|lemme) step (?:out|outside|away))\b"  # "hang about, …"
     r"|\b(?:stay|hold) on\W*$"  # "… let me ask my supervisor, stay on"
+    r"|\b(?:to|please|kindly) (?:wait|hold) (?:for )?(?:a|one|just a) (?:moment|sec|second|minute)\b"
     r"|(?:^|[.!?]\s+)(?:just )?(?:a|one) (?:moment|sec|second)\W*$"  # "… I'll check the rota. Just a moment."
 )
 # asking to be reached again later: "call after some time", "circle back with me in October",
 # "can we reconnect another day", "reach me again in January"
 _CALL_BACK = re.compile(
-    r"\b(?:(?:call|ring|phone|redial|try|reach(?: out)?|contact|email|catch|holler(?: at)?|buzz|bell) "
-    r"(?:me |us )?(?:back |again )?"
+    r"\b(?:(?:call|ring|phone|redial|try|trying|reach(?: out)?|contact|email|catch|holler(?: at)?|buzz|bell|"
+    r"shout(?: at)?) "
+    r"(?:me |us |him |her |them )?(?:back |again )?"
     r"(?:after|later|sometime|this arvo|in (?:a|an|the|january|february|march|april|may|june|july|august|"
     r"september|october|november|december|q[1-4])|around|another|some other|next|tomorrow|tonight|"
     r"this (?:evening|afternoon)|then\W*$|monday|tuesday|wednesday|thursday|friday)|"
@@ -54,17 +56,24 @@ _GOODBYE = re.compile(
 _GONE = re.compile(
     r"\bthat person (?:(?:has|had|is|was) )?(?:(?:no longer|not) (?:with|at|working|employed|reachable|"
     r"here|part of)|(?:has not|hasn't|had not|hadn't) been (?:with|at|here|part of)|left|retired|"
-    r"transitioned out|moved on|moved to|passed away|quit|resigned|jumped ship)\b"
+    r"transitioned out|moved on|moved to|passed away|quit|resigned|jumped ship|transferred to|relocated|"
+    r"sold (?:the|his|her|their) (?:practice|business|company|shop|firm|store|clinic))\b"
+    r"|\b(?:i|we)(?:'ve| have)? (?:inherited|took over) (?:his|her|from him|from her)\b"
 )
 # the call belongs elsewhere: "transferring your call to the concerned team", "you'll get sent
 # over", "medical precert sits on a separate phone tree", "we only handle claims on this queue"
 _DESKS = "(?:claims|eligibility|billing|benefits|pharmacy|vision|dental)"
 _ELSEWHERE = re.compile(
-    r"\b(?:(?:transfer|route|bounce|forward|send|connect|put)\w* (?:you|your call|the call)"
-    r"(?: over| through| across)? to (?:the )?(?:right|correct|concerned|proper|appropriate|other)\b|"
-    r"(?:transfer|route|bounce|forward)\w* (?:you|your call|the call) (?:over|through|across)\b|"
+    r"\b(?:(?:transfer|route|bounce|forward|send|connect|put|flip|patch)\w* (?:you|your call|the call)"
+    r"(?: over| through| across| along)? to (?:the )?(?:right|correct|concerned|proper|appropriate|other)\b|"
+    r"(?:transfer|route|bounce|forward|flip|patch)\w* (?:you|your call|the call) "
+    r"(?:over|through|across|along)\b|"
+    # "let me flip you to the medical folks", "I'll send your call along to the adjuster's line"
+    r"(?:transfer|route|bounce|forward|send|flip|patch)\w* (?:you|your call|the call)"
+    r"(?: over| across| along)? to (?:the |our |a )?[\w']+(?: [\w']+)? "
+    r"(?:folks|people|team|line|desk|unit|department|queue|side)\b|"
     r"(?:you'll|you will|you'd|you'll need to|you need to) (?:get|be) (?:sent|transferred|routed|bounced) "
-    r"(?:over|to)\b|(?:separate|different|another|other) (?:phone tree|queue|department|desk)\b|"
+    r"(?:over|to)\b|(?:separate|different|another|other) (?:phone tree|queue|department|desk|unit)\b|"
     rf"(?:we|i) (?:only|just) (?:handle|do|take) {_DESKS}\b|(?:handling|doing|taking) only {_DESKS}\b|"
     r"\bdesk only\b)"
 )
@@ -73,13 +82,20 @@ _ELSEWHERE = re.compile(
 _DO_NOT_CALL = re.compile(
     r"\b(?:opt(?:ing)? out|opted out|withdraw\w* (?:my |our |any |all )?consent|cease (?:all |any )?contact|"
     r"(?:no|do not)[- ]call (?:list|registry)|"
-    r"(?:delete|remove|purge|erase|scrub|yank|strike|wipe)\w* (?:this|my|our|the) (?:number|line|phone|shop|"
-    r"firm|company|business|office|practice|details|info)\b|"
+    r"(?:delete|remove|purge|erase|scrub|yank|strike|wipe|lose)\w* (?:this|my|our|the) "
+    r"(?:number|line|phone|shop|firm|company|business|office|practice|details|info|cell|mobile|contact)\b|"
+    r"\b(?:neither|nor|no one|nobody|never)\b[^.?!]{0,60}\bcontacted\b[^.?!]{0,40}\bagain\b|"
     r"(?:purged|deleted|removed|erased|scrubbed|wiped) from (?:your|the|that)\b)"
 )
 # turning the offer down for good: "we'll pass", "count us out", "I'll let you go"
 _NOT_INTERESTED = re.compile(
     r"\b(?:(?:we'll|i'll|we will|i will|we're gonna|i'm gonna|we'd) (?:have to )?pass|hard pass|"
+    # "so I'll decline, with thanks", "let's leave it there", "we won't be revisiting it"
+    r"(?:i'll|i will|we'll|we will|i must|we must|i have to|we have to|i'd|we'd|i'm going to) "
+    r"(?:\w+ )?decline|let's leave it (?:there|at that)|(?:won't|will not|not) be revisiting|"
+    r"nothing (?:for us |here )?to discuss|"
+    r"(?:don't|do not) (?:think|believe) (?:this|it|that)(?: is|'s) something "
+    r"(?:we|i)(?:'ll| will|'d| would) (?:pursue|need|want|use)|"
     r"count (?:us|me) out|i'll let you go|talked myself out of|we're done here|"
     r"(?:will not|won't|are not|aren't|not going to) (?:go|move) (?:forward|ahead)|"
     r"(?:will not|won't|not going to) (?:pursue|proceed with) (?:this|it|that)|forget it|"

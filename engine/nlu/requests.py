@@ -172,3 +172,27 @@ def _referred_field(norm: str, recent_fields: Sequence[tuple[str, str]]) -> str 
 
 def asks_to_repeat(text: str) -> bool:
     return bool(_REPEAT_CUE.search(normalise(text)))
+
+
+WHO_IS_THIS = "who_is_this"  # the intent name schemas give a question about who is calling
+# the caller's own name or firm asked for, whatever else the turn does: "Denied, and sorry, your
+# name one more time?", "could I take down your company's name", "confirm who's on the phone"
+_CALLER_NAMED = re.compile(
+    r"\byour (?:(?:first |full |last )?name|employer|"
+    r"(?:company|firm|organi[sz]ation|agency|office)(?:'s)? name)\b"
+)
+_WHO_CALLS = re.compile(
+    r"\b(?:confirm|verify|know|ask|tell me|note|log) who(?:'s| is| i'm| i am) (?:on the (?:phone|line)|"
+    r"calling|speaking|this)\b|\bwho (?:you're|you are) with\b"
+)
+
+
+def asks_who_is_calling(text: str) -> bool:
+    """The counterpart asks the caller's own name or firm ("your name again and who you're with?")."""
+    norm = normalise(text)
+    if _WHO_CALLS.search(norm):
+        return True
+    named = _CALLER_NAMED.search(norm)
+    return named is not None and bool(
+        _REQUEST_CUE.search(norm, named.start() - 40 if named.start() > 40 else 0)
+    )

@@ -41,7 +41,7 @@ from engine.nlu.intents import (
     phrase_heard,
 )
 from engine.nlu.moves import move_intent
-from engine.nlu.requests import FieldAsk, asks_for_field, asks_to_repeat
+from engine.nlu.requests import WHO_IS_THIS, FieldAsk, asks_for_field, asks_to_repeat, asks_who_is_calling
 from engine.nlu.text import asks_the_agent, clauses, is_question, normalise, phrase_regex, rejoin
 from engine.schema_model import Intent, Slot
 
@@ -414,6 +414,8 @@ class Understander:
             result.asked = asked
             result.intent, result.confidence = ASK_FIELD, 1.0
             _drop_values_from_the_question(result, utterance, context)
+        elif WHO_IS_THIS in kinds and result.intent != WHO_IS_THIS and asks_who_is_calling(utterance):
+            result.intent, result.confidence = WHO_IS_THIS, max(result.confidence, self.threshold)
         elif (
             REPEAT in kinds
             and result.intent != REPEAT

@@ -52,6 +52,16 @@ from tests.unit.test_nlu import _turn
         ("please cease any contact with this office", DO_NOT_CALL),
         ("legal said no, we won't move forward with this", NOT_INTERESTED),
         ("we will go ahead, book it", None),
+        ("hmm, I'll patch you along to the vision folks", ELSEWHERE),
+        ("precert for that sits with a separate unit", ELSEWHERE),
+        ("please lose our contact for good", DO_NOT_CALL),
+        ("make sure nobody from your outfit has us contacted ever again", DO_NOT_CALL),
+        ("we'll respectfully decline, thank you", NOT_INTERESTED),
+        ("that person relocated to Austin in June", GONE),
+        ("I've inherited her accounts since she left", GONE),
+        ("if you'd be so kind as to wait a moment, I'm changing rooms", HOLD),
+        ("swamped today, shout at me Monday", CALL_BACK),
+        ("a customer's here, try her again after three", CALL_BACK),
     ],
 )
 def test_general_forms(text: str, move: str | None) -> None:
@@ -109,3 +119,12 @@ def test_repeat_asked_as_a_recogniser_writes_it() -> None:
     assert asks_to_repeat("the oven timer went off, what'd you ask me")
     assert asks_to_repeat("sorry the line's garbled, which day did you say")
     assert not asks_to_repeat("thursday works, what time suits you")
+
+
+def test_the_callers_own_name_asked_is_who_is_calling_whatever_else_the_turn_does() -> None:
+    nlu = _turn("prior_auth", "ask_status", "It's pending. Sorry, and your full name for my notes?")
+    assert nlu.intent == "who_is_this" and nlu.captured.get("auth_status") == "pending"
+    nlu = _turn("prior_auth", "confirm_details", "all correct, and could you tell me your company's name")
+    assert nlu.intent == "who_is_this"
+    nlu = _turn("prior_auth", "ask_status", "why does your company keep calling, it's denied")
+    assert nlu.intent != "who_is_this"
