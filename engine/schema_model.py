@@ -181,9 +181,32 @@ class Slot(Strict):
         "last one may be null (further off). A turn that names no synonym but a month or date "
         '("when our contract runs out at the end of March") gets the first value that reaches it.',
     )
+    who_answers: dict[Literal["self", "other"], str] | None = Field(
+        None,
+        description='Enum slots that ask who does something ("who signs off?"): the value when the answer '
+        'names the speaker ("Me.", "myself") and when it names someone else ("My wife.", "the owner, '
+        'Sal", "signed by our contracting officer"), where no synonym is said.',
+    )
     description: str = ""
 
     _name = field_validator("name")(_check_name)
+
+    @field_validator("who_answers")
+    @classmethod
+    def _who_answers_for_enums(
+        cls, who: dict[str, str] | None, info: ValidationInfo
+    ) -> dict[str, str] | None:
+        if who is None:
+            return None
+        if info.data.get("type") != "enum":
+            raise ValueError("who_answers is for enum slots only")
+        known = {v.split("|")[0] for v in info.data.get("values") or ()}
+        unknown = sorted(set(who.values()) - known)
+        if unknown or set(who) != {"self", "other"}:
+            raise ValueError(
+                f"who_answers needs self and other, each a value of the slot: {', '.join(unknown)}"
+            )
+        return who
 
     @field_validator("tense_when")
     @classmethod

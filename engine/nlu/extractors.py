@@ -9,7 +9,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
@@ -1709,7 +1709,40 @@ def extract_enum(text: str, slot: Slot | None = None) -> str | None:
                 taken.append(span)
                 if synonym.split()[0] in _NEGATING_STARTS or not negated(norm, span[0]):
                     found.append((span[0], span[1], canonical))
+    if not found and slot.who_answers:
+        return _who_answers(normalise(text), slot.who_answers)
     return max(found)[2] if found else None
+
+
+# "Me.", "myself, really"; not "me? no, my boss does"
+_SELF = re.compile(
+    r"^(?:(?:well|oh|yeah|so|honestly|that's|that'd be|that would be|it's)\W+){0,2}"
+    r"(?:me|myself|yours truly)\b(?!\s*\?)(?!\W+(?:no|not|nope)\b)"
+)
+# people a decision rests with: "my wife", "the owner", "our contracting officer", "the board"
+_PEOPLE = (
+    r"(?:wife|husband|spouse|partners?|boss|owners?|manager|director|officer|board|committee|council|ceo|cfo|"
+    r"coo|cto|cio|vp|president|founder|chair|chairman|dean|provost|principal|superintendent|head|chief|"
+    r"accountant|bookkeeper|dad|father|mom|mother|brother|sister|son|daughter|family|franchisor|franchise|"
+    r"corporate|headquarters|hq|procurement|purchasing|legal|leadership|supervisor|administrator)"
+)
+_SOMEONE_ELSE = re.compile(
+    r"^(?:(?:well|oh|hmm|honestly|that's|that'd be|that would be|it's|that'll be)\W+){0,2}"
+    r"(?:my|our|the)\s+(?:[\w-]+\s+)?" + _PEOPLE + r"\b"
+    r"|\b(?:signed|executed|approved|decided|made|authori[sz]ed)\s+by\s+(?:my|our|the)\s+(?:[\w-]+\s+)?"
+    + _PEOPLE
+    + r"\b"
+    r"|\bmy (?:role|job) is (?:to|just to) (?:make a )?recommend"
+)
+
+
+def _who_answers(norm: str, who: Mapping[str, str]) -> str | None:
+    """Who an answer names: the speaker ("Me. It's my outfit") or someone else ("My wife.")."""
+    if _SELF.search(norm):
+        return who["self"]
+    if _SOMEONE_ELSE.search(norm):
+        return who["other"]
+    return None
 
 
 _NEGATING_STARTS = frozenset("not no never doesn't don't isn't wasn't didn't nothing can't won't".split())

@@ -1071,3 +1071,19 @@ def test_dates_from_hours_weekdays_naming_a_date_said_nth_weekdays_and_month_day
     assert ex.extract_date("eleven four", today=today, tense="future") is None  # a meeting's time
     assert ex.extract_date("they closed it the ninth nope sorry the tenth", today=today) == "2027-10-10"
     assert ex.extract_code("the date is nine thirty") is None
+
+
+def test_who_answers_reads_an_answer_that_names_the_speaker_or_someone_else() -> None:
+    slot = Slot(
+        name="signer",
+        type="enum",
+        values=["yes|i sign", "no|not me"],
+        who_answers={"self": "yes", "other": "no"},
+    )
+    assert ex.extract_enum("Myself. Nobody else touches the checkbook.", slot) == "yes"
+    assert ex.extract_enum("Our office manager, Denise, she runs the purchases", slot) == "no"
+    assert ex.extract_enum("it'd get approved by the finance committee", slot) == "no"
+    assert ex.extract_enum("me? no way, my father does", slot) == "no"
+    assert ex.extract_enum("the price matters most", slot) is None
+    with pytest.raises(ValueError, match="who_answers"):
+        Slot(name="signer", type="enum", values=["yes", "no"], who_answers={"self": "yes", "other": "maybe"})
