@@ -1541,7 +1541,15 @@ _CLOCK_HOMOPHONES = (
     (re.compile(rf"{_TIME_BEFORE}(?:for|fore)\b(?={_TIME_AFTER})"), r"\1 four"),
     (re.compile(rf"{_TIME_BEFORE}ate\b(?={_TIME_AFTER})"), r"\1 eight"),
     (re.compile(rf"{_TIME_BEFORE}(?:to|too)\b(?={_TIME_AFTER})"), r"\1 two"),
-    (re.compile(r"(?<=\w)-?ish\b"), ""),  # "two-ish", "3ish"
+    # "four-ish, once the trucks are in": an hour said with "-ish" is a time
+    (
+        re.compile(
+            r"\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|1[0-2]|[1-9])-?ish\b"
+            r"(?!\s+(?:people|folks|guys|users|employees|staff|years|minutes|hours|days|weeks|months)\b)"
+        ),
+        r"\1 o'clock",
+    ),
+    (re.compile(r"(?<=\w)-?ish\b"), ""),  # "3ish", "twenty-ish"
 )
 
 
@@ -1628,7 +1636,11 @@ def _spoken_hours(lowered: str, taken: list[tuple[int, int]]) -> list[tuple[int,
         elif after == "oh" and i + 2 < len(words) and words[i + 2] in _DIGIT_WORDS:
             minute = int(_DIGIT_WORDS[words[i + 2]])
         elif (
-            before not in _TIME_LEAD and not clock_words and not bare_turn and not _after_a_day(before, after)
+            before not in _TIME_LEAD
+            and not clock_words
+            and not bare_turn
+            and not _after_a_day(before, after)
+            and not _ZONED.match(lowered, start + len(word))
         ):
             continue
         if before in _TENS and not word.isdigit():
@@ -1636,6 +1648,13 @@ def _spoken_hours(lowered: str, taken: list[tuple[int, int]]) -> list[tuple[int,
         if minute < 60:
             out.append((start, f"{_business_hour(said, lowered):02d}:{minute:02d}"))
     return out
+
+
+# an hour said with whose clock it is: "ten my time", "two, Eastern", "nine PT"
+_ZONED = re.compile(
+    r"\s*,?\s*(?:(?:my|your|our|their) time|(?:eastern|central|mountain|pacific|atlantic)\b|"
+    r"(?:et|ct|mt|pt|est|cst|mst|pst|edt|cdt|mdt|pdt|gmt|utc|bst)\b)"
+)
 
 
 def _after_a_day(before: str, after: str) -> bool:

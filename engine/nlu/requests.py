@@ -33,7 +33,8 @@ _STATES_VALUE = re.compile(
     r"^\W*(?:\w+\W+){0,3}?(?:is|was|'s|reads|shows|says)\s+(?!(?:it|that|this)\b)(?:\w+\s+){0,2}?[\w-]*\d"
 )  # not "the code, was it 99213 or 99203?": that asks
 _REPEAT_CUE = re.compile(
-    r"\b(repeat|say (?:all )?(?:that|it|this) again|say again|once more|one more time|come again|pardon|"
+    r"\b(repeat|say (?:all )?(?:that|it|this) again|say again|once more|one more time|come again|"
+    r"pardon(?: me)?(?=\s*\?|\W*$)|"  # "I beg your pardon, let's say eleven" apologises
     r"didn't catch|did not catch|didn't get that|didn't hear|missed (?:that|it|what)|you cut out|"
     r"you broke up|what was that|sorry what|sorry\?|go back|back up|slower|slow down|start over|"
     r"from the top|(?:only|just) (?:caught|got|heard) (?:half|part|some)|couldn't hear|can't hear|"
@@ -42,7 +43,8 @@ _REPEAT_CUE = re.compile(
     r"(?:say|tell|read|speak|talk|go|give)(?: [\w']+){0,3} (?:more )?slow(?:ly|er)?|"  # "tell it slowly"
     r"(?:say|tell|read|give)(?: me)?(?: [\w']+){0,2} again|"  # "please tell everything again"
     r"which [\w ]{0,12}(?:did )?you ask(?:ed)?|what did you ask|what(?:'d| did) (?:you|ya) (?:ask|say)|"
-    r"which \w+ did (?:you|ya) say|garbled|cutting in and out|breaking up|what was the rest)\b"
+    r"which \w+ did (?:you|ya) say|garbled|cutting in and out|breaking up|what was the rest|"
+    r"start (?:[\w']+ ){1,3}over|(?:slipped|went|got) (?:right )?(?:past|by) me)\b"
     r"|^\s*(?:sorry|what|huh)\s*\??\s*$"
 )
 _LETTER_WORDS = re.compile(r"\b(letters?|spelling|spell|spelled|alphabet)\b")

@@ -12,6 +12,7 @@ from common.testing.samples import SAMPLE_CALL_DATA
 from engine.nlu import extractors as ex
 from engine.nlu.intents import EmbeddingIntentScorer, ExampleVectors, LexicalIntentScorer
 from engine.nlu.llm_hook import LLMUnderstanding, parse_object
+from engine.nlu.requests import asks_to_repeat
 from engine.nlu.understand import NLUResult, Understander
 from engine.schema_model import Intent, Slot
 
@@ -1087,3 +1088,13 @@ def test_who_answers_reads_an_answer_that_names_the_speaker_or_someone_else() ->
     assert ex.extract_enum("the price matters most", slot) is None
     with pytest.raises(ValueError, match="who_answers"):
         Slot(name="signer", type="enum", values=["yes", "no"], who_answers={"self": "yes", "other": "maybe"})
+
+
+def test_hours_said_with_their_zone_or_ish_and_a_repeat_that_is_only_an_apology() -> None:
+    assert ex.extract_time("Nine, Pacific. I'm on the coast.") == "09:00"
+    assert ex.extract_time("eleven your time works for me") == "11:00"
+    assert ex.extract_time("Three-ish, after the deliveries") == "15:00"
+    assert ex.extract_time("about six-ish people on that shift") is None
+    assert asks_to_repeat("sorry, the line went dead, start the entire pitch over?")
+    assert asks_to_repeat("apologies, what you asked went right past me")
+    assert not asks_to_repeat("Two, I beg your pardon, make it three.")
