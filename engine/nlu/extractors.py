@@ -1009,12 +1009,12 @@ _DAY_NUMBER = (
 _MONTH_DAY_NUMBERS = re.compile(
     r"\b(?:date(?:'s| is| was)?|dated|decided|due(?: on)?)\s+"
     + _MONTH_NUMBER
-    + r"\s+"
+    + r" "  # one space: "one, three" (a comma here) reads out digits
     + _DAY_NUMBER
     + r"(?=\s*(?:$|[.,;!?]|not\b|and\b))",
     re.IGNORECASE,
 )
-_MONTH_DAY_ALONE = re.compile(r"^\s*" + _MONTH_NUMBER + r"\s+" + _DAY_NUMBER + r"\s*[.!?]?\s*$")
+_MONTH_DAY_ALONE = re.compile(r"^\s*" + _MONTH_NUMBER + r" " + _DAY_NUMBER + r"\s*[.!?]?\s*$")
 
 
 def _month_day_numbers(lowered: str, today: dt.date, when: str, bare: bool) -> Found:

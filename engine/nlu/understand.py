@@ -123,6 +123,12 @@ def capture_local(
                 value = None  # the date of birth read back is not the decision date
         elif slot.type in ("reference_number", "id"):
             value = extract_code(utterance, slot, context.exclude)
+            if (
+                value is not None
+                and name in context.lookahead
+                and not _REFERENCE_CUE.search(normalise(utterance))
+            ):
+                value = None  # "I punched in X K M 4 4 9 …, no match": an ID read back, no reference given
         else:
             value = EXTRACTORS[slot.type](utterance, slot)
             if value is None and slot.by_when and name not in context.lookahead:
@@ -130,6 +136,14 @@ def capture_local(
         if value is not None and filled.get(name) != value:  # the same value again is no news
             out[name] = value
     return out
+
+
+# what a code said before its own state must come with to be that slot's value
+_REFERENCE_CUE = re.compile(
+    r"\b(?:reference|ref|confirmation|authori[sz]ation|auth|tracking|case|ticket|approval|cert|precert|"
+    r"certification)\b|(?<!member )(?<!id )(?<!npi )(?<!phone )(?<!fax )(?<!callback )(?<!group )(?<!policy )"
+    r"(?<!subscriber )(?<!card )(?<!tax )\bnumber\b"
+)
 
 
 def implication(intent: Intent, captured: Mapping[str, str]) -> int:
