@@ -26,8 +26,11 @@ and ``hotwords`` both land there, so there is one mechanism, not two). Items of 
 their own prompts: the encoder runs once for the batch, and CTranslate2 decodes together the
 items whose prompts have the same length (it needs ``<|startoftranscript|>`` at one position).
 A hinted decode that repeats itself (compression ratio over Whisper's 2.4) is decoded again
-without the prompt. A batch without hints takes faster-whisper's own path, as before. Hints
-hold patient names and IDs: they are never logged nor returned.
+without the prompt, and so is one where a hint identifier comes out verbatim: Whisper can read
+the prompt into a short clip ("Yep. Got her." came out as "Yep, Doctor XKM449812."), so the
+unprompted decode is kept when it hears no digits there. A batch without hints takes
+faster-whisper's own path, as before. Hints hold patient names and IDs: they are never logged
+nor returned.
 
 GPU nodes: ``build_stt_app(num_gpus=0.25)`` puts a replica on a quarter GPU and switches the
 model to ``device="cuda", compute_type="float16"`` unless those are given explicitly.
@@ -104,6 +107,23 @@ def repeats_itself(text: str) -> bool:
     return compression_ratio(text) > 2.4 or len(set(trigrams)) < len(trigrams)
 
 
+_DIGIT_WORDS = frozenset("zero oh one two three four five six seven eight nine".split())
+
+
+def leaked_identifier(text: str, hints: str) -> bool:
+    """A hint identifier (an item of the hint line holding digits) that came out verbatim: the
+    prompt may have been read into audio that held none (short clips are prone to it)."""
+    squeezed = "".join(text.split()).lower()
+    items = (h.strip().lower() for h in hints.split(","))
+    return any(len(i) >= 4 and any(c.isdigit() for c in i) and "".join(i.split()) in squeezed for i in items)
+
+
+def heard_digits(text: str) -> bool:
+    """Digits in a decode, as figures or words: at least three (an identifier's worth)."""
+    words = [w.strip(".,?!").lower() for w in text.split()]
+    return sum(c.isdigit() for c in text) + sum(w in _DIGIT_WORDS for w in words) >= 3
+
+
 def compression_ratio(text: str) -> float:
     """Whisper's repetition measure: text bytes / zlib-compressed bytes."""
     data = text.encode()
@@ -175,6 +195,7 @@ class WhisperBatchTranscriber:
             local_files_only=True,
         )
         self.pipeline = BatchedInferencePipeline(self.model)
+        self.leaks = 0  # hinted decodes replaced because a hint identifier came out of no digits
         if not self.model.model.is_multilingual and language != "en":
             raise ValueError(f"the STT model is English-only; language {language!r} is not supported")
         self.language = language
@@ -286,6 +307,17 @@ class WhisperBatchTranscriber:
             plain = self._prompt("")
             for row, out in zip(loops, self._generate(encoded, loops, [plain] * len(loops)), strict=True):
                 outputs[row] = out
+        leaked = [
+            row
+            for row, out in enumerate(outputs)
+            if row not in loops and leaked_identifier(self.tokenizer.decode(out["tokens"]), hints[row])
+        ]
+        if leaked:
+            plain = self._prompt("")
+            for row, out in zip(leaked, self._generate(encoded, leaked, [plain] * len(leaked)), strict=True):
+                if not heard_digits(self.tokenizer.decode(out["tokens"])):
+                    outputs[row] = out  # "Yep. Got her." came out as "Yep, Doctor XKM449812."
+                    self.leaks += 1
         segments = [
             [
                 {
@@ -470,6 +502,7 @@ class STTDeployment:
         return {
             "requests": self._requests,
             "hinted": self._hinted,
+            "prompt_leaks": self.engine.leaks,
             "rejected": self._errors,
             "batch_sizes": dict(sorted(self._batch_sizes.items())),
             "max_batch_size": self.batch.max_batch_size,

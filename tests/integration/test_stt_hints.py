@@ -10,7 +10,14 @@ import pytest
 
 from common.audio import pcm16_to_ulaw, resample, ulaw_to_pcm16
 from common.events import Transcript
-from services.stt import PreparedAudio, WhisperBatchTranscriber, prepare_audio, repeats_itself
+from services.stt import (
+    PreparedAudio,
+    WhisperBatchTranscriber,
+    heard_digits,
+    leaked_identifier,
+    prepare_audio,
+    repeats_itself,
+)
 
 SOFIA = "Yes, this is Sofia Lindqvist over at Kestrel Analytics."
 SOFIA_HINTS = "yes, no, Sofia Lindqvist, Kestrel Analytics"
@@ -138,3 +145,35 @@ def test_hints_stay_out_of_logs_reprs_and_errors(
     assert "Lindqvist" not in caplog.text and "Lindqvist" not in repr(prepared)
     with pytest.raises(ValueError, match="hints must be a string"):
         prepare_audio(clips[SOFIA], 16000, 30.0, hints=["Sofia"])  # type: ignore[arg-type]
+
+
+def test_a_hint_identifier_the_audio_never_held_is_not_read_into_a_short_clip(
+    engine: WhisperBatchTranscriber,
+) -> None:
+    """Measured on the audio dev suite: a short "Yep. Got her. Active." in an espeak-ng voice came
+    out of the hinted decode as "Yep, Doctor XKM449812." (the member ID of the prompt)."""
+    from pathlib import Path
+
+    from common.testing.samples import SAMPLE_CALL_DATA
+    from engine.schema_loader import load_schema
+    from engine.stt_hints import stt_hints
+    from loadtests.voice import EspeakVoice
+
+    schema = load_schema(Path(__file__).resolve().parents[2] / "schemas" / "prior_auth")
+    hints = stt_hints(schema, "verify_member", SAMPLE_CALL_DATA["prior_auth"])
+    voice = EspeakVoice("en-gb-x-rp+f3", 150)
+    member_id = SAMPLE_CALL_DATA["prior_auth"]["member_id"]
+
+    def heard(text: str) -> str:
+        pcm = resample(ulaw_to_pcm16(voice.mulaw(text)), 8000, 16000).astype("<i2").tobytes()
+        return engine.run([item(pcm, hints)])[0].text
+
+    assert member_id not in heard("Yep. Got her. Active.").replace(" ", "")
+    assert member_id in heard("X K M 4 4 9 8 1 2, got it").replace(" ", "")  # said: the hint stands
+
+
+def test_leaked_identifiers_and_digits_heard() -> None:
+    assert leaked_identifier("Yep, Doctor XKM449812.", "approved, Jane Doe, XKM449812, 99213")
+    assert not leaked_identifier("Yep, Doctor Smith.", "approved, Doctor Smith, XKM449812")  # a name
+    assert heard_digits("Next, KLM for 9812") and heard_digits("four four nine")
+    assert not heard_digits("yep, Doctor XD")
