@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
+from typing import Literal
 
 from engine.nlu.text import FILLER_WORDS, clauses, negated, normalise, phrase_regex
 from engine.schema_model import Slot
@@ -991,7 +992,7 @@ def _dates_said(lowered: str, today: dt.date, when: str, relative: bool, bare: b
 _BARE_WEEKDAY = re.compile(r"(?<!next )(?<!following )(?<!from )(?<!last )(" + "|".join(_WEEKDAYS) + r")\b")
 
 
-def _weekdays_of_dates_said(said: Found, found: Found, lowered: str) -> Found:
+def _weekdays_of_dates_said(said: list[tuple[int, str]], found: Found, lowered: str) -> list[tuple[int, str]]:
     """ "the 29th, that Friday", "November second, that's a Tuesday?", "not the 28th, on Thursday
     I'm away": a bare weekday that is the weekday of a date said in the turn names that date (or
     the reason for it), not this week's."""
@@ -1755,7 +1756,7 @@ _SOMEONE_ELSE = re.compile(
 )
 
 
-def _who_answers(norm: str, who: Mapping[str, str]) -> str | None:
+def _who_answers(norm: str, who: Mapping[Literal["self", "other"], str]) -> str | None:
     """Who an answer names: the speaker ("Me. It's my outfit") or someone else ("My wife.")."""
     if _SELF.search(norm):
         return who["self"]
