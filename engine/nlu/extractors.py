@@ -733,6 +733,8 @@ _NAME_BEFORE = re.compile(
     r"\s+(?:speaking|here|this side)\b",  # "Venkatesh this side", as Indian English says it
     re.IGNORECASE,
 )
+# a word, then (at most two words on) its letters spelled out
+_SPELLED_AFTER = re.compile(r"\b([A-Za-z]{3,})\b(?:\W+\w+){0,2}?\W+((?:[A-Za-z][\s,.-]+){2,}[A-Za-z])\b")
 # a turn that is a capitalised name and nothing else ("Marisol.", "Bobbie Jo.")
 _NAME_ALONE = re.compile(r"^\s*([A-Z][a-z]+(?:['-][A-Za-z]+)?)(?:\s+([A-Z][a-z]+))?\s*[.!]?\s*$")
 _ONE_WORD_REPLIES = frozenset(
@@ -745,7 +747,7 @@ _ONE_WORD_REPLIES = frozenset(
 )
 # "… is an Tony speaking" (a recogniser's garble before it): a capitalised word right before
 # "speaking", anywhere in a cased turn
-_NAME_SPEAKING = re.compile(r"\b([A-Z][a-z]+(?:['-][A-Za-z]+)?)\s+speaking\b")
+_NAME_SPEAKING = re.compile(r"\b([A-Za-z][a-z]+(?:['-][A-Za-z]+)?)\s+speakin(?:g|')?(?!\w)")
 # "Ray, provider services." / "Dana with claims": a name first, then where they sit
 _NAME_FIRST = re.compile(
     r"^\s*(?:(?:hi|hello|hey|yeah|yes|yep|yup|sure|okay|ok|good morning|good afternoon|morning|afternoon)"
@@ -782,7 +784,9 @@ _INTERJECTIONS = frozenset(
 
 
 def _name_word(word: str, cased: bool) -> bool:
-    if word.lower() in _NOT_NAMES or not re.fullmatch(r"[A-Za-z]+(?:['-][A-Za-z]+)?", word):
+    if word.lower() in _NOT_NAMES or word.lower() in _INTERJECTIONS:
+        return False
+    if not re.fullmatch(r"[A-Za-z]+(?:['-][A-Za-z]+)?", word):
         return False
     if word[0].isupper():
         return True
@@ -807,9 +811,13 @@ def extract_name(text: str, slot: Slot | None = None) -> str | None:
             words = words[-1:]  # "yeah dana here": the word before "here" alone
         if words and _name_word(words[0], cased):
             return " ".join(f"{w[0].upper()}{w[1:]}" for w in words)
+    for match in _SPELLED_AFTER.finditer(clean):  # "marjorie here m a r j o r i e": a name, spelled
+        letters = re.sub(r"[^a-z]", "", match.group(2).lower())
+        if match.group(1).lower() == letters and _name_word(match.group(1), False):
+            return match.group(1)[0].upper() + match.group(1)[1:].lower()
     for match in _NAME_SPEAKING.finditer(clean):
         if _name_word(match.group(1), cased):
-            return match.group(1)
+            return match.group(1)[0].upper() + match.group(1)[1:]
     alone = _NAME_ALONE.match(clean)
     if alone and all(_name_word(w, True) and w.lower() not in _ONE_WORD_REPLIES for w in alone.groups() if w):
         return " ".join(w for w in alone.groups() if w)
@@ -954,6 +962,7 @@ def extract_date(
         and not _VALID_UNTIL.search(lowered, 0, at)
         and not _YOU_SAID.search(lowered, 0, at)
         and not _AWAY.search(lowered, 0, at)
+        and not _EXCEPT.search(lowered, 0, at)
     ]
     said = _weekdays_of_dates_said(said, found, lowered)
     if not said:
@@ -1046,6 +1055,11 @@ _YOU_SAID = re.compile(
 _AWAY = re.compile(
     r"\b(?:i'm|i am|we're|we are|i'll be|we'll be)\s+(?:\w+\s+)?(?:off-site|offsite|out|away|off|closed|"
     r"travelling|traveling|booked|slammed|out of (?:the )?office)\s+(?:on\s+)?(?:the\s+)?$"
+)
+# a day ruled out: "any day but Monday", "except the 3rd", "other than Friday"
+_EXCEPT = re.compile(
+    r"(?:\b(?:any (?:day|time)|anytime|anything|whenever)\s+but|\b(?:except|other than|apart from|besides))"
+    r"\s+(?:on\s+)?(?:the\s+)?(?:next\s+)?$"
 )
 _HEDGE = re.compile(r"\b(?:could be|might be|may be)\b")
 # "no no, Thursday": "no" answering the read-back at the start of a clause, not negating the day

@@ -59,6 +59,8 @@ _GONE = re.compile(
     r"transitioned out|moved on|moved to|passed away|quit|resigned|jumped ship|transferred to|relocated|"
     r"sold (?:the|his|her|their) (?:practice|business|company|shop|firm|store|clinic))\b"
     r"|\b(?:i|we)(?:'ve| have)? (?:inherited|took over) (?:his|her|from him|from her)\b"
+    r"|\b(?:he|she) (?:sold|handed over) (?:the|his|her) "
+    r"(?:practice|business|company|shop|firm|store|clinic)\b"
 )
 # the call belongs elsewhere: "transferring your call to the concerned team", "you'll get sent
 # over", "medical precert sits on a separate phone tree", "we only handle claims on this queue"

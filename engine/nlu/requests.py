@@ -26,6 +26,7 @@ _REQUEST_CUE = re.compile(
     r"i'm going to need|gonna need|need the|go ahead with|tell me|let me (?:get|have)|do you have|"
     r"what about|how about|how much|how many|how long|how do you spell|how is it spelled|start with|"
     r"begin with|first thing|(?:was|is) (?:it|that) [\w ]+ or |"
+    r"how(?:'s| does| do) (?:that|the|her|his) [\w ]+ go|"
     r"how(?:'s| is| are| do you)\s+(?:[\w']+\s+){0,3}?spell(?:ed)?)\b"
 )
 # The field named, then its value: "the CPT on it is 99213" states the field, it does not ask.
@@ -86,6 +87,9 @@ def field_phrases(
     for field, phrases in disclose.items():
         forms = {normalise(p) for p in phrases} | {field.replace("_", " ")}
         forms |= {_YOU.sub(name, f) for f in forms if _YOU.search(f) for name in names}
+        # "member ID" is also "member's ID" (and, as recognisers write it, "members ID")
+        owned = [f for f in forms if " " in f and not f.startswith(("the ", *_DETERMINERS))]
+        forms |= {re.sub(r"^(\w+) ", r"\1's ", f) for f in owned}
         # "the ID" is also "that ID", "her ID", "your member number"
         forms |= {f"{d} {f[4:]}" for f in forms if f.startswith("the ") for d in _DETERMINERS}
         # "what does it do" is also "what does your thing do"
@@ -184,6 +188,8 @@ _CALLER_NAMED = re.compile(
     r"(?:company|firm|organi[sz]ation|agency|office)(?:'s)? name)\b"
 )
 _WHO_CALLS = re.compile(
+    r"\b(?:are )?you (?:a|an|some) (?:bot|robot|ai|machine|computer|recording)\b|"
+    r"\b(?:is|was) (?:this|that|it|some) (?:a |an )?(?:bot|robot|ai|machine|computer|recording)\b|"
     r"\b(?:confirm|verify|know|ask|tell me|note|log) who(?:'s| is| i'm| i am) (?:on the (?:phone|line)|"
     r"calling|speaking|this)\b|\bwho (?:you're|you are) with\b"
 )

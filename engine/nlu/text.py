@@ -127,7 +127,13 @@ _RUN_TOGETHER_WORDS = {
     # a field's name said another way or as a recogniser spells it out
     "surname": "last name", "sir name": "last name", "family name": "last name",
     "date of bird": "date of birth", "see pee tee": "c p t", "en pee eye": "n p i", "em pee eye": "n p i",
-    "dee oh bee": "d o b", "card number": "id number",
+    "dee oh bee": "d o b", "card number": "id number", "idee": "id", "eye dee": "id", "revue": "review",
+    # a dropped g, as recognisers write it ("nothin under that ID", "Dwayne speakin")
+    "nothin": "nothing", "somethin": "something", "anythin": "anything", "speakin": "speaking",
+    "lookin": "looking", "checkin": "checking", "holdin": "holding", "hangin": "hanging", "goin": "going",
+    "doin": "doing", "talkin": "talking", "callin": "calling", "workin": "working", "waitin": "waiting",
+    "pullin": "pulling", "comin": "coming", "gettin": "getting", "sayin": "saying", "tryin": "trying",
+    "typin": "typing", "searchin": "searching", "showin": "showing", "seein": "seeing",
 }  # fmt: skip
 _RUN_TOGETHER = re.compile(r"(?<![\w'])(?:" + "|".join(_RUN_TOGETHER_WORDS) + r")(?![\w'])")
 # homophones a recogniser writes for words that matter here: "take us of the list",
@@ -137,6 +143,23 @@ _HOMOPHONES = (
     (re.compile(r"\b(a|one|two|three|four|few|couple|next|last|this|per|every) weak(s?)\b"), r"\1 week\2"),
     (re.compile(r"\b(thank you|thanks) by\b"), r"\1 bye"),
     (re.compile(r"\b(mon|tues|wednes|thurs|fri|satur) day\b"), r"\1day"),  # "next tues day"
+    # a field said another way: "what number should intake dial" asks the callback number, "what's
+    # this gonna run me" the price
+    (
+        re.compile(r"\bwhat number (should|do|can|could) ((?:\w+ ){0,2})(call|dial|ring|reach|phone)\b"),
+        r"what callback number \1 \2\3",
+    ),
+    (
+        re.compile(r"\b(gonna|going to|it|that|this|does it|would it|will it) run (me|us|you)\b"),
+        r"\1 cost \2",
+    ),
+    # a possessive written without its apostrophe: "what's the members id"
+    (
+        re.compile(
+            r"\b(member|patient|subscriber|provider|doctor|physician)s (id|number|name|birthday|dob|npi)\b"
+        ),
+        r"\1's \2",
+    ),
     # a correction written without its commas: "decided the fifth no sorry the sixth"
     (re.compile(r"(?<![,.]) (no|nope|oh) (sorry|wait|i mean|my bad|make that)\b(?!,)"), r", \1, \2,"),
 )

@@ -1100,3 +1100,23 @@ def test_hours_said_with_their_zone_or_ish_and_a_repeat_that_is_only_an_apology(
     assert asks_to_repeat("sorry, the line went dead, start the entire pitch over?")
     assert asks_to_repeat("apologies, what you asked went right past me")
     assert not asks_to_repeat("Two, I beg your pardon, make it three.")
+
+
+def test_recogniser_written_names_fields_and_days_ruled_out() -> None:
+    assert ex.extract_name("hey thanks for waitin on rosalind here r o s a l i n d go ahead") == "Rosalind"
+    assert ex.extract_name("um claims desk terrence speakin") == "Terrence"
+    assert ex.extract_name("Oh, this queue handles dental only") is None
+    today = dt.date(2027, 10, 19)
+    assert ex.extract_date("whenever but Thursday", today=today, lean="future") is None
+    assert (
+        ex.extract_date("any day except the 22nd, the 25th is good", today=today, lean="future")
+        == "2027-10-25"
+    )
+    nlu = _turn("prior_auth", "verify_member", "ok and whats the patients dob on file")
+    assert nlu.intent == "ask_field" and nlu.asked is not None and nlu.asked.field == "date_of_birth"
+    nlu = _turn("prior_auth", "not_on_file", "what number could the office ring if there are questions")
+    assert nlu.asked is not None and nlu.asked.field == "callback_number"
+    nlu = _turn("prior_auth", "verify_member", "nope, nothin comes up under that ID")
+    assert nlu.intent == "member_not_found"
+    nlu = _turn("sales_qualification", "discover_pain", "hold up, is this a recording or a real person?")
+    assert nlu.intent == "who_is_this"
