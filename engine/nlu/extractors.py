@@ -441,6 +441,9 @@ _NAMED_LETTER_AS_IN = re.compile(
 )
 
 
+_VERBS_BEFORE_THEM = frozenset(("give", "tell", "call", "send", "ask", "let", "show", "get"))  # "give em 5"
+
+
 def _letter_name(words: list[str], i: int) -> str | None:
     """The letter a letter's name at ``words[i]`` stands for, when it is read among code characters."""
     lower = words[i].lower()
@@ -455,6 +458,7 @@ def _letter_name(words: list[str], i: int) -> str | None:
             or low in _NATO
             or low in _LETTER_NAMES
             or low in _LETTER_NAMES_ALSO_WORDS
+            or low in ("double", "triple")  # "em double oh four seven five"
             or (len(word) == 1 and word.isalpha())
         )
 
@@ -481,7 +485,14 @@ def _letter_name(words: list[str], i: int) -> str | None:
             or (len(words[j]) == 1 and words[j].isalpha() and low not in ("a", "i"))
         )
 
-    return letter if lettered(i - 1) or lettered(i + 1) else None
+    # "em double oh four", "en 7 7 0": these two are seldom words before digits
+    before_digits = (
+        lower in ("em", "en")
+        and i + 1 < len(words)
+        and code_char(words[i + 1])
+        and (i == 0 or words[i - 1].lower() not in _VERBS_BEFORE_THEM)
+    )
+    return letter if lettered(i - 1) or lettered(i + 1) or before_digits else None
 
 
 def spoken_sequence(text: str) -> list[str]:
@@ -849,8 +860,8 @@ _PAST_CUES = re.compile(
     r"(?= (?:it|that|this|them|her|him|off|on|out|through|back)\b))\b"
 )
 _FUTURE_CUES = re.compile(
-    r"\b(will|at the latest|latest|by|expect|expected|due|deadline|going to|gonna|within|next|coming|"
-    r"upcoming|"
+    r"\b(will|at the latest|latest|by|expect|expected|due(?! to\b)|deadline|going to|gonna|within|next|"
+    r"coming|upcoming|"
     r"in about|in|until|before|tomorrow|later|no later than)\b"
 )
 _TO_BE = re.compile(r"\b(?:be|to)\s+$")  # "should be decided", "going to be made": no past
@@ -872,6 +883,11 @@ _DURATION = re.compile(
     r"(" + _TENS_UNIT + r"|\w+)\s+(business |working |calendar )?(day|days|week|weeks|hours)\b"
     r"(?!\s+of\b(?!\s+(?:today|now)\b))"
 )
+
+
+def says_due(text: str) -> bool:
+    """A deadline said: "the due date's the 22nd", "it's due Friday"; not "denied due to …"."""
+    return re.search(r"\bdue\b(?! to\b)", normalise(text)) is not None
 
 
 def says_a_turnaround(text: str) -> bool:

@@ -27,6 +27,7 @@ from engine.nlu.extractors import (
     extract_date,
     extract_time_frame,
     says_a_turnaround,
+    says_due,
     spoken_sequence,
     yes_no_said_outright,
 )
@@ -108,13 +109,10 @@ def capture_local(
             continue
         if slot.type == "date":
             early = name in context.lookahead
-            if (
-                early
-                and slot.cues
-                and not phrase_heard(utterance, slot.cues)
-                and not says_a_turnaround(utterance)
-            ):
-                continue  # "received on 11/30" is no decision date; "within 72 hours" is one
+            # "within 72 hours", "the due date's the 22nd" say when as well as a cue word does
+            cued = phrase_heard(utterance, slot.cues) or says_a_turnaround(utterance) or says_due(utterance)
+            if early and slot.cues and not cued:
+                continue  # "received on 11/30" is no decision date
             known = {**filled, **out}
             lean = next((t for cond, t in slot.tense_when.items() if _holds(cond, known)), "any")
             relative = not early or bool(slot.cues)

@@ -1120,3 +1120,11 @@ def test_recogniser_written_names_fields_and_days_ruled_out() -> None:
     assert nlu.intent == "member_not_found"
     nlu = _turn("sales_qualification", "discover_pain", "hold up, is this a recording or a real person?")
     assert nlu.intent == "who_is_this"
+
+
+def test_due_dates_letters_before_a_doubled_digit_and_due_to() -> None:
+    nlu = _turn("prior_auth", "ask_status", "it is pending, and the due date is the twenty-sixth")
+    assert nlu.captured.get("decision_date") == "2026-11-26" and nlu.captured.get("auth_status") == "pending"
+    today = dt.date(2027, 10, 19)
+    assert ex.extract_date("denied due to no records, on the 4th", today=today) == "2027-10-04"
+    assert ex.extract_code("it's en triple seven two one") == "N77721"
