@@ -327,7 +327,7 @@ _EXPLICIT_YES = re.compile(
     r"\b(yes|yeah|yea|ya|yep|yup|sure|(?<!the )correct(?! (?:one|number|reference|date|id|code|spelling|"
     r"digits?|value|name|version) (?:is|was|should|would)\b)|absolutely|definitely|"
     r"(?:^|(?<=[.,!?] ))exactly|of course|"
-    r"affirmative|"
+    r"affirmative|(?:^|(?<=[.,!?] ))confirmed(?=\s*(?:[.,!]|$))|"  # "Confirmed. Do copy Margaret …"
     r"that's right|that is right|right on|you got it|you've got it|you have it|you bet|certainly|uh-huh|"
     r"mm-hmm|okie dokie|guilty as charged|"
     r"go ahead|ask away|fire away|go for it|ask your questions|"

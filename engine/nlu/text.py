@@ -153,11 +153,14 @@ _HOMOPHONES = (
         re.compile(r"\b(gonna|going to|it|that|this|does it|would it|will it) run (me|us|you)\b"),
         r"\1 cost \2",
     ),
+    # "what do firms like ours typically pay" asks the price ("what do we pay now" does not)
+    (
+        re.compile(r"\bwhat (?:do|does|would) (?!we |i )(?:[\w']+ ){1,4}(?:typically |usually )?pay\b"),
+        "what's the price",
+    ),
     # a possessive written without its apostrophe: "what's the members id"
     (
-        re.compile(
-            r"\b(member|patient|subscriber|provider|doctor|physician)s (id|number|name|birthday|dob|npi)\b"
-        ),
+        re.compile(r"\b(member|patient|subscriber|provider|doctor|physician)s (id|number|name|dob|npi)\b"),
         r"\1's \2",
     ),
     # a correction written without its commas: "decided the fifth no sorry the sixth"

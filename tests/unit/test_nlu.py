@@ -1128,3 +1128,14 @@ def test_due_dates_letters_before_a_doubled_digit_and_due_to() -> None:
     today = dt.date(2027, 10, 19)
     assert ex.extract_date("denied due to no records, on the 4th", today=today) == "2027-10-04"
     assert ex.extract_code("it's en triple seven two one") == "N77721"
+
+
+def test_a_bare_confirmed_is_a_yes_and_what_others_pay_asks_the_price() -> None:
+    nlu = _turn(
+        "sales_qualification", "confirm_meeting", "Confirmed, and please add my deputy to the invite."
+    )
+    assert nlu.captured.get("meeting_confirmed") == "yes"
+    nlu = _turn("sales_qualification", "ask_budget", "what would a shop our size usually pay for it?")
+    assert nlu.asked is not None and nlu.asked.field == "list_price"
+    nlu = _turn("sales_qualification", "ask_budget", "what do we pay today? maybe three grand")
+    assert nlu.asked is None
