@@ -1563,7 +1563,7 @@ _NO_COLON_TIME = re.compile(
     r"employees|seats|of|units|[kx%]))"
 )
 _TIME_BEFORE = r"\b(at|around|like|about|till|until|to|past|passed) "
-_TIME_AFTER = r"\s*(?:$|[,?!]|instead\b|then\b|in the\b)"
+_TIME_AFTER = r"\s*(?:$|[,?!]|instead\b|then\b|in the\b|same\b)"  # "shove it back to for same day"
 _CLOCK_HOMOPHONES = (
     (re.compile(r"\b(?:to|too)(?= (?:pm|am|p m|a m|o'clock|oclock|thirty|fifteen|forty-five)\b)"), "two"),
     (re.compile(r"\bate(?= (?:pm|am|p m|a m|o'clock|oclock|thirty|fifteen|forty-five)\b)"), "eight"),

@@ -87,6 +87,7 @@ _DO_NOT_CALL = re.compile(
     r"(?:delete|remove|purge|erase|scrub|yank|strike|wipe|lose)\w* (?:this|my|our|the) "
     r"(?:number|line|phone|shop|firm|company|business|office|practice|details|info|cell|mobile|contact)\b|"
     r"\b(?:neither|nor|no one|nobody|never)\b[^.?!]{0,60}\bcontacted\b[^.?!]{0,40}\bagain\b|"
+    r"(?:get|take|keep) (?:this|my|our|the) (?:number|line|phone|cell) (?:out of|off) (?:your|the)\b|"
     r"(?:purged|deleted|removed|erased|scrubbed|wiped) from (?:your|the|that)\b)"
 )
 # turning the offer down for good: "we'll pass", "count us out", "I'll let you go"

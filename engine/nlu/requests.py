@@ -189,6 +189,8 @@ _CALLER_NAMED = re.compile(
 )
 _WHO_CALLS = re.compile(
     r"\b(?:are )?you (?:a|an|some) (?:bot|robot|ai|machine|computer|recording)\b|"
+    r"\bwho(?:'d| did| do) (?:ya|you)(?: say)? (?:ya|you)(?:'re)? (?:work(?:ing)?|calling) "
+    r"(?:for|from|with)\b|"
     r"\b(?:is|was) (?:this|that|it|some) (?:a |an )?(?:bot|robot|ai|machine|computer|recording)\b|"
     r"\b(?:confirm|verify|know|ask|tell me|note|log) who(?:'s| is| i'm| i am) (?:on the (?:phone|line)|"
     r"calling|speaking|this)\b|\bwho (?:you're|you are) with\b"

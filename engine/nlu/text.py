@@ -134,6 +134,7 @@ _RUN_TOGETHER_WORDS = {
     "doin": "doing", "talkin": "talking", "callin": "calling", "workin": "working", "waitin": "waiting",
     "pullin": "pulling", "comin": "coming", "gettin": "getting", "sayin": "saying", "tryin": "trying",
     "typin": "typing", "searchin": "searching", "showin": "showing", "seein": "seeing",
+    "chargin": "charging", "outta": "out of",
 }  # fmt: skip
 _RUN_TOGETHER = re.compile(r"(?<![\w'])(?:" + "|".join(_RUN_TOGETHER_WORDS) + r")(?![\w'])")
 # homophones a recogniser writes for words that matter here: "take us of the list",
@@ -146,9 +147,13 @@ _HOMOPHONES = (
     # a field said another way: "what number should intake dial" asks the callback number, "what's
     # this gonna run me" the price
     (
-        re.compile(r"\bwhat number (should|do|can|could) ((?:\w+ ){0,2})(call|dial|ring|reach|phone)\b"),
+        re.compile(
+            r"\b(?:what|which) number (should|do|can|could) ((?:\w+ ){0,2})(call|dial|ring|reach|phone)\b"
+        ),
         r"what callback number \1 \2\3",
     ),
+    (re.compile(r"\b(?:what|which) number (rings|reaches|gets) (the|your)\b"), r"what callback number \1 \2"),
+    (re.compile(r"\bset (me|us|you) back\b"), r"cost \1"),  # "what's it gonna set me back"
     (
         re.compile(r"\b(gonna|going to|it|that|this|does it|would it|will it) run (me|us|you)\b"),
         r"\1 cost \2",

@@ -1139,3 +1139,14 @@ def test_a_bare_confirmed_is_a_yes_and_what_others_pay_asks_the_price() -> None:
     assert nlu.asked is not None and nlu.asked.field == "list_price"
     nlu = _turn("sales_qualification", "ask_budget", "what do we pay today? maybe three grand")
     assert nlu.asked is None
+
+
+def test_prices_numbers_and_do_not_call_in_plain_speech() -> None:
+    nlu = _turn("sales_qualification", "ask_budget", "ok but what's a license gonna set us back")
+    assert nlu.asked is not None and nlu.asked.field == "list_price"
+    nlu = _turn("prior_auth", "not_on_file", "which number reaches your front desk, for intake?")
+    assert nlu.asked is not None and nlu.asked.field == "callback_number"
+    nlu = _turn("sales_qualification", "greeting", "take my cell off your list, right now")
+    assert nlu.intent == "do_not_call"
+    nlu = _turn("sales_qualification", "ask_authority", "wait, who did you say you're calling from?")
+    assert nlu.intent == "who_is_this"
