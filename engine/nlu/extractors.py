@@ -782,7 +782,8 @@ _NOT_NAMES = frozenset(
     hang wait bear give let say tell listen look see okay alright
     today calling the back pending approved denied busy correct wrong done open closed ready its
     free available interested mm hm mhm uh-huh mm-hmm live down up over gone late early true off out
-    nobody somebody anybody everybody someone anyone everyone none nothing everything something""".split()
+    nobody somebody anybody everybody someone anyone everyone none nothing everything something
+    mr mrs ms miss dr doctor sir madam ma'am mister""".split()
 )
 _NOT_NAME_ENDINGS = ("ed", "ing", "ly", "tion", "ment")
 # words said as a clause of their own that are no names ("Right. Anyway, …", "Oh, wow, …")

@@ -1150,3 +1150,8 @@ def test_prices_numbers_and_do_not_call_in_plain_speech() -> None:
     assert nlu.intent == "do_not_call"
     nlu = _turn("sales_qualification", "ask_authority", "wait, who did you say you're calling from?")
     assert nlu.intent == "who_is_this"
+
+
+def test_a_title_is_no_name() -> None:
+    assert ex.extract_name("Mr. Okafor speaking") == "Okafor"
+    assert ex.extract_name("Ms here") is None
