@@ -316,11 +316,15 @@ def main() -> None:
     conditions = [
         ("without hints", engine, ["" for _ in clips]),
         ("hints, bare list", bare_list_engine(cfg), hints),
+        ("no leak check", engine, hints),
         ("with hints", engine, hints),
     ]
     results: dict[str, dict[str, float]] = {}
     for label, model, line_hints in conditions:
+        model.check_leaks = label != "no leak check"  # a hint ID said by no one: decoded again
+        leaks = model.leaks
         results[label], heard, noise_heard = score(model, clips, noise, line_hints, args.batch)
+        results[label]["leaks"] = model.leaks - leaks
         if args.show:
             for c, h in zip(clips, heard, strict=True):
                 print(f"  [{label}] {wer(c.reference, h):.2f} | {c.reference} | {h}")
@@ -330,7 +334,8 @@ def main() -> None:
             f"{label:16s}: WER median {r['wer_median']:.3f} mean {r['wer_mean']:.3f}; "
             f"identifiers exact {100 * r['ids']:.0f}% of {r['ids_n']:.0f}; "
             f"hint phrases made up in {r['plain_n']:.0f} lines without them: {r['made_up']:.0f}; "
-            f"words heard in noise: {r['noise_words']:.0f}; model time per batch p50 {r['batch_ms']:.0f} ms"
+            f"words heard in noise: {r['noise_words']:.0f}; prompt leaks decoded again: {r['leaks']:.0f}; "
+            f"model time per batch p50 {r['batch_ms']:.0f} ms"
         )
     off, on = results["without hints"], results["with hints"]
     print(
