@@ -200,12 +200,12 @@ class Slot(Strict):
             return None
         if info.data.get("type") != "enum":
             raise ValueError("who_answers is for enum slots only")
+        if set(who) != {"self", "other"}:
+            raise ValueError("who_answers needs both self and other")
         known = {v.split("|")[0] for v in info.data.get("values") or ()}
         unknown = sorted(set(who.values()) - known)
-        if unknown or set(who) != {"self", "other"}:
-            raise ValueError(
-                f"who_answers needs self and other, each a value of the slot: {', '.join(unknown)}"
-            )
+        if unknown:
+            raise ValueError(f"who_answers names values the slot does not have: {', '.join(unknown)}")
         return who
 
     @field_validator("tense_when")

@@ -203,6 +203,4 @@ def asks_who_is_calling(text: str) -> bool:
     if _WHO_CALLS.search(norm):
         return True
     named = _CALLER_NAMED.search(norm)
-    return named is not None and bool(
-        _REQUEST_CUE.search(norm, named.start() - 40 if named.start() > 40 else 0)
-    )
+    return named is not None and bool(_REQUEST_CUE.search(norm, max(0, named.start() - 40)))
