@@ -1551,7 +1551,23 @@ def extract_time(text: str, slot: Slot | None = None) -> str | None:
             found.append((match.start(), f"{hour:02d}:00"))
     found += _spoken_hours(lowered, taken)
     kept = [(start, value) for start, value in found if not _not_before(lowered, start)]
+    proposed = [(start, value) for start, value in kept if not _time_of_something_else(lowered, start)]
+    kept = proposed or kept
     return max(kept)[1] if kept else None
+
+
+# "standup's at eleven", "three o'clock is our compliance stand-up": the reason a time will not do
+_OTHER_EVENT_BEFORE = re.compile(
+    r"\b(?!(?:it|that|this|meeting|call|demo|appointment|mine|yours|which|what|when|where)\b)[a-z-]+"
+    r"(?:'s| is) at\s+$"
+)
+_OTHER_EVENT_AFTER = re.compile(
+    r"[\w:]+(?:\s+(?:o'clock|oclock|am|pm|thirty|fifteen|forty-five))?\s+(?:is|'s) (?:our|my|the|their)\b"
+)
+
+
+def _time_of_something_else(lowered: str, start: int) -> bool:
+    return bool(_OTHER_EVENT_BEFORE.search(lowered[:start]) or _OTHER_EVENT_AFTER.match(lowered, start))
 
 
 _HOUR_HYPHEN = re.compile(
@@ -1769,17 +1785,21 @@ def extract_enum(text: str, slot: Slot | None = None) -> str | None:
 _SELF = re.compile(
     r"^(?:(?:well|oh|yeah|so|honestly|that's|that'd be|that would be|it's)\W+){0,2}"
     r"(?:me|myself|yours truly)\b(?!\s*\?)(?!\W+(?:no|not|nope)\b)"
+    # "It's my budget line.", not "my company's board decides"
+    r"|^(?:\w+\W+)?(?:it's|that's|its) my (?:own )?(?:budget|money|company|business|shop|outfit|firm)\b(?!'s)"
 )
 # people a decision rests with: "my wife", "the owner", "our contracting officer", "the board"
 _PEOPLE = (
     r"(?:wife|husband|spouse|partners?|boss|owners?|manager|director|officer|board|committee|council|ceo|cfo|"
-    r"coo|cto|cio|vp|president|founder|chair|chairman|dean|provost|principal|superintendent|head|chief|"
+    r"coo|cto|cio|vp|president|founders?|chair|chairman|dean|provost|principal|superintendent|head|chief|"
     r"accountant|bookkeeper|dad|father|mom|mother|brother|sister|son|daughter|family|franchisor|franchise|"
     r"corporate|headquarters|hq|procurement|purchasing|legal|leadership|supervisor|administrator)"
 )
 _SOMEONE_ELSE = re.compile(
     r"^(?:(?:well|oh|hmm|honestly|that's|that'd be|that would be|it's|that'll be)\W+){0,2}"
-    r"(?:my|our|the)\s+(?:[\w-]+\s+)?" + _PEOPLE + r"\b"
+    r"(?:my|our|the)\s+(?:[\w'-]+\s+){0,2}" + _PEOPLE + r"\b"
+    r"|\b(?:we have|there's|it goes to|it has to go to) (?:a|an|the|our) (?:[\w-]+\s+){0,2}"
+    r"(?:committee|board|council)\b"
     r"|\b(?:signed|executed|approved|decided|made|authori[sz]ed)\s+by\s+(?:my|our|the)\s+(?:[\w-]+\s+)?"
     + _PEOPLE
     + r"\b"

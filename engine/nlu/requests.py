@@ -188,12 +188,14 @@ _CALLER_NAMED = re.compile(
     r"(?:company|firm|organi[sz]ation|agency|office)(?:'s)? name)\b"
 )
 _WHO_CALLS = re.compile(
-    r"\b(?:are )?you (?:a|an|some) (?:bot|robot|ai|machine|computer|recording)\b|"
+    r"\b(?:are )?you (?:a|an|some) (?:bot|robot|ai|machine|computer|recording)\b|\brobocall\b|"
+    r"\b(?:an actual|a real) (?:human|person)\b|"  # "is there an actual human on this line"
+    r"\bwhich (?:vendor|company|firm|outfit|agency|office) (?:are )?(?:you|ya)(?:'re)? (?:with|from)\b|"
     r"\bwho(?:'d| did| do) (?:ya|you)(?: say)? (?:ya|you)(?:'re)? (?:work(?:ing)?|calling) "
     r"(?:for|from|with)\b|"
     r"\b(?:is|was) (?:this|that|it|some) (?:a |an )?(?:bot|robot|ai|machine|computer|recording)\b|"
-    r"\b(?:confirm|verify|know|ask|tell me|note|log) who(?:'s| is| i'm| i am) (?:on the (?:phone|line)|"
-    r"calling|speaking|this)\b|\bwho (?:you're|you are) with\b"
+    r"\b(?:confirm|verify|know|ask|tell me|remind me|note|log) who(?:'s| is| i'm| i am) "
+    r"(?:on the (?:phone|line)|calling|speaking|this)\b|\bwho (?:you're|you are) with\b"
 )
 
 

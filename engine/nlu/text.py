@@ -154,6 +154,16 @@ _HOMOPHONES = (
     ),
     (re.compile(r"\b(?:what|which) number (rings|reaches|gets) (the|your)\b"), r"what callback number \1 \2"),
     (re.compile(r"\bset (me|us|you) back\b"), r"cost \1"),  # "what's it gonna set me back"
+    # "what would a system like yours run", "do you charge per seat", "what is it you folks make"
+    (
+        re.compile(
+            r"\bwhat (?:would|will|does|do) (?:[\w']+ ){1,5}run\b(?! (?:into|out|over|through|on|by)\b)"
+        ),
+        "what does it run",
+    ),
+    (re.compile(r"\bwhat is it (?:that )?you\b"), "what you"),
+    (re.compile(r"(?<!what )\b(?:do|does|will|would) (?:you|y'all) charge\b"), "what do you charge"),
+    (re.compile(r"\byou (?:folks|guys|all|people) (make|do|sell|offer)\b"), r"you \1"),
     (
         re.compile(r"\b(gonna|going to|it|that|this|does it|would it|will it) run (me|us|you)\b"),
         r"\1 cost \2",

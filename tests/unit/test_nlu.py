@@ -1155,3 +1155,23 @@ def test_prices_numbers_and_do_not_call_in_plain_speech() -> None:
 def test_a_title_is_no_name() -> None:
     assert ex.extract_name("Mr. Okafor speaking") == "Okafor"
     assert ex.extract_name("Ms here") is None
+
+
+def test_times_of_other_events_committees_and_asks_said_around_the_question() -> None:
+    assert ex.extract_time("Two. No, sorry, two-thirty, the huddle's at two.") == "14:30"
+    assert ex.extract_time("at four, no, at three. Four o'clock is our board call.") == "15:00"
+    slot = Slot(
+        name="signer",
+        type="enum",
+        values=["yes|i sign", "no|not me"],
+        who_answers={"self": "yes", "other": "no"},
+    )
+    assert ex.extract_enum("It's my company, nobody else signs.", slot) == "yes"
+    assert ex.extract_enum("there's a purchasing committee for that", slot) == "no"
+    assert ex.extract_enum("My firm's partners decide", slot) == "no"
+    nlu = _turn("sales_qualification", "book_meeting", "Sure. Do you charge per location, by the way?")
+    assert nlu.asked is not None and nlu.asked.field == "list_price"
+    nlu = _turn("sales_qualification", "greeting", "ok, and what is it that you people sell?")
+    assert nlu.asked is not None and nlu.asked.field == "product_area"
+    nlu = _turn("sales_qualification", "greeting", "wait, is this a robocall?")
+    assert nlu.intent == "who_is_this"
