@@ -110,8 +110,7 @@ def capture_local(
         if slot.type == "date":
             early = name in context.lookahead
             # "within 72 hours", "the due date's the 22nd" say when as well as a cue word does
-            cued = phrase_heard(utterance, slot.cues) or says_a_turnaround(utterance) or says_due(utterance)
-            if early and slot.cues and not cued:
+            if early and slot.cues and not _said_when(utterance, slot.cues):
                 continue  # "received on 11/30" is no decision date
             known = {**filled, **out}
             lean = next((t for cond, t in slot.tense_when.items() if _holds(cond, known)), "any")
@@ -134,6 +133,10 @@ def capture_local(
         if value is not None and filled.get(name) != value:  # the same value again is no news
             out[name] = value
     return out
+
+
+def _said_when(utterance: str, cues: Sequence[str]) -> bool:
+    return phrase_heard(utterance, cues) or says_a_turnaround(utterance) or says_due(utterance)
 
 
 # what a code said before its own state must come with to be that slot's value

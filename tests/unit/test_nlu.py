@@ -1076,18 +1076,21 @@ def test_dates_from_hours_weekdays_naming_a_date_said_nth_weekdays_and_month_day
     assert ex.extract_date(said, today=today) is None
 
 
+_SIGNER = Slot(
+    name="signer", type="enum", values=["yes|i sign", "no|not me"], who_answers={"self": "yes", "other": "no"}
+)
+
+
 def test_who_answers_reads_an_answer_that_names_the_speaker_or_someone_else() -> None:
-    slot = Slot(
-        name="signer",
-        type="enum",
-        values=["yes|i sign", "no|not me"],
-        who_answers={"self": "yes", "other": "no"},
-    )
+    slot = _SIGNER
     assert ex.extract_enum("Myself. Nobody else touches the checkbook.", slot) == "yes"
     assert ex.extract_enum("Our office manager, Denise, she runs the purchases", slot) == "no"
     assert ex.extract_enum("it'd get approved by the finance committee", slot) == "no"
     assert ex.extract_enum("me? no way, my father does", slot) == "no"
     assert ex.extract_enum("the price matters most", slot) is None
+    assert ex.extract_enum("It's my company, nobody else signs.", slot) == "yes"
+    assert ex.extract_enum("there's a purchasing committee for that", slot) == "no"
+    assert ex.extract_enum("My firm's partners decide", slot) == "no"
     with pytest.raises(ValueError, match="who_answers"):
         Slot(name="signer", type="enum", values=["yes", "no"], who_answers={"self": "yes", "other": "maybe"})
 
@@ -1157,18 +1160,9 @@ def test_a_title_is_no_name() -> None:
     assert ex.extract_name("Ms here") is None
 
 
-def test_times_of_other_events_committees_and_asks_said_around_the_question() -> None:
+def test_times_of_other_events_and_asks_said_around_the_question() -> None:
     assert ex.extract_time("Two. No, sorry, two-thirty, the huddle's at two.") == "14:30"
     assert ex.extract_time("at four, no, at three. Four o'clock is our board call.") == "15:00"
-    slot = Slot(
-        name="signer",
-        type="enum",
-        values=["yes|i sign", "no|not me"],
-        who_answers={"self": "yes", "other": "no"},
-    )
-    assert ex.extract_enum("It's my company, nobody else signs.", slot) == "yes"
-    assert ex.extract_enum("there's a purchasing committee for that", slot) == "no"
-    assert ex.extract_enum("My firm's partners decide", slot) == "no"
     nlu = _turn("sales_qualification", "book_meeting", "Sure. Do you charge per location, by the way?")
     assert nlu.asked is not None and nlu.asked.field == "list_price"
     nlu = _turn("sales_qualification", "greeting", "ok, and what is it that you people sell?")
