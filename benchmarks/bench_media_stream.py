@@ -1,7 +1,7 @@
 """Cost of the Twilio media edge (prints figures; never fails on timings).
 
     python -m benchmarks.bench_media_stream [--seconds 20] [--decisions 10] [--pacing-s 5]
-        [--calls N] [--v2v insurance_rep]
+        [--v2v insurance_rep]
 
 - inbound per 20 ms frame: the whole ``handle_message`` path (JSON + pydantic parse, base64,
   inbound order check, µ-law decode, 8→16 kHz resample, Silero VAD, utterance cutting) over Piper
@@ -11,7 +11,7 @@
   on real utterances, one intra-op thread (the edge's setting).
 - pacing: a real-time ``play`` of ``--pacing-s`` seconds; deviation of each frame's send time
   from its ideal slot after the lead burst, and of each inter-frame gap from 20 ms.
-- ``--calls N``: N sessions fed in real time in one event loop (process CPU per call, tick lag).
+- many sessions at once: ``bench_edge_batching`` (CPU per call, frame lag, batched models).
 - ``--v2v PERSONA``: a real-time SimulatedCaller call against the edge with an agent that
   answers at once: the voice-to-voice time the edge alone adds.
 - ``--jitter OLD_MODULE``: the inbound order check (``edge/media/jitter_buffer.py``) against the
@@ -88,6 +88,9 @@ async def bench_inbound(frames: list[bytes]) -> tuple[float, float, int, float]:
         return None
 
     session = MediaStream(send, on_utt, on_barge, EdgeConfig(smart_turn=False), clock=lambda: clock[0])
+    await session.handle_message(
+        json.dumps(protocol.start_in("MZb", "CAb", "AC1", {}))
+    )  # media before start is ignored
     messages = [json.dumps(protocol.media_in("MZb", i + 1, i, f)) for i, f in enumerate(frames, start=1)]
     per_frame: list[float] = []
     t_all = time.perf_counter()
@@ -168,55 +171,6 @@ async def bench_pacing(seconds: float, lead_ms: int = 80) -> dict[str, float]:
         "slot_dev_p50": pct(slot_dev, 0.5),
         "slot_dev_p95": pct(slot_dev, 0.95),
         "span_ms": (sent[-1] - sent[0]) * 1000,
-    }
-
-
-async def bench_concurrent(n_calls: int, seconds: float) -> dict[str, float]:
-    """``n_calls`` sessions in one event loop, each fed one real-time 20 ms frame every 20 ms
-    (speech with pauses, staggered per call), smart turn on, agent audio paced out to each.
-    Reports process CPU per call and how late the 20 ms driver ticks ran."""
-    voice = PersonaVoice.shared()
-    script = speech_frames(max(seconds, 5.0))
-    reply = voice.mulaw("Okay, thank you.")
-
-    async def noop_send(_: dict[str, Any]) -> None:
-        return None
-
-    sessions: list[MediaStream] = []
-    for k in range(n_calls):
-
-        async def on_utt(u: Utterance, k: int = k) -> None:
-            sessions[k].play(reply, f"r{len(sessions[k].heard_marks)}-{time.monotonic()}")
-
-        async def noop(_: ClearResult) -> None:
-            return None
-
-        sessions.append(MediaStream(noop_send, on_utt, noop, EdgeConfig()))
-    payloads = script
-    n_frames = int(seconds / 0.02)
-    lags: list[float] = []
-    cpu0, t0 = time.process_time(), time.monotonic()
-    for i in range(n_frames):
-        due = t0 + i * 0.02
-        lag = time.monotonic() - due
-        if lag < 0:
-            await asyncio.sleep(-lag)
-            lag = 0.0
-        lags.append(lag * 1000)
-        for k, session in enumerate(sessions):
-            j = (i + k * 37) % len(payloads)
-            await session.handle_message(json.dumps(protocol.media_in("MZb", i + 1, i + 1, script[j])))
-    cpu = time.process_time() - cpu0
-    wall = time.monotonic() - t0
-    utterances = sum(s.stats["utterances"] for s in sessions)
-    for s in sessions:
-        await s.close()
-    return {
-        "cpu_pct_per_call": cpu / wall * 100 / n_calls,
-        "realtime_factor": wall / seconds,
-        "lag_p50": pct(lags, 0.5),
-        "lag_p95": pct(lags, 0.95),
-        "utterances": utterances,
     }
 
 
@@ -333,7 +287,6 @@ async def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0, help="audio fed through the inbound path")
     ap.add_argument("--decisions", type=int, default=10, help="smart-turn decisions timed")
     ap.add_argument("--pacing-s", type=float, default=5.0, help="real-time playback measured")
-    ap.add_argument("--calls", type=int, default=0, help="also run N concurrent real-time sessions")
     ap.add_argument(
         "--v2v", metavar="PERSONA", help="also run a real-time simulated call (e.g. insurance_rep)"
     )
@@ -372,15 +325,6 @@ async def main() -> None:
         f"slot deviation p50 {pacing['slot_dev_p50']:.2f} ms p95 {pacing['slot_dev_p95']:.2f} ms; "
         f"span {pacing['span_ms']:.0f} ms"
     )
-    if args.calls:
-        c = await bench_concurrent(args.calls, args.seconds)
-        print(
-            f"{args.calls} concurrent sessions in one event loop for {args.seconds:.0f} s of audio: "
-            f"{c['cpu_pct_per_call']:.2f}% of a core per call (process CPU / wall), wall/audio "
-            f"{c['realtime_factor']:.2f}, 20 ms tick lag p50 {c['lag_p50']:.1f} ms "
-            f"p95 {c['lag_p95']:.1f} ms, "
-            f"{c['utterances']:.0f} utterances"
-        )
     if args.v2v:
         lat, reasons = await bench_edge_v2v(args.v2v)
         print(

@@ -1,33 +1,50 @@
-"""Pipecat's bundled smart-turn v3 end-of-turn model, one per process on one thread."""
+"""Pipecat's bundled smart-turn v3 end-of-turn model, one per process on one thread, the
+questions of every stream of the process answered in batches."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
 
 import numpy as np
 import numpy.typing as npt
 
-from edge.media.vad import SAMPLE_RATE, SileroModel
+from edge.media.batching import OneThreadBatcher
+from edge.media.vad import SAMPLE_RATE, SileroBatcher
+
+_MODEL_PACKAGE = "pipecat.audio.turn.smart_turn.data"
+_MODEL_FILE = "smart-turn-v3.2-cpu.onnx"
+_WINDOW = 8 * SAMPLE_RATE  # the model hears the last 8 s, zero-padded in front when shorter
 
 
 class SmartTurn:
-    """Pipecat's bundled smart-turn v3 end-of-turn model, one per process, run on one
-    dedicated thread so decisions from many calls queue instead of oversubscribing cores."""
+    """Smart-turn v3 (pipecat's bundled ONNX model and its Whisper features, prepared the way
+    pipecat's ``LocalSmartTurnAnalyzerV3`` prepares them) on one dedicated thread: decisions from
+    many calls queue there instead of oversubscribing cores, and those queued together run as one
+    batch."""
 
     _instance: SmartTurn | None = None
     _lock = threading.Lock()
 
-    def __init__(self, cpu_threads: int = 1) -> None:
-        from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
+    def __init__(self, cpu_threads: int = 1, max_batch: int = 8) -> None:
+        import onnxruntime as ort
+        from pipecat.audio.turn.smart_turn._whisper_features import compute_whisper_log_mel_features
 
-        self._analyzer = LocalSmartTurnAnalyzerV3(cpu_count=cpu_threads)
-        self._analyzer.set_sample_rate(SAMPLE_RATE)
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smart-turn")
-        self.pending = 0
+        self._features = compute_whisper_log_mel_features
+        path = resources.files(_MODEL_PACKAGE).joinpath(_MODEL_FILE)
+        if not path.is_file():
+            raise FileNotFoundError(f"bundled model {_MODEL_FILE} not found in {_MODEL_PACKAGE}")
+        opts = ort.SessionOptions()
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.inter_op_num_threads = 1
+        opts.intra_op_num_threads = cpu_threads
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+        self.batcher: OneThreadBatcher[npt.NDArray[np.int16], float] = OneThreadBatcher(
+            self.predict_batch, max_batch, "smart-turn"
+        )
         self.decisions = 0
         self.total_ms = 0.0
 
@@ -38,27 +55,36 @@ class SmartTurn:
                 cls._instance = cls(cpu_threads=int(os.environ.get("VOXRAY_SMART_TURN_THREADS", "1")))
             return cls._instance
 
+    @property
+    def pending(self) -> int:
+        """Decisions asked and not yet answered."""
+        return self.batcher.pending
+
     def predict(self, pcm: npt.NDArray[np.int16]) -> float:
-        """Blocking: probability that the turn is complete (the model keeps the last 8 s)."""
+        """Blocking: probability that the turn is complete."""
+        return self.predict_batch([pcm])[0]
+
+    def predict_batch(self, clips: list[npt.NDArray[np.int16]]) -> list[float]:
+        """Blocking: one model run for all ``clips`` (PCM16 16 kHz, each an utterance so far)."""
         t0 = time.perf_counter()
-        # _predict_endpoint is the analyzer's stateless model call (features + ONNX); the
-        # analyzer's own buffering is per-stream and timed by wall clock, which we replace.
-        result = self._analyzer._predict_endpoint(pcm.astype(np.float32) / 32768.0)
+        features = np.stack([self._features(_last_window(clip), do_normalize=True) for clip in clips])
+        out = self.session.run(None, {"input_features": features})[0]
         self.total_ms += (time.perf_counter() - t0) * 1000.0
-        self.decisions += 1
-        return float(result["probability"])
+        self.decisions += len(clips)
+        return [float(p) for p in np.asarray(out).reshape(len(clips), -1)[:, 0]]
 
     async def predict_async(self, pcm: npt.NDArray[np.int16]) -> float:
-        self.pending += 1
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self.executor, self.predict, pcm)
-        finally:
-            self.pending -= 1
+        return await self.batcher.submit(pcm)
+
+
+def _last_window(pcm: npt.NDArray[np.int16]) -> npt.NDArray[np.float32]:
+    audio = pcm[-_WINDOW:].astype(np.float32) / 32768.0
+    return np.pad(audio, (_WINDOW - audio.size, 0)) if audio.size < _WINDOW else audio
 
 
 def preload_models(smart_turn: bool = True) -> None:
     """Load the shared Silero session (and smart turn) now, e.g. at ingress start-up, so the
     first call does not pay ~0.2-1 s of model loading and pipecat import on its event loop."""
-    SileroModel.shared()
+    SileroBatcher.shared()
     if smart_turn:
         SmartTurn.shared()

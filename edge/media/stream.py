@@ -7,10 +7,10 @@ holding back), is decoded, cleaned where the call's schema asks (``cleanup.Inbou
 noise suppression, echo cancellation against the agent frames playout sends), resampled to
 PCM16 16 kHz, scored by Silero VAD in 32 ms
 windows (line silence below an energy floor skips the model) and cut into utterances by the
-``Endpointer``. Model work never runs on the event loop: windows that need Silero are scored,
-and pushed through the endpointer, on a small thread pool (one job per message, the stream's
-endpointer behind a lock), and the smart-turn model answers its end-of-turn questions off the
-loop too. Media before ``start`` is ignored.
+``Endpointer``. Model work never runs on the event loop: windows that need Silero are scored on
+one thread, together with the windows of every other stream of the process that wait at the
+same time (``vad.SileroBatcher``), and the smart-turn model answers its end-of-turn questions
+off the loop too, also batched. Media before ``start`` is ignored.
 Outbound: ``Playout`` paces the agent's audio and reports what was heard.
 
 Callbacks: ``on_utterance``/``on_start``/``on_stop``/``on_dtmf`` run in order on one task (a
@@ -33,11 +33,8 @@ import base64
 import binascii
 import contextlib
 import logging
-import os
-import threading
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -62,7 +59,7 @@ from edge.media.playout import ClearResult, Playout
 from edge.media.recorder import Recorder
 from edge.media.smart_turn import SmartTurn
 from edge.media.turn_text import reads_complete
-from edge.media.vad import SAMPLE_RATE, VAD_WINDOW, SileroModel, SileroStream, rms
+from edge.media.vad import SAMPLE_RATE, VAD_WINDOW, SileroBatcher, SileroStream, rms
 from edge.twilio.protocol import (
     DtmfMessage,
     MarkMessage,
@@ -79,20 +76,7 @@ logger = logging.getLogger("voxray.media")
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 OnUtterance = Callable[[Utterance], Awaitable[None]]
 OnBargeIn = Callable[[ClearResult], Awaitable[None]]
-Windows = npt.NDArray[np.int16]  # rows of VAD_WINDOW samples
 AudioTap = Callable[[npt.NDArray[np.int16]], None]
-
-_vad_pool: ThreadPoolExecutor | None = None
-_vad_pool_lock = threading.Lock()
-
-
-def vad_pool() -> ThreadPoolExecutor:
-    """The process's threads for Silero windows (onnxruntime releases the GIL while it runs)."""
-    global _vad_pool
-    with _vad_pool_lock:
-        if _vad_pool is None:
-            _vad_pool = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="vad")
-        return _vad_pool
 
 
 class MediaStream:
@@ -111,7 +95,7 @@ class MediaStream:
         on_dtmf: Callable[[str], Awaitable[None]] | None = None,
         on_early_audio: Callable[[bytes], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
-        vad_model: SileroModel | None = None,
+        vad: SileroBatcher | None = None,
         smart_turn: SmartTurn | None = None,
     ) -> None:
         self.config = cfg = config or EdgeConfig()
@@ -123,7 +107,8 @@ class MediaStream:
         self._on_dtmf = on_dtmf
         self._on_early_audio = on_early_audio
         self._clock = clock
-        self._vad = SileroStream(vad_model or SileroModel.shared())
+        self._vad_batcher = vad or SileroBatcher.shared()
+        self._vad = SileroStream(self._vad_batcher.model)
         self._smart_turn = (smart_turn or SmartTurn.shared()) if cfg.smart_turn else None
         self._order = InOrderFrames(max_fill_frames=cfg.max_gap_fill_ms // TWILIO_FRAME_MS)
         self._inbound = InboundConverter(SAMPLE_RATE)
@@ -160,7 +145,7 @@ class MediaStream:
         self._ts_origin: float | None = None  # min(arrival - timestamp) in seconds
         self._first_ts_ms: int | None = None
         self._pending_pcm = np.zeros(0, dtype=np.int16)
-        # the endpointer is pushed on a VAD thread and asked for verdicts on the loop: one at a time
+        # a window's push waits for its Silero score; verdicts arrive meanwhile: one at a time
         self._endpoint_lock = asyncio.Lock()
         self._early_pause_id = 0  # the pause whose audio went out last as EarlyAudio
         # callbacks run in order on one task so a slow consumer never stalls frame handling
@@ -339,44 +324,20 @@ class MediaStream:
         buf = np.concatenate((self._pending_pcm, pcm)) if self._pending_pcm.size else pcm
         n = buf.size // VAD_WINDOW * VAD_WINDOW
         self._pending_pcm = buf[n:].copy()
-        windows = buf[:n].reshape(-1, VAD_WINDOW)
-        done = 0
-        while done < len(windows):
-            rest = windows[done:]
+        floor = self.config.vad_energy_floor
+        # window by window, acting on each one's actions before the next is judged: a barge-in
+        # clears playback before the following window is pushed
+        for window in buf[:n].reshape(-1, VAD_WINDOW):
             async with self._endpoint_lock:
-                playing = self.playout.is_playing
-                if self._needs_model(rest):
-                    loop = asyncio.get_running_loop()
-                    actions, used = await loop.run_in_executor(vad_pool(), self._push_windows, rest, playing)
-                else:  # line silence while quiet: no model run, nothing worth a thread hop
-                    actions, used = self._push_windows(rest, playing)
-            done += used
+                in_speech = self.endpointer.in_speech
+                if not in_speech and rms(window) < floor:  # line silence while quiet: no model run
+                    prob = 0.0
+                    self._stats["vad_skipped"] += 1
+                else:
+                    prob = await self._vad_batcher.score(self._vad, window, quiet=not in_speech)
+                actions = self.endpointer.push(window, prob, self.playout.is_playing)
             for action in actions:
                 await self._act(action)
-
-    def _needs_model(self, windows: Windows) -> bool:
-        if self.endpointer.in_speech:
-            return True
-        floor = self.config.vad_energy_floor
-        return any(rms(window) >= floor for window in windows)
-
-    def _push_windows(self, windows: Windows, playing: bool) -> tuple[list[Action], int]:
-        """Score windows and push them through the endpointer (on a VAD thread, or inline when
-        no window needs the model), up to and including one that barges in: playback is cleared
-        before the next window is judged. Returns the actions and how many windows were used."""
-        actions: list[Action] = []
-        for used, window in enumerate(windows, start=1):
-            in_speech = self.endpointer.in_speech
-            if not in_speech and rms(window) < self.config.vad_energy_floor:
-                prob = 0.0
-                self._stats["vad_skipped"] += 1
-            else:
-                prob = self._vad(window, quiet=not in_speech)
-            pushed = self.endpointer.push(window, prob, playing)
-            actions += pushed
-            if any(isinstance(action, BargeIn) for action in pushed):
-                return actions, used
-        return actions, len(windows)
 
     def _time_at(self, pos: int) -> float:
         """Monotonic time at which stream sample ``pos`` reached us (fastest path)."""

@@ -575,16 +575,16 @@ async def test_simulated_caller_handles_server_hang_up(voice: PersonaVoice) -> N
 
 
 async def test_silero_runs_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Windows that need the model are scored on the VAD threads, never on the event loop; and
+    """Windows that need the model are scored on the VAD thread, never on the event loop; and
     media before ``start`` is not scored at all."""
     threads: list[str] = []
-    run = SileroModel.run
+    run = SileroModel.run_batch
 
     def recording_run(self: SileroModel, x: Any, state: Any) -> Any:
         threads.append(threading.current_thread().name)
         return run(self, x, state)
 
-    monkeypatch.setattr(SileroModel, "run", recording_run)
+    monkeypatch.setattr(SileroModel, "run_batch", recording_run)
 
     noise = (np.random.default_rng(0).standard_normal(160) * 3000).astype(np.int16)
     h = Harness(EdgeConfig(smart_turn=False))
