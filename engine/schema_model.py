@@ -29,6 +29,8 @@ SlotType = Literal[
     "time",
     "enum",
 ]
+# a decision's outcome told by what it means (engine/nlu/outcomes.py)
+Outcome = Literal["go_ahead", "refused", "not_needed", "not_started", "in_progress"]
 SpokenRule = Literal["plain", "name", "date", "nato", "digits", "npi", "phone", "cpt", "currency", "time"]
 
 
@@ -187,6 +189,13 @@ class Slot(Strict):
         'names the speaker ("Me.", "myself") and when it names someone else ("My wife.", "the owner, '
         'Sal", "signed by our contracting officer"), where no synonym is said.',
     )
+    outcomes: dict[Outcome, str] | None = Field(
+        None,
+        description="Enum slots that record a decision: the value for an outcome told by what it means "
+        'where no synonym is said (engine/nlu/outcomes.py): go_ahead ("the office can go ahead and book '
+        'it"), refused, not_needed ("needs nothing from us"), not_started ("they\'d have to send a '
+        'request in first"), in_progress ("we\'d want the notes before anyone looks at it").',
+    )
     description: str = ""
 
     _name = field_validator("name")(_check_name)
@@ -207,6 +216,21 @@ class Slot(Strict):
         if unknown:
             raise ValueError(f"who_answers names values the slot does not have: {', '.join(unknown)}")
         return who
+
+    @field_validator("outcomes")
+    @classmethod
+    def _outcomes_for_enums(
+        cls, outcomes: dict[str, str] | None, info: ValidationInfo
+    ) -> dict[str, str] | None:
+        if outcomes is None:
+            return None
+        if info.data.get("type") != "enum":
+            raise ValueError("outcomes is for enum slots only")
+        known = {v.split("|")[0] for v in info.data.get("values") or ()}
+        unknown = sorted(set(outcomes.values()) - known)
+        if unknown:
+            raise ValueError(f"outcomes names values the slot does not have: {', '.join(unknown)}")
+        return outcomes
 
     @field_validator("tense_when")
     @classmethod

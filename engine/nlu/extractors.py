@@ -15,6 +15,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Literal
 
+from engine.nlu.outcomes import told_outcome
 from engine.nlu.text import FILLER_WORDS, clauses, negated, normalise, phrase_regex
 from engine.schema_model import Slot
 
@@ -1492,7 +1493,8 @@ def _business_hour(hour: int, text: str) -> int:
 
 
 _TIME_LEAD = frozenset(
-    "at around about say by after before maybe like till til until or then make than to".split()
+    "at around about say by after before maybe like till til until or then make than to "
+    "actually sorry mean rather".split()  # a correction: "two thirty? Actually, three"
 )
 _TIME_WORDS = frozenset(
     "o'clock oclock am pm morning afternoon evening ish or no not like maybe say um uh at around "
@@ -1561,13 +1563,24 @@ _OTHER_EVENT_BEFORE = re.compile(
     r"\b(?!(?:it|that|this|meeting|call|demo|appointment|mine|yours|which|what|when|where)\b)[a-z-]+"
     r"(?:'s| is) at\s+$"
 )
+# "I've got a patient at a quarter to twelve", "we have the delivery till two"; not "I've got a slot at three"
+_OTHER_EVENT_HELD = re.compile(
+    r"\b(?:i've got|i have got|i have|i've|we've got|we have|there's)\s+(?:a|an|my|our|the)\s+"
+    r"(?!(?:slot|opening|window|gap|spot|free|hole|time|few|half|couple|bit)\b)(?:[\w-]+\s+){1,2}?"
+    r"(?:at|till|until)\s+(?:a\s+)?$"
+)
 _OTHER_EVENT_AFTER = re.compile(
     r"[\w:]+(?:\s+(?:o'clock|oclock|am|pm|thirty|fifteen|forty-five))?\s+(?:is|'s) (?:our|my|the|their)\b"
 )
 
 
 def _time_of_something_else(lowered: str, start: int) -> bool:
-    return bool(_OTHER_EVENT_BEFORE.search(lowered[:start]) or _OTHER_EVENT_AFTER.match(lowered, start))
+    before = lowered[:start]
+    return bool(
+        _OTHER_EVENT_BEFORE.search(before)
+        or _OTHER_EVENT_HELD.search(before)
+        or _OTHER_EVENT_AFTER.match(lowered, start)
+    )
 
 
 _HOUR_HYPHEN = re.compile(
@@ -1657,6 +1670,15 @@ def _spoken_hours(lowered: str, taken: list[tuple[int, int]]) -> list[tuple[int,
             "weeks",
             "day",
             "days",
+            "sec",
+            "second",
+            "seconds",
+            "minute",
+            "minutes",
+            "moment",
+            "hours",
+            "months",
+            "years",
         ):
             continue  # "one of your experts", "two more questions": a count, not a time
         if before == "it" and i >= 2 and words[i - 2] == "make":
@@ -1778,6 +1800,8 @@ def extract_enum(text: str, slot: Slot | None = None) -> str | None:
                     found.append((span[0], span[1], canonical))
     if not found and slot.who_answers:
         return _who_answers(normalise(text), slot.who_answers)
+    if not found and slot.outcomes:
+        return told_outcome(text, slot.outcomes)
     return max(found)[2] if found else None
 
 

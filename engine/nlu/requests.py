@@ -55,9 +55,11 @@ _DIGIT_WORDS = re.compile(r"\b(numbers?|digits?|last (?:four|three|two|five|six)
 _QUALIFIER = re.compile(
     r"\b(?:for|of|on|under|by|using|after|before|past)\s+(?:the\s+|this\s+|that\s+|her\s+|his\s+)?$"
 )  # "dropped off right after the birthday": where in the read-out, no ask
+# "the spelling on her last name" asks for the name, it does not say where the rep looked
+_SPELLING_OF = re.compile(r"\b(?:spelling|letters)\s+(?:on|of|for)\s+(?:the\s+|her\s+|his\s+|that\s+)?$")
 _DETERMINERS = ("that", "this", "your", "her", "his", "their", "which", "what")
 # "the NPI please": a field named and then "please" asks for it
-_PLEASE_AFTER = re.compile(r"^\W*please\b")
+_PLEASE_AFTER = re.compile(r"^\W*(?:first\W+|again\W+)?please\b")  # "member ID first, please"
 _THING = (
     "your thing", "this thing", "the thing", "your stuff", "this stuff", "your software", "your product",
     "your tool", "your platform", "your system", "your service", "your solution", "the software",
@@ -115,7 +117,9 @@ def asks_for_field(
             match = pattern.search(norm)
             if match is None:
                 continue
-            qualifier = _QUALIFIER.search(norm[: match.start()])
+            qualifier = _QUALIFIER.search(norm[: match.start()]) and not _SPELLING_OF.search(
+                norm[: match.start()]
+            )
             own = re.fullmatch(r"(?:(?:full|first|last|sur)\s*)?name", match.group(0))
             if own and _CALLERS.search(norm[: match.start()]):
                 continue  # the agent's own name is asked: who_is_this, not this field
@@ -128,7 +132,7 @@ def asks_for_field(
             named.append((0, referred, 0))
     if not named:
         return None
-    start, field, phrase_words = max(named)  # the last one named: "not the DOB, the member ID"
+    start, field, phrase_words = _served_first(norm, sorted(named))
     asks = bool(_REQUEST_CUE.search(norm)) or _please_after(norm, start, phrase_words)
     if (
         not asks
@@ -138,6 +142,22 @@ def asks_for_field(
         return None
     slowly = bool(_REPEAT_CUE.search(norm) or _LETTER_WORDS.search(norm) or "slow" in norm)
     return FieldAsk(field, slowly)
+
+
+def _served_first(norm: str, named: list[tuple[int, str, int]]) -> tuple[int, str, int]:
+    """Of several fields named (in order of mention), the one to serve: the last ("the ID comes
+    up, but what name do you have?", "not the DOB, the member ID"), unless the turn puts them in
+    order ("the NPI, then the member ID"; "the doctor first, and then the code"): then the first
+    not ruled out."""
+    kept = [n for n in named if not _RULED_OUT.search(norm[: n[0]])] or named
+    first, last = kept[0], kept[-1]
+    if first is not last and _IN_ORDER.search(norm[first[0] : last[0]]):
+        return first
+    return last
+
+
+_RULED_OUT = re.compile(r"\b(?:not|no|never mind|forget|skip)\s+(?:the\s+|that\s+|her\s+|his\s+|your\s+)?$")
+_IN_ORDER = re.compile(r"\b(?:then|first|after that|afterwards|followed by|and next|next up|before that)\b")
 
 
 def _named_alone(norm: str, start: int, phrase_words: int) -> bool:

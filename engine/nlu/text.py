@@ -173,6 +173,16 @@ _HOMOPHONES = (
         re.compile(r"\bwhat (?:do|does|would) (?!we |i )(?:[\w']+ ){1,4}(?:typically |usually )?pay\b"),
         "what's the price",
     ),
+    # a name's parts said the formal way: "the spelling on her surname", "her given name"
+    (re.compile(r"\bsurname\b"), "last name"),
+    (re.compile(r"\b(?:given|christian) name\b"), "first name"),
+    # "what's the monthly on this": the monthly price
+    (
+        re.compile(
+            r"\bthe (monthly|yearly|annual)\b(?= (?:on|for|with|of)\b| (?:going to|gonna) be\b|\W*$|\?)"
+        ),
+        r"the \1 price",
+    ),
     # a possessive written without its apostrophe: "what's the members id"
     (
         re.compile(r"\b(member|patient|subscriber|provider|doctor|physician)s (id|number|name|dob|npi)\b"),

@@ -41,7 +41,7 @@ from engine.nlu.intents import (
     features,
     phrase_heard,
 )
-from engine.nlu.moves import move_intent
+from engine.nlu.moves import DO_NOT_CALL, STANDARD_NAMES, move_intent
 from engine.nlu.requests import WHO_IS_THIS, FieldAsk, asks_for_field, asks_to_repeat, asks_who_is_calling
 from engine.nlu.text import asks_the_agent, clauses, is_question, normalise, phrase_regex, rejoin
 from engine.schema_model import Intent, Slot
@@ -601,6 +601,8 @@ def _everyday_move(
         return None
     kinds = {i.name: i.kind for i in intents}
     if kinds[name] == "exit":
+        if name in STANDARD_NAMES[DO_NOT_CALL] and kinds.get(best) == "exit":
+            return name  # "I'll pass, and nobody from your company calls again": the stronger way out
         if best is not None and (kinds.get(best) != "answer" or evidence):
             return None
         return name if all(slots[n].type == "yes_no" for n in evidence if n in slots) else None

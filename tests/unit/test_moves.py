@@ -62,6 +62,13 @@ from tests.unit.test_nlu import _turn
         ("if you'd be so kind as to wait a moment, I'm changing rooms", HOLD),
         ("swamped today, shout at me Monday", CALL_BACK),
         ("a customer's here, try her again after three", CALL_BACK),
+        ("please see to it nobody at your firm rings our front desk again", DO_NOT_CALL),
+        ("nobody from your company ever called me back", None),  # a complaint, no request
+        ("on second thought, let's leave it here, cheers", NOT_INTERESTED),
+        ("honestly I don't feel this is for us", NOT_INTERESTED),
+        ("the delivery truck just pulled up, I need to dash, ring me later", CALL_BACK),
+        ("sorry, I've got to bolt, the boss is waving at me", CALL_BACK),
+        ("we need to run it by our lawyer", None),
     ],
 )
 def test_general_forms(text: str, move: str | None) -> None:
@@ -128,3 +135,13 @@ def test_the_callers_own_name_asked_is_who_is_calling_whatever_else_the_turn_doe
     assert nlu.intent == "who_is_this"
     nlu = _turn("prior_auth", "ask_status", "why does your company keep calling, it's denied")
     assert nlu.intent != "who_is_this"
+
+
+def test_do_not_call_beats_a_plain_refusal_said_with_it() -> None:
+    """A turn that turns the offer down and asks never to be called again is the do-not-call."""
+    plan = _turn(
+        "sales_qualification",
+        "handle_objection",
+        "We'll pass. And make sure nobody from your team calls this number again.",
+    )
+    assert plan.intent == "do_not_call"

@@ -234,6 +234,11 @@ def test_names(text: str, expected: str | None) -> None:
         ("ten, no, eleven", "11:00"),
         ("not Tuesday, Wednesday at four", "16:00"),
         ("I have 5 people on the team", None),
+        ("maybe ten thirty? actually, eleven would be better", "11:00"),
+        ("one fifteen, sorry, two", "14:00"),
+        ("eleven thirty, I've got a delivery at one", "11:30"),  # another event's time
+        ("I've got a slot at three", "15:00"),  # a free slot is the time offered
+        ("give me one minute to check, then two works", "14:00"),
     ],
 )
 def test_times_settle_on_the_last_one(text: str, expected: str | None) -> None:
@@ -1169,3 +1174,70 @@ def test_times_of_other_events_and_asks_said_around_the_question() -> None:
     assert nlu.asked is not None and nlu.asked.field == "product_area"
     nlu = _turn("sales_qualification", "greeting", "wait, is this a robocall?")
     assert nlu.intent == "who_is_this"
+
+
+def test_two_fields_asked_in_order_serve_the_first() -> None:
+    """ "X, then Y" serves X; a field named in passing and then one asked serves the asked one."""
+    from engine.nlu.requests import asks_for_field, field_phrases
+
+    phrases = field_phrases(
+        {
+            "member_id": ["member id"],
+            "date_of_birth": ["date of birth"],
+            "cpt_code": ["cpt"],
+            "provider_npi": ["npi"],
+            "patient_name": ["last name", "first name"],
+        }
+    )
+
+    def asked(text: str) -> str | None:
+        found = asks_for_field(text, phrases)
+        return found.field if found else None
+
+    assert asked("I need the date of birth and then the member ID") == "date_of_birth"
+    assert asked("member ID first please, after that the CPT") == "member_id"
+    assert asked("the member ID matches, but what's the date of birth?") == "date_of_birth"
+    assert asked("not the NPI, then, the member ID?") == "member_id"
+    assert asked("what's the spelling of her surname") == "patient_name"
+    assert asked("and her given name?") == "patient_name"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("all good, the office is cleared to do the procedure", "approved"),
+        ("yeah they may go ahead with scheduling it", None),  # "scheduling": not the verb form asked
+        ("the office can go ahead and book", "approved"),
+        ("they can't go ahead and book it yet", None),  # negated: tells nothing
+        ("that was greenlighted last week", "approved"),
+        ("sadly it came back a no", "denied"),
+        ("this code requires nothing from us, they can just schedule", "not_required"),
+        ("the office will have to submit a new request", "not_on_file"),
+        ("we'd need the chart notes before a reviewer picks it up", "pending"),
+        ("it landed monday but no one's looked at it", "pending"),
+        ("it's approved", "approved"),  # a synonym, as before
+    ],
+)
+def test_an_outcome_told_by_what_it_means(text: str, expected: str | None) -> None:
+    slot = Slot(
+        name="status",
+        type="enum",
+        values=["approved|it's approved", "denied", "pending", "not_required", "not_on_file"],
+        outcomes={
+            "go_ahead": "approved",
+            "refused": "denied",
+            "not_needed": "not_required",
+            "not_started": "not_on_file",
+            "in_progress": "pending",
+        },
+    )
+    assert ex.extract_enum(text, slot) == expected
+
+
+def test_outcomes_are_checked_at_load() -> None:
+    with pytest.raises(ValueError, match="outcomes names values the slot does not have: granted"):
+        Slot(name="status", type="enum", values=["approved", "denied"], outcomes={"go_ahead": "granted"})
+    with pytest.raises(ValueError, match="outcomes is for enum slots only"):
+        Slot(name="status", type="text", outcomes={"go_ahead": "approved"})
+    with pytest.raises(ValueError):
+        Slot(name="status", type="enum", values=["approved"], outcomes={"went_fine": "approved"})
