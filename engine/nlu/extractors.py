@@ -406,6 +406,27 @@ _AS_IN = re.compile(r"\b([A-Za-z])\s*(?:,\s*)?(?:as in|like|for|as)\s+[A-Za-z][\
 _SINGLE_HYPHENS = re.compile(r"(?<=\b\w)-(?=\w\b)")
 # "T, T as in Tom": the letter, then the same letter spelled out to confirm it, is one letter
 _CONFIRMED_LETTER = re.compile(r"\b([A-Za-z])\s*,?\s+(?=\1\s*,?\s*(?:as in|like)\s)", re.IGNORECASE)
+
+
+def _nato_echoes(words: list[str]) -> set[int]:
+    """Indexes of NATO words that only confirm the letters just said: "R, Romeo, 55091" and
+    "P A, papa alpha, 773" say each letter once."""
+    echoes: set[int] = set()
+    i = 0
+    while i < len(words):
+        j = i
+        while j < len(words) and len(words[j]) == 1 and words[j].isalpha():
+            j += 1
+        k = j - i
+        said = [w.upper() for w in words[i:j]]
+        if k and [_NATO.get(w.lower()) for w in words[j : j + k]] == said:
+            echoes.update(range(j, j + k))
+            i = j + k
+        else:
+            i = max(j, i + 1)
+    return echoes
+
+
 # "it starts with a T": the article before a letter read out adds no letter A ("it's a b c 4"
 # may well be the letters A B C, so only after "with")
 _ARTICLE_BEFORE = frozenset({"with"})
@@ -508,8 +529,11 @@ def spoken_sequence(text: str) -> list[str]:
     words = re.findall(r"[A-Za-z]+(?:['’-][A-Za-z]+)*|\d+", text)
     words = [part for w in words for part in (w.split("-") if w.split("-")[0].lower() in _TENS else [w])]
     double = 1
+    echoes = _nato_echoes(words)
     for i, word in enumerate(words):
         lower = word.lower()
+        if i in echoes:
+            continue
         if lower in ("double", "triple"):
             double = 2 if lower == "double" else 3
             continue
@@ -1185,9 +1209,11 @@ def _day_of_month_dates(lowered: str, today: dt.date, when: str) -> Found:
     return out
 
 
-# an ordinal past "second" said as a sentence of its own, or before a comma (two spaces here)
+# an ordinal past "second" said as a sentence of its own or as a correction ("the twelfth, wait,
+# thirteenth"), before a comma (two spaces here)
 _ORDINAL_ALONE = re.compile(
-    r"(?:^|[.;!?]\s+)((?:twenty|thirty)[- ](?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth)|"
+    r"(?:^|[.;!?]\s+|\b(?:no|wait|sorry|i mean|actually|make that|rather)\s+)"
+    r"((?:twenty|thirty)[- ](?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth)|"
     r"twentieth|thirtieth|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|eleventh|twelfth|thirteenth|"
     r"fourteenth|fifteenth|sixteenth|seventeenth|eighteenth|nineteenth)(?=\s{2}|\s*[.;!?]|\s*$)"
 )

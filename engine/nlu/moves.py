@@ -38,7 +38,7 @@ _CALL_BACK = re.compile(
     r"(?:me |us |him |her |them )?(?:back |again )?"
     r"(?:after|later|sometime|this arvo|in (?:a|an|the|january|february|march|april|may|june|july|august|"
     r"september|october|november|december|q[1-4])|around|another|some other|next|tomorrow|tonight|"
-    r"this (?:evening|afternoon)|then\W*$|monday|tuesday|wednesday|thursday|friday)|"
+    r"first thing|this (?:evening|afternoon)|then\W*$|monday|tuesday|wednesday|thursday|friday)|"
     r"circle back|reconnect|touch base (?:later|another|next|in)|"
     # "I've gotta run, could we finish this Friday?": leaving now, to be reached again
     r"(?:gotta|got to|have to|need to) (?:run|jump|dash|bolt|scoot|fly)\b(?! (?:it|this|that|the|a|some)\b)|"
@@ -58,7 +58,8 @@ _GOODBYE = re.compile(
 _GONE = re.compile(
     r"\bthat person (?:(?:has|had|is|was) )?(?:(?:no longer|not) (?:with|at|working|employed|reachable|"
     r"here|part of)|(?:has not|hasn't|had not|hadn't) been (?:with|at|here|part of)|left|retired|"
-    r"transitioned out|moved on|moved to|passed away|quit|resigned|jumped ship|transferred to|relocated|"
+    r"transitioned out|moved on|moved (?:out |away )?to|passed away|quit|resigned|jumped ship|transferred to|"
+    r"relocated|"
     r"sold (?:the|his|her|their) (?:practice|business|company|shop|firm|store|clinic))\b"
     r"|\b(?:i|we)(?:'ve| have)? (?:inherited|took over) (?:his|her|from him|from her)\b"
     r"|\b(?:he|she) (?:sold|handed over) (?:the|his|her) "
@@ -105,6 +106,9 @@ _NOT_INTERESTED = re.compile(
     r"(?:don't|do not) (?:think|believe|feel) (?:this|it|that)(?: is|'s) (?:really )?"
     r"(?:for us|for me|a fit)\b|"
     r"nothing (?:for us |here )?to discuss|"
+    # "we're sticking with the paper book": staying with what they have
+    r"(?:we're|we are|we'll|we will|i'm|i am|i'll|i will) (?:just )?(?:sticking|staying|stick|stay) with "
+    r"(?:the|our|my|what)\b|"
     r"(?:don't|do not) (?:think|believe) (?:this|it|that)(?: is|'s) something "
     r"(?:we|i)(?:'ll| will|'d| would) (?:pursue|need|want|use)|"
     r"count (?:us|me) out|i'll let you go|talked myself out of|we're done here|"

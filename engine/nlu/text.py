@@ -153,6 +153,11 @@ _HOMOPHONES = (
         r"what callback number \1 \2\3",
     ),
     (re.compile(r"\b(?:what|which) number (rings|reaches|gets) (the|your)\b"), r"what callback number \1 \2"),
+    # "what's the office's number": the number to call the office back on
+    (
+        re.compile(r"\b(the|your|their) (office|practice|clinic|provider|doctor)(?:'s)? (?:phone )?number\b"),
+        r"\1 \2's callback number",
+    ),
     (re.compile(r"\bset (me|us|you) back\b"), r"cost \1"),  # "what's it gonna set me back"
     # "what would a system like yours run", "do you charge per seat", "what is it you folks make"
     (

@@ -559,9 +559,15 @@ def _drop_free_text_that_answers_nothing(
     norm = normalise(utterance)
     vague = bool(_NON_ANSWER.match(norm) or _NO_PROBLEM_HERE.search(norm))
     if explained or question or vague or result.asked is not None:
+        # "We lose half our calls after hours. What would yours cost?": the statement answers, the
+        # question is served; a request or way out said alone keeps nothing
+        statement = _statement_before_a_question(utterance) if not vague else ""
         for name in free:
             if name not in implied or result.asked is not None or vague:
-                del result.captured[name]
+                if statement and (result.intent in (None, ASK_FIELD) or name in implied):
+                    result.captured[name] = statement
+                else:
+                    del result.captured[name]
     if vague and intent is not None and intent.kind == "answer" and implied and implied <= set(free):
         result.intent = None  # "I wouldn't say we have problems, exactly": no pain described
     if result.intent is None:
@@ -570,6 +576,24 @@ def _drop_free_text_that_answers_nothing(
         )
         if answered is not None:
             result.intent = answered.name
+
+
+_STATEMENT_WORDS = 6  # shorter statements before a question are asides ("Okay, sure. What's it cost?")
+
+
+def _statement_before_a_question(utterance: str) -> str:
+    """The sentences of a turn that end in a question which state something, before it: "" when
+    they are few words or the turn is no such mix."""
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+", utterance.strip()) if s]
+    if len(sentences) < 2 or not sentences[-1].endswith("?"):
+        return ""
+    said: list[str] = []
+    for sentence in sentences[:-1]:
+        if sentence.endswith("?") or is_question(sentence) or asks_the_agent(sentence):
+            break
+        said.append(sentence)
+    statement = " ".join(said)
+    return statement if len(statement.split()) >= _STATEMENT_WORDS else ""
 
 
 def _drop_values_from_the_question(result: NLUResult, utterance: str, context: TurnContext) -> None:

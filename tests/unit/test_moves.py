@@ -69,6 +69,8 @@ from tests.unit.test_nlu import _turn
         ("the delivery truck just pulled up, I need to dash, ring me later", CALL_BACK),
         ("sorry, I've got to bolt, the boss is waving at me", CALL_BACK),
         ("we need to run it by our lawyer", None),
+        ("no thanks, we're staying with our bookkeeper's system", NOT_INTERESTED),
+        ("the system's down all afternoon, ring us first thing Thursday", CALL_BACK),
     ],
 )
 def test_general_forms(text: str, move: str | None) -> None:

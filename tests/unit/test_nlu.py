@@ -1241,3 +1241,56 @@ def test_outcomes_are_checked_at_load() -> None:
         Slot(name="status", type="text", outcomes={"go_ahead": "approved"})
     with pytest.raises(ValueError):
         Slot(name="status", type="enum", values=["approved"], outcomes={"went_fine": "approved"})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("it's K, Kilo, 4 4 0 1", "K4401"),  # the NATO word confirms the letter: one K
+        ("B D, bravo delta, 9 0 2 2", "BD9022"),
+        ("K K 4 4 0 1", "KK4401"),  # two letters said are two letters
+        ("kilo kilo 4 4 0 1", "KK4401"),
+    ],
+)
+def test_a_letter_confirmed_by_its_nato_word_is_said_once(text: str, expected: str) -> None:
+    assert "".join(ex.spoken_sequence(text)).strip() == expected
+
+
+def test_a_corrected_ordinal_is_the_date() -> None:
+    today = dt.date(2027, 10, 19)
+    assert ex.extract_date(
+        "approved the sixth, sorry, seventh", today=today, relative=True, tense="past"
+    ) == ("2027-10-07")
+    assert ex.extract_date(
+        "it went out the ninth, wait, tenth", today=today, relative=True, tense="past"
+    ) == ("2027-10-10")
+
+
+def test_a_statement_before_a_question_is_the_free_text_answer() -> None:
+    """The pain said before a question is kept; the question is served; a short aside is no answer."""
+    result = _turn(
+        "sales_qualification",
+        "discover_pain",
+        "Half our weekend bookings vanish because nobody picks up the phone. What does your plan cost?",
+    )
+    assert result.intent == "ask_field" and result.asked is not None and result.asked.field == "list_price"
+    assert result.captured.get("pain", "").startswith("Half our weekend bookings vanish")
+    aside = _turn("sales_qualification", "discover_pain", "Okay, fine. What does your plan cost?")
+    assert "pain" not in aside.captured
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("hang on, what company is this, and what's it about", "who_is_this"),
+        ("the line crackled, what was all that", "repeat"),
+        ("can you take it from the very top", "repeat"),
+    ],
+)
+def test_requests_said_another_way(text: str, intent: str) -> None:
+    assert _turn("prior_auth", "greeting", text).intent == intent
+
+
+def test_the_offices_number_asks_the_callback_number() -> None:
+    result = _turn("prior_auth", "confirm_details", "Right, and what's the practice's phone number?")
+    assert result.asked is not None and result.asked.field == "callback_number"
