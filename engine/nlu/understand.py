@@ -625,7 +625,7 @@ def _everyday_move(
         return None
     kinds = {i.name: i.kind for i in intents}
     if kinds[name] == "exit":
-        if name in STANDARD_NAMES[DO_NOT_CALL] and kinds.get(best) == "exit":
+        if name in STANDARD_NAMES[DO_NOT_CALL] and best is not None and kinds.get(best) == "exit":
             return name  # "I'll pass, and nobody from your company calls again": the stronger way out
         if best is not None and (kinds.get(best) != "answer" or evidence):
             return None
