@@ -362,6 +362,34 @@ def _lookahead_slots(spec: ConversationSchemaFile, name: str) -> dict[str, Slot]
     return found
 
 
+def _with_decision_words_as_cues(spec: ConversationSchemaFile) -> ConversationSchemaFile:
+    """A date slot with ``cues`` whose ``tense_when`` reads a decision ("auth_status=approved:
+    past") also takes the words of those decided values as cues: a date said with "certified
+    yesterday" or "non-certified on the 7th" is the decision date, as with "approved"."""
+    enums = {slot.name: slot for state in spec.states.values() for slot in state.slots if slot.type == "enum"}
+    changed = {}
+    for name, state in spec.states.items():
+        slots = list(state.slots)
+        for i, slot in enumerate(slots):
+            if slot.type != "date" or not slot.cues:
+                continue
+            words: list[str] = []
+            for condition, tense in slot.tense_when.items():
+                other, _, value = condition.partition("=")
+                if tense != "past" or other not in enums:
+                    continue
+                for option in enums[other].values:
+                    canonical, *synonyms = (part.strip() for part in option.split("|"))
+                    if canonical == value:
+                        words += synonyms
+            extra = [w for w in dict.fromkeys(words) if w not in slot.cues]
+            if extra:
+                slots[i] = slot.model_copy(update={"cues": [*slot.cues, *extra]})
+        if slots != list(state.slots):
+            changed[name] = state.model_copy(update={"slots": slots})
+    return spec.model_copy(update={"states": {**spec.states, **changed}}) if changed else spec
+
+
 def _template_sources(spec: ConversationSchemaFile) -> Iterable[tuple[tuple[str | int, ...], str]]:
     yield ("persona", "system_prompt"), spec.persona.system_prompt
     for key, text in spec.fallbacks.model_dump().items():
@@ -431,6 +459,7 @@ def load_schema(path: str | Path) -> CompiledSchema:
     try:
         spec = ConversationSchemaFile.model_validate(raw)
         spec = with_transfer_outcomes(spec)  # a transfer state's outcome defaults to "transferred"
+        spec = _with_decision_words_as_cues(spec)
     except ValidationError as exc:
         raise SchemaError(shown, [problem(tuple(e["loc"]), e["msg"]) for e in exc.errors()]) from None
     parsed = time.perf_counter()

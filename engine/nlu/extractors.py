@@ -1005,6 +1005,7 @@ def extract_date(
         and not _YOU_SAID.search(lowered, 0, at)
         and not _AWAY.search(lowered, 0, at)
         and not _EXCEPT.search(lowered, 0, at)
+        and not _RULED_OUT_AFTER.match(lowered, at)
     ]
     said = _weekdays_of_dates_said(said, found, lowered)
     if not said:
@@ -1102,6 +1103,11 @@ _AWAY = re.compile(
 _EXCEPT = re.compile(
     r"(?:\b(?:any (?:day|time)|anytime|anything|whenever)\s+but|\b(?:except|other than|apart from|besides))"
     r"\s+(?:on\s+)?(?:the\s+)?(?:next\s+)?$"
+)
+# a day ruled out after it is said: "tomorrow not possible", "Monday is no good for me"
+_RULED_OUT_AFTER = re.compile(
+    r"[\w'-]+(?:\s+(?:the\s+)?[\w'-]+)?\s*,?\s*(?:is\s+|'s\s+)?(?:not possible|no good|doesn't work|"
+    r"does not work|won't work|not good|impossible|out of the question|is out)\b"
 )
 _HEDGE = re.compile(r"\b(?:could be|might be|may be)\b")
 # "no no, Thursday": "no" answering the read-back at the start of a clause, not negating the day
@@ -1215,7 +1221,8 @@ _ORDINAL_ALONE = re.compile(
     r"(?:^|[.;!?]\s+|\b(?:no|wait|sorry|i mean|actually|make that|rather)\s+)"
     r"((?:twenty|thirty)[- ](?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth)|"
     r"twentieth|thirtieth|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|eleventh|twelfth|thirteenth|"
-    r"fourteenth|fifteenth|sixteenth|seventeenth|eighteenth|nineteenth)(?=\s{2}|\s*[.;!?]|\s*$)"
+    r"fourteenth|fifteenth|sixteenth|seventeenth|eighteenth|nineteenth)"
+    r"(?=\s{2}|\s*[.;!?]|\s*$|\s+of\s+(?:this|next|the)\s+month\b)"  # "Twenty-ninth of this month"
 )
 
 
@@ -1835,6 +1842,10 @@ def extract_enum(text: str, slot: Slot | None = None) -> str | None:
 _SELF = re.compile(
     r"^(?:(?:well|oh|yeah|so|honestly|that's|that'd be|that would be|it's)\W+){0,2}"
     r"(?:me|myself|yours truly)\b(?!\s*\?)(?!\W+(?:no|not|nope)\b)"
+    # "I am the director, final decision is mine only": the speaker names their own post
+    r"|^(?:\w+\W+){0,2}?i(?:'m| am) the (?:\w+ )?(?:owner|director|ceo|founder|president|boss|head|manager|"
+    r"principal|decision maker|one who (?:decides|signs))\b(?!.{0,40}\b(?:but|however)\b)"
+    r"|\b(?:final )?(?:decision|call|say) is (?:mine|my own)\b"
     # "It's my budget line.", not "my company's board decides"
     r"|^(?:\w+\W+)?(?:it's|that's|its) my (?:own )?(?:budget|money|company|business|shop|outfit|firm)\b(?!'s)"
 )
@@ -1843,7 +1854,8 @@ _PEOPLE = (
     r"(?:wife|husband|spouse|partners?|boss|owners?|manager|director|officer|board|committee|council|ceo|cfo|"
     r"coo|cto|cio|vp|president|founders?|chair|chairman|dean|provost|principal|superintendent|head|chief|"
     r"accountant|bookkeeper|dad|father|mom|mother|brother|sister|son|daughter|family|franchisor|franchise|"
-    r"corporate|headquarters|hq|procurement|purchasing|legal|leadership|supervisor|administrator)"
+    r"corporate|headquarters|hq|head office|main office|parent company|procurement|purchasing|legal|"
+    r"leadership|supervisor|administrator)"
 )
 _SOMEONE_ELSE = re.compile(
     r"^(?:(?:well|oh|hmm|honestly|that's|that'd be|that would be|it's|that'll be)\W+){0,2}"

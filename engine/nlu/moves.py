@@ -22,7 +22,8 @@ _HOLD = re.compile(
     r"^(?:(?:okay|ok|alright|so|sir|ma'am|madam|kindly|please|just|yes|yeah|sure|one|hmm)[,.]?\s+){0,3}"
     r"(?:(?:a|one|just a|just one) (?:moment|sec|second|minute|min|jiffy)|please (?:to )?hold|hold please|"
     r"(?:stay|be|remain|wait) (?:on the line|connected|with me|online)|(?:could|can|would) you (?:please )?"
-    r"(?:wait|hold)|(?:give|gimme) (?:me )?(?:a|one|two) (?:moment|sec|second|minute|ticks?)|"
+    r"(?:wait|hold)|(?:wait|hang on|hold on) (?:a|one|just a|just one) (?:moment|sec|second|minute|min)|"
+    r"hang tight|hold tight|(?:give|gimme) (?:me )?(?:a|one|two) (?:moment|sec|second|minute|ticks?)|"
     r"(?:please )?(?:don't|do not) (?:go anywhere|hang up)|(?:let me|lemme) (?:go )?(?:grab|get|fetch|find) "
     r"(?:him|her|them))\b"
     r"|^(?:\w+\W+){0,2}?(?:hang about|(?:let me|lemme) step (?:out|outside|away))\b"  # "hang about, …"
@@ -33,13 +34,16 @@ _HOLD = re.compile(
 # asking to be reached again later: "call after some time", "circle back with me in October",
 # "can we reconnect another day", "reach me again in January"
 _CALL_BACK = re.compile(
-    r"\b(?:(?:call|ring|phone|redial|try|trying|reach(?: out)?|contact|email|catch|holler(?: at)?|buzz|bell|"
-    r"shout(?: at)?) "
+    r"\b(?:(?:call|ring|phone|redial|try|trying|reach(?: back)?(?: out)?|contact|email|catch|holler(?: at)?|"
+    r"buzz|bell|shout(?: at)?) "
     r"(?:me |us |him |her |them )?(?:back |again )?"
     r"(?:after|later|sometime|this arvo|in (?:a|an|the|january|february|march|april|may|june|july|august|"
     r"september|october|november|december|q[1-4])|around|another|some other|next|tomorrow|tonight|"
-    r"first thing|this (?:evening|afternoon)|then\W*$|monday|tuesday|wednesday|thursday|friday)|"
+    r"day after tomorrow|first thing|this (?:evening|afternoon)|then\W*$|"
+    r"monday|tuesday|wednesday|thursday|friday)|"
     r"circle back|reconnect|touch base (?:later|another|next|in)|"
+    # "after our year closes in March, that time you can call"
+    r"(?:that|which) time,? (?:you )?(?:can |may |please |kindly )?call\b|"
     # "I've gotta run, could we finish this Friday?": leaving now, to be reached again
     r"(?:gotta|got to|have to|need to) (?:run|jump|dash|bolt|scoot|fly)\b(?! (?:it|this|that|the|a|some)\b)|"
     r"give (?:me|us) a (?:ring|call|shout|buzz|bell|holler) "
@@ -56,7 +60,8 @@ _GOODBYE = re.compile(
 )
 # the person called has gone (names arrive as "that person", ``understand.without_names``)
 _GONE = re.compile(
-    r"\bthat person (?:(?:has|had|is|was) )?(?:(?:no longer|not) (?:with|at|working|employed|reachable|"
+    r"\bthat person (?:(?:sir|madam|ma'am|ji|sahib) )?"
+    r"(?:(?:has|had|is|was) )?(?:(?:no longer|not) (?:with|at|working|employed|reachable|"
     r"here|part of)|(?:has not|hasn't|had not|hadn't) been (?:with|at|here|part of)|left|retired|"
     r"transitioned out|moved on|moved (?:out |away )?to|passed away|quit|resigned|jumped ship|transferred to|"
     r"relocated|"
@@ -101,7 +106,7 @@ _NOT_INTERESTED = re.compile(
     r"\b(?:(?:we'll|i'll|we will|i will|we're gonna|i'm gonna|we'd) (?:have to )?pass|hard pass|"
     # "so I'll decline, with thanks", "let's leave it there", "we won't be revisiting it"
     r"(?:i'll|i will|we'll|we will|i must|we must|i have to|we have to|i'd|we'd|i'm going to) "
-    r"(?:\w+ )?decline|let's leave it (?:there|here|at that)|(?:won't|will not|not) be revisiting|"
+    r"(?:\w+ )?decline|let(?:'s| us) leave it (?:there|here|at that)|(?:won't|will not|not) be revisiting|"
     # "I don't think this is for us after all"
     r"(?:don't|do not) (?:think|believe|feel) (?:this|it|that)(?: is|'s) (?:really )?"
     r"(?:for us|for me|a fit)\b|"
@@ -116,7 +121,11 @@ _NOT_INTERESTED = re.compile(
     r"(?:will not|won't|not going to) (?:pursue|proceed with) (?:this|it|that)|forget it|"
     r"(?:we're|we are) not (?:doing|doin'?) (?:this|it|that)|"
     # calling the meeting off: "just cancel it", "I'll have to cancel"
-    r"(?:just|have to|gonna|going to|please) cancel(?: it| that| the (?:meeting|call|demo))?)\b"
+    r"(?:just|have to|gonna|going to|please|kindly) cancel(?: it| that| the (?:meeting|call|demo))?|"
+    # "we are not going for this", "requirement is not there", "this is not required for us"
+    r"(?:we're|we are|i'm|i am) not going (?:for|with|ahead with) (?:this|it|that)|"
+    r"requirement is not there|no requirement (?:is )?there|"
+    r"(?:this|it|that)(?: is|'s) not (?:at all )?(?:required|needed|necessary) for (?:us|me))\b"
     r"|\bkill it\W*$"
 )
 

@@ -40,7 +40,7 @@ _PATTERNS: dict[Outcome, re.Pattern[str]] = {
     # "that code needs nothing from us", "nothing's required for it"
     "not_needed": re.compile(
         r"\b(?:needs?|requires?) nothing (?:from (?:us|you|the office)|at all|for (?:it|that|this))\b"
-        r"|\bnothing(?:'s| is)? (?:needed|required) (?:from (?:us|you)|for (?:it|that|this|the))\b"
+        r"|\bnothing(?:'s| is)? (?:needed|required) (?:from (?:us|you)|for (?:it|that|this|the|those|them))\b"
         r"|\b(?:don't|doesn't|do not|does not) need (?:anything|a thing) from us\b"
     ),
     # "the office would need to put a request together first", "nobody's sent anything our way"

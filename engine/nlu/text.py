@@ -153,6 +153,7 @@ _HOMOPHONES = (
         r"what callback number \1 \2\3",
     ),
     (re.compile(r"\b(?:what|which) number (rings|reaches|gets) (the|your)\b"), r"what callback number \1 \2"),
+    (re.compile(r"\bcall ?back line\b"), "callback number"),
     # "what's the office's number": the number to call the office back on
     (
         re.compile(r"\b(the|your|their) (office|practice|clinic|provider|doctor)(?:'s)? (?:phone )?number\b"),

@@ -485,6 +485,10 @@ _NO_PROBLEM_HERE = re.compile(
     r"(?:have|had|got|are|is)|(?:there's|there is|there are|we've got|we have|i have|i've got|got) "
     r"(?:no|not (?:really )?(?:a|any|much of an?)))\s+(?:(?:a|any|real|big|major|much of an?|real big)\s+)*"
     r"(?:problems?|issues?|complaints?|pain points?)\b(?!.*\b(?:but|except|though|although|only thing)\b)"
+    # "no such big problem is there, everything is going smoothly"
+    r"|\bno (?:such )?(?:(?:big|real|major|much)\s+)*(?:problems?|issues?) (?:is|are) there\b"
+    r"|\b(?:everything|all|things)(?: is|'s| are) (?:going|running) (?:smoothly|smooth|fine|well)\b"
+    r"(?!.*\b(?:but|except|though|although)\b)"
 )
 _NON_ANSWER = re.compile(
     r"^(?:(?:well|um|uh|honestly|oh|so|eh|hmm|i mean|like)[, ]+)*"
@@ -578,7 +582,9 @@ def _drop_free_text_that_answers_nothing(
             result.intent = answered.name
 
 
-_STATEMENT_WORDS = 6  # shorter statements before a question are asides ("Okay, sure. What's it cost?")
+_STATEMENT_WORDS = 8  # shorter statements before a question are asides ("Okay, sure. What's it cost?")
+# "I have one small doubt. …?", "Quick question for you. …?": a statement that only announces the question
+_ANNOUNCES_A_QUESTION = re.compile(r"\b(?:doubt|question|query|quick one|wondering|curious|clarification)\b")
 
 
 def _statement_before_a_question(utterance: str) -> str:
@@ -592,6 +598,7 @@ def _statement_before_a_question(utterance: str) -> str:
         if sentence.endswith("?") or is_question(sentence) or asks_the_agent(sentence):
             break
         said.append(sentence)
+    said = [s for s in said if not _ANNOUNCES_A_QUESTION.search(s.lower())]
     statement = " ".join(said)
     return statement if len(statement.split()) >= _STATEMENT_WORDS else ""
 

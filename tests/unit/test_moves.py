@@ -71,6 +71,13 @@ from tests.unit.test_nlu import _turn
         ("we need to run it by our lawyer", None),
         ("no thanks, we're staying with our bookkeeper's system", NOT_INTERESTED),
         ("the system's down all afternoon, ring us first thing Thursday", CALL_BACK),
+        ("hang on one second, my other phone is ringing", HOLD),
+        ("that person sir has retired from this office", GONE),
+        ("the portal's frozen, reach back out next week", CALL_BACK),
+        ("we are not going for it, sorry", NOT_INTERESTED),
+        ("my manager is saying it is not required for us", NOT_INTERESTED),
+        ("kindly cancel the appointment", NOT_INTERESTED),
+        ("once the audit is done, that time you can call", CALL_BACK),
     ],
 )
 def test_general_forms(text: str, move: str | None) -> None:

@@ -1294,3 +1294,49 @@ def test_requests_said_another_way(text: str, intent: str) -> None:
 def test_the_offices_number_asks_the_callback_number() -> None:
     result = _turn("prior_auth", "confirm_details", "Right, and what's the practice's phone number?")
     assert result.asked is not None and result.asked.field == "callback_number"
+
+
+def test_a_day_ruled_out_after_it_is_said_is_not_the_date() -> None:
+    today = dt.date(2027, 10, 19)
+    assert ex.extract_date("Friday no good, Monday then", today=today, relative=True, tense="future") == (
+        "2027-10-25"
+    )
+    assert ex.extract_date("twenty-sixth of this month works", today=today, relative=True) == "2027-10-26"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("I'm the owner here, the call is mine", "yes"),
+        ("final decision is mine alone", "yes"),
+        ("the head office signs off on all vendors", "no"),
+    ],
+)
+def test_who_decides_said_by_post(text: str, expected: str) -> None:
+    assert ex.extract_enum(text, _SIGNER) == expected
+
+
+def test_a_statement_that_only_announces_the_question_is_no_answer() -> None:
+    result = _turn(
+        "sales_qualification", "discover_pain", "I have a small question for you first. What does it cost?"
+    )
+    assert "pain" not in result.captured
+
+
+def test_no_problem_there_is_no_pain() -> None:
+    result = _turn(
+        "sales_qualification", "discover_pain", "Frankly no big issues are there, all is running smoothly."
+    )
+    assert "pain" not in result.captured
+
+
+def test_a_decided_status_word_is_a_cue_for_the_decision_date() -> None:
+    """``tense_when`` reads auth_status=approved as decided, so approved's words ("certified") make
+    a date said early the decision date, as "approved" does."""
+    from engine.schema_loader import load_schema
+
+    schema = load_schema(Path(__file__).resolve().parents[2] / "schemas" / "prior_auth")
+    cues = schema.states["get_decision_date"].slots["decision_date"].cues
+    assert "certified" in cues and "noncertified" in cues
+    result = _turn("prior_auth", "get_reference", "It's HX 4471, certified on the fourteenth.")
+    assert result.captured.get("decision_date") == "2026-11-14"  # TODAY is 2026-11-21
