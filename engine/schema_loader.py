@@ -378,7 +378,7 @@ def _with_decision_words_as_cues(spec: ConversationSchemaFile) -> ConversationSc
                 other, _, value = condition.partition("=")
                 if tense != "past" or other not in enums:
                     continue
-                for option in enums[other].values:
+                for option in enums[other].values or ():
                     canonical, *synonyms = (part.strip() for part in option.split("|"))
                     if canonical == value:
                         words += synonyms
