@@ -1212,7 +1212,18 @@ def _day_of_month_dates(lowered: str, today: dt.date, when: str) -> Found:
         day = _day_of(match[1].split())
         if day is not None:
             out.append((match.start(1), _day_of_month(today, day[0], when)))
+    for match in _WEEKDAY_THEN_DAY.finditer(lowered):  # "wednesday 27th 3 30 pm"
+        number = int(match[2])
+        if not 13 <= number <= 31:
+            continue  # "wednesday 3", "wednesday 3 30": most likely an hour, not the 3rd
+        on = _day_of_month_on(today, number, _WEEKDAYS.index(match[1]), when)
+        if on is not None:
+            out.append((match.start(2), on))
     return out
+
+
+# a weekday and then its day of the month without "the" ("wednesday 27th"; the suffix is gone here)
+_WEEKDAY_THEN_DAY = re.compile(r"\b(" + "|".join(_WEEKDAYS) + r")\s+(\d{1,2})\b(?!:)")
 
 
 # an ordinal past "second" said as a sentence of its own or as a correction ("the twelfth, wait,
@@ -1821,6 +1832,8 @@ def extract_enum(text: str, slot: Slot | None = None) -> str | None:
     synonyms win where they overlap ("not approved" over "approved")."""
     if slot is None or not slot.values:
         return None
+    if slot.who_answers and _SELF_BY_POST.search(normalise(text)):
+        return slot.who_answers["self"]
     norm = f" {_plain(text)} "
     found: list[tuple[int, int, str]] = []  # (start, end, value)
     taken: list[tuple[int, int]] = []
@@ -1841,13 +1854,16 @@ def extract_enum(text: str, slot: Slot | None = None) -> str | None:
 # "Me.", "myself, really"; not "me? no, my boss does"
 _SELF = re.compile(
     r"^(?:(?:well|oh|yeah|so|honestly|that's|that'd be|that would be|it's)\W+){0,2}"
-    r"(?:me|myself|yours truly)\b(?!\s*\?)(?!\W+(?:no|not|nope)\b)"
-    # "I am the director, final decision is mine only": the speaker names their own post
-    r"|^(?:\w+\W+){0,2}?i(?:'m| am) the (?:\w+ )?(?:owner|director|ceo|founder|president|boss|head|manager|"
-    r"principal|decision maker|one who (?:decides|signs))\b(?!.{0,40}\b(?:but|however)\b)"
-    r"|\b(?:final )?(?:decision|call|say) is (?:mine|my own)\b"
+    r"(?:me|myself|yours truly)\b(?!\s*\?)(?!\W+(?:no|not|nope)\b)(?!\s+(?:and|&|plus|along|with|together)\b)"
     # "It's my budget line.", not "my company's board decides"
     r"|^(?:\w+\W+)?(?:it's|that's|its) my (?:own )?(?:budget|money|company|business|shop|outfit|firm)\b(?!'s)"
+)
+# the speaker names their own post: "I am the director, final decision is mine only" (over a post
+# named as a synonym of someone else)
+_SELF_BY_POST = re.compile(
+    r"^(?:\w+\W+){0,2}?i(?:'m| am) the (?:\w+ )?(?:owner|director|ceo|founder|president|boss|head|manager|"
+    r"principal|decision maker|one who (?:decides|signs))\b(?!.{0,40}\b(?:but|however)\b)"
+    r"|\b(?:final )?(?:decision|call|say) is (?:mine|my own)\b"
 )
 # people a decision rests with: "my wife", "the owner", "our contracting officer", "the board"
 _PEOPLE = (

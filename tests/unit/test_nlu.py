@@ -1340,3 +1340,18 @@ def test_a_decided_status_word_is_a_cue_for_the_decision_date() -> None:
     assert "certified" in cues and "noncertified" in cues
     result = _turn("prior_auth", "get_reference", "It's HX 4471, certified on the fourteenth.")
     assert result.captured.get("decision_date") == "2026-11-14"  # TODAY is 2026-11-21
+
+
+def test_a_weekday_then_its_day_without_the() -> None:
+    today = dt.date(2027, 10, 19)
+    assert (
+        ex.extract_date("wednesday 27th at 3 30 pm", today=today, relative=True, tense="future")
+        == "2027-10-27"
+    )
+    assert (
+        ex.extract_date("wednesday 3 pm", today=today, relative=True, tense="future") == "2027-10-20"
+    )  # an hour
+
+
+def test_me_and_my_partner_is_not_the_speaker_alone() -> None:
+    assert ex.extract_enum("me and my co-founder, we decide together", _SIGNER) != "yes"
