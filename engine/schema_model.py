@@ -7,6 +7,7 @@ template variables, reachability, slot types) are checked by ``schema_loader``.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
@@ -145,6 +146,17 @@ class Disclosure(Strict):
     )
 
 
+def _check_enum_values(option: str, values: Iterable[str], info: ValidationInfo) -> None:
+    """``option`` (a slot setting naming some of an enum slot's values) is on an enum slot and
+    names only values it has."""
+    if info.data.get("type") != "enum":
+        raise ValueError(f"{option} is for enum slots only")
+    known = {v.split("|")[0] for v in info.data.get("values") or ()}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"{option} names values the slot does not have: {', '.join(unknown)}")
+
+
 class Slot(Strict):
     name: str
     type: SlotType
@@ -207,14 +219,9 @@ class Slot(Strict):
     ) -> dict[str, str] | None:
         if who is None:
             return None
-        if info.data.get("type") != "enum":
-            raise ValueError("who_answers is for enum slots only")
+        _check_enum_values("who_answers", who.values(), info)
         if set(who) != {"self", "other"}:
             raise ValueError("who_answers needs both self and other")
-        known = {v.split("|")[0] for v in info.data.get("values") or ()}
-        unknown = sorted(set(who.values()) - known)
-        if unknown:
-            raise ValueError(f"who_answers names values the slot does not have: {', '.join(unknown)}")
         return who
 
     @field_validator("outcomes")
@@ -222,14 +229,8 @@ class Slot(Strict):
     def _outcomes_for_enums(
         cls, outcomes: dict[str, str] | None, info: ValidationInfo
     ) -> dict[str, str] | None:
-        if outcomes is None:
-            return None
-        if info.data.get("type") != "enum":
-            raise ValueError("outcomes is for enum slots only")
-        known = {v.split("|")[0] for v in info.data.get("values") or ()}
-        unknown = sorted(set(outcomes.values()) - known)
-        if unknown:
-            raise ValueError(f"outcomes names values the slot does not have: {', '.join(unknown)}")
+        if outcomes is not None:
+            _check_enum_values("outcomes", outcomes.values(), info)
         return outcomes
 
     @field_validator("tense_when")
@@ -249,12 +250,7 @@ class Slot(Strict):
     ) -> dict[str, int | None] | None:
         if by_when is None:
             return None
-        if info.data.get("type") != "enum":
-            raise ValueError("by_when is for enum slots only")
-        known = {v.split("|")[0] for v in info.data.get("values") or ()}
-        unknown = sorted(set(by_when) - known)
-        if unknown:
-            raise ValueError(f"by_when names values the slot does not have: {', '.join(unknown)}")
+        _check_enum_values("by_when", by_when, info)
         days = [d for d in by_when.values() if d is not None]
         if days != sorted(days) or any(d < 0 for d in days) or None in list(by_when.values())[:-1]:
             raise ValueError("by_when days must grow, be 0 or more, and only the last may be null")
