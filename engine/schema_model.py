@@ -30,8 +30,9 @@ SlotType = Literal[
     "time",
     "enum",
 ]
-# a decision's outcome told by what it means (engine/nlu/outcomes.py)
+# a decision's outcome and an objection, told by what they mean (engine/nlu/told.py)
 Outcome = Literal["go_ahead", "refused", "not_needed", "not_started", "in_progress"]
+Objection = Literal["costs_too_much", "has_a_vendor", "no_need_for_it", "bad_timing"]
 SpokenRule = Literal["plain", "name", "date", "nato", "digits", "npi", "phone", "cpt", "currency", "time"]
 
 
@@ -204,9 +205,16 @@ class Slot(Strict):
     outcomes: dict[Outcome, str] | None = Field(
         None,
         description="Enum slots that record a decision: the value for an outcome told by what it means "
-        'where no synonym is said (engine/nlu/outcomes.py): go_ahead ("the office can go ahead and book '
+        'where no synonym is said (engine/nlu/told.py): go_ahead ("the office can go ahead and book '
         'it"), refused, not_needed ("needs nothing from us"), not_started ("they\'d have to send a '
         'request in first"), in_progress ("we\'d want the notes before anyone looks at it").',
+    )
+    objections: dict[Objection, str] | None = Field(
+        None,
+        description="Enum slots that record why the counterpart objects: the value for an objection told "
+        'as a story where no synonym is said (engine/nlu/told.py): costs_too_much ("every buck goes to '
+        'payroll"), has_a_vendor ("we already pay another outfit for exactly this"), no_need_for_it '
+        '("five of us and a group chat, it\'d be overkill"), bad_timing ("we\'re mid-launch").',
     )
     description: str = ""
 
@@ -224,13 +232,13 @@ class Slot(Strict):
             raise ValueError("who_answers needs both self and other")
         return who
 
-    @field_validator("outcomes")
+    @field_validator("outcomes", "objections")
     @classmethod
-    def _outcomes_for_enums(
+    def _meanings_for_enums(
         cls, outcomes: dict[str, str] | None, info: ValidationInfo
     ) -> dict[str, str] | None:
         if outcomes is not None:
-            _check_enum_values("outcomes", outcomes.values(), info)
+            _check_enum_values(str(info.field_name), outcomes.values(), info)
         return outcomes
 
     @field_validator("tense_when")

@@ -15,8 +15,8 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Literal
 
-from engine.nlu.outcomes import told_outcome
 from engine.nlu.text import FILLER_WORDS, clauses, negated, normalise, phrase_regex
+from engine.nlu.told import told_value
 from engine.schema_model import Slot
 
 _UNITS = {
@@ -1847,7 +1847,9 @@ def extract_enum(text: str, slot: Slot | None = None) -> str | None:
     if not found and slot.who_answers:
         return _who_answers(normalise(text), slot.who_answers)
     if not found and slot.outcomes:
-        return told_outcome(text, slot.outcomes)
+        return told_value(text, slot.outcomes)
+    if not found and slot.objections:
+        return told_value(text, slot.objections)
     return max(found)[2] if found else None
 
 

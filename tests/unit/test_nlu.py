@@ -1234,6 +1234,36 @@ def test_an_outcome_told_by_what_it_means(text: str, expected: str | None) -> No
     assert ex.extract_enum(text, slot) == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("we run a food bank, every dollar is spoken for", "price"),
+        ("honestly it's the money, plain and simple", "price"),
+        ("we already pay a call center for exactly this", "competitor"),
+        ("we renewed with them in May, a two-year contract", "competitor"),
+        ("four of us and a whiteboard, it does the job", "no_need"),
+        ("a tool like that would be overkill for a shop our size", "no_need"),
+        ("we're mid-migration to a new ERP, terrible moment", "timing"),
+        ("our peak season, it is awful", "timing"),
+        ("we aren't mid-launch any more", None),  # a negated story tells nothing
+        ("it's too expensive", "price"),  # a synonym, as before
+    ],
+)
+def test_an_objection_told_as_a_story(text: str, expected: str | None) -> None:
+    slot = Slot(
+        name="objection",
+        type="enum",
+        values=["price|too expensive", "competitor", "no_need", "timing"],
+        objections={
+            "costs_too_much": "price",
+            "has_a_vendor": "competitor",
+            "no_need_for_it": "no_need",
+            "bad_timing": "timing",
+        },
+    )
+    assert ex.extract_enum(text, slot) == expected
+
+
 def test_outcomes_are_checked_at_load() -> None:
     with pytest.raises(ValueError, match="outcomes names values the slot does not have: granted"):
         Slot(name="status", type="enum", values=["approved", "denied"], outcomes={"go_ahead": "granted"})
@@ -1241,6 +1271,8 @@ def test_outcomes_are_checked_at_load() -> None:
         Slot(name="status", type="text", outcomes={"go_ahead": "approved"})
     with pytest.raises(ValueError):
         Slot(name="status", type="enum", values=["approved"], outcomes={"went_fine": "approved"})
+    with pytest.raises(ValueError, match="objections names values the slot does not have: cost"):
+        Slot(name="objection", type="enum", values=["price"], objections={"costs_too_much": "cost"})
 
 
 @pytest.mark.parametrize(

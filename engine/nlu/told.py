@@ -1,0 +1,122 @@
+"""What a turn tells by what it means rather than by its name, for enum slots that declare it.
+
+- A decision's outcome (``Slot.outcomes``): "the office can go ahead and book it" (it went
+  through), "that code needs nothing from us" (nothing was needed), "the office would have to put
+  a request in first" (nothing was started), "we'd want the notes before anyone looks at it"
+  (still open), "it came back a no" (refused).
+- An objection told as a story (``Slot.objections``): "every buck goes to payroll" (the price),
+  "we already pay another outfit for exactly this" (a vendor), "five of us and a group chat, it'd
+  be overkill" (no need), "we're mid-launch, the timing's terrible" (timing).
+
+Each slot maps these meanings to its own values; they are heard only where none of the slot's
+synonyms is said. A negated one ("they can't go ahead and schedule") tells nothing; of several,
+the last one said wins, as with synonyms, except that "go ahead" gives way to "nothing was
+needed" (it follows from it).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from engine.nlu.text import negated, normalise
+from engine.schema_model import Objection, Outcome
+
+_SUBMIT = r"(?:put|send|submit|file|get|start|open|fax|call)"
+_REQUEST = r"(?:request|case|auth|authorization|submission|pa|precert|referral)"
+_PAPERS = r"(?:clinicals?|notes|records|documentation|chart|paperwork|more info(?:rmation)?|justification)"
+
+_PATTERNS: dict[Outcome | Objection, re.Pattern[str]] = {
+    # "the provider can go ahead and schedule", "your office is free to book", "they can just go book her"
+    "go_ahead": re.compile(
+        r"\b(?:can|may|(?:is|are|'s|'re) (?:free|clear|cleared|good|okay|ok|fine|all set) to)\s+"
+        r"(?:just\s+|now\s+|already\s+|safely\s+)?(?:go\s+ahead\s+(?:and\s+|with\s+)?|go\s+)?"
+        r"(?:schedule|book|proceed|perform|move forward|treat|"
+        r"do the (?:procedure|surgery|service|scan|test))\b"
+        r"|\bgreen ?light(?:ed)?\b"
+        r"|\b(?:an|the) approval(?:'s| is| has been)\s+(?:already\s+)?"
+        r"(?:sitting|on|in|there|attached|showing|posted)\b"
+    ),
+    # "it came back a no", "that one didn't go through"
+    "refused": re.compile(
+        r"\bcame back (?:as\s+)?(?:a\s+)?(?:no|negative|unfavou?rable|not covered)\b"
+        r"|\b(?:didn't|did not) go through\b|\b(?:wasn't|was not|weren't|were not) granted\b"
+    ),
+    # "that code needs nothing from us", "nothing's required for it"
+    "not_needed": re.compile(
+        r"\b(?:needs?|requires?) nothing (?:from (?:us|you|the office)|at all|for (?:it|that|this))\b"
+        r"|\bnothing(?:'s| is)? (?:needed|required) (?:from (?:us|you)|for (?:it|that|this|the|those|them))\b"
+        r"|\b(?:don't|doesn't|do not|does not) need (?:anything|a thing) from us\b"
+    ),
+    # "the office would need to put a request together first", "nobody's sent anything our way"
+    "not_started": re.compile(
+        r"\b(?:would|will|'d|'ll|has to|have to|needs? to)\s+(?:need to\s+|have to\s+)?" + _SUBMIT + r"\s+"
+        r"(?:in\s+)?(?:a|an|the)\s+(?:new\s+|fresh\s+)?" + _REQUEST + r"\b(?!\s+(?:for the appeal|appeal))"
+        r"|\bnobody(?:'s| has| have)? (?:ever\s+)?(?:sent|submitted|faxed|filed) "
+        r"(?:anything|a request|us anything)\b"
+    ),
+    # "we'd want clinicals before any nurse opens it", "nobody's touched it yet"
+    "in_progress": re.compile(
+        r"\b(?:want|need|needs|require|requires|waiting (?:for|on))\s+(?:the\s+|some\s+|their\s+|more\s+)?"
+        r"(?:[\w-]+\s+)?"  # "the chart notes", "updated clinicals"
+        + _PAPERS
+        + r"\s+(?:before|ahead of|prior to|first)\b"
+        r"|\b(?:nobody|no one)(?:'s| has)? (?:touched|looked at|opened|reviewed|picked up) it\b"
+        r"|\bhasn't been (?:touched|looked at|opened|picked up)\b"
+    ),
+    # "every buck goes to payroll", "we can barely make rent", "money's the issue"
+    "costs_too_much": re.compile(
+        r"\b(?:money|cost|price|budget|cash)(?:'s| is) (?:the|our) (?:issue|problem|thing|sticking point)\b"
+        r"|\bit's (?:the|about the) money\b|\brunning on fumes\b"
+        r"|\b(?:can|could) barely (?:make|cover|pay|afford|keep)\b"
+        r"|\bcan't (?:be adding|keep paying|take on|swing) (?:\w+ ){0,2}"
+        r"(?:bills?|costs?|fees?|subscriptions?|tools?)\b"
+        r"|\bevery (?:penny|buck|dollar|cent)(?:'s| is)? (?:spoken for|goes to|accounted for|already)\b"
+        r"|\bno room for (?:yet )?another (?:\w+[- ])?(?:tool|bill|subscription|expense|vendor)\b"
+    ),
+    # "we already pay another outfit for exactly this", "signed a two year deal with ShiftPro"
+    "has_a_vendor": re.compile(
+        r"\b(?:already|currently) (?:pay|paying|use|using|run|running|do|doing|have|got|gotta)\b"
+        r"[^.?!]{0,40}\b(?:for (?:exactly |precisely )?(?:this|that|it)|vendor|outfit|provider|platform|"
+        r"system|software|app|tool|thing|service)\b"
+        r"|\b(?:paying|pay) (?:\w+ )?to (?:handle|do|run|cover) (?:exactly |precisely )?(?:that|this|it)\b"
+        r"|\b(?:signed|renewed|re-signed)\b[^.?!]{0,50}\b(?:deal|term|contract|agreement|year)\b"
+        r"|\b(?:under|into|in) (?:a|an) (?:\w+[- ]){0,2}(?:year|month)s?\b[^.?!]{0,10}"
+        r"\b(?:contract|agreement|deal|term)\b"
+        r"|\b(?:the|our|that) contract runs\b"
+    ),
+    # "six staff and a shared calendar, it does the job", "it'd be overkill", "nothing to schedule"
+    "no_need_for_it": re.compile(
+        r"\boverkill\b|\bnothing (?:for us )?to (?:schedule|manage|fix|automate|track)\b"
+        r"|\b(?:spreadsheet|whiteboard|group chat|shared calendar|paper (?:book|calendar|diary)|notebook|"
+        r"in my head)\b[^.?!]{0,30}\b(?:does the job|works|is enough|is sufficient|handles it|is fine|"
+        r"does fine|does us|covers it)\b"
+        r"|\b(?:does the job|works|is (?:enough|sufficient)|handles it|covers it)\b[^.?!]{0,20}\bfor us\b"
+    ),
+    # "we're mid-launch, the timing's terrible", "neck deep in our annual audit"
+    "bad_timing": re.compile(
+        r"\b(?:mid|middle of|halfway through|in the middle of|neck deep in|knee deep in|buried in|"
+        r"underwater with)"
+        r"[- ](?:(?:a|an|the|our)\s+)?(?:\w+[- ]){0,2}?(?:cutover|launch|migration|move|moving|audit|rollout|"
+        r"renovation|season|close|count|inventory|busy period)\b"
+        r"|\b(?:timing|time)(?:'s| is) (?:lousy|terrible|bad|awful|rough|horrible|not great|off)\b"
+        r"|\b(?:worst|busiest) (?:possible )?(?:week|month|season|time)\b"
+        r"|\b(?:crazy|busy|peak|slammed|rush) season\b|\byear[- ]end close\b"
+        r"|\b(?:we're|we are) (?:moving|gutting|renovating|rolling out|launching|switching)\b[^.?!]{0,50}"
+        r"\b(?:until|till|this month|this week|right now)\b"
+    ),
+}
+
+
+def told_value(text: str, meanings: Mapping[Outcome, str] | Mapping[Objection, str]) -> str | None:
+    """The value of the last meaning ``text`` tells, of those the slot maps; None if none."""
+    norm = normalise(text)
+    found: list[tuple[int, str, Outcome | Objection]] = []
+    for meaning, value in meanings.items():
+        for match in _PATTERNS[meaning].finditer(norm):
+            if not negated(norm, match.start()):
+                found.append((match.start(), value, meaning))
+    if any(meaning == "not_needed" for _, _, meaning in found):
+        # nothing was needed, so of course the office can go ahead: "needs nothing from us, just book her"
+        found = [f for f in found if f[2] != "go_ahead"]
+    return max(found)[1] if found else None
