@@ -597,8 +597,8 @@ def _statement_before_a_question(utterance: str) -> str:
     for sentence in sentences[:-1]:
         if sentence.endswith("?") or is_question(sentence) or asks_the_agent(sentence):
             break
-        said.append(sentence)
-    said = [s for s in said if not _ANNOUNCES_A_QUESTION.search(s.lower())]
+        if not _ANNOUNCES_A_QUESTION.search(sentence.lower()):
+            said.append(sentence)
     statement = " ".join(said)
     return statement if len(statement.split()) >= _STATEMENT_WORDS else ""
 

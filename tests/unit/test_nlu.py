@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -1004,8 +1005,15 @@ def test_a_day_of_next_month_a_range_of_business_days_and_the_tense_of_the_dates
     )
 
 
+def _field_asked(text: str, phrases: Mapping[str, tuple[re.Pattern[str], ...]]) -> str | None:
+    from engine.nlu.requests import asks_for_field
+
+    asked = asks_for_field(text, phrases)
+    return asked.field if asked else None
+
+
 def test_a_field_named_in_a_sentence_of_its_own_and_said_another_way() -> None:
-    from engine.nlu.requests import asks_for_field, field_phrases
+    from engine.nlu.requests import field_phrases
 
     phrases = field_phrases(
         {
@@ -1017,8 +1025,7 @@ def test_a_field_named_in_a_sentence_of_its_own_and_said_another_way() -> None:
     )
 
     def field(text: str) -> str | None:
-        asked = asks_for_field(text, phrases)
-        return asked.field if asked else None
+        return _field_asked(text, phrases)
 
     assert field("Her surname, first. Nothing gets opened until I have it on screen.") == "patient_name"
     assert field("ok read me the card number on her file again") == "member_id"
@@ -1178,7 +1185,7 @@ def test_times_of_other_events_and_asks_said_around_the_question() -> None:
 
 def test_two_fields_asked_in_order_serve_the_first() -> None:
     """ "X, then Y" serves X; a field named in passing and then one asked serves the asked one."""
-    from engine.nlu.requests import asks_for_field, field_phrases
+    from engine.nlu.requests import field_phrases
 
     phrases = field_phrases(
         {
@@ -1191,8 +1198,7 @@ def test_two_fields_asked_in_order_serve_the_first() -> None:
     )
 
     def asked(text: str) -> str | None:
-        found = asks_for_field(text, phrases)
-        return found.field if found else None
+        return _field_asked(text, phrases)
 
     assert asked("I need the date of birth and then the member ID") == "date_of_birth"
     assert asked("member ID first please, after that the CPT") == "member_id"
