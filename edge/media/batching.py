@@ -53,20 +53,24 @@ class OneThreadBatcher(Generic[T, R]):
                 if not batch:
                     self._busy = False
                     return
+            failure: Exception | None = None
             try:
                 results = self._run([item for item, _ in batch])
                 if len(results) != len(batch):
                     raise RuntimeError(f"batch of {len(batch)} gave {len(results)} results")
             except Exception as exc:
-                for _, future in batch:
-                    future.get_loop().call_soon_threadsafe(_fail, future, exc)
-            else:
-                for (_, future), result in zip(batch, results, strict=True):
-                    future.get_loop().call_soon_threadsafe(_resolve, future, result)
+                failure = exc
+            # Counted before any waiter wakes, so a waiter sees its own batch in the counters.
             with self._lock:
                 self.pending -= len(batch)
                 self.runs += 1
                 self.items += len(batch)
+            if failure is not None:
+                for _, future in batch:
+                    future.get_loop().call_soon_threadsafe(_fail, future, failure)
+            else:
+                for (_, future), result in zip(batch, results, strict=True):
+                    future.get_loop().call_soon_threadsafe(_resolve, future, result)
 
 
 def _resolve(future: asyncio.Future[R], result: R) -> None:
