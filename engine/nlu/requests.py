@@ -145,19 +145,30 @@ def asks_for_field(
 
 
 def _served_first(norm: str, named: list[tuple[int, str, int]]) -> tuple[int, str, int]:
-    """Of several fields named (in order of mention), the one to serve: the last ("the ID comes
-    up, but what name do you have?", "not the DOB, the member ID"), unless the turn puts them in
-    order ("the NPI, then the member ID"; "the doctor first, and then the code"): then the first
-    not ruled out."""
+    """Of several fields named (in order of mention), the one to serve. The first not ruled out
+    when the turn lists them ("the NPI, then the member ID"; "the doctor first, and then the
+    code"; "the ID, and her surname too"); the last when it turns from one to the other ("the ID
+    comes up, but what name do you have?", "not the DOB, the member ID") or puts it first."""
     kept = [n for n in named if not _RULED_OUT.search(norm[: n[0]])] or named
     first, last = kept[0], kept[-1]
-    if first is not last and _IN_ORDER.search(norm[first[0] : last[0]]):
+    if first is last:
         return first
+    between = norm[first[0] : last[0]]
+    rest = " ".join(_SENTENCE.split(norm[last[0] :])[0].split()[last[2] :])  # its sentence, after it
+    if re.match(r"(?:please\W+)?first\b", rest):
+        return last  # "the NPI, but the member ID first"
+    if _IN_ORDER.search(between) or _ADDED.search(rest):
+        return first
+    if re.search(r"\band\b", between) and not _CONTRAST.search(between):
+        return first  # "which NPI is this under, and the CPT again?": asked in the order said
     return last
 
 
 _RULED_OUT = re.compile(r"\b(?:not|no|never mind|forget|skip)\s+(?:the\s+|that\s+|her\s+|his\s+|your\s+)?$")
 _IN_ORDER = re.compile(r"\b(?:then|first|after that|afterwards|followed by|and next|next up|before that)\b")
+# "spell her surname too", "and the NPI after that": the later field is asked in addition
+_ADDED = re.compile(r"\b(?:too|as well|also|after that|afterwards|next|later|second|after)\b")
+_CONTRAST = re.compile(r"\b(?:but|actually|rather|instead|i mean|sorry|no|not|only|just)\b")
 
 
 def _named_alone(norm: str, start: int, phrase_words: int) -> bool:

@@ -1204,6 +1204,11 @@ def test_two_fields_asked_in_order_serve_the_first() -> None:
     assert asked("member ID first please, after that the CPT") == "member_id"
     assert asked("the member ID matches, but what's the date of birth?") == "date_of_birth"
     assert asked("not the NPI, then, the member ID?") == "member_id"
+    assert asked("Read me the CPT, and after it the NPI.") == "cpt_code"
+    assert asked("Member ID in full. Spell the last name as well.") == "member_id"
+    assert asked("what NPI did they order under, and the CPT?") == "provider_npi"
+    assert asked("the CPT can wait, just give me the NPI") == "provider_npi"
+    assert asked("give me the CPT, but the NPI first") == "provider_npi"
     assert asked("what's the spelling of her surname") == "patient_name"
     assert asked("and her given name?") == "patient_name"
 
