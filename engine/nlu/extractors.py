@@ -9,7 +9,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
@@ -1008,6 +1008,7 @@ def extract_date(
         and not _RULED_OUT_AFTER.match(lowered, at)
     ]
     said = _weekdays_of_dates_said(said, found, lowered)
+    said = _led_by_a_cue(said, with_commas, slot.cues if slot is not None else ())
     if not said:
         return None
     said.sort()
@@ -1042,6 +1043,33 @@ def _dates_said(lowered: str, today: dt.date, when: str, relative: bool, bare: b
 
 # the end of a period of validity, not a day something happens: "good through March 31st"
 _BARE_WEEKDAY = re.compile(r"(?<!next )(?<!following )(?<!from )(?<!last )(" + "|".join(_WEEKDAYS) + r")\b")
+
+
+def _led_by_a_cue(said: list[tuple[int, str]], text: str, cues: Sequence[str]) -> list[tuple[int, str]]:
+    """Of several dates, those a cue of the slot leads in their own clause: "denied on the 12th,
+    letter mailed the 14th" and "approved the 8th, good from the 10th" give the decision's day.
+    All of them when no cue leads one."""
+    if len(said) < 2 or not cues:
+        return said
+    starts = [m.end() for cue in cues for m in _cue_pattern(cue).finditer(text)]
+    led: list[tuple[int, str]] = []
+    previous = 0
+    for at, value in sorted(said):
+        if led and led[-1][0] == previous and _CORRECTING.search(text, previous, at):
+            led[-1] = (at, value)  # "decided the 12th, wait, the 13th": the correction takes its place
+        elif any(end <= at and not _CUE_CLAUSE_END.search(text, end, at) for end in starts):
+            led.append((at, value))
+        previous = at
+    return led or said
+
+
+@lru_cache(maxsize=512)
+def _cue_pattern(cue: str) -> re.Pattern[str]:
+    return re.compile(r"(?<![\w'])" + phrase_regex(normalise(cue).split()) + r"(?![\w'])")
+
+
+_CUE_CLAUSE_END = re.compile(r"[,.;!?]|\b(?:and|but)\b")
+_CORRECTING = re.compile(r"\b(?:no|sorry|wait|actually|i mean|rather|scratch that|correction|my bad|oops)\b")
 
 
 def _weekdays_of_dates_said(said: list[tuple[int, str]], found: Found, lowered: str) -> list[tuple[int, str]]:

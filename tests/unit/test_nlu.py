@@ -1385,6 +1385,20 @@ def test_a_decided_status_word_is_a_cue_for_the_decision_date() -> None:
     assert result.captured.get("decision_date") == "2026-11-14"  # TODAY is 2026-11-21
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Received the 3rd, and it was approved on the 10th, effective the 12th.", "2026-11-10"),
+        ("The denial went out the 6th; the letter got mailed on the 9th.", "2026-11-06"),
+        ("It was decided the 4th, hold on, no, the 5th.", "2026-11-05"),
+        ("sent over November 2nd, reviewed November 7th", "2026-11-07"),  # no cue leads either: the last
+    ],
+)
+def test_of_several_dates_the_one_a_cue_leads_is_the_decision_date(text: str, expected: str) -> None:
+    result = _turn("prior_auth", "get_decision_date", text)
+    assert result.captured.get("decision_date") == expected  # TODAY is 2026-11-21
+
+
 def test_a_weekday_then_its_day_without_the() -> None:
     today = dt.date(2027, 10, 19)
     assert (
