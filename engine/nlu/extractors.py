@@ -887,13 +887,23 @@ _PAST_CUES = re.compile(
 )
 _FUTURE_CUES = re.compile(
     r"\b(will|at the latest|latest|by|expect|expected|due(?! to\b)|deadline|going to|gonna|within|next|"
+    r"should be|ought to|supposed to|"
     r"coming|upcoming|"
     r"in about|in|until|before|tomorrow|later|no later than)\b"
+)
+_PAST_ADVERBS = frozenset(
+    {"last", "ago", "already", "yesterday", "earlier", "previous", "this past", "back on"}
 )
 _TO_BE = re.compile(r"\b(?:be|to)\s+$")  # "should be decided", "going to be made": no past
 _WEAK_CUES = frozenset(
     {"in", "within", "next", "coming", "upcoming", "before", "until", "later", "in about", "last", "earlier"}
-    | {"previous", "back on"}
+    | {
+        "previous",
+        "back on",
+        "should be",
+        "ought to",
+        "supposed to",
+    }  # "it should be last Friday": a correction
 )
 # "seventy-two", "seventy two": one number
 _TENS_UNIT = r"(?:" + "|".join(_TENS) + r")[- ](?:one|two|three|four|five|six|seven|eight|nine)\b"
@@ -929,7 +939,8 @@ def _tense_of(text: str, tense: str) -> str:
         past = [
             m
             for m in _PAST_CUES.finditer(text)
-            if (not strong or m[1] not in _WEAK_CUES) and not _TO_BE.search(text, 0, m.start())
+            if (not strong or m[1] not in _WEAK_CUES)
+            and (m[1] in _PAST_ADVERBS or not _TO_BE.search(text, 0, m.start()))
         ]
         future = [m for m in _FUTURE_CUES.finditer(text) if not strong or m[1] not in _WEAK_CUES]
         if past or future:  # the last cue wins: "was reviewed by the director and approved on the 5th"
@@ -978,6 +989,8 @@ def extract_date(
     said_by = re.sub(r"\b(?:no later than|not later than)\b", "by", normalise(text))  # a deadline, no "no"
     said_by = re.sub(r"\b(?:rather than|instead of)\b", "and not", said_by)  # "the 22nd rather than the 23rd"
     said_by = _TEEN_AS_TENS.sub(lambda m: f"{m[1]} {_TEENS[m[2]]}", said_by)  # "friday the fifty"
+    # "wednesday the twenty seven": a recogniser's cardinal for the day of the month
+    said_by = _CARDINAL_DAY.sub(lambda m: f"{m[1]} {_TENS[m[2]] + _UNITS[m[3]]}", said_by)
     with_commas = re.sub(r"(\d)(st|nd|rd|th)\b", r"\1", said_by)
     lowered = with_commas.replace(",", " ")  # same offsets; commas still bound negation below
     fixed = tense or (slot.tense if slot is not None else "any")
@@ -990,7 +1003,8 @@ def extract_date(
     if fixed == "any" and said_at:
         # the tense of the clause that says the date: "denied the 8th, we're not gonna change it"
         end = _CLAUSE_END.search(lowered, max(said_at))
-        near = _tense_of(lowered[: end.start() if end else len(lowered)], "any")
+        begin = max((m.end() for m in _SENTENCE_END.finditer(lowered, 0, max(said_at))), default=0)
+        near = _tense_of(lowered[begin : end.start() if end else len(lowered)], "any")
         if near not in ("any", when):
             when = near
             found = _dates_said(lowered, today, when, relative, bare)
@@ -1027,6 +1041,7 @@ def extract_date(
 _WEEKDAY_AFTER = re.compile(
     r"\bthe following (" + "|".join(_WEEKDAYS) + r")\b|\b(" + "|".join(_WEEKDAYS) + r") after (?:that|it)\b"
 )
+_SENTENCE_END = re.compile(r"[.;!?]")
 _CLAUSE_END = re.compile(r"[.;!?]|\b(?:and|but|so)\b")  # searched from the last date said
 
 
@@ -1053,11 +1068,11 @@ def _led_by_a_cue(said: list[tuple[int, str]], text: str, cues: Sequence[str]) -
         return said
     starts = [m.end() for cue in cues for m in _cue_pattern(cue).finditer(text)]
     led: list[tuple[int, str]] = []
-    previous = 0
+    previous = -1
     for at, value in sorted(said):
         if led and led[-1][0] == previous and _CORRECTING.search(text, previous, at):
             led[-1] = (at, value)  # "decided the 12th, wait, the 13th": the correction takes its place
-        elif any(end <= at and not _CUE_CLAUSE_END.search(text, end, at) for end in starts):
+        elif any(previous < end <= at and not _CUE_CLAUSE_END.search(text, end, at) for end in starts):
             led.append((at, value))
         previous = at
     return led or said
@@ -1418,6 +1433,12 @@ _TEEN_AS_TENS = re.compile(
     + "|".join(_WEEKDAYS)
     + r") the|the|on the|by the)\s+(forty|fifty|sixty|seventy|eighty|ninety)(?:th|ieth)?"
     r"(?![\w-])(?!\s+(?:dollars|bucks|grand|thousand|percent|k)\b)"
+)
+_CARDINAL_DAY = re.compile(
+    r"\b((?:"
+    + "|".join(_WEEKDAYS)
+    + r") the)\s+(twenty|thirty)[ -](one|two|three|four|five|six|seven|eight|nine)"
+    r"(?![\w-])(?!\s+(?:dollars|bucks|grand|thousand|hundred|percent|k)\b)"
 )
 # US holidays people date things by: fixed days, and the ones that move with the weekday
 _HOLIDAYS: dict[str, Callable[[int], dt.date]] = {

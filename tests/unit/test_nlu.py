@@ -1399,6 +1399,18 @@ def test_of_several_dates_the_one_a_cue_leads_is_the_decision_date(text: str, ex
     assert result.captured.get("decision_date") == expected  # TODAY is 2026-11-21
 
 
+def test_tense_is_read_in_the_sentence_that_says_the_date() -> None:
+    today = dt.date(2027, 10, 19)  # a Tuesday
+
+    def date(text: str) -> str | None:
+        return ex.extract_date(text, today=today, relative=True)
+
+    assert date("They logged it Friday. The answer should be Thursday.") == "2027-10-21"
+    assert date("no, the date should be last Thursday") == "2027-10-14"  # a correction, not a plan
+    assert date("a review is due friday the twenty six") == "2027-11-26"  # the month it is a Friday
+    assert date("a review is due tuesday the twenty six") == "2027-10-26"
+
+
 def test_a_weekday_then_its_day_without_the() -> None:
     today = dt.date(2027, 10, 19)
     assert (
