@@ -102,7 +102,7 @@ def phrase_regex(words: Sequence[str]) -> str:
 _BARE_CONTRACTIONS = re.compile(
     r"\b(do|does|did|is|was|were|are|has|have|had|could|would|should|must|ca|wo)nt\b"
     r"|\b(i)m\b|\b(you|they)(re)\b|\b(i|you|we|they)(ve)\b"
-    r"|\b(that|what|there|who|here|where|nothing|nobody|everything|everybody|something|somebody)s\b"
+    r"|\b(he|she|that|what|there|who|here|where|nothing|nobody|everything|everybody|something|somebody)s\b"
 )  # "were" stays: it is a word of its own
 
 

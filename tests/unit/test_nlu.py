@@ -423,6 +423,7 @@ def test_contractions_written_without_their_apostrophe() -> None:
     assert normalise("i couldnt tell you, they dont say, im not sure") == (
         "i couldn't tell you, they don't say, i'm not sure"
     )
+    assert normalise("shes eligible and hes the subscriber") == "she's eligible and he's the subscriber"
     assert (
         normalise("we were there, its fine, my id") == "we were there, its fine, my id"
     )  # words of their own
