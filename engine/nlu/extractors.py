@@ -337,7 +337,8 @@ _EXPLICIT_YES = re.compile(
     r"that's fine|that's me|i can do|i can talk|i can spare|make it quick|"
     r"everything's right|everything is right|all correct|all right|alright|sounds right|all sounds right|"
     r"that's all correct|all of that is right|spot on|sounds like a plan|it's a plan|deal|"
-    r"(?:that|this|it)(?:'ll| will|'d| would) (?:work|do)|go on|carry on|(?:all |it all |that all )?matches|"
+    r"(?:that|this|it)(?:'ll| will|'d| would) (?:work|do)|(?<!another )(?<!a )go on|carry on|"
+    r"(?:all |it all |that all )?matches|"
     r"what (?:do|did) you (?:want|need) to know|what(?:'s| is| are) your questions?)\b"
 )
 _EXPLICIT_NO = re.compile(

@@ -40,7 +40,11 @@ _CALL_BACK = re.compile(
     r"(?:after|later|sometime|this arvo|in (?:a|an|the|january|february|march|april|may|june|july|august|"
     r"september|october|november|december|q[1-4])|around|another|some other|next|tomorrow|tonight|"
     r"day after tomorrow|first thing|this (?:evening|afternoon)|then\W*$|"
-    r"monday|tuesday|wednesday|thursday|friday)|"
+    r"(?:on )?(?:monday|tuesday|wednesday|thursday|friday)|(?:in |on )?(?:january|february|march|april|june|"
+    r"july|august|september|october|november|december)\b)|"
+    # "phone me once the audit's over", "call us when January's underway"
+    r"(?:call|ring|phone|buzz|try|reach|contact) (?:me|us) (?:back |again )?(?:once|when)\b|"
+    r"give (?:it|this|me|us) another (?:shot|go|try|ring|call)\b|"
     r"circle back|reconnect|touch base (?:later|another|next|in)|"
     # "after our year closes in March, that time you can call"
     r"(?:that|which) time,? (?:you )?(?:can |may |please |kindly )?call\b|"
@@ -158,6 +162,12 @@ def heard_move(utterance: str) -> str | None:
     called person's names already said as "that person"); the first of ``_HEARD_IN_ORDER``."""
     text = normalise(utterance)
     return next((move for move, cue in _HEARD_IN_ORDER if cue.search(text)), None)
+
+
+def call_back_asked_at(utterance: str) -> int | None:
+    """Where (in the normalised turn) the caller asks to be called back, if they do."""
+    match = _CALL_BACK.search(normalise(utterance))
+    return None if match is None else match.start()
 
 
 def move_intent(utterance: str, offered: Collection[str]) -> str | None:

@@ -41,7 +41,7 @@ from engine.nlu.intents import (
     features,
     phrase_heard,
 )
-from engine.nlu.moves import DO_NOT_CALL, STANDARD_NAMES, move_intent
+from engine.nlu.moves import DO_NOT_CALL, STANDARD_NAMES, call_back_asked_at, move_intent
 from engine.nlu.requests import WHO_IS_THIS, FieldAsk, asks_for_field, asks_to_repeat, asks_who_is_calling
 from engine.nlu.text import asks_the_agent, clauses, is_question, normalise, phrase_regex, rejoin
 from engine.schema_model import Intent, Slot
@@ -370,7 +370,9 @@ class Understander:
             best, confidence = self._choose(scores, intents, per_clause, evidence, answered)
         if best is not None and self._answered_after(best, intents, utterance, slots, filled, context):
             best = None  # "yes — hang on — no, that's my dentist": the answer came after the hold
-        move = _everyday_move(scored, intents, evidence, slots, best)
+        move = _everyday_move(
+            scored, intents, _without_a_call_backs_when(evidence, utterance, slots, context), slots, best
+        )
         if move is not None:
             best, confidence = move, max(confidence, self.threshold)
         t_local = time.perf_counter()
@@ -640,6 +642,24 @@ def _everyday_move(
     return None if evidence or best is not None else name
 
 
+def _without_a_call_backs_when(
+    evidence: Mapping[str, str], utterance: str, slots: Mapping[str, Slot], context: TurnContext
+) -> Mapping[str, str]:
+    """ "Ring me in November", "I'll think about it, try me Thursday": a when said in a call-back
+    request says when to call, and is no answer that keeps the call-back from being heard. A when
+    said before the request still is one ("we buy in March, call me then")."""
+    at = call_back_asked_at(utterance)
+    whens = [name for name in evidence if name in slots and _says_when(slots[name])]
+    if at is None or not whens:
+        return evidence
+    before = capture_local(normalise(utterance)[:at], {n: slots[n] for n in whens}, {}, context)
+    return {name: value for name, value in evidence.items() if name not in whens or name in before}
+
+
+def _says_when(slot: Slot) -> bool:
+    return slot.type in ("date", "time") or bool(slot.by_when)
+
+
 def _drop_implied_answers(result: NLUResult, utterance: str, slots: Mapping[str, Slot]) -> None:
     """A turn asking for a repeat answers no yes/no question by implication: "my English is not
     so quick, repeat more slow?" is no "no"; "no, say that again?" still is."""
@@ -662,7 +682,7 @@ def _drop_answers_of_a_way_out(
         return
     for name in list(result.captured):
         kind = slots[name].type if name in slots else "string"
-        when = kind in ("date", "time") or (name in slots and bool(slots[name].by_when))  # "try me tomorrow"
+        when = name in slots and _says_when(slots[name])  # "try me tomorrow"
         dropped = when or (kind == "yes_no" and name not in intent.answers)
         if dropped and not implication(intent, {name: result.captured[name]}):
             del result.captured[name]

@@ -1400,6 +1400,27 @@ def test_of_several_dates_the_one_a_cue_leads_is_the_decision_date(text: str, ex
     assert result.captured.get("decision_date") == expected  # TODAY is 2026-11-21
 
 
+@pytest.mark.parametrize(
+    ("state", "text", "intent", "captured"),
+    [
+        ("ask_timeline", "Let me run it by my partner first. Try us again in December.", "busy", {}),
+        ("ask_timeline", "phone me once the audit wraps up", "busy", {}),
+        (
+            "greeting",
+            "Can't now, I'm with a customer. Give it another go on Monday.",
+            "busy",
+            {"has_time": "no"},
+        ),
+        ("ask_timeline", "We'd switch in March, so ring me then.", None, {"timeline": "this_quarter"}),
+    ],
+)
+def test_a_when_said_in_a_call_back_request_is_no_answer(
+    state: str, text: str, intent: str | None, captured: dict[str, str]
+) -> None:
+    result = _turn("sales_qualification", state, text)  # TODAY is 2026-11-21
+    assert (result.intent, result.captured) == (intent, captured)
+
+
 def test_tense_is_read_in_the_sentence_that_says_the_date() -> None:
     today = dt.date(2027, 10, 19)  # a Tuesday
 
