@@ -1906,7 +1906,8 @@ def extract_enum(text: str, slot: Slot | None = None) -> str | None:
 # "Me.", "myself, really"; not "me? no, my boss does"
 _SELF = re.compile(
     r"^(?:(?:well|oh|yeah|so|honestly|that's|that'd be|that would be|it's)\W+){0,2}"
-    r"(?:me|myself|yours truly)\b(?!\s*\?)(?!\W+(?:no|not|nope)\b)(?!\s+(?:and|&|plus|along|with|together)\b)"
+    r"(?:me|myself|yours truly)\b(?!\s*\?)(?!\W+(?:no|not|nope)\b)"
+    r"(?!\s+(?:and|&|plus|along|with|together)\b(?!\s+(?:only|nobody|no one|me alone)\b))"  # "me and only me"
     # "It's my budget line.", not "my company's board decides"
     r"|^(?:\w+\W+)?(?:it's|that's|its) my (?:own )?(?:budget|money|company|business|shop|outfit|firm)\b(?!'s)"
 )
@@ -1934,6 +1935,10 @@ _SOMEONE_ELSE = re.compile(
     + _PEOPLE
     + r"\b"
     r"|\bmy (?:role|job) is (?:to|just to) (?:make a )?recommend"
+    # "me plus my co-owner", "the owner signs for anything over five grand"
+    r"|\bme (?:and|plus|&|along with|together with|with) (?:my|our|the) (?:[\w'-]+\s+){0,2}" + _PEOPLE + r"\b"
+    r"|\b(?:my|our|the)\s+(?:[\w'-]+\s+)?" + _PEOPLE + r"\s+(?:signs?|approves?|decides?|okays?|"
+    r"has (?:the )?(?:final|last) (?:say|word))\b"
 )
 
 

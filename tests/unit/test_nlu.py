@@ -1446,3 +1446,6 @@ def test_a_weekday_then_its_day_without_the() -> None:
 
 def test_me_and_my_partner_is_not_the_speaker_alone() -> None:
     assert ex.extract_enum("me and my co-founder, we decide together", _SIGNER) != "yes"
+    assert ex.extract_enum("me along with my brother, fifty fifty", _SIGNER) == "no"
+    assert ex.extract_enum("Me and nobody else. I run the place.", _SIGNER) == "yes"
+    assert ex.extract_enum("Mostly. I shortlist it, though our director approves the money.", _SIGNER) == "no"
