@@ -459,9 +459,19 @@ _LETTER_NAMES_ALSO_WORDS = {
 _NAMED_LETTER_AS_IN = re.compile(
     r"\b("
     + "|".join(sorted({*_LETTER_NAMES, *_LETTER_NAMES_ALSO_WORDS}, key=len, reverse=True))
-    + r")(?=\s*,?\s*as in\b)",
+    + r")(?=\s*,?\s*(as in|like)\s+(\w))",
     re.IGNORECASE,
 )
+
+
+def _named_letter(match: re.Match[str]) -> str:
+    """ "kay as in king" → "K as in king"; with "like" only when the word starts with the letter
+    ("kay like king"; not "see, like, the thing")."""
+    name = match.group(1).lower()
+    letter = _LETTER_NAMES.get(name) or _LETTER_NAMES_ALSO_WORDS[name]
+    if match.group(2).lower() == "like" and match.group(3).upper() != letter:
+        return match.group(1)
+    return letter
 
 
 _VERBS_BEFORE_THEM = frozenset(("give", "tell", "call", "send", "ask", "let", "show", "get"))  # "give em 5"
@@ -521,9 +531,7 @@ def _letter_name(words: list[str], i: int) -> str | None:
 def spoken_sequence(text: str) -> list[str]:
     """Tokens with digit words, NATO words, letters' names, "D as in David" and "double five"
     turned into characters; a " " marks a word that is none of these (it ends a run)."""
-    text = _NAMED_LETTER_AS_IN.sub(
-        lambda m: _LETTER_NAMES.get(m.group(1).lower()) or _LETTER_NAMES_ALSO_WORDS[m.group(1).lower()], text
-    )
+    text = _NAMED_LETTER_AS_IN.sub(_named_letter, text)
     text = _CONFIRMED_LETTER.sub("", text)
     text = _SINGLE_HYPHENS.sub(" ", _AS_IN.sub(lambda m: f" {m.group(1).upper()} ", text))
     out: list[str] = []

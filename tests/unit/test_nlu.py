@@ -325,6 +325,8 @@ def test_enum_negation_stays_in_its_clause(text: str, expected: str) -> None:
         ("the number is K P 4 4 1 8 not K P 4 4 1 3", "KP4418"),  # the rejected value after "not"
         ("I'm not sure if it's 4471", "4471"),  # "not" before a hedge, not before the code
         ("auth number, B as in boy, then seven two oh one", "B7201"),
+        ("its tee like tango four four nine one", "T4491"),  # a letter's name, "like" a word it starts
+        ("you see, like I said, 5 5 0 2", "5502"),  # "see, like": no letter
         ("I only got six six two so far", None),  # "got" is no letter of a code
     ],
 )
