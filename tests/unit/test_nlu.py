@@ -1329,11 +1329,13 @@ def test_a_statement_before_a_question_is_the_free_text_answer() -> None:
     ("text", "intent"),
     [
         ("hang on, what company is this, and what's it about", "who_is_this"),
+        ("and which agency are you, remind me?", "who_is_this"),
+        ("what vendor are you calling about", None),  # asks what the call is about, not who calls
         ("the line crackled, what was all that", "repeat"),
         ("can you take it from the very top", "repeat"),
     ],
 )
-def test_requests_said_another_way(text: str, intent: str) -> None:
+def test_requests_said_another_way(text: str, intent: str | None) -> None:
     assert _turn("prior_auth", "greeting", text).intent == intent
 
 
