@@ -89,7 +89,13 @@ _ELSEWHERE = re.compile(
     r"(?:you'll|you will|you'd|you'll need to|you need to) (?:get|be) (?:sent|transferred|routed|bounced) "
     r"(?:over|to)\b|(?:separate|different|another|other) (?:phone tree|queue|department|desk|unit)\b|"
     rf"(?:we|i) (?:only|just) (?:handle|do|take) {_DESKS}\b|(?:handling|doing|taking) only {_DESKS}\b|"
-    r"\bdesk only\b)"
+    r"\bdesk only\b|"
+    # "not my department", "imaging auths belong to the vendor", "that's delegated to our imaging partner"
+    r"(?:not|isn't|is not) (?:my|our|this) (?:department|desk|queue|team|unit|area)\b|"
+    r"(?:belongs?|sits?|goes|go|lives?) (?:to|with) (?:the|a|another|a separate|a different) "
+    r"(?:[\w-]+ )?(?:vendor|department|unit|queue|desk)\b|"
+    r"(?:delegated|carved out|outsourced) to\b)"
+    r"|\btransferring(?: you| your call| now)?\W*$"
 )
 # never to be called again, in the words of law and of temper: "I withdraw any consent to contact
 # me", "this line is on the no-call registry", "purge this number", "yank our shop from your sheet"
