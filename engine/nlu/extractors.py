@@ -1079,8 +1079,14 @@ def _led_by_a_cue(said: list[tuple[int, str]], text: str, cues: Sequence[str]) -
     led: list[tuple[int, str]] = []
     previous = -1
     for at, value in sorted(said):
-        if led and led[-1][0] == previous and _CORRECTING.search(text, previous, at):
-            led[-1] = (at, value)  # "decided the 12th, wait, the 13th": the correction takes its place
+        if (
+            led
+            and led[-1][0] == previous
+            and (_CORRECTING.search(text, previous, at) or _SAME_MENTION.fullmatch(text, previous, at))
+        ):
+            # "decided the 12th, wait, the 13th": the correction takes its place; "the eighth of
+            # January" is one date found twice, the second time whole
+            led[-1] = (at, value)
         elif any(previous < end <= at and not _CUE_CLAUSE_END.search(text, end, at) for end in starts):
             led.append((at, value))
         previous = at
@@ -1093,6 +1099,7 @@ def _cue_pattern(cue: str) -> re.Pattern[str]:
 
 
 _CUE_CLAUSE_END = re.compile(r"[,.;!?]|\b(?:and|but)\b")
+_SAME_MENTION = re.compile(r"\w+(?:\s+of)?\s+(?:the\s+)?")
 _CORRECTING = re.compile(r"\b(?:no|sorry|wait|actually|i mean|rather|scratch that|correction|my bad|oops)\b")
 
 

@@ -1396,6 +1396,7 @@ def test_a_decided_status_word_is_a_cue_for_the_decision_date() -> None:
         ("Received the 3rd, and it was approved on the 10th, effective the 12th.", "2026-11-10"),
         ("The denial went out the 6th; the letter got mailed on the 9th.", "2026-11-06"),
         ("It was decided the 4th, hold on, no, the 5th.", "2026-11-05"),
+        ("It got approved on the third of November; the letter left on the 9th.", "2026-11-03"),
         ("sent over November 2nd, reviewed November 7th", "2026-11-07"),  # no cue leads either: the last
     ],
 )
