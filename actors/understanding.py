@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from common.llm_types import ChatMessage, DoneEvent, ErrorEvent, LLMEvent, LLMRequest, TokenEvent
 from engine.nlu.intents import TextEmbedder
 from engine.nlu.llm_hook import LLMUnderstanding
-from engine.nlu.understand import Understander, embedding_understander
+from engine.nlu.understand import Understander, compile_patterns, embedding_understander
 from engine.schema_loader import CompiledSchema
 
 log = logging.getLogger("voxray.nlu")
@@ -81,6 +81,11 @@ class Understanders:
         understander = self._by_schema.get(key)
         if understander is None:
             understander = self._by_schema[key] = Understander(llm=self.llm)
+            _ = schema.field_phrases  # compiled once per schema, here rather than in a first turn
+            compile_patterns(
+                (i for state in schema.states.values() for i in state.intents),
+                (slot for state in schema.states.values() for slot in state.spec.slots),
+            )
         if self.embedder is not None and understander.embedder is None:
             self._upgrade_soon(key, schema, understander)
         return understander

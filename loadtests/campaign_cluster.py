@@ -420,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     from common.testing.openai_server import FakeOpenAIServer
     from loadtests.api_key import tool_headers
     from loadtests.place_call import start_cluster
-    from loadtests.scenario_suite import wait_until_warm
+    from loadtests.readiness import wait_until_warm
 
     llm = FakeOpenAIServer(HEALTHY).start()
     os.environ["VOXRAY_PROVIDERS__OPENAI_COMPATIBLE_URL"] = llm.base_url

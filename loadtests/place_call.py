@@ -21,6 +21,7 @@ import httpx
 
 from common.testing.samples import SAMPLE_CALL_DATA
 from loadtests.api_key import tool_headers
+from loadtests.readiness import wait_until_warm
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -184,7 +185,11 @@ def main() -> None:
     _prepare_models()
     dashboard = start_cluster(args.port)
     print(f"Ray + Serve up in {time.perf_counter() - t0:.1f} s; Ray dashboard: {dashboard}")
-    out = asyncio.run(place(f"http://127.0.0.1:{args.port}", args.schema, persona))
+    base = f"http://127.0.0.1:{args.port}"
+    # the hosts embed the schemas' intent examples as they start; a call placed meanwhile would
+    # time that once-per-host work as its first turn's NLU
+    wait_until_warm(base)
+    out = asyncio.run(place(base, args.schema, persona))
     print_report(out)
     print(f"\nRay dashboard: {dashboard}  (Serve app 'voxray', actors voxray-call-host-*)")
     if args.keep:

@@ -35,6 +35,7 @@ from engine.guard import unsupported_identifiers
 from engine.nlu.extractors import extract_date, extract_time
 from engine.schema_loader import load_schema
 from loadtests.api_key import auth_headers, local_api_key
+from loadtests.readiness import wait_until_warm
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "tests" / "scenarios"
@@ -266,22 +267,6 @@ def summary(results: dict[str, list[CallScore]]) -> str:
                     f"slots {s.wrong_slots}, fabricated {s.fabricated}"
                 )
     return "\n".join(lines)
-
-
-def wait_until_warm(base: str, timeout_s: float = 120.0) -> bool:
-    """Wait until every call host scores intents with embeddings (it embeds the schemas'
-    examples when it starts); False, with a warning, if that takes longer than ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            hosts = httpx.get(f"{base}/readyz", timeout=30).json().get("hosts", [])  # public: no key
-        except (httpx.HTTPError, ValueError):
-            hosts = []
-        if hosts and all(set(h.get("intent_scoring", {}).values()) == {"embedding"} for h in hosts):
-            return True
-        time.sleep(1.0)
-    print(f"warning: intent examples not embedded after {timeout_s:.0f} s; lexical intent scores meanwhile")
-    return False
 
 
 def main() -> None:

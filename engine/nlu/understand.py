@@ -17,7 +17,7 @@ import datetime as dt
 import logging
 import re
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -25,6 +25,7 @@ from engine.nlu.extractors import (
     EXTRACTORS,
     extract_code,
     extract_date,
+    extract_enum,
     extract_time_frame,
     says_a_turnaround,
     says_due,
@@ -686,6 +687,18 @@ def _drop_answers_of_a_way_out(
         dropped = when or (kind == "yes_no" and name not in intent.answers)
         if dropped and not implication(intent, {name: result.captured[name]}):
             del result.captured[name]
+
+
+def compile_patterns(intents: Iterable[Intent], slots: Iterable[Slot]) -> None:
+    """Build now the patterns the NLU compiles on first use for these intents' phrases and these
+    slots' cues and values (a third of a second for a schema): a host does it as it warms up, so its first
+    call's first turn does not."""
+    for intent in intents:
+        phrase_heard("", intent.phrases)
+    for slot in slots:
+        phrase_heard("", slot.cues)
+        if slot.type == "enum":
+            extract_enum("", slot)
 
 
 async def embedding_understander(

@@ -121,3 +121,17 @@ async def test_llm_answers_that_fail_or_come_late_count_as_no_answer() -> None:
 
 def test_no_capable_provider_means_no_llm_hook() -> None:
     assert nlu_llm(ScriptedLLM(), [], timeout_s=1.0) is None
+
+
+def test_a_schemas_patterns_are_compiled_when_its_understander_is_made() -> None:
+    """The host warms up by making each schema's understander: the patterns the NLU would
+    otherwise compile in the first call's first turn (a third of a second) are built then."""
+    from engine.nlu import extractors, intents
+
+    schema = load_schema(ROOT / "schemas" / "sales_qualification")
+    extractors._enum_options.cache_clear()
+    intents._phrase_pattern.cache_clear()
+    Understanders(None).for_schema(schema)
+    assert "field_phrases" in schema.__dict__  # the cached property, computed
+    assert extractors._enum_options.cache_info().currsize >= 1
+    assert intents._phrase_pattern.cache_info().currsize >= 100
