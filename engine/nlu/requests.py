@@ -132,8 +132,13 @@ def asks_for_field(
             named.append((0, referred, 0))
     if not named:
         return None
-    start, field, phrase_words = _served_first(norm, sorted(named))
-    asks = bool(_REQUEST_CUE.search(norm)) or _please_after(norm, start, phrase_words)
+    named.sort()
+    start, field, phrase_words = _served_first(norm, named)
+    asks = (
+        bool(_REQUEST_CUE.search(norm))
+        or _please_after(norm, start, phrase_words)
+        or _listed_in_order(norm, named)
+    )
     if (
         not asks
         and len(norm.split()) - phrase_words > _SHORT_ASK_OTHER_WORDS
@@ -169,6 +174,15 @@ _IN_ORDER = re.compile(r"\b(?:then|first|after that|afterwards|followed by|and n
 # "spell her surname too", "and the NPI after that": the later field is asked in addition
 _ADDED = re.compile(r"\b(?:too|as well|also|after that|afterwards|next|later|second|after)\b")
 _CONTRAST = re.compile(r"\b(?:but|actually|rather|instead|i mean|sorry|no|not|only|just)\b")
+
+
+def _listed_in_order(norm: str, named: list[tuple[int, str, int]]) -> bool:
+    """ "Patient's name first, then the DOB": fields listed in order, leading their sentence, are
+    a demand; "I keyed the ID, then her name" tells what was done."""
+    if len(named) < 2 or not _IN_ORDER.search(norm, named[0][0], named[-1][0]):
+        return False
+    lead = re.findall(r"[\w']+", _SENTENCE.split(norm[: named[0][0]])[-1])
+    return all(w in _LEAD_WORDS for w in lead)
 
 
 def _named_alone(norm: str, start: int, phrase_words: int) -> bool:

@@ -1212,6 +1212,8 @@ def test_two_fields_asked_in_order_serve_the_first() -> None:
     assert asked("what NPI did they order under, and the CPT?") == "provider_npi"
     assert asked("the CPT can wait, just give me the NPI") == "provider_npi"
     assert asked("give me the CPT, but the NPI first") == "provider_npi"
+    assert asked("Member ID first, then the date of birth.") == "member_id"  # a list is a demand
+    assert asked("I typed the member ID, then the date of birth, and nothing came up") is None
     assert asked("what's the spelling of her surname") == "patient_name"
     assert asked("and her given name?") == "patient_name"
 
