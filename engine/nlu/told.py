@@ -47,6 +47,10 @@ _PATTERNS: dict[Outcome | Objection, re.Pattern[str]] = {
         r"\b(?:needs?|requires?) nothing (?:from (?:us|you|the office)|at all|for (?:it|that|this))\b"
         r"|\bnothing(?:'s| is)? (?:needed|required) (?:from (?:us|you)|for (?:it|that|this|the|those|them))\b"
         r"|\b(?:don't|doesn't|do not|does not) need (?:anything|a thing) from us\b"
+        # "that code's off the precert list", "nothing needed."
+        r"|\b(?:off|not on|isn't on|is not on) (?:the|our) "
+        r"(?:precert|pre-cert|prior auth|pa|auth|authorization) list\b"
+        r"|\bnothing(?:'s| is)? (?:needed|required)\W*$"
     ),
     # "the office would need to put a request together first", "nobody's sent anything our way"
     "not_started": re.compile(
@@ -54,6 +58,9 @@ _PATTERNS: dict[Outcome | Objection, re.Pattern[str]] = {
         r"(?:in\s+)?(?:a|an|the)\s+(?:new\s+|fresh\s+)?" + _REQUEST + r"\b(?!\s+(?:for the appeal|appeal))"
         r"|\bnobody(?:'s| has| have)? (?:ever\s+)?(?:sent|submitted|faxed|filed) "
         r"(?:anything|a request|us anything)\b"
+        # "zero requests under that code", "nothing ever got sent"
+        r"|\b(?:zero|no) (?:requests?|cases?|submissions?) (?:under|for|on)\b"
+        r"|\bnothing (?:ever\s+)?(?:got|was|has been) (?:sent|submitted|faxed|filed)\b"
     ),
     # "we'd want clinicals before any nurse opens it", "nobody's touched it yet"
     "in_progress": re.compile(
@@ -63,6 +70,7 @@ _PATTERNS: dict[Outcome | Objection, re.Pattern[str]] = {
         + r"\s+(?:before|ahead of|prior to|first)\b"
         r"|\b(?:nobody|no one)(?:'s| has)? (?:touched|looked at|opened|reviewed|picked up) it\b"
         r"|\bhasn't been (?:touched|looked at|opened|picked up)\b"
+        r"|\b(?:hasn't|has not|never) (?:moved|come|gotten|made it) out of (?:clinical |medical )?review\b"
     ),
     # "every buck goes to payroll", "we can barely make rent", "money's the issue"
     "costs_too_much": re.compile(

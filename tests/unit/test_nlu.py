@@ -1231,6 +1231,9 @@ def test_two_fields_asked_in_order_serve_the_first() -> None:
         ("the office will have to submit a new request", "not_on_file"),
         ("we'd need the chart notes before a reviewer picks it up", "pending"),
         ("it landed monday but no one's looked at it", "pending"),
+        ("that one never made it out of clinical review", "pending"),
+        ("that scan isn't on our PA list", "not_required"),
+        ("no submissions for that member this year", "not_on_file"),
         ("it's approved", "approved"),  # a synonym, as before
     ],
 )
