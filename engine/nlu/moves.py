@@ -91,7 +91,7 @@ _ELSEWHERE = re.compile(
     rf"(?:we|i) (?:only|just) (?:handle|do|take) {_DESKS}\b|(?:handling|doing|taking) only {_DESKS}\b|"
     r"\bdesk only\b|"
     # "not my department", "imaging auths belong to the vendor", "that's delegated to our imaging partner"
-    r"(?:not|isn't|is not) (?:my|our|this) (?:department|desk|queue|team|unit|area)\b|"
+    r"(?:not|isn't|is not) (?:my|our|this) (?:department|desk|queue|team|unit|area)\b(?!')|"
     r"(?:belongs?|sits?|goes|go|lives?) (?:to|with) (?:the|a|another|a separate|a different) "
     r"(?:[\w-]+ )?(?:vendor|department|unit|queue|desk)\b|"
     r"(?:delegated|carved out|outsourced) to\b)"

@@ -691,8 +691,8 @@ def _drop_answers_of_a_way_out(
 
 def compile_patterns(intents: Iterable[Intent], slots: Iterable[Slot]) -> None:
     """Build now the patterns the NLU compiles on first use for these intents' phrases and these
-    slots' cues and values (a third of a second for a schema): a host does it as it warms up, so its first
-    call's first turn does not."""
+    slots' cues and values (about half a second for a schema): a host does it as it warms up, so
+    its first call's first turn does not."""
     for intent in intents:
         phrase_heard("", intent.phrases)
     for slot in slots:
