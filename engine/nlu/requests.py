@@ -44,7 +44,7 @@ _REPEAT_CUE = re.compile(
     r"(?:say|tell|read|speak|talk|go|give)(?: [\w']+){0,3} (?:more )?slow(?:ly|er)?|"  # "tell it slowly"
     r"(?:say|tell|read|give)(?: me)?(?: [\w']+){0,2} again|"  # "please tell everything again"
     r"which [\w ]{0,12}(?:did )?you ask(?:ed)?|what did you ask|what(?:'d| did) (?:you|ya) (?:ask|say)|"
-    r"which \w+ did (?:you|ya) say|garbled|cutting in and out|breaking up|what was the rest|"
+    r"which \w+ did (?:you|ya) say|garbled|cutting in and out|breakin[g']? up|go again|what was the rest|"
     r"start (?:[\w']+ ){1,3}over|(?:slipped|went|got) (?:right )?(?:past|by) me)\b"
     r"|^\s*(?:sorry|what|huh)\s*\??\s*$"
 )

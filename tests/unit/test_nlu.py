@@ -1335,6 +1335,7 @@ def test_a_statement_before_a_question_is_the_free_text_answer() -> None:
     [
         ("hang on, what company is this, and what's it about", "who_is_this"),
         ("and which agency are you, remind me?", "who_is_this"),
+        ("hello? you're breakin up, go again", "repeat"),
         ("what vendor are you calling about", None),  # asks what the call is about, not who calls
         ("the line crackled, what was all that", "repeat"),
         ("can you take it from the very top", "repeat"),
