@@ -1,11 +1,11 @@
 """The everyday moves of a phone call, heard in their general forms whatever a schema's phrases
 and examples cover: putting the caller on hold, asking to be called back, saying goodbye, saying
 the person called has gone ("Mr. Baker is no longer with us"), asking never to be called again,
-turning the offer down, sending the call to another department.
+turning the offer down, sending the call to another department, not knowing what was asked.
 
 A schema offers these moves as intents with standard names (``STANDARD_NAMES``); a cue here
 names the move, and the state's intent of that name (if it offers one) takes the turn only when
-nothing else was understood, or, for a way out, when the only other reading is a free-text
+nothing else was understood, or, for a way out, when the only other reading is a hold or a free-text
 answer (``understand._everyday_move``).
 """
 
@@ -77,15 +77,18 @@ _GONE = re.compile(
 # the call belongs elsewhere: "transferring your call to the concerned team", "you'll get sent
 # over", "medical precert sits on a separate phone tree", "we only handle claims on this queue"
 _DESKS = "(?:claims|eligibility|billing|benefits|pharmacy|vision|dental)"
+_TRANSFER = r"(?:transfer|rout|bounc|forward|send|flip|patch|push|mov|kick|pass|shift|switch)\w*"
+_THE_CALL = r"(?:you|your call|the call|this call|this one)"
 _ELSEWHERE = re.compile(
     r"\b(?:(?:transfer|route|bounce|forward|send|connect|put|flip|patch)\w* (?:you|your call|the call)"
     r"(?: over| through| across| along)? to (?:the )?(?:right|correct|concerned|proper|appropriate|other)\b|"
-    r"(?:transfer|route|bounce|forward|flip|patch)\w* (?:you|your call|the call) "
-    r"(?:over|through|across|along)\b|"
+    rf"{_TRANSFER} {_THE_CALL} (?:over|through|across|along)\b|"
     # "let me flip you to the medical folks", "I'll send your call along to the adjuster's line"
-    r"(?:transfer|route|bounce|forward|send|flip|patch)\w* (?:you|your call|the call)"
-    r"(?: over| across| along)? to (?:the |our |a )?[\w']+(?: [\w']+)? "
-    r"(?:folks|people|team|line|desk|unit|department|queue|side)\b|"
+    rf"{_TRANSFER} {_THE_CALL}(?: over| across| along)? to (?:the |our |a )?(?:[\w']+ ){{0,3}}"
+    r"(?:folks|people|team|line|desk|unit|department|queue|side|nurse|nurses|vendor)\b|"
+    # "flipping you to eligibility right now", "routing you to intake this minute"
+    rf"{_TRANSFER} {_THE_CALL} to (?:the |our )?[\w']+(?: [\w']+){{0,3}} (?:right |this )?"
+    r"(?:now|this (?:second|minute|instant)|right away|as we speak)\b|"
     r"(?:you'll|you will|you'd|you'll need to|you need to) (?:get|be) (?:sent|transferred|routed|bounced) "
     r"(?:over|to)\b|(?:separate|different|another|other) (?:phone tree|queue|department|desk|unit)\b|"
     rf"(?:we|i) (?:only|just) (?:handle|do|take) {_DESKS}\b|(?:handling|doing|taking) only {_DESKS}\b|"
@@ -139,8 +142,21 @@ _NOT_INTERESTED = re.compile(
     r"|\bkill it\W*$"
 )
 
+# not knowing the answer asked for: "no clue", "couldn't tell you", "he gets to them when he gets
+# to them", "depends what the merger leaves us"
+_DONT_KNOW = re.compile(
+    r"\b(?:no (?:clue|idea|notion|telling)|not a (?:clue|notion)|"
+    r"(?:haven't|have not|don't have|hasn't) (?:got )?(?:a|the (?:faintest|foggiest|slightest|first)) "
+    r"(?:clue|idea)|(?:couldn't|can't|cannot|could not|can not) (?:tell|say)(?: you)?"
+    r"(?! (?:the|her|his|that|this|what|which|it)\b)|(?:don't|do not|didn't|did not) know\b|"
+    r"dunno|beats me|who knows|your guess is as good|no (?:way of|way to) (?:knowing|telling)|hard to say|"
+    r"(?:gets?|come|comes) (?:to|round to|around to) (?:it|them|those|that) when (?:he|she|they|we|i) "
+    r"(?:gets?|come|comes)|depends (?:on )?(?:what|how|whether|when))"
+)
+
 HOLD, CALL_BACK, GOODBYE, GONE = "hold", "call_back", "goodbye", "gone"
 DO_NOT_CALL, NOT_INTERESTED, ELSEWHERE = "do_not_call", "not_interested", "elsewhere"
+DONT_KNOW = "dont_know"
 # the intent names schemas give these moves, in the order a state's names are looked up
 STANDARD_NAMES = {
     HOLD: ("hold",),
@@ -150,6 +166,7 @@ STANDARD_NAMES = {
     DO_NOT_CALL: ("do_not_call",),
     NOT_INTERESTED: ("not_interested",),
     ELSEWHERE: ("wrong_department",),
+    DONT_KNOW: ("dont_know", "no_date", "no_budget"),
 }
 # a way out for good first ("hold on, I'm opting out"), then the others
 _HEARD_IN_ORDER = (
@@ -160,6 +177,7 @@ _HEARD_IN_ORDER = (
     (HOLD, _HOLD),
     (CALL_BACK, _CALL_BACK),
     (GOODBYE, _GOODBYE),
+    (DONT_KNOW, _DONT_KNOW),
 )
 
 

@@ -20,7 +20,7 @@ _REQUEST_CUE = re.compile(
     r"\?|\b(what|what's|whats|which|who|who's|whos|can i (?:get|have)|could i (?:get|have)|can you|could you|"
     r"would you|give me|please state|state (?:the|her|his|it|your)|(?:i will|i'll|i) require|required to|"
     r"please provide|provide (?:the|her|his)|re-?verify|kindly|walk me through|remind me|"
-    r"wants? (?:the|her|his)|"
+    r"wants? (?:the|her|his)|(?:back|over) to me\b|"
     r"read (?:me|back|it|that|those|them|the|out)|repeat|say (?:it|that|those|them|the) again|"
     r"once more|one more time|again|spell|confirm|verify|double[- ]check|i need|i'll need|i will need|"
     r"i'm going to need|gonna need|need the|go ahead with|tell me|let me (?:get|have)|do you have|"
@@ -57,6 +57,11 @@ _QUALIFIER = re.compile(
 )  # "dropped off right after the birthday": where in the read-out, no ask
 # "the spelling on her last name" asks for the name, it does not say where the rep looked
 _SPELLING_OF = re.compile(r"\b(?:spelling|letters)\s+(?:on|of|for)\s+(?:the\s+|her\s+|his\s+|that\s+)?$")
+# "you broke up on the procedure code": the field named is the one to hear again
+_MISSED_ON = re.compile(
+    r"\b(?:broke up|breaking up|cut out|cutting out|lost you|faded|garbled|dropped out|went quiet|missed)"
+    r" (?:right )?(?:on|at|during|in)\s+(?:the\s+|that\s+|her\s+|his\s+)?$"
+)
 _DETERMINERS = ("that", "this", "your", "her", "his", "their", "which", "what")
 # "the NPI please": a field named and then "please" asks for it
 _PLEASE_AFTER = re.compile(r"^\W*(?:first\W+|again\W+)?please\b")  # "member ID first, please"
@@ -117,8 +122,9 @@ def asks_for_field(
             match = pattern.search(norm)
             if match is None:
                 continue
-            qualifier = _QUALIFIER.search(norm[: match.start()]) and not _SPELLING_OF.search(
-                norm[: match.start()]
+            before = norm[: match.start()]
+            qualifier = _QUALIFIER.search(before) and not (
+                _SPELLING_OF.search(before) or _MISSED_ON.search(before)
             )
             own = re.fullmatch(r"(?:(?:full|first|last|sur)\s*)?name", match.group(0))
             if own and _CALLERS.search(norm[: match.start()]):
@@ -135,7 +141,7 @@ def asks_for_field(
     named.sort()
     start, field, phrase_words = _served_first(norm, named)
     asks = (
-        bool(_REQUEST_CUE.search(norm))
+        bool(_REQUEST_CUE.search(norm) or _MISSED_ON.search(norm[:start]))
         or _please_after(norm, start, phrase_words)
         or _listed_in_order(norm, named)
     )
@@ -164,7 +170,7 @@ def _served_first(norm: str, named: list[tuple[int, str, int]]) -> tuple[int, st
         return last  # "the NPI, but the member ID first"
     if _IN_ORDER.search(between) or _ADDED.search(rest):
         return first
-    if re.search(r"\band\b", between) and not _CONTRAST.search(between):
+    if re.search(r"\b(?:and|plus)\b", between) and not _CONTRAST.search(between):
         return first  # "which NPI is this under, and the CPT again?": asked in the order said
     return last
 

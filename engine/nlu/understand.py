@@ -637,8 +637,8 @@ def _everyday_move(
     if kinds[name] == "exit":
         if name in STANDARD_NAMES[DO_NOT_CALL] and best is not None and kinds.get(best) == "exit":
             return name  # "I'll pass, and nobody from your company calls again": the stronger way out
-        if best is not None and (kinds.get(best) != "answer" or evidence):
-            return None
+        if best is not None and (kinds.get(best) not in ("answer", "ack") or evidence):
+            return None  # a way out beats a hold said with it ("stay on, I'm sending you to claims")
         return name if all(slots[n].type == "yes_no" for n in evidence if n in slots) else None
     return None if evidence or best is not None else name
 

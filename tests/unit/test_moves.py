@@ -8,6 +8,7 @@ import pytest
 from engine.nlu.moves import (
     CALL_BACK,
     DO_NOT_CALL,
+    DONT_KNOW,
     ELSEWHERE,
     GONE,
     GOODBYE,
@@ -159,3 +160,29 @@ def test_do_not_call_beats_a_plain_refusal_said_with_it() -> None:
         "We'll pass. And make sure nobody from your team calls this number again.",
     )
     assert plan.intent == "do_not_call"
+
+
+@pytest.mark.parametrize(
+    ("text", "move"),
+    [
+        ("I'm kicking this call over to the pharmacy team right now", ELSEWHERE),
+        ("shifting you to enrollment this instant, stay with me", ELSEWHERE),
+        ("pushing your call along to the radiology vendor", ELSEWHERE),
+        ("I'm moving you up the queue, nothing to do with me", None),  # no desk named
+        ("not a notion, the system shows nothing", DONT_KNOW),
+        ("beats me, ask the medical director", DONT_KNOW),
+        ("it depends how the quarter goes", DONT_KNOW),
+        ("I can't tell the difference between these two", None),
+    ],
+)
+def test_a_transfer_now_and_not_knowing_are_heard(text: str, move: str | None) -> None:
+    assert heard_move(text) == move
+
+
+def test_not_knowing_answers_a_states_question_only_when_nothing_else_did() -> None:
+    nlu = _turn("prior_auth", "get_decision_date", "honestly, no idea, nothing on my screen")
+    assert nlu.intent == "no_date"
+    nlu = _turn("prior_auth", "get_decision_date", "not a clue, maybe the fifteenth?")
+    assert nlu.intent != "no_date" and "decision_date" in nlu.captured
+    nlu = _turn("prior_auth", "greeting", "Hold on. Eligibility here, flipping you to precert right away.")
+    assert nlu.intent == "wrong_department"  # a way out beats the hold said with it

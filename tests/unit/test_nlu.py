@@ -1213,6 +1213,10 @@ def test_two_fields_asked_in_order_serve_the_first() -> None:
     assert asked("the CPT can wait, just give me the NPI") == "provider_npi"
     assert asked("give me the CPT, but the NPI first") == "provider_npi"
     assert asked("Member ID first, then the date of birth.") == "member_id"  # a list is a demand
+    assert asked("the NPI plus the member ID, read them once more") == "provider_npi"
+    assert asked("date of birth and member ID back to me, then we'll talk") == "date_of_birth"
+    assert asked("ugh, your voice cut out on the member ID") == "member_id"  # the field missed is asked
+    assert asked("the line dropped right after her date of birth") is None
     assert asked("I typed the member ID, then the date of birth, and nothing came up") is None
     assert asked("what's the spelling of her surname") == "patient_name"
     assert asked("and her given name?") == "patient_name"
