@@ -536,7 +536,7 @@ def spoken_sequence(text: str) -> list[str]:
     text = _SINGLE_HYPHENS.sub(" ", _AS_IN.sub(lambda m: f" {m.group(1).upper()} ", text))
     out: list[str] = []
     words = re.findall(r"[A-Za-z]+(?:['’-][A-Za-z]+)*|\d+", text)
-    words = [part for w in words for part in (w.split("-") if w.split("-")[0].lower() in _TENS else [w])]
+    words = [part for w in words for part in (w.split("-") if _spoken_digits(w) else [w])]
     double = 1
     echoes = _nato_echoes(words)
     for i, word in enumerate(words):
@@ -578,7 +578,7 @@ def spoken_sequence(text: str) -> list[str]:
         if word == "a" and prev in _ARTICLE_BEFORE and i + 1 < len(words) and len(words[i + 1]) == 1:
             out.append(" ")
             continue
-        if char is None and len(word) == 1 and word.isalpha():
+        if char is None and len(word) == 1 and word.isalpha() and not _pronoun_i(word, nxt_word):
             char = word.upper()
         if char is None and re.fullmatch(
             r"[A-Z]{1,4}\d[\w]*|\d+[A-Za-z]+\w*|[A-Z]{2,4}|[a-z]{1,4}\d\w*", word
@@ -599,6 +599,19 @@ def spoken_sequence(text: str) -> list[str]:
         out.append(char * double)
         double = 1
     return out
+
+
+def _spoken_digits(word: str) -> bool:
+    """ "forty-seven", "oh-nine": a hyphenated number said as its parts."""
+    parts = word.lower().split("-")
+    return len(parts) > 1 and (parts[0] in _TENS or all(p in _DIGIT_WORDS for p in parts))
+
+
+def _pronoun_i(word: str, nxt: str) -> bool:
+    """ "… 4 1 3 9, I swapped the last two": "I" before a word that is no letter or digit is the speaker."""
+    low = nxt.lower()
+    spelled = re.fullmatch(r"[a-z][a-z'’-]+", low) is not None
+    return word == "I" and spelled and low not in _DIGIT_WORDS and low not in _NATO
 
 
 # words a recogniser writes for a digit said among others
@@ -681,6 +694,11 @@ def extract_code(text: str, slot: Slot | None = None, exclude: frozenset[str] = 
     ]
     candidates = [
         c for c in candidates if not any(c in e or e in c or _misread(c, e) for e in exclude if len(e) >= 4)
+    ]
+    # "it's one seven, not seven one. N Q thirty …": the pair ruled out does not start the code said next
+    candidates = [
+        next((c[len(n) :] for n in negated_codes if c.startswith(n) and len(c) - len(n) >= 4), c)
+        for c in candidates
     ]
     if len(candidates) >= 2 and _CORRECTION.search(lowered):
         said, fixed = candidates[-2], candidates[-1]
@@ -1909,6 +1927,10 @@ def extract_enum(text: str, slot: Slot | None = None) -> str | None:
                 taken.append(span)
                 if synonym.split()[0] in _NEGATING_STARTS or not negated(norm, span[0]):
                     found.append((span[0], span[1], canonical))
+    others = _another_records_clauses(norm)
+    if others:
+        found = [f for f in found if not any(a <= f[0] < b for a, b in others)]
+        text = _without_spans(norm, others)
     if not found and slot.who_answers:
         return _who_answers(normalise(text), slot.who_answers)
     if not found and slot.outcomes:
@@ -1916,6 +1938,63 @@ def extract_enum(text: str, slot: Slot | None = None) -> str | None:
     if not found and slot.objections:
         return told_value(text, slot.objections)
     return max(found)[2] if found else None
+
+
+# a clause about another record than the one asked: "that's the Doe on the line above", "I'd first
+# clicked the March request", "my cursor was on the wrong row"
+_ANOTHER_RECORD = re.compile(
+    r"\b(?:line|row|entry|record|one|request|case|auth|member|patient)s? (?:right )?"
+    r"(?:above|below|underneath|beneath|under (?:it|hers|his)|before (?:it|hers|his))\b"
+    r"|\bwrong (?:row|line|column|member|patient|record|request|case|one|chart|screen|tab|account|file|"
+    r"auth|entry)\b"
+    r"|\bat first\b|\bmy cursor\b"
+    r"|\b(?:i'd|i had|i|i've) (?:first|initially|originally) "
+    r"(?:clicked|pulled|opened|read|looked|had|grabbed|went|picked)\b"
+)
+# a relative clause carries on the one before it: "…, which was denied", "…, the one that got approved"
+_CARRIES_ON = re.compile(r"^(?:which|that one|the one|and that one|and it)\b")
+_TAKING_BACK = r"(?:oh|uh|um|ugh|hm+|no|nope|sorry|oops|whoops|hold on|hang on|wait|actually|scratch that)"
+_CORRECTION_CLAUSE = re.compile(rf"^(?:{_TAKING_BACK}\s*)+$")
+# the marked clause points back at what was just said: "that's the Doe on the line above", "I'm on
+# the wrong row"
+_POINTS_BACK = re.compile(
+    rf"^(?:{_TAKING_BACK}\s+)*(?:that's|that was|that is|i'm on|i was on|my cursor|wrong)\b"
+)
+
+
+def _another_records_clauses(norm: str) -> list[tuple[int, int]]:
+    """Spans (in ``_plain`` text) of the clauses that tell about another record: one that says
+    so, the relative clauses after it, and, where it is led by a correction ("approved, oh wait,
+    that's the line above"), the clauses the correction takes back."""
+    spans: list[tuple[int, int]] = []
+    at = 0
+    for part in norm.split(","):
+        spans.append((at, at + len(part)))
+        at += len(part) + 1
+    texts = [norm[a:b].strip() for a, b in spans]
+    marked = [bool(_ANOTHER_RECORD.search(t)) for t in texts]
+    if not any(marked):
+        return []
+    for i in range(1, len(texts)):
+        if marked[i - 1] and _CARRIES_ON.match(texts[i]):
+            marked[i] = True
+    for i in [i for i, m in enumerate(marked) if m]:
+        j = i - 1
+        while j >= 0 and (not texts[j] or _CORRECTION_CLAUSE.match(texts[j])):
+            j -= 1
+        if j < i - 1 or _POINTS_BACK.match(texts[i]):
+            for k in range(j + 1):
+                marked[k] = True
+    return [span for span, m in zip(spans, marked, strict=True) if m]
+
+
+def _without_spans(norm: str, spans: Sequence[tuple[int, int]]) -> str:
+    kept, at = [], 0
+    for part in norm.split(","):
+        if (at, at + len(part)) not in spans:
+            kept.append(part)
+        at += len(part) + 1
+    return ",".join(kept)
 
 
 # "Me.", "myself, really"; not "me? no, my boss does"

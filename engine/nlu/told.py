@@ -36,6 +36,8 @@ _PATTERNS: dict[Outcome | Objection, re.Pattern[str]] = {
         r"|\bgreen ?light(?:ed)?\b"
         r"|\b(?:an|the) approval(?:'s| is| has been)\s+(?:already\s+)?"
         r"(?:sitting|on|in|there|attached|showing|posted)\b"
+        # "the one you're after went through fine"
+        r"|\b(?:went|gone|got) through(?: (?:fine|okay|ok|clean|cleanly|no problem))?(?=\s*(?:[,.;!]|$))"
     ),
     # "it came back a no", "that one didn't go through"
     "refused": re.compile(
@@ -51,6 +53,12 @@ _PATTERNS: dict[Outcome | Objection, re.Pattern[str]] = {
         r"|\b(?:off|not on|isn't on|is not on) (?:the|our) "
         r"(?:precert|pre-cert|prior auth|pa|auth|authorization) list\b"
         r"|\bnothing(?:'s| is)? (?:needed|required)\W*$"
+        # "no paperwork needed on our side", "the clinic doesn't have to do a thing", "skips review"
+        r"|\bno (?:paperwork|auth|authorization|precert|pre-cert|prior auth|pa|request|review|approval) "
+        r"(?:is |'s )?(?:needed|required|necessary)\b"
+        r"|\b(?:doesn't|don't|does not|do not) (?:have|need) to do (?:a thing|anything)\b"
+        r"|\b(?:skips?|bypass(?:es)?|exempt from) (?:the )?"
+        r"(?:review|prior auth|precert|pre-cert|authorization)\b"
     ),
     # "the office would need to put a request together first", "nobody's sent anything our way"
     "not_started": re.compile(
@@ -61,6 +69,9 @@ _PATTERNS: dict[Outcome | Objection, re.Pattern[str]] = {
         # "zero requests under that code", "nothing ever got sent"
         r"|\b(?:zero|no) (?:requests?|cases?|submissions?) (?:under|for|on)\b"
         r"|\bnothing (?:ever\s+)?(?:got|was|has been) (?:sent|submitted|faxed|filed)\b"
+        # "no request ever landed here"
+        r"|\bno (?:request|case|submission|auth|fax)s? (?:ever\s+)?"
+        r"(?:landed|came in|arrived|showed up|got here|reached us|made it)\b"
     ),
     # "we'd want clinicals before any nurse opens it", "nobody's touched it yet"
     "in_progress": re.compile(
@@ -71,6 +82,11 @@ _PATTERNS: dict[Outcome | Objection, re.Pattern[str]] = {
         r"|\b(?:nobody|no one)(?:'s| has)? (?:touched|looked at|opened|reviewed|picked up) it\b"
         r"|\bhasn't been (?:touched|looked at|opened|picked up)\b"
         r"|\b(?:hasn't|has not|never) (?:moved|come|gotten|made it) out of (?:clinical |medical )?review\b"
+        # "hers hasn't left the nurse's desk", "it's been in his stack since the twelfth"
+        r"|\b(?:hasn't|has not|never|not yet) (?:left|come off|gotten off|moved off) (?:the |a |his |her )?"
+        r"(?:[\w']+ )?(?:desk|queue|pile|stack|inbox|worklist)\b"
+        r"|\b(?:been|sitting|sits|still) (?:in|on) (?:his|her|their|the|a) (?:[\w']+ )?"
+        r"(?:stack|pile|queue|inbox|worklist)\b"
     ),
     # "every buck goes to payroll", "we can barely make rent", "money's the issue"
     "costs_too_much": re.compile(

@@ -1464,3 +1464,31 @@ def test_me_and_my_partner_is_not_the_speaker_alone() -> None:
     assert ex.extract_enum("me along with my brother, fifty fifty", _SIGNER) == "no"
     assert ex.extract_enum("Me and nobody else. I run the place.", _SIGNER) == "yes"
     assert ex.extract_enum("Mostly. I shortlist it, though our director approves the money.", _SIGNER) == "no"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Denied, hm, no wait, I'm on the wrong member. Hers is still in the nurse's queue.", "pending"),
+        ("It's been approved, I first opened the older case, which was denied.", "approved"),
+        ("hers went through fine, same as the entry above", "approved"),
+        ("no precert required for that one", "not_required"),
+        ("none, no submission has ever arrived from that clinic", "not_on_file"),
+        ("Approved. Ugh, my cursor's on the wrong line.", None),  # taken back, nothing settled
+    ],
+)
+def test_a_status_of_another_record_or_told_by_consequence(text: str, expected: str | None) -> None:
+    nlu = _turn("prior_auth", "ask_status", text)
+    assert nlu.captured.get("auth_status") == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("B R, fifty-one, oh-eight, twenty", "BR510820"),
+        ("the number's 3 3 8 1 0 5, I double-checked it", "338105"),
+        ("it's two nine, not nine two. K J forty-four eighteen twenty-nine", "KJ441829"),
+    ],
+)
+def test_codes_said_in_pairs_and_corrected(text: str, expected: str) -> None:
+    assert ex.extract_code(text) == expected
