@@ -325,7 +325,9 @@ _NEUTRAL = re.compile(
     r"(?:we're|we are|i'm|i am) (?:all )?(?:good|set))\b"  # "we went with someone else, so we're good"
 )
 _EXPLICIT_YES = re.compile(
-    r"\b(yes|yeah|yea|ya|yep|yup|sure|(?<!the )correct(?! (?:one|number|reference|date|id|code|spelling|"
+    # "could ya ring Thursday" says "you"
+    r"\b(yes|yeah|yea|(?<!could )(?<!would )(?<!can )(?<!will )(?<!did )(?<!do )(?<!are )(?<!see )ya|yep|yup|"
+    r"sure|(?<!the )correct(?! (?:one|number|reference|date|id|code|spelling|"
     r"digits?|value|name|version) (?:is|was|should|would)\b)|absolutely|definitely|"
     r"(?:^|(?<=[.,!?] ))exactly|of course|"
     r"affirmative|(?:^|(?<=[.,!?] ))confirmed(?=\s*(?:[.,!]|$))|"  # "Confirmed. Do copy Margaret …"
@@ -1808,8 +1810,8 @@ def _spoken_hours(lowered: str, taken: list[tuple[int, int]]) -> list[tuple[int,
             "years",
         ):
             continue  # "one of your experts", "two more questions": a count, not a time
-        if before == "it" and i >= 2 and words[i - 2] == "make":
-            before = "make"  # "make it two"
+        if before == "it" and i >= 2 and words[i - 2] in ("make", "call"):
+            before = "make"  # "make it two", "call it one"
         minute = 0
         if after in ("o'clock", "oclock", "sharp"):
             pass

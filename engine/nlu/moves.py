@@ -1,7 +1,8 @@
 """The everyday moves of a phone call, heard in their general forms whatever a schema's phrases
 and examples cover: putting the caller on hold, asking to be called back, saying goodbye, saying
 the person called has gone ("Mr. Baker is no longer with us"), asking never to be called again,
-turning the offer down, sending the call to another department, not knowing what was asked.
+turning the offer down, sending the call to another department, not knowing what was asked,
+wanting a person on the line now.
 
 A schema offers these moves as intents with standard names (``STANDARD_NAMES``); a cue here
 names the move, and the state's intent of that name (if it offers one) takes the turn only when
@@ -37,7 +38,8 @@ _CALL_BACK = re.compile(
     r"\b(?:(?:call|ring|phone|redial|try|trying|reach(?: back)?(?: out)?|contact|email|catch|holler(?: at)?|"
     r"buzz|bell|shout(?: at)?) "
     r"(?:me |us |him |her |them )?(?:back |again )?"
-    r"(?:after|later|sometime|this arvo|in (?:a|an|the|january|february|march|april|may|june|july|august|"
+    r"(?:after|later|sometime|this arvo|round|"
+    r"in (?:a|an|the|january|february|march|april|may|june|july|august|"
     r"september|october|november|december|q[1-4])|around|another|some other|next|tomorrow|tonight|"
     r"day after tomorrow|first thing|this (?:evening|afternoon)|then\W*$|"
     r"(?:on )?(?:monday|tuesday|wednesday|thursday|friday)|(?:in |on )?(?:january|february|march|april|june|"
@@ -45,6 +47,8 @@ _CALL_BACK = re.compile(
     # "phone me once the audit's over", "call us when January's underway"
     r"(?:call|ring|phone|buzz|try|reach|contact) (?:me|us) (?:back |again )?(?:once|when)\b|"
     r"give (?:it|this|me|us) another (?:shot|go|try|ring|call)\b|"
+    # "Friday after ten I'm free, give it a go then?"
+    r"give (?:it|this|me|us) a (?:go|shot|try) (?:then|on|tomorrow|next|later|after|around)\b|"
     r"circle back|reconnect|touch base (?:later|another|next|in)|"
     # "after our year closes in March, that time you can call"
     r"(?:that|which) time,? (?:you )?(?:can |may |please |kindly )?call\b|"
@@ -71,6 +75,8 @@ _GONE = re.compile(
     r"relocated|"
     r"sold (?:the|his|her|their) (?:practice|business|company|shop|firm|store|clinic))\b"
     r"|\b(?:i|we)(?:'ve| have)? (?:inherited|took over) (?:his|her|from him|from her)\b"
+    r"|\b(?:he|she|that person) (?:passed|handed|turned) (?:this|the|his|her) (?:desk|role|job|accounts?|"
+    r"portfolio|position|territory|seat)(?: over)? to me\b"
     r"|\b(?:he|she) (?:sold|handed over) (?:the|his|her) "
     r"(?:practice|business|company|shop|firm|store|clinic)\b"
 )
@@ -112,7 +118,10 @@ _DO_NOT_CALL = re.compile(
     r"\b(?:no one|nobody) (?:from|at|with) (?:your|you)\b[^.?!]{0,30}"
     r"\b(?:phoned|called|rang|phones|calls|rings|contacts|contacted|reached out)\b[^.?!]{0,30}\bagain\b|"
     r"(?:get|take|keep) (?:this|my|our|the) (?:number|line|phone|cell) (?:out of|off) (?:your|the)\b|"
-    r"(?:purged|deleted|removed|erased|scrubbed|wiped) from (?:your|the|that)\b)"
+    r"(?:purged|deleted|removed|erased|scrubbed|wiped) from (?:your|the|that)\b|"
+    # "I'd rather this line didn't get rung by you folks anymore", "cross it off for good"
+    r"(?:didn't|don't|not|never) (?:get |be )?(?:rung|called|phoned|dialed|contacted) by (?:you|your)\b|"
+    r"cross (?:it|us|me|this|that|the number|this number|my number|our number) off\b)"
 )
 # turning the offer down for good: "we'll pass", "count us out", "I'll let you go"
 _NOT_INTERESTED = re.compile(
@@ -125,16 +134,21 @@ _NOT_INTERESTED = re.compile(
     r"(?:for us|for me|a fit)\b|"
     r"nothing (?:for us |here )?to discuss|"
     # "we're sticking with the paper book": staying with what they have
-    r"(?:we're|we are|we'll|we will|i'm|i am|i'll|i will) (?:just )?(?:sticking|staying|stick|stay) with "
+    r"(?:we're|we are|we'll|we will|i'm|i am|i'll|i will) (?:just )?"
+    r"(?:sticking|staying|stick|stay)(?: put)? with "
     r"(?:the|our|my|what)\b|"
     r"(?:don't|do not) (?:think|believe) (?:this|it|that)(?: is|'s) something "
     r"(?:we|i)(?:'ll| will|'d| would) (?:pursue|need|want|use)|"
     r"count (?:us|me) out|i'll let you go|talked myself out of|we're done here|"
+    # "don't waste your breath", "I doubt we'll actually act on it"
+    r"(?:don't|do not) waste your (?:breath|time)|(?:i|we) doubt (?:we|i)(?:'ll| will| would|'d) "
+    r"(?:\w+ )?(?:act on|buy|go ahead|use|need|pursue)\b|"
     r"(?:will not|won't|are not|aren't|not going to) (?:go|move) (?:forward|ahead)|"
     r"(?:will not|won't|not going to) (?:pursue|proceed with) (?:this|it|that)|forget it|"
     r"(?:we're|we are) not (?:doing|doin'?) (?:this|it|that)|"
     # calling the meeting off: "just cancel it", "I'll have to cancel"
-    r"(?:just|have to|gonna|going to|please|kindly) cancel(?: it| that| the (?:meeting|call|demo))?|"
+    r"(?:(?:just|have to|gonna|going to|please|kindly) |^|(?<=[.!?,] ))"
+    r"cancel(?: it| that| the (?:meeting|call|demo))?|"
     # "we are not going for this", "requirement is not there", "this is not required for us"
     r"(?:we're|we are|i'm|i am) not going (?:for|with|ahead with) (?:this|it|that)|"
     r"requirement is not there|no requirement (?:is )?there|"
@@ -154,9 +168,17 @@ _DONT_KNOW = re.compile(
     r"(?:gets?|come|comes)|depends (?:on )?(?:what|how|whether|when))"
 )
 
+# wanting a person on the line now: "is the specialist free to jump in this minute?", "anybody who
+# could hop on with me right away?"
+_SOMEONE_NOW = re.compile(
+    r"\b(?:specialist|expert|someone|somebody|anybody|anyone|one of (?:them|your \w+)|a human|a person|"
+    r"a real person|a rep)\b[^.?!]{0,40}\b(?:jump|hop|get|come|join)(?: in| on)?\b[^.?!]{0,30}"
+    r"\b(?:now|this minute|this second|right away|immediately|while i have you)\b"
+)
+
 HOLD, CALL_BACK, GOODBYE, GONE = "hold", "call_back", "goodbye", "gone"
 DO_NOT_CALL, NOT_INTERESTED, ELSEWHERE = "do_not_call", "not_interested", "elsewhere"
-DONT_KNOW = "dont_know"
+DONT_KNOW, SOMEONE_NOW = "dont_know", "someone_now"
 # the intent names schemas give these moves, in the order a state's names are looked up
 STANDARD_NAMES = {
     HOLD: ("hold",),
@@ -167,6 +189,7 @@ STANDARD_NAMES = {
     NOT_INTERESTED: ("not_interested",),
     ELSEWHERE: ("wrong_department",),
     DONT_KNOW: ("dont_know", "no_date", "no_budget"),
+    SOMEONE_NOW: ("wants_specialist_now", "wants_human"),
 }
 # a way out for good first ("hold on, I'm opting out"), then the others
 _HEARD_IN_ORDER = (
@@ -178,6 +201,7 @@ _HEARD_IN_ORDER = (
     (CALL_BACK, _CALL_BACK),
     (GOODBYE, _GOODBYE),
     (DONT_KNOW, _DONT_KNOW),
+    (SOMEONE_NOW, _SOMEONE_NOW),
 )
 
 

@@ -45,7 +45,8 @@ _REPEAT_CUE = re.compile(
     r"(?:say|tell|read|give)(?: me)?(?: [\w']+){0,2} again|"  # "please tell everything again"
     r"which [\w ]{0,12}(?:did )?you ask(?:ed)?|what did you ask|what(?:'d| did) (?:you|ya) (?:ask|say)|"
     r"which \w+ did (?:you|ya) say|garbled|cutting in and out|breakin[g']? up|go again|what was the rest|"
-    r"start (?:[\w']+ ){1,3}over|(?:slipped|went|got) (?:right )?(?:past|by) me)\b"
+    r"start (?:[\w']+ ){1,3}over|(?:slipped|went|got) (?:right )?(?:past|by) me|went quiet|dropped out|"
+    r"crackl(?:ed|ing) out)\b"
     r"|^\s*(?:sorry|what|huh)\s*\??\s*$"
 )
 _LETTER_WORDS = re.compile(r"\b(letters?|spelling|spell|spelled|alphabet)\b")
@@ -112,9 +113,12 @@ def asks_for_field(
     text: str,
     phrases: Mapping[str, tuple[re.Pattern[str], ...]],
     recent_fields: Sequence[tuple[str, str]] = (),
+    named_alone: bool = True,
 ) -> FieldAsk | None:
     """The call-data field this turn asks for, if any. ``recent_fields`` are (field, value) read
-    in the agent's last line, in order, so "those letters" can name one."""
+    in the agent's last line, in order, so "those letters" can name one. ``named_alone``: a field
+    said with little else ("and the NPI?"), or as a sentence of its own ("Ordering physician's
+    name, first."), asks for it."""
     norm = normalise(text)
     named: list[tuple[int, str, int]] = []  # (start, field, words in the phrase)
     for field, patterns in phrases.items():
@@ -145,10 +149,12 @@ def asks_for_field(
         or _please_after(norm, start, phrase_words)
         or _listed_in_order(norm, named)
     )
-    if (
-        not asks
-        and len(norm.split()) - phrase_words > _SHORT_ASK_OTHER_WORDS
-        and not _named_alone(norm, start, phrase_words)
+    if not asks and (
+        not named_alone
+        or (
+            len(norm.split()) - phrase_words > _SHORT_ASK_OTHER_WORDS
+            and not _named_alone(norm, start, phrase_words)
+        )
     ):
         return None
     slowly = bool(_REPEAT_CUE.search(norm) or _LETTER_WORDS.search(norm) or "slow" in norm)

@@ -390,9 +390,10 @@ class Understander:
         )
         if embed_ms:
             result.timings_ms["embed_ms"] = embed_ms
-        self._requests(result, utterance, intents, context)
+        self._requests(result, utterance, intents, slots, context, answered)
         if result.intent == REPEAT:
             _drop_implied_answers(result, utterance, slots)
+            _drop_values_asked_back(result, utterance, slots, filled, context)
         if result.intent is None and self.llm is not None:
             await self._ask_llm(result, utterance, intents, slots, filled)
             result.timings_ms["llm_ms"] = (time.perf_counter() - t_local) * 1000
@@ -418,12 +419,22 @@ class Understander:
         return bool(capture_local(parts[-1].text, own, filled, context))
 
     def _requests(
-        self, result: NLUResult, utterance: str, intents: Sequence[Intent], context: TurnContext
+        self,
+        result: NLUResult,
+        utterance: str,
+        intents: Sequence[Intent],
+        slots: Mapping[str, Slot],
+        context: TurnContext,
+        answered: bool = False,
     ) -> None:
         """A request to the agent outranks answers and acknowledgements, but not a way out, unless
-        the way out was heard only in the field's own name ("what's a good call back number?")."""
+        the way out was heard only in the field's own name ("what's a good call back number?"). A
+        turn that ``answered`` the state's question asks for a field only in words that ask
+        ("north of ten grand. Ballpark." asks no price)."""
         kinds = {i.name: i.kind for i in intents}
-        asked = asks_for_field(utterance, context.field_phrases, context.recent_fields)
+        asked = asks_for_field(
+            utterance, context.field_phrases, context.recent_fields, named_alone=not answered
+        )
         if result.intent is not None and kinds.get(result.intent) == "exit":
             way_out = next(i for i in intents if i.name == result.intent)
             if asked is None or _said_outside(utterance, way_out, context.field_phrases.get(asked.field, ())):
@@ -440,7 +451,11 @@ class Understander:
             and asks_to_repeat(utterance)
             and (
                 result.intent is None
-                or (kinds.get(result.intent) in ("answer", "ack") and not result.captured)
+                or (
+                    kinds.get(result.intent) in ("answer", "ack")
+                    # free text takes any line: "sorry, you went quiet, the biggest what?" describes nothing
+                    and all(n in slots and slots[n].type == "string" for n in result.captured)
+                )
             )
         ):
             result.intent, result.confidence = REPEAT, max(result.confidence, self.threshold)
@@ -667,6 +682,30 @@ def _drop_implied_answers(result: NLUResult, utterance: str, slots: Mapping[str,
     if yes_no_said_outright(utterance):
         return
     for name in [n for n in result.captured if n in slots and slots[n].type == "yes_no"]:
+        del result.captured[name]
+
+
+# "go back, did you say Tuesday or Thursday?": the values in it are the agent's, asked back
+_ASKED_BACK = re.compile(
+    r"\b(?:did you say|was (?:it|that)|is (?:it|that)|you said|(?:did|do) you mean)\b[^.?!]*\?"
+)
+
+
+def _drop_values_asked_back(
+    result: NLUResult,
+    utterance: str,
+    slots: Mapping[str, Slot],
+    filled: Mapping[str, str],
+    context: TurnContext,
+) -> None:
+    """A repeat asked with the values it is unsure of gives none of them."""
+    norm = normalise(utterance)
+    if not _ASKED_BACK.search(norm):
+        return
+    rest = _ASKED_BACK.sub(" , ", norm)
+    own = {n: slots[n] for n in result.captured if n in slots}
+    kept = capture_local(rest, own, filled, context)
+    for name in [n for n in own if n not in kept]:
         del result.captured[name]
 
 

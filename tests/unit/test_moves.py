@@ -14,6 +14,7 @@ from engine.nlu.moves import (
     GOODBYE,
     HOLD,
     NOT_INTERESTED,
+    SOMEONE_NOW,
     heard_move,
     move_intent,
 )
@@ -173,6 +174,12 @@ def test_do_not_call_beats_a_plain_refusal_said_with_it() -> None:
         ("beats me, ask the medical director", DONT_KNOW),
         ("it depends how the quarter goes", DONT_KNOW),
         ("I can't tell the difference between these two", None),
+        ("please cross my number off, for good", DO_NOT_CALL),
+        ("she handed her accounts over to me in spring", GONE),
+        ("don't waste your time on us, honestly", NOT_INTERESTED),
+        ("give it a shot tomorrow morning", CALL_BACK),
+        ("could one of your experts hop on right now?", SOMEONE_NOW),
+        ("someone joined us last week", None),
     ],
 )
 def test_a_transfer_now_and_not_knowing_are_heard(text: str, move: str | None) -> None:
@@ -186,3 +193,19 @@ def test_not_knowing_answers_a_states_question_only_when_nothing_else_did() -> N
     assert nlu.intent != "no_date" and "decision_date" in nlu.captured
     nlu = _turn("prior_auth", "greeting", "Hold on. Eligibility here, flipping you to precert right away.")
     assert nlu.intent == "wrong_department"  # a way out beats the hold said with it
+
+
+def test_a_repeat_beats_free_text_and_gives_none_of_the_values_asked_back() -> None:
+    nlu = _turn("sales_qualification", "discover_pain", "ugh, the line went quiet, the biggest what?")
+    assert nlu.intent == "repeat" and not nlu.captured
+    nlu = _turn("sales_qualification", "confirm_meeting", "you dropped out, was it Monday or Wednesday?")
+    assert nlu.intent == "repeat" and "meeting_date" not in nlu.captured
+
+
+def test_a_hedge_after_an_answer_asks_nothing_and_call_it_names_the_hour() -> None:
+    nlu = _turn("sales_qualification", "ask_budget", "maybe twelve grand. Ballpark.")
+    assert nlu.intent != "ask_field" and nlu.captured.get("budget") == "12000"
+    nlu = _turn("sales_qualification", "book_meeting", "the twenty sixth, call it two")
+    assert nlu.captured.get("meeting_time") == "14:00"
+    nlu = _turn("sales_qualification", "greeting", "nope, driving, could ya ring me Friday")
+    assert nlu.captured.get("has_time") != "yes"
