@@ -376,6 +376,10 @@ class Understander:
         )
         if move is not None:
             best, confidence = move, max(confidence, self.threshold)
+        if best is None:
+            # "we inked two years with Toast, so no": the answer a way out implies is that way out
+            best = next((i.name for i in intents if i.kind == "exit" and implication(i, evidence) > 0), None)
+            confidence = max(confidence, self.threshold) if best else confidence
         t_local = time.perf_counter()
         result = NLUResult(
             intent=best,

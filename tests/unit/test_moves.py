@@ -209,3 +209,10 @@ def test_a_hedge_after_an_answer_asks_nothing_and_call_it_names_the_hour() -> No
     assert nlu.captured.get("meeting_time") == "14:00"
     nlu = _turn("sales_qualification", "greeting", "nope, driving, could ya ring me Friday")
     assert nlu.captured.get("has_time") != "yes"
+
+
+def test_an_answer_that_implies_a_way_out_is_that_way_out() -> None:
+    nlu = _turn("sales_qualification", "handle_objection", "Payroll software covers it, we renewed, so no.")
+    assert nlu.intent == "not_interested" and nlu.captured.get("open_to_talk") == "no"
+    nlu = _turn("sales_qualification", "handle_objection", "Terrible month for it, so no, not now.")
+    assert nlu.intent != "not_interested"  # a timing objection puts the call off, it does not end it
