@@ -43,6 +43,10 @@ _PATTERNS: dict[Outcome | Objection, re.Pattern[str]] = {
     "refused": re.compile(
         r"\bcame back (?:as\s+)?(?:a\s+)?(?:no|negative|unfavou?rable|not covered)\b"
         r"|\b(?:didn't|did not) go through\b|\b(?:wasn't|was not|weren't|were not) granted\b"
+        # "the plan turned it down", "they won't pay, failed criteria", "dee nide" as a recogniser writes it
+        r"|\bturned (?:it|that|this|her|him)(?: one| request)? down\b"
+        r"|\b(?:failed|didn't meet|did not meet) (?:the )?criteria\b"
+        r"|\b(?:they|we|plan|it) (?:won't|will not) (?:pay|cover)\b|\bdee nide\b"
     ),
     # "that code needs nothing from us", "nothing's required for it"
     "not_needed": re.compile(
@@ -57,6 +61,13 @@ _PATTERNS: dict[Outcome | Objection, re.Pattern[str]] = {
         r"|\bno (?:paperwork|auth|authorization|precert|pre-cert|prior auth|pa|request|review|approval) "
         r"(?:is |'s )?(?:needed|required|necessary)\b"
         r"|\b(?:doesn't|don't|does not|do not) (?:have|need) to do (?:a thing|anything)\b"
+        # "we don't pre-authorize those", "her plan doesn't ask for any pre-approval", "not applicable"
+        r"|\b(?:don't|dont|doesn't|doesnt|do not|does not|never) "
+        r"(?:pre[- ]?authori[sz]e|auth|precert|pre-cert) (?:those|that|these|them|office visits?)\b"
+        r"|\b(?:don't|dont|doesn't|doesnt|do not|does not|never) (?:require|ask for|need|get) (?:any |a )?"
+        r"(?:pre-?approval|pre-?auth\w*|precert|pre-cert|prior auth\w*)\b"
+        r"|\b(?:prior auth\w*|pre-?auth\w*|precert|authorization) (?:is )?not applicable\b"
+        r"|\bno pre ?auth(?:or)?(?: is)?(?: ?ation)?\b"
         r"|\b(?:skips?|bypass(?:es)?|exempt from) (?:the )?"
         r"(?:review|prior auth|precert|pre-cert|authorization)\b"
     ),
@@ -69,7 +80,13 @@ _PATTERNS: dict[Outcome | Objection, re.Pattern[str]] = {
         # "zero requests under that code", "nothing ever got sent"
         r"|\b(?:zero|no) (?:requests?|cases?|submissions?) (?:under|for|on)\b"
         r"|\bnothing (?:ever\s+)?(?:got|was|has been) (?:sent|submitted|faxed|filed)\b"
-        # "no request ever landed here"
+        # "nothing came across for her", "nobody ever faxed us anything", "intake has no request", "no
+        # request ever landed here"
+        r"|\bnothing (?:ever\s+)?(?:came|come|has come|got) (?:across|in|through)\b"
+        r"|\b(?:nobody|no one|anyone) (?:ever\s+)?(?:faxed|sent|submitted) (?:us |in )?(?:anything|a thing)\b"
+        r"|\bnothing that (?:anyone|anybody) (?:ever\s+)?(?:sent|faxed|submitted)\b"
+        r"|\b(?:has|have|got|is) no (?:request|case|submission)s?\b"
+        r"|\bno (?:request|case)s? (?:at all|is available)\b"
         r"|\bno (?:request|case|submission|auth|fax)s? (?:ever\s+)?"
         r"(?:landed|came in|arrived|showed up|got here|reached us|made it)\b"
     ),
@@ -85,6 +102,10 @@ _PATTERNS: dict[Outcome | Objection, re.Pattern[str]] = {
         # "hers hasn't left the nurse's desk", "it's been in his stack since the twelfth"
         r"|\b(?:hasn't|has not|never|not yet) (?:left|come off|gotten off|moved off) (?:the |a |his |her )?"
         r"(?:[\w']+ )?(?:desk|queue|pile|stack|inbox|worklist)\b"
+        # "nurse has it", "still got it in her pile", "it's on the reviewer's desk", "in a pend status"
+        r"|\b(?:nurse|reviewer|doctor|md|medical director)(?:'s| still)? (?:has|got) it\b"
+        r"|\b(?:got|has) it (?:in|on) (?:his|her|their|the) (?:pile|stack|queue|desk)\b"
+        r"|\b(?:it's|is|it is) on (?:the|his|her|their) (?:[\w']+ )?desk\b|\bpend(?:ed)? status\b"
         r"|\b(?:been|sitting|sits|still) (?:in|on) (?:his|her|their|the|a) (?:[\w']+ )?"
         r"(?:stack|pile|queue|inbox|worklist)\b"
     ),

@@ -1475,6 +1475,11 @@ def test_me_and_my_partner_is_not_the_speaker_alone() -> None:
         ("no precert required for that one", "not_required"),
         ("none, no submission has ever arrived from that clinic", "not_on_file"),
         ("Approved. Ugh, my cursor's on the wrong line.", None),  # taken back, nothing settled
+        ("the plan turned that one down yesterday", "denied"),
+        ("the reviewer's got it, no ruling", "pending"),
+        ("that code? we never precert those", "not_required"),
+        ("nope, nothing has come through for that patient", "not_on_file"),
+        ("we don't need her chart again", None),  # no status in it
     ],
 )
 def test_a_status_of_another_record_or_told_by_consequence(text: str, expected: str | None) -> None:
