@@ -2,7 +2,7 @@
 and examples cover: putting the caller on hold, asking to be called back, saying goodbye, saying
 the person called has gone ("Mr. Baker is no longer with us"), asking never to be called again,
 turning the offer down, sending the call to another department, not knowing what was asked,
-wanting a person on the line now.
+wanting a person on the line now, being ready to be told, finding a record or not.
 
 A schema offers these moves as intents with standard names (``STANDARD_NAMES``); a cue here
 names the move, and the state's intent of that name (if it offers one) takes the turn only when
@@ -31,6 +31,13 @@ _HOLD = re.compile(
     r"|\b(?:stay|hold) on\W*$"  # "… let me ask my supervisor, stay on"
     r"|\b(?:to|please|kindly) (?:wait|hold) (?:for )?(?:a|one|just a) (?:moment|sec|second|minute)\b"
     r"|(?:^|[.!?]\s+)(?:just )?(?:a|one) (?:moment|sec|second)\W*$"  # "… I'll check the rota. Just a moment."
+    # anywhere in the turn: "stay put, I'll page him", "placing this call on a brief hold"
+    r"|\b(?:stay with me|stay put|keep the line|two shakes|hold that thought|"
+    r"allow me a (?:moment|minute|second)|give me a (?:sec|second|moment|minute) to|"
+    r"(?:placing|put|putting) (?:you|this call|the call) on (?:a )?(?:\w+ )?hold|"
+    r"(?:let me|lemme) (?:switch|flip) (?:tabs|screens)|"
+    r"(?:let me|lemme) (?:go )?(?:grab|get|fetch|page) (?:him|her|them)|"
+    r"(?:don't|do not) hang up)\b"
 )
 # asking to be reached again later: "call after some time", "circle back with me in October",
 # "can we reconnect another day", "reach me again in January"
@@ -176,9 +183,37 @@ _SOMEONE_NOW = re.compile(
     r"\b(?:now|this minute|this second|right away|immediately|while i have you)\b"
 )
 
+# ready to be told: "I'm all ears", "screen's up, walk me through it", "fire off the details"
+_READY = re.compile(
+    r"\b(?:(?:i'm|i am|we're) all ears|lay it on me|walk me through (?:it|this)|let's hear it|"
+    r"fire (?:off|away)|whenever (?:you're|your|you are) (?:ready|set)|start (?:wherever|whenever|talking)|"
+    r"what(?:cha| have you) got|please proceed|(?:screen|system|module|lookup)(?:'s| is) (?:up|open)|"
+    r"(?:i'm|i am) (?:all )?(?:set|ready)(?: (?:here|now|on my end|from my side))?(?=\W*(?:$|[,.!])))"
+)
+# the record asked about was not found, or is not active: "it comes back blank every time", "her
+# coverage stopped new year's eve", "that ID brings up a man in his sixties, not her"
+_NOT_FOUND = re.compile(
+    r"\b(?:no (?:such|matching) (?:person|member|enrollee|patient|subscriber)|"
+    r"(?:nothing|nobody|no one|nothing's) (?:is )?"
+    r"(?:returning|coming up|comes up|matching|matches|turns up|found)|"
+    r"turn(?:s|ed)? up (?:nobody|nothing|no one)|come?s? back (?:blank|empty)|"
+    r"(?:coverage|eligibility|policy)(?: \w+)? (?:stopped|ended|terminated|termed|lapsed)|"
+    r"(?:not|isn't|is not|no longer) (?:one of ours|ours|an active member|a member|active|eligible)|"
+    r"disenrolled|(?:don't|doesn't|does not|do not) (?:exist|match|line up)|(?:get|getting|got) nothing|"
+    r"not (?:her|him)\b)"
+)
+# the record was found and is active: "she's one of ours", "name and DOB line up", "member's active"
+_FOUND = re.compile(
+    r"\b(?:one of ours|on our books|our (?:gal|guy|girl|member)|pulls up|"
+    r"(?:lines?|lined) up|(?:is |'s |are )?(?:a )?match(?:es)?\b|agree with (?:my|our)|"
+    r"(?:eligibility|coverage|policy|member|enrollee)(?:'s| is)? (?:is )?"
+    r"(?:active|good|valid|verified|showing))"
+)
+
 HOLD, CALL_BACK, GOODBYE, GONE = "hold", "call_back", "goodbye", "gone"
 DO_NOT_CALL, NOT_INTERESTED, ELSEWHERE = "do_not_call", "not_interested", "elsewhere"
 DONT_KNOW, SOMEONE_NOW = "dont_know", "someone_now"
+READY, FOUND, NOT_FOUND = "ready", "found", "not_found"
 # the intent names schemas give these moves, in the order a state's names are looked up
 STANDARD_NAMES = {
     HOLD: ("hold",),
@@ -190,6 +225,9 @@ STANDARD_NAMES = {
     ELSEWHERE: ("wrong_department",),
     DONT_KNOW: ("dont_know", "no_date", "no_budget"),
     SOMEONE_NOW: ("wants_specialist_now", "wants_human"),
+    READY: ("ready",),
+    FOUND: ("member_found", "record_found"),
+    NOT_FOUND: ("member_not_found", "record_not_found"),
 }
 # a way out for good first ("hold on, I'm opting out"), then the others
 _HEARD_IN_ORDER = (
@@ -202,6 +240,9 @@ _HEARD_IN_ORDER = (
     (GOODBYE, _GOODBYE),
     (DONT_KNOW, _DONT_KNOW),
     (SOMEONE_NOW, _SOMEONE_NOW),
+    (NOT_FOUND, _NOT_FOUND),  # "the ID matches, the name doesn't": not found
+    (FOUND, _FOUND),
+    (READY, _READY),
 )
 
 
