@@ -646,8 +646,8 @@ def _everyday_move(
     best: str | None,
 ) -> str | None:
     """The state's intent for an everyday move (``moves``) heard in its general form, when nothing
-    else was understood, or, for a way out, when all else is an answer with only free text ("I gotta
-    run, catch me tomorrow" is no pain described). A way out overrides a yes or no said with it
+    else was understood, or, for a way out, when all else is a hold or an answer with only free
+    text ("I gotta run, catch me tomorrow" is no pain described). A way out overrides a yes or no said with it
     (``_drop_answers_of_a_way_out``); a hold or goodbye gives way to any value the turn gave."""
     name = move_intent(scored, {i.name for i in intents})
     if name is None or name == best:
