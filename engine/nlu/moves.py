@@ -163,6 +163,22 @@ _NOT_INTERESTED = re.compile(
     r"|\bkill it\W*$"
 )
 
+# only the party the call is for may ask: "her doctor's front desk has to ring us direct", "we
+# release PHI to the practice alone", "we don't hand member details to billing companies"
+_PLACE = r"(?:office|practice|clinic|front desk|staff|provider|physician|doctor)"
+_ONLY_THE_PRINCIPAL = re.compile(
+    rf"\b{_PLACE}(?:'s)?(?: own| itself| themselves)?(?: staff| front desk)?\b[^.?!]{{0,25}}"
+    r"\b(?:has to|have to|must|needs? to|will need to|should|gotta|has got to)\s+(?:\w+\s+)?"
+    r"(?:call|ring|phone|contact|reach out|dial)\b"
+    rf"|\bhave (?:the|her|his|their|them|(?:\w+ )?\w+'s) (?:\w+ )?{_PLACE}\b[^.?!]{{0,10}}"
+    r"\b(?:call|ring|phone)\b"
+    rf"|\b(?:only|solely|exclusively)\b[^.?!]{{0,40}}\b{_PLACE}"
+    rf"|\b{_PLACE}(?:'s)? (?:\w+ )?(?:alone|only|exclusively)\b"
+    r"|\b(?:don't|do not|can't|cannot|won't|not|never)\s+(?:\w+\s+)?"
+    r"(?:release|give|hand|talk|discuss|share|disclose|walk|go over)\b[^.?!]{0,40}"
+    r"\b(?:billing|billers|vendors?|third part(?:y|ies)|outside)\b"
+)
+
 # not knowing the answer asked for: "no clue", "couldn't tell you", "he gets to them when he gets
 # to them", "depends what the merger leaves us"
 _DONT_KNOW = re.compile(
@@ -214,6 +230,7 @@ HOLD, CALL_BACK, GOODBYE, GONE = "hold", "call_back", "goodbye", "gone"
 DO_NOT_CALL, NOT_INTERESTED, ELSEWHERE = "do_not_call", "not_interested", "elsewhere"
 DONT_KNOW, SOMEONE_NOW = "dont_know", "someone_now"
 READY, FOUND, NOT_FOUND = "ready", "found", "not_found"
+PRINCIPAL_ONLY = "principal_only"
 # the intent names schemas give these moves, in the order a state's names are looked up
 STANDARD_NAMES = {
     HOLD: ("hold",),
@@ -226,6 +243,7 @@ STANDARD_NAMES = {
     DONT_KNOW: ("dont_know", "no_date", "no_budget"),
     SOMEONE_NOW: ("wants_specialist_now", "wants_human"),
     READY: ("ready",),
+    PRINCIPAL_ONLY: ("wants_the_office",),
     FOUND: ("member_found", "record_found"),
     NOT_FOUND: ("member_not_found", "record_not_found"),
 }
@@ -234,6 +252,7 @@ _HEARD_IN_ORDER = (
     (DO_NOT_CALL, _DO_NOT_CALL),
     (GONE, _GONE),
     (NOT_INTERESTED, _NOT_INTERESTED),
+    (PRINCIPAL_ONLY, _ONLY_THE_PRINCIPAL),
     (ELSEWHERE, _ELSEWHERE),
     (HOLD, _HOLD),
     (CALL_BACK, _CALL_BACK),

@@ -42,7 +42,14 @@ from engine.nlu.intents import (
     features,
     phrase_heard,
 )
-from engine.nlu.moves import DO_NOT_CALL, STANDARD_NAMES, call_back_asked_at, move_intent
+from engine.nlu.moves import (
+    CALL_BACK,
+    DO_NOT_CALL,
+    PRINCIPAL_ONLY,
+    STANDARD_NAMES,
+    call_back_asked_at,
+    move_intent,
+)
 from engine.nlu.requests import WHO_IS_THIS, FieldAsk, asks_for_field, asks_to_repeat, asks_who_is_calling
 from engine.nlu.text import asks_the_agent, clauses, is_question, normalise, phrase_regex, rejoin
 from engine.schema_model import Intent, Slot
@@ -656,6 +663,8 @@ def _everyday_move(
     if kinds[name] == "exit":
         if name in STANDARD_NAMES[DO_NOT_CALL] and best is not None and kinds.get(best) == "exit":
             return name  # "I'll pass, and nobody from your company calls again": the stronger way out
+        if name in STANDARD_NAMES[PRINCIPAL_ONLY] and best in STANDARD_NAMES[CALL_BACK]:
+            return name  # "her doctor's office has to ring us": not a call back to us
         if best is not None and (kinds.get(best) not in ("answer", "ack") or evidence):
             return None  # a way out beats a hold said with it ("stay on, I'm sending you to claims")
         return name if all(slots[n].type == "yes_no" for n in evidence if n in slots) else None

@@ -16,6 +16,7 @@ from engine.nlu.moves import (
     HOLD,
     NOT_FOUND,
     NOT_INTERESTED,
+    PRINCIPAL_ONLY,
     READY,
     SOMEONE_NOW,
     heard_move,
@@ -190,6 +191,9 @@ def test_do_not_call_beats_a_plain_refusal_said_with_it() -> None:
         ("date of birth and surname line up, he's one of ours", FOUND),
         ("hold that thought, my other line is flashing", HOLD),
         ("placing this call on hold while I dig", HOLD),
+        ("the clinic's own staff must phone us for that", PRINCIPAL_ONLY),
+        ("we won't share chart details with outside firms", PRINCIPAL_ONLY),
+        ("we spoke with the office yesterday", None),
     ],
 )
 def test_a_transfer_now_and_not_knowing_are_heard(text: str, move: str | None) -> None:
@@ -226,3 +230,8 @@ def test_an_answer_that_implies_a_way_out_is_that_way_out() -> None:
     assert nlu.intent == "not_interested" and nlu.captured.get("open_to_talk") == "no"
     nlu = _turn("sales_qualification", "handle_objection", "Terrible month for it, so no, not now.")
     assert nlu.intent != "not_interested"  # a timing objection puts the call off, it does not end it
+
+
+def test_the_office_must_call_is_no_call_back() -> None:
+    nlu = _turn("prior_auth", "verify_member", "Sorry, her practice has to ring us itself, not a vendor.")
+    assert nlu.intent == "wants_the_office"
