@@ -15,7 +15,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Literal
 
-from engine.nlu.text import FILLER_WORDS, clauses, negated, normalise, phrase_regex
+from engine.nlu.text import FILLER_WORDS, clauses, negated, normalise, phrase_pattern, phrase_regex
 from engine.nlu.told import told_value
 from engine.schema_model import Slot
 
@@ -1095,7 +1095,7 @@ def _led_by_a_cue(said: list[tuple[int, str]], text: str, cues: Sequence[str]) -
     All of them when no cue leads one."""
     if len(said) < 2 or not cues:
         return said
-    starts = [m.end() for cue in cues for m in _cue_pattern(cue).finditer(text)]
+    starts = [m.end() for cue in cues for m in phrase_pattern(normalise(cue)).finditer(text)]
     led: list[tuple[int, str]] = []
     previous = -1
     for at, value in sorted(said):
@@ -1111,11 +1111,6 @@ def _led_by_a_cue(said: list[tuple[int, str]], text: str, cues: Sequence[str]) -
             led.append((at, value))
         previous = at
     return led or said
-
-
-@lru_cache(maxsize=512)
-def _cue_pattern(cue: str) -> re.Pattern[str]:
-    return re.compile(r"(?<![\w'])" + phrase_regex(normalise(cue).split()) + r"(?![\w'])")
 
 
 _CUE_CLAUSE_END = re.compile(r"[,.;!?]|\b(?:and|but)\b")

@@ -17,7 +17,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from engine.nlu.text import negated, normalise, phrase_regex
+from engine.nlu.text import negated, normalise, phrase_pattern
 from engine.schema_model import Intent
 
 _WORD = re.compile(r"[a-z0-9']+")
@@ -113,8 +113,7 @@ PHRASE_SCORE = 0.75  # a key phrase of the intent heard in the turn
 
 @lru_cache(maxsize=1024)
 def _phrase_pattern(phrase: str) -> re.Pattern[str]:
-    words = expand_contractions(normalise(phrase)).split()
-    return re.compile(r"(?<![\w'])" + phrase_regex(words) + r"(?![\w'])")
+    return phrase_pattern(expand_contractions(normalise(phrase)))
 
 
 def phrase_heard(utterance: str, phrases: Sequence[str]) -> bool:

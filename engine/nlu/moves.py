@@ -90,10 +90,10 @@ _GONE = re.compile(
 # the call belongs elsewhere: "transferring your call to the concerned team", "you'll get sent
 # over", "medical precert sits on a separate phone tree", "we only handle claims on this queue"
 _DESKS = "(?:claims|eligibility|billing|benefits|pharmacy|vision|dental)"
-_TRANSFER = r"(?:transfer|rout|bounc|forward|send|flip|patch|push|mov|kick|pass|shift|switch)\w*"
+_TRANSFER = r"(?:transfer|rout|bounc|forward|send|flip|patch|push|mov|kick|pass|shift|switch|connect)\w*"
 _THE_CALL = r"(?:you|your call|the call|this call|this one)"
 _ELSEWHERE = re.compile(
-    r"\b(?:(?:transfer|route|bounce|forward|send|connect|put|flip|patch)\w* (?:you|your call|the call)"
+    rf"\b(?:(?:{_TRANSFER}|put) {_THE_CALL}"
     r"(?: over| through| across| along)? to (?:the )?(?:right|correct|concerned|proper|appropriate|other)\b|"
     rf"{_TRANSFER} {_THE_CALL} (?:over|through|across|along)\b|"
     # "let me flip you to the medical folks", "I'll send your call along to the adjuster's line"
@@ -166,16 +166,21 @@ _NOT_INTERESTED = re.compile(
 # only the party the call is for may ask: "her doctor's front desk has to ring us direct", "we
 # release PHI to the practice alone", "we don't hand member details to billing companies"
 _PLACE = r"(?:office|practice|clinic|front desk|staff|provider|physician|doctor)"
+_SHARE = r"(?:release|give|disclose|share|talk|speak|discuss|divulg|provid)"
 _ONLY_THE_PRINCIPAL = re.compile(
     rf"\b{_PLACE}(?:'s)?(?: own| itself| themselves)?(?: staff| front desk)?\b[^.?!]{{0,25}}"
     r"\b(?:has to|have to|must|needs? to|will need to|should|gotta|has got to)\s+(?:\w+\s+)?"
     r"(?:call|ring|phone|contact|reach out|dial)\b"
     rf"|\bhave (?:the|her|his|their|them|(?:\w+ )?\w+'s) (?:\w+ )?{_PLACE}\b[^.?!]{{0,10}}"
     r"\b(?:call|ring|phone)\b"
-    rf"|\b(?:only|solely|exclusively)\b[^.?!]{{0,40}}\b{_PLACE}"
+    rf"|\b{_SHARE}\w*\b[^.?!]{{0,25}}\b(?:only|solely|exclusively)\b[^.?!]{{0,25}}\b{_PLACE}"
+    rf"|\b(?:only|solely|exclusively)\b[^.?!]{{0,15}}\b{_SHARE}\w*\b[^.?!]{{0,30}}\b{_PLACE}"
+    rf"|\b(?:only|solely|exclusively)\b[^.?!]{{0,40}}\bwith (?:the |her |his |their |a )?(?:[\w']+ )?{_PLACE}"
+    rf"|\bonly (?:the |her |his |their |your )?(?:\w+ )?{_PLACE}(?:'s)?(?: staff| front desk)?"
+    r" (?:can|may|is allowed to|are allowed to|gets? to)\b"
     rf"|\b{_PLACE}(?:'s)? (?:\w+ )?(?:alone|only|exclusively)\b"
     r"|\b(?:don't|do not|can't|cannot|won't|not|never)\s+(?:\w+\s+)?"
-    r"(?:release|give|hand|talk|discuss|share|disclose|walk|go over)\b[^.?!]{0,40}"
+    rf"(?:{_SHARE}\w*|hand|walk|go over)\b[^.?!]{{0,40}}"
     r"\b(?:billing|billers|vendors?|third part(?:y|ies)|outside)\b"
 )
 

@@ -258,7 +258,8 @@ _WHO_CALLS = re.compile(
     r"(?:for|from|with)\b|"
     r"\b(?:is|was) (?:this|that|it|some) (?:a |an )?(?:bot|robot|ai|machine|computer|recording)\b|"
     r"\b(?:confirm|verify|know|ask|tell me|remind me|note|log) who(?:'s| is| i'm| i am) "
-    r"(?:on the (?:phone|line)|calling|speaking|this)\b|\bwho (?:you're|you are) with\b"
+    r"(?:on the (?:phone|line)|calling|speaking|this)\b|\bwho (?:you're|you are) with\b|"
+    r"\bwhose (?:office|practice|clinic|behalf)\b"  # "whose office is this for", "on whose behalf"
 )
 
 

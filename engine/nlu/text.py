@@ -6,7 +6,8 @@
 - ``negated``: whether a phrase at a position is negated ("not approved", "wasn't denied").
 - ``is_question``: whether the turn asks something.
 - ``rejoin``: a word the recogniser split in two put back together ("a proved" → "approved").
-- ``phrase_regex``: a set phrase as a pattern that tolerates an adverb slipped into it.
+- ``phrase_regex``: a set phrase as a pattern that tolerates an adverb slipped into it;
+  ``phrase_pattern`` the same compiled to match whole words.
 """
 
 from __future__ import annotations
@@ -96,6 +97,12 @@ def phrase_regex(words: Sequence[str]) -> str:
         else:
             parts.append(re.escape(word))
     return (r"\s+" + _SLIPPED_IN).join(parts)
+
+
+@lru_cache(maxsize=4096)
+def phrase_pattern(phrase: str) -> re.Pattern[str]:
+    """``phrase`` (already normalised) as a ``phrase_regex`` pattern of whole words."""
+    return re.compile(r"(?<![\w'])" + phrase_regex(phrase.split()) + r"(?![\w'])")
 
 
 # contractions written without their apostrophe ("dont", "couldnt"); not "its", "were", "id", "ill"

@@ -51,7 +51,7 @@ from engine.nlu.moves import (
     move_intent,
 )
 from engine.nlu.requests import WHO_IS_THIS, FieldAsk, asks_for_field, asks_to_repeat, asks_who_is_calling
-from engine.nlu.text import asks_the_agent, clauses, is_question, normalise, phrase_regex, rejoin
+from engine.nlu.text import asks_the_agent, clauses, is_question, normalise, phrase_pattern, rejoin
 from engine.schema_model import Intent, Slot
 
 IMPLIED_SLOT_BOOST = 0.5  # a captured implying slot alone is enough evidence
@@ -537,9 +537,7 @@ def _said_outside(utterance: str, intent: Intent, field: Sequence[re.Pattern[str
     rest = normalise(utterance)
     for pattern in field:
         rest = pattern.sub(" , ", rest)
-    return any(
-        re.search(rf"(?<![\w']){phrase_regex(normalise(p).split())}(?![\w'])", rest) for p in intent.phrases
-    )
+    return any(phrase_pattern(normalise(p)).search(rest) for p in intent.phrases)
 
 
 def _no_to_a_read_back_it_corrects(

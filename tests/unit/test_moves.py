@@ -155,6 +155,8 @@ def test_the_callers_own_name_asked_is_who_is_calling_whatever_else_the_turn_doe
     assert nlu.intent == "who_is_this"
     nlu = _turn("prior_auth", "ask_status", "why does your company keep calling, it's denied")
     assert nlu.intent != "who_is_this"
+    nlu = _turn("prior_auth", "greeting", "the line cut out, on whose behalf are you ringing")
+    assert nlu.intent == "who_is_this"
 
 
 def test_do_not_call_beats_a_plain_refusal_said_with_it() -> None:
@@ -194,6 +196,11 @@ def test_do_not_call_beats_a_plain_refusal_said_with_it() -> None:
         ("the clinic's own staff must phone us for that", PRINCIPAL_ONLY),
         ("we won't share chart details with outside firms", PRINCIPAL_ONLY),
         ("we spoke with the office yesterday", None),
+        ("we only handle claims for the practice", ELSEWHERE),  # not "only the practice may ask"
+        ("only the physician's staff can request that", PRINCIPAL_ONLY),
+        ("I'd have to speak only with the clinic directly", PRINCIPAL_ONLY),
+        ("let me connect you to the right team", ELSEWHERE),
+        ("I'll put this call through to the correct unit", ELSEWHERE),
     ],
 )
 def test_a_transfer_now_and_not_knowing_are_heard(text: str, move: str | None) -> None:
