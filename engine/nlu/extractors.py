@@ -604,9 +604,13 @@ def spoken_sequence(text: str) -> list[str]:
 
 
 def _spoken_digits(word: str) -> bool:
-    """ "forty-seven", "oh-nine": a hyphenated number said as its parts."""
+    """ "forty-seven", "oh-nine", "oh-seventeen": a hyphenated number said as its parts."""
     parts = word.lower().split("-")
-    return len(parts) > 1 and (parts[0] in _TENS or all(p in _DIGIT_WORDS for p in parts))
+    return len(parts) > 1 and (
+        parts[0] in _TENS
+        or all(p in _DIGIT_WORDS for p in parts)
+        or (parts[0] in ("oh", "zero") and all(p in _UNITS or p in _TENS for p in parts[1:]))
+    )
 
 
 def _pronoun_i(word: str, nxt: str) -> bool:
@@ -1051,7 +1055,15 @@ def extract_date(
         and not _RULED_OUT_AFTER.match(lowered, at)
     ]
     said = _weekdays_of_dates_said(said, found, lowered)
-    said = _led_by_a_cue(said, with_commas, slot.cues if slot is not None else ())
+    cues = slot.cues if slot is not None else ()
+    said = _led_by_a_cue(said, with_commas, cues)
+    if cues:
+        starts = sorted(at for at, _ in found)
+        said = [
+            (at, value)
+            for at, value in said
+            if not _date_of_another_event(with_commas, max([-1] + [a for a in starts if a < at]), at, cues)
+        ]
     if not said:
         return None
     said.sort()
@@ -1111,6 +1123,30 @@ def _led_by_a_cue(said: list[tuple[int, str]], text: str, cues: Sequence[str]) -
             led.append((at, value))
         previous = at
     return led or said
+
+
+# what happens to the paper, not the decision: "the letter went out the 14th", "received the 7th"
+_PAPER_EVENT = re.compile(
+    r"\b(?:mail(?:ed)?|(?:sent|went|go(?:es)?|gone|going) out|postmarked|received|receipt|arrived|"
+    r"came in|got in|logged|submitted|faxed|filed|opened|sent)\b(?=(?:\W+[\w']+){0,5}?\W*$)"
+)
+_PAPER = re.compile(r"\s+(?:letter|notice|notification|paperwork|fax)\b")
+_DATE_IS_WHEN = re.compile(r"\W*(?:[\w']+\W+){0,3}?(?:is|was) when\b")  # "the 8th is when we mailed it"
+
+
+def _date_of_another_event(text: str, previous: int, at: int, cues: Sequence[str]) -> bool:
+    """A date a paper event leads (within a few words), with none of the slot's cues since the
+    sentence began or the ``previous`` date: "decided the 12th, mailed the 14th" gives the 14th to
+    the mail; "the denial went out on the 2nd" is the decision's day."""
+    begin = max([m.end() for m in _SENTENCE_END.finditer(text, 0, at)] + [at - 50, previous + 1, 0])
+    window = text[begin:at]
+    if not _PAPER_EVENT.search(window) or (previous >= 0 and _DATE_IS_WHEN.match(window)):
+        return False
+    return not any(
+        not _PAPER.match(window, m.end())
+        for cue in cues
+        for m in phrase_pattern(normalise(cue)).finditer(window)
+    )
 
 
 _CUE_CLAUSE_END = re.compile(r"[,.;!?]|\b(?:and|but)\b")
@@ -1402,7 +1438,10 @@ def _relative_dates(lowered: str, today: dt.date, when: str) -> Found:
             continue
         context = " ".join(words[max(0, i - 2) : i + 4])  # "Thursday of next week"
         # "next Wednesday" said on a Tuesday is the Wednesday of next week, not tomorrow
-        if "week after next" in " ".join(words[max(0, i - 6) : i + 5]):  # "the week after next, Wednesday"
+        if (
+            "week after next" in " ".join(words[max(0, i - 6) : i + 5])  # "the week after next, Wednesday"
+            or words[i + 1 : i + 3] == ["after", "next"]  # "the Tuesday after next"
+        ):
             monday = today - dt.timedelta(days=today.weekday()) + dt.timedelta(days=14)
             day = monday + dt.timedelta(days=target)
         elif (
@@ -1610,12 +1649,18 @@ def _business_hour(hour: int, text: str) -> int:
     """A clock hour without am/pm, read as business hours (8:00–18:59): "at 3" is 15:00."""
     if re.search(r"\b(pm|p m|afternoon|evening|tonight)\b", text):
         return hour + 12 if hour < 12 else hour
-    morning = re.search(r"\b(am|a m|morning|first thing)\b", text)
+    morning = re.search(r"\b(am|a m|morning|first thing|early)\b", text)
     if morning and (7 <= hour <= 12 or morning[1] != "morning"):
         return 0 if hour == 12 else hour  # "can't do the morning, how about 2" is 14:00
     return hour + 12 if 1 <= hour <= 7 else hour
 
 
+_FULL_STOP = re.compile(r"(?<=[a-z0-9]{2})\.(?=\s|$)")
+# "three's fine", "two works for me": an hour accepted is a time
+_HOUR_ACCEPTED = re.compile(
+    r"\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)(?:'s| is| would be)?"
+    r"(?= (?:works|suits|(?:is |would be |'s )?(?:fine|good|great|perfect|better|best|ok|okay)\b))"
+)
 _TIME_LEAD = frozenset(
     "at around about say by after before maybe like till til until or then make than to "
     "actually sorry mean rather".split()  # a correction: "two thirty? Actually, three"
@@ -1631,7 +1676,9 @@ def extract_time(text: str, slot: Slot | None = None) -> str | None:
     three"). Digits ("3:30 pm", "10am"), words ("nine thirty", "quarter to eleven", "half past
     two", "noon") and bare hours after "at"/"around"/"like" or in a turn of little else; without
     am/pm an hour is read as business hours ("at 3" → 15:00, "like 8" → 08:00)."""
-    lowered = _clock_homophones(normalise(text).replace(".", ""))
+    # a sentence's full stop kept as a comma ("I don't do mornings. Eleven?"); "p.m." loses its dots
+    lowered = _clock_homophones(_FULL_STOP.sub(" ,", normalise(text)).replace(".", ""))
+    lowered = _HOUR_ACCEPTED.sub(r"\1 o'clock", lowered)
     lowered = _HOUR_HYPHEN.sub(r"\1 \2", lowered)  # "eight-fifteen", "nine-thirty"
     found: list[tuple[int, str]] = []
     taken: list[tuple[int, int]] = []
@@ -1768,9 +1815,7 @@ def _spoken_hours(lowered: str, taken: list[tuple[int, int]]) -> list[tuple[int,
     """Hours said as words or bare digits: "nine thirty", "at 3", "like 8", "ten, no, eleven"."""
     spans = [(m.start(), m.group(0)) for m in _WORD_RE.finditer(lowered)]
     words = [w for _, w in spans]
-    bare_turn = all(
-        w in _TIME_WORDS or w in _HOUR_WORD or w.isdigit() or w in _TENS or w in _UNITS for w in words
-    )
+    bare_turn = all(map(_time_word, words))
     clock_words = bool(re.search(r"\b(o'clock|oclock|morning|afternoon|evening)\b", lowered))
     out: list[tuple[int, str]] = []
     for i, word in enumerate(words):
@@ -1803,8 +1848,15 @@ def _spoken_hours(lowered: str, taken: list[tuple[int, int]]) -> list[tuple[int,
             "hours",
             "months",
             "years",
+            "thousand",
+            "hundred",
+            "grand",
+            "k",
+            "dollars",
+            "bucks",
+            "percent",
         ):
-            continue  # "one of your experts", "two more questions": a count, not a time
+            continue  # "one of your experts", "up to ten thousand": a count or an amount, not a time
         if before == "it" and i >= 2 and words[i - 2] in ("make", "call"):
             before = "make"  # "make it two", "call it one"
         minute = 0
@@ -1833,6 +1885,7 @@ def _spoken_hours(lowered: str, taken: list[tuple[int, int]]) -> list[tuple[int,
             before not in _TIME_LEAD
             and not clock_words
             and not bare_turn
+            and not _alone_in_clause(lowered, start)
             and not _after_a_day(before, after)
             and not _ZONED.match(lowered, start + len(word))
         ):
@@ -1842,6 +1895,18 @@ def _spoken_hours(lowered: str, taken: list[tuple[int, int]]) -> list[tuple[int,
         if minute < 60:
             out.append((start, f"{_business_hour(said, lowered):02d}:{minute:02d}"))
     return out
+
+
+def _time_word(word: str) -> bool:
+    return word in _TIME_WORDS or word in _HOUR_WORD or word.isdigit() or word in _TENS or word in _UNITS
+
+
+def _alone_in_clause(lowered: str, start: int) -> bool:
+    """An hour that is a sentence or clause of its own: "I don't do mornings. Eleven?"."""
+    begin = max(lowered.rfind(mark, 0, start) for mark in ",?!;") + 1
+    ends = [at for mark in ",?!;" if (at := lowered.find(mark, start)) >= 0]
+    clause = lowered[begin : min(ends, default=len(lowered))]
+    return all(map(_time_word, _WORD_RE.findall(clause)))
 
 
 # an hour said with whose clock it is: "ten my time", "two, Eastern", "nine PT"

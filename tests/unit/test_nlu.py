@@ -1497,3 +1497,28 @@ def test_a_status_of_another_record_or_told_by_consequence(text: str, expected: 
 )
 def test_codes_said_in_pairs_and_corrected(text: str, expected: str) -> None:
     assert ex.extract_code(text) == expected
+
+
+def test_an_hour_accepted_or_said_alone_is_the_time_and_an_amount_is_none() -> None:
+    assert ex.extract_time("Three's fine. And what's the bill?") == "15:00"
+    assert ex.extract_time("two works for me") == "14:00"
+    assert ex.extract_time("Nothing before ten. Mornings are bad. Eleven?") == "11:00"
+    assert ex.extract_time("early, before the crew shows up, seven forty-five") == "07:45"
+    assert ex.extract_time("I sign off on anything up to ten thousand") is None
+    assert ex.extract_time("we have two sites, ok") is None
+
+
+def test_the_weekday_after_next_and_a_zero_before_a_teen() -> None:
+    today = dt.date(2027, 10, 19)  # a Tuesday
+    assert ex.extract_date("the Tuesday after next, afternoons", today=today, relative=True) == "2027-11-02"
+    assert ex.extract_code("forty-eight, twenty-two, oh-seventeen") == "4822017"
+
+
+def test_the_day_the_paper_moved_is_not_the_decisions_day() -> None:
+    today = dt.date(2027, 10, 19)
+    slot = Slot(name="decision_date", type="date", cues=["decided", "denial", "approval"])
+    assert ex.extract_date("decided the 12th, letter got mailed the 14th", slot, today) == "2027-10-12"
+    assert ex.extract_date("the approval letter got mailed Friday", slot, today) is None
+    assert ex.extract_date("all I see is when it arrived, the seventh", slot, today) is None
+    assert ex.extract_date("the denial went out on the 2nd", slot, today) == "2027-10-02"
+    assert ex.extract_date("the 8th, no, the 8th is when we mailed it, the 7th", slot, today) == "2027-10-07"
