@@ -36,7 +36,9 @@ _HOLD = re.compile(
     r"allow me a (?:moment|minute|second)|give me a (?:sec|second|moment|minute) to|"
     r"(?:placing|put|putting) (?:you|this call|the call) on (?:a )?(?:\w+ )?hold|"
     r"(?:let me|lemme) (?:switch|flip) (?:tabs|screens)|"
-    r"(?:let me|lemme) (?:go )?(?:grab|get|fetch|page) (?:him|her|them)|"
+    r"(?:let me|lemme|i'll|i will|i'm gonna|i'm going to) (?:go )?(?:grab|get|fetch|page) (?:him|her|them)|"
+    r"(?:stay|wait|hang on|hold on) (?:right )?there|(?:handing|passing|giving) (?:you|the phone|this) "
+    r"(?:over )?to (?:him|her|them|my|our)|"
     r"(?:don't|do not) hang up)\b"
 )
 # asking to be reached again later: "call after some time", "circle back with me in October",
@@ -75,11 +77,12 @@ _GOODBYE = re.compile(
 )
 # the person called has gone (names arrive as "that person", ``understand.without_names``)
 _GONE = re.compile(
-    r"\bthat person (?:(?:sir|madam|ma'am|ji|sahib) )?"
+    r"\bthat person(?:'s)? (?:(?:sir|madam|ma'am|ji|sahib) )?"
     r"(?:(?:has|had|is|was) )?(?:(?:no longer|not) (?:with|at|working|employed|reachable|"
     r"here|part of)|(?:has not|hasn't|had not|hadn't) been (?:with|at|here|part of)|left|retired|"
     r"transitioned out|moved on|moved (?:out |away )?to|passed away|quit|resigned|jumped ship|transferred to|"
     r"relocated|"
+    r"(?:not in|out of (?:the )?office|away|off (?:at|on|sick)|on (?:leave|vacation|holiday|pto))(?! on)|"
     r"sold (?:the|his|her|their) (?:practice|business|company|shop|firm|store|clinic))\b"
     r"|\b(?:i|we)(?:'ve| have)? (?:inherited|took over) (?:his|her|from him|from her)\b"
     r"|\b(?:he|she|that person) (?:passed|handed|turned) (?:this|the|his|her) (?:desk|role|job|accounts?|"
@@ -170,7 +173,8 @@ _SHARE = r"(?:release|give|disclose|share|talk|speak|discuss|divulg|provid)"
 _ONLY_THE_PRINCIPAL = re.compile(
     rf"\b{_PLACE}(?:'s)?(?: own| itself| themselves)?(?: staff| front desk)?\b[^.?!]{{0,25}}"
     r"\b(?:has to|have to|must|needs? to|will need to|should|gotta|has got to)\s+(?:\w+\s+)?"
-    r"(?:call|ring|phone|contact|reach out|dial)\b"
+    r"(?:call|ring|phone|contact|reach out|dial|ask|request)\b"
+    rf"|\b{_PLACE}(?:'s)?(?: own)?(?: staff| front desk)? (?:i|we) (?:only )?(?:{_SHARE}|deal|work)\w*"
     rf"|\bhave (?:the|her|his|their|them|(?:\w+ )?\w+'s) (?:\w+ )?{_PLACE}\b[^.?!]{{0,10}}"
     r"\b(?:call|ring|phone)\b"
     rf"|\b{_SHARE}\w*\b[^.?!]{{0,25}}\b(?:only|solely|exclusively)\b[^.?!]{{0,25}}\b{_PLACE}"
@@ -180,7 +184,7 @@ _ONLY_THE_PRINCIPAL = re.compile(
     r" (?:can|may|is allowed to|are allowed to|gets? to)\b"
     rf"|\b{_PLACE}(?:'s)? (?:\w+ )?(?:alone|only|exclusively)\b"
     r"|\b(?:don't|do not|can't|cannot|won't|not|never)\s+(?:\w+\s+)?"
-    rf"(?:{_SHARE}\w*|hand|walk|go over)\b[^.?!]{{0,40}}"
+    rf"(?:{_SHARE}\w*|hand|walk|go over|read|send|fax)\b[^.?!]{{0,40}}"
     r"\b(?:billing|billers|vendors?|third part(?:y|ies)|outside)\b"
 )
 
@@ -220,12 +224,15 @@ _NOT_FOUND = re.compile(
     r"turn(?:s|ed)? up (?:nobody|nothing|no one)|come?s? back (?:blank|empty)|"
     r"(?:coverage|eligibility|policy)(?: \w+)? (?:stopped|ended|terminated|termed|lapsed)|"
     r"(?:not|isn't|is not|no longer) (?:one of ours|ours|an active member|a member|active|eligible)|"
-    r"disenrolled|(?:don't|doesn't|does not|do not) (?:exist|match|line up)|(?:get|getting|got) nothing|"
+    r"disenrolled|(?:taken|dropped|removed|kicked|fell|fallen) off (?:it|the (?:policy|plan|group|coverage)|"
+    r"(?:back )?in|on|as of|back|last|this)\b|"
+    r"(?:don't|doesn't|does not|do not) (?:exist|match|line up)|(?:get|getting|got) nothing|"
     r"not (?:her|him)\b)"
 )
 # the record was found and is active: "she's one of ours", "name and DOB line up", "member's active"
 _FOUND = re.compile(
     r"\b(?:one of ours|on our books|our (?:gal|guy|girl|member)|pulls up|"
+    r"brings? up (?:that person|her|him|the (?:member|patient|right))|ha(?:s|ve) (?:active )?coverage|"
     r"(?:lines?|lined) up|(?:is |'s |are )?(?:a )?match(?:es)?\b|agree with (?:my|our)|"
     r"(?:eligibility|coverage|policy|member|enrollee)(?:'s| is)? (?:is )?"
     r"(?:active|good|valid|verified|showing))"

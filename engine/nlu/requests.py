@@ -259,7 +259,8 @@ _WHO_CALLS = re.compile(
     r"\b(?:is|was) (?:this|that|it|some) (?:a |an )?(?:bot|robot|ai|machine|computer|recording)\b|"
     r"\b(?:confirm|verify|know|ask|tell me|remind me|note|log) who(?:'s| is| i'm| i am) "
     r"(?:on the (?:phone|line)|calling|speaking|this)\b|\bwho (?:you're|you are) with\b|"
-    r"\bwhose (?:office|practice|clinic|behalf)\b"  # "whose office is this for", "on whose behalf"
+    r"\bwhose (?:office|practice|clinic|behalf)\b|"  # "whose office is this for", "on whose behalf"
+    r"\b(?:which|what) (?:facility|office|practice|clinic|provider)(?:'s| is) (?:this|that|the call)\b"
 )
 
 

@@ -35,7 +35,10 @@ _PATTERNS: dict[Outcome | Objection, re.Pattern[str]] = {
         r"do the (?:procedure|surgery|service|scan|test))\b"
         r"|\bgreen ?light(?:ed)?\b"
         r"|\b(?:an|the) approval(?:'s| is| has been)\s+(?:already\s+)?"
-        r"(?:sitting|on|in|there|attached|showing|posted)\b"
+        r"(?:sitting|on|in|there|attached|showing|posted|parked)\b"
+        # "there's already an approval parked on her account"
+        r"|\b(?:an|the) approval (?:parked|sitting|on file|"
+        r"on (?:her|his|their|the) (?:account|file|record|chart))\b"
         # "the one you're after went through fine"
         r"|\b(?:went|gone|got) through(?: (?:fine|okay|ok|clean|cleanly|no problem))?(?=\s*(?:[,.;!]|$))"
     ),
@@ -68,6 +71,8 @@ _PATTERNS: dict[Outcome | Objection, re.Pattern[str]] = {
         r"(?:pre-?approval|pre-?auth\w*|precert|pre-cert|prior auth\w*)\b"
         r"|\b(?:prior auth\w*|pre-?auth\w*|precert|authorization) (?:is )?not applicable\b"
         r"|\bno pre ?auth(?:or)?(?: is)?(?: ?ation)?\b"
+        r"|\bno pre[- ]?approval (?:(?:on|for|under|with) (?:her|his|their|the|this|that) "
+        r"(?:plan|policy|benefit|coverage)|for (?:that|this|those|these|it)(?! (?:request|case|auth)))\b"
         r"|\b(?:skips?|bypass(?:es)?|exempt from) (?:the )?"
         r"(?:review|prior auth|precert|pre-cert|authorization)\b"
     ),
@@ -75,8 +80,8 @@ _PATTERNS: dict[Outcome | Objection, re.Pattern[str]] = {
     "not_started": re.compile(
         r"\b(?:would|will|'d|'ll|has to|have to|needs? to)\s+(?:need to\s+|have to\s+)?" + _SUBMIT + r"\s+"
         r"(?:in\s+)?(?:a|an|the)\s+(?:new\s+|fresh\s+)?" + _REQUEST + r"\b(?!\s+(?:for the appeal|appeal))"
-        r"|\bnobody(?:'s| has| have)? (?:ever\s+)?(?:sent|submitted|faxed|filed) "
-        r"(?:anything|a request|us anything)\b"
+        r"|\b(?:nobody|no one)(?:'s| has| have)? (?:ever\s+)?(?:sent|submitted|faxed|filed) (?:us |in )?"
+        r"(?:anything|a (?:single )?request|any requests?)\b"
         # "zero requests under that code", "nothing ever got sent"
         r"|\b(?:zero|no) (?:requests?|cases?|submissions?) (?:under|for|on)\b"
         r"|\bnothing (?:ever\s+)?(?:got|was|has been) (?:sent|submitted|faxed|filed)\b"
@@ -97,6 +102,10 @@ _PATTERNS: dict[Outcome | Objection, re.Pattern[str]] = {
         + _PAPERS
         + r"\s+(?:before|ahead of|prior to|first)\b"
         r"|\b(?:nobody|no one)(?:'s| has)? (?:touched|looked at|opened|reviewed|picked up) it\b"
+        # "it's sitting open because we asked the office for her progress notes"
+        r"|\b(?:we|they|reviewer|nurse)(?:'ve| have)? (?:asked|requested|sent for)\b[^.?!]{0,40}\b"
+        + _PAPERS
+        + r"\b"
         r"|\bhasn't been (?:touched|looked at|opened|picked up)\b"
         r"|\b(?:hasn't|has not|never) (?:moved|come|gotten|made it) out of (?:clinical |medical )?review\b"
         # "hers hasn't left the nurse's desk", "it's been in his stack since the twelfth"

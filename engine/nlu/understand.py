@@ -207,6 +207,12 @@ def without_names(utterance: str, names: Sequence[str]) -> str:
     return re.sub(rf"\b(?:{alternatives})\b", "that person", utterance, flags=re.IGNORECASE)
 
 
+# "who knows?", "god knows": not knowing, said as a question about someone
+_WHO_KNOWS = re.compile(
+    r"\b(?:who|god|heaven|lord|goodness) knows\b(?! (?:the|about|how to|where|if|whether))", re.I
+)
+
+
 def clause_texts(utterance: str) -> list[str]:
     """The turn's clauses, when it has several or when a course change was cut from its one
     ("hold on, are you the office?" → "are you the office?")."""
@@ -353,7 +359,7 @@ class Understander:
         captured = capture_local(utterance, slots, filled, context)
         _no_to_a_read_back_it_corrects(utterance, captured, slots, filled, context.lookahead)
         # what the turn does, not whom it names: "there's no Tom here" scores like "no one here by that name"
-        scored = without_names(utterance, context.contact_names)
+        scored = _WHO_KNOWS.sub("no telling", without_names(utterance, context.contact_names))
         vectors: dict[str, list[float]] = {}
         embed_ms = 0.0
         if embedding is not None and scored == utterance:
@@ -402,6 +408,8 @@ class Understander:
         if embed_ms:
             result.timings_ms["embed_ms"] = embed_ms
         self._requests(result, utterance, intents, slots, context, answered)
+        if result.intent == REPEAT and answered and not asks_to_repeat(utterance):
+            result.intent = None  # "maybe two if it does what you say" answers, and asks nothing again
         if result.intent == REPEAT:
             _drop_implied_answers(result, utterance, slots)
             _drop_values_asked_back(result, utterance, slots, filled, context)

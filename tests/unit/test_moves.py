@@ -201,6 +201,14 @@ def test_do_not_call_beats_a_plain_refusal_said_with_it() -> None:
         ("I'd have to speak only with the clinic directly", PRINCIPAL_ONLY),
         ("let me connect you to the right team", ELSEWHERE),
         ("I'll put this call through to the correct unit", ELSEWHERE),
+        ("that person's out of the office till the twentieth", GONE),
+        ("hang on there, I'll grab her from the break room", HOLD),
+        ("here, I'm passing the phone to my office manager", HOLD),
+        ("my headset fell off my desk again", None),
+        ("she was dropped off the group plan as of May", NOT_FOUND),
+        ("the card number brings her up, she has coverage through work", FOUND),
+        ("auth info goes only to the physician's own staff, we don't read it to billers", PRINCIPAL_ONLY),
+        ("the surgeon's staff we deal with directly", PRINCIPAL_ONLY),
     ],
 )
 def test_a_transfer_now_and_not_knowing_are_heard(text: str, move: str | None) -> None:
@@ -242,3 +250,12 @@ def test_an_answer_that_implies_a_way_out_is_that_way_out() -> None:
 def test_the_office_must_call_is_no_call_back() -> None:
     nlu = _turn("prior_auth", "verify_member", "Sorry, her practice has to ring us itself, not a vendor.")
     assert nlu.intent == "wants_the_office"
+
+
+def test_who_knows_is_no_question_about_the_caller_and_a_repeat_needs_its_cue_after_an_answer() -> None:
+    nlu = _turn("sales_qualification", "ask_timeline", "once the board stops dithering. who knows? someday.")
+    assert nlu.intent != "who_is_this"
+    nlu = _turn("sales_qualification", "ask_budget", "around three grand if the thing does what you say")
+    assert nlu.intent != "repeat" and nlu.captured.get("budget") == "3000"
+    nlu = _turn("prior_auth", "greeting", "quick one first, which clinic's this for?")
+    assert nlu.intent == "who_is_this"

@@ -1480,6 +1480,10 @@ def test_me_and_my_partner_is_not_the_speaker_alone() -> None:
         ("that code? we never precert those", "not_required"),
         ("nope, nothing has come through for that patient", "not_on_file"),
         ("we don't need her chart again", None),  # no status in it
+        ("yes, and there's an approval on her account for physical therapy", "approved"),
+        ("still open, the reviewer requested the latest therapy notes from them", "pending"),
+        ("no one has submitted any requests for her since spring", "not_on_file"),
+        ("her plan has no pre-approval for that, just book it", "not_required"),
     ],
 )
 def test_a_status_of_another_record_or_told_by_consequence(text: str, expected: str | None) -> None:
