@@ -1939,6 +1939,35 @@ def _year_digits(match: re.Match[str]) -> str:
     return str(2000 + _TENS[match[1]] + _UNITS[match[2]])
 
 
+# "push it back an hour", "half an hour earlier": a time said as a move of the one agreed
+_SHIFT_BY = re.compile(
+    r"\b(an?|one|two|three|half an?|fifteen|twenty|thirty|forty-five|forty five|ninety) "
+    r"(hours?|minutes?|mins?)\b"
+)
+_LATER = re.compile(
+    r"\b(?:push|bump|slide|move|shift|kick|nudge)\w* (?:[\w']+ ){0,3}?(?:back|out)\b|\blater\b"
+)
+_EARLIER = re.compile(
+    r"\b(?:move|bump|pull|shift|slide)\w* (?:[\w']+ ){0,3}?(?:up|forward|ahead)\b|\bearlier\b"
+)
+_SHIFT_AMOUNT = {"half an": 30, "half a": 30, "forty five": 45, "forty-five": 45}
+
+
+def shifted_time(text: str, agreed: str) -> str | None:
+    """The ``agreed`` "HH:MM" moved as the turn asks ("push it back an hour" → an hour later);
+    None when the turn moves nothing or says both ways."""
+    norm = normalise(text)
+    by = _SHIFT_BY.search(norm)
+    later, earlier = _LATER.search(norm), _EARLIER.search(norm)
+    if by is None or bool(later) == bool(earlier) or not re.fullmatch(r"\d{2}:\d{2}", agreed):
+        return None
+    amount = _SHIFT_AMOUNT.get(by[1]) or _small_number(by[1].split()[-1]) or 1
+    minutes = amount * 60 if by[2].startswith("hour") and amount < 10 else amount
+    hour, minute = map(int, agreed.split(":"))
+    moved = hour * 60 + minute + (minutes if later else -minutes)
+    return f"{moved // 60:02d}:{moved % 60:02d}" if 0 <= moved < 24 * 60 else None
+
+
 def extract_time_frame(text: str, slot: Slot, today: dt.date | None = None) -> str | None:
     """The ``by_when`` value of a date or month the turn names ("when our contract runs out at the
     end of March" → the first value that reaches the end of March); the last one said wins."""

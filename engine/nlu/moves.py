@@ -197,7 +197,11 @@ _DONT_KNOW = re.compile(
     r"(?! (?:the|her|his|that|this|what|which|it)\b)|(?:don't|do not|didn't|did not) know\b|"
     r"dunno|beats me|who knows|your guess is as good|no (?:way of|way to) (?:knowing|telling)|hard to say|"
     r"(?:gets?|come|comes) (?:to|round to|around to) (?:it|them|those|that) when (?:he|she|they|we|i) "
-    r"(?:gets?|come|comes)|depends (?:on )?(?:what|how|whether|when))"
+    r"(?:gets?|come|comes)|depends (?:on )?(?:what|how|whether|when)|"
+    r"(?:couldn't|can't|cannot|could not) (?:begin to |even )?guess|"
+    # "for software, nobody's earmarked a dime": no money set aside, so no budget to tell
+    r"(?:nothing|nobody(?:'s| has)?|no one(?:'s| has)?) (?:been )?(?:earmarked|set aside|budgeted|allocated)|"
+    r"(?:earmarked|set aside|budgeted|allocated) (?:nothing|zero|not a (?:dime|penny|cent|dollar)))"
 )
 
 # wanting a person on the line now: "is the specialist free to jump in this minute?", "anybody who

@@ -29,6 +29,7 @@ from engine.nlu.extractors import (
     extract_time_frame,
     says_a_turnaround,
     says_due,
+    shifted_time,
     spoken_sequence,
     yes_no_said_outright,
 )
@@ -138,6 +139,8 @@ def capture_local(
             value = EXTRACTORS[slot.type](utterance, slot)
             if value is None and slot.by_when and name not in context.lookahead:
                 value = extract_time_frame(utterance, slot, context.today)
+            if value is None and slot.type == "time" and name in filled:
+                value = shifted_time(utterance, filled[name])
         if value is not None and filled.get(name) != value:  # the same value again is no news
             out[name] = value
     return out

@@ -205,6 +205,8 @@ def test_do_not_call_beats_a_plain_refusal_said_with_it() -> None:
         ("hang on there, I'll grab her from the break room", HOLD),
         ("here, I'm passing the phone to my office manager", HOLD),
         ("my headset fell off my desk again", None),
+        ("the owner sets the number once he's seen a quote, I can't even guess", DONT_KNOW),
+        ("for tooling, no one has set aside a cent", DONT_KNOW),
         ("she was dropped off the group plan as of May", NOT_FOUND),
         ("the card number brings her up, she has coverage through work", FOUND),
         ("auth info goes only to the physician's own staff, we don't read it to billers", PRINCIPAL_ONLY),

@@ -1526,3 +1526,14 @@ def test_the_day_the_paper_moved_is_not_the_decisions_day() -> None:
     assert ex.extract_date("all I see is when it arrived, the seventh", slot, today) is None
     assert ex.extract_date("the denial went out on the 2nd", slot, today) == "2027-10-02"
     assert ex.extract_date("the 8th, no, the 8th is when we mailed it, the 7th", slot, today) == "2027-10-07"
+
+
+def test_a_time_moved_from_the_one_agreed() -> None:
+    assert ex.shifted_time("any chance we push it back an hour?", "14:00") == "15:00"
+    assert ex.shifted_time("could we do it half an hour earlier", "14:00") == "13:30"
+    assert ex.shifted_time("move it up thirty minutes", "09:15") == "08:45"
+    assert ex.shifted_time("an hour is plenty, see you then", "14:00") is None
+    nlu = _turn(
+        "sales_qualification", "confirm_meeting", "can we slide it back two hours?", {"meeting_time": "10:00"}
+    )
+    assert nlu.captured.get("meeting_time") == "12:00"
