@@ -274,6 +274,8 @@ def _only_a_number(lowered: str) -> bool:
         "oh",
         ",",
         ".",
+        "?",
+        "!",
     }
     numeric = [w for w in words if w not in hedges]
     return bool(numeric) and all(
@@ -298,7 +300,8 @@ def extract_currency(text: str, slot: Slot | None = None) -> str | None:
     # what was spent ("we blew through forty grand last quarter") is no amount on offer
     lowered = " , ".join(c.text for c in clauses(text) if not _SPENT.search(c.text))
     amounts = _amounts(lowered)
-    if not _AMOUNT_CUE.search(lowered) and not _only_a_number(lowered):
+    only_numbers = _only_a_number(lowered)
+    if not _AMOUNT_CUE.search(lowered) and not only_numbers:
         return None
     for index, amount in enumerate(amounts):
         if amount.scaled or amount.value >= 1000:
@@ -309,10 +312,21 @@ def extract_currency(text: str, slot: Slot | None = None) -> str | None:
             unit = Decimal(1_000_000) if scale.value >= 1_000_000 else Decimal(1000)
             amount.value *= unit
             amount.scaled = True
+        elif (
+            only_numbers
+            and amount.value < 10
+            and any(100 <= a.value < 1000 and a.value % 100 == 0 for a in neighbours)
+        ):
+            amount.value *= 100  # "five hundred? maybe six": a turn of amounts alone, in hundreds too
     kept = [
         a
         for a in amounts
-        if not a.negated and (a.scaled or (len(amounts) == 1 and _said_as_money(a, lowered)))
+        if not a.negated
+        and (
+            a.scaled
+            or (len(amounts) == 1 and _said_as_money(a, lowered))
+            or (only_numbers and a.value >= 100)
+        )
     ]
     if not kept:
         return None
@@ -327,8 +341,9 @@ _NEUTRAL = re.compile(
 _EXPLICIT_YES = re.compile(
     # "could ya ring Thursday" says "you"
     r"\b(yes|yeah|yea|(?<!could )(?<!would )(?<!can )(?<!will )(?<!did )(?<!do )(?<!are )(?<!see )ya|yep|yup|"
-    r"sure|(?<!the )correct(?! (?:one|number|reference|date|id|code|spelling|"
-    r"digits?|value|name|version) (?:is|was|should|would)\b)|absolutely|definitely|"
+    r"sure|(?<!the )(?<!kindly )(?<!please )correct(?! (?:one|number|reference|date|id|code|spelling|"
+    r"digits?|value|name|version) (?:is|was|should|would)\b)(?! (?:it|that|this|those|them)\b)|"
+    r"absolutely|definitely|"
     r"(?:^|(?<=[.,!?] ))exactly|of course|"
     r"affirmative|(?:^|(?<=[.,!?] ))confirmed(?=\s*(?:[.,!]|$))|"  # "Confirmed. Do copy Margaret …"
     r"that's right|that is right|right on|you got it|you've got it|you have it|you bet|certainly|uh-huh|"
@@ -406,6 +421,7 @@ def yes_no_said_outright(text: str) -> bool:
 
 
 _AS_IN = re.compile(r"\b([A-Za-z])\s*(?:,\s*)?(?:as in|like|for|as)\s+[A-Za-z][\w-]*", re.IGNORECASE)
+_CAPITAL_LETTER = re.compile(r"\b(?:capital|upper ?case|small|lower ?case)\s+([A-Za-z])\b", re.IGNORECASE)
 _SINGLE_HYPHENS = re.compile(r"(?<=\b\w)-(?=\w\b)")
 # "T, T as in Tom": the letter, then the same letter spelled out to confirm it, is one letter
 _CONFIRMED_LETTER = re.compile(r"\b([A-Za-z])\s*,?\s+(?=\1\s*,?\s*(?:as in|like)\s)", re.IGNORECASE)
@@ -461,17 +477,17 @@ _LETTER_NAMES_ALSO_WORDS = {
 _NAMED_LETTER_AS_IN = re.compile(
     r"\b("
     + "|".join(sorted({*_LETTER_NAMES, *_LETTER_NAMES_ALSO_WORDS}, key=len, reverse=True))
-    + r")(?=\s*,?\s*(as in|like)\s+(\w))",
+    + r")(?=\s*,?\s*(as in|like|for)\s+(\w))",
     re.IGNORECASE,
 )
 
 
 def _named_letter(match: re.Match[str]) -> str:
-    """ "kay as in king" → "K as in king"; with "like" only when the word starts with the letter
-    ("kay like king"; not "see, like, the thing")."""
+    """ "kay as in king" → "K as in king"; with "like" or "for" only when the word starts with the
+    letter ("kay like king", "see for charlie"; not "see, like, the thing", "see for yourself")."""
     name = match.group(1).lower()
     letter = _LETTER_NAMES.get(name) or _LETTER_NAMES_ALSO_WORDS[name]
-    if match.group(2).lower() == "like" and match.group(3).upper() != letter:
+    if match.group(2).lower() in ("like", "for") and match.group(3).upper() != letter:
         return match.group(1)
     return letter
 
@@ -534,6 +550,7 @@ def spoken_sequence(text: str) -> list[str]:
     """Tokens with digit words, NATO words, letters' names, "D as in David" and "double five"
     turned into characters; a " " marks a word that is none of these (it ends a run)."""
     text = _NAMED_LETTER_AS_IN.sub(_named_letter, text)
+    text = _CAPITAL_LETTER.sub(r"\1", text)  # "capital B, capital K, 7701"
     text = _CONFIRMED_LETTER.sub("", text)
     text = _SINGLE_HYPHENS.sub(" ", _AS_IN.sub(lambda m: f" {m.group(1).upper()} ", text))
     out: list[str] = []
@@ -841,7 +858,8 @@ _NOT_NAMES = frozenset(
     today calling the back pending approved denied busy correct wrong done open closed ready its
     free available interested mm hm mhm uh-huh mm-hmm live down up over gone late early true off out
     nobody somebody anybody everybody someone anyone everyone none nothing everything something
-    mr mrs ms miss dr doctor sir madam ma'am mister""".split()
+    mr mrs ms miss dr doctor sir madam ma'am mister helpdesk helpline hotline reception frontdesk
+    intake queue portal""".split()
 )
 _NOT_NAME_ENDINGS = ("ed", "ing", "ly", "tion", "ment")
 # words said as a clause of their own that are no names ("Right. Anyway, …", "Oh, wow, …")
@@ -1022,6 +1040,7 @@ def extract_date(
     said_by = re.sub(r"\b(?:no later than|not later than)\b", "by", normalise(text))  # a deadline, no "no"
     said_by = re.sub(r"\b(?:rather than|instead of)\b", "and not", said_by)  # "the 22nd rather than the 23rd"
     said_by = _TEEN_AS_TENS.sub(lambda m: f"{m[1]} {_TEENS[m[2]]}", said_by)  # "friday the fifty"
+    said_by = _SHORT_WEEKDAY.sub(lambda m: _SHORT_WEEKDAYS[m[1]], said_by)  # "tues at 2", "thurs arvo"
     # "wednesday the twenty seven": a recogniser's cardinal for the day of the month
     said_by = _CARDINAL_DAY.sub(lambda m: f"{m[1]} {_TENS[m[2]] + _UNITS[m[3]]}", said_by)
     with_commas = re.sub(r"(\d)(st|nd|rd|th)\b", r"\1", said_by)
@@ -1079,6 +1098,18 @@ def extract_date(
     return said[-1][1]
 
 
+_SHORT_WEEKDAYS = {
+    "mon": "monday",
+    "tue": "tuesday",
+    "tues": "tuesday",
+    "wed": "wednesday",
+    "weds": "wednesday",
+    "thu": "thursday",
+    "thur": "thursday",
+    "thurs": "thursday",
+    "fri": "friday",
+}
+_SHORT_WEEKDAY = re.compile(r"(?<!')\b(" + "|".join(_SHORT_WEEKDAYS) + r")\b\.?")
 _WEEKDAY_AFTER = re.compile(
     r"\bthe following (" + "|".join(_WEEKDAYS) + r")\b|\b(" + "|".join(_WEEKDAYS) + r") after (?:that|it)\b"
 )
@@ -1178,6 +1209,14 @@ _MONTH_DAY_NUMBERS = re.compile(
     re.IGNORECASE,
 )
 _MONTH_DAY_ALONE = re.compile(r"^\s*" + _MONTH_NUMBER + r" " + _DAY_NUMBER + r"\s*[.!?]?\s*$")
+# "decision expected by ten twenty five": where no meeting's clock time can be meant
+_MONTH_DAY_AFTER_BY = re.compile(
+    r"\b(?:expected|expected by|by|on)\s+"
+    + _MONTH_NUMBER
+    + r" "
+    + _DAY_NUMBER
+    + r"(?=\s*(?:$|[.,;!?]|not\b|and\b))"
+)
 
 
 def _month_day_numbers(lowered: str, today: dt.date, when: str, bare: bool) -> Found:
@@ -1185,7 +1224,7 @@ def _month_day_numbers(lowered: str, today: dt.date, when: str, bare: bool) -> F
     is no meeting (whose "ten fifteen" is a time)."""
     matches = list(_MONTH_DAY_NUMBERS.finditer(lowered))
     if bare:
-        matches += list(_MONTH_DAY_ALONE.finditer(lowered))
+        matches += list(_MONTH_DAY_ALONE.finditer(lowered)) + list(_MONTH_DAY_AFTER_BY.finditer(lowered))
     out: Found = []
     for match in matches:
         day = words_to_number(match[2].replace("-", " ").split())
@@ -1275,9 +1314,22 @@ def _day_before_month(words: list[str], i: int) -> tuple[int, int] | None:
     if i >= 2 and words[i - 2] in _TENS and words[i - 1] in _ORDINALS:
         return _day_of(words[i - 2 : i])
     previous = words[i - 1]
-    if previous in _ORDINALS or "-" in previous or (previous.isdigit() and len(previous) <= 2):
+    if previous in _ORDINALS or (previous.isdigit() and len(previous) <= 2):
         return _day_of([previous])
-    return None
+    tens, _, unit = previous.partition("-")
+    if unit and not (tens in ("twenty", "thirty") and 1 <= _UNITS.get(unit, 10) < 10):
+        return _day_of([previous])
+    # "on twelve October", "dated twenty five October", as Indian English says it; not "two October requests"
+    said = [tens, unit] if unit else words[max(0, i - 2) : i]
+    if len(said) == 2 and said[0] in ("twenty", "thirty") and 1 <= _UNITS.get(said[1], 10) < 10:
+        day, used = _TENS[said[0]] + _UNITS[said[1]], 1 if unit else 2
+    else:
+        day, used = _UNITS.get(previous) or (_TENS[previous] if previous in ("twenty", "thirty") else 0), 1
+    lead = words[i - used - 1] if i - used - 1 >= 0 else "on"
+    return (day, used) if 1 <= day <= 31 and lead in _DAY_LEADS else None
+
+
+_DAY_LEADS = frozenset("on the by from dated date is was till until before after since of".split())
 
 
 def _day_of_month_dates(lowered: str, today: dt.date, when: str) -> Found:
@@ -1302,7 +1354,7 @@ def _day_of_month_dates(lowered: str, today: dt.date, when: str) -> Found:
         if first.isdigit() and second in ("day", "days", "week", "weeks", "business", "working", "months"):
             continue
         if first.isdigit() and re.match(
-            r"\s+\d(?!\d*:)(?!\d*\s*(?:a\.?m|p\.?m|o'?clock)\b)", lowered[match.end(1) :]
+            r"\s+\d(?!\d*:)(?!\d*\s*(?:a\.?m|p\.?m|o'?clock|-?ish)\b)", lowered[match.end(1) :]
         ):
             continue  # "hang on, 4 4 0 9 2 7": digits of a code, not "on the 4th" ("the 21st, 10 a.m." is)
         which = _OF_WHICH_MONTH.match(lowered, match.end())

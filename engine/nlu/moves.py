@@ -20,9 +20,10 @@ from engine.nlu.text import normalise
 # at the turn's start, before anything else is said: "a moment, I'm opening my calendar",
 # "kindly stay connected", "please to hold sir" (Indian English), "let me just check"
 _HOLD = re.compile(
-    r"^(?:(?:okay|ok|alright|so|sir|ma'am|madam|kindly|please|just|yes|yeah|sure|one|hmm)[,.]?\s+){0,3}"
+    r"^(?:(?:okay|ok|alright|so|sir|ma'am|madam|kindly|please|just|yes|yeah|sure|one|hmm|sorry)[,.]?\s+){0,3}"
     r"(?:(?:a|one|just a|just one) (?:moment|sec|second|minute|min|jiffy)|please (?:to )?hold|hold please|"
-    r"(?:stay|be|remain|wait) (?:on the line|connected|with me|online)|(?:could|can|would) you (?:please )?"
+    r"(?:stay|be|remain|wait) (?:on the line|connected|with me|online)|hold the line|"
+    r"(?:could|can|would) you (?:please )?"
     r"(?:wait|hold)|(?:wait|hang on|hold on) (?:a|one|just a|just one) (?:moment|sec|second|minute|min)|"
     r"hang tight|hold tight|(?:give|gimme) (?:me )?(?:a|one|two) (?:moment|sec|second|minute|ticks?)|"
     r"(?:please )?(?:don't|do not) (?:go anywhere|hang up)|(?:let me|lemme) (?:go )?(?:grab|get|fetch|find) "
@@ -32,7 +33,8 @@ _HOLD = re.compile(
     r"|\b(?:to|please|kindly) (?:wait|hold) (?:for )?(?:a|one|just a) (?:moment|sec|second|minute)\b"
     r"|(?:^|[.!?]\s+)(?:just )?(?:a|one) (?:moment|sec|second)\W*$"  # "… I'll check the rota. Just a moment."
     # anywhere in the turn: "stay put, I'll page him", "placing this call on a brief hold"
-    r"|\b(?:stay with me|stay put|keep the line|two shakes|hold that thought|"
+    r"|\b(?:stay with me|stay put|keep the line|two shakes|hold that thought|hang about|"
+    r"it's for you|"
     r"allow me a (?:moment|minute|second)|give me a (?:sec|second|moment|minute) to|"
     r"(?:placing|put|putting) (?:you|this call|the call) on (?:a )?(?:\w+ )?hold|"
     r"(?:let me|lemme) (?:switch|flip) (?:tabs|screens)|"
@@ -65,7 +67,9 @@ _CALL_BACK = re.compile(
     r"(?:gotta|got to|have to|need to) (?:run|jump|dash|bolt|scoot|fly)\b(?! (?:it|this|that|the|a|some)\b)|"
     r"give (?:me|us) a (?:ring|call|shout|buzz|bell|holler) "
     r"(?:once|when|after|in|next|later|around|tomorrow)|"
-    r"pick (?:this|it) (?:back )?up (?:another|later|tomorrow|next)|(?:another|some other) (?:day|time) "
+    r"pick (?:this|it) (?:back )?up (?:another|later|tomorrow|next)|"
+    r"(?:flick|send|shoot|drop|fire) (?:me|us) (?:over )?an? (?:email|e-mail|text|note|brochure)|"
+    r"(?:another|some other) (?:day|time) "
     r"(?:maybe|perhaps|please)?\W*$)"
 )
 # closing the call at the turn's end: "thanking you, take care, bye", "have a pleasant day"
@@ -123,6 +127,7 @@ _DO_NOT_CALL = re.compile(
     r"(?:no|do not)[- ]call (?:list|registry)|"
     r"(?:delete|remove|purge|erase|scrub|yank|strike|wipe|lose)\w* (?:this|my|our|the) "
     r"(?:number|line|phone|shop|firm|company|business|office|practice|details|info|cell|mobile|contact)\b|"
+    r"(?:delete|remove|purge|erase|scrub|yank|strike|wipe|take)\w* (?:us|me) (?:off|from|out of)\b(?! hold)|"
     r"\b(?:neither|nor|no one|nobody|never)\b[^.?!]{0,60}\bcontacted\b[^.?!]{0,40}\bagain\b|"
     # "I'd appreciate it if nobody from your company phoned this office again"
     r"\b(?:no one|nobody) (?:from|at|with) (?:your|you)\b[^.?!]{0,30}"
@@ -176,16 +181,16 @@ _ONLY_THE_PRINCIPAL = re.compile(
     r"(?:call|ring|phone|contact|reach out|dial|ask|request)\b"
     rf"|\b{_PLACE}(?:'s)?(?: own)?(?: staff| front desk)? (?:i|we) (?:only )?(?:{_SHARE}|deal|work)\w*"
     rf"|\bhave (?:the|her|his|their|them|(?:\w+ )?\w+'s) (?:\w+ )?{_PLACE}\b[^.?!]{{0,10}}"
-    r"\b(?:call|ring|phone)\b"
+    r"\b(?:call|ring|phone|contact|reach)\b"
     rf"|\b{_SHARE}\w*\b[^.?!]{{0,25}}\b(?:only|solely|exclusively)\b[^.?!]{{0,25}}\b{_PLACE}"
     rf"|\b(?:only|solely|exclusively)\b[^.?!]{{0,15}}\b{_SHARE}\w*\b[^.?!]{{0,30}}\b{_PLACE}"
     rf"|\b(?:only|solely|exclusively)\b[^.?!]{{0,40}}\bwith (?:the |her |his |their |a )?(?:[\w']+ )?{_PLACE}"
     rf"|\bonly (?:the |her |his |their |your )?(?:\w+ )?{_PLACE}(?:'s)?(?: staff| front desk)?"
     r" (?:can|may|is allowed to|are allowed to|gets? to)\b"
     rf"|\b{_PLACE}(?:'s)? (?:\w+ )?(?:alone|only|exclusively)\b"
-    r"|\b(?:don't|do not|can't|cannot|won't|not|never)\s+(?:\w+\s+)?"
-    rf"(?:{_SHARE}\w*|hand|walk|go over|read|send|fax)\b[^.?!]{{0,40}}"
-    r"\b(?:billing|billers|vendors?|third part(?:y|ies)|outside)\b"
+    r"|\b(?:don't|do not|can't|cannot|won't|not|never)\s+(?:\w+\s+){0,2}"
+    rf"(?:{_SHARE}\w*|hand|walk|go over|read|send|fax)\b[^.?!;]{{0,40}}"
+    r"\b(?:billing|billers|vendors?|third part(?:y|ies)|outside|agenc(?:y|ies))\b"
 )
 
 # not knowing the answer asked for: "no clue", "couldn't tell you", "he gets to them when he gets
@@ -199,8 +204,11 @@ _DONT_KNOW = re.compile(
     r"(?:gets?|come|comes) (?:to|round to|around to) (?:it|them|those|that) when (?:he|she|they|we|i) "
     r"(?:gets?|come|comes)|depends (?:on )?(?:what|how|whether|when)|"
     r"(?:couldn't|can't|cannot|could not) (?:begin to |even )?guess|"
+    r"(?:can't|cannot|couldn't) (?:commit|promise)|"
+    r"(?:date|column|field|box|section)(?:'s| is) (?:still )?(?:empty|blank)|"
     # "for software, nobody's earmarked a dime": no money set aside, so no budget to tell
-    r"(?:nothing|nobody(?:'s| has)?|no one(?:'s| has)?) (?:been )?(?:earmarked|set aside|budgeted|allocated)|"
+    r"(?:nothing|nobody(?:'s| has)?|no one(?:'s| has)?) (?:been )?"
+    r"(?:earmarked|set aside|budgeted|allocated|put by|put aside|saved)|"
     r"(?:earmarked|set aside|budgeted|allocated) (?:nothing|zero|not a (?:dime|penny|cent|dollar)))"
 )
 
@@ -228,6 +236,7 @@ _NOT_FOUND = re.compile(
     r"turn(?:s|ed)? up (?:nobody|nothing|no one)|come?s? back (?:blank|empty)|"
     r"(?:coverage|eligibility|policy)(?: \w+)? (?:stopped|ended|terminated|termed|lapsed)|"
     r"(?:not|isn't|is not|no longer) (?:one of ours|ours|an active member|a member|active|eligible)|"
+    r"no (?:records?|results?|matches|members?|hits?) (?:are |is )?(?:coming|showing|found|returned)|"
     r"disenrolled|(?:taken|dropped|removed|kicked|fell|fallen) off (?:it|the (?:policy|plan|group|coverage)|"
     r"(?:back )?in|on|as of|back|last|this)\b|"
     r"(?:don't|doesn't|does not|do not) (?:exist|match|line up)|(?:get|getting|got) nothing|"
@@ -237,6 +246,8 @@ _NOT_FOUND = re.compile(
 _FOUND = re.compile(
     r"\b(?:one of ours|on our books|our (?:gal|guy|girl|member)|pulls up|"
     r"brings? up (?:that person|her|him|the (?:member|patient|right))|ha(?:s|ve) (?:active )?coverage|"
+    r"in force|(?:all|everything|particulars|details) (?:\w+ )?(?:are |is )?matching|"
+    r"(?:it's|its|that's) (?:her|him|that person)(?= (?:go|alright|all right|okay|ok|yes|yeah)\b|\W*$)|"
     r"(?:lines?|lined) up|(?:is |'s |are )?(?:a )?match(?:es)?\b|agree with (?:my|our)|"
     r"(?:eligibility|coverage|policy|member|enrollee)(?:'s| is)? (?:is )?"
     r"(?:active|good|valid|verified|showing))"

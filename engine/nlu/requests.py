@@ -34,7 +34,9 @@ _STATES_VALUE = re.compile(
     r"^\W*(?:\w+\W+){0,3}?(?:is|was|'s|reads|shows|says)\s+(?!(?:it|that|this)\b)(?:\w+\s+){0,2}?[\w-]*\d"
 )  # not "the code, was it 99213 or 99203?": that asks
 _REPEAT_CUE = re.compile(
-    r"\b(repeat|say (?:all )?(?:that|it|this) again|say again|once more|one more time|come again|"
+    # "dial us once more after four" asks to be called again, not to hear the line again
+    r"\b(repeat|say (?:all )?(?:that|it|this) again|say again|(?<!\bus )(?<!\bme )(?<!\bhere )once more|"
+    r"one more time|come again|"
     r"pardon(?: me)?(?=\s*\?|\W*$)|"  # "I beg your pardon, let's say eleven" apologises
     r"didn't catch|did not catch|didn't get that|didn't hear|missed (?:that|it|what)|you cut out|"
     r"you broke up|what was (?:all )?that|sorry what|sorry\?|go back|back up|slower|slow down|start over|"
@@ -128,7 +130,9 @@ def asks_for_field(
                 continue
             before = norm[: match.start()]
             qualifier = _QUALIFIER.search(before) and not (
-                _SPELLING_OF.search(before) or _MISSED_ON.search(before)
+                _SPELLING_OF.search(before)
+                or _MISSED_ON.search(before)
+                or match.group(0).startswith(("which ", "what "))  # "under which plan are you calling?"
             )
             own = re.fullmatch(r"(?:(?:full|first|last|sur)\s*)?name", match.group(0))
             if own and _CALLERS.search(norm[: match.start()]):

@@ -73,6 +73,8 @@ _PATTERNS: dict[Outcome | Objection, re.Pattern[str]] = {
         r"|\bno pre ?auth(?:or)?(?: is)?(?: ?ation)?\b"
         r"|\bno pre[- ]?approval (?:(?:on|for|under|with) (?:her|his|their|the|this|that) "
         r"(?:plan|policy|benefit|coverage)|for (?:that|this|those|these|it)(?! (?:request|case|auth)))\b"
+        r"|\bno (?:pa|auth|prior auth|precert|pre-cert|authorization) requirement\b"
+        r"|\bwithout (?:any |an |a )?(?:approval|auth|authorization|precert|pre-cert|prior auth)\b"
         r"|\b(?:skips?|bypass(?:es)?|exempt from) (?:the )?"
         r"(?:review|prior auth|precert|pre-cert|authorization)\b"
     ),
@@ -155,7 +157,7 @@ _PATTERNS: dict[Outcome | Objection, re.Pattern[str]] = {
         r"renovation|season|close|count|inventory|busy period)\b"
         r"|\b(?:timing|time)(?:'s| is) (?:lousy|terrible|bad|awful|rough|horrible|not great|off)\b"
         r"|\b(?:worst|busiest) (?:possible )?(?:week|month|season|time)\b"
-        r"|\b(?:crazy|busy|peak|slammed|rush) season\b|\byear[- ]end close\b"
+        r"|\b(?:crazy|busy|peak|slammed|rush|tax|harvest|holiday) (?:season|time)\b|\byear[- ]end close\b"
         r"|\b(?:we're|we are) (?:moving|gutting|renovating|rolling out|launching|switching)\b[^.?!]{0,50}"
         r"\b(?:until|till|this month|this week|right now)\b"
     ),

@@ -668,9 +668,15 @@ def _everyday_move(
     name = move_intent(scored, {i.name for i in intents})
     if name is None or name == best:
         return None
+    if best == REPEAT and not asks_to_repeat(scored):
+        best = None  # "kindly dial us once more after four" only sounds like "once more?"
     kinds = {i.name: i.kind for i in intents}
     if kinds[name] == "exit":
-        if name in STANDARD_NAMES[DO_NOT_CALL] and best is not None and kinds.get(best) == "exit":
+        if (
+            name in STANDARD_NAMES[DO_NOT_CALL]
+            and best is not None
+            and kinds.get(best) in ("exit", "request")
+        ):
             return name  # "I'll pass, and nobody from your company calls again": the stronger way out
         if name in STANDARD_NAMES[PRINCIPAL_ONLY] and best in STANDARD_NAMES[CALL_BACK]:
             return name  # "her doctor's office has to ring us": not a call back to us

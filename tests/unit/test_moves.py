@@ -207,6 +207,15 @@ def test_do_not_call_beats_a_plain_refusal_said_with_it() -> None:
         ("my headset fell off my desk again", None),
         ("the owner sets the number once he's seen a quote, I can't even guess", DONT_KNOW),
         ("for tooling, no one has set aside a cent", DONT_KNOW),
+        ("sorry, kindly hold the line while I reopen it", HOLD),
+        ("searching by that number, no results are showing", NOT_FOUND),
+        ("his policy is in force, address and phone are matching", FOUND),
+        ("the exact day I cannot commit, it is not updated", DONT_KNOW),
+        ("the decision field is still blank on my side", DONT_KNOW),
+        ("scrub us from that database of yours", DO_NOT_CALL),
+        ("please take me off hold soon", None),
+        ("just shoot me an email with the details", CALL_BACK),
+        ("Priya! It's for you.", HOLD),
         ("she was dropped off the group plan as of May", NOT_FOUND),
         ("the card number brings her up, she has coverage through work", FOUND),
         ("auth info goes only to the physician's own staff, we don't read it to billers", PRINCIPAL_ONLY),
@@ -261,3 +270,10 @@ def test_who_knows_is_no_question_about_the_caller_and_a_repeat_needs_its_cue_af
     assert nlu.intent != "repeat" and nlu.captured.get("budget") == "3000"
     nlu = _turn("prior_auth", "greeting", "quick one first, which clinic's this for?")
     assert nlu.intent == "who_is_this"
+
+
+def test_a_call_again_said_with_once_more_is_no_repeat_and_which_plan_asks_the_plan() -> None:
+    nlu = _turn("prior_auth", "greeting", "our system is down, please call us once more after three")
+    assert nlu.intent == "call_back_later"
+    nlu = _turn("prior_auth", "verify_member", "she has two policies. Under which plan is this?")
+    assert nlu.intent == "ask_field" and nlu.asked is not None and nlu.asked.field == "insurer"

@@ -1484,6 +1484,7 @@ def test_me_and_my_partner_is_not_the_speaker_alone() -> None:
         ("still open, the reviewer requested the latest therapy notes from them", "pending"),
         ("no one has submitted any requests for her since spring", "not_on_file"),
         ("her plan has no pre-approval for that, just book it", "not_required"),
+        ("that code carries no PA requirement, they can just perform it", "not_required"),
     ],
 )
 def test_a_status_of_another_record_or_told_by_consequence(text: str, expected: str | None) -> None:
@@ -1537,3 +1538,28 @@ def test_a_time_moved_from_the_one_agreed() -> None:
         "sales_qualification", "confirm_meeting", "can we slide it back two hours?", {"meeting_time": "10:00"}
     )
     assert nlu.captured.get("meeting_time") == "12:00"
+
+
+def test_letters_said_as_capitals_or_for_a_word_and_short_weekdays() -> None:
+    assert ex.extract_code("it is capital R, capital T, four four one nine") == "RT4419"
+    assert ex.extract_code("jot it down, bee for bravo, see for charlie, 5 5 1") == "BC551"
+    assert ex.extract_code("see for yourself, 8 8 1 2") == "8812"
+    today = dt.date(2027, 10, 19)
+    assert ex.extract_date("next week, weds at ten", today=today, relative=True) == "2027-10-27"
+    assert ex.extract_date("c'mon, Friday then", today=today, relative=True) == "2027-10-22"
+
+
+def test_a_day_said_as_a_cardinal_before_its_month_and_month_day_numbers_after_by() -> None:
+    today = dt.date(2027, 10, 19)
+    slot = Slot(name="decision_date", type="date", cues=["decided", "decision"])
+    assert ex.extract_date("the decision was given on fourteen October", slot, today) == "2027-10-14"
+    assert ex.extract_date("we got three October requests", slot, today) is None
+    assert ex.extract_date("still open, decision expected by ten twenty eight", slot, today) == "2027-10-28"
+
+
+def test_a_turn_of_amounts_alone_and_a_correction_asked_for() -> None:
+    assert ex.extract_currency("Four hundred? Maybe five.") == "500"
+    assert ex.extract_currency("three hundred, maybe four hundred") == "400"
+    assert ex.extract_currency("twelve thousand for ten people") == "12000"
+    assert ex.extract_yes_no("the status is wrong, please correct it") == "no"
+    assert ex.extract_yes_no("that is correct, thank you") == "yes"
