@@ -422,6 +422,10 @@ def yes_no_said_outright(text: str) -> bool:
 
 _AS_IN = re.compile(r"\b([A-Za-z])\s*(?:,\s*)?(?:as in|like|for|as)\s+[A-Za-z][\w-]*", re.IGNORECASE)
 _CAPITAL_LETTER = re.compile(r"\b(?:capital|upper ?case|small|lower ?case)\s+([A-Za-z])\b", re.IGNORECASE)
+_LETTER_THEN_WORD = re.compile(
+    r"\b([A-Z])\s*,\s*(?!(?i:and|any|all|also|are|but|for|then|that|the|this|was|what|when|with|you|"
+    r"okay|now|not|yes)\b)(?i:\1)[a-z]{2,}\b"
+)
 _SINGLE_HYPHENS = re.compile(r"(?<=\b\w)-(?=\w\b)")
 # "T, T as in Tom": the letter, then the same letter spelled out to confirm it, is one letter
 _CONFIRMED_LETTER = re.compile(r"\b([A-Za-z])\s*,?\s+(?=\1\s*,?\s*(?:as in|like)\s)", re.IGNORECASE)
@@ -506,6 +510,7 @@ def _letter_name(words: list[str], i: int) -> str | None:
         low = word.lower()
         return (
             _is_digit_word(word)
+            or low in _DIGIT_HOMOPHONES  # "bee are to to for ate nine"
             or low in _NATO
             or low in _LETTER_NAMES
             or low in _LETTER_NAMES_ALSO_WORDS
@@ -519,7 +524,11 @@ def _letter_name(words: list[str], i: int) -> str | None:
     hi = i
     while hi + 1 < len(words) and code_char(words[hi + 1]):
         hi += 1
-    digits = sum(len(w) if w.isdigit() else 1 for w in words[lo : hi + 1] if _is_digit_word(w))
+    digits = sum(
+        len(w) if w.isdigit() else 1
+        for j, w in enumerate(words[lo : hi + 1], lo)
+        if _is_digit_word(w) or (w.lower() in _DIGIT_HOMOPHONES and _among_digits(words, j))
+    )
     if digits < 3:
         return None
     if lower in _LETTER_NAMES:
@@ -551,6 +560,7 @@ def spoken_sequence(text: str) -> list[str]:
     turned into characters; a " " marks a word that is none of these (it ends a run)."""
     text = _NAMED_LETTER_AS_IN.sub(_named_letter, text)
     text = _CAPITAL_LETTER.sub(r"\1", text)  # "capital B, capital K, 7701"
+    text = _LETTER_THEN_WORD.sub(r"\1", text)  # "T, Thomas, K, king, 3 9 7": each letter once
     text = _CONFIRMED_LETTER.sub("", text)
     text = _SINGLE_HYPHENS.sub(" ", _AS_IN.sub(lambda m: f" {m.group(1).upper()} ", text))
     out: list[str] = []
@@ -731,7 +741,13 @@ def extract_code(text: str, slot: Slot | None = None, exclude: frozenset[str] = 
         resaid = _resaid_tail(said, fixed)
         if resaid is not None:
             return resaid  # "C N 8 8 0 6, no, sorry, 8 8 6 0, 2 9": the tail said again, then the rest
-    return candidates[-1] if candidates else None
+    return _said_twice(candidates[-1]) if candidates else None
+
+
+def _said_twice(code: str) -> str:
+    """ "seven three oh oh five two seven three oh oh five two": a code said twice over is one code."""
+    half = len(code) // 2
+    return code[:half] if len(code) % 2 == 0 and half >= 4 and code[:half] == code[half:] else code
 
 
 # a code said with letters spelled out is a code even in a turn that also holds a date
@@ -859,7 +875,7 @@ _NOT_NAMES = frozenset(
     free available interested mm hm mhm uh-huh mm-hmm live down up over gone late early true off out
     nobody somebody anybody everybody someone anyone everyone none nothing everything something
     mr mrs ms miss dr doctor sir madam ma'am mister helpdesk helpline hotline reception frontdesk
-    intake queue portal""".split()
+    intake queue portal quick""".split()
 )
 _NOT_NAME_ENDINGS = ("ed", "ing", "ly", "tion", "ment")
 # words said as a clause of their own that are no names ("Right. Anyway, …", "Oh, wow, …")
@@ -1041,6 +1057,8 @@ def extract_date(
     said_by = re.sub(r"\b(?:rather than|instead of)\b", "and not", said_by)  # "the 22nd rather than the 23rd"
     said_by = _TEEN_AS_TENS.sub(lambda m: f"{m[1]} {_TEENS[m[2]]}", said_by)  # "friday the fifty"
     said_by = _SHORT_WEEKDAY.sub(lambda m: _SHORT_WEEKDAYS[m[1]], said_by)  # "tues at 2", "thurs arvo"
+    said_by = _STUTTER.sub(r"\1", said_by)  # "decided on the the fourteenth"
+    said_by = re.sub(r"\b(twenty|thirty) ate\b", r"\1 eight", said_by)  # "ten twenty ate"
     # "wednesday the twenty seven": a recogniser's cardinal for the day of the month
     said_by = _CARDINAL_DAY.sub(lambda m: f"{m[1]} {_TENS[m[2]] + _UNITS[m[3]]}", said_by)
     with_commas = re.sub(r"(\d)(st|nd|rd|th)\b", r"\1", said_by)
@@ -1098,6 +1116,7 @@ def extract_date(
     return said[-1][1]
 
 
+_STUTTER = re.compile(r"\b(the|on|by|a|in|at|it's|it is|its)(?:\s+\1)+\b")
 _SHORT_WEEKDAYS = {
     "mon": "monday",
     "tue": "tuesday",
@@ -1211,7 +1230,7 @@ _MONTH_DAY_NUMBERS = re.compile(
 _MONTH_DAY_ALONE = re.compile(r"^\s*" + _MONTH_NUMBER + r" " + _DAY_NUMBER + r"\s*[.!?]?\s*$")
 # "decision expected by ten twenty five": where no meeting's clock time can be meant
 _MONTH_DAY_AFTER_BY = re.compile(
-    r"\b(?:expected|expected by|by|on)\s+"
+    r"\b(?:expected|expected by|expect it|by|on)\s+"
     + _MONTH_NUMBER
     + r" "
     + _DAY_NUMBER
@@ -1702,7 +1721,7 @@ def _business_hour(hour: int, text: str) -> int:
     if re.search(r"\b(pm|p m|afternoon|evening|tonight)\b", text):
         return hour + 12 if hour < 12 else hour
     morning = re.search(r"\b(am|a m|morning|first thing|early)\b", text)
-    if morning and (7 <= hour <= 12 or morning[1] != "morning"):
+    if morning and (7 <= hour <= 12 or morning[1] not in ("morning", "early")):
         return 0 if hour == 12 else hour  # "can't do the morning, how about 2" is 14:00
     return hour + 12 if 1 <= hour <= 7 else hour
 
@@ -1788,9 +1807,9 @@ _OTHER_EVENT_BEFORE = re.compile(
 )
 # "I've got a patient at a quarter to twelve", "we have the delivery till two"; not "I've got a slot at three"
 _OTHER_EVENT_HELD = re.compile(
-    r"\b(?:i've got|i have got|i have|i've|we've got|we have|there's)\s+(?:a|an|my|our|the)\s+"
+    r"\b(?:i've got|i have got|i have|i've|i got|we've got|we got|we have|there's)\s+(?:a|an|my|our|the)\s+"
     r"(?!(?:slot|opening|window|gap|spot|free|hole|time|few|half|couple|bit)\b)(?:[\w-]+\s+){1,2}?"
-    r"(?:at|till|until)\s+(?:a\s+)?$"
+    r"(?:at|till|until)\s+(?:like\s+|about\s+|around\s+)?(?:a\s+)?$"
 )
 _OTHER_EVENT_AFTER = re.compile(
     r"[\w:]+(?:\s+(?:o'clock|oclock|am|pm|thirty|fifteen|forty-five))?\s+(?:is|'s) (?:our|my|the|their)\b"

@@ -21,7 +21,8 @@ from engine.nlu.text import normalise
 # "kindly stay connected", "please to hold sir" (Indian English), "let me just check"
 _HOLD = re.compile(
     r"^(?:(?:okay|ok|alright|so|sir|ma'am|madam|kindly|please|just|yes|yeah|sure|one|hmm|sorry)[,.]?\s+){0,3}"
-    r"(?:(?:a|one|just a|just one) (?:moment|sec|second|minute|min|jiffy)|please (?:to )?hold|hold please|"
+    r"(?:(?:a|one|just a|just one|two) (?:moment|sec|second|minute|min|jiffy)s?|please (?:to )?hold|"
+    r"hold please|"
     r"(?:stay|be|remain|wait) (?:on the line|connected|with me|online)|hold the line|"
     r"(?:could|can|would) you (?:please )?"
     r"(?:wait|hold)|(?:wait|hang on|hold on) (?:a|one|just a|just one) (?:moment|sec|second|minute|min)|"
@@ -34,7 +35,7 @@ _HOLD = re.compile(
     r"|(?:^|[.!?]\s+)(?:just )?(?:a|one) (?:moment|sec|second)\W*$"  # "… I'll check the rota. Just a moment."
     # anywhere in the turn: "stay put, I'll page him", "placing this call on a brief hold"
     r"|\b(?:stay with me|stay put|keep the line|two shakes|hold that thought|hang about|"
-    r"it's for you|"
+    r"it's for you|my other line(?:'s| is) (?:ringing|blinking|flashing|lit|going)|"
     r"allow me a (?:moment|minute|second)|give me a (?:sec|second|moment|minute) to|"
     r"(?:placing|put|putting) (?:you|this call|the call) on (?:a )?(?:\w+ )?hold|"
     r"(?:let me|lemme) (?:switch|flip) (?:tabs|screens)|"
@@ -46,9 +47,9 @@ _HOLD = re.compile(
 # asking to be reached again later: "call after some time", "circle back with me in October",
 # "can we reconnect another day", "reach me again in January"
 _CALL_BACK = re.compile(
-    r"\b(?:(?:call|ring|phone|redial|try|trying|reach(?: back)?(?: out)?|contact|email|catch|holler(?: at)?|"
-    r"buzz|bell|shout(?: at)?) "
-    r"(?:me |us |him |her |them )?(?:back |again )?"
+    r"\b(?:(?:call|ring|phone|dial|redial|try|trying|reach(?: back)?(?: out)?|contact|email|catch|"
+    r"holler(?: at)?|buzz|bell|shout(?: at)?) "
+    r"(?:me |us |him |her |them )?(?:back |again |once more )?"
     r"(?:after|later|sometime|this arvo|round|"
     r"in (?:a|an|the|january|february|march|april|may|june|july|august|"
     r"september|october|november|december|q[1-4])|around|another|some other|next|tomorrow|tonight|"
@@ -84,11 +85,13 @@ _GONE = re.compile(
     r"\bthat person(?:'s)? (?:(?:sir|madam|ma'am|ji|sahib) )?"
     r"(?:(?:has|had|is|was) )?(?:(?:no longer|not) (?:with|at|working|employed|reachable|"
     r"here|part of)|(?:has not|hasn't|had not|hadn't) been (?:with|at|here|part of)|left|retired|"
-    r"transitioned out|moved on|moved (?:out |away )?to|passed away|quit|resigned|jumped ship|transferred to|"
+    r"transitioned out|moved on|moved (?:out |away |over )?to|passed away|quit|resigned|jumped ship|"
+    r"transferred to|"
     r"relocated|"
     r"(?:not in|out of (?:the )?office|away|off (?:at|on|sick)|on (?:leave|vacation|holiday|pto))(?! on)|"
     r"sold (?:the|his|her|their) (?:practice|business|company|shop|firm|store|clinic))\b"
     r"|\b(?:i|we)(?:'ve| have)? (?:inherited|took over) (?:his|her|from him|from her)\b"
+    r"|\bthat person's old (?:extension|line|number|desk|office)\b"
     r"|\b(?:he|she|that person) (?:passed|handed|turned) (?:this|the|his|her) (?:desk|role|job|accounts?|"
     r"portfolio|position|territory|seat)(?: over)? to me\b"
     r"|\b(?:he|she) (?:sold|handed over) (?:the|his|her) "
@@ -118,7 +121,7 @@ _ELSEWHERE = re.compile(
     r"(?:belongs?|sits?|goes|go|lives?) (?:to|with) (?:the|a|another|a separate|a different) "
     r"(?:[\w-]+ )?(?:vendor|department|unit|queue|desk)\b|"
     r"(?:delegated|carved out|outsourced) to\b)"
-    r"|\btransferring(?: you| your call| now)?\W*$"
+    r"|\btransferring(?: you| your call)?(?: now| over)?\W*$"
 )
 # never to be called again, in the words of law and of temper: "I withdraw any consent to contact
 # me", "this line is on the no-call registry", "purge this number", "yank our shop from your sheet"
@@ -128,6 +131,7 @@ _DO_NOT_CALL = re.compile(
     r"(?:delete|remove|purge|erase|scrub|yank|strike|wipe|lose)\w* (?:this|my|our|the) "
     r"(?:number|line|phone|shop|firm|company|business|office|practice|details|info|cell|mobile|contact)\b|"
     r"(?:delete|remove|purge|erase|scrub|yank|strike|wipe|take)\w* (?:us|me) (?:off|from|out of)\b(?! hold)|"
+    r"get (?:us|me|this (?:line|number)) (?:out of|off) (?:it|that|your|the)\b|"
     r"\b(?:neither|nor|no one|nobody|never)\b[^.?!]{0,60}\bcontacted\b[^.?!]{0,40}\bagain\b|"
     # "I'd appreciate it if nobody from your company phoned this office again"
     r"\b(?:no one|nobody) (?:from|at|with) (?:your|you)\b[^.?!]{0,30}"
@@ -141,6 +145,7 @@ _DO_NOT_CALL = re.compile(
 # turning the offer down for good: "we'll pass", "count us out", "I'll let you go"
 _NOT_INTERESTED = re.compile(
     r"\b(?:(?:we'll|i'll|we will|i will|we're gonna|i'm gonna|we'd) (?:have to )?pass|hard pass|"
+    r"(?:we're|we are|i'm|i am) done (?:shopping|looking)(?: around)?|"
     # "so I'll decline, with thanks", "let's leave it there", "we won't be revisiting it"
     r"(?:i'll|i will|we'll|we will|i must|we must|i have to|we have to|i'd|we'd|i'm going to) "
     r"(?:\w+ )?decline|let(?:'s| us) leave it (?:there|here|at that)|(?:won't|will not|not) be revisiting|"
@@ -224,7 +229,8 @@ _SOMEONE_NOW = re.compile(
 _READY = re.compile(
     r"\b(?:(?:i'm|i am|we're) all ears|lay it on me|walk me through (?:it|this)|let's hear it|"
     r"fire (?:off|away)|whenever (?:you're|your|you are) (?:ready|set)|start (?:wherever|whenever|talking)|"
-    r"what(?:cha| have you) got|please proceed|(?:screen|system|module|lookup)(?:'s| is) (?:up|open)|"
+    r"what(?:cha| have you) got|please proceed|shoot(?: whenever| when ready)|(?:screen|system|module|"
+    r"lookup)(?:'s| is) (?:up|open)|"
     r"(?:i'm|i am) (?:all )?(?:set|ready)(?: (?:here|now|on my end|from my side))?(?=\W*(?:$|[,.!])))"
 )
 # the record asked about was not found, or is not active: "it comes back blank every time", "her
@@ -237,6 +243,7 @@ _NOT_FOUND = re.compile(
     r"(?:coverage|eligibility|policy)(?: \w+)? (?:stopped|ended|terminated|termed|lapsed)|"
     r"(?:not|isn't|is not|no longer) (?:one of ours|ours|an active member|a member|active|eligible)|"
     r"no (?:records?|results?|matches|members?|hits?) (?:are |is )?(?:coming|showing|found|returned)|"
+    r"(?:got|get|getting) (?:zip|nada|zilch|diddly)\b|\b(?:nada|zilch)\b|"
     r"disenrolled|(?:taken|dropped|removed|kicked|fell|fallen) off (?:it|the (?:policy|plan|group|coverage)|"
     r"(?:back )?in|on|as of|back|last|this)\b|"
     r"(?:don't|doesn't|does not|do not) (?:exist|match|line up)|(?:get|getting|got) nothing|"
@@ -247,6 +254,7 @@ _FOUND = re.compile(
     r"\b(?:one of ours|on our books|our (?:gal|guy|girl|member)|pulls up|"
     r"brings? up (?:that person|her|him|the (?:member|patient|right))|ha(?:s|ve) (?:active )?coverage|"
     r"in force|(?:all|everything|particulars|details) (?:\w+ )?(?:are |is )?matching|"
+    r"got that person(?: right)? here|(?:^|[.!] )active(?=\W*$)|"
     r"(?:it's|its|that's) (?:her|him|that person)(?= (?:go|alright|all right|okay|ok|yes|yeah)\b|\W*$)|"
     r"(?:lines?|lined) up|(?:is |'s |are )?(?:a )?match(?:es)?\b|agree with (?:my|our)|"
     r"(?:eligibility|coverage|policy|member|enrollee)(?:'s| is)? (?:is )?"

@@ -38,7 +38,8 @@ _REPEAT_CUE = re.compile(
     r"\b(repeat|say (?:all )?(?:that|it|this) again|say again|(?<!\bus )(?<!\bme )(?<!\bhere )once more|"
     r"one more time|come again|"
     r"pardon(?: me)?(?=\s*\?|\W*$)|"  # "I beg your pardon, let's say eleven" apologises
-    r"didn't catch|did not catch|didn't get that|didn't hear|missed (?:that|it|what)|you cut out|"
+    r"didn't catch|did not catch|didn't get that|didn't hear|missed (?:that|it|what|your question|"
+    r"the question|the last)|you cut out|"
     r"you broke up|what was (?:all )?that|sorry what|sorry\?|go back|back up|slower|slow down|start over|"
     r"from the (?:very )?top|(?:only|just) (?:caught|got|heard) (?:half|part|some)|couldn't hear|can't hear|"
     r"begin again|start again|every other word|faded out|you faded|cutting out|crackling|too fast|"
@@ -263,7 +264,10 @@ _WHO_CALLS = re.compile(
     r"\b(?:is|was) (?:this|that|it|some) (?:a |an )?(?:bot|robot|ai|machine|computer|recording)\b|"
     r"\b(?:confirm|verify|know|ask|tell me|remind me|note|log) who(?:'s| is| i'm| i am) "
     r"(?:on the (?:phone|line)|calling|speaking|this)\b|\bwho (?:you're|you are) with\b|"
-    r"\bwhose (?:office|practice|clinic|behalf)\b|"  # "whose office is this for", "on whose behalf"
+    r"\bwhose (?:office|practice|clinic|behalf)\b|"
+    # "billing company who?", "and you personally are who?"
+    r"\b(?:company|firm|office|outfit|practice|agency|billing|service) who\b(?=\W*(?:\?|$))|"
+    r"\byou(?: personally)? are who\b|"  # "whose office is this for", "on whose behalf"
     r"\b(?:which|what) (?:facility|office|practice|clinic|provider)(?:'s| is) (?:this|that|the call)\b"
 )
 

@@ -113,7 +113,8 @@ def capture_local(
     lookahead slots (of later states) take explicit values only, never "today" or "Friday" —
     unless the slot has ``cues``: then a date needs one of them in the turn, and may be relative."""
     out: dict[str, str] = {}
-    for name, slot in slots.items():
+    # dates last: "there's a denial on it from the tenth" reads the tenth with the status it gives
+    for name, slot in sorted(slots.items(), key=lambda item: item[1].type == "date"):
         if slot.type == "string" and name in filled:
             continue
         if slot.type == "date":
@@ -664,7 +665,8 @@ def _everyday_move(
     """The state's intent for an everyday move (``moves``) heard in its general form, when nothing
     else was understood, or, for a way out, when all else is a hold or an answer with only free
     text ("I gotta run, catch me tomorrow" is no pain described). A way out overrides a yes or no said with it
-    (``_drop_answers_of_a_way_out``); a hold or goodbye gives way to any value the turn gave."""
+    (``_drop_answers_of_a_way_out``); a hold or goodbye gives way to any value the turn gave. A
+    repeat scored without its cue counts for nothing here; do-not-call beats any request too."""
     name = move_intent(scored, {i.name for i in intents})
     if name is None or name == best:
         return None

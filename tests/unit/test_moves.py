@@ -216,6 +216,14 @@ def test_do_not_call_beats_a_plain_refusal_said_with_it() -> None:
         ("please take me off hold soon", None),
         ("just shoot me an email with the details", CALL_BACK),
         ("Priya! It's for you.", HOLD),
+        ("sorry, two seconds, my other line is flashing", HOLD),
+        ("ran her card, got nada", NOT_FOUND),
+        ("yep, got that person here. Active.", FOUND),
+        ("claims desk, prior auth is a different team. Transferring you now.", ELSEWHERE),
+        ("this is that person's old extension, he moved over to our Austin branch", GONE),
+        ("whatever machine keeps ringing this number, get us out of it", DO_NOT_CALL),
+        ("appreciate it, but we're done shopping around", NOT_INTERESTED),
+        ("yeah yeah, shoot whenever", READY),
         ("she was dropped off the group plan as of May", NOT_FOUND),
         ("the card number brings her up, she has coverage through work", FOUND),
         ("auth info goes only to the physician's own staff, we don't read it to billers", PRINCIPAL_ONLY),
@@ -277,3 +285,11 @@ def test_a_call_again_said_with_once_more_is_no_repeat_and_which_plan_asks_the_p
     assert nlu.intent == "call_back_later"
     nlu = _turn("prior_auth", "verify_member", "she has two policies. Under which plan is this?")
     assert nlu.intent == "ask_field" and nlu.asked is not None and nlu.asked.field == "insurer"
+
+
+def test_who_asked_in_two_words_and_a_question_missed_are_heard() -> None:
+    nlu = _turn("prior_auth", "greeting", "sorry, billing company who?")
+    assert nlu.intent == "who_is_this"
+    from engine.nlu.requests import asks_to_repeat
+
+    assert asks_to_repeat("it's so loud on the floor, I missed your question")

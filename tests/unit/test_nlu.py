@@ -1563,3 +1563,30 @@ def test_a_turn_of_amounts_alone_and_a_correction_asked_for() -> None:
     assert ex.extract_currency("twelve thousand for ten people") == "12000"
     assert ex.extract_yes_no("the status is wrong, please correct it") == "no"
     assert ex.extract_yes_no("that is correct, thank you") == "yes"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("auth number is R, Robert, M, mike, 5 0 2 7 7", "RM50277"),
+        ("its dee are to for ate won nine", "DR24819"),
+        ("ref is pee a to to one two", "PA2212"),
+        ("ready? six one oh oh four two six one oh oh four two", "610042"),
+    ],
+)
+def test_codes_as_a_noisy_line_gives_them(text: str, expected: str) -> None:
+    assert ex.extract_code(text) == expected
+
+
+def test_a_date_with_a_stutter_and_a_status_said_before_it_in_the_turn() -> None:
+    today = dt.date(2027, 10, 19)
+    assert ex.extract_date("decided on the the twelfth", today=today, tense="past") == "2027-10-12"
+    slot = Slot(name="decision_date", type="date", cues=["decision"])
+    assert ex.extract_date("decision, expect it ten twenty ate", slot, today) == "2027-10-28"
+    nlu = _turn("prior_auth", "ask_status", "found her, and there's a denial on it from the tenth")
+    assert nlu.captured.get("auth_status") == "denied" and nlu.captured.get("decision_date") == "2026-11-10"
+
+
+def test_early_is_the_morning_only_for_morning_hours_and_a_school_run_is_not_the_meeting() -> None:
+    assert ex.extract_time("we close early on Fridays, so Thursday, four o'clock") == "16:00"
+    assert ex.extract_time("nine, no, I got the school run till like eight thirty") == "09:00"
