@@ -155,7 +155,7 @@ def test_the_callers_own_name_asked_is_who_is_calling_whatever_else_the_turn_doe
     assert nlu.intent == "who_is_this"
     nlu = _turn("prior_auth", "ask_status", "why does your company keep calling, it's denied")
     assert nlu.intent != "who_is_this"
-    nlu = _turn("prior_auth", "greeting", "the line cut out, on whose behalf are you ringing")
+    nlu = _turn("prior_auth", "greeting", "sorry, bad reception, on whose behalf are you ringing")
     assert nlu.intent == "who_is_this"
 
 
@@ -199,7 +199,7 @@ def test_do_not_call_beats_a_plain_refusal_said_with_it() -> None:
         ("we only handle claims for the practice", ELSEWHERE),  # not "only the practice may ask"
         ("only the physician's staff can request that", PRINCIPAL_ONLY),
         ("I'd have to speak only with the clinic directly", PRINCIPAL_ONLY),
-        ("let me connect you to the right team", ELSEWHERE),
+        ("let me connect you over to the proper desk", ELSEWHERE),
         ("I'll put this call through to the correct unit", ELSEWHERE),
         ("that person's out of the office till the twentieth", GONE),
         ("hang on there, I'll grab her from the break room", HOLD),
@@ -213,7 +213,7 @@ def test_do_not_call_beats_a_plain_refusal_said_with_it() -> None:
         ("the exact day I cannot commit, it is not updated", DONT_KNOW),
         ("the decision field is still blank on my side", DONT_KNOW),
         ("scrub us from that database of yours", DO_NOT_CALL),
-        ("please take me off hold soon", None),
+        ("can you take me off hold soon", None),
         ("just shoot me an email with the details", CALL_BACK),
         ("Priya! It's for you.", HOLD),
         ("sorry, two seconds, my other line is flashing", HOLD),
@@ -222,7 +222,7 @@ def test_do_not_call_beats_a_plain_refusal_said_with_it() -> None:
         ("claims desk, prior auth is a different team. Transferring you now.", ELSEWHERE),
         ("this is that person's old extension, he moved over to our Austin branch", GONE),
         ("whatever machine keeps ringing this number, get us out of it", DO_NOT_CALL),
-        ("appreciate it, but we're done shopping around", NOT_INTERESTED),
+        ("cheers, though we're done shopping around", NOT_INTERESTED),
         ("yeah yeah, shoot whenever", READY),
         ("she was dropped off the group plan as of May", NOT_FOUND),
         ("the card number brings her up, she has coverage through work", FOUND),
@@ -281,7 +281,7 @@ def test_who_knows_is_no_question_about_the_caller_and_a_repeat_needs_its_cue_af
 
 
 def test_a_call_again_said_with_once_more_is_no_repeat_and_which_plan_asks_the_plan() -> None:
-    nlu = _turn("prior_auth", "greeting", "our system is down, please call us once more after three")
+    nlu = _turn("prior_auth", "greeting", "the portal crashed, please call us once more after three")
     assert nlu.intent == "call_back_later"
     nlu = _turn("prior_auth", "verify_member", "she has two policies. Under which plan is this?")
     assert nlu.intent == "ask_field" and nlu.asked is not None and nlu.asked.field == "insurer"

@@ -1552,7 +1552,7 @@ def test_letters_said_as_capitals_or_for_a_word_and_short_weekdays() -> None:
 def test_a_day_said_as_a_cardinal_before_its_month_and_month_day_numbers_after_by() -> None:
     today = dt.date(2027, 10, 19)
     slot = Slot(name="decision_date", type="date", cues=["decided", "decision"])
-    assert ex.extract_date("the decision was given on fourteen October", slot, today) == "2027-10-14"
+    assert ex.extract_date("it was decided on fourteen October", slot, today) == "2027-10-14"
     assert ex.extract_date("we got three October requests", slot, today) is None
     assert ex.extract_date("still open, decision expected by ten twenty eight", slot, today) == "2027-10-28"
 
@@ -1561,7 +1561,7 @@ def test_a_turn_of_amounts_alone_and_a_correction_asked_for() -> None:
     assert ex.extract_currency("Four hundred? Maybe five.") == "500"
     assert ex.extract_currency("three hundred, maybe four hundred") == "400"
     assert ex.extract_currency("twelve thousand for ten people") == "12000"
-    assert ex.extract_yes_no("the status is wrong, please correct it") == "no"
+    assert ex.extract_yes_no("that status is wrong, please correct it") == "no"
     assert ex.extract_yes_no("that is correct, thank you") == "yes"
 
 
@@ -1583,7 +1583,7 @@ def test_a_date_with_a_stutter_and_a_status_said_before_it_in_the_turn() -> None
     assert ex.extract_date("decided on the the twelfth", today=today, tense="past") == "2027-10-12"
     slot = Slot(name="decision_date", type="date", cues=["decision"])
     assert ex.extract_date("decision, expect it ten twenty ate", slot, today) == "2027-10-28"
-    nlu = _turn("prior_auth", "ask_status", "found her, and there's a denial on it from the tenth")
+    nlu = _turn("prior_auth", "ask_status", "found her, and a denial sits on it from the tenth")
     assert nlu.captured.get("auth_status") == "denied" and nlu.captured.get("decision_date") == "2026-11-10"
 
 
