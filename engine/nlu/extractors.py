@@ -1269,13 +1269,17 @@ _AWAY = re.compile(
 )
 # a day ruled out: "any day but Monday", "except the 3rd", "other than Friday"
 _EXCEPT = re.compile(
-    r"(?:\b(?:any (?:day|time)|anytime|anything|whenever)\s+but|\b(?:except|other than|apart from|besides))"
+    r"(?:\b(?:any (?:day|time)|anytime|anything|whenever)\s+but|\b(?:except|other than|apart from|besides|"
+    r"scratch|forget|skip|ditch))"
     r"\s+(?:on\s+)?(?:the\s+)?(?:next\s+)?$"
 )
 # a day ruled out after it is said: "tomorrow not possible", "Monday is no good for me"
 _RULED_OUT_AFTER = re.compile(
     r"[\w'-]+(?:\s+(?:the\s+)?[\w'-]+)?\s*,?\s*(?:is\s+|'s\s+)?(?:not possible|no good|doesn't work|"
-    r"does not work|won't work|not good|impossible|out of the question|is out)\b"
+    r"does not work|won't work|not good|impossible|out of the question|is out|"
+    # "the second is our board meeting": the day of something else
+    r"(?:is|'s) (?:our|my) (?:[\w-]+ )?(?:meeting|standup|stand-up|offsite|off-site|holiday|day off|"
+    r"conference|audit|launch))\b"
 )
 _HEDGE = re.compile(r"\b(?:could be|might be|may be)\b")
 # "no no, Thursday": "no" answering the read-back at the start of a clause, not negating the day

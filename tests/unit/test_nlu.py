@@ -1590,3 +1590,11 @@ def test_a_date_with_a_stutter_and_a_status_said_before_it_in_the_turn() -> None
 def test_early_is_the_morning_only_for_morning_hours_and_a_school_run_is_not_the_meeting() -> None:
     assert ex.extract_time("we close early on Fridays, so Thursday, four o'clock") == "16:00"
     assert ex.extract_time("nine, no, I got the school run till like eight thirty") == "09:00"
+
+
+def test_a_day_scratched_or_taken_by_something_of_ours_is_not_the_meeting() -> None:
+    today = dt.date(2027, 10, 19)
+    assert ex.extract_date("ok, scratch Friday entirely", today=today, tense="future") is None
+    said = "nope, not the third, the tenth at the same hour, the third is our staff offsite"
+    assert ex.extract_date(said, today=today, tense="future") == "2027-11-10"
+    assert ex.extract_date("by Monday, that's the deadline", today=today, tense="future") == "2027-10-25"
