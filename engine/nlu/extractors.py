@@ -1218,24 +1218,21 @@ _DAY_NUMBER = (
     r"((?:twenty|thirty)(?:[- ](?:one|two|three|four|five|six|seven|eight|nine))?|one|two|three|four|five|"
     r"six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen)"
 )
+
+
+def _month_day_led_by(leads: str) -> re.Pattern[str]:
+    """Month and day said as two numbers after one of ``leads`` (one space between them: "one,
+    three", with a comma, reads out digits)."""
+    return re.compile(
+        rf"\b(?:{leads})\s+{_MONTH_NUMBER} {_DAY_NUMBER}(?=\s*(?:$|[.,;!?]|not\b|and\b))", re.IGNORECASE
+    )
+
+
 # a date as forms write it, month and day numbers: "the date's ten twenty two", "decided ten twelve"
-_MONTH_DAY_NUMBERS = re.compile(
-    r"\b(?:date(?:'s| is| was)?|dated|decided|due(?: on)?)\s+"
-    + _MONTH_NUMBER
-    + r" "  # one space: "one, three" (a comma here) reads out digits
-    + _DAY_NUMBER
-    + r"(?=\s*(?:$|[.,;!?]|not\b|and\b))",
-    re.IGNORECASE,
-)
+_MONTH_DAY_NUMBERS = _month_day_led_by(r"date(?:'s| is| was)?|dated|decided|due(?: on)?")
 _MONTH_DAY_ALONE = re.compile(r"^\s*" + _MONTH_NUMBER + r" " + _DAY_NUMBER + r"\s*[.!?]?\s*$")
 # "decision expected by ten twenty five": where no meeting's clock time can be meant
-_MONTH_DAY_AFTER_BY = re.compile(
-    r"\b(?:expected|expected by|expect it|by|on)\s+"
-    + _MONTH_NUMBER
-    + r" "
-    + _DAY_NUMBER
-    + r"(?=\s*(?:$|[.,;!?]|not\b|and\b))"
-)
+_MONTH_DAY_AFTER_BY = _month_day_led_by(r"expected|expected by|expect it|by|on")
 
 
 def _month_day_numbers(lowered: str, today: dt.date, when: str, bare: bool) -> Found:
