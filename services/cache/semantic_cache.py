@@ -48,6 +48,8 @@ from services.cache.store import CacheKeys, exact_value, read_exact
 
 log = logging.getLogger("voxray.semantic_cache")
 
+BULK_TIMEOUT_S = 5.0
+REBUILD_BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)  # pauses before each retry of a failed rebuild
 REDIS_ERRORS: tuple[type[BaseException], ...] = (OSError, asyncio.TimeoutError)
 try:  # redis is a dependency of the deployment; keep the module importable for docs without it
     import redis.asyncio as aioredis
@@ -94,12 +96,19 @@ class SemanticCache:
         self.counters = CacheCounters()
         self.index = ScopeIndexes(dim, settings.max_entries_per_scope)
         self._redis: Any = None
+        self._bulk_redis: Any = None
         if redis_url and aioredis is not None:
             self._redis = aioredis.Redis.from_url(
                 redis_url, socket_connect_timeout=0.25, socket_timeout=0.5, health_check_interval=15
             )
+            # A rebuild scans the keyspace and reads every entry: off the turn path, so it gets a
+            # timeout sized for bulk reads on a busy Redis rather than the lookup's 0.5 s.
+            self._bulk_redis = aioredis.Redis.from_url(
+                redis_url, socket_connect_timeout=1.0, socket_timeout=BULK_TIMEOUT_S, health_check_interval=15
+            )
         self._subscribe = subscribe
         self._listener: asyncio.Task[None] | None = None
+        self._retry: asyncio.Task[None] | None = None
         self._started = False
         self._start_lock = asyncio.Lock()
         self._subscribed = asyncio.Event()
@@ -117,41 +126,69 @@ class SemanticCache:
                     await asyncio.wait_for(self._subscribed.wait(), 1.0)
                 except TimeoutError:
                     log.warning("semantic cache: pub/sub not subscribed yet; relying on rebuild")
-            await self.rebuild()
+            if self._bulk_redis is None:
+                return
+            try:
+                await self._rebuild_once()
+            except REDIS_ERRORS as exc:
+                self._rebuild_failed(exc)
+                self._retry = asyncio.create_task(self._rebuild_until_done(), name="semantic-cache-rebuild")
 
     async def rebuild(self) -> int:
-        """Load every live entry of every scope from Redis into fresh FAISS indexes."""
-        if self._redis is None:
+        """Load every live entry of every scope from Redis into fresh FAISS indexes (one try).
+
+        A failure is counted and logged and keeps the current indexes; returns the entries loaded.
+        """
+        if self._bulk_redis is None:
             return 0
+        try:
+            return await self._rebuild_once()
+        except REDIS_ERRORS as exc:
+            self._rebuild_failed(exc)
+            return 0
+
+    def _rebuild_failed(self, exc: BaseException) -> None:
+        self.counters.redis_errors += 1
+        log.warning("semantic cache rebuild from Redis failed: %s", type(exc).__name__)
+
+    async def _rebuild_until_done(self) -> None:
+        """Retry a failed start-up rebuild off the turn path, so one slow moment of Redis does
+        not leave a new replica cold for good."""
+        for pause in REBUILD_BACKOFF_S:
+            await asyncio.sleep(pause)
+            try:
+                await self._rebuild_once()
+                return
+            except REDIS_ERRORS as exc:
+                self._rebuild_failed(exc)
+        log.warning("semantic cache: gave up rebuilding; the index fills from new entries")
+
+    async def _rebuild_once(self) -> int:
         fresh = {}
         loaded = 0
-        try:
-            async for key in self._redis.scan_iter(match=self.keys.scope_ids_pattern(), count=1000):
-                scope_key = self.keys.scope_key_of(key.decode())
-                ids = [int(i) for i in await self._redis.zrange(key, 0, -1)]
-                if not ids:
+        redis = self._bulk_redis
+        async for key in redis.scan_iter(match=self.keys.scope_ids_pattern(), count=1000):
+            scope_key = self.keys.scope_key_of(key.decode())
+            ids = [int(i) for i in await redis.zrange(key, 0, -1)]
+            if not ids:
+                continue
+            pipe = redis.pipeline(transaction=False)
+            for entry_id in ids:
+                pipe.hmget(self.keys.entry(entry_id), "emb", "guard", "created")
+                pipe.pttl(self.keys.entry(entry_id))
+            rows = await pipe.execute()
+            now = time.time()
+            vecs, keep, metas = [], [], []
+            for n, entry_id in enumerate(ids):
+                (emb, guard, created), pttl = rows[2 * n], rows[2 * n + 1]
+                if emb is None or pttl is None or pttl < 0:
                     continue
-                pipe = self._redis.pipeline(transaction=False)
-                for entry_id in ids:
-                    pipe.hmget(self.keys.entry(entry_id), "emb", "guard", "created")
-                    pipe.pttl(self.keys.entry(entry_id))
-                rows = await pipe.execute()
-                now = time.time()
-                vecs, keep, metas = [], [], []
-                for n, entry_id in enumerate(ids):
-                    (emb, guard, created), pttl = rows[2 * n], rows[2 * n + 1]
-                    if emb is None or pttl is None or pttl < 0:
-                        continue
-                    vecs.append(np.frombuffer(emb, dtype=np.float32))
-                    keep.append(entry_id)
-                    metas.append(EntryMeta(guard.decode(), float(created), now + pttl / 1000))
-                if keep:
-                    fresh[scope_key] = self.index.build(vecs, keep, metas)
-                    loaded += len(keep)
-        except REDIS_ERRORS as exc:
-            self.counters.redis_errors += 1
-            log.warning("semantic cache rebuild from Redis failed: %s", type(exc).__name__)
-            return 0
+                vecs.append(np.frombuffer(emb, dtype=np.float32))
+                keep.append(entry_id)
+                metas.append(EntryMeta(guard.decode(), float(created), now + pttl / 1000))
+            if keep:
+                fresh[scope_key] = self.index.build(vecs, keep, metas)
+                loaded += len(keep)
         self.index.replace_all(fresh)
         log.info("semantic cache rebuilt %d entries in %d scopes", loaded, len(fresh))
         return loaded
@@ -453,8 +490,10 @@ class SemanticCache:
         }
 
     async def aclose(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            await asyncio.gather(self._listener, return_exceptions=True)
-        if self._redis is not None:
-            await self._redis.aclose()
+        tasks = [t for t in (self._listener, self._retry) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for client in (self._redis, self._bulk_redis):
+            if client is not None:
+                await client.aclose()

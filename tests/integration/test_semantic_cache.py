@@ -246,6 +246,34 @@ async def test_new_replica_rebuilds_from_redis_and_pubsub_propagates(
 
 
 @pytest.mark.asyncio
+async def test_a_failed_startup_rebuild_is_retried_off_the_turn_path(
+    redis_url: str, key_prefix: str, embedder: Embedder
+) -> None:
+    first = await new_cache(redis_url, key_prefix, embedder.dim)
+    s = scope(state="budget")
+    text = "Is there a free trial?"
+    await first.store(s, text, "There is, for {trial_days} days.", vec(embedder, text))
+    late = SemanticCache(redis_url, embedder.dim, CacheSettings(), key_prefix=key_prefix)
+    real_rebuild = late._rebuild_once
+    failures = 0
+
+    async def slow_redis_once() -> int:
+        nonlocal failures
+        if failures == 0:
+            failures += 1
+            raise TimeoutError  # what a busy Redis gives a scan past the socket timeout
+        return await real_rebuild()
+
+    late._rebuild_once = slow_redis_once  # type: ignore[method-assign]
+    await late.start()
+    assert late.stats()["entries"] == 0 and late.stats()["redis_errors"] == 1
+    assert await until(lambda: late.stats()["entries"] == 1)
+    assert await late.lookup(s, text, vec(embedder, text)) is not None
+    await first.aclose()
+    await late.aclose()
+
+
+@pytest.mark.asyncio
 async def test_redis_down_is_a_miss_and_a_counter(key_prefix: str, embedder: Embedder) -> None:
     cache = await new_cache(DEAD_REDIS, key_prefix, embedder.dim)
     s = scope()
