@@ -120,14 +120,21 @@ def extract_number(text: str, slot: Slot | None = None) -> str | None:
 
 
 _AMOUNT_CUE = re.compile(
-    r"\$|\dk\b|\b(dollars?|bucks|grand|k|kay|thousand|million|budget|spend|price|cost|monthly|annually|"
-    r"yearly|(?:a|per|each) (?:month|year|seat|user|head|license|location)|"
+    r"\$|\dk\b|\b(dollars?|bucks|grand|k|kay|thousand|million|budget|spend|price|costs?|monthly|quarterly|annually|"
+    r"yearly|(?:a|per|each) (?:month|year|quarter|seat|user|head|license|location)|"
     r"for the (?:whole )?(?:year|month))\b"
 )
 _SPENT = re.compile(
     r"\b(spent|paid|blew through|blew|went over|cost us|costs us|costing us|were paying|used to pay|"
     r"burned|burnt|"
-    r"burn through|burning|lost|lose|losing|wasted|wasting|bleeding)\b"
+    r"burn through|burning|lost|lose|losing|wasted|wasting|bleeding|"
+    r"quote (?:we|i) got|(?:were|was|got|been) quoted|last quote)\b"
+)
+# "a hundred and forty on the phones": a headcount
+_ON_STAFF = ("on the phone", "on the floor", "on staff", "on payroll", "on the team")
+_SAME_AGAIN = re.compile(
+    r"\b(?:same|similar) (?:ballpark|range|amount|number|money|budget|spend)\b|\babout the same\b|"
+    r"\bmatch(?:ing)? (?:that|it)\b|\bthat much again\b"
 )
 _AMOUNT_TOKEN = re.compile(r"[a-z]+(?:-[a-z]+)?|\d+(?:,\d{3})*(?:\.\d+)?|[$,.]")
 # "kay": "twelve k" as a recogniser writes it
@@ -241,8 +248,15 @@ def _amounts(text: str) -> list[_Amount]:
         if j < len(words) and words[j] in _AMOUNT_SUFFIX:
             value *= _AMOUNT_SUFFIX[words[j]]
             scaled, j = True, j + 1
-        elif (not dollar and any(w in _COUNTED for w in words[j : j + 1])) or (
-            not dollar and words[j + 1 : j + 2] and words[j + 1] in _COUNTED and words[j] not in _MONEY_WORDS
+        elif (
+            (not dollar and any(w in _COUNTED for w in words[j : j + 1]))
+            or (
+                not dollar
+                and words[j + 1 : j + 2]
+                and words[j + 1] in _COUNTED
+                and words[j] not in _MONEY_WORDS
+            )
+            or (not dollar and " ".join(words[j : j + 3]).startswith(_ON_STAFF))
         ):
             i = j
             continue  # "forty sites", "six people", "four call centers": a count, no amount
@@ -286,6 +300,9 @@ def _only_a_number(lowered: str) -> bool:
 _PER_SEAT = r"\b(?:a|per|each) (?:seat|user|head|license|licence|employee)\b"  # "forty a seat": a price
 
 
+_RANGE = re.compile(r"\b(?:between [\w-]+ and|[\w-]+ (?:to|or) [\w-]+ (?:dollars?|bucks)\b)")
+
+
 def _said_as_money(amount: _Amount, lowered: str) -> bool:
     """A lone bare number is an amount when it is large or said with a money word ("ninety-nine
     dollars"), not "the other one" in a sentence that mentions the price."""
@@ -297,8 +314,10 @@ def extract_currency(text: str, slot: Slot | None = None) -> str | None:
     thousand"; "forty thousand — no, forty-five"; a range gives its upper bound). A bare number
     takes the scale of the amount said next to it ("ten, twelve thousand" → 12000, "thirty to
     forty thousand", "forty thousand … forty-five" → 45000). Needs a money word in the turn."""
-    # what was spent ("we blew through forty grand last quarter") is no amount on offer
-    lowered = " , ".join(c.text for c in clauses(text) if not _SPENT.search(c.text))
+    # what was spent ("we blew through forty grand last quarter") is no amount on offer, unless it
+    # is offered again ("the old tool costs us seventy-five hundred, so that, same ballpark")
+    again = _SAME_AGAIN.search(normalise(text)) is not None
+    lowered = " , ".join(c.text for c in clauses(text) if again or not _SPENT.search(c.text))
     amounts = _amounts(lowered)
     only_numbers = _only_a_number(lowered)
     if not _AMOUNT_CUE.search(lowered) and not only_numbers:
@@ -325,6 +344,13 @@ def extract_currency(text: str, slot: Slot | None = None) -> str | None:
         and (
             a.scaled
             or (len(amounts) == 1 and _said_as_money(a, lowered))
+            # "between fourteen and seventeen bucks an agent": a range's top
+            or (
+                len(amounts) == 2
+                and a is amounts[-1]
+                and _RANGE.search(lowered)
+                and _said_as_money(a, lowered)
+            )
             or (only_numbers and a.value >= 100)
         )
     ]
@@ -353,7 +379,7 @@ _EXPLICIT_YES = re.compile(
     r"that works|works for me|lock (?:it |that )?in|locked in(?! (?:with|to|for|on|until|till))|"
     r"that's fine|that's me|i can do|i can talk|i can spare|make it quick|"
     r"everything's right|everything is right|all correct|all right|alright|sounds right|all sounds right|"
-    r"that's all correct|all of that is right|spot on|sounds like a plan|it's a plan|deal|"
+    r"that's all correct|all of that is right|spot on|bang on|dead on|sounds like a plan|it's a plan|deal|"
     r"(?:that|this|it)(?:'ll| will|'d| would) (?:work|do)|(?<!another )(?<!a )go on|carry on|"
     r"(?:all |it all |that all )?matches|"
     r"what (?:do|did) you (?:want|need) to know|what(?:'s| is| are) your questions?)\b"
@@ -708,6 +734,7 @@ def extract_code(text: str, slot: Slot | None = None, exclude: frozenset[str] = 
     clarified = _CLARIFIED_AT_END.search(text)
     if clarified and re.search(rf"\b{clarified[1]}\b", text[: clarified.start()], re.IGNORECASE):
         text = text[: clarified.start()]  # "… H 7 2 2 0 9. H as in hotel.": the H was said already
+    text = _AT_THE_END.sub(" ", _TAKEN_BACK.sub(" ", text))
     text = _NOT_LETTER.sub(" not ", text)
     lowered = text.lower()
     cue = _CODE_CUE.search(lowered) or _SPELLED_OUT.search(lowered)
@@ -772,10 +799,19 @@ _NOT_CODE = re.compile(
     r"(?:\s+(?:back|down))?(?:\s+as)?)\s+(?:the\s+)?([^,.;!?]+)",
     re.IGNORECASE,
 )
-# "it starts with an M, not an N": the letter ruled out is no part of the code said around it
+# "it starts with an M, not an N", "last digit's a 6, not an 8.": the character ruled out is no part
+# of the code said around it
 _NOT_LETTER = re.compile(
-    r"\bnot\s+(?:an?\s+)?[A-Za-z]\b(?:\s*,?\s*(?:as in|like)\s+[A-Za-z]+)?(?=\s*[,.;]|$)"
+    r"\bnot\s+(?:an?\s+)?(?:[A-Za-z0-9]|zero|oh|one|two|three|four|five|six|seven|eight|nine)\b"
+    r"(?:\s*,?\s*(?:as in|like)\s+[A-Za-z]+)?(?=\s*[,.;]|$)",
+    re.IGNORECASE,
 )
+# "four bee, sorry, not bee, dee as in delta": the character said and taken back at once
+_TAKEN_BACK = re.compile(
+    r"\b([\w']+)\W+(?:(?:sorry|no|oops|wait)\W+)+not\W+(?:an?\W+)?\1\b\W*", re.IGNORECASE
+)
+# "…, nine at the end": the last character named again, as a check
+_AT_THE_END = re.compile(r"[,;]\s*(?:so\s+|with\s+)?(?:an?\s+)?[\w']+\s+(?:at|on) the end\W*$", re.IGNORECASE)
 
 
 def _resaid_tail(said: str, fixed: str) -> str | None:
@@ -827,7 +863,8 @@ _NAME_CUES = re.compile(
     r"you're talking to|speaking with|talking to|you've got|you got|y'all got|you all got|you've reached|"
     r"you reached|you are (?:speaking|talking) (?:with|to)|speaking to|"
     r"(?<![a-z]\s)myself)"  # "sir, myself Rajeshwari" (Indian English), not "I'll do it myself Monday"
-    r"\s+(?=([\w'-]+)(?:\s+([\w'-]+))?)",  # a lookahead: "this is, this is Dmitri" finds the second cue
+    # a lookahead: "this is, this is Dmitri" finds the second cue; "this is June, may I …" ends the name
+    r"\s+(?=([\w'-]+)(?:\s+(?!(?:may|can|could|might|shall|will|would)\s+i\b)([\w'-]+))?)",
     re.IGNORECASE,
 )
 _NAME_BEFORE = re.compile(
@@ -1093,14 +1130,19 @@ def extract_date(
     ]
     said = _weekdays_of_dates_said(said, found, lowered)
     cues = slot.cues if slot is not None else ()
-    said = _led_by_a_cue(said, with_commas, cues)
     if cues:
+        # "the earlier request dated 10/14 got denied, and this one's pending": another record's date
+        others = _another_records_clauses(re.sub(r"[.;!?](?!\d)", ",", with_commas))
+        said = [(at, value) for at, value in said if not any(a <= at < b for a, b in others)]
         starts = sorted(at for at, _ in found)
         said = [
             (at, value)
             for at, value in said
-            if not _date_of_another_event(with_commas, max([-1] + [a for a in starts if a < at]), at, cues)
+            if not _date_of_another_event(
+                with_commas, max([-1] + [a for a in starts if a < at]), at, cues, len(said) == 1
+            )
         ]
+    said = _led_by_a_cue(said, with_commas, cues)
     if not said:
         return None
     said.sort()
@@ -1178,20 +1220,26 @@ def _led_by_a_cue(said: list[tuple[int, str]], text: str, cues: Sequence[str]) -
 # what happens to the paper, not the decision: "the letter went out the 14th", "received the 7th"
 _PAPER_EVENT = re.compile(
     r"\b(?:mail(?:ed)?|(?:sent|went|go(?:es)?|gone|going) out|postmarked|received|receipt|arrived|"
-    r"came in|got in|logged|submitted|faxed|filed|opened|sent)\b(?=(?:\W+[\w']+){0,5}?\W*$)"
+    r"came in|got in|logged|submitted|faxed|filed|opened|sent|asked|called|rang|phoned|"
+    r"(?P<dated>(?:letter|notice|notification|paperwork|fax)(?:'s| is| was)? dated))\b"
+    r"(?=(?:\W+[\w']+){0,5}?\W*$)"
 )
 _PAPER = re.compile(r"\s+(?:letter|notice|notification|paperwork|fax)\b")
 _DATE_IS_WHEN = re.compile(r"\W*(?:[\w']+\W+){0,3}?(?:is|was) when\b")  # "the 8th is when we mailed it"
 
 
-def _date_of_another_event(text: str, previous: int, at: int, cues: Sequence[str]) -> bool:
+def _date_of_another_event(text: str, previous: int, at: int, cues: Sequence[str], alone: bool) -> bool:
     """A date a paper event leads (within a few words), with none of the slot's cues since the
     sentence began or the ``previous`` date: "decided the 12th, mailed the 14th" gives the 14th to
-    the mail; "the denial went out on the 2nd" is the decision's day."""
+    the mail; "the denial went out on the 2nd" is the decision's day. The date a letter bears is
+    the decision's when it is the only date said ("the letter's dated July 14th")."""
     begin = max([m.end() for m in _SENTENCE_END.finditer(text, 0, at)] + [at - 50, previous + 1, 0])
     window = text[begin:at]
-    if not _PAPER_EVENT.search(window) or (previous >= 0 and _DATE_IS_WHEN.match(window)):
+    event = _PAPER_EVENT.search(window)
+    if event is None or (previous >= 0 and _DATE_IS_WHEN.match(window)) or (alone and event["dated"]):
         return False
+    # a cue counts in the event's own clause: "got denied, and the new one was sent on Friday"
+    window = window[max([m.end() for m in _CUE_CLAUSE_END.finditer(window, 0, event.start())] + [0]) :]
     return not any(
         not _PAPER.match(window, m.end())
         for cue in cues
@@ -1486,10 +1534,14 @@ def _relative_dates(lowered: str, today: dt.date, when: str) -> Found:
     ):
         day = today + dt.timedelta(days=2) if match[1] == "day after tomorrow" else named[match[1]]
         out.append((match.start(), day.isoformat()))
-    for match in re.finditer(r"\b(\w+) (day|days|week|weeks) ago\b", lowered):
+    for match in re.finditer(
+        r"\b(\w+) (day|days|week|weeks) ago(?: (" + "|".join(_WEEKDAYS) + r"))?\b", lowered
+    ):
         n = _small_number(match[1])
         if n is not None:
             days = n * (7 if match[2].startswith("week") else 1)
+            if match[3] and match[2].startswith("week"):  # "two weeks ago Friday": the Friday of that week
+                days += today.weekday() - _WEEKDAYS.index(match[3])
             out.append((match.start(), (today - dt.timedelta(days=days)).isoformat()))
     positions = [(m.start(), m.group(0)) for m in _WORD_RE.finditer(lowered)]
     words = [w for _, w in positions]
@@ -1508,11 +1560,22 @@ def _relative_dates(lowered: str, today: dt.date, when: str) -> Found:
             day = today + dt.timedelta(days=((target - today.weekday()) % 7 or 7) + 7 * weeks)
             out.append((positions[i][0], day.isoformat()))
             continue
+        if before[-2:] in (["week", "ago"], ["weeks", "ago"]):  # "two weeks ago Friday": that week's
+            weeks = (_small_number(before[0]) if len(before) == 3 else None) or 1
+            monday = today - dt.timedelta(days=today.weekday() + 7 * weeks)
+            out.append((positions[i][0], (monday + dt.timedelta(days=target)).isoformat()))
+            continue
         context = " ".join(words[max(0, i - 2) : i + 4])  # "Thursday of next week"
         # "next Wednesday" said on a Tuesday is the Wednesday of next week, not tomorrow
         if (
             "week after next" in " ".join(words[max(0, i - 6) : i + 5])  # "the week after next, Wednesday"
             or words[i + 1 : i + 3] == ["after", "next"]  # "the Tuesday after next"
+            # "away all next week, so the Monday after": the week after the one named
+            or (
+                words[i + 1 : i + 2] == ["after"]
+                and words[i + 2 : i + 3] not in (["that"], ["it"], ["this"], ["the"])
+                and "next week" in " ".join(words[max(0, i - 12) : i])
+            )
         ):
             monday = today - dt.timedelta(days=today.weekday()) + dt.timedelta(days=14)
             day = monday + dt.timedelta(days=target)
@@ -1795,7 +1858,11 @@ def extract_time(text: str, slot: Slot | None = None) -> str | None:
             taken.append(match.span())
             found.append((match.start(), f"{hour:02d}:00"))
     found += _spoken_hours(lowered, taken)
-    kept = [(start, value) for start, value in found if not _not_before(lowered, start)]
+    kept = [
+        (start, value)
+        for start, value in found
+        if not _not_before(lowered, start) and not _FREE_UNTIL.search(lowered, 0, start)
+    ]
     proposed = [(start, value) for start, value in kept if not _time_of_something_else(lowered, start)]
     kept = proposed or kept
     return max(kept)[1] if kept else None
@@ -1814,6 +1881,13 @@ _OTHER_EVENT_HELD = re.compile(
 )
 _OTHER_EVENT_AFTER = re.compile(
     r"[\w:]+(?:\s+(?:o'clock|oclock|am|pm|thirty|fifteen|forty-five))?\s+(?:is|'s) (?:our|my|the|their)\b"
+)
+
+
+# "I've got a window till noon", "free until three": when the time free ends, no time to meet
+_FREE_UNTIL = re.compile(
+    r"\b(?:window|free|available|around|open)\s+(?:till|until|up to|up till)\s+(?:like\s+|about\s+|"
+    r"around\s+)?$"
 )
 
 
@@ -2110,6 +2184,8 @@ _ANOTHER_RECORD = re.compile(
     r"(?:above|below|underneath|beneath|under (?:it|hers|his)|before (?:it|hers|his))\b"
     r"|\bwrong (?:row|line|column|member|patient|record|request|case|one|chart|screen|tab|account|file|"
     r"auth|entry)\b"
+    r"|\b(?:earlier|previous|older|old|other|original) (?:request|auth|authorization|case|submission|"
+    r"referral|one)\b"
     r"|\bat first\b|\bmy cursor\b"
     r"|\b(?:i'd|i had|i|i've) (?:first|initially|originally) "
     r"(?:clicked|pulled|opened|read|looked|had|grabbed|went|picked)\b"
@@ -2129,11 +2205,7 @@ def _another_records_clauses(norm: str) -> list[tuple[int, int]]:
     """Spans (in ``_plain`` text) of the clauses that tell about another record: one that says
     so, the relative clauses after it, and, where it is led by a correction ("approved, oh wait,
     that's the line above"), the clauses the correction takes back."""
-    spans: list[tuple[int, int]] = []
-    at = 0
-    for part in norm.split(","):
-        spans.append((at, at + len(part)))
-        at += len(part) + 1
+    spans = _clause_spans(norm)
     texts = [norm[a:b].strip() for a, b in spans]
     marked = [bool(_ANOTHER_RECORD.search(t)) for t in texts]
     if not any(marked):
@@ -2151,13 +2223,25 @@ def _another_records_clauses(norm: str) -> list[tuple[int, int]]:
     return [span for span, m in zip(spans, marked, strict=True) if m]
 
 
+# clauses split at commas and at "and"/"but" that start a new subject: "the older one got voided and
+# the current one is approved"
+_CLAUSE_BREAK = re.compile(
+    r",|\b(?:and|but|while|whereas)\b(?= (?:the|this|that|your|yours|my|our|its|it's|it) )"
+    r"|(?<= )(?=(?:the|this|your) (?:live|current|new|newer|fresh|latest|active|real|correct|right) "
+    r"(?:one|request|case|auth)\b|(?:yours|ours|hers|his|this one) (?:is|was|'s)\b)"
+)
+
+
+def _clause_spans(norm: str) -> list[tuple[int, int]]:
+    spans, at = [], 0
+    for brk in _CLAUSE_BREAK.finditer(norm):
+        spans.append((at, brk.start()))
+        at = brk.end()
+    return [*spans, (at, len(norm))]
+
+
 def _without_spans(norm: str, spans: Sequence[tuple[int, int]]) -> str:
-    kept, at = [], 0
-    for part in norm.split(","):
-        if (at, at + len(part)) not in spans:
-            kept.append(part)
-        at += len(part) + 1
-    return ",".join(kept)
+    return ",".join(norm[a:b] for a, b in _clause_spans(norm) if (a, b) not in spans)
 
 
 # "Me.", "myself, really"; not "me? no, my boss does"
@@ -2174,6 +2258,9 @@ _SELF_BY_POST = re.compile(
     r"^(?:\w+\W+){0,2}?i(?:'m| am) the (?:\w+ )?(?:owner|director|ceo|founder|president|boss|head|manager|"
     r"principal|decision maker|one who (?:decides|signs))\b(?!.{0,40}\b(?:but|however)\b)"
     r"|\b(?:final )?(?:decision|call|say) is (?:mine|my own)\b"
+    # "I sign.", "the signature's mine"; not "I sign up to five grand, above that the CFO"
+    r"|\b(?:i sign(?: off)?|(?:the )?signature(?:'s| is) mine|i'm the (?:one|person) who signs)\b"
+    r"(?![^.?!]{0,40}\b(?:but|however|over|above|past|beyond|up to|under)\b)"
 )
 # people a decision rests with: "my wife", "the owner", "our contracting officer", "the board"
 _PEOPLE = (
@@ -2192,6 +2279,8 @@ _SOMEONE_ELSE = re.compile(
     + _PEOPLE
     + r"\b"
     r"|\bmy (?:role|job) is (?:to|just to) (?:make a )?recommend"
+    r"|\bi (?:just )?(?:present|recommend)\b[^.?!]{0,20}\b(?:they|the (?:committee|board|council)) "
+    r"(?:vote|votes|decide|decides)\b"
     # "me plus my co-owner", "the owner signs for anything over five grand"
     r"|\bme (?:and|plus|&|along with|together with|with) (?:my|our|the) (?:[\w'-]+\s+){0,2}" + _PEOPLE + r"\b"
     r"|\b(?:my|our|the)\s+(?:[\w'-]+\s+)?" + _PEOPLE + r"\s+(?:signs?|approves?|decides?|okays?|"

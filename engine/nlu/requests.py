@@ -29,6 +29,9 @@ _REQUEST_CUE = re.compile(
     r"how(?:'s| does| do) (?:that|the|her|his) [\w ]+ go|"
     r"how(?:'s| is| are| do you)\s+(?:[\w']+\s+){0,3}?spell(?:ed)?)\b"
 )
+# "may I have the NPI first": asks for a field (asking the caller's own name this way is a greeting's
+# give-and-take, not who_is_this)
+_MAY_I = re.compile(r"\b(?:may|might) i (?:get|have|know|take)\b")
 # The field named, then its value: "the CPT on it is 99213" states the field, it does not ask.
 _STATES_VALUE = re.compile(
     r"^\W*(?:\w+\W+){0,3}?(?:is|was|'s|reads|shows|says)\s+(?!(?:it|that|this)\b)(?:\w+\s+){0,2}?[\w-]*\d"
@@ -56,9 +59,12 @@ _LETTER_WORDS = re.compile(r"\b(letters?|spelling|spell|spelled|alphabet)\b")
 _DIGIT_WORDS = re.compile(r"\b(numbers?|digits?|last (?:four|three|two|five|six)|first (?:four|three))\b")
 # "the NPI for the ordering doctor": the doctor says whose NPI, it is not asked for itself;
 # "nothing under that ID": the field says where the rep looked
+# "dropped off right after the birthday": where in the read-out, no ask
 _QUALIFIER = re.compile(
     r"\b(?:for|of|on|under|by|using|after|before|past)\s+(?:the\s+|this\s+|that\s+|her\s+|his\s+)?$"
-)  # "dropped off right after the birthday": where in the read-out, no ask
+    r"|\bwith\s+(?:this|that)\s+$"
+)
+_WITH_THIS = re.compile(r"\bwith\s+$")  # "nobody comes up with this ID": where the rep looked
 # "the spelling on her last name" asks for the name, it does not say where the rep looked
 _SPELLING_OF = re.compile(r"\b(?:spelling|letters)\s+(?:on|of|for)\s+(?:the\s+|her\s+|his\s+|that\s+)?$")
 # "you broke up on the procedure code": the field named is the one to hear again
@@ -103,6 +109,13 @@ def field_phrases(
         forms |= {re.sub(r"^(\w+) ", r"\1's ", f) for f in owned}
         # "the ID" is also "that ID", "her ID", "your member number"
         forms |= {f"{d} {f[4:]}" for f in forms if f.startswith("the ") for d in _DETERMINERS}
+        # "which plan" is also "which of her plans"
+        forms |= {
+            f"which of {d} {f[6:]}s"
+            for f in forms
+            if f.startswith("which ") and " " not in f[6:]
+            for d in ("the", "her", "his", "their", "your", "these", "those")
+        }
         # "what does it do" is also "what does your thing do"
         forms |= {re.sub(r"\bit\b", thing, f) for f in forms if re.search(r"\bit\b", f) for thing in _THING}
         out[field] = tuple(
@@ -130,7 +143,10 @@ def asks_for_field(
             if match is None:
                 continue
             before = norm[: match.start()]
-            qualifier = _QUALIFIER.search(before) and not (
+            qualifier = (
+                _QUALIFIER.search(before)
+                or (_WITH_THIS.search(before) and match.group(0).startswith(("this ", "that ")))
+            ) and not (
                 _SPELLING_OF.search(before)
                 or _MISSED_ON.search(before)
                 or match.group(0).startswith(("which ", "what "))  # "under which plan are you calling?"
@@ -150,7 +166,7 @@ def asks_for_field(
     named.sort()
     start, field, phrase_words = _served_first(norm, named)
     asks = (
-        bool(_REQUEST_CUE.search(norm) or _MISSED_ON.search(norm[:start]))
+        bool(_REQUEST_CUE.search(norm) or _MAY_I.search(norm) or _MISSED_ON.search(norm[:start]))
         or _please_after(norm, start, phrase_words)
         or _listed_in_order(norm, named)
     )
@@ -267,7 +283,10 @@ _WHO_CALLS = re.compile(
     r"\bwhose (?:office|practice|clinic|behalf)\b|"
     # "billing company who?", "and you personally are who?"
     r"\b(?:company|firm|office|outfit|practice|agency|billing|service) who\b(?=\W*(?:\?|$))|"
-    r"\byou(?: personally)? are who\b|"  # "whose office is this for", "on whose behalf"
+    r"\byou(?: personally)? are who\b|"
+    # "are you the same vendor that demoed for us?"
+    r"\bare (?:you|ya) (?:the same|a different|another) (?:vendor|company|firm|outfit|agency|people|"
+    r"folks|crowd)\b|"  # "whose office is this for", "on whose behalf"
     r"\b(?:which|what) (?:facility|office|practice|clinic|provider)(?:'s| is) (?:this|that|the call)\b"
 )
 

@@ -68,7 +68,7 @@ _PATTERNS: dict[Outcome | Objection, re.Pattern[str]] = {
         r"|\b(?:don't|dont|doesn't|doesnt|do not|does not|never) "
         r"(?:pre[- ]?authori[sz]e|auth|precert|pre-cert) (?:those|that|these|them|office visits?)\b"
         r"|\b(?:don't|dont|doesn't|doesnt|do not|does not|never) (?:require|ask for|need|get) (?:any |a )?"
-        r"(?:pre-?approval|pre-?auth\w*|precert|pre-cert|prior auth\w*)\b"
+        r"(?:pre-?approval|pre-?auth\w*|pre-?cert\w*|prior auth\w*)\b"
         r"|\b(?:prior auth\w*|pre-?auth\w*|precert|authorization) (?:is )?not applicable\b"
         r"|\bno pre ?auth(?:or)?(?: is)?(?: ?ation)?\b"
         r"|\bno pre[- ]?approval (?:(?:on|for|under|with) (?:her|his|their|the|this|that) "
@@ -86,7 +86,7 @@ _PATTERNS: dict[Outcome | Objection, re.Pattern[str]] = {
         r"(?:anything|a (?:single )?request|any requests?)\b"
         # "zero requests under that code", "nothing ever got sent"
         r"|\b(?:zero|no) (?:requests?|cases?|submissions?) (?:under|for|on)\b"
-        r"|\bnothing (?:ever\s+)?(?:got|was|has been) (?:sent|submitted|faxed|filed)\b"
+        r"|\bnothing(?:'s)? (?:ever\s+)?(?:got|was|has been|been) (?:sent|submitted|faxed|filed)\b"
         # "nothing came across for her", "nobody ever faxed us anything", "intake has no request", "no
         # request ever landed here"
         r"|\bnothing (?:ever\s+)?(?:came|come|has come|got) (?:across|in|through)\b"
@@ -129,6 +129,9 @@ _PATTERNS: dict[Outcome | Objection, re.Pattern[str]] = {
         r"(?:bills?|costs?|fees?|subscriptions?|tools?)\b"
         r"|\bevery (?:penny|buck|dollar|cent)(?:'s| is)? (?:spoken for|goes to|accounted for|already)\b"
         r"|\bno room for (?:yet )?another (?:\w+[- ])?(?:tool|bill|subscription|expense|vendor)\b"
+        # "the last quote was sixty a seat, a total non-starter"
+        r"|\b(?:quote|quoted|price|pricing|cost)\b[^.?!]{0,80}\b(?:non-?starter|deal-?breaker|deal breaker|"
+        r"way (?:too|over) (?:high|much|steep)|too (?:steep|rich|pricey))\b"
     ),
     # "we already pay another outfit for exactly this", "signed a two year deal with ShiftPro"
     "has_a_vendor": re.compile(
@@ -140,6 +143,10 @@ _PATTERNS: dict[Outcome | Objection, re.Pattern[str]] = {
         r"|\b(?:under|into|in) (?:a|an) (?:\w+[- ]){0,2}(?:year|month)s?\b[^.?!]{0,10}"
         r"\b(?:contract|agreement|deal|term)\b"
         r"|\b(?:the|our|that) contract runs\b"
+        # "we're on NICE through Q3, and that contract's ironclad"
+        r"|\b(?:we're|we are|were) (?:on|with|locked in with|tied to) (?:[\w-]+ ){1,2}(?:through|"
+        r"thru|till|until)\b"
+        r"|\b(?:contract|agreement|deal)(?:'s| is) (?:ironclad|airtight|locked in|binding)\b"
     ),
     # "six staff and a shared calendar, it does the job", "it'd be overkill", "nothing to schedule"
     "no_need_for_it": re.compile(
@@ -148,6 +155,11 @@ _PATTERNS: dict[Outcome | Objection, re.Pattern[str]] = {
         r"in my head)\b[^.?!]{0,30}\b(?:does the job|works|is enough|is sufficient|handles it|is fine|"
         r"does fine|does us|covers it)\b"
         r"|\b(?:does the job|works|is (?:enough|sufficient)|handles it|covers it)\b[^.?!]{0,20}\bfor us\b"
+        # "same hours every day, nobody's shifts ever change"
+        r"|\b(?:nobody's|no one's|our|the) (?:shifts?|schedules?|hours|rota) "
+        r"(?:(?:never|rarely|don't|doesn't|ever|really) )?(?:ever )?(?:change|changes|move|moves)\b|"
+        r"\bsame (?:hours|shifts?|schedule) every "
+        r"(?:day|week)\b"
     ),
     # "we're mid-launch, the timing's terrible", "neck deep in our annual audit"
     "bad_timing": re.compile(
@@ -158,8 +170,9 @@ _PATTERNS: dict[Outcome | Objection, re.Pattern[str]] = {
         r"|\b(?:timing|time)(?:'s| is) (?:lousy|terrible|bad|awful|rough|horrible|not great|off)\b"
         r"|\b(?:worst|busiest) (?:possible )?(?:week|month|season|time)\b"
         r"|\b(?:crazy|busy|peak|slammed|rush|tax|harvest|holiday) (?:season|time)\b|\byear[- ]end close\b"
-        r"|\b(?:we're|we are) (?:moving|gutting|renovating|rolling out|launching|switching)\b[^.?!]{0,50}"
-        r"\b(?:until|till|this month|this week|right now)\b"
+        r"|\b(?:we're|we are|were) (?:moving|gutting|renovating|rolling out|launching|switching|swapping|"
+        r"migrating|replacing|changing|upgrading|mid|in the middle of|in the thick of)\b[^.?!]{0,50}"
+        r"\b(?:until|till|through|this month|this week|right now)\b"
     ),
 }
 

@@ -46,6 +46,7 @@ from engine.nlu.intents import (
 from engine.nlu.moves import (
     CALL_BACK,
     DO_NOT_CALL,
+    NOT_INTERESTED,
     PRINCIPAL_ONLY,
     STANDARD_NAMES,
     call_back_asked_at,
@@ -422,6 +423,7 @@ class Understander:
             result.timings_ms["llm_ms"] = (time.perf_counter() - t_local) * 1000
         _drop_free_text_that_answers_nothing(result, utterance, intents, slots)
         _drop_answers_of_a_way_out(result, intents, slots)
+        _a_way_out_answers_no(result, intents, slots)
         return result
 
     @staticmethod
@@ -458,6 +460,8 @@ class Understander:
         asked = asks_for_field(
             utterance, context.field_phrases, context.recent_fields, named_alone=not answered
         )
+        if asked is not None and answered and _MOVES_ON.search(utterance):
+            asked = None  # "Do you do multi-year deals? Either way, I've got 180k": the answer is the turn
         if result.intent is not None and kinds.get(result.intent) == "exit":
             way_out = next(i for i in intents if i.name == result.intent)
             if asked is None or _said_outside(utterance, way_out, context.field_phrases.get(asked.field, ())):
@@ -529,6 +533,10 @@ _NO_PROBLEM_HERE = re.compile(
     # "no such big problem is there, everything is going smoothly"
     r"|\bno (?:such )?(?:(?:big|real|major|much)\s+)*(?:problems?|issues?) (?:is|are) there\b"
     r"|\b(?:everything|all|things)(?: is|'s| are) (?:going|running) (?:smoothly|smooth|fine|well)\b"
+    r"|\b(?:everything|things|it) (?:seems?|appears?) to be (?:working|fine|going fine|running fine)\b"
+    # "Honestly? Nothing. Five of us, it runs itself."
+    r"|\b(?:it|this place|the place|everything) (?:pretty much |basically )?runs itself\b"
+    r"|(?:^|[.?!]\s+)nothing(?: really)?[.!](?!.*\b(?:but|except|though|although)\b)"
     r"(?!.*\b(?:but|except|though|although)\b)"
 )
 _NON_ANSWER = re.compile(
@@ -541,6 +549,12 @@ _NON_ANSWER = re.compile(
     r"issues?)|" + _ALL_WELL + r")\b(?:[, ]+(?:i guess|really|honestly|i suppose|to be honest|"
     r"it's fine|we're fine|nothing|let me think|let me see|you tell me|" + _ALL_WELL + r"|"
     r"it works))*[ .!?]*$"
+)
+
+
+# a question put aside by the speaker, who goes on to answer
+_MOVES_ON = re.compile(
+    r"[?.]\s*(?:but\s+)?(?:either way|anyway|anyhow|regardless|in any case)\b", re.IGNORECASE
 )
 
 
@@ -598,13 +612,13 @@ def _drop_free_text_that_answers_nothing(
     intent = next((i for i in intents if i.name == result.intent), None)
     implied = {spec.partition("=")[0] for spec in intent.implied_by_slots} if intent else set()
     explained = result.intent is not None and (intent is None or intent.kind != "answer" or not implied)
-    question = (is_question(utterance) or asks_the_agent(utterance)) and not any(n in implied for n in free)
+    question = _asks_something(utterance) and not any(n in implied for n in free)
     norm = normalise(utterance)
     vague = bool(_NON_ANSWER.match(norm) or _NO_PROBLEM_HERE.search(norm))
     if explained or question or vague or result.asked is not None:
         # "We lose half our calls after hours. What would yours cost?": the statement answers, the
         # question is served; a request or way out said alone keeps nothing
-        statement = _statement_before_a_question(utterance) if not vague else ""
+        statement = _statement_before_a_question(utterance, result.asked is None) if not vague else ""
         for name in free:
             if name not in implied or result.asked is not None or vague:
                 if statement and (result.intent in (None, ASK_FIELD) or name in implied):
@@ -626,18 +640,41 @@ _STATEMENT_WORDS = 8  # shorter statements before a question are asides ("Okay, 
 _ANNOUNCES_A_QUESTION = re.compile(r"\b(?:doubt|question|query|quick one|wondering|curious|clarification)\b")
 
 
-def _statement_before_a_question(utterance: str) -> str:
-    """The sentences of a turn that end in a question which state something, before it: "" when
-    they are few words or the turn is no such mix."""
-    sentences = [s for s in re.split(r"(?<=[.!?])\s+", utterance.strip()) if s]
-    if len(sentences) < 2 or not sentences[-1].endswith("?"):
+def _asks_something(utterance: str) -> bool:
+    """A question asked in the turn: "Honestly? Forecasting, we staff for four hundred …" asks
+    nothing (a word or two with a question mark, with more said), "Sorry, what?" does."""
+    if not (is_question(utterance) or asks_the_agent(utterance)):
+        return False
+    sentences = _sentences(utterance)
+    asks = _sentences_that_ask(sentences)
+    return any(asks) or all(s.endswith("?") for s in sentences)
+
+
+def _sentences(utterance: str) -> list[str]:
+    return [s for s in re.split(r"(?<=[.!?])\s+", utterance.strip()) if s]
+
+
+def _sentences_that_ask(sentences: Sequence[str]) -> list[bool]:
+    # "Honestly? Nothing. …": a word or two with a question mark asks nothing
+    return [len(s.split()) > 2 and (is_question(s) or asks_the_agent(s)) for s in sentences]
+
+
+def _statement_before_a_question(utterance: str, after: bool = True) -> str:
+    """The sentences of a turn mixing questions and statements which state something, before the
+    question or, with ``after`` (no field was asked for), after it ("Does it plug into Genesys?
+    Because that's the whole problem …"): "" when they are few words or the turn is no such mix."""
+    sentences = _sentences(utterance)
+    asks = _sentences_that_ask(sentences)
+    if len(sentences) < 2 or not any(asks) or all(asks):
         return ""
-    said: list[str] = []
-    for sentence in sentences[:-1]:
-        if sentence.endswith("?") or is_question(sentence) or asks_the_agent(sentence):
-            break
-        if not _ANNOUNCES_A_QUESTION.search(sentence.lower()):
-            said.append(sentence)
+    if not after:
+        sentences = sentences[: asks.index(True)]
+        asks = asks[: len(sentences)]
+    said = [
+        sentence
+        for sentence, ask in zip(sentences, asks, strict=True)
+        if not ask and not _ANNOUNCES_A_QUESTION.search(sentence.lower())
+    ]
     statement = " ".join(said)
     return statement if len(statement.split()) >= _STATEMENT_WORDS else ""
 
@@ -684,7 +721,15 @@ def _everyday_move(
             return name  # "her doctor's office has to ring us": not a call back to us
         if best is not None and (kinds.get(best) not in ("answer", "ack") or evidence):
             return None  # a way out beats a hold said with it ("stay on, I'm sending you to claims")
-        return name if all(slots[n].type == "yes_no" for n in evidence if n in slots) else None
+        # a yes or no, or the reason for a way out for good ("nobody's shifts ever change, we'll leave it
+        # there"); a call-back said with an objection is how the objection is met
+        for_good = name not in STANDARD_NAMES[CALL_BACK]
+        said_with = all(
+            slots[n].type == "yes_no" or (for_good and (slots[n].objections or _says_when(slots[n])))
+            for n in evidence
+            if n in slots
+        )
+        return name if said_with else None
     return None if evidence or best is not None else name
 
 
@@ -756,6 +801,17 @@ def _drop_answers_of_a_way_out(
         dropped = when or (kind == "yes_no" and name not in intent.answers)
         if dropped and not implication(intent, {name: result.captured[name]}):
             del result.captured[name]
+
+
+def _a_way_out_answers_no(result: NLUResult, intents: Sequence[Intent], slots: Mapping[str, Slot]) -> None:
+    """Turning the offer down is the no to the state's yes/no question it ``answers``: "nobody's
+    shifts ever change, we'll leave it there" says no to "open to hearing more?"."""
+    intent = next((i for i in intents if i.name == result.intent), None)
+    if intent is None or intent.name not in STANDARD_NAMES[NOT_INTERESTED]:
+        return
+    for name in intent.answers:
+        if name in slots and slots[name].type == "yes_no" and name not in result.captured:
+            result.captured[name] = "no"
 
 
 def compile_patterns(intents: Iterable[Intent], slots: Iterable[Slot]) -> None:

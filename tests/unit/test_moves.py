@@ -293,3 +293,34 @@ def test_who_asked_in_two_words_and_a_question_missed_are_heard() -> None:
     from engine.nlu.requests import asks_to_repeat
 
     assert asks_to_repeat("it's so loud on the floor, I missed your question")
+
+
+@pytest.mark.parametrize(
+    ("text", "move"),
+    [
+        ("I'll just pop you on a short hold while it loads", HOLD),
+        ("kindly wait, the system is slow today", HOLD),
+        ("we'll keep you holding for a tick", HOLD),
+        ("the outage lasts all day, kindly revert back on Thursday", CALL_BACK),
+        ("not now, e-mail me a brochure and I'll look tonight", CALL_BACK),
+        ("okay carry on, I'm listening", READY),
+        ("she was with us till March, nothing active since", NOT_FOUND),
+        ("he pulls right up, active thru the end of the year", FOUND),
+        ("grand, that's us done here, ta-ra", GOODBYE),
+        ("my gut says this won't get past legal, so I'd rather we end it here", NOT_INTERESTED),
+        ("I can't see it getting anywhere with our board", NOT_INTERESTED),
+        ("let's cancel, we've changed direction", NOT_INTERESTED),
+        ("nothing goes in the date field until a nurse picks it up", DONT_KNOW),
+        ("that one's not in this year's budget at all", DONT_KNOW),
+    ],
+)
+def test_moves_in_more_words(text: str, move: str | None) -> None:
+    assert heard_move(text) == move
+
+
+def test_turning_the_offer_down_is_a_no_to_hearing_more_and_its_reason_stays() -> None:
+    nlu = _turn("sales_qualification", "handle_objection", "our rota never changes, so we'll leave it there")
+    assert nlu.intent == "not_interested"
+    assert nlu.captured == {"objection": "no_need", "open_to_talk": "no"}
+    nlu = _turn("sales_qualification", "handle_objection", "mid audit until June, ring me in July")
+    assert nlu.captured == {"objection": "timing"}  # later is no answer for good

@@ -1598,3 +1598,84 @@ def test_a_day_scratched_or_taken_by_something_of_ours_is_not_the_meeting() -> N
     said = "nope, not the third, the tenth at the same hour, the third is our staff offsite"
     assert ex.extract_date(said, today=today, tense="future") == "2027-11-10"
     assert ex.extract_date("by Monday, that's the deadline", today=today, tense="future") == "2027-10-25"
+
+
+def test_a_field_asked_with_may_i_and_which_of_her_plans() -> None:
+    nlu = _turn("prior_auth", "greeting", "this is June, may I have the member ID first")
+    assert nlu.intent == "ask_field" and nlu.asked is not None and nlu.asked.field == "member_id"
+    assert nlu.captured.get("rep_name") == "June"
+    nlu = _turn("prior_auth", "verify_member", "which of his plans should I look under?")
+    assert nlu.asked is not None and nlu.asked.field == "insurer"
+    nlu = _turn("prior_auth", "verify_member", "nothing turns up with this ID at all, double check it")
+    assert nlu.intent == "member_not_found"
+
+
+def test_dates_of_another_request_or_event_and_weeks_ago_on_a_weekday() -> None:
+    today = dt.date(2027, 10, 19)
+    slot = Slot(name="decision_date", type="date", cues=["decided", "decision", "denied", "determination"])
+    said = "the previous request was denied on the 4th, and this one is still in review"
+    assert ex.extract_date(said, slot, today) is None
+    said = "the notice is dated the 9th, but the determination was made the day before, the 8th"
+    assert ex.extract_date(said, slot, today) == "2027-10-08"
+    assert ex.extract_date("the notice was dated the 9th", slot, today) == "2027-10-09"
+    assert ex.extract_date("decided three weeks ago Thursday", slot, today) == "2027-09-30"
+    assert ex.extract_date("they rang us on Monday, no decision yet", slot, today) is None
+
+
+def test_codes_with_a_character_taken_back_or_checked_at_the_end() -> None:
+    assert ex.extract_code("ref five five kay sorry not kay jay as in juliet eight one") == "55J81"
+    assert ex.extract_code("G as in golf, 4 4 1 0, last one's a 9, not a 0. G 4 4 1 9.") == "G4419"
+    assert ex.extract_code("it's W R two two one seven, seven at the end") == "WR2217"
+    assert ex.extract_code("it ends nine one, not one nine. 3 3 8 9 1.") == "33891"
+
+
+def test_a_question_put_aside_for_the_answer_and_a_statement_after_a_question() -> None:
+    nlu = _turn(
+        "sales_qualification", "ask_budget", "Is that monthly? Either way, we set aside ninety thousand."
+    )
+    assert nlu.intent is None and nlu.captured.get("budget") == "90000"
+    nlu = _turn(
+        "sales_qualification",
+        "discover_pain",
+        "Can it read our PBX data? Because half our overtime comes from guessing call volume by hand.",
+    )
+    assert nlu.intent == "describe_pain" and "overtime" in nlu.captured.get("pain", "")
+    assert ex.extract_currency("somewhere between nine and twelve dollars a user") == "12"
+
+
+def test_who_signs_an_availability_window_and_the_monday_after_a_week_away() -> None:
+    nlu = _turn("sales_qualification", "ask_authority", "I sign. Nobody else gets a look.")
+    assert nlu.captured.get("decision_maker") == "yes"
+    nlu = _turn("sales_qualification", "ask_authority", "I present the options and the board votes")
+    assert nlu.captured.get("decision_maker") == "no"
+    assert ex.extract_time("I've got a window till four, nothing after") is None
+    today = dt.date(2027, 10, 19)
+    said = "off all next week, so the Wednesday after"
+    assert ex.extract_date(said, today=today, tense="future") == "2027-11-03"
+
+
+def test_amounts_beside_a_headcount_a_quote_seen_and_a_spend_offered_again() -> None:
+    assert (
+        ex.extract_currency("per seat I'd cap it at thirty monthly. We've got ninety on the floor.") == "30"
+    )
+    assert ex.extract_currency("the old system costs us about four grand a quarter, similar budget") == "4000"
+    assert ex.extract_currency("the old system costs us about four grand a quarter, never again") is None
+    nlu = _turn(
+        "sales_qualification", "handle_objection", "we were quoted forty a user, a deal breaker for us"
+    )
+    assert nlu.captured.get("objection") == "price" and "budget" not in nlu.captured
+
+
+def test_a_one_word_question_before_the_answer_and_a_place_that_runs_itself() -> None:
+    nlu = _turn(
+        "sales_qualification", "discover_pain", "Truthfully? Turnover. New hires quit before we train them."
+    )
+    assert nlu.intent == "describe_pain" and "Turnover" in nlu.captured.get("pain", "")
+    nlu = _turn(
+        "sales_qualification", "discover_pain", "Nothing. Three of us, the place basically runs itself."
+    )
+    assert "pain" not in nlu.captured
+    nlu = _turn(
+        "sales_qualification", "confirm_meeting", "could we cancel? there's no point now, we signed elsewhere"
+    )
+    assert nlu.intent == "not_interested" and nlu.captured == {"meeting_confirmed": "no"}
