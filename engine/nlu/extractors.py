@@ -121,7 +121,7 @@ def extract_number(text: str, slot: Slot | None = None) -> str | None:
 
 _AMOUNT_CUE = re.compile(
     r"\$|\dk\b|\b(dollars?|bucks|grand|k|kay|thousand|million|budget|spend|price|costs?|monthly|quarterly|annually|"
-    r"yearly|(?:a|per|each) (?:month|year|quarter|seat|user|head|license|location)|"
+    r"yearly|(?:a|per|each|every) (?:month|year|quarter|seat|user|head|license|location)|"
     r"for the (?:whole )?(?:year|month))\b"
 )
 _SPENT = re.compile(
@@ -149,7 +149,10 @@ _SCALED_HOMOPHONE = re.compile(r"\b(for|won|to|too|ate)(?= (?:hundred|thousand|g
 
 
 # Words before a number that make it a label ("year one", "phase two"), not an amount.
-_LABELS = frozenset("year day week month phase version step level tier number option plan quarter q".split())
+_LABELS = frozenset(
+    "year day week month phase version step level tier number option plan quarter q "
+    "table room door aisle bay dock gate extension".split()
+)
 _HUNDREDS_SAID_AS_TENS = re.compile(
     r"(one|two|three|four|five|six|seven|eight|nine) "
     r"((?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)(?:[- ](?:one|two|three|four|five|six|seven|"
@@ -189,6 +192,8 @@ def _amounts(text: str) -> list[_Amount]:
     text = _SCALED_HOMOPHONE.sub(lambda m: _HOMOPHONE_NUMBER[m[1]], text)  # "ate grand"
     text = re.sub(r"\b(?:a )?quarter (?:of a )?million\b", "250 thousand", text)
     text = re.sub(r"\bhalf (?:a )?million\b", "500 thousand", text)
+    # "a grand and a half" ("a grant and a half", as a recogniser may write it)
+    text = re.sub(r"\b(?:a|one) gran[dt] and a half\b", "1500", text)
     text = re.sub(r"\ba (hundred|thousand|million)\b", r"one \1", text)  # "a hundred and fifty"
     # "a couple hundred", "a few grand": two and three of them
     text = re.sub(r"\b(?:a )?couple(?: of)? (?=hundred|thousand|grand|k\b)", "two ", text)
@@ -729,6 +734,7 @@ def extract_code(text: str, slot: Slot | None = None, exclude: frozenset[str] = 
     text = _PHONE_OR_DATE_DIGITS.sub(" , ", text)  # "call 1-800-555-0148", "due by 12/10"
     text = _CODE_SYSTEM.sub(" , ", text)  # "the diagnosis code, ICD ten": a code set's name
     text = _MONTH_DAY_NUMBERS.sub(" , ", text)  # "the date's ten twenty two"
+    text = _MONTH_DAY_IS_WHEN.sub(" , ", text)
     if _MONTH_DAY_ALONE.match(normalise(text)):
         return None  # "ten twelve", all the turn says: a date, where a code is read digit by digit
     clarified = _CLARIFIED_AT_END.search(text)
@@ -772,9 +778,13 @@ def extract_code(text: str, slot: Slot | None = None, exclude: frozenset[str] = 
 
 
 def _said_twice(code: str) -> str:
-    """ "seven three oh oh five two seven three oh oh five two": a code said twice over is one code."""
-    half = len(code) // 2
-    return code[:half] if len(code) % 2 == 0 and half >= 4 and code[:half] == code[half:] else code
+    """ "seven three oh oh five two seven three oh oh five two": a code said twice over is one code;
+    so is one begun, begun again and said twice ("nine four six, nine four six two two eight, nine
+    four six two two eight")."""
+    for k in range(len(code) // 2, 3, -1):
+        if code[-k:] == code[-2 * k : -k] and code[-k:].startswith(code[: len(code) - 2 * k]):
+            return code[-k:]
+    return code
 
 
 # a code said with letters spelled out is a code even in a turn that also holds a date
@@ -788,6 +798,7 @@ _CORRECTION = re.compile(
 _PHONE_OR_DATE_DIGITS = re.compile(
     r"(?<![\w-])(?:1[-. ])?\(?\d{3}\)?[-. ]\d{3}[-. ]\d{4}(?![\w-])"  # a phone or fax number
     r"|(?<![\w/])\d{1,2}/\d{1,2}(?:/\d{2,4})?(?![\w/])"  # a date written with slashes
+    r"|(?<![\w-])\d{1,2}-\d{1,2}-(?:\d{2}|\d{4})(?![\w-])"  # or dashes
 )
 _YEAR = re.compile(r"(?:19|20)\d\d")  # "active since 2019": a year alone is no code
 _CODE_SYSTEM = re.compile(
@@ -992,7 +1003,7 @@ _PAST_CUES = re.compile(
 _FUTURE_CUES = re.compile(
     r"\b(will|at the latest|latest|by|expect|expected|due(?! to\b)|deadline|going to|gonna|within|next|"
     r"should be|ought to|supposed to|"
-    r"coming|upcoming|"
+    r"coming|upcoming|(?:you're|youre|you are|we're|were|we are) looking at|"
     r"in about|in|until|before|tomorrow|later|no later than)\b"
 )
 _PAST_ADVERBS = frozenset(
@@ -1272,21 +1283,28 @@ def _month_day_led_by(leads: str) -> re.Pattern[str]:
     """Month and day said as two numbers after one of ``leads`` (one space between them: "one,
     three", with a comma, reads out digits)."""
     return re.compile(
-        rf"\b(?:{leads})\s+{_MONTH_NUMBER} {_DAY_NUMBER}(?=\s*(?:$|[.,;!?]|not\b|and\b))", re.IGNORECASE
+        # (two spaces: a comma taken out, offsets kept)
+        rf"\b(?:{leads})\s+{_MONTH_NUMBER} {_DAY_NUMBER}(?=\s*(?:$|[.,;!?]|not\b|and\b)|\s\s)",
+        re.IGNORECASE,
     )
 
 
 # a date as forms write it, month and day numbers: "the date's ten twenty two", "decided ten twelve"
-_MONTH_DAY_NUMBERS = _month_day_led_by(r"date(?:'s| is| was)?|dated|decided|due(?: on)?")
+_MONTH_DAY_NUMBERS = _month_day_led_by(
+    r"date(?:'s| is| was)?|dated|decided|due(?: on)?|approved|denied|posted|determined|issued|received|"
+    r"came in|reads|decision|determination"
+)
+# "ten twelve is when it posted"
+_MONTH_DAY_IS_WHEN = re.compile(rf"\b{_MONTH_NUMBER} {_DAY_NUMBER}(?= (?:is|was) when\b)", re.IGNORECASE)
 _MONTH_DAY_ALONE = re.compile(r"^\s*" + _MONTH_NUMBER + r" " + _DAY_NUMBER + r"\s*[.!?]?\s*$")
 # "decision expected by ten twenty five": where no meeting's clock time can be meant
-_MONTH_DAY_AFTER_BY = _month_day_led_by(r"expected|expected by|expect it|by|on")
+_MONTH_DAY_AFTER_BY = _month_day_led_by(r"expected|expected by|expect it|by|on|looking at")
 
 
 def _month_day_numbers(lowered: str, today: dt.date, when: str, bare: bool) -> Found:
     """Month and day said as two numbers after a date word, or as the whole turn where the slot
     is no meeting (whose "ten fifteen" is a time)."""
-    matches = list(_MONTH_DAY_NUMBERS.finditer(lowered))
+    matches = list(_MONTH_DAY_NUMBERS.finditer(lowered)) + list(_MONTH_DAY_IS_WHEN.finditer(lowered))
     if bare:
         matches += list(_MONTH_DAY_ALONE.finditer(lowered)) + list(_MONTH_DAY_AFTER_BY.finditer(lowered))
     out: Found = []
@@ -1336,6 +1354,11 @@ def _explicit_dates(lowered: str, today: dt.date, when: str) -> Found:
     out: Found = []
     for match in re.finditer(r"\b(\d{4})-(\d{2})-(\d{2})\b", lowered):
         out.append((match.start(), _safe_date(int(match[1]), int(match[2]), int(match[3]))))
+    for match in re.finditer(r"\b(\d{1,2})-(\d{1,2})-(\d{2}|\d{4})\b", lowered):  # "10-14-27"
+        year = int(match[3])
+        out.append(
+            (match.start(), _safe_date(year + 2000 if year < 100 else year, int(match[1]), int(match[2])))
+        )
     for match in re.finditer(r"\b(\d{1,2})/(\d{1,2})(?:/(\d{2,4}))?\b", lowered):
         if match[3]:
             year = int(match[3])
@@ -1411,7 +1434,8 @@ def _day_of_month_dates(lowered: str, today: dt.date, when: str) -> Found:
         day = _day_of([first, second]) if not first.isdigit() else (int(first), 1)
         if day is None or not 1 <= day[0] <= 31:
             continue
-        if not first.isdigit() and (second in _COUNTED_THINGS or second in _WEEKDAYS):
+        half_past = second == "half" and lowered[match.end() :].lstrip().startswith("past")  # a time next
+        if not first.isdigit() and (second in _COUNTED_THINGS or second in _WEEKDAYS) and not half_past:
             continue  # "the first time", "the second Tuesday of the month": an order, not a day
         if (
             first.isdigit()
@@ -1793,7 +1817,8 @@ def _business_hour(hour: int, text: str) -> int:
 _FULL_STOP = re.compile(r"(?<=[a-z0-9]{2})\.(?=\s|$)")
 # "three's fine", "two works for me": an hour accepted is a time
 _HOUR_ACCEPTED = re.compile(
-    r"\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)(?:'s| is| would be)?"
+    r"(?<!that )(?<!this )(?<!which )\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)"
+    r"(?:'s| is| would be)?"
     r"(?= (?:works|suits|(?:is |would be |'s )?(?:fine|good|great|perfect|better|best|ok|okay)\b))"
 )
 _TIME_LEAD = frozenset(
@@ -2003,6 +2028,8 @@ def _spoken_hours(lowered: str, taken: list[tuple[int, int]]) -> list[tuple[int,
             "percent",
         ):
             continue  # "one of your experts", "up to ten thousand": a count or an amount, not a time
+        if word == "one" and before in ("that", "this", "which", "the", "any", "each", "no", "every"):
+            continue  # "three o'clock, that one works": a pronoun
         if before == "it" and i >= 2 and words[i - 2] in ("make", "call"):
             before = "make"  # "make it two", "call it one"
         minute = 0
@@ -2251,6 +2278,9 @@ _SELF = re.compile(
     r"(?!\s+(?:and|&|plus|along|with|together)\b(?!\s+(?:only|nobody|no one|me alone)\b))"  # "me and only me"
     # "It's my budget line.", not "my company's board decides"
     r"|^(?:\w+\W+)?(?:it's|that's|its) my (?:own )?(?:budget|money|company|business|shop|outfit|firm)\b(?!'s)"
+    # "the shop is mine, there is nobody else to ask"
+    r"|\b(?:the|this) (?:shop|business|company|store|restaurant|clinic|place|firm) is mine\b"
+    r"|\b(?:there's|there is) (?:nobody|no one) else to ask\b"
 )
 # the speaker names their own post: "I am the director, final decision is mine only" (over a post
 # named as a synonym of someone else)
@@ -2279,6 +2309,10 @@ _SOMEONE_ELSE = re.compile(
     + _PEOPLE
     + r"\b"
     r"|\bmy (?:role|job) is (?:to|just to) (?:make a )?recommend"
+    # "I'm just managing the clinic, he gives the final okay"
+    r"|\b(?:i'm|im|i am) (?:just|only) (?:managing|running (?:the|this) (?:\w+ )?(?:day|floor|shift)|"
+    r"the (?:manager|office manager|assistant)|an? (?:employee|manager|assistant))\b"
+    r"|\b(?:he|she|they) gives? the final (?:okay|ok|say|word|call|yes)\b"
     r"|\bi (?:just )?(?:present|recommend)\b[^.?!]{0,20}\b(?:they|the (?:committee|board|council)) "
     r"(?:vote|votes|decide|decides)\b"
     # "me plus my co-owner", "the owner signs for anything over five grand"

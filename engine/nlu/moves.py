@@ -98,6 +98,8 @@ _GONE = re.compile(
     r"|\bthat person's old (?:extension|line|number|desk|office)\b"
     r"|\b(?:he|she|that person) (?:passed|handed|turned) (?:this|the|his|her) (?:desk|role|job|accounts?|"
     r"portfolio|position|territory|seat)(?: over)? to me\b"
+    r"|\b(?:i|we) bought (?:it|the (?:\w+ )?(?:place|business|company|shop|store|warehouse|clinic|restaurant|"
+    r"practice|firm)) from (?:him|her|them|that person)\b"
     r"|\b(?:he|she) (?:sold|handed over) (?:the|his|her) "
     r"(?:practice|business|company|shop|firm|store|clinic)\b"
 )
@@ -126,6 +128,10 @@ _ELSEWHERE = re.compile(
     r"(?:[\w-]+ )?(?:vendor|department|unit|queue|desk)\b|"
     r"(?:delegated|carved out|outsourced) to\b)"
     r"|\btransferring(?: you| your call)?(?: now| over)?\W*$"
+    # "I'm routing you there now", "I'll route you to intake, they'll set it up"
+    rf"|\b{_TRANSFER} {_THE_CALL} (?:over )?there (?:right )?now\b"
+    rf"|\b(?:i'm|i am|i'll|i will) (?:\w+ )?{_TRANSFER} {_THE_CALL} (?:over )?to "
+    r"(?!(?:my|a|the|our) (?:supervisor|manager|lead|team lead|senior|colleague|boss)\b)(?:the |our )?[\w']+"
 )
 # never to be called again, in the words of law and of temper: "I withdraw any consent to contact
 # me", "this line is on the no-call registry", "purge this number", "yank our shop from your sheet"
@@ -165,6 +171,9 @@ _NOT_INTERESTED = re.compile(
     r"(?:don't|do not) (?:think|believe) (?:this|it|that)(?: is|'s) something "
     r"(?:we|i)(?:'ll| will|'d| would) (?:pursue|need|want|use)|"
     r"count (?:us|me) out|i'll let you go|talked myself out of|we're done here|"
+    # a polite no: "I will think and tell you", "our clinic does not need that kind of software"
+    r"(?:i|we)(?:'ll| will) think and (?:tell|let) you\b|"
+    r"(?:does not|doesn't|do not|don't) need (?:that|this|any) (?:kind|type|sort) of\b|"
     # "don't waste your breath", "I doubt we'll actually act on it"
     r"(?:don't|do not) waste your (?:breath|time)|(?:i|we) doubt (?:we|i)(?:'ll| will| would|'d) "
     r"(?:\w+ )?(?:act on|buy|go ahead|use|need|pursue)\b|"
@@ -266,6 +275,7 @@ _NOT_FOUND = re.compile(
     r"(?:coverage|eligibility|policy)(?: \w+)? (?:stopped|ended|terminated|termed|lapsed)|"
     r"(?:not|isn't|is not|no longer) (?:one of ours|ours|an active member|a member|active|eligible)|"
     r"no (?:records?|results?|matches|members?|hits?) (?:are |is )?(?:coming|showing|found|returned)|"
+    r"(?:zero|no) (?:hits|results|matches)\b|"
     r"(?:got|get|getting) (?:zip|nada|zilch|diddly)\b|\b(?:nada|zilch)\b|"
     r"nothing (?:is |'s )?active|no active (?:coverage|policy|plan|eligibility|enrollment)|"
     r"(?:was|were) with us (?:until|till|through|up to)|"

@@ -24,6 +24,9 @@ _REQUEST_CUE = re.compile(
     r"read (?:me|back|it|that|those|them|the|out)|repeat|say (?:it|that|those|them|the) again|"
     r"once more|one more time|again|spell|confirm|verify|double[- ]check|i need|i'll need|i will need|"
     r"i'm going to need|gonna need|need the|go ahead with|tell me|let me (?:get|have)|do you have|"
+    # "not going any further until I get the member ID", "can't open it without the doctor's name"
+    r"(?:until|unless|till) (?:i|we) (?:get|have|see|hear)|"
+    r"(?:can't|cannot|won't|couldn't) [\w' ]{0,30}\bwithout|"
     r"what about|how about|how much|how many|how long|how do you spell|how is it spelled|start with|"
     r"begin with|first thing|(?:was|is) (?:it|that) [\w ]+ or |"
     r"how(?:'s| does| do) (?:that|the|her|his) [\w ]+ go|"
@@ -52,7 +55,8 @@ _REPEAT_CUE = re.compile(
     r"which [\w ]{0,12}(?:did )?you ask(?:ed)?|what did you ask|what(?:'d| did) (?:you|ya) (?:ask|say)|"
     r"which \w+ did (?:you|ya) say|garbled|cutting in and out|breakin[g']? up|go again|what was the rest|"
     r"start (?:[\w']+ ){1,3}over|(?:slipped|went|got) (?:right )?(?:past|by) me|went quiet|dropped out|"
-    r"crackl(?:ed|ing) out)\b"
+    r"crackl(?:ed|ing) out|what (?:was|were) (?:your|the) question|what were you (?:asking|saying)|"
+    r"signal(?:'s| is) (?:breaking|bad|weak|dropping))\b"
     r"|^\s*(?:sorry|what|huh)\s*\??\s*$"
 )
 _LETTER_WORDS = re.compile(r"\b(letters?|spelling|spell|spelled|alphabet)\b")
@@ -195,6 +199,10 @@ def _served_first(norm: str, named: list[tuple[int, str, int]]) -> tuple[int, st
     rest = " ".join(_SENTENCE.split(norm[last[0] :])[0].split()[last[2] :])  # its sentence, after it
     if re.match(r"(?:please\W+)?first\b", rest):
         return last  # "the NPI, but the member ID first"
+    asked_at = norm.find("?", first[0])
+    clause = norm[max(norm.rfind(mark, 0, last[0]) for mark in ",.?!;") + 1 :]  # where the later one is named
+    if 0 <= asked_at < last[0] and "?" not in clause and not _REQUEST_CUE.search(clause):
+        return first  # "Who's the ordering doctor? The NPI alone won't do.": the question is the ask
     if _IN_ORDER.search(between) or _ADDED.search(rest):
         return first
     if re.search(r"\b(?:and|plus)\b", between) and not _CONTRAST.search(between):

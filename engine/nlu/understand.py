@@ -149,7 +149,16 @@ def capture_local(
 
 
 def _said_when(utterance: str, cues: Sequence[str]) -> bool:
-    return phrase_heard(utterance, cues) or says_a_turnaround(utterance) or says_due(utterance)
+    return (
+        phrase_heard(utterance, cues)
+        or says_a_turnaround(utterance)
+        or says_due(utterance)
+        or _EXPECTED_WHEN.search(normalise(utterance)) is not None
+    )
+
+
+# "standard TAT is fourteen days, so you're looking at ten twenty two": when a decision is due
+_EXPECTED_WHEN = re.compile(r"\b(?:tat|turnaround|(?:you're|youre|you are|we're|we are) looking at)\b")
 
 
 # what a code said before its own state must come with to be that slot's value
@@ -480,8 +489,17 @@ class Understander:
                 result.intent is None
                 or (
                     kinds.get(result.intent) in ("answer", "ack")
-                    # free text takes any line: "sorry, you went quiet, the biggest what?" describes nothing
-                    and all(n in slots and slots[n].type == "string" for n in result.captured)
+                    # free text takes any line: "sorry, you went quiet, the biggest what?" describes nothing;
+                    # a yes or no read only from a negation asks nothing back ("slower, my hearing isn't
+                    # what it was")
+                    and all(
+                        n in slots
+                        and (
+                            slots[n].type == "string"
+                            or (slots[n].type == "yes_no" and not yes_no_said_outright(utterance))
+                        )
+                        for n in result.captured
+                    )
                 )
             )
         ):
@@ -719,6 +737,12 @@ def _everyday_move(
             return name  # "I'll pass, and nobody from your company calls again": the stronger way out
         if name in STANDARD_NAMES[PRINCIPAL_ONLY] and best in STANDARD_NAMES[CALL_BACK]:
             return name  # "her doctor's office has to ring us": not a call back to us
+        if (
+            name in STANDARD_NAMES[NOT_INTERESTED]
+            and best in STANDARD_NAMES[CALL_BACK]
+            and call_back_asked_at(scored) is None
+        ):
+            return name  # "no, I don't think so, I will think and tell you": no call-back asked
         if best is not None and (kinds.get(best) not in ("answer", "ack") or evidence):
             return None  # a way out beats a hold said with it ("stay on, I'm sending you to claims")
         # a yes or no, or the reason for a way out for good ("nobody's shifts ever change, we'll leave it

@@ -324,3 +324,19 @@ def test_turning_the_offer_down_is_a_no_to_hearing_more_and_its_reason_stays() -
     assert nlu.captured == {"objection": "no_need", "open_to_talk": "no"}
     nlu = _turn("sales_qualification", "handle_objection", "mid audit until June, ring me in July")
     assert nlu.captured == {"objection": "timing"}  # later is no answer for good
+
+
+@pytest.mark.parametrize(
+    ("text", "move"),
+    [
+        ("we will think and tell you, thanks", NOT_INTERESTED),
+        ("honestly we don't need that kind of tool", NOT_INTERESTED),
+        ("I bought the shop from her last spring", GONE),
+        ("no hits on that one, sorry", NOT_FOUND),
+        ("I'm routing you there now, stay on", ELSEWHERE),
+        ("I'll route you to intake, they open new ones", ELSEWHERE),
+        ("let me transfer you to my supervisor", None),
+    ],
+)
+def test_moves_of_the_dev35_dev36_round(text: str, move: str | None) -> None:
+    assert heard_move(text) == move

@@ -1679,3 +1679,38 @@ def test_a_one_word_question_before_the_answer_and_a_place_that_runs_itself() ->
         "sales_qualification", "confirm_meeting", "could we cancel? there's no point now, we signed elsewhere"
     )
     assert nlu.intent == "not_interested" and nlu.captured == {"meeting_confirmed": "no"}
+
+
+def test_month_day_numbers_after_a_decision_word_and_dates_with_dashes() -> None:
+    today = dt.date(2027, 10, 19)
+    slot = Slot(name="decision_date", type="date", cues=["decided", "decision", "determination"])
+    assert ex.extract_date("it got denied ten eleven, sorry", slot, today) == "2027-10-11"
+    assert ex.extract_date("nine thirty is when it posted", slot, today, lean="past") == "2027-09-30"
+    assert ex.extract_date("the system shows 09-28-27", slot, today) == "2027-09-28"
+    assert ex.extract_code("approval number R 4 4 0 1 7, it was approved ten eleven") == "R44017"
+    nlu = _turn(
+        "prior_auth", "ask_status", "still pending, standard turnaround, you're looking at ten twenty nine"
+    )
+    assert nlu.captured.get("decision_date") == "2027-10-29"  # TODAY is 2026-11-21: ahead
+
+
+def test_a_code_begun_again_and_the_question_asked_before_a_statement() -> None:
+    assert ex.extract_code("it's five one, five one eight eight two, five one eight eight two") == "51882"
+    nlu = _turn(
+        "prior_auth", "ask_status", "What's the ordering doc's name? The NPI by itself doesn't open it."
+    )
+    assert nlu.asked is not None and nlu.asked.field == "provider_name"
+    nlu = _turn(
+        "prior_auth", "verify_member", "we can't go on without the member ID, I've got three of that name"
+    )
+    assert nlu.asked is not None and nlu.asked.field == "member_id"
+
+
+def test_pronoun_one_a_half_past_after_a_date_and_amounts_beside_a_table_number() -> None:
+    assert ex.extract_time("four o'clock, yes, that one suits") == "16:00"
+    today = dt.date(2027, 10, 19)
+    assert (
+        ex.extract_date("Friday the twenty-ninth, half past ten", today=today, tense="future") == "2027-10-29"
+    )
+    assert ex.extract_currency("table four needs water! sorry. about six hundred a month") == "600"
+    assert ex.extract_currency("one grand and a half each month") == "1500"
