@@ -379,11 +379,14 @@ _EXPLICIT_YES = re.compile(
     r"affirmative|(?:^|(?<=[.,!?] ))confirmed(?=\s*(?:[.,!]|$))|"  # "Confirmed. Do copy Margaret …"
     r"that's right|that is right|right on|you got it|you've got it|you have it|you bet|certainly|uh-huh|"
     r"mm-hmm|okie dokie|guilty as charged|"
-    r"go ahead|ask away|fire away|go for it|ask your questions|"
+    r"go ahead|ask away|fire away|go for it|ask your questions|(?:fine|okay|ok|alright|"
+    r"sure),? ask(?=\s*[.!,])|"
     r"shoot(?=\s*(?:$|[.!?]|\s+(?:away|ahead|your|me|it)\b))|all good|sounds good|sounds great|"
     r"that works|works for me|lock (?:it |that )?in|locked in(?! (?:with|to|for|on|until|till))|"
     r"that's fine|that's me|i can do|i can talk|i can spare|make it quick|"
-    r"everything's right|everything is right|all correct|all right|alright|sounds right|all sounds right|"
+    r"everything's right|everything is right|all correct|(?:all right|alright)(?! (?:later|bye|cheers|"
+    r"see ya))|"
+    r"sounds right|all sounds right|"
     r"that's all correct|all of that is right|spot on|bang on|dead on|sounds like a plan|it's a plan|deal|"
     r"(?:that|this|it)(?:'ll| will|'d| would) (?:work|do)|(?<!another )(?<!a )go on|carry on|"
     r"(?:all |it all |that all )?matches|"
@@ -791,7 +794,7 @@ def _said_twice(code: str) -> str:
 _SPELLED_OUT = re.compile(r"\b(?:as in|" + "|".join(re.escape(w) for w in _NATO if "-" not in w) + r")\b")
 _CORRECTION = re.compile(
     r"\b(?:no|wait|sorry|i mean|actually|correction|scratch that|let me redo|my apologies|apologies|"
-    r"should be|i reversed|reversed|transposed|swapped)\b"
+    r"should be|i reversed|reversed|transposed|swapped|hold on|misread|misspoke)\b"
 )
 
 
@@ -935,6 +938,9 @@ _INTERJECTIONS = frozenset(
 )
 
 
+_NAME_TAKEN_BACK = re.compile(r"\b(?:no|sorry|actually|i mean|wait|correction)\b", re.IGNORECASE)
+
+
 def _name_word(word: str, cased: bool) -> bool:
     if word.lower() in _NOT_NAMES or word.lower() in _INTERJECTIONS:
         return False
@@ -950,13 +956,19 @@ def extract_name(text: str, slot: Slot | None = None) -> str | None:
     recognition capitalises names; a turn written all in lower case is read without case."""
     clean = _FILLERS.sub("", text)
     cased = any(c.isupper() for c in clean)
+    cued: list[tuple[int, str]] = []
     for match in _NAME_CUES.finditer(clean):
         first, second = match.group(1), match.group(2)
         if not _name_word(first, cased):
             continue
         if second and _name_word(second, cased) and (cased or len(second) > 2):
-            return f"{first[0].upper()}{first[1:]} {second[0].upper()}{second[1:]}"
-        return f"{first[0].upper()}{first[1:]}"
+            cued.append((match.start(), f"{first[0].upper()}{first[1:]} {second[0].upper()}{second[1:]}"))
+        else:
+            cued.append((match.start(), f"{first[0].upper()}{first[1:]}"))
+    if cued:
+        # "this is Bernard, no, sorry, I'm on Bernard's phone, I'm Lucinda": the name taken back
+        later = [c for c in cued[1:] if _NAME_TAKEN_BACK.search(clean, cued[0][0], c[0])]
+        return (later or cued)[-1 if later else 0][1]
     for match in _NAME_BEFORE.finditer(clean):
         words = [w for w in match.groups() if w]
         if not (all(_name_word(w, cased) for w in words) and (cased or len(words) == 1)):
@@ -1346,7 +1358,11 @@ _RULED_OUT_AFTER = re.compile(
 )
 _HEDGE = re.compile(r"\b(?:could be|might be|may be)\b")
 # "no no, Thursday": "no" answering the read-back at the start of a clause, not negating the day
-_ANSWER_NO = re.compile(r"(?:^|[,.;!?])\s*(?:(?:no|nope|nah)[\s,]+)+$")
+# (or a day taken back by the one said after it: "friday no thursday the fourteenth")
+_ANSWER_NO = re.compile(
+    r"(?:^|[,.;!?]|\b(?:" + "|".join(_WEEKDAYS) + r"))\s*(?:(?:no|nope|nah)[\s,]+)+"
+    r"(?:(?:" + "|".join(_WEEKDAYS) + r")\s+(?:the\s+)?)?$"
+)
 Found = list[tuple[int, str | None]]  # (where in the turn, ISO date or None when impossible)
 
 
@@ -1592,7 +1608,7 @@ def _relative_dates(lowered: str, today: dt.date, when: str) -> Found:
         context = " ".join(words[max(0, i - 2) : i + 4])  # "Thursday of next week"
         # "next Wednesday" said on a Tuesday is the Wednesday of next week, not tomorrow
         if (
-            "week after next" in " ".join(words[max(0, i - 6) : i + 5])  # "the week after next, Wednesday"
+            "week after next" in " ".join(words[max(0, i - 6) : i + 6])  # "the week after next, Wednesday"
             or words[i + 1 : i + 3] == ["after", "next"]  # "the Tuesday after next"
             # "away all next week, so the Monday after": the week after the one named
             or (
@@ -2287,7 +2303,9 @@ _SELF = re.compile(
 _SELF_BY_POST = re.compile(
     r"^(?:\w+\W+){0,2}?i(?:'m| am) the (?:\w+ )?(?:owner|director|ceo|founder|president|boss|head|manager|"
     r"principal|decision maker|one who (?:decides|signs))\b(?!.{0,40}\b(?:but|however)\b)"
-    r"|\b(?:final )?(?:decision|call|say) is (?:mine|my own)\b"
+    r"|\b(?:final )?(?:decision|call|say)(?:'s| is) (?:mine|my own)\b"
+    r"|(?<!and )\bi own (?:the|this) (?:place|business|company|shop|store|firm|restaurant|clinic)\b"
+    r"(?! together| with| jointly)"
     # "I sign.", "the signature's mine"; not "I sign up to five grand, above that the CFO"
     r"|\b(?:i sign(?: off)?|(?:the )?signature(?:'s| is) mine|i'm the (?:one|person) who signs)\b"
     r"(?![^.?!]{0,40}\b(?:but|however|over|above|past|beyond|up to|under)\b)"

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from engine.nlu.text import normalise, phrase_regex
 
 _REQUEST_CUE = re.compile(
-    r"\?|\b(what|what's|whats|which|who|who's|whos|can i (?:get|have)|could i (?:get|have)|can you|could you|"
+    # "the cost is what's going to sink this": a cleft, no question
+    r"\?|\b((?<!\bis )(?<!'s )(?<!\bwas )(?:what|what's|whats)|which|who|who's|whos|can i (?:get|have)|"
+    r"could i (?:get|have)|can you|could you|"
     r"would you|give me|please state|state (?:the|her|his|it|your)|(?:i will|i'll|i) require|required to|"
     r"please provide|provide (?:the|her|his)|re-?verify|kindly|walk me through|remind me|"
     r"wants? (?:the|her|his)|(?:back|over) to me\b|"
@@ -28,7 +30,8 @@ _REQUEST_CUE = re.compile(
     r"(?:until|unless|till) (?:i|we) (?:get|have|see|hear)|"
     r"(?:can't|cannot|won't|couldn't) [\w' ]{0,30}\bwithout|"
     r"what about|how about|how much|how many|how long|how do you spell|how is it spelled|start with|"
-    r"begin with|first thing|(?:was|is) (?:it|that) [\w ]+ or |"
+    r"begin with|first thing|(?:was|is) (?:it|that) [\w ]+ or |^(?:was|is) (?:the|her|his|that|"
+    r"this) [\w ]+ or |"
     r"how(?:'s| does| do) (?:that|the|her|his) [\w ]+ go|"
     r"how(?:'s| is| are| do you)\s+(?:[\w']+\s+){0,3}?spell(?:ed)?)\b"
 )
@@ -55,8 +58,7 @@ _REPEAT_CUE = re.compile(
     r"which [\w ]{0,12}(?:did )?you ask(?:ed)?|what did you ask|what(?:'d| did) (?:you|ya) (?:ask|say)|"
     r"which \w+ did (?:you|ya) say|garbled|cutting in and out|breakin[g']? up|go again|what was the rest|"
     r"start (?:[\w']+ ){1,3}over|(?:slipped|went|got) (?:right )?(?:past|by) me|went quiet|dropped out|"
-    r"crackl(?:ed|ing) out|what (?:was|were) (?:your|the) question|what were you (?:asking|saying)|"
-    r"signal(?:'s| is) (?:breaking|bad|weak|dropping))\b"
+    r"crackl(?:ed|ing) out|what (?:was|were) (?:your|the) question|what were you (?:asking|saying))\b"
     r"|^\s*(?:sorry|what|huh)\s*\??\s*$"
 )
 _LETTER_WORDS = re.compile(r"\b(letters?|spelling|spell|spelled|alphabet)\b")
@@ -70,7 +72,10 @@ _QUALIFIER = re.compile(
 )
 _WITH_THIS = re.compile(r"\bwith\s+$")  # "nobody comes up with this ID": where the rep looked
 # "the spelling on her last name" asks for the name, it does not say where the rep looked
-_SPELLING_OF = re.compile(r"\b(?:spelling|letters)\s+(?:on|of|for)\s+(?:the\s+|her\s+|his\s+|that\s+)?$")
+_SPELLING_OF = re.compile(
+    r"\b(?:spelling|letters?|digits?|characters?)\s+(?:on|of|for)\s+(?:the\s+|her\s+|his\s+|that\s+)?$"
+    r"|\b(?:did you say|you said|was it|is it)\b[^.?!]{0,25}$"  # "what year did you say for her birthday"
+)
 # "you broke up on the procedure code": the field named is the one to hear again
 _MISSED_ON = re.compile(
     r"\b(?:broke up|breaking up|cut out|cutting out|lost you|faded|garbled|dropped out|went quiet|missed)"
@@ -129,6 +134,15 @@ def field_phrases(
     return out
 
 
+# "what it is your company sells" asks what "you sell" asks
+_YOUR_COMPANY_DOES = re.compile(r"\byour (?:company|firm|business|outfit|team) (\w+?)(es|s)\b")
+
+
+def _you_do(match: re.Match[str]) -> str:
+    verb = {"do": "do", "ha": "have"}.get(match[1], match[1] + ("" if match[2] == "s" else "e"))
+    return f"you {verb}"
+
+
 def asks_for_field(
     text: str,
     phrases: Mapping[str, tuple[re.Pattern[str], ...]],
@@ -139,7 +153,7 @@ def asks_for_field(
     in the agent's last line, in order, so "those letters" can name one. ``named_alone``: a field
     said with little else ("and the NPI?"), or as a sentence of its own ("Ordering physician's
     name, first."), asks for it."""
-    norm = normalise(text)
+    norm = _YOUR_COMPANY_DOES.sub(_you_do, normalise(text))
     named: list[tuple[int, str, int]] = []  # (start, field, words in the phrase)
     for field, patterns in phrases.items():
         for pattern in patterns:
@@ -262,8 +276,17 @@ def _referred_field(norm: str, recent_fields: Sequence[tuple[str, str]]) -> str 
     return None
 
 
-def asks_to_repeat(text: str) -> bool:
-    return bool(_REPEAT_CUE.search(normalise(text)))
+# the line complained of: a repeat asked, unless the turn answered all the same ("five grand, sorry,
+# signal's awful out here, five thousand a year")
+_BAD_LINE = re.compile(
+    r"\b(?:signal(?:'s| is) (?:breaking|bad|weak|dropping)|signals? (?:is |'s )?(?:terrible|awful|horrible|"
+    r"dreadful)|(?:and then|just|all) static|dropping in and out|turned to mush)\b"
+)
+
+
+def asks_to_repeat(text: str, answered: bool = False) -> bool:
+    norm = normalise(text)
+    return bool(_REPEAT_CUE.search(norm) or (not answered and _BAD_LINE.search(norm)))
 
 
 WHO_IS_THIS = "who_is_this"  # the intent name schemas give a question about who is calling

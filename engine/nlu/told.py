@@ -135,6 +135,7 @@ _PATTERNS: dict[Outcome | Objection, re.Pattern[str]] = {
     ),
     # "we already pay another outfit for exactly this", "signed a two year deal with ShiftPro"
     "has_a_vendor": re.compile(
+        r"\b(?:we've|we have|we) already (?:got|have) one\b|"
         r"\b(?:already|currently) (?:pay|paying|use|using|run|running|do|doing|have|got|gotta)\b"
         r"[^.?!]{0,40}\b(?:for (?:exactly |precisely )?(?:this|that|it)|vendor|outfit|provider|platform|"
         r"system|software|app|tool|thing|service)\b"
@@ -153,7 +154,8 @@ _PATTERNS: dict[Outcome | Objection, re.Pattern[str]] = {
     ),
     # "six staff and a shared calendar, it does the job", "it'd be overkill", "nothing to schedule"
     "no_need_for_it": re.compile(
-        r"\boverkill\b|\bnothing (?:for us )?to (?:schedule|manage|fix|automate|track)\b"
+        r"\boverkill\b|\bnothing (?:for us )?to (?:schedule|manage|fix|automate|track|juggle|coordinate)\b"
+        r"|\b(?:all )?work the same (?:hours|shift|shifts|schedule|nine to five)\b"
         r"|\b(?:spreadsheet|whiteboard|group chat|shared calendar|paper (?:book|calendar|diary)|notebook|"
         r"in my head)\b[^.?!]{0,30}\b(?:does the job|works|is enough|is sufficient|handles it|is fine|"
         r"does fine|does us|covers it)\b"

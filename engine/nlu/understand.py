@@ -422,7 +422,7 @@ class Understander:
         if embed_ms:
             result.timings_ms["embed_ms"] = embed_ms
         self._requests(result, utterance, intents, slots, context, answered)
-        if result.intent == REPEAT and answered and not asks_to_repeat(utterance):
+        if result.intent == REPEAT and answered and not asks_to_repeat(utterance, answered=True):
             result.intent = None  # "maybe two if it does what you say" answers, and asks nothing again
         if result.intent == REPEAT:
             _drop_implied_answers(result, utterance, slots)
@@ -484,7 +484,7 @@ class Understander:
         elif (
             REPEAT in kinds
             and result.intent != REPEAT
-            and asks_to_repeat(utterance)
+            and asks_to_repeat(utterance, answered)
             and (
                 result.intent is None
                 or (
@@ -745,11 +745,11 @@ def _everyday_move(
             return name  # "no, I don't think so, I will think and tell you": no call-back asked
         if best is not None and (kinds.get(best) not in ("answer", "ack") or evidence):
             return None  # a way out beats a hold said with it ("stay on, I'm sending you to claims")
-        # a yes or no, or the reason for a way out for good ("nobody's shifts ever change, we'll leave it
-        # there"); a call-back said with an objection is how the objection is met
+        # a yes or no, or the reason for the way out ("nobody's shifts ever change, we'll leave it
+        # there", "tax season, try me after April"); a when said with a way out for good
         for_good = name not in STANDARD_NAMES[CALL_BACK]
         said_with = all(
-            slots[n].type == "yes_no" or (for_good and (slots[n].objections or _says_when(slots[n])))
+            slots[n].type == "yes_no" or slots[n].objections or (for_good and _says_when(slots[n]))
             for n in evidence
             if n in slots
         )

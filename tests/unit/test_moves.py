@@ -340,3 +340,20 @@ def test_turning_the_offer_down_is_a_no_to_hearing_more_and_its_reason_stays() -
 )
 def test_moves_of_the_dev35_dev36_round(text: str, move: str | None) -> None:
     assert heard_move(text) == move
+
+
+@pytest.mark.parametrize(
+    ("text", "move"),
+    [
+        ("I'll put you through to the right team", ELSEWHERE),
+        ("I tried both spellings, neither one pulls her up", NOT_FOUND),
+        ("nothing entered yet, it's still with the reviewer", DONT_KNOW),
+        ("we're all covered on that front, thanks anyway", NOT_INTERESTED),
+        ("truthfully I can't see us switching", NOT_INTERESTED),
+        ("oh, he retired last year, I run the shop now", GONE),
+        ("and get my mobile out of your system", DO_NOT_CALL),
+        ("our money for that is whatever's left, which is zero", DONT_KNOW),
+    ],
+)
+def test_moves_of_the_dev37_dev38_round(text: str, move: str | None) -> None:
+    assert heard_move(text) == move

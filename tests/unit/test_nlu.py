@@ -1714,3 +1714,38 @@ def test_pronoun_one_a_half_past_after_a_date_and_amounts_beside_a_table_number(
     )
     assert ex.extract_currency("table four needs water! sorry. about six hundred a month") == "600"
     assert ex.extract_currency("one grand and a half each month") == "1500"
+
+
+def test_a_name_taken_back_and_a_day_taken_back() -> None:
+    assert ex.extract_name("this is Marcus, no, sorry, I'm at Marcus's desk, I'm Priya") == "Priya"
+    assert ex.extract_name("this is Dana, I'm new on this queue") == "Dana"
+    today = dt.date(2027, 10, 19)
+    assert ex.extract_date("monday no tuesday the twelfth", today=today, tense="past") == "2027-10-12"
+    assert ex.extract_date("the Thursday of the week after next", today=today, tense="future") == "2027-11-04"
+
+
+def test_asks_about_the_letters_of_a_field_or_what_was_said_for_it() -> None:
+    nlu = _turn("prior_auth", "verify_member", "was the last digit of the ID a three or an eight")
+    assert nlu.asked is not None and nlu.asked.field == "member_id"
+    nlu = _turn(
+        "prior_auth", "verify_member", "seventy two or seventy three, what year did you say for his DOB"
+    )
+    assert nlu.asked is not None and nlu.asked.field == "date_of_birth"
+    nlu = _turn("sales_qualification", "greeting", "hang on, what is it your firm sells, again?")
+    assert nlu.asked is not None and nlu.asked.field == "product_area"
+
+
+def test_a_cleft_is_no_question_and_a_bad_line_beside_an_answer_is_no_repeat() -> None:
+    nlu = _turn("sales_qualification", "handle_objection", "Okay, ask. Price is what worries me, we're tiny.")
+    assert nlu.intent is None and nlu.captured.get("objection") == "price"
+    assert nlu.captured.get("open_to_talk") == "yes"
+    nlu = _turn(
+        "sales_qualification", "ask_budget", "maybe three grand, sorry, signal's terrible, three thousand"
+    )
+    assert nlu.intent is None and nlu.captured.get("budget") == "3000"
+    nlu = _turn("sales_qualification", "greeting", "hello? the signal is terrible, I just got static")
+    assert nlu.intent == "repeat"
+    nlu = _turn(
+        "sales_qualification", "handle_objection", "right in the middle of harvest season, try me in March"
+    )
+    assert nlu.intent == "busy" and nlu.captured.get("objection") == "timing"
