@@ -305,13 +305,13 @@ def test_who_asked_in_two_words_and_a_question_missed_are_heard() -> None:
         ("not now, e-mail me a brochure and I'll look tonight", CALL_BACK),
         ("okay carry on, I'm listening", READY),
         ("she was with us till March, nothing active since", NOT_FOUND),
-        ("he pulls right up, active thru the end of the year", FOUND),
+        ("he pulls right up, active thru December", FOUND),
         ("grand, that's us done here, ta-ra", GOODBYE),
         ("my gut says this won't get past legal, so I'd rather we end it here", NOT_INTERESTED),
         ("I can't see it getting anywhere with our board", NOT_INTERESTED),
         ("let's cancel, we've changed direction", NOT_INTERESTED),
         ("nothing goes in the date field until a nurse picks it up", DONT_KNOW),
-        ("that one's not in this year's budget at all", DONT_KNOW),
+        ("that one's not part of our plan at all", DONT_KNOW),
     ],
 )
 def test_moves_in_more_words(text: str, move: str | None) -> None:

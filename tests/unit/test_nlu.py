@@ -1746,6 +1746,6 @@ def test_a_cleft_is_no_question_and_a_bad_line_beside_an_answer_is_no_repeat() -
     nlu = _turn("sales_qualification", "greeting", "hello? the signal is terrible, I just got static")
     assert nlu.intent == "repeat"
     nlu = _turn(
-        "sales_qualification", "handle_objection", "right in the middle of harvest season, try me in March"
+        "sales_qualification", "handle_objection", "right in the thick of harvest season, try me in March"
     )
     assert nlu.intent == "busy" and nlu.captured.get("objection") == "timing"
