@@ -550,11 +550,11 @@ _NO_PROBLEM_HERE = re.compile(
     r"(?:problems?|issues?|complaints?|pain points?)\b(?!.*\b(?:but|except|though|although|only thing)\b)"
     # "no such big problem is there, everything is going smoothly"
     r"|\bno (?:such )?(?:(?:big|real|major|much)\s+)*(?:problems?|issues?) (?:is|are) there\b"
-    r"|\b(?:everything|all|things)(?: is|'s| are) (?:going|running) (?:smoothly|smooth|fine|well)\b"
+    r"|(?:\b(?:everything|all|things)(?: is|'s| are) (?:going|running) (?:smoothly|smooth|fine|well)\b"
     r"|\b(?:everything|things|it) (?:seems?|appears?) to be (?:working|fine|going fine|running fine)\b"
     # "Honestly? Nothing. Five of us, it runs itself."
     r"|\b(?:it|this place|the place|everything) (?:pretty much |basically )?runs itself\b"
-    r"|(?:^|[.?!]\s+)nothing(?: really)?[.!](?!.*\b(?:but|except|though|although)\b)"
+    r"|(?:^|[.?!]\s+)nothing(?: really)?[.!])"
     r"(?!.*\b(?:but|except|though|although)\b)"
 )
 _NON_ANSWER = re.compile(

@@ -1749,3 +1749,12 @@ def test_a_cleft_is_no_question_and_a_bad_line_beside_an_answer_is_no_repeat() -
         "sales_qualification", "handle_objection", "right in the thick of harvest season, try me in March"
     )
     assert nlu.intent == "busy" and nlu.captured.get("objection") == "timing"
+
+
+def test_contentment_with_a_but_still_names_a_pain() -> None:
+    nlu = _turn(
+        "sales_qualification", "discover_pain", "all running fine, except Mondays are chaos on the rota"
+    )
+    assert "pain" in nlu.captured
+    nlu = _turn("sales_qualification", "discover_pain", "it basically runs itself, we're six people")
+    assert "pain" not in nlu.captured
