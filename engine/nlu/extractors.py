@@ -1015,7 +1015,7 @@ _PAST_CUES = re.compile(
 _FUTURE_CUES = re.compile(
     r"\b(will|at the latest|latest|by|expect|expected|due(?! to\b)|deadline|going to|gonna|within|next|"
     r"should be|ought to|supposed to|"
-    r"coming|upcoming|(?:you're|youre|you are|we're|were|we are) looking at|"
+    r"coming|upcoming|(?:you're|youre|you are|we're|we are) looking at|"
     r"in about|in|until|before|tomorrow|later|no later than)\b"
 )
 _PAST_ADVERBS = frozenset(
