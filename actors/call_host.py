@@ -85,8 +85,9 @@ class HostConfig:
 class CallHostCore:
     """The host's logic without Ray, so it can be tested and embedded directly."""
 
-    def __init__(self, name: str, config: HostConfig):
+    def __init__(self, name: str, config: HostConfig, actor_id: str = ""):
         self.name = name
+        self.actor_id = actor_id  # this incarnation of the named host (routes record it)
         self.config = config
         self.registry = SchemaRegistry.shared(config.schema_dir)
         self.store = (
@@ -208,7 +209,7 @@ class CallHostCore:
         opening = call.start()
         if self.store is not None:
             blob = conversation.state.to_snapshot()
-            await self.store.open_call(call_id, self.name, schema, webhook_url, blob)
+            await self.store.open_call(call_id, self.name, schema, webhook_url, blob, self.actor_id)
         self.calls[call_id] = call
         metrics.call_started(schema)
         log.info(
@@ -447,7 +448,7 @@ class CallHost:
         logging.basicConfig(level=logging.INFO)
         log_context.install()  # call_id / trace_id on the records of a turn
         tracing.configure(config.tracing)
-        self.core = CallHostCore(name, config)
+        self.core = CallHostCore(name, config, ray.get_runtime_context().get_actor_id() or "")
         self._live = ray_metrics.Gauge(
             "voxray_call_host_live_calls", "Live calls on a call host", tag_keys=("host",)
         ).set_default_tags({"host": name})

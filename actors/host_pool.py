@@ -9,8 +9,11 @@ Failover: a transient ``ActorUnavailableError`` is retried before a host counts 
 host is dead, the call's route is moved to a live host with a compare-and-set on its generation
 (so of several replicas that see the same dead host, exactly one moves the call), and the new
 host resumes it from its snapshot (``resume_call`` is idempotent, so the others simply wait on
-it). A dead host's name gets a replacement through ``get_if_exists``: a replica never kills an
-actor, so it never kills a replacement another replica just started.
+it). A route records the id of the host actor it was written for: a replica that reaches the new
+host before the mover's resume does has that host resume the call in place, while a replacement
+under a dead host's name (another actor) never had the call, which then moves on from it. A dead
+host's name gets a replacement through ``get_if_exists``: a replica never kills an actor, so it
+never kills a replacement another replica just started.
 """
 
 from __future__ import annotations
@@ -66,6 +69,11 @@ def stream_token_nonce(secret: bytes, call_id: str, token: str) -> str | None:
         return None
     expected = _token_mac(secret, call_id, nonce)
     return nonce if hmac.compare_digest(expected.encode(), mac.encode()) else None
+
+
+def _actor_id(handle: Any) -> str:
+    """The id of the actor behind a handle: a replacement under the same name has another."""
+    return str(handle._actor_id.hex())
 
 
 class HostTimeout(TimeoutError):
@@ -265,7 +273,8 @@ class CallHostPool:
                 self._spawn(name)
                 continue
             if isinstance(result, CallOpened):
-                self._routes[call_id] = Route(call_id, name, 1, "live", schema, webhook_url)
+                route = Route(call_id, name, 1, "live", schema, webhook_url, _actor_id(self._handle(name)))
+                self._routes[call_id] = route
                 self._loads[name] += 1
             elif result.reason == "host_full" and len(full | {name}) < self.size:
                 full.add(name)  # another host may have room
@@ -362,6 +371,11 @@ class CallHostPool:
             fresh = await self.route(route.call_id, refresh=True)
             if (fresh.host, fresh.gen) != (route.host, route.gen):
                 return fresh
+            if fresh.actor and fresh.actor == _actor_id(self._handle(fresh.host)):
+                # Another replica moved the call to this very actor and its resume has not come
+                # in yet: have it resume the call now (the two resumes are one), not move it on.
+                await self._resume_on(fresh)
+                return fresh
             return await self._move(fresh, exclude=None)
         stale = self._handles.pop(route.host, None)
         current = self._spawn(route.host)  # the name's live actor, or a new one
@@ -375,7 +389,7 @@ class CallHostPool:
         if self.store is None:
             raise CallNotFound(f"call {route.call_id!r} was lost with its host (no state store)")
         target = await self._least_loaded(exclude=exclude)
-        moved = await self.store.move_route(route, target)
+        moved = await self.store.move_route(route, target, _actor_id(self._handle(target)))
         if moved is not None:
             self.failovers += 1
             log.warning("call %s: %s lost it; resuming on %s", route.call_id, route.host, target)
@@ -384,8 +398,12 @@ class CallHostPool:
             new = await self.route(route.call_id, refresh=True)
         self._routes[new.call_id] = new
         self._loads[new.host] = self._loads.get(new.host, 0) + 1
-        # Idempotent on the target; if it died too or the route moved on, the next attempt re-routes.
-        with contextlib.suppress(*HOST_GONE, CallNotFound):
-            resume = self._handle(new.host).resume_call.remote(new.call_id, new.gen)
-            await asyncio.wait_for(resume, max(30.0, self.timeouts.call_s))
+        await self._resume_on(new)
         return new
+
+    async def _resume_on(self, route: Route) -> None:
+        """Have the route's host resume the call (idempotent: a resume under way there is shared).
+        If the host died too or the route moved on, the next attempt re-routes."""
+        with contextlib.suppress(*HOST_GONE, CallNotFound):
+            resume = self._handle(route.host).resume_call.remote(route.call_id, route.gen)
+            await asyncio.wait_for(resume, max(30.0, self.timeouts.call_s))

@@ -45,14 +45,15 @@ import redis.asyncio as aioredis
 SNAPSHOT_TTL_S = 7 * 24 * 3600
 RECORD_TTL_S = 30 * 24 * 3600
 
-# KEYS[1] route; ARGV: expected host, expected gen, new host → new gen, or 0 if the route moved on.
+# KEYS[1] route; ARGV: expected host, expected gen, new host, its actor id → new gen, or 0 if the
+# route moved on.
 _MOVE_ROUTE = """
 local host = redis.call('HGET', KEYS[1], 'host')
 local gen = redis.call('HGET', KEYS[1], 'gen')
 local status = redis.call('HGET', KEYS[1], 'status')
 if (not host) or status ~= 'live' or host ~= ARGV[1] or gen ~= ARGV[2] then return 0 end
 local new_gen = tonumber(gen) + 1
-redis.call('HSET', KEYS[1], 'host', ARGV[3], 'gen', new_gen)
+redis.call('HSET', KEYS[1], 'host', ARGV[3], 'gen', new_gen, 'actor', ARGV[4])
 return new_gen
 """
 
@@ -148,6 +149,7 @@ class Route:
     status: Literal["live", "ended"]
     schema: str
     webhook_url: str | None
+    actor: str = ""  # the id of the host actor the route was written for ("" when not known)
 
 
 def _dnc_entries(keys: list[str], call_id: str) -> dict[str, str]:
@@ -191,9 +193,16 @@ class CallStore:
 
     # ---- the call directory -----------------------------------------------------------------
     async def open_call(
-        self, call_id: str, host: str, schema: str, webhook_url: str | None, snapshot: bytes
+        self,
+        call_id: str,
+        host: str,
+        schema: str,
+        webhook_url: str | None,
+        snapshot: bytes,
+        actor: str = "",
     ) -> Route:
-        """A new call's route and first snapshot (generation 1), in one transaction."""
+        """A new call's route and first snapshot (generation 1), in one transaction; ``actor`` is
+        the id of the host actor that opened it."""
         key = self._k("call", call_id, "route")
         fields: dict[str, str | int] = {
             "host": host,
@@ -201,6 +210,7 @@ class CallStore:
             "status": "live",
             "schema": schema,
             "webhook": webhook_url or "",
+            "actor": actor,
             "created": repr(time.time()),
         }
         snap = self._k("call", call_id, "snap")
@@ -212,7 +222,7 @@ class CallStore:
         pipe.zadd(self._k("calls"), {call_id: time.time()}, nx=True)
         pipe.zremrangebyscore(self._k("calls"), "-inf", time.time() - self.record_ttl_s)
         await pipe.execute()
-        return Route(call_id, host, 1, "live", schema, webhook_url)
+        return Route(call_id, host, 1, "live", schema, webhook_url, actor)
 
     async def route(self, call_id: str) -> Route | None:
         raw: Any = await self.redis.hgetall(self._k("call", call_id, "route"))
@@ -220,30 +230,33 @@ class CallStore:
             return None
         data = {k.decode(): v.decode() for k, v in raw.items()}
         status: Literal["live", "ended"] = "ended" if data.get("status") == "ended" else "live"
-        return Route(call_id, data["host"], int(data["gen"]), status, data["schema"], data["webhook"] or None)
+        webhook, actor = data["webhook"] or None, data.get("actor", "")
+        return Route(call_id, data["host"], int(data["gen"]), status, data["schema"], webhook, actor)
 
     async def live_routes_on(self, host: str, limit: int = 5000) -> list[Route]:
         """Routes of the live calls the directory puts on ``host`` (of the ``limit`` latest calls)."""
         ids: Any = await self.redis.zrevrange(self._k("calls"), 0, limit - 1)
-        fields = ("host", "gen", "status", "schema", "webhook")
+        fields = ("host", "gen", "status", "schema", "webhook", "actor")
         pipe = self.redis.pipeline(transaction=False)
         for raw_id in ids:
             pipe.hmget(self._k("call", raw_id.decode(), "route"), *fields)
         routes = []
-        for raw_id, (r_host, gen, status, schema, hook) in zip(ids, await pipe.execute(), strict=True):
+        for raw_id, (r_host, gen, status, schema, hook, actor) in zip(ids, await pipe.execute(), strict=True):
             if r_host is not None and r_host.decode() == host and status == b"live":
-                webhook = hook.decode() or None
-                routes.append(Route(raw_id.decode(), host, int(gen), "live", schema.decode(), webhook))
+                webhook, actor_id = hook.decode() or None, actor.decode() if actor else ""
+                call_id = raw_id.decode()
+                routes.append(Route(call_id, host, int(gen), "live", schema.decode(), webhook, actor_id))
         return routes
 
-    async def move_route(self, route: Route, to_host: str) -> Route | None:
-        """Move a live call from ``route.host`` to ``to_host`` if nobody moved it since ``route``
-        was read; returns the new route, or None when another replica got there first."""
+    async def move_route(self, route: Route, to_host: str, to_actor: str = "") -> Route | None:
+        """Move a live call from ``route.host`` to ``to_host`` (the actor ``to_actor``) if nobody
+        moved it since ``route`` was read; returns the new route, or None when another replica
+        got there first."""
         key = self._k("call", route.call_id, "route")
-        new_gen = int(await self._move(keys=[key], args=[route.host, route.gen, to_host]))
+        new_gen = int(await self._move(keys=[key], args=[route.host, route.gen, to_host, to_actor]))
         if not new_gen:
             return None
-        return Route(route.call_id, to_host, new_gen, "live", route.schema, route.webhook_url)
+        return Route(route.call_id, to_host, new_gen, "live", route.schema, route.webhook_url, to_actor)
 
     async def stream_secret(self) -> bytes:
         """The shared secret stream tokens are derived from (created once, kept)."""

@@ -111,6 +111,28 @@ async def test_a_dead_host_fails_over_once_whoever_notices(pools: list[CallHostP
     assert done.state == "ask_status"
 
 
+async def test_a_replica_that_meets_a_call_before_its_resume_does_not_move_it_again(
+    pools: list[CallHostPool],
+) -> None:
+    """One replica has moved the call to a live host, and another asks that host before the
+    resume got there: "not here". The host the route names is the very actor the call was moved
+    to, so it resumes the call where it is; a second failover would be wrong (a replacement
+    under the host's name is another actor: the call moves on from it)."""
+    a, b, _ = pools
+    call = await start(a)
+    await turn(a, call.call_id, "This is Sarah.")
+    assert a.store is not None
+    route = await a.route(call.call_id)
+    target = next(name for name in a._names if name != route.host)
+    moved = await a.store.move_route(route, target, a._handles[target]._actor_id.hex())  # a moved it
+    assert moved is not None  # (and its resume is slow to come: b asks the new host first)
+
+    status = await b.call(call.call_id, "status")
+    assert status["host"] == target and status["slots"] == {"rep_name": "Sarah"}
+    assert b.failovers == 0
+    assert await a.store.route(call.call_id) == moved  # not moved a second time
+
+
 async def test_the_calls_of_a_dead_host_are_resumed_without_anyone_touching_them(
     pools: list[CallHostPool],
 ) -> None:
