@@ -133,6 +133,7 @@ class Conversation:
         self.today = today  # relative dates ("next Tuesday") resolve against it
         self.values: dict[str, Any] = schema.precompute(state.call_data)
         self.identifiers = disclose.identifiers(schema.spec, state.call_data)
+        self.field_values = disclose.checkable_values(schema.spec, state.call_data)
         self.contact_names = tuple(
             str(state.call_data[name])
             for name, spec in schema.spec.call_data.items()
@@ -216,6 +217,7 @@ class Conversation:
             exclude=self.identifiers,
             field_phrases=self.schema.field_phrases,
             recent_fields=disclose.fields_in(state.last_agent_line, self.schema.spec, self.values),
+            field_values=self.field_values,
             vocabulary=self.schema.vocabulary,
             contact_names=self.contact_names,
         )

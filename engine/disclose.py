@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import Any
 
+from engine.nlu.requests import FieldValue, field_values
 from engine.schema_model import ConversationSchemaFile
 from engine.spoken import SPOKEN_RULES, slowly
 
@@ -64,6 +66,12 @@ def fields_in(
             if at >= 0:
                 found.append((at, field, raw))
     return tuple((f, v) for _, f, v in sorted(found))
+
+
+def checkable_values(spec: ConversationSchemaFile, call_data: Mapping[str, Any]) -> tuple[FieldValue, ...]:
+    """The disclosable fields' values, in the forms a counterpart may say them back to check."""
+    values = {name: str(call_data.get(name) or "") for name in spec.disclose}
+    return field_values(values, {name: spec.call_data[name].type for name in spec.disclose})
 
 
 def identifiers(spec: ConversationSchemaFile, call_data: Mapping[str, str]) -> frozenset[str]:

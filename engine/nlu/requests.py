@@ -5,15 +5,21 @@ Reps drive these calls: they ask for identifiers in their own words and order. A
 for a field when it names the field (any of the schema's ``disclose.asked_as`` phrasings, or a
 word for what the agent just read: "those letters", "the numbers") and reads as a request
 (a question, "give me", "read back", "again", or little more than the field itself: "and the
-NPI?"). Naming a field without asking ("the member ID doesn't come up") is no request.
+NPI?"). Naming a field without asking ("the member ID doesn't come up") is no request. A rep may
+also check a value by saying it back ("this is for a Dr. Smith, yes?", "the ninety-nine two
+thirteen, not the two fourteen?"): a question that names one of the call's disclosable values asks
+for that field.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
+from engine.nlu.extractors import extract_date, spoken_sequence
 from engine.nlu.text import normalise, phrase_regex
 
 _REQUEST_CUE = re.compile(
@@ -102,6 +108,87 @@ class FieldAsk:
     slowly: bool  # "once more", "slower", "spell it": read it grouped and slow
 
 
+@dataclass(frozen=True)
+class FieldValue:
+    """A disclosable call-data value as a counterpart may say it back to check it: a name (any
+    of its words will do: "Doe?"), a phrase (said whole: "Blue Cross"), characters (an ID or a
+    code: upper-case letters and digits) or a date (ISO)."""
+
+    field: str
+    kind: Literal["name", "phrase", "chars", "date"]
+    value: str
+
+
+_TITLES = frozenset("doctor dr mr mrs ms miss mister the".split())
+_CHARS_MATCHED = 5  # characters of an ID or code said in a row that name it ("X K M 4 4")
+
+
+def field_values(values: Mapping[str, str], kinds: Mapping[str, str]) -> tuple[FieldValue, ...]:
+    """The checkable forms of the disclosable fields' ``values``; ``kinds`` gives each field's
+    call-data type (name, date, id, cpt, npi, phone, string …). Money and free numbers are left
+    out: a counterpart says amounts of their own."""
+    out: list[FieldValue] = []
+    for name, raw in values.items():
+        kind = kinds.get(name)
+        if not raw or kind is None:
+            continue
+        if kind in ("id", "cpt", "npi", "phone"):
+            out.append(FieldValue(name, "chars", re.sub(r"[^0-9A-Za-z]", "", raw).upper()))
+        elif kind == "date":
+            out.append(FieldValue(name, "date", raw))
+        elif kind in ("name", "string"):
+            words = [w for w in re.findall(r"[\w']+", normalise(raw)) if w not in _TITLES]
+            if words:
+                out.append(FieldValue(name, "name" if kind == "name" else "phrase", " ".join(words)))
+    return tuple(out)
+
+
+def _value_checked(text: str, values: Sequence[FieldValue], today: dt.date | None) -> str | None:
+    """The field whose value a question of the turn says back, when that question ends the turn
+    or nearly ("… Dr. Smith, yes? We have three Smiths."; not "this is for the 99213? We're the
+    eligibility desk, you'll want utilization review")."""
+    sentences = _SENTENCE.split(text.strip())
+    for at, sentence in enumerate(sentences):
+        if len(" ".join(sentences[at + 1 :]).split()) > _TAIL_WORDS:
+            continue
+        norm = normalise(sentence)
+        if norm.endswith("?") or _TAG_QUESTION.search(norm) or _QUESTION_LEAD.match(norm):
+            field = _value_said(sentence, norm, values, today)
+            if field is not None:
+                return field
+    return None
+
+
+_TAIL_WORDS = 6
+_QUESTION_LEAD = re.compile(
+    r"\W*(?:(?:and|so|now|but|okay|ok|sorry|just)\W+)?(?:is|was|are|did|do|does|has|have)\s+"
+    r"(?:that|it|this|she|he|the|her|his|you|we)\b"
+)
+
+
+def _value_said(text: str, norm: str, values: Sequence[FieldValue], today: dt.date | None) -> str | None:
+    """The field whose value ``text`` (normalised: ``norm``) says, first in ``values`` order."""
+    runs: list[str] | None = None
+    for value in values:
+        if value.kind in ("name", "phrase"):
+            forms = [value.value]
+            if value.kind == "name":
+                forms += [w for w in value.value.split() if len(w) >= 3]
+            if any(re.search(rf"(?<![\w']){re.escape(f)}(?![\w'])", norm) for f in forms):
+                return value.field
+        elif value.kind == "chars":
+            if runs is None:
+                runs = "".join(spoken_sequence(text.lower())).upper().split()
+            need = min(len(value.value), _CHARS_MATCHED)
+            if any(run[i : i + need] in value.value for run in runs for i in range(len(run) - need + 1)):
+                return value.field
+        else:  # the day and month will do: "the second of June, seventy-five?" (a year said short)
+            said = extract_date(text, None, today, relative=False)
+            if said is not None and said[5:] == value.value[5:]:
+                return value.field
+    return None
+
+
 def field_phrases(
     disclose: Mapping[str, Sequence[str]], organization: str = ""
 ) -> dict[str, tuple[re.Pattern[str], ...]]:
@@ -148,11 +235,15 @@ def asks_for_field(
     phrases: Mapping[str, tuple[re.Pattern[str], ...]],
     recent_fields: Sequence[tuple[str, str]] = (),
     named_alone: bool = True,
+    values: Sequence[FieldValue] = (),
+    today: dt.date | None = None,
 ) -> FieldAsk | None:
     """The call-data field this turn asks for, if any. ``recent_fields`` are (field, value) read
     in the agent's last line, in order, so "those letters" can name one. ``named_alone``: a field
     said with little else ("and the NPI?"), or as a sentence of its own ("Ordering physician's
-    name, first."), asks for it."""
+    name, first."), asks for it. ``values``: the call's disclosable values, checked when said
+    back in a question (only a turn that answered nothing should pass them: "99213? that code
+    never needed precert" answers)."""
     norm = _YOUR_COMPANY_DOES.sub(_you_do, normalise(text))
     named: list[tuple[int, str, int]] = []  # (start, field, words in the phrase)
     for field, patterns in phrases.items():
@@ -179,6 +270,10 @@ def asks_for_field(
         referred = _referred_field(norm, recent_fields)
         if referred is not None:
             named.append((0, referred, 0))
+    if not named and values:
+        checked = _value_checked(text, values, today)
+        if checked is not None:
+            return FieldAsk(checked, slowly=True)
     if not named:
         return None
     named.sort()
@@ -224,6 +319,8 @@ def _served_first(norm: str, named: list[tuple[int, str, int]]) -> tuple[int, st
     return last
 
 
+# "… Smith, no E at the end, yes", "… the fourteenth, right": a statement turned into a question
+_TAG_QUESTION = re.compile(r"[,.]\s*(?:yes|yeah|right|correct|isn't it|is it)\W*$")
 _RULED_OUT = re.compile(r"\b(?:not|no|never mind|forget|skip)\s+(?:the\s+|that\s+|her\s+|his\s+|your\s+)?$")
 _IN_ORDER = re.compile(r"\b(?:then|first|after that|afterwards|followed by|and next|next up|before that)\b")
 # "spell her surname too", "and the NPI after that": the later field is asked in addition

@@ -52,7 +52,14 @@ from engine.nlu.moves import (
     call_back_asked_at,
     move_intent,
 )
-from engine.nlu.requests import WHO_IS_THIS, FieldAsk, asks_for_field, asks_to_repeat, asks_who_is_calling
+from engine.nlu.requests import (
+    WHO_IS_THIS,
+    FieldAsk,
+    FieldValue,
+    asks_for_field,
+    asks_to_repeat,
+    asks_who_is_calling,
+)
 from engine.nlu.text import asks_the_agent, clauses, is_question, normalise, phrase_pattern, rejoin
 from engine.schema_model import Intent, Slot
 
@@ -90,6 +97,7 @@ class TurnContext:
     exclude: frozenset[str] = frozenset()  # this call's identifiers (CPT, NPI, IDs): never an answer
     field_phrases: Mapping[str, tuple[re.Pattern[str], ...]] = field(default_factory=dict)
     recent_fields: tuple[tuple[str, str], ...] = ()  # (field, value) the agent just read out
+    field_values: tuple[FieldValue, ...] = ()  # the disclosable values, as a rep may check them
     vocabulary: frozenset[str] = frozenset()  # the schema's words: split ones are rejoined
     contact_names: tuple[str, ...] = ()  # the person called: "that person" when intents are scored
 
@@ -467,7 +475,14 @@ class Understander:
         ("north of ten grand. Ballpark." asks no price)."""
         kinds = {i.name: i.kind for i in intents}
         asked = asks_for_field(
-            utterance, context.field_phrases, context.recent_fields, named_alone=not answered
+            utterance,
+            context.field_phrases,
+            context.recent_fields,
+            named_alone=not answered,
+            # "99213? that code never needed precert" answers; "Siddharth here. This is for a
+            # Dr. Smith, yes?" checks the doctor after giving a name
+            values=() if _answered_beyond_a_name(result.captured, slots, context) else context.field_values,
+            today=context.today,
         )
         if asked is not None and answered and _MOVES_ON.search(utterance):
             asked = None  # "Do you do multi-year deals? Either way, I've got 180k": the answer is the turn
@@ -695,6 +710,15 @@ def _statement_before_a_question(utterance: str, after: bool = True) -> str:
     ]
     statement = " ".join(said)
     return statement if len(statement.split()) >= _STATEMENT_WORDS else ""
+
+
+def _answered_beyond_a_name(
+    captured: Mapping[str, str], slots: Mapping[str, Slot], context: TurnContext
+) -> bool:
+    return any(
+        n in slots and slots[n].type not in ("string", "yes_no", "name") and n not in context.lookahead
+        for n in captured
+    )
 
 
 def _drop_values_from_the_question(result: NLUResult, utterance: str, context: TurnContext) -> None:

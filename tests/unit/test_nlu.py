@@ -1758,3 +1758,30 @@ def test_contentment_with_a_but_still_names_a_pain() -> None:
     assert "pain" in nlu.captured
     nlu = _turn("sales_qualification", "discover_pain", "it basically runs itself, we're six people")
     assert "pain" not in nlu.captured
+
+
+def test_a_question_that_says_a_call_value_back_asks_for_that_field() -> None:
+    import datetime as dt
+
+    from engine.nlu.requests import asks_for_field, field_phrases, field_values
+
+    phrases = field_phrases({"member_id": ["member id"], "provider_name": ["ordering doctor"]})
+    values = field_values(
+        {"patient_name": "Maria Okafor", "member_id": "QZR530771", "provider_name": "Dr. Lindqvist",
+         "date_of_birth": "1975-06-02", "cpt_code": "97110"},
+        {"patient_name": "name", "member_id": "id", "provider_name": "string", "date_of_birth": "date",
+         "cpt_code": "cpt"},
+    )  # fmt: skip
+
+    def asked(text: str) -> str | None:
+        found = asks_for_field(text, phrases, values=values, today=dt.date(2027, 3, 1))
+        return found.field if found else None
+
+    assert asked("Okafor with a K, or with a C?") == "patient_name"
+    assert asked("I have a Lindqvist on the claim, one word, yes?") == "provider_name"
+    assert asked("Q Z R five three oh seven seven one, did I get that right?") == "member_id"
+    assert asked("is that the second of June, seventy-five?") == "date_of_birth"
+    assert asked("So it's the nine seven one one oh? Fine, let me look.") == "cpt_code"
+    # a value in a statement, or a question followed by what the turn is really about, asks nothing
+    assert asked("I've found Maria Okafor, she's active with us.") is None
+    assert asked("The 97110? We only do eligibility here, auth questions go to utilization review.") is None
