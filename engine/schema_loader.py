@@ -35,6 +35,7 @@ SCHEMA_FILE = "schema.yaml"
 PERSONA_FIELDS = ("agent_name", "organization", "role")
 LOOKAHEAD_TYPES = frozenset({"reference_number", "date", "time", "currency", "phone"})
 LOOKAHEAD_HOPS = 2
+CUED_LOOKAHEAD_HOPS = 3  # a slot with cues is taken only beside its cue words: safe further ahead
 # Captured slots of these types also get a `<slot>_spoken` template value.
 SPOKEN_SLOT_RULES = {
     "date": "date",
@@ -353,11 +354,12 @@ def _lookahead_slots(spec: ConversationSchemaFile, name: str) -> dict[str, Slot]
     own = {slot.name for slot in spec.states[name].slots}
     found: dict[str, Slot] = {}
     frontier = {name}
-    for _ in range(LOOKAHEAD_HOPS):
+    for hop in range(1, CUED_LOOKAHEAD_HOPS + 1):
         frontier = {t.target for s in frontier for t in spec.states[s].transitions}
         for state in frontier:
             for slot in spec.states[state].slots:
-                if (slot.type in LOOKAHEAD_TYPES or slot.early) and slot.name not in own:
+                near = hop <= LOOKAHEAD_HOPS or bool(slot.cues)
+                if near and (slot.type in LOOKAHEAD_TYPES or slot.early) and slot.name not in own:
                     found.setdefault(slot.name, slot)
     return found
 

@@ -238,6 +238,12 @@ async def test_lookahead_takes_explicit_values_only(prior_auth: CompiledSchema) 
     assert plan.state == "get_reference" and "decision_date" not in call.state.slots
 
 
+def test_a_cued_slot_is_looked_ahead_one_state_further(prior_auth: CompiledSchema) -> None:
+    ahead = prior_auth.states["verify_member"].lookahead_slots
+    assert "decision_date" in ahead  # three states on, but taken only beside its cue words
+    assert "reference_number" in ahead  # two states on
+
+
 async def test_data_asked_for_someone_else_is_not_read_out(prior_auth: CompiledSchema) -> None:
     call = Conversation.start(prior_auth, "call-other", PATIENT)
     plan = await call.take_turn("Can you give me the other patient's member ID?")
