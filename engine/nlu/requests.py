@@ -53,7 +53,7 @@ _REPEAT_CUE = re.compile(
     r"\b(repeat|say (?:all )?(?:that|it|this) again|say again|(?<!\bus )(?<!\bme )(?<!\bhere )once more|"
     r"one more time|come again|"
     r"pardon(?: me)?(?=\s*\?|\W*$)|"  # "I beg your pardon, let's say eleven" apologises
-    r"didn't catch|did not catch|didn't get that|didn't hear|missed (?:that|it|what|your question|"
+    r"didn't catch|did not catch|didn't get that|didn't hear|missed (?:all of |most of )?(?:that|it|what|your question|"
     r"the question|the last)|you cut out|"
     r"you broke up|what was (?:all )?that|sorry what|sorry\?|go back|back up|slower|slow down|start over|"
     r"from the (?:very )?top|(?:only|just) (?:caught|got|heard) (?:half|part|some)|couldn't hear|can't hear|"
@@ -64,7 +64,8 @@ _REPEAT_CUE = re.compile(
     r"which [\w ]{0,12}(?:did )?you ask(?:ed)?|what did you ask|what(?:'d| did) (?:you|ya) (?:ask|say)|"
     r"which \w+ did (?:you|ya) say|garbled|cutting in and out|breakin[g']? up|go again|what was the rest|"
     r"start (?:[\w']+ ){1,3}over|(?:slipped|went|got) (?:right )?(?:past|by) me|went quiet|dropped out|"
-    r"crackl(?:ed|ing) out|what (?:was|were) (?:your|the) question|what were you (?:asking|saying))\b"
+    r"crackl(?:ed|ing) out|what (?:was|were) (?:your|the) question|what were you (?:asking|saying)|"
+    r"lost the (?:middle|last|first|end|second) (?:bit|part|half)|go through (?:[\w']+ ){1,3}again)\b"
     r"|^\s*(?:sorry|what|huh)\s*\??\s*$"
 )
 _LETTER_WORDS = re.compile(r"\b(letters?|spelling|spell|spelled|alphabet)\b")
