@@ -875,7 +875,7 @@ _FILLERS = re.compile(r"\b(?:um+|uh+|er+m?|uhm|hmm+|ah+)\b[,]?\s*", re.IGNORECAS
 _NAME_CUES = re.compile(
     r"\b(?:my name is|my name's|name's|name is|this is|i'm|i am|it's|its|you're speaking with|"
     r"you're talking to|speaking with|talking to|you've got|you got|y'all got|you all got|you've reached|"
-    r"you reached|you are (?:speaking|talking) (?:with|to)|speaking to|"
+    r"you reached|you are (?:speaking|talking) (?:with|to)|speaking to|you're through to|you are through to|"
     r"(?<![a-z]\s)myself)"  # "sir, myself Rajeshwari" (Indian English), not "I'll do it myself Monday"
     # a lookahead: "this is, this is Dmitri" finds the second cue; "this is June, may I …" ends the name
     r"\s+(?=([\w'-]+)(?:\s+(?!(?:may|can|could|might|shall|will|would)\s+i\b)([\w'-]+))?)",
