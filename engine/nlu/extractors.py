@@ -187,6 +187,13 @@ def _continues(previous: str, word: str) -> bool:
     return prev in ("hundred", "thousand", "million", "and", "an")
 
 
+_AND_A_HALF = re.compile(
+    r"\b(\d{1,2}|"
+    + "|".join(w for w, n in _UNITS.items() if 0 < n < 20)
+    + r") and a half (hundred|thousand|grand|k|million)\b"
+)
+
+
 def _amounts(text: str) -> list[_Amount]:
     """Every amount in the turn in order, digits or words, with a trailing scale word applied."""
     text = _SCALED_HOMOPHONE.sub(lambda m: _HOMOPHONE_NUMBER[m[1]], text)  # "ate grand"
@@ -194,6 +201,7 @@ def _amounts(text: str) -> list[_Amount]:
     text = re.sub(r"\bhalf (?:a )?million\b", "500 thousand", text)
     # "a grand and a half" ("a grant and a half", as a recogniser may write it)
     text = re.sub(r"\b(?:a|one) gran[dt] and a half\b", "1500", text)
+    text = _AND_A_HALF.sub(lambda m: f"{_UNITS.get(m[1], m[1])}.5 {m[2]}", text)  # "four and a half grand"
     text = re.sub(r"\ba (hundred|thousand|million)\b", r"one \1", text)  # "a hundred and fifty"
     # "a couple hundred", "a few grand": two and three of them
     text = re.sub(r"\b(?:a )?couple(?: of)? (?=hundred|thousand|grand|k\b)", "two ", text)

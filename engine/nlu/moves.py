@@ -353,6 +353,27 @@ def heard_move(utterance: str) -> str | None:
     return next((move for move, cue in _HEARD_IN_ORDER if cue.search(text)), None)
 
 
+# back from a hold within the turn: "give us a tick … right, sorry about that. Job sheets go missing"
+_BACK = re.compile(
+    r"\b(?:sorry about that|sorry for the wait|sorry to keep you(?: waiting)?|thanks for (?:holding|waiting)|"
+    r"i'm back|i am back|where was i|where were we)\b[\s.,!]*",
+    re.IGNORECASE,
+)
+_ANSWER_WORDS = 3  # what follows the return must be something to go on
+
+
+def after_a_hold(utterance: str, hold_phrases: Collection[str] = ()) -> str:
+    """What the caller said after coming back from a hold within the turn (the answer, when the
+    hold is heard before the return: the general form or one of ``hold_phrases``), else the turn."""
+    out = utterance
+    for match in _BACK.finditer(utterance):
+        before, rest = normalise(utterance[: match.start()]), utterance[match.end() :]
+        held = _HOLD.search(before) or any(re.search(rf"\b{re.escape(p)}\b", before) for p in hold_phrases)
+        if held and len(rest.split()) >= _ANSWER_WORDS:
+            out = rest
+    return out
+
+
 def call_back_asked_at(utterance: str) -> int | None:
     """Where (in the normalised turn) the caller asks to be called back, if they do."""
     match = _CALL_BACK.search(normalise(utterance))

@@ -53,7 +53,8 @@ _REPEAT_CUE = re.compile(
     r"\b(repeat|say (?:all )?(?:that|it|this) again|say again|(?<!\bus )(?<!\bme )(?<!\bhere )once more|"
     r"one more time|come again|"
     r"pardon(?: me)?(?=\s*\?|\W*$)|"  # "I beg your pardon, let's say eleven" apologises
-    r"didn't catch|did not catch|didn't get that|didn't hear|missed (?:all of |most of )?(?:that|it|what|your question|"
+    r"didn't catch|did not catch|didn't get that|didn't hear|"
+    r"missed (?:all of |most of )?(?:that|it|what|your question|"
     r"the question|the last)|you cut out|"
     r"you broke up|what was (?:all )?that|sorry what|sorry\?|go back|back up|slower|slow down|start over|"
     r"from the (?:very )?top|(?:only|just) (?:caught|got|heard) (?:half|part|some)|couldn't hear|can't hear|"

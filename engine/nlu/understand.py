@@ -46,9 +46,11 @@ from engine.nlu.intents import (
 from engine.nlu.moves import (
     CALL_BACK,
     DO_NOT_CALL,
+    HOLD,
     NOT_INTERESTED,
     PRINCIPAL_ONLY,
     STANDARD_NAMES,
+    after_a_hold,
     call_back_asked_at,
     move_intent,
 )
@@ -378,6 +380,8 @@ class Understander:
         t0 = time.perf_counter()
         context = context or TurnContext()
         utterance = rejoin(utterance, context.vocabulary)
+        hold = next((i for i in intents if i.name in STANDARD_NAMES[HOLD]), None)
+        utterance = after_a_hold(utterance, [normalise(p) for p in hold.phrases] if hold else ())
         captured = capture_local(utterance, slots, filled, context)
         _no_to_a_read_back_it_corrects(utterance, captured, slots, filled, context.lookahead)
         # what the turn does, not whom it names: "there's no Tom here" scores like "no one here by that name"

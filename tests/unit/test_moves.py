@@ -357,3 +357,15 @@ def test_moves_of_the_dev35_dev36_round(text: str, move: str | None) -> None:
 )
 def test_moves_of_the_dev37_dev38_round(text: str, move: str | None) -> None:
     assert heard_move(text) == move
+
+
+def test_the_answer_after_coming_back_from_a_hold_in_the_same_turn_is_the_turn() -> None:
+    from engine.nlu.moves import after_a_hold
+
+    said = "Hang on a sec, the courier's here. Okay, sorry about that. We re-key every invoice by hand."
+    assert after_a_hold(said) == "We re-key every invoice by hand."
+    # the schema's own hold phrases count too; no hold before the apology: the turn stays whole
+    said = "Pop on a sec. Sorry to keep you, it's about six grand."
+    assert after_a_hold(said, ["pop on"]) == "it's about six grand."
+    whole = "We lost two clients, sorry about that, the rota is a mess."
+    assert after_a_hold(whole) == whole

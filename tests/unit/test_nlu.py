@@ -1785,3 +1785,8 @@ def test_a_question_that_says_a_call_value_back_asks_for_that_field() -> None:
     # a value in a statement, or a question followed by what the turn is really about, asks nothing
     assert asked("I've found Maria Okafor, she's active with us.") is None
     assert asked("The 97110? We only do eligibility here, auth questions go to utilization review.") is None
+
+
+def test_a_number_and_a_half_before_its_scale_is_the_half_too() -> None:
+    assert ex.extract_currency("somewhere near three and a half grand") == "3500"
+    assert ex.extract_currency("maybe 7 and a half thousand for the year") == "7500"
