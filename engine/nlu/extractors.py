@@ -1086,8 +1086,11 @@ def _tense_of(text: str, tense: str) -> str:
 
 
 def _add_business_days(day: dt.date, n: int) -> dt.date:
+    """``n`` weekdays on from ``day`` (back from it when ``n`` is negative)."""
+    step = dt.timedelta(days=1 if n > 0 else -1)
+    n = abs(n)
     while n > 0:
-        day += dt.timedelta(days=1)
+        day += step
         if day.weekday() < 5:
             n -= 1
     return day
@@ -1292,11 +1295,14 @@ def _weekdays_of_dates_said(said: list[tuple[int, str]], found: Found, lowered: 
     return [(at, v) for at, v in said if weekdays.get(at) not in days]
 
 
-_MONTH_NUMBER = r"(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)"
+# "oh nine", "zero eight": a month or day read off a form, zero first
+_MONTH_NUMBER = r"(?:(?:oh|zero)[- ])?(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)"
 _DAY_NUMBER = (
+    r"(?:(?:oh|zero)[- ])?"
     r"((?:twenty|thirty)(?:[- ](?:one|two|three|four|five|six|seven|eight|nine))?|one|two|three|four|five|"
     r"six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen)"
 )
+_MONTH_DAY_GAP = r"(?:[ -]|\s+slash\s+)"  # "ten twenty", "oh-nine-thirty", "ten slash fourteen"
 
 
 def _month_day_led_by(leads: str) -> re.Pattern[str]:
@@ -1304,7 +1310,8 @@ def _month_day_led_by(leads: str) -> re.Pattern[str]:
     three", with a comma, reads out digits)."""
     return re.compile(
         # (two spaces: a comma taken out, offsets kept)
-        rf"\b(?:{leads})\s+{_MONTH_NUMBER} {_DAY_NUMBER}(?=\s*(?:$|[.,;!?]|not\b|and\b)|\s\s)",
+        rf"\b(?:{leads})\s+{_MONTH_NUMBER}{_MONTH_DAY_GAP}{_DAY_NUMBER}"
+        r"(?=\s*(?:$|[.,;!?]|not\b|and\b|though\b|i think\b|i believe\b)|\s\s)",
         re.IGNORECASE,
     )
 
@@ -1315,8 +1322,16 @@ _MONTH_DAY_NUMBERS = _month_day_led_by(
     r"came in|reads|decision|determination"
 )
 # "ten twelve is when it posted"
-_MONTH_DAY_IS_WHEN = re.compile(rf"\b{_MONTH_NUMBER} {_DAY_NUMBER}(?= (?:is|was) when\b)", re.IGNORECASE)
-_MONTH_DAY_ALONE = re.compile(r"^\s*" + _MONTH_NUMBER + r" " + _DAY_NUMBER + r"\s*[.!?]?\s*$")
+_MONTH_DAY_IS_WHEN = re.compile(
+    rf"\b{_MONTH_NUMBER}{_MONTH_DAY_GAP}{_DAY_NUMBER}(?= (?:is|was) when\b)", re.IGNORECASE
+)
+_MONTH_DAY_ALONE = re.compile(
+    r"^\s*(?:(?:uh|um|er|so|okay|ok|it's|its|that's|thats)[,.]?\s+)*"
+    + _MONTH_NUMBER
+    + _MONTH_DAY_GAP
+    + _DAY_NUMBER
+    + r"\s*[.!?]?\s*$"
+)
 # "decision expected by ten twenty five": where no meeting's clock time can be meant
 _MONTH_DAY_AFTER_BY = _month_day_led_by(r"expected|expected by|expect it|by|on|looking at")
 
@@ -1583,12 +1598,14 @@ def _relative_dates(lowered: str, today: dt.date, when: str) -> Found:
         day = today + dt.timedelta(days=2) if match[1] == "day after tomorrow" else named[match[1]]
         out.append((match.start(), day.isoformat()))
     for match in re.finditer(
-        r"\b(\w+) (day|days|week|weeks) ago(?: (" + "|".join(_WEEKDAYS) + r"))?\b", lowered
+        r"\b(\w+) (business day|working day|day|week)s? ago(?: (" + "|".join(_WEEKDAYS) + r"))?\b", lowered
     ):
         n = _small_number(match[1])
-        if n is not None:
-            days = n * (7 if match[2].startswith("week") else 1)
-            if match[3] and match[2].startswith("week"):  # "two weeks ago Friday": the Friday of that week
+        if n is not None and match[2] in ("business day", "working day"):
+            out.append((match.start(), _add_business_days(today, -n).isoformat()))
+        elif n is not None:
+            days = n * (7 if match[2] == "week" else 1)
+            if match[3] and match[2] == "week":  # "two weeks ago Friday": the Friday of that week
                 days += today.weekday() - _WEEKDAYS.index(match[3])
             out.append((match.start(), (today - dt.timedelta(days=days)).isoformat()))
     positions = [(m.start(), m.group(0)) for m in _WORD_RE.finditer(lowered)]

@@ -1790,3 +1790,14 @@ def test_a_question_that_says_a_call_value_back_asks_for_that_field() -> None:
 def test_a_number_and_a_half_before_its_scale_is_the_half_too() -> None:
     assert ex.extract_currency("somewhere near three and a half grand") == "3500"
     assert ex.extract_currency("maybe 7 and a half thousand for the year") == "7500"
+
+
+def test_dates_read_off_a_form_and_business_days_back() -> None:
+    import datetime as dt
+
+    today = dt.date(2027, 3, 10)  # a Wednesday
+    assert ex.extract_date("two slash eighteen", None, today) == "2027-02-18"
+    assert ex.extract_date("um, four oh two", None, today) == "2027-04-02"
+    assert ex.extract_date("decision date zero-two-twenty-six", None, today) == "2027-02-26"
+    assert ex.extract_date("the due date's three twenty-two though", None, today) == "2027-03-22"
+    assert ex.extract_date("it was approved three business days ago", None, today) == "2027-03-05"
