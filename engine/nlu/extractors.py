@@ -204,7 +204,7 @@ def _amounts(text: str) -> list[_Amount]:
     text = _AND_A_HALF.sub(lambda m: f"{_UNITS.get(m[1], m[1])}.5 {m[2]}", text)  # "four and a half grand"
     text = re.sub(r"\ba (hundred|thousand|million)\b", r"one \1", text)  # "a hundred and fifty"
     # "a couple hundred", "a few grand": two and three of them
-    text = re.sub(r"\b(?:a )?couple(?: of)? (?=hundred|thousand|grand|k\b)", "two ", text)
+    text = re.sub(r"\b(?:a )?couple(?: of| a)? (?=hundred|thousand|grand|k\b)", "two ", text)
     text = re.sub(r"\b(?:a )?few (?=hundred|thousand|grand|k\b)", "three ", text)
     text = re.sub(r"(?<=\w)(?:-| )ish\b", "", text)  # "forty ish thousand"
     words = _AMOUNT_TOKEN.findall(text)
@@ -898,6 +898,19 @@ _NAME_BEFORE = re.compile(
 _SPELLED_AFTER = re.compile(r"\b([A-Za-z]{3,})\b(?:\W+\w+){0,2}?\W+((?:[A-Za-z][\s,.-]+){2,}[A-Za-z])\b")
 # a turn that is a capitalised name and nothing else ("Marisol.", "Bobbie Jo.")
 _NAME_ALONE = re.compile(r"^\s*([A-Z][a-z]+(?:['-][A-Za-z]+)?)(?:\s+([A-Z][a-z]+))?\s*[.!]?\s*$")
+# "Priya. Go.", "Marco, shoot": a name, then a word or two that hands over the call
+_NAME_THEN_REPLY = re.compile(
+    r"^\s*([A-Z][a-z]+(?:['-][A-Za-z]+)?)\s*[.,!]\s*([A-Za-z' ]{1,20}?)\s*[.!]?\s*$"
+)
+
+
+def _name_then_go_ahead(text: str) -> re.Match[str] | None:
+    match = _NAME_THEN_REPLY.match(text)
+    if match is None or not all(w in _ONE_WORD_REPLIES for w in match[2].lower().split()):
+        return None
+    return _NAME_ALONE.match(match[1])
+
+
 _ONE_WORD_REPLIES = frozenset(
     """speaking morning afternoon evening go shoot ready correct absolutely right pardon huh hmm bye
     goodbye nope fine great perfect excellent understood certainly proceed continue repeat again cool
@@ -950,7 +963,7 @@ _NAME_TAKEN_BACK = re.compile(r"\b(?:no|sorry|actually|i mean|wait|correction)\b
 
 
 def _name_word(word: str, cased: bool) -> bool:
-    if word.lower() in _NOT_NAMES or word.lower() in _INTERJECTIONS:
+    if word.lower() in _NOT_NAMES or word.lower() in _INTERJECTIONS or word.lower() in _NUMBER_WORDS:
         return False
     if not re.fullmatch(r"[A-Za-z]+(?:['-][A-Za-z]+)?", word):
         return False
@@ -990,7 +1003,7 @@ def extract_name(text: str, slot: Slot | None = None) -> str | None:
     for match in _NAME_SPEAKING.finditer(clean):
         if _name_word(match.group(1), cased):
             return match.group(1)[0].upper() + match.group(1)[1:]
-    alone = _NAME_ALONE.match(clean)
+    alone = _NAME_ALONE.match(clean) or _name_then_go_ahead(clean)
     if alone and all(_name_word(w, True) and w.lower() not in _ONE_WORD_REPLIES for w in alone.groups() if w):
         return " ".join(w for w in alone.groups() if w)
     if cased:  # "Provider line, Roxanne, and I'm …", "Yeah. Desmond. Go.": a name as its own clause

@@ -33,6 +33,7 @@ _HOLD = re.compile(
     r"|\b(?:stay|hold) on\W*$"  # "… let me ask my supervisor, stay on"
     r"|\b(?:to|please|kindly) (?:wait|hold) (?:for )?(?:a|one|just a) (?:moment|sec|second|minute)\b"
     r"|(?:^|[.!?]\s+)(?:just )?(?:a|one) (?:moment|sec|second)\W*$"  # "… I'll check the rota. Just a moment."
+    r"|(?:^|[.!?]\s+)(?:please )?hold(?: please)?\W*$"  # "Keying it in. Hold."
     # anywhere in the turn: "stay put, I'll page him", "placing this call on a brief hold"
     r"|\b(?:stay with me|stay put|keep the line|two shakes|hold that thought|hang about|"
     r"it's for you|my other line(?:'s| is) (?:ringing|blinking|flashing|lit|going)|"

@@ -91,7 +91,9 @@ _MISSED_ON = re.compile(
 )
 _DETERMINERS = ("that", "this", "your", "her", "his", "their", "which", "what")
 # "the NPI please": a field named and then "please" asks for it
-_PLEASE_AFTER = re.compile(r"^\W*(?:first\W+|again\W+)?please\b")  # "member ID first, please"
+_PLEASE_AFTER = re.compile(  # "member ID first, please"; "NPI first, then the member"; "member number next."
+    r"^\W*(?:first\W+|again\W+)?please\b|^\W*(?:first|next)\W*(?:$|[,.;]|(?:or|then|and|from|please)\b)"
+)
 _THING = (
     "your thing", "this thing", "the thing", "your stuff", "this stuff", "your software", "your product",
     "your tool", "your platform", "your system", "your service", "your solution", "the software",

@@ -369,3 +369,10 @@ def test_the_answer_after_coming_back_from_a_hold_in_the_same_turn_is_the_turn()
     assert after_a_hold(said, ["pop on"]) == "it's about six grand."
     whole = "We lost two clients, sorry about that, the rota is a mess."
     assert after_a_hold(whole) == whole
+
+
+def test_hold_said_alone_at_the_end_of_a_turn_is_a_hold() -> None:
+    from engine.nlu.moves import HOLD, heard_move
+
+    assert heard_move("Pulling up the case now. Hold.") == HOLD
+    assert heard_move("the hold music was awful today") != HOLD

@@ -1801,3 +1801,20 @@ def test_dates_read_off_a_form_and_business_days_back() -> None:
     assert ex.extract_date("decision date zero-two-twenty-six", None, today) == "2027-02-26"
     assert ex.extract_date("the due date's three twenty-two though", None, today) == "2027-03-22"
     assert ex.extract_date("it was approved three business days ago", None, today) == "2027-03-05"
+
+
+def test_a_name_then_go_ahead_is_the_name_and_clock_words_are_no_names() -> None:
+    assert ex.extract_name("Oksana. Shoot.") == "Oksana"
+    assert ex.extract_name("Yes. Go.") is None
+    assert ex.extract_name("we close at five, it's five fifteen now") is None
+
+
+def test_a_field_then_first_or_next_asks_for_it() -> None:
+    from engine.nlu.requests import asks_for_field, field_phrases
+
+    phrases = field_phrases({"provider_npi": ["npi"], "member_id": ["member number"]})
+    asked = asks_for_field("Okay. The NPI first, then we'll see.", phrases)
+    assert asked is not None and asked.field == "provider_npi"
+    asked = asks_for_field("Name checks out. Member number next.", phrases)
+    assert asked is not None and asked.field == "member_id"
+    assert asks_for_field("the NPI first came back as inactive in our system", phrases) is None
