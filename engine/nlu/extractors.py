@@ -387,7 +387,7 @@ _EXPLICIT_YES = re.compile(
     r"affirmative|(?:^|(?<=[.,!?] ))confirmed(?=\s*(?:[.,!]|$))|"  # "Confirmed. Do copy Margaret …"
     r"that's right|that is right|right on|you got it|you've got it|you have it|you bet|certainly|uh-huh|"
     r"mm-hmm|okie dokie|guilty as charged|"
-    r"go ahead|ask away|fire away|go for it|ask your questions|(?:fine|okay|ok|alright|"
+    r"go ahead|ask away|fire away|fire (?:your|the) questions|go for it|ask your questions|(?:fine|okay|ok|alright|"
     r"sure),? ask(?=\s*[.!,])|"
     r"shoot(?=\s*(?:$|[.!?]|\s+(?:away|ahead|your|me|it)\b))|all good|sounds good|sounds great|"
     r"that works|works for me|lock (?:it |that )?in|locked in(?! (?:with|to|for|on|until|till))|"

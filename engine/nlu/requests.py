@@ -416,6 +416,8 @@ _WHO_CALLS = re.compile(
     # "billing company who?", "and you personally are who?"
     r"\b(?:company|firm|office|outfit|practice|agency|billing|service) who\b(?=\W*(?:\?|$))|"
     r"\byou(?: personally)? are who\b|"
+    # "how did a software company get the number for our site office?"
+    r"\bhow (?:did|do|does|would) [\w' ]{0,40}\bget (?:the|my|our|this|that) (?:number|line)\b|"
     # "are you the same vendor that demoed for us?"
     r"\bare (?:you|ya) (?:the same|a different|another) (?:vendor|company|firm|outfit|agency|people|"
     r"folks|crowd)\b|"  # "whose office is this for", "on whose behalf"
