@@ -351,7 +351,26 @@ def heard_move(utterance: str) -> str | None:
     """The everyday move the turn makes, if its general form is heard (``utterance`` with the
     called person's names already said as "that person"); the first of ``_HEARD_IN_ORDER``."""
     text = normalise(utterance)
-    return next((move for move, cue in _HEARD_IN_ORDER if cue.search(text)), None)
+    return next((move for move, cue in _HEARD_IN_ORDER if _heard(move, cue, text)), None)
+
+
+# "the database one guy built years ago, and he retired": "he" is someone the turn just named
+_SOMEONE_NAMED = re.compile(
+    r"\b(?:guy|man|woman|lady|fellow|bloke|chap|gal|developer|contractor|consultant|someone|somebody)\b"
+    r"[^.?!]{0,80}$"
+)
+
+
+def _heard(move: str, cue: re.Pattern[str], text: str) -> bool:
+    for match in cue.finditer(text):
+        said_of_another = (
+            move == GONE
+            and match.group(0).startswith(("he ", "she "))
+            and _SOMEONE_NAMED.search(text, 0, match.start()) is not None
+        )
+        if not said_of_another:
+            return True
+    return False
 
 
 # back from a hold within the turn: "give us a tick … right, sorry about that. Job sheets go missing"

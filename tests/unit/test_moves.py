@@ -376,3 +376,11 @@ def test_hold_said_alone_at_the_end_of_a_turn_is_a_hold() -> None:
 
     assert heard_move("Pulling up the case now. Hold.") == HOLD
     assert heard_move("the hold music was awful today") != HOLD
+
+
+def test_he_retired_said_of_someone_the_turn_just_named_is_no_wrong_person() -> None:
+    from engine.nlu.moves import GONE, heard_move
+
+    assert heard_move("Oh, he retired at Easter, I look after his customers now.") == GONE
+    said = "the rota lives in a spreadsheet a contractor made for us, and he retired, so nobody can fix it"
+    assert heard_move(said) != GONE
