@@ -135,7 +135,13 @@ def capture_local(
                 continue  # "received on 11/30" is no decision date
             known = {**filled, **out}
             lean = next((t for cond, t in slot.tense_when.items() if _holds(cond, known)), "any")
-            relative = not early or bool(slot.cues)
+            # "… how's Thursday at two?": a day said with a clock time the turn gives early is a meeting's
+            timed = any(slots[n].type == "time" and n in context.lookahead for n in out)
+            relative = (
+                not early
+                or bool(slot.cues)
+                or (timed and _WEEKDAY_AT.search(normalise(utterance)) is not None)
+            )
             value = extract_date(utterance, slot, context.today, relative=relative, lean=lean)
             if value is not None and value in context.exclude:
                 value = None  # the date of birth read back is not the decision date
@@ -156,6 +162,12 @@ def capture_local(
         if value is not None and filled.get(name) != value:  # the same value again is no news
             out[name] = value
     return out
+
+
+_WEEKDAY_AT = re.compile(
+    r"\b(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday)s?\b(?:\s+(?:morning|afternoon|evening))?"
+    r"\s+(?:at|around|about)\b"
+)
 
 
 def _said_when(utterance: str, cues: Sequence[str]) -> bool:

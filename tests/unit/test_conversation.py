@@ -244,6 +244,25 @@ def test_a_cued_slot_is_looked_ahead_one_state_further(prior_auth: CompiledSchem
     assert "reference_number" in ahead  # two states on
 
 
+async def test_a_weekday_with_a_clock_time_said_early_is_the_meetings_day() -> None:
+    import datetime as dt
+
+    from engine.nlu.understand import Understander
+    from engine.schema_loader import load_schema
+    from loadtests.nlu_eval import conversation_at
+
+    schema = load_schema(ROOT / "schemas" / "sales_qualification")
+    today = dt.date(2027, 5, 4)  # a Tuesday
+    said = "I sign for it myself. Let's get it in the diary, Friday around ten?"
+    plan = await conversation_at(schema, "ask_authority", {}, today, Understander()).take_turn(said)
+    assert plan.nlu is not None
+    assert plan.nlu.captured.get("meeting_date") == "2027-05-07"
+    plan = await conversation_at(schema, "ask_authority", {}, today, Understander()).take_turn(
+        "I decide, and we're slammed until Friday."
+    )
+    assert plan.nlu is not None and "meeting_date" not in plan.nlu.captured  # no clock time: no meeting day
+
+
 async def test_data_asked_for_someone_else_is_not_read_out(prior_auth: CompiledSchema) -> None:
     call = Conversation.start(prior_auth, "call-other", PATIENT)
     plan = await call.take_turn("Can you give me the other patient's member ID?")
