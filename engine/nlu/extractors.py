@@ -1989,8 +1989,9 @@ _NO_COLON_TIME = re.compile(
     r"(?<![$\d,.])\b(1[0-2]|0?[1-9])([0-5]\d)\b(?!\s*(?:dollars|bucks|a (?:month|year|seat)|per|people|users|"
     r"employees|seats|of|units|[kx%]))"
 )
-_TIME_BEFORE = r"\b(at|around|like|about|till|until|to|past|passed) "
-_TIME_AFTER = r"\s*(?:$|[,?!]|instead\b|then\b|in the\b|same\b)"  # "shove it back to for same day"
+_TIME_BEFORE = r"\b(at|around|like|about|till|until|to|past|passed|half) "
+# "shove it back to for same day", "ten past for, no, make it half for", "around for ish"
+_TIME_AFTER = r"\s*(?:$|[,?!]|instead\b|then\b|in the\b|same\b|no\b|or\b|-?ish\b)"
 _CLOCK_HOMOPHONES = (
     (re.compile(r"\b(?:to|too)(?= (?:pm|am|p m|a m|o'clock|oclock|thirty|fifteen|forty-five)\b)"), "two"),
     (re.compile(r"\bate(?= (?:pm|am|p m|a m|o'clock|oclock|thirty|fifteen|forty-five)\b)"), "eight"),

@@ -1818,3 +1818,9 @@ def test_a_field_then_first_or_next_asks_for_it() -> None:
     asked = asks_for_field("Name checks out. Member number next.", phrases)
     assert asked is not None and asked.field == "member_id"
     assert asks_for_field("the NPI first came back as inactive in our system", phrases) is None
+
+
+def test_four_heard_as_for_after_half_or_before_ish_or_a_change_of_mind() -> None:
+    assert ex.extract_time("twenty past for, no, make it half for") == "16:30"
+    assert ex.extract_time("around for ish, once the van's back") == "16:00"
+    assert ex.extract_time("we ran it for half for a year") is None
