@@ -24,6 +24,7 @@ from engine.guard import FieldLabels, GuardLimits, ReplyGuard
 from engine.keypad import entry as keypad_entry
 from engine.keypad import keypad_intent
 from engine.nlu.extractors import extract_enum
+from engine.nlu.moves import goes_back
 from engine.nlu.text import is_question
 from engine.nlu.understand import ASK_FIELD, NLUResult, TurnContext, Understander
 from engine.schema_loader import SPOKEN_SLOT_RULES, CompiledSchema, CompiledState
@@ -210,6 +211,8 @@ class Conversation:
         state.turns_in_state += 1
         state.history.append(("caller", utterance))
         ahead = {n: s for n, s in current.lookahead_slots.items() if n not in state.slots}
+        if goes_back(utterance):  # "going back to the money, it's nine grand": explicit values again
+            ahead = {**current.revisited_slots, **ahead}
         wanted = {**ahead, **current.slots} if ahead else current.slots
         context = TurnContext(
             today=self.today(),

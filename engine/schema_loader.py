@@ -35,6 +35,7 @@ SCHEMA_FILE = "schema.yaml"
 PERSONA_FIELDS = ("agent_name", "organization", "role")
 LOOKAHEAD_TYPES = frozenset({"reference_number", "date", "time", "currency", "phone"})
 LOOKAHEAD_HOPS = 2
+REVISITED_TYPES = frozenset({"currency"})
 CUED_LOOKAHEAD_HOPS = 3  # a slot with cues is taken only beside its cue words: safe further ahead
 # Captured slots of these types also get a `<slot>_spoken` template value.
 SPOKEN_SLOT_RULES = {
@@ -83,6 +84,9 @@ class CompiledState:
     replies: Mapping[str, Template]  # intent name → line spoken when it moves no transition
     # Unambiguous slots of the next states, captured early when the caller volunteers them.
     lookahead_slots: Mapping[str, Slot]
+    # Amounts of other states, taken again when the caller goes back to them ("going back to the
+    # money, it's closer to nine grand"): a correction of an earlier answer, or one skipped.
+    revisited_slots: Mapping[str, Slot]
 
 
 @dataclass
@@ -364,6 +368,17 @@ def _lookahead_slots(spec: ConversationSchemaFile, name: str) -> dict[str, Slot]
     return found
 
 
+def _revisited_slots(spec: ConversationSchemaFile, name: str) -> dict[str, Slot]:
+    own = {slot.name for slot in spec.states[name].slots}
+    return {
+        slot.name: slot
+        for other, state in spec.states.items()
+        if other != name
+        for slot in state.slots
+        if slot.type in REVISITED_TYPES and slot.name not in own
+    }
+
+
 def _with_decision_words_as_cues(spec: ConversationSchemaFile) -> ConversationSchemaFile:
     """A date slot with ``cues`` whose ``tense_when`` reads a decision ("auth_status=approved:
     past") also takes the words of those decided values as cues: a date said with "certified
@@ -493,6 +508,7 @@ def load_schema(path: str | Path) -> CompiledSchema:
                 for i in range(len(state.transitions))
             ),
             lookahead_slots=_lookahead_slots(spec, name),
+            revisited_slots=_revisited_slots(spec, name),
             replies={
                 **global_replies,
                 **{

@@ -201,6 +201,7 @@ def _amounts(text: str) -> list[_Amount]:
     text = re.sub(r"\bhalf (?:a )?million\b", "500 thousand", text)
     # "a grand and a half" ("a grant and a half", as a recogniser may write it)
     text = re.sub(r"\b(?:a|one) gran[dt] and a half\b", "1500", text)
+    text = re.sub(r"\b(?:put|set|kept|keep|putting|setting) (.{1,40}?) to one side\b", r"\1 aside", text)
     text = _AND_A_HALF.sub(lambda m: f"{_UNITS.get(m[1], m[1])}.5 {m[2]}", text)  # "four and a half grand"
     text = re.sub(r"\ba (hundred|thousand|million)\b", r"one \1", text)  # "a hundred and fifty"
     # "a couple hundred", "a few grand": two and three of them

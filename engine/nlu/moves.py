@@ -394,6 +394,19 @@ def after_a_hold(utterance: str, hold_phrases: Collection[str] = ()) -> str:
     return out
 
 
+# the caller returns to an answer given (or skipped) before: "going back to the money thing",
+# "budget-wise", "I undersold the budget earlier", "I said spring, but"
+_GOES_BACK = re.compile(
+    r"\b(?:going back to|go back to|back to the|(?:money|budget|cost|price|spend)[- ]?wise|undersold|"
+    r"oversold|lowballed|earlier i said|i said [\w' ,]{1,40}\bbut\b)"
+)
+
+
+def goes_back(utterance: str) -> bool:
+    """Whether the turn returns to an earlier question to answer or correct it."""
+    return _GOES_BACK.search(normalise(utterance)) is not None
+
+
 def call_back_asked_at(utterance: str) -> int | None:
     """Where (in the normalised turn) the caller asks to be called back, if they do."""
     match = _CALL_BACK.search(normalise(utterance))

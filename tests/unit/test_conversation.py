@@ -263,6 +263,25 @@ async def test_a_weekday_with_a_clock_time_said_early_is_the_meetings_day() -> N
     assert plan.nlu is not None and "meeting_date" not in plan.nlu.captured  # no clock time: no meeting day
 
 
+async def test_an_earlier_amount_is_corrected_when_the_caller_goes_back_to_it() -> None:
+    import datetime as dt
+
+    from engine.nlu.understand import Understander
+    from engine.schema_loader import load_schema
+    from loadtests.nlu_eval import conversation_at
+
+    schema = load_schema(ROOT / "schemas" / "sales_qualification")
+    today = dt.date(2027, 5, 4)
+    convo = conversation_at(schema, "ask_authority", {"budget": "8000"}, today, Understander())
+    plan = await convo.take_turn(
+        "Going back to the spend, the partners signed off on twelve grand, and I decide."
+    )
+    assert plan.nlu is not None and plan.nlu.captured.get("budget") == "12000"
+    convo = conversation_at(schema, "ask_authority", {"budget": "8000"}, today, Understander())
+    plan = await convo.take_turn("I decide. We have forty staff on the rota.")
+    assert plan.nlu is not None and "budget" not in plan.nlu.captured  # no going back: no amount taken
+
+
 async def test_data_asked_for_someone_else_is_not_read_out(prior_auth: CompiledSchema) -> None:
     call = Conversation.start(prior_auth, "call-other", PATIENT)
     plan = await call.take_turn("Can you give me the other patient's member ID?")

@@ -1824,3 +1824,7 @@ def test_four_heard_as_for_after_half_or_before_ish_or_a_change_of_mind() -> Non
     assert ex.extract_time("twenty past for, no, make it half for") == "16:30"
     assert ex.extract_time("around for ish, once the van's back") == "16:00"
     assert ex.extract_time("we ran it for half for a year") is None
+
+
+def test_an_amount_put_to_one_side_is_that_amount() -> None:
+    assert ex.extract_currency("we've put about six grand to one side for it") == "6000"
