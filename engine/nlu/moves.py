@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
+from functools import lru_cache
 
 from engine.nlu.text import normalise
 
@@ -382,16 +383,21 @@ _BACK = re.compile(
 _ANSWER_WORDS = 3  # what follows the return must be something to go on
 
 
-def after_a_hold(utterance: str, hold_phrases: Collection[str] = ()) -> str:
+def after_a_hold(utterance: str, hold_phrases: tuple[str, ...] = ()) -> str:
     """What the caller said after coming back from a hold within the turn (the answer, when the
     hold is heard before the return: the general form or one of ``hold_phrases``), else the turn."""
     out = utterance
     for match in _BACK.finditer(utterance):
         before, rest = normalise(utterance[: match.start()]), utterance[match.end() :]
-        held = _HOLD.search(before) or any(re.search(rf"\b{re.escape(p)}\b", before) for p in hold_phrases)
+        held = _HOLD.search(before) or (hold_phrases and _any_of(hold_phrases).search(before))
         if held and len(rest.split()) >= _ANSWER_WORDS:
             out = rest
     return out
+
+
+@lru_cache(maxsize=64)
+def _any_of(phrases: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile(r"\b(?:" + "|".join(re.escape(normalise(p)) for p in phrases) + r")\b")
 
 
 # the caller returns to an answer given (or skipped) before: "going back to the money thing",

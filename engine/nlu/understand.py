@@ -393,7 +393,7 @@ class Understander:
         context = context or TurnContext()
         utterance = rejoin(utterance, context.vocabulary)
         hold = next((i for i in intents if i.name in STANDARD_NAMES[HOLD]), None)
-        utterance = after_a_hold(utterance, [normalise(p) for p in hold.phrases] if hold else ())
+        utterance = after_a_hold(utterance, tuple(hold.phrases) if hold else ())
         captured = capture_local(utterance, slots, filled, context)
         _no_to_a_read_back_it_corrects(utterance, captured, slots, filled, context.lookahead)
         # what the turn does, not whom it names: "there's no Tom here" scores like "no one here by that name"

@@ -366,7 +366,7 @@ def test_the_answer_after_coming_back_from_a_hold_in_the_same_turn_is_the_turn()
     assert after_a_hold(said) == "We re-key every invoice by hand."
     # the schema's own hold phrases count too; no hold before the apology: the turn stays whole
     said = "Pop on a sec. Sorry to keep you, it's about six grand."
-    assert after_a_hold(said, ["pop on"]) == "it's about six grand."
+    assert after_a_hold(said, ("pop on",)) == "it's about six grand."
     whole = "We lost two clients, sorry about that, the rota is a mess."
     assert after_a_hold(whole) == whole
 
