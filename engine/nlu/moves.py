@@ -403,7 +403,7 @@ def _any_of(phrases: tuple[str, ...]) -> re.Pattern[str]:
 # the caller returns to an answer given (or skipped) before: "going back to the money thing",
 # "budget-wise", "I undersold the budget earlier", "I said spring, but"
 _GOES_BACK = re.compile(
-    r"\b(?:going back to|go back to|back to the|(?:money|budget|cost|price|spend)[- ]?wise|undersold|"
+    r"\b(?:going back to|go back to|(?:money|budget|cost|price|spend)[- ]?wise|undersold|"
     r"oversold|lowballed|earlier i said|i said [\w' ,]{1,40}\bbut\b)"
 )
 
