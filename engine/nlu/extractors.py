@@ -208,6 +208,9 @@ def _amounts(text: str) -> list[_Amount]:
     text = re.sub(r"\b(?:a )?couple(?: of| a)? (?=hundred|thousand|grand|k\b)", "two ", text)
     text = re.sub(r"\b(?:a )?few (?=hundred|thousand|grand|k\b)", "three ", text)
     text = re.sub(r"(?<=\w)(?:-| )ish\b", "", text)  # "forty ish thousand"
+    # "$30 000", "30 000 dollars": thousands grouped with a space
+    text = re.sub(r"(?<=\$)(\d{1,3}) (\d{3})\b", r"\1\2", text)
+    text = re.sub(r"\b(\d{1,3}) (\d{3})(?= (?:dollars?|bucks)\b)", r"\1\2", text)
     words = _AMOUNT_TOKEN.findall(text)
     out: list[_Amount] = []
     i = 0
@@ -260,7 +263,10 @@ def _amounts(text: str) -> list[_Amount]:
             i += 1
             continue
         if j < len(words) and words[j] in _AMOUNT_SUFFIX:
-            value *= _AMOUNT_SUFFIX[words[j]]
+            # "30,000 K", "thirty thousand … thousand": a thousand-scale word after a number already in
+            # thousands says its scale again, it does not multiply it
+            if not (value >= 1000 and _AMOUNT_SUFFIX[words[j]] == 1000):
+                value *= _AMOUNT_SUFFIX[words[j]]
             scaled, j = True, j + 1
         elif (
             (not dollar and any(w in _COUNTED for w in words[j : j + 1]))

@@ -205,6 +205,9 @@ def test_example_vectors_must_match_their_texts() -> None:
         ("about 50k", "50000"),
         ("$1.5 million", "1500000"),
         ("we're five people and the budget is 30k", "30000"),
+        ("eighty thousand … thousand a year", "80000"),  # a scale said twice does not multiply
+        ("$60,000 K", "60000"),
+        ("$45 000 a year", "45000"),  # thousands grouped with a space
         ("no budget", None),
     ],
 )
