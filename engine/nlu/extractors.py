@@ -1136,6 +1136,7 @@ def extract_date(
     relative: bool = True,
     tense: str | None = None,
     lean: str = "any",
+    held: dt.date | None = None,
 ) -> str | None:
     """An ISO date: the last one the turn settles on, negated mentions skipped ("not Tuesday,
     Wednesday"). Explicit forms ("March 3rd, 2025", "3/3/2025", "the 9th") and durations ("in
@@ -1143,7 +1144,8 @@ def extract_date(
     "tomorrow", "yesterday" and weekdays ("last Tuesday", "Thursday next week"). ``tense`` (a
     slot's, else read from the turn: "was decided on the 3rd" is past, "by the 9th" is future)
     decides whether a bare weekday, day of month or month-day without a year lies ahead or behind;
-    ``lean`` when neither says."""
+    ``lean`` when neither says. A bare day of the month restates ``held`` (the slot's value so far)
+    in its month: "it was the 22nd, not the 26th" corrects a due date of the 26th to the 22nd."""
     today = today or dt.date.today()
     said_by = re.sub(r"\b(?:no later than|not later than)\b", "by", normalise(text))  # a deadline, no "no"
     said_by = re.sub(r"\b(?:rather than|instead of)\b", "and not", said_by)  # "the 22nd rather than the 23rd"
@@ -1160,7 +1162,7 @@ def extract_date(
     if when == "any":
         when = lean  # no cue in the turn: what the call so far says (``Slot.tense_when``)
     bare = fixed != "future"  # a meeting's "ten fifteen" is a time; a decision's "ten twelve" a date
-    found = _dates_said(lowered, today, when, relative, bare)
+    found = _dates_said(lowered, today, when, relative, bare, held)
     said_at = [at for at, value in found if value is not None]
     if fixed == "any" and said_at:
         # the tense of the clause that says the date: "denied the 8th, we're not gonna change it"
@@ -1169,7 +1171,7 @@ def extract_date(
         near = _tense_of(lowered[begin : end.start() if end else len(lowered)], "any")
         if near not in ("any", when):
             when = near
-            found = _dates_said(lowered, today, when, relative, bare)
+            found = _dates_said(lowered, today, when, relative, bare, held)
     if len(_HEDGE.findall(lowered)) >= 2:
         return None  # "could be tomorrow, could be three weeks": no date given
     said = [
@@ -1233,8 +1235,10 @@ _SENTENCE_END = re.compile(r"[.;!?]")
 _CLAUSE_END = re.compile(r"[.;!?]|\b(?:and|but|so)\b")  # searched from the last date said
 
 
-def _dates_said(lowered: str, today: dt.date, when: str, relative: bool, bare: bool = False) -> Found:
-    found = _explicit_dates(lowered, today, when) + _day_of_month_dates(lowered, today, when)
+def _dates_said(
+    lowered: str, today: dt.date, when: str, relative: bool, bare: bool = False, held: dt.date | None = None
+) -> Found:
+    found = _explicit_dates(lowered, today, when) + _day_of_month_dates(lowered, today, when, held)
     found += _month_day_numbers(lowered, today, when, bare)
     found += _duration_dates(lowered, today)
     if relative:
@@ -1377,7 +1381,8 @@ _VALID_UNTIL = re.compile(
 )
 # the agent's wrong value, quoted in a correction: "it went out on the 11th, you said the 12th"
 _YOU_SAID = re.compile(
-    r"\byou (?:said|read|wrote|put|have|had|got|told|mentioned)(?:\s+(?:it|that|this))?"
+    r"\byou(?:'ve| have)? (?:said|read|wrote|put|have|had|got|gotten|told|mentioned|written)"
+    r"(?:\s+(?:it|that|this))?"
     r"(?:\s+(?:back|down))?(?:\s+as)?"
     r"\s+(?:on\s+)?(?:the\s+)?$"
 )
@@ -1483,7 +1488,7 @@ def _day_before_month(words: list[str], i: int) -> tuple[int, int] | None:
 _DAY_LEADS = frozenset("on the by from dated date is was till until before after since of".split())
 
 
-def _day_of_month_dates(lowered: str, today: dt.date, when: str) -> Found:
+def _day_of_month_dates(lowered: str, today: dt.date, when: str, held: dt.date | None = None) -> Found:
     out: Found = []
     for match in _DAY_OF_MONTH.finditer(lowered):
         first, second = match[1], match[2] or ""
@@ -1521,11 +1526,11 @@ def _day_of_month_dates(lowered: str, today: dt.date, when: str) -> Found:
             if on is not None:
                 out.append((match.start(1), on))
                 continue
-        out.append((match.start(1), _day_of_month(today, day[0], when)))
+        out.append((match.start(1), _day_of_month(today, day[0], when, held)))
     for match in _ORDINAL_ALONE.finditer(lowered):  # "Twenty-ninth, that Friday."
         day = _day_of(match[1].split())
         if day is not None:
-            out.append((match.start(1), _day_of_month(today, day[0], when)))
+            out.append((match.start(1), _day_of_month(today, day[0], when, held)))
     for match in _WEEKDAY_THEN_DAY.finditer(lowered):  # "wednesday 27th 3 30 pm"
         number = int(match[2])
         if not 13 <= number <= 31:
@@ -1809,8 +1814,19 @@ _DAY_OF_MONTH = re.compile(
 )
 
 
-def _day_of_month(today: dt.date, day: int, when: str) -> str | None:
-    """ "the 9th": this month, or the next one when the 9th has passed (the last one, in the past tense)."""
+def _day_of_month(today: dt.date, day: int, when: str, held: dt.date | None = None) -> str | None:
+    """ "the 9th": this month, or the next one when the 9th has passed (the last one, in the past tense);
+    the one nearest ``held`` when a date is being restated."""
+    if held is not None:
+        options = [
+            d
+            for d in (
+                _safe_date(held.year + (m - 1) // 12, (m - 1) % 12 + 1, day)
+                for m in range(held.month - 1, held.month + 2)
+            )
+            if d
+        ]
+        return min(options, key=lambda d: abs((dt.date.fromisoformat(d) - held).days), default=None)
     try:
         candidate = today.replace(day=day)
     except ValueError:

@@ -142,7 +142,8 @@ def capture_local(
                 or bool(slot.cues)
                 or (timed and _WEEKDAY_AT.search(normalise(utterance)) is not None)
             )
-            value = extract_date(utterance, slot, context.today, relative=relative, lean=lean)
+            held = _held_date(filled.get(name))
+            value = extract_date(utterance, slot, context.today, relative=relative, lean=lean, held=held)
             if value is not None and value in context.exclude:
                 value = None  # the date of birth read back is not the decision date
         elif slot.type in ("reference_number", "id"):
@@ -168,6 +169,13 @@ _WEEKDAY_AT = re.compile(
     r"\b(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday)s?\b(?:\s+(?:morning|afternoon|evening))?"
     r"\s+(?:at|around|about)\b"
 )
+
+
+def _held_date(value: str | None) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
 
 
 def _said_when(utterance: str, cues: Sequence[str]) -> bool:

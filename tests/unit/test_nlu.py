@@ -1324,6 +1324,21 @@ def test_a_corrected_ordinal_is_the_date() -> None:
     ) == ("2027-10-10")
 
 
+def test_a_day_of_the_month_that_restates_a_held_date_is_the_nearest_one_to_it() -> None:
+    today = dt.date(2027, 10, 19)
+    held = dt.date(2027, 10, 27)
+    # "was" says nothing of when the decision falls: the 23rd of the held date's month, not September's
+    assert ex.extract_date(
+        "nope, that one was the twenty third, not the twenty seventh", today=today, held=held
+    ) == ("2027-10-23")
+    assert ex.extract_date("no, it's due the 2nd", today=today, held=held) == "2027-11-02"
+    # the held value said back ("you've got the 27th") is not the new one
+    assert ex.extract_date("they decided it the 25th, you've got the 27th", today=today, held=held) == (
+        "2027-10-25"
+    )
+    assert ex.extract_date("it was the twenty third", today=today, tense="past") == "2027-09-23"
+
+
 def test_a_statement_before_a_question_is_the_free_text_answer() -> None:
     """The pain said before a question is kept; the question is served; a short aside is no answer."""
     result = _turn(
