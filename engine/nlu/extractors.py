@@ -163,7 +163,9 @@ _COUNTED = frozenset(
     """people person employees staff users seats heads sites locations stores offices branches shops
     hours minutes days weeks months years percent % agents reps techs technicians drivers trucks
     nurses doctors clinics shifts calls times members folks guys workers crews teams vendors
-    warehouses buildings beds rooms units licenses centers centres facilities departments""".split()
+    warehouses buildings beds rooms units licenses centers centres facilities departments homes houses
+    venues hotels restaurants cafes bars pubs schools libraries cinemas theatres gyms farms depots stations
+    practices pharmacies surgeries wards sites vans vehicles""".split()
 )
 _MONEY_WORDS = frozenset("dollars dollar bucks grand k kay thousand million per a an each $ , .".split())
 
@@ -277,6 +279,7 @@ def _amounts(text: str) -> list[_Amount]:
                 and words[j] not in _MONEY_WORDS
             )
             or (not dollar and " ".join(words[j : j + 3]).startswith(_ON_STAFF))
+            or (not dollar and words[j : j + 2] in (["of", "them"], ["of", "us"], ["of", "those"]))
         ):
             i = j
             continue  # "forty sites", "six people", "four call centers": a count, no amount
@@ -394,7 +397,9 @@ _EXPLICIT_YES = re.compile(
     r"affirmative|(?:^|(?<=[.,!?] ))confirmed(?=\s*(?:[.,!]|$))|"  # "Confirmed. Do copy Margaret …"
     r"that's right|that is right|right on|you got it|you've got it|you have it|you bet|certainly|uh-huh|"
     r"mm-hmm|okie dokie|guilty as charged|"
-    r"go ahead|ask away|fire away|fire (?:your|the) questions|go for it|ask your questions|"
+    r"go ahead|ask away|fire away|fire (?:your|the) questions|go for it|"
+    r"ask (?:me )?(?:your |the |a )?(?:two |three |few |couple (?:of )?|quick |couple )*questions?|"
+    r"ask a couple|"
     r"(?:fine|okay|ok|alright|"
     r"sure),? ask(?=\s*[.!,])|"
     r"shoot(?=\s*(?:$|[.!?]|\s+(?:away|ahead|your|me|it)\b))|all good|sounds good|sounds great|"
@@ -1245,7 +1250,25 @@ def _dates_said(
         found += _relative_dates(lowered, today, when)
     if not any(value for _, value in found):  # "Tuesday the 7th, after Labor Day": the 7th
         found += _holiday_dates(lowered, today, when)
-    return found
+    return found + _days_next_to(lowered, found, held)
+
+
+_DAY_NEXT_TO = re.compile(
+    r"\b(?:the )?day (after|before)\b(?!\s+(?:tomorrow|yesterday|that|this|the|next|last|on|\d|[a-z]+day\b))"
+)
+
+
+def _days_next_to(lowered: str, found: Found, held: dt.date | None) -> Found:
+    """ "Tuesday's no good, the day after": the day after the date said before it, or after the
+    date held (a meeting read back) when none was."""
+    out: Found = []
+    for match in _DAY_NEXT_TO.finditer(lowered):
+        before = [value for at, value in sorted(found) if value is not None and at < match.start()]
+        base = dt.date.fromisoformat(before[-1]) if before else held
+        if base is not None:
+            step = dt.timedelta(days=1 if match[1] == "after" else -1)
+            out.append((match.start(), (base + step).isoformat()))
+    return out
 
 
 # the end of a period of validity, not a day something happens: "good through March 31st"
@@ -1393,7 +1416,8 @@ _AWAY = re.compile(
 )
 # a day ruled out: "any day but Monday", "except the 3rd", "other than Friday"
 _EXCEPT = re.compile(
-    r"(?:\b(?:any (?:day|time)|anytime|anything|whenever)\s+but|\b(?:except|other than|apart from|besides|"
+    r"(?:\b(?:any (?:day|time|morning|afternoon|evening|weekday)|anytime|anything|whenever)\s+but|"
+    r"\b(?:except|other than|apart from|besides|"
     r"scratch|forget|skip|ditch))"
     r"\s+(?:on\s+)?(?:the\s+)?(?:next\s+)?$"
 )
@@ -1982,6 +2006,12 @@ _OTHER_EVENT_HELD = re.compile(
     r"(?!(?:slot|opening|window|gap|spot|free|hole|time|few|half|couple|bit)\b)(?:[\w-]+\s+){1,2}?"
     r"(?:at|till|until)\s+(?:like\s+|about\s+|around\s+)?(?:a\s+)?$"
 )
+# "eight fifteen, before the stewards' briefing at nine", "the reading group finishes at half eleven"
+_OTHER_EVENT_TIMED = re.compile(
+    r"\b(?:before|after) (?:the|our|my|their) (?:[\w'-]+\s+){1,3}?at\s+$|"
+    r"\b(?!(?:it|that|this|meeting|call|demo|which|we|i|you|they)\b)[a-z'-]+\s+"
+    r"(?:finishes|ends|starts|begins|wraps up|kicks off|opens|closes)\s+(?:at\s+)?(?:about\s+|around\s+)?$"
+)
 _OTHER_EVENT_AFTER = re.compile(
     r"[\w:]+(?:\s+(?:o'clock|oclock|am|pm|thirty|fifteen|forty-five))?\s+(?:is|'s) (?:our|my|the|their)\b"
 )
@@ -1999,6 +2029,7 @@ def _time_of_something_else(lowered: str, start: int) -> bool:
     return bool(
         _OTHER_EVENT_BEFORE.search(before)
         or _OTHER_EVENT_HELD.search(before)
+        or _OTHER_EVENT_TIMED.search(before)
         or _OTHER_EVENT_AFTER.match(lowered, start)
     )
 

@@ -283,7 +283,8 @@ def asks_for_field(
     named.sort()
     start, field, phrase_words = _served_first(norm, named)
     asks = (
-        bool(_REQUEST_CUE.search(norm) or _MAY_I.search(norm) or _MISSED_ON.search(norm[:start]))
+        _asked_in(norm, start)
+        or bool(_MAY_I.search(norm) or _MISSED_ON.search(norm[:start]))
         or _please_after(norm, start, phrase_words)
         or _listed_in_order(norm, named)
     )
@@ -297,6 +298,15 @@ def asks_for_field(
         return None
     slowly = bool(_REPEAT_CUE.search(norm) or _LETTER_WORDS.search(norm) or "slow" in norm)
     return FieldAsk(field, slowly)
+
+
+def _asked_in(norm: str, start: int) -> bool:
+    """A request cue in the turn; "again" only in the sentence that names the field ("Price, if I'm
+    honest. The council cut our fund again" names the price as an answer)."""
+    begin = max((m.end() for m in re.finditer(r"[.!?]", norm[:start])), default=0)
+    end = re.search(r"[.!?]", norm[start:])
+    stop = start + end.end() if end else len(norm)
+    return any(m[0] != "again" or begin <= m.start() < stop for m in _REQUEST_CUE.finditer(norm))
 
 
 def _served_first(norm: str, named: list[tuple[int, str, int]]) -> tuple[int, str, int]:

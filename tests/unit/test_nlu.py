@@ -1846,3 +1846,32 @@ def test_four_heard_as_for_after_half_or_before_ish_or_a_change_of_mind() -> Non
 
 def test_an_amount_put_to_one_side_is_that_amount() -> None:
     assert ex.extract_currency("we've put about six grand to one side for it") == "6000"
+
+
+def test_counts_other_events_times_days_next_to_another_and_a_field_named_as_an_answer() -> None:
+    # a number of things ("four depots", "nine of them") is no amount and lends no scale
+    assert ex.extract_currency("we cap it at twenty k over four depots") == "20000"
+    assert ex.extract_currency("two grand a year per shop, and there's nine of them") == "2000"
+    # the time of something else in the turn is not the time offered
+    assert ex.extract_time("ten forty five, before the weekly huddle at eleven") == "10:45"
+    assert ex.extract_time("quarter past two, the clinic closes at one on fridays") == "14:15"
+    # "any afternoon but Friday" rules Friday out; "the day after" counts from the day said or held
+    today = dt.date(2027, 10, 19)
+    assert ex.extract_date("any afternoon but friday", today=today, tense="future") is None
+    assert (
+        ex.extract_date("Wednesday won't work, the day after?", today=today, tense="future") == "2027-10-21"
+    )
+    assert (
+        ex.extract_date(
+            "can't then, the day before, same slot", today=today, tense="future", held=dt.date(2027, 10, 29)
+        )
+        == "2027-10-28"
+    )
+    # a field named as the answer is no request because "again" comes in another sentence
+    result = _turn(
+        "sales_qualification",
+        "handle_objection",
+        "Cost, mainly. Our grant got trimmed again. Go on then, ask a couple.",
+    )
+    assert result.asked is None
+    assert result.captured == {"objection": "price", "open_to_talk": "yes"}
