@@ -390,7 +390,8 @@ _NEUTRAL = re.compile(
 _EXPLICIT_YES = re.compile(
     # "could ya ring Thursday" says "you"
     r"\b(yes|yeah|yea|(?<!could )(?<!would )(?<!can )(?<!will )(?<!did )(?<!do )(?<!are )(?<!see )ya|yep|yup|"
-    r"sure|(?<!the )(?<!kindly )(?<!please )correct(?! (?:one|number|reference|date|id|code|spelling|"
+    r"sure|(?<!the )(?<!kindly )(?<!please )(?<!are )(?<!were )(?<!is )(?<!was )"
+    r"correct(?! (?:one|number|reference|date|id|code|spelling|"
     r"digits?|value|name|version) (?:is|was|should|would)\b)(?! (?:it|that|this|those|them)\b)|"
     r"absolutely|definitely|"
     r"(?:^|(?<=[.,!?] ))exactly|of course|"
@@ -408,7 +409,11 @@ _EXPLICIT_YES = re.compile(
     r"everything's right|everything is right|all correct|(?:all right|alright)(?! (?:later|bye|cheers|"
     r"see ya))|"
     r"sounds right|all sounds right|"
-    r"that's all correct|all of that is right|spot on|bang on|dead on|sounds like a plan|it's a plan|deal|"
+    r"that's all correct|all of that is right|"
+    r"you(?: had|'ve got|'ve had| have| got) (?:it|them|that|those|everything) (?:right|correct)|"
+    r"(?<!none of them )(?<!none of those )(?<!neither of them )(?<!none )(?<!neither )(?<!nothing )"
+    r"(?:are|were|is|was) (?:all )?(?:right|correct)|"
+    r"spot on|bang on|dead on|sounds like a plan|it's a plan|deal|"
     r"(?:that|this|it)(?:'ll| will|'d| would) (?:work|do)|(?<!another )(?<!a )go on|carry on|"
     r"(?:all |it all |that all )?matches|"
     r"what (?:do|did) you (?:want|need) to know|what(?:'s| is| are) your questions?)\b"
@@ -1047,7 +1052,11 @@ _PAST_CUES = re.compile(
     r"(?= (?:it|that|this|them|her|him|off|on|out|through|back)\b))\b"
 )
 _FUTURE_CUES = re.compile(
-    r"\b(will|at the latest|latest|by|expect|expected|due(?! to\b)|deadline|going to|gonna|within|next|"
+    # "signed off by doctor Ali", "reviewed by our nurse": who did it, not a deadline
+    r"\b(will|at the latest|latest|"
+    r"by(?! (?:doctor|dr|the (?:doctor|medical director|reviewer|nurse|physician|md)|our|a (?:nurse|doctor|"
+    r"reviewer|physician))\b)|"
+    r"expect|expected|due(?! to\b)|deadline|going to|gonna|within|next|"
     r"should be|ought to|supposed to|"
     r"coming|upcoming|(?:you're|youre|you are|we're|we are) looking at|"
     r"in about|in|until|before|tomorrow|later|no later than)\b"
@@ -1359,7 +1368,7 @@ def _month_day_led_by(leads: str) -> re.Pattern[str]:
     return re.compile(
         # (two spaces: a comma taken out, offsets kept)
         rf"\b(?:{leads})\s+{_MONTH_NUMBER}{_MONTH_DAY_GAP}{_DAY_NUMBER}"
-        r"(?=\s*(?:$|[.,;!?]|not\b|and\b|though\b|i think\b|i believe\b)|\s\s)",
+        r"(?=\s*(?:$|[.,;!?]|not\b|and\b|but\b|so\b|by\b|though\b|i think\b|i believe\b)|\s\s)",
         re.IGNORECASE,
     )
 
@@ -1367,7 +1376,8 @@ def _month_day_led_by(leads: str) -> re.Pattern[str]:
 # a date as forms write it, month and day numbers: "the date's ten twenty two", "decided ten twelve"
 _MONTH_DAY_NUMBERS = _month_day_led_by(
     r"date(?:'s| is| was)?|dated|decided|due(?: on)?|approved|denied|posted|determined|issued|received|"
-    r"came in|reads|decision|determination"
+    r"came in|reads|(?:decision|determination)(?: itself)?(?: is| was|'s)?|signed off(?: on)?|signed|"
+    r"went out|sent out|mailed|faxed"
 )
 # "ten twelve is when it posted"
 _MONTH_DAY_IS_WHEN = re.compile(
@@ -1400,7 +1410,9 @@ def _month_day_numbers(lowered: str, today: dt.date, when: str, bare: bool) -> F
 
 _VALID_UNTIL = re.compile(
     r"\b(?:(?<!went )(?<!gone )(?<!goes )(?<!came )(?:through|thru)|expires?|expiring|"  # not "went through"
-    r"expiration(?: date)?(?: is| of)?|valid until|good until|good till)\s+(?:on\s+)?(?:the\s+)?$"
+    r"expiration(?: date)?(?: is| of)?|valid until|good until|good till|"
+    # the start of a period of validity: "effective from the first through the end of next month"
+    r"effective (?:from|as of)|valid from|good from)\s+(?:on\s+)?(?:the\s+)?$"
 )
 # the agent's wrong value, quoted in a correction: "it went out on the 11th, you said the 12th"
 _YOU_SAID = re.compile(

@@ -1875,3 +1875,18 @@ def test_counts_other_events_times_days_next_to_another_and_a_field_named_as_an_
     )
     assert result.asked is None
     assert result.captured == {"objection": "price", "open_to_talk": "yes"}
+
+
+def test_a_retracted_no_validity_starts_and_month_day_numbers_after_a_decision_word() -> None:
+    assert ex.extract_yes_no("Denied, hmm, no, strike that, it's pending, you've got it right") == "yes"
+    assert ex.extract_yes_no("both of those are correct, thanks") == "yes"
+    assert ex.extract_yes_no("none of those are correct") != "yes"
+    today = dt.date(2027, 10, 19)
+    assert ex.extract_date(
+        "they mailed the letter ten eleven, but the decision itself was ten nine", today=today
+    ) == ("2027-10-09")
+    # "by" a person is who decided, not a deadline
+    assert ex.extract_date("it was signed ten twelve by the medical director", today=today) == "2027-10-12"
+    assert (
+        ex.extract_date("good news, effective from the third until the end of the year", today=today) is None
+    )
