@@ -128,7 +128,7 @@ _SPENT = re.compile(
     r"\b(spent|paid|blew through|blew|went over|cost us|costs us|costing us|were paying|used to pay|"
     r"burned|burnt|"
     r"burn through|burning|lost|lose|losing|wasted|wasting|bleeding|"
-    r"quote (?:we|i) got|(?:were|was|got|been) quoted|last quote)\b"
+    r"quote (?:we|i) got|(?:were|was|got|been) quoted|quoted (?:us|me|them)|last quote)\b"
 )
 # "a hundred and forty on the phones": a headcount
 _ON_STAFF = ("on the phone", "on the floor", "on staff", "on payroll", "on the team")
@@ -142,6 +142,7 @@ _AMOUNT_SUFFIX = {
     "k": 1_000, "kay": 1_000, "grand": 1_000, "thousand": 1_000, "million": 1_000_000, "m": 1_000_000,
 }  # fmt: skip
 _NUMBER_WORDS = frozenset({*_UNITS, *_TENS, "hundred", "thousand", "million"})
+_ONE_OF_MONEY = frozenset({*_AMOUNT_SUFFIX, "dollar", "dollars", "buck", "bucks", "point"})
 
 
 _HOMOPHONE_NUMBER = {"for": "four", "won": "one", "to": "two", "too": "two", "ate": "eight"}
@@ -196,6 +197,12 @@ _AND_A_HALF = re.compile(
 )
 
 
+_POINT = re.compile(
+    r"\b(\d{1,3}|" + "|".join(w for w, n in _UNITS.items() if 0 < n < 20) + r") point "
+    r"(\d|" + "|".join(w for w, n in _UNITS.items() if n < 10) + r") (thousand|grand|k|million)\b"
+)
+
+
 def _amounts(text: str) -> list[_Amount]:
     """Every amount in the turn in order, digits or words, with a trailing scale word applied."""
     text = _SCALED_HOMOPHONE.sub(lambda m: _HOMOPHONE_NUMBER[m[1]], text)  # "ate grand"
@@ -205,6 +212,9 @@ def _amounts(text: str) -> list[_Amount]:
     text = re.sub(r"\b(?:a|one) gran[dt] and a half\b", "1500", text)
     text = re.sub(r"\b(?:put|set|kept|keep|putting|setting) (.{1,40}?) to one side\b", r"\1 aside", text)
     text = _AND_A_HALF.sub(lambda m: f"{_UNITS.get(m[1], m[1])}.5 {m[2]}", text)  # "four and a half grand"
+    text = _POINT.sub(
+        lambda m: f"{_UNITS.get(m[1], m[1])}.{_UNITS.get(m[2], m[2])} {m[3]}", text
+    )  # "one point five million"
     text = re.sub(r"\ba (hundred|thousand|million)\b", r"one \1", text)  # "a hundred and fifty"
     # "a couple hundred", "a few grand": two and three of them
     text = re.sub(r"\b(?:a )?couple(?: of| a)? (?=hundred|thousand|grand|k\b)", "two ", text)
@@ -256,9 +266,11 @@ def _amounts(text: str) -> list[_Amount]:
                 run.pop()
                 j -= 1
             number = words_to_number(run)
-            if number is None:
+            if number is None or (
+                run == ["one"] and not dollar and not (j < len(words) and words[j] in _ONE_OF_MONEY)
+            ):
                 i += 1
-                continue
+                continue  # "answer me one", "the cheaper one": a pronoun, no amount
             value = Decimal(number)
             scaled = dollar or value >= 1000 or any(w in ("thousand", "million") for w in run)
         else:
@@ -342,14 +354,18 @@ def extract_currency(text: str, slot: Slot | None = None) -> str | None:
     again = _SAME_AGAIN.search(normalise(text)) is not None
     lowered = " , ".join(c.text for c in clauses(text) if again or not _SPENT.search(c.text))
     amounts = _amounts(lowered)
+    whole = " , ".join(c.text for c in clauses(text))
+    said = _amounts(whole)
     only_numbers = _only_a_number(lowered)
-    if not _AMOUNT_CUE.search(lowered) and not only_numbers:
+    if not _AMOUNT_CUE.search(whole) and not only_numbers:
         return None
     for index, amount in enumerate(amounts):
         if amount.scaled or amount.value >= 1000:
             continue
         neighbours = [*amounts[index + 1 :], *reversed(amounts[:index])]
-        scale = next((a for a in neighbours if a.scaled and a.value >= 1000), None)
+        scale = next((a for a in neighbours if a.scaled and a.value >= 1000), None) or next(
+            (a for a in said if a.scaled and a.value >= 1000), None
+        )  # "another firm quoted us nine grand. Seven, tops": the scale of an amount not on offer
         if scale is not None:
             unit = Decimal(1_000_000) if scale.value >= 1_000_000 else Decimal(1000)
             amount.value *= unit
@@ -2104,6 +2120,9 @@ def _not_before(lowered: str, start: int) -> bool:
 _CANNOT = frozenset(("can't", "cannot", "couldn't", "won't"))
 
 
+_SEEMS = frozenset("sounds sound sounded looks look looked feels feel felt seems seem seemed".split())
+
+
 def _spoken_hours(lowered: str, taken: list[tuple[int, int]]) -> list[tuple[int, str]]:
     """Hours said as words or bare digits: "nine thirty", "at 3", "like 8", "ten, no, eleven"."""
     spans = [(m.start(), m.group(0)) for m in _WORD_RE.finditer(lowered)]
@@ -2152,6 +2171,8 @@ def _spoken_hours(lowered: str, taken: list[tuple[int, int]]) -> list[tuple[int,
             continue  # "one of your experts", "up to ten thousand": a count or an amount, not a time
         if word == "one" and before in ("that", "this", "which", "the", "any", "each", "no", "every"):
             continue  # "three o'clock, that one works": a pronoun
+        if word == "one" and before == "like" and i >= 2 and words[i - 2] in _SEEMS:
+            continue  # "it sounds like one": a pronoun
         if before == "it" and i >= 2 and words[i - 2] in ("make", "call"):
             before = "make"  # "make it two", "call it one"
         minute = 0

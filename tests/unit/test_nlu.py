@@ -1890,3 +1890,10 @@ def test_a_retracted_no_validity_starts_and_month_day_numbers_after_a_decision_w
     assert (
         ex.extract_date("good news, effective from the third until the end of the year", today=today) is None
     )
+
+
+def test_one_as_a_pronoun_and_the_scale_of_an_amount_not_on_offer() -> None:
+    assert ex.extract_currency("six grand a year, that's it. Your turn, tell me one.") == "6000"
+    assert ex.extract_currency("the last vendor quoted us twelve grand. Eight, at most, from us.") == "8000"
+    assert ex.extract_currency("roughly two point five million all in") == "2500000"
+    assert ex.extract_time("honestly, it looks like one to me") is None
