@@ -1552,7 +1552,13 @@ def _day_of_month_dates(lowered: str, today: dt.date, when: str, held: dt.date |
         if day is None or not 1 <= day[0] <= 31:
             continue
         half_past = second == "half" and lowered[match.end() :].lstrip().startswith("past")  # a time next
-        if not first.isdigit() and (second in _COUNTED_THINGS or second in _WEEKDAYS) and not half_past:
+        apart = match[2] is not None and "  " in lowered[match.end(1) : match.start(2)]  # a comma between
+        if (
+            not first.isdigit()
+            and (second in _COUNTED_THINGS or second in _WEEKDAYS)
+            and not half_past
+            and not apart
+        ):
             continue  # "the first time", "the second Tuesday of the month": an order, not a day
         if (
             first.isdigit()
@@ -1858,7 +1864,8 @@ _COUNTED_THINGS = frozenset(
     person people level request requests visit visits round rounds letter letters digit digits
     number numbers line lines item items question questions attempt try submission review appeal
     place floor shift half name names claim auth authorization week weeks month months year years
-    rep agent choice box field screen""".split()
+    rep agent choice box field screen location locations site sites store stores branch branches office
+    offices building buildings phase stage wave batch""".split()
 )
 _DAY_OF_MONTH = re.compile(
     r"\b(?:on|by|the|for|from|until|before|since)\s+(?:the\s+)?(\d{1,2}|[a-z]+(?:-[a-z]+)?)"

@@ -1897,3 +1897,13 @@ def test_one_as_a_pronoun_and_the_scale_of_an_amount_not_on_offer() -> None:
     assert ex.extract_currency("the last vendor quoted us twelve grand. Eight, at most, from us.") == "8000"
     assert ex.extract_currency("roughly two point five million all in") == "2500000"
     assert ex.extract_time("honestly, it looks like one to me") is None
+
+
+def test_a_weekday_after_a_comma_names_the_day_said_and_an_ordinal_that_counts_sites_is_no_day() -> None:
+    today = dt.date(2027, 10, 19)
+    # the 4th has passed this month: November's, a Thursday, not this week's Thursday
+    assert (
+        ex.extract_date("no wait, the fourth, Thursday, around ten", today=today, tense="future")
+        == "2027-11-04"
+    )
+    assert ex.extract_date("when the third store opens", today=today, tense="future") is None
