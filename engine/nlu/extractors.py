@@ -166,7 +166,7 @@ _COUNTED = frozenset(
     nurses doctors clinics shifts calls times members folks guys workers crews teams vendors
     warehouses buildings beds rooms units licenses centers centres facilities departments homes houses
     venues hotels restaurants cafes bars pubs schools libraries cinemas theatres gyms farms depots stations
-    practices pharmacies surgeries wards sites vans vehicles""".split()
+    practices pharmacies surgeries wards vans vehicles""".split()
 )
 _MONEY_WORDS = frozenset("dollars dollar bucks grand k kay thousand million per a an each $ , .".split())
 
@@ -1174,8 +1174,8 @@ def extract_date(
     "tomorrow", "yesterday" and weekdays ("last Tuesday", "Thursday next week"). ``tense`` (a
     slot's, else read from the turn: "was decided on the 3rd" is past, "by the 9th" is future)
     decides whether a bare weekday, day of month or month-day without a year lies ahead or behind;
-    ``lean`` when neither says. A bare day of the month restates ``held`` (the slot's value so far)
-    in its month: "it was the 22nd, not the 26th" corrects a due date of the 26th to the 22nd."""
+    ``lean`` when neither says. A bare day of the month said while the slot holds ``held`` is the
+    one nearest it: "it was the 22nd, not the 26th" corrects a due date of the 26th to the 22nd."""
     today = today or dt.date.today()
     said_by = re.sub(r"\b(?:no later than|not later than)\b", "by", normalise(text))  # a deadline, no "no"
     said_by = re.sub(r"\b(?:rather than|instead of)\b", "and not", said_by)  # "the 22nd rather than the 23rd"
