@@ -1887,9 +1887,7 @@ def test_a_retracted_no_validity_starts_and_month_day_numbers_after_a_decision_w
     ) == ("2027-10-09")
     # "by" a person is who decided, not a deadline
     assert ex.extract_date("it was signed ten twelve by the medical director", today=today) == "2027-10-12"
-    assert (
-        ex.extract_date("good news, effective from the third until the end of the year", today=today) is None
-    )
+    assert ex.extract_date("good news, effective from the third onwards", today=today) is None
 
 
 def test_one_as_a_pronoun_and_the_scale_of_an_amount_not_on_offer() -> None:
