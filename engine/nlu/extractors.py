@@ -352,10 +352,11 @@ def extract_currency(text: str, slot: Slot | None = None) -> str | None:
     # what was spent ("we blew through forty grand last quarter") is no amount on offer, unless it
     # is offered again ("the old tool costs us seventy-five hundred, so that, same ballpark")
     again = _SAME_AGAIN.search(normalise(text)) is not None
-    lowered = " , ".join(c.text for c in clauses(text) if again or not _SPENT.search(c.text))
+    parts = [c.text for c in clauses(text)]
+    lowered = " , ".join(p for p in parts if again or not _SPENT.search(p))
     amounts = _amounts(lowered)
-    whole = " , ".join(c.text for c in clauses(text))
-    said = _amounts(whole)
+    whole = " , ".join(parts)
+    said = amounts if whole == lowered else _amounts(whole)  # with the amounts not on offer
     only_numbers = _only_a_number(lowered)
     if not _AMOUNT_CUE.search(whole) and not only_numbers:
         return None
