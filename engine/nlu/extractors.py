@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import itertools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -224,6 +225,10 @@ def _amounts(text: str) -> list[_Amount]:
     text = re.sub(r"(?<=\$)(\d{1,3}) (\d{3})\b", r"\1\2", text)
     text = re.sub(r"\b(\d{1,3}) (\d{3})(?= (?:dollars?|bucks)\b)", r"\1\2", text)
     words = _AMOUNT_TOKEN.findall(text)
+    per_unit = any(
+        w in ("per", "each", "every") and (u in _COUNTED or f"{u}s" in _COUNTED)
+        for w, u in itertools.pairwise(words)
+    )
     out: list[_Amount] = []
     i = 0
     while i < len(words):
@@ -292,6 +297,8 @@ def _amounts(text: str) -> list[_Amount]:
             )
             or (not dollar and " ".join(words[j : j + 3]).startswith(_ON_STAFF))
             or (not dollar and words[j : j + 2] in (["of", "them"], ["of", "us"], ["of", "those"]))
+            # "two hundred per location, and we've got five": how many of the unit priced
+            or (per_unit and not dollar and i > 0 and words[i - 1] in ("got", "have", "run", "own"))
         ):
             i = j
             continue  # "forty sites", "six people", "four call centers": a count, no amount
@@ -1273,7 +1280,7 @@ def _dates_said(
     found += _month_day_numbers(lowered, today, when, bare)
     found += _duration_dates(lowered, today)
     if relative:
-        found += _relative_dates(lowered, today, when)
+        found += _relative_dates(lowered, today, when, held)
     if not any(value for _, value in found):  # "Tuesday the 7th, after Labor Day": the 7th
         found += _holiday_dates(lowered, today, when)
     return found + _days_next_to(lowered, found, held)
@@ -1660,7 +1667,9 @@ def _duration_dates(lowered: str, today: dt.date) -> Found:
 _AFTER_LAST = frozenset("and but so then or sir ma'am madam only itself".split())  # "on Friday last, sir"
 
 
-def _relative_dates(lowered: str, today: dt.date, when: str) -> Found:
+def _relative_dates(lowered: str, today: dt.date, when: str, held: dt.date | None = None) -> Found:
+    """Dates said relative to today; a bare weekday said while a later date is held ("Thursday's
+    out, Friday would be better") is that date's week's."""
     out: Found = []
     named = {
         "today": today,
@@ -1747,6 +1756,9 @@ def _relative_dates(lowered: str, today: dt.date, when: str) -> Found:
             day = today - dt.timedelta(days=(today.weekday() - target) % 7 or 7)
         else:
             day = today + dt.timedelta(days=(target - today.weekday()) % 7 or 7)
+            held_week = held - dt.timedelta(days=held.weekday() - target) if held else None
+            if held_week is not None and held_week > day and held_week > today:
+                day = held_week
         out.append((positions[i][0], day.isoformat()))
     for match in re.finditer(r"\bend of (?:the |this )?week\b", lowered):
         out.append((match.start(), (today + dt.timedelta(days=(4 - today.weekday()) % 7)).isoformat()))
@@ -2046,7 +2058,10 @@ _OTHER_EVENT_HELD = re.compile(
 _OTHER_EVENT_TIMED = re.compile(
     r"\b(?:before|after) (?:the|our|my|their) (?:[\w'-]+\s+){1,3}?at\s+$|"
     r"\b(?!(?:it|that|this|meeting|call|demo|which|we|i|you|they)\b)[a-z'-]+\s+"
-    r"(?:finishes|ends|starts|begins|wraps up|kicks off|opens|closes)\s+(?:at\s+)?(?:about\s+|around\s+)?$"
+    r"(?:finishes|ends|starts|begins|wraps up|kicks off|opens|closes|shows up|turns up|arrives|comes in|"
+    r"comes|gets here|gets in|pulls in|lands|leaves)\s+(?:at\s+)?(?:about\s+|around\s+)?$|"
+    # "I pick my son up at two forty-five", "drop the kids off at three"
+    r"\b(?:pick|picking|drop|dropping)\s+(?:[\w'-]+\s+){0,2}(?:up|off)\s+(?:at\s+)?(?:about\s+|around\s+)?$"
 )
 _OTHER_EVENT_AFTER = re.compile(
     r"[\w:]+(?:\s+(?:o'clock|oclock|am|pm|thirty|fifteen|forty-five))?\s+(?:is|'s) (?:our|my|the|their)\b"
@@ -2183,6 +2198,8 @@ def _spoken_hours(lowered: str, taken: list[tuple[int, int]]) -> list[tuple[int,
             continue  # "it sounds like one": a pronoun
         if before == "it" and i >= 2 and words[i - 2] in ("make", "call"):
             before = "make"  # "make it two", "call it one"
+        if before == "with" and i >= 2 and words[i - 2] in ("go", "going", "let's"):
+            before = "make"  # "go with eleven"
         minute = 0
         if after in ("o'clock", "oclock", "sharp"):
             pass
@@ -2322,6 +2339,21 @@ def extract_time_frame(text: str, slot: Slot, today: dt.date | None = None) -> s
         if reach is None or ahead <= reach:
             return value
     return None
+
+
+def enum_or_time_frame(text: str, slot: Slot, today: dt.date | None = None) -> str | None:
+    """The enum value or the ``by_when`` value of a date, whichever the turn settles on last ("this
+    month, but realistically the end of December" → the December one's)."""
+    value = extract_enum(text, slot)
+    parts = clauses(text)
+    if value is None or len(parts) < 2:
+        return value if value is not None else extract_time_frame(text, slot, today)
+    with_value = [i for i, c in enumerate(parts) if extract_enum(c.text, slot) is not None]
+    for index in range(len(parts) - 1, with_value[-1] if with_value else -1, -1):
+        frame = extract_time_frame(parts[index].text, slot, today)
+        if frame is not None:
+            return frame
+    return value
 
 
 def extract_enum(text: str, slot: Slot | None = None) -> str | None:

@@ -19,6 +19,11 @@ from functools import lru_cache
 
 _APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "`": "'"})
 _SPELLED = re.compile(r"(?<![\w'])[a-z](?: [a-z])+(?![\w'])")
+# "six k a year": a "k" after a number is thousands, not a spelled letter
+_NUMBER_BEFORE = re.compile(
+    r"(?:\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|"
+    r"forty|fifty|sixty|seventy|eighty|ninety|hundred|half))\s$"
+)
 # Where a speaker changes course inside one turn.
 _CLAUSE_BREAK = re.compile(
     r"\s*(?:[.!?;]+(?:\s+|$)|\s[-–—]+\s|"
@@ -215,7 +220,15 @@ def normalise(text: str) -> str:
     for pattern, replacement in _HOMOPHONES:
         lowered = pattern.sub(replacement, lowered)
     lowered = _BARE_CONTRACTIONS.sub(_apostrophe, lowered)
-    return _SPELLED.sub(lambda m: m.group(0).replace(" ", ""), lowered)
+    return _SPELLED.sub(lambda m: _joined_letters(m, lowered), lowered)
+
+
+def _joined_letters(match: re.Match[str], text: str) -> str:
+    letters = match.group(0)
+    if letters.startswith("k ") and _NUMBER_BEFORE.search(text[: match.start()]):
+        rest = letters[2:]
+        return "k " + (rest.replace(" ", "") if len(rest) > 1 else rest)
+    return letters.replace(" ", "")
 
 
 @lru_cache(maxsize=4096)

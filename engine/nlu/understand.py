@@ -23,10 +23,10 @@ from typing import Protocol
 
 from engine.nlu.extractors import (
     EXTRACTORS,
+    enum_or_time_frame,
     extract_code,
     extract_date,
     extract_enum,
-    extract_time_frame,
     says_a_turnaround,
     says_due,
     shifted_time,
@@ -155,9 +155,10 @@ def capture_local(
             ):
                 value = None  # "I punched in X K M 4 4 9 …, no match": an ID read back, no reference given
         else:
-            value = EXTRACTORS[slot.type](utterance, slot)
-            if value is None and slot.by_when and name not in context.lookahead:
-                value = extract_time_frame(utterance, slot, context.today)
+            if slot.by_when and name not in context.lookahead:
+                value = enum_or_time_frame(utterance, slot, context.today)
+            else:
+                value = EXTRACTORS[slot.type](utterance, slot)
             if value is None and slot.type == "time" and name in filled:
                 value = shifted_time(utterance, filled[name])
         if value is not None and filled.get(name) != value:  # the same value again is no news
@@ -271,6 +272,21 @@ class ClauseWinner:
     intent: str
     score: float
     question: bool  # the clause asks something
+    when_only: bool = False  # the clause only says when ("after lunch", "Tuesday morning")
+
+
+# the words of a clause that only says when: an answer to "when suits you?", never a call back
+_WHEN_WORDS = frozenset(
+    """after before around about lunch lunchtime noon midday morning mornings afternoon afternoons evening
+    evenings tomorrow today tonight next this week weekend early late sometime any day the in at on or
+    monday tuesday wednesday thursday friday mondays tuesdays wednesdays thursdays fridays""".split()
+)
+_WHEN_CONTENT = _WHEN_WORDS - {"after", "before", "around", "about", "the", "in", "at", "on", "or", "any"}
+
+
+def _only_says_when(text: str) -> bool:
+    words = re.findall(r"[a-z']+", text.lower())
+    return bool(words) and all(w in _WHEN_WORDS for w in words) and any(w in _WHEN_CONTENT for w in words)
 
 
 def clause_winners(
@@ -287,7 +303,9 @@ def clause_winners(
             continue  # "yeah", "so": too little to say what the clause does
         scores = scorer.score(text, intents, (vectors or {}).get(text))
         if scores:
-            winners.append(ClauseWinner(scores[0][0], scores[0][1], is_question(text.strip(" ,"))))
+            winners.append(
+                ClauseWinner(scores[0][0], scores[0][1], is_question(text.strip(" ,")), _only_says_when(text))
+            )
     return winners
 
 
@@ -356,6 +374,8 @@ class Understander:
                 or (c.question and by_name[c.intent].kind == "request" and c.score >= self.threshold)
             )
             and (by_name[c.intent].kind != "exit" or whole.get(c.intent, 0.0) >= EXIT_SUPPORT)
+            # "After lunch. Half one.": a when alone, in a turn that answered, is no call back
+            and not (answered and c.when_only and by_name[c.intent].kind == "exit")
         ]
         top = scores[0][1] if scores else 0.0
         tied = [(name, s) for name, s in scores if s >= top - TIE_MARGIN]  # a tie goes to the kind
