@@ -1222,6 +1222,7 @@ def extract_date(
         and not _AWAY.search(lowered, 0, at)
         and not _EXCEPT.search(lowered, 0, at)
         and not _RULED_OUT_AFTER.match(lowered, at)
+        and not _ENTERED_ON_AFTER.match(lowered, at)
     ]
     said = _weekdays_of_dates_said(said, found, lowered)
     cues = slot.cues if slot is not None else ()
@@ -1278,9 +1279,14 @@ def _dates_said(
 ) -> Found:
     found = _explicit_dates(lowered, today, when) + _day_of_month_dates(lowered, today, when, held)
     found += _month_day_numbers(lowered, today, when, bare)
-    found += _duration_dates(lowered, today)
-    if relative:
-        found += _relative_dates(lowered, today, when, held)
+    counted = _duration_dates(lowered, today) + (
+        _relative_dates(lowered, today, when, held) if relative else []
+    )
+    if any(value for _, value in found):  # "the 3rd, so roughly two weeks from now": the 3rd
+        counted = [
+            (at, value) for at, value in counted if not _HEDGE_BEFORE.search(lowered, max(0, at - 16), at)
+        ]
+    found += counted
     if not any(value for _, value in found):  # "Tuesday the 7th, after Labor Day": the 7th
         found += _holiday_dates(lowered, today, when)
     return found + _days_next_to(lowered, found, held)
@@ -1458,6 +1464,14 @@ _EXCEPT = re.compile(
     r"\s+(?:on\s+)?(?:the\s+)?(?:next\s+)?$"
 )
 # a day ruled out after it is said: "tomorrow not possible", "Monday is no good for me"
+# "today's date on there is only when it posted": the day a system took the record in (but "ten
+# twelve is when it posted" gives the decision's date)
+_ENTERED_ON_AFTER = re.compile(
+    r"(?:(?!\b(?:and|but)\b)[^.!?,;]){0,40}\b(?:is|was|'s) (?:only|just|simply|merely) "
+    r"(?:when|the day|the date) "
+    r"(?:it|that|this|the \w+) (?:(?:got |was )?(?:posted|entered|keyed|logged|loaded|uploaded|received)|"
+    r"hit the system|came in)\b"
+)
 _RULED_OUT_AFTER = re.compile(
     r"[\w'-]+(?:\s+(?:the\s+)?[\w'-]+)?\s*,?\s*(?:is\s+|'s\s+)?(?:not possible|no good|doesn't work|"
     r"does not work|won't work|not good|impossible|out of the question|is out|"
@@ -1642,6 +1656,9 @@ def _day_of_month_on(today: dt.date, day: int, weekday: int, when: str) -> str |
     if not matching:
         return None
     return min(matching, key=lambda d: abs((d - today).days)).isoformat()
+
+
+_HEDGE_BEFORE = re.compile(r"\b(?:roughly|about|around|approximately|give or take|more or less)\s+$")
 
 
 def _duration_dates(lowered: str, today: dt.date) -> Found:
@@ -2378,6 +2395,10 @@ def extract_enum(text: str, slot: Slot | None = None) -> str | None:
     if others:
         found = [f for f in found if not any(a <= f[0] < b for a, b in others)]
         text = _without_spans(norm, others)
+    turn = _COURSE_CHANGE.search(norm, max(found)[1]) if found and slot.who_answers else None
+    if turn is not None and slot.who_answers and _DECIDES.search(norm, turn.end()):
+        who = _who_answers(norm[turn.end() :].strip(" ,"), slot.who_answers)
+        found += [(turn.end(), turn.end(), who)] if who else []
     if not found and slot.who_answers:
         return _who_answers(normalise(text), slot.who_answers)
     if not found and slot.outcomes:
@@ -2502,9 +2523,14 @@ _SOMEONE_ELSE = re.compile(
     r"(?:vote|votes|decide|decides)\b"
     # "me plus my co-owner", "the owner signs for anything over five grand"
     r"|\bme (?:and|plus|&|along with|together with|with) (?:my|our|the) (?:[\w'-]+\s+){0,2}" + _PEOPLE + r"\b"
-    r"|\b(?:my|our|the)\s+(?:[\w'-]+\s+)?" + _PEOPLE + r"\s+(?:signs?|approves?|decides?|okays?|"
-    r"has (?:the )?(?:final|last) (?:say|word))\b"
+    # "Doctor Patel makes the final decision"
+    r"|\b(?:(?:my|our|the)\s+(?:[\w'-]+\s+)?" + _PEOPLE + r"|(?:doctor|dr|mr|mrs|ms|miss)\s+[a-z]+)"
+    r"\s+(?:signs?|approves?|decides?|okays?|has (?:the )?(?:final|last) (?:say|word)|"
+    r"makes? the (?:final |last )?(?:decisions?|calls?)|calls the shots)\b"
 )
+# "I am. Well, actually, my dad signs for anything that size": who answers after a change of course
+_COURSE_CHANGE = re.compile(r"\b(?:but|actually|i mean|though|however|then again)\b")
+_DECIDES = re.compile(r"\b(?:signs?|approves?|decides?|decisions?|final|shots|okays?)\b")
 
 
 def _who_answers(norm: str, who: Mapping[Literal["self", "other"], str]) -> str | None:

@@ -21,7 +21,9 @@ from engine.nlu.text import normalise
 # at the turn's start, before anything else is said: "a moment, I'm opening my calendar",
 # "kindly stay connected", "please to hold sir" (Indian English), "let me just check"
 _HOLD = re.compile(
-    r"^(?:(?:okay|ok|alright|so|sir|ma'am|madam|kindly|please|just|yes|yeah|sure|one|hmm|sorry)[,.]?\s+){0,3}"
+    # at the turn's start or a sentence's: "Happy to check. Hang tight, …"
+    r"(?:^|(?<=[.!?] ))"
+    r"(?:(?:okay|ok|alright|so|sir|ma'am|madam|kindly|please|just|yes|yeah|sure|one|hmm|sorry)[,.]?\s+){0,3}"
     r"(?:(?:a|one|just a|just one|two) (?:moment|sec|second|minute|min|jiffy)s?|please (?:to )?hold|"
     r"hold please|(?<=kindly |please )(?:wait|hold)\b|"
     r"(?:stay|be|remain|wait) (?:on the line|connected|with me|online)|hold the line|"
@@ -87,6 +89,10 @@ _GOODBYE = re.compile(
     r"weekend|morning))|thanks for (?:your|the) call)\W*$"
 )
 # the person called has gone (names arrive as "that person", ``understand.without_names``)
+_BUSINESSES = (
+    r"(?:practice|business|company|shop|firm|store|clinic|bakery|restaurant|salon|cafe|garage|gym|studio|"
+    r"agency|place|franchise)"
+)
 _GONE = re.compile(
     r"\bthat person(?:'s)? (?:(?:sir|madam|ma'am|ji|sahib) )?"
     r"(?:(?:has|had|is|was) )?(?:(?:no longer|not) (?:with|at|working|employed|reachable|"
@@ -95,7 +101,7 @@ _GONE = re.compile(
     r"transferred to|"
     r"relocated|"
     r"(?:not in|out of (?:the )?office|away|off (?:at|on|sick)|on (?:leave|vacation|holiday|pto))(?! on)|"
-    r"sold (?:the|his|her|their) (?:practice|business|company|shop|firm|store|clinic))\b"
+    r"sold (?:us |me )?(?:the|his|her|their) (?:[\w-]+ )?" + _BUSINESSES + r")\b"
     r"|\b(?:i|we)(?:'ve| have)? (?:inherited|took over) (?:his|her|from him|from her)\b"
     r"|\bthat person's old (?:extension|line|number|desk|office)\b"
     r"|\b(?:he|she|that person) (?:passed|handed|turned) (?:this|the|his|her) (?:desk|role|job|accounts?|"
@@ -103,8 +109,9 @@ _GONE = re.compile(
     r"|\b(?:he|she) (?:has |had |'s )?(?:moved on|retired|resigned|quit)\b"
     r"|\b(?:i|we) bought (?:it|the (?:\w+ )?(?:place|business|company|shop|store|warehouse|clinic|restaurant|"
     r"practice|firm)) from (?:him|her|them|that person)\b"
-    r"|\b(?:he|she) (?:sold|handed over) (?:the|his|her) "
-    r"(?:practice|business|company|shop|firm|store|clinic)\b"
+    r"|\b(?:he|she) (?:sold|handed over|handed|gave|passed on|left) (?:us |me )?(?:the|his|her) (?:[\w-]+ )?"
+    + _BUSINESSES
+    + r"\b"
 )
 # the call belongs elsewhere: "transferring your call to the concerned team", "you'll get sent
 # over", "medical precert sits on a separate phone tree", "we only handle claims on this queue"
@@ -154,7 +161,10 @@ _DO_NOT_CALL = re.compile(
     r"(?:purged|deleted|removed|erased|scrubbed|wiped) from (?:your|the|that)\b|"
     # "I'd rather this line didn't get rung by you folks anymore", "cross it off for good"
     r"(?:didn't|don't|not|never) (?:get |be )?(?:rung|called|phoned|dialed|contacted) by (?:you|your)\b|"
-    r"cross (?:it|us|me|this|that|the number|this number|my number|our number) off\b)"
+    r"cross (?:it|us|me|this|that|the number|this number|my number|our number) off\b|"
+    # "whatever list this number is on, scrub it"
+    r"\b(?:list|database|dialer|records)\b[^.?!]{0,40}\b(?:delete|remove|purge|erase|scrub|strike|wipe|cross)"
+    r"\w* (?:it|us|me|that|this|the number|my number|our number)\b)"
 )
 # turning the offer down for good: "we'll pass", "count us out", "I'll let you go"
 _NOT_INTERESTED = re.compile(
@@ -306,7 +316,10 @@ _FOUND = re.compile(
     r"(?:it's|its|that's) (?:her|him|that person)(?= (?:go|alright|all right|okay|ok|yes|yeah)\b|\W*$)|"
     r"(?:lines?|lined) up|(?:is |'s |are )?(?:a )?match(?:es)?\b|agree with (?:my|our)|"
     r"(?:eligibility|coverage|policy|member|enrollee)(?:'s| is)? (?:is )?"
-    r"(?:active|good|valid|verified|showing))"
+    r"(?:active|good|valid|verified|showing|live|current|in effect)|"
+    # "the card ID checks out"
+    r"(?:id|number|card|dob|birthday|birth date|date of birth|details|info)(?:'s| is)? (?:all )?"
+    r"(?:checks?|checked|checking) out)"
 )
 
 HOLD, CALL_BACK, GOODBYE, GONE = "hold", "call_back", "goodbye", "gone"

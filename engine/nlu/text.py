@@ -83,6 +83,8 @@ _SAID_ALSO_AS = {
     "above": ("over",),  # "above my pay grade"
     "callback": ("call back", "call-back"),  # "a good call back number"
     "ceo": ("cto", "cio", "coo", "cfo", "president", "founder", "co-founder", "cofounder"),
+    "quotes": ("prices", "pricing", "bids", "estimates", "proposals", "options"),  # "collecting prices"
+    "collecting": ("gathering", "comparing", "pulling"),
 }
 
 

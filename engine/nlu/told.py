@@ -77,6 +77,9 @@ _PATTERNS: dict[Outcome | Objection, re.Pattern[str]] = {
         r"|\bwithout (?:any |an |a )?(?:approval|auth|authorization|precert|pre-cert|prior auth)\b"
         r"|\b(?:skips?|bypass(?:es)?|exempt from) (?:the )?"
         r"(?:review|prior auth|precert|pre-cert|authorization)\b"
+        # "her plan exempts a visit like that from preauthorization"
+        r"|\bexempts? (?:[\w'-]+ ){0,5}from (?:the )?(?:review|prior auth\w*|pre-?auth\w*|pre-?cert\w*|"
+        r"authorization|pre-?approval)\b"
     ),
     # "the office would need to put a request together first", "nobody's sent anything our way"
     "not_started": re.compile(
@@ -90,7 +93,11 @@ _PATTERNS: dict[Outcome | Objection, re.Pattern[str]] = {
         # "nothing came across for her", "nobody ever faxed us anything", "intake has no request", "no
         # request ever landed here"
         r"|\bnothing (?:ever\s+)?(?:came|come|has come|got) (?:across|in|through)\b"
-        r"|\b(?:nobody|no one|anyone) (?:ever\s+)?(?:faxed|sent|submitted) (?:us |in )?(?:anything|a thing)\b"
+        r"|\b(?:nobody|no one|anyone) (?:has |have |'s )?(?:ever\s+)?(?:faxed|sent|submitted) (?:us |in )?"
+        r"(?:anything|a thing)\b"
+        # "there's no request from the office anywhere on her account"
+        r"|\bno (?:request|case|submission)s? (?:[\w.'-]+ ){0,5}(?:anywhere )?(?:on|in|under) "
+        r"(?:her|his|their|the|this) (?:account|file|record|chart|profile|member)\b"
         r"|\bnothing that (?:anyone|anybody) (?:ever\s+)?(?:sent|faxed|submitted)\b"
         r"|\b(?:has|have|got|is) no (?:request|case|submission)s?\b"
         r"|\bno (?:request|case)s? (?:at all|is available)\b"
@@ -109,6 +116,11 @@ _PATTERNS: dict[Outcome | Objection, re.Pattern[str]] = {
         + _PAPERS
         + r"\b"
         r"|\bhasn't been (?:touched|looked at|opened|picked up)\b"
+        # "our nurse hasn't finished reviewing it", "she's still going through it"
+        r"|\b(?:hasn't|has not|haven't|have not|didn't|did not|not yet) (?:finished|completed|wrapped up|"
+        r"gotten through) (?:reviewing|looking at|going through|the review|her review|his review)\b"
+        r"|\b(?:is|'s|are|'re) still (?:reviewing|looking at|going through|working on) "
+        r"(?:it|that|this|the case)\b"
         r"|\b(?:hasn't|has not|never) (?:moved|come|gotten|made it) out of (?:clinical |medical )?review\b"
         # "hers hasn't left the nurse's desk", "it's been in his stack since the twelfth"
         r"|\b(?:hasn't|has not|never|not yet) (?:left|come off|gotten off|moved off) (?:the |a |his |her )?"
@@ -151,10 +163,14 @@ _PATTERNS: dict[Outcome | Objection, re.Pattern[str]] = {
         r"|\b(?:we're|we are|were) (?:on|with|locked in with|tied to) (?:[\w-]+ ){1,2}(?:through|"
         r"thru|till|until)\b"
         r"|\b(?:contract|agreement|deal)(?:'s| is) (?:ironclad|airtight|locked in|binding)\b"
+        # "the till we bought came with a booking module"
+        r"|\bcame with (?:a|an|its own|their own) (?:[\w-]+ ){0,2}(?:piece|module|feature|part|tool|function|"
+        r"add-on|addon|component|bit|calendar)\b"
     ),
     # "six staff and a shared calendar, it does the job", "it'd be overkill", "nothing to schedule"
     "no_need_for_it": re.compile(
-        r"\boverkill\b|\bnothing (?:for us )?to (?:schedule|manage|fix|automate|track|juggle|coordinate)\b"
+        r"\boverkill\b|\bnothing (?:for us |here |really )?to (?:schedule|manage|fix|automate|track|juggle|"
+        r"coordinate)\b|\b(?:no|zero|little) (?:call|use|place) for\b"
         r"|\b(?:all )?work the same (?:hours|shift|shifts|schedule|nine to five)\b"
         r"|\b(?:spreadsheet|whiteboard|group chat|shared calendar|paper (?:book|calendar|diary)|notebook|"
         r"in my head)\b[^.?!]{0,30}\b(?:does the job|works|is enough|is sufficient|handles it|is fine|"

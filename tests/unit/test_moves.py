@@ -384,3 +384,39 @@ def test_he_retired_said_of_someone_the_turn_just_named_is_no_wrong_person() -> 
     assert heard_move("Oh, he retired at Easter, I look after his customers now.") == GONE
     said = "the rota lives in a spreadsheet a contractor made for us, and he retired, so nobody can fix it"
     assert heard_move(said) != GONE
+
+
+@pytest.mark.parametrize(
+    ("text", "move"),
+    [
+        ("Sure thing. Hold tight while the screen loads.", "hold"),
+        ("that person sold me the garage in the spring and moved upstate", "gone"),
+        ("she handed us the studio when she moved to Leeds", "gone"),
+        ("Whatever database you got us from, scrub it for good.", "do_not_call"),
+        ("The subscriber ID checks out, and her plan is current.", "found"),
+        ("the hold music was awful today", None),
+    ],
+)
+def test_moves_of_the_dev45_dev46_round(text: str, move: str | None) -> None:
+    assert heard_move(text) == move
+
+
+def test_who_calls_repeats_and_outcomes_told_of_the_dev45_dev46_round() -> None:
+    from engine.nlu.requests import asks_to_repeat, asks_who_is_calling
+    from engine.nlu.told import told_value
+
+    assert asks_who_is_calling("Hang on, which staffing company is ringing me?")
+    assert asks_who_is_calling("how come your firm has my home number?")
+    assert asks_who_is_calling("Are you with the surgery itself, or an outside service?")
+    assert not asks_who_is_calling("are you with us on the budget question?")
+    assert asks_to_repeat("could you read those digits to me again")
+    assert asks_to_repeat("what day were you asking about, the line's bad")
+    outcomes = {"not_needed": "not_required", "not_started": "not_on_file", "in_progress": "pending"}
+    said = "the policy exempts an MRI like hers from prior authorization"
+    assert told_value(said, outcomes) == "not_required"
+    assert told_value("nothing has come from that office on this member's file", outcomes) is None
+    assert told_value("I see no submission from them anywhere on her record", outcomes) == "not_on_file"
+    assert told_value("the reviewer hasn't finished going through it", outcomes) == "pending"
+    objections = {"has_a_vendor": "competitor", "no_need_for_it": "no_need"}
+    assert told_value("our booking site came with its own calendar bit", objections) == "competitor"
+    assert told_value("two of us run the place, there's no call for it", objections) == "no_need"

@@ -1927,3 +1927,16 @@ def test_times_of_another_errand_a_when_alone_and_a_weekday_in_the_held_dates_we
     held = dt.date(2027, 11, 2)
     said = "Tuesday's a no, Wednesday then"
     assert ex.extract_date(said, today=today, tense="future", held=held) == "2027-11-03"
+
+
+def test_who_decides_after_a_change_of_course_and_dates_hedged_or_of_a_posting() -> None:
+    said = "Me, yeah. Actually no, Mrs Okafor has the final say on the spend."
+    assert _turn("sales_qualification", "ask_authority", said).captured == {"decision_maker": "no"}
+    said = "I do, though my bookkeeper glances at the invoices"
+    assert _turn("sales_qualification", "ask_authority", said).captured == {"decision_maker": "yes"}
+    said = "we're just comparing options for now"
+    assert _turn("sales_qualification", "ask_timeline", said).captured == {"timeline": "exploring"}
+    today = dt.date(2027, 10, 19)
+    assert ex.extract_date("the 5th, about two weeks out", today=today, tense="future") == "2027-11-05"
+    said = "it was decided on the 14th, and the 19th on the letter is just the date it was keyed"
+    assert ex.extract_date(said, today=today, relative=True) == "2027-10-14"
