@@ -1292,8 +1292,10 @@ def _dates_said(
     return found + _days_next_to(lowered, found, held)
 
 
+# "the day after" alone, not "any other day after lunch"
 _DAY_NEXT_TO = re.compile(
-    r"\b(?:the )?day (after|before)\b(?!\s+(?:tomorrow|yesterday|that|this|the|next|last|on|\d|[a-z]+day\b))"
+    r"\b(?:the )?day (after|before)\b(?=\s*(?:$|[.,;!?]|(?:then|instead|works|would|is|could|maybe|perhaps|"
+    r"same|at|in the|around|please|if|or)\b))"
 )
 
 

@@ -808,9 +808,11 @@ def _everyday_move(
         if (
             name in STANDARD_NAMES[NOT_INTERESTED]
             and best in STANDARD_NAMES[CALL_BACK]
-            and call_back_asked_at(scored) is None
+            and ((at := call_back_asked_at(scored)) is None or _BY_EMAIL.match(normalise(scored), at))
         ):
-            return name  # "no, I don't think so, I will think and tell you": no call-back asked
+            # "no, I don't think so, I will think and tell you": no call-back asked; "we aren't
+            # buying, just email me the info and leave it there": the brush-off of a way out for good
+            return name
         if best is not None and (kinds.get(best) not in ("answer", "ack") or evidence):
             return None  # a way out beats a hold said with it ("stay on, I'm sending you to claims")
         # a yes or no, or the reason for the way out ("nobody's shifts ever change, we'll leave it
@@ -823,6 +825,9 @@ def _everyday_move(
         )
         return name if said_with else None
     return None if evidence or best is not None else name
+
+
+_BY_EMAIL = re.compile(r"(?:[\w']+ ){0,2}(?:email|e-mail|send|shoot|flick|drop|fire|mail)\b")
 
 
 def _without_a_call_backs_when(

@@ -420,3 +420,22 @@ def test_who_calls_repeats_and_outcomes_told_of_the_dev45_dev46_round() -> None:
     objections = {"has_a_vendor": "competitor", "no_need_for_it": "no_need"}
     assert told_value("our booking site came with its own calendar bit", objections) == "competitor"
     assert told_value("two of us run the place, there's no call for it", objections) == "no_need"
+
+
+def test_objections_told_in_the_dev46_round() -> None:
+    from engine.nlu.told import told_value
+
+    objections = {
+        "costs_too_much": "price",
+        "has_a_vendor": "competitor",
+        "no_need_for_it": "no_need",
+        "bad_timing": "timing",
+    }
+    assert told_value("Square covers all of that for us already", objections) == "competitor"
+    assert told_value("we schedule the crews via Jobber", objections) == "competitor"
+    assert told_value("we're locked in with ServiceTitan through spring", objections) == "competitor"
+    assert told_value("honestly we pinch every penny and count every dollar twice", objections) == "price"
+    assert told_value("it's harvest season and we're flat out till November", objections) == "timing"
+    assert told_value("ring us again once the new manager settles in", objections) == "timing"
+    assert told_value("a paper diary has never let us down", objections) == "no_need"
+    assert told_value("I can't see us using it, we're tiny", objections) == "no_need"

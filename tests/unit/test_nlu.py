@@ -1940,3 +1940,13 @@ def test_who_decides_after_a_change_of_course_and_dates_hedged_or_of_a_posting()
     assert ex.extract_date("the 5th, about two weeks out", today=today, tense="future") == "2027-11-05"
     said = "it was decided on the 14th, and the 19th on the letter is just the date it was keyed"
     assert ex.extract_date(said, today=today, relative=True) == "2027-10-14"
+
+
+def test_a_brush_off_by_email_is_not_interested_and_a_day_after_a_meal_is_no_date() -> None:
+    said = "We won't be buying, so mail me a flyer and leave it at that."
+    assert _turn("sales_qualification", "book_meeting", said).intent == "not_interested"
+    today = dt.date(2027, 10, 19)
+    assert ex.extract_date("not Friday, but any weekday after breakfast", today=today, tense="future") is None
+    said = "great, and remind me, what is it actually called?"
+    result = _turn("sales_qualification", "confirm_meeting", said)
+    assert result.asked is not None and result.asked.field == "product_area"
