@@ -498,6 +498,12 @@ def extract_yes_no(text: str, slot: Slot | None = None) -> str | None:
     return None
 
 
+def no_said_outright(text: str) -> bool:
+    """The turn says no in words ("no", "nope", "can't do") or opens with "not" ("Not Friday, …")."""
+    cleaned = _NEUTRAL.sub(" ", normalise(text))
+    return bool(_EXPLICIT_NO.search(cleaned) or re.match(r"\W*not\b", cleaned))
+
+
 def yes_no_said_outright(text: str) -> bool:
     """The turn holds a clear yes or no word or phrase (not only "okay", "not", "busy")."""
     cleaned = _NEUTRAL.sub(" ", normalise(text))
@@ -2291,6 +2297,40 @@ _MONTH_END = frozenset(("end of", "by", "before", "until", "till", "late", "afte
 _MONTH_START = frozenset(("early", "beginning of", "start of"))
 
 
+_SEASON_SAID = re.compile(
+    r"\b(?:(end of|by|before|until|till|late|early|beginning of|start of|mid|in|around|after)\s+)?(?:the\s+)?"
+    r"(spring|summer|fall|autumn|winter|christmas|chris mass|xmas|holidays|new year|thanksgiving|easter|"
+    r"q[1-4])\b"
+)
+# (month, day) where each season starts, is at its middle and ends; a holiday is one day
+_SEASONS = {
+    "spring": ((3, 20), (4, 25), (6, 20)),
+    "summer": ((6, 21), (7, 25), (9, 21)),
+    "fall": ((9, 22), (10, 25), (12, 20)),
+    "autumn": ((9, 22), (10, 25), (12, 20)),
+    "winter": ((12, 21), (1, 25), (3, 19)),
+    "christmas": ((12, 25),) * 3,
+    "chris mass": ((12, 25),) * 3,
+    "xmas": ((12, 25),) * 3,
+    "holidays": ((12, 25),) * 3,
+    "new year": ((1, 1),) * 3,
+    "thanksgiving": ((11, 25),) * 3,
+    "easter": ((4, 5),) * 3,
+    "q1": ((1, 1), (2, 15), (3, 31)),
+    "q2": ((4, 1), (5, 15), (6, 30)),
+    "q3": ((7, 1), (8, 15), (9, 30)),
+    "q4": ((10, 1), (11, 15), (12, 31)),
+}
+
+
+def _season_date(match: re.Match[str], today: dt.date) -> dt.date:
+    """The next day a season (or holiday) said with its lead starts, is at its middle, or ends."""
+    start, middle, end = _SEASONS[match[2]]
+    month, day = end if match[1] in _MONTH_END else start if match[1] in _MONTH_START else middle
+    when = dt.date(today.year, month, day)
+    return when if when >= today else dt.date(today.year + 1, month, day)
+
+
 _SPAN = re.compile(r"(?<!last )(?<!past )\b(\w+) (day|week|month)s?\b(?! ago)")
 _YEAR_IN_WORDS = re.compile(r"\btwenty (twenty|thirty)[- ](one|two|three|four|five|six|seven|eight|nine)\b")
 
@@ -2337,21 +2377,25 @@ def extract_time_frame(text: str, slot: Slot, today: dt.date | None = None) -> s
     said = extract_date(text, today=today, relative=True, tense="future")
     lowered = normalise(text)
     found = [m for m in _MONTH_SAID.finditer(lowered) if m[2] != "may" or m[1]]  # "we may": no month
+    seasons = list(_SEASON_SAID.finditer(lowered))  # "before the summer rush", "by Christmas"
     named_year = re.search(r"\b(20\d\d)\b", _YEAR_IN_WORDS.sub(_year_digits, lowered))
     span = _SPAN.search(lowered)  # "six weeks give or take"
-    if said is None and not found and span and (n := _small_number(span[1])):
+    if said is None and not found and not seasons and span and (n := _small_number(span[1])):
         said = (today + dt.timedelta(days=n * {"day": 1, "week": 7, "month": 30}[span[2]])).isoformat()
     if said is not None:
         ahead = (dt.date.fromisoformat(said) - today).days  # "before March first"
-    elif not found and named_year and int(named_year[1]) >= today.year:  # "the lawyers are saying 2029"
+    elif not found and not seasons and named_year and int(named_year[1]) >= today.year:
+        # "the lawyers are saying 2029"
         when = int(named_year[1])
         ahead = ((dt.date(when, 12, 31) if when == today.year else dt.date(when, 1, 1)) - today).days
-    elif found:
+    elif found and (not seasons or found[-1].start() > seasons[-1].start()):
         lead, month = found[-1][1], _MONTHS[found[-1][2]]
         year = today.year if month >= today.month else today.year + 1
         last = calendar.monthrange(year, month)[1]
         day = last if lead in _MONTH_END else 1 if lead in _MONTH_START else 15
         ahead = (dt.date(year, month, day) - today).days
+    elif seasons:
+        ahead = (_season_date(seasons[-1], today) - today).days
     else:
         return None
     for value, reach in slot.by_when.items():
@@ -2391,6 +2435,8 @@ def extract_enum(text: str, slot: Slot | None = None) -> str | None:
             span = match.span()
             if not any(a < span[1] and span[0] < b for a, b in taken):
                 taken.append(span)
+                if synonym in _YES_WORDS and _SAYS_YES.search(norm, 0, span[0]):
+                    continue  # "the director must say yes": whose yes it takes, not an answer
                 if synonym.split()[0] in _NEGATING_STARTS or not negated(norm, span[0]):
                     found.append((span[0], span[1], canonical))
     others = _another_records_clauses(norm)
@@ -2480,7 +2526,7 @@ def _without_spans(norm: str, spans: Sequence[tuple[int, int]]) -> str:
 # "Me.", "myself, really"; not "me? no, my boss does"
 _SELF = re.compile(
     r"^(?:(?:well|oh|yeah|so|honestly|that's|that'd be|that would be|it's)\W+){0,2}"
-    r"(?:me|myself|yours truly)\b(?!\s*\?)(?!\W+(?:no|not|nope)\b)"
+    r"(?:me|myself|mine|yours truly)\b(?!\s*\?)(?!\W+(?:no|not|nope)\b)"
     r"(?!\s+(?:and|&|plus|along|with|together)\b(?!\s+(?:only|nobody|no one|me alone)\b))"  # "me and only me"
     # "It's my budget line.", not "my company's board decides"
     r"|^(?:\w+\W+)?(?:it's|that's|its) my (?:own )?(?:budget|money|company|business|shop|outfit|firm)\b(?!'s)"
@@ -2497,12 +2543,14 @@ _SELF_BY_POST = re.compile(
     r"|(?<!and )\bi own (?:the|this) (?:place|business|company|shop|store|firm|restaurant|clinic)\b"
     r"(?! together| with| jointly)"
     # "I sign.", "the signature's mine"; not "I sign up to five grand, above that the CFO"
+    r"|\b(?:sits?|rests?|lies|lie) with me\b(?!\s+and)"
+    r"|\b(?:are|is|'s) mine to (?:decide|approve|sign off|call)\b|\bi (?:write|sign) the (?:checks|cheques)\b"
     r"|\b(?:i sign(?: off)?|(?:the )?signature(?:'s| is) mine|i'm the (?:one|person) who signs)\b"
     r"(?![^.?!]{0,40}\b(?:but|however|over|above|past|beyond|up to|under)\b)"
 )
 # people a decision rests with: "my wife", "the owner", "our contracting officer", "the board"
 _PEOPLE = (
-    r"(?:wife|husband|spouse|partners?|boss|owners?|manager|director|officer|board|committee|council|ceo|cfo|"
+    r"(?:wife|husband|spouse|partners?|boss|owners?|co-owners?|co-founders?|cofounders?|manager|director|officer|board|committee|council|ceo|cfo|"
     r"coo|cto|cio|vp|president|founders?|chair|chairman|dean|provost|principal|superintendent|head|chief|"
     r"accountant|bookkeeper|dad|father|mom|mother|brother|sister|son|daughter|family|franchisor|franchise|"
     r"corporate|headquarters|hq|head office|main office|parent company|procurement|purchasing|legal|"
@@ -2520,7 +2568,12 @@ _SOMEONE_ELSE = re.compile(
     # "I'm just managing the clinic, he gives the final okay"
     r"|\b(?:i'm|im|i am) (?:just|only) (?:managing|running (?:the|this) (?:\w+ )?(?:day|floor|shift)|"
     r"the (?:manager|office manager|assistant)|an? (?:employee|manager|assistant))\b"
-    r"|\b(?:he|she|they) gives? the final (?:okay|ok|say|word|call|yes)\b"
+    r"|\b(?:he|she|they) (?:gives?|has|have|gets?) the final (?:okay|ok|say|word|call|yes)\b"
+    # "my co-founder and I split it", "the checkbook belongs to our regional director"
+    r"|\b(?:my|our) (?:[\w'-]+\s+)?" + _PEOPLE + r" and (?:i|me|myself)\b"
+    r"|\b(?:checkbook|chequebook|purse strings|signature|final (?:say|word|call)) (?:belongs|belong) to\b"
+    r"|\bi (?:only |just )?(?:give|make|prepare|put together|write) (?:only |just )?(?:a |the )?"
+    r"(?:recommendation|shortlist|papers|paperwork|proposal)s?\b"
     r"|\bi (?:just )?(?:present|recommend)\b[^.?!]{0,20}\b(?:they|the (?:committee|board|council)) "
     r"(?:vote|votes|decide|decides)\b"
     # "me plus my co-owner", "the owner signs for anything over five grand"
@@ -2544,6 +2597,8 @@ def _who_answers(norm: str, who: Mapping[Literal["self", "other"], str]) -> str 
     return None
 
 
+_YES_WORDS = frozenset(("yes", "yeah", "yep", "yup"))
+_SAYS_YES = re.compile(r"\b(?:say|says|said|saying|nod|nods|give|gives|sign|signs|vote|votes|voted) $")
 _NEGATING_STARTS = frozenset("not no never doesn't don't isn't wasn't didn't nothing can't won't".split())
 
 
@@ -2562,11 +2617,12 @@ def _enum_options(values: tuple[str, ...]) -> list[tuple[str, str, re.Pattern[st
     """(synonym, value, pattern) longest synonym first; the pattern runs on the " "-padded
     ``_plain`` text."""
     options = [(_plain(syn), value.split("|")[0]) for value in values for syn in value.split("|")]
-    # "my boss" is also "our boss", "the boss"
+    # "my boss" is also "our boss", "the boss"; but "my decision" is no "the decision"
+    speaker = {value for syn, value in options if syn.startswith(("i ", "i'm "))}
     options += [
         (f"{other} {syn.split(' ', 1)[1]}", value)
         for syn, value in list(options)
-        if syn.split(" ", 1)[0] in _POSSESSIVES and " " in syn
+        if syn.split(" ", 1)[0] in _POSSESSIVES and " " in syn and value not in speaker
         for other in _POSSESSIVES
     ]
     options = list(dict.fromkeys(options))

@@ -27,6 +27,7 @@ from engine.nlu.extractors import (
     extract_code,
     extract_date,
     extract_enum,
+    no_said_outright,
     says_a_turnaround,
     says_due,
     shifted_time,
@@ -424,6 +425,7 @@ class Understander:
         utterance = after_a_hold(utterance, tuple(hold.phrases) if hold else ())
         captured = capture_local(utterance, slots, filled, context)
         _no_to_a_read_back_it_corrects(utterance, captured, slots, filled, context.lookahead)
+        _no_yes_or_no_to_a_change_proposed(utterance, captured, slots, filled)
         # what the turn does, not whom it names: "there's no Tom here" scores like "no one here by that name"
         scored = _WHO_KNOWS.sub("no telling", without_names(utterance, context.contact_names))
         vectors: dict[str, list[float]] = {}
@@ -670,6 +672,26 @@ def _no_to_a_read_back_it_corrects(
             captured[name] = "no"
 
 
+def _no_yes_or_no_to_a_change_proposed(
+    utterance: str, captured: dict[str, str], slots: Mapping[str, Slot], filled: Mapping[str, str]
+) -> None:
+    """ "Same day's fine, but make it four instead of three": a new time proposed for a meeting
+    read back is neither a yes nor a no to it (the change is the answer), unless a no is said."""
+    moved = any(
+        name in filled and filled[name] != value and slots[name].type in ("date", "time")
+        for name, value in captured.items()
+        if name in slots
+    )
+    if not moved or not _PROPOSES.search(normalise(utterance)) or no_said_outright(utterance):
+        return
+    for name in [n for n in captured if n in slots and slots[n].type == "yes_no"]:
+        del captured[name]
+
+
+_PROPOSES = re.compile(
+    r"\b(?:make it|push|move|slide|shift|nudge|bump|shove|instead|could we|can we|could it|can it|any chance|"
+    r"how about|how's|let's do|go with|rather)\b"
+)
 _CORRECTING = re.compile(
     r"\b(?:not|swapped|flipped|transposed|reversed|backwards|mixed up|off by|typo|close|almost|nearly)\b"
 )

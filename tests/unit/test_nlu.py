@@ -1950,3 +1950,30 @@ def test_a_brush_off_by_email_is_not_interested_and_a_day_after_a_meal_is_no_dat
     said = "great, and remind me, what is it actually called?"
     result = _turn("sales_qualification", "confirm_meeting", said)
     assert result.asked is not None and result.asked.field == "product_area"
+
+
+def test_seasons_holidays_and_quarters_as_time_frames() -> None:
+    said = "hopefully before the winter holidays, realistically"
+    assert _turn("sales_qualification", "ask_timeline", said).captured == {"timeline": "this_quarter"}
+    said = "probably round about autumn twenty twenty-seven, no sooner"
+    assert _turn("sales_qualification", "ask_timeline", said).captured == {"timeline": "this_year"}
+    said = "end of cue three most likely"
+    assert _turn("sales_qualification", "ask_timeline", said).captured == {"timeline": "this_year"}
+
+
+def test_a_new_time_proposed_at_a_read_back_is_no_yes_or_no_and_whose_yes_it_takes() -> None:
+    filled = {"meeting_date": "2026-11-26", "meeting_time": "15:00"}
+    said = "Thursday works, though could we slide it to four?"
+    result = _turn("sales_qualification", "confirm_meeting", said, filled)
+    assert result.captured == {"meeting_time": "16:00"}
+    said = "nope, four, not three"
+    assert _turn("sales_qualification", "confirm_meeting", said, filled).captured == {
+        "meeting_confirmed": "no",
+        "meeting_time": "16:00",
+    }
+    said = "the trustees have to vote yes, I just draft the proposal"
+    assert _turn("sales_qualification", "ask_authority", said).captured == {"decision_maker": "no"}
+    said = "purchases like this are mine to sign off, nobody else"
+    assert _turn("sales_qualification", "ask_authority", said).captured == {"decision_maker": "yes"}
+    said = "my co-owner and I go halves on any of that"
+    assert _turn("sales_qualification", "ask_authority", said).captured == {"decision_maker": "no"}
