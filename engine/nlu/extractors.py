@@ -1285,9 +1285,7 @@ def _dates_said(
 ) -> Found:
     found = _explicit_dates(lowered, today, when) + _day_of_month_dates(lowered, today, when, held)
     found += _month_day_numbers(lowered, today, when, bare)
-    counted = _duration_dates(lowered, today) + (
-        _relative_dates(lowered, today, when, held) if relative else []
-    )
+    counted = _duration_dates(lowered, today) + (_relative_dates(lowered, today, when) if relative else [])
     if any(value for _, value in found):  # "the 3rd, so roughly two weeks from now": the 3rd
         counted = [
             (at, value) for at, value in counted if not _HEDGE_BEFORE.search(lowered, max(0, at - 16), at)
@@ -1692,9 +1690,7 @@ def _duration_dates(lowered: str, today: dt.date) -> Found:
 _AFTER_LAST = frozenset("and but so then or sir ma'am madam only itself".split())  # "on Friday last, sir"
 
 
-def _relative_dates(lowered: str, today: dt.date, when: str, held: dt.date | None = None) -> Found:
-    """Dates said relative to today; a bare weekday said while a later date is held ("Thursday's
-    out, Friday would be better") is that date's week's."""
+def _relative_dates(lowered: str, today: dt.date, when: str) -> Found:
     out: Found = []
     named = {
         "today": today,
@@ -1781,9 +1777,6 @@ def _relative_dates(lowered: str, today: dt.date, when: str, held: dt.date | Non
             day = today - dt.timedelta(days=(today.weekday() - target) % 7 or 7)
         else:
             day = today + dt.timedelta(days=(target - today.weekday()) % 7 or 7)
-            held_week = held - dt.timedelta(days=held.weekday() - target) if held else None
-            if held_week is not None and held_week > day and held_week > today:
-                day = held_week
         out.append((positions[i][0], day.isoformat()))
     for match in re.finditer(r"\bend of (?:the |this )?week\b", lowered):
         out.append((match.start(), (today + dt.timedelta(days=(4 - today.weekday()) % 7)).isoformat()))
