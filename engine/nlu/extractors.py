@@ -1469,7 +1469,6 @@ _EXCEPT = re.compile(
     r"scratch|forget|skip|ditch))"
     r"\s+(?:on\s+)?(?:the\s+)?(?:next\s+)?$"
 )
-# a day ruled out after it is said: "tomorrow not possible", "Monday is no good for me"
 # "today's date on there is only when it posted": the day a system took the record in (but "ten
 # twelve is when it posted" gives the decision's date)
 _ENTERED_ON_AFTER = re.compile(
@@ -1478,6 +1477,7 @@ _ENTERED_ON_AFTER = re.compile(
     r"(?:it|that|this|the \w+) (?:(?:got |was )?(?:posted|entered|keyed|logged|loaded|uploaded|received)|"
     r"hit the system|came in)\b"
 )
+# a day ruled out after it is said: "tomorrow not possible", "Monday is no good for me"
 _RULED_OUT_AFTER = re.compile(
     r"[\w'-]+(?:\s+(?:the\s+)?[\w'-]+)?\s*,?\s*(?:is\s+|'s\s+)?(?:not possible|no good|doesn't work|"
     r"does not work|won't work|not good|impossible|out of the question|is out|"
@@ -2436,10 +2436,13 @@ def extract_enum(text: str, slot: Slot | None = None) -> str | None:
     if others:
         found = [f for f in found if not any(a <= f[0] < b for a, b in others)]
         text = _without_spans(norm, others)
-    turn = _COURSE_CHANGE.search(norm, max(found)[1]) if found and slot.who_answers else None
-    if turn is not None and slot.who_answers and _DECIDES.search(norm, turn.end()):
-        who = _who_answers(norm[turn.end() :].strip(" ,"), slot.who_answers)
-        found += [(turn.end(), turn.end(), who)] if who else []
+    if found and slot.who_answers:
+        # "I am. Well, actually, my dad signs for anything that size": who, said after the answer
+        turn = _COURSE_CHANGE.search(norm, max(found)[1])
+        if turn is not None and _DECIDES.search(norm, turn.end()):
+            who = _who_answers(norm[turn.end() :].strip(" ,"), slot.who_answers)
+            if who is not None:
+                found.append((turn.end(), turn.end(), who))
     if not found and slot.who_answers:
         return _who_answers(normalise(text), slot.who_answers)
     if not found and slot.outcomes:
@@ -2535,15 +2538,17 @@ _SELF_BY_POST = re.compile(
     r"|\b(?:final )?(?:decision|call|say)(?:'s| is) (?:mine|my own)\b"
     r"|(?<!and )\bi own (?:the|this) (?:place|business|company|shop|store|firm|restaurant|clinic)\b"
     r"(?! together| with| jointly)"
-    # "I sign.", "the signature's mine"; not "I sign up to five grand, above that the CFO"
+    # "the decision sits with me", "software purchases are mine to decide", "I write the checks"
     r"|\b(?:sits?|rests?|lies|lie) with me\b(?!\s+and)"
     r"|\b(?:are|is|'s) mine to (?:decide|approve|sign off|call)\b|\bi (?:write|sign) the (?:checks|cheques)\b"
+    # "I sign.", "the signature's mine"; not "I sign up to five grand, above that the CFO"
     r"|\b(?:i sign(?: off)?|(?:the )?signature(?:'s| is) mine|i'm the (?:one|person) who signs)\b"
     r"(?![^.?!]{0,40}\b(?:but|however|over|above|past|beyond|up to|under)\b)"
 )
 # people a decision rests with: "my wife", "the owner", "our contracting officer", "the board"
 _PEOPLE = (
-    r"(?:wife|husband|spouse|partners?|boss|owners?|co-owners?|co-founders?|cofounders?|manager|director|officer|board|committee|council|ceo|cfo|"
+    r"(?:wife|husband|spouse|partners?|boss|owners?|co-owners?|co-founders?|cofounders?|manager|director|"
+    r"officer|board|committee|council|ceo|cfo|"
     r"coo|cto|cio|vp|president|founders?|chair|chairman|dean|provost|principal|superintendent|head|chief|"
     r"accountant|bookkeeper|dad|father|mom|mother|brother|sister|son|daughter|family|franchisor|franchise|"
     r"corporate|headquarters|hq|head office|main office|parent company|procurement|purchasing|legal|"

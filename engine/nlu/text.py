@@ -159,10 +159,10 @@ _HOMOPHONES = (
     (re.compile(r"\b(thank you|thanks) by\b"), r"\1 bye"),
     (re.compile(r"\b(mon|tues|wednes|thurs|fri|satur) day\b"), r"\1day"),  # "next tues day"
     # "before cue four wraps up": a quarter as a recogniser writes it
-    (re.compile(r"\b(?:queue|cue|q) one\b(?! (?:day|week|month|person|people|call)s?\b)"), "q1"),
-    (re.compile(r"\b(?:queue|cue|q) two\b(?! (?:day|week|month|person|people|call)s?\b)"), "q2"),
-    (re.compile(r"\b(?:queue|cue|q) three\b(?! (?:day|week|month|person|people|call)s?\b)"), "q3"),
-    (re.compile(r"\b(?:queue|cue|q) four\b(?! (?:day|week|month|person|people|call)s?\b)"), "q4"),
+    (
+        re.compile(r"\b(?:queue|cue|q) (one|two|three|four)\b(?! (?:day|week|month|person|people|call)s?\b)"),
+        lambda m: f"q{('one', 'two', 'three', 'four').index(m[1]) + 1}",
+    ),
     # a field said another way: "what number should intake dial" asks the callback number, "what's
     # this gonna run me" the price
     (

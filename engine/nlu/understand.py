@@ -692,6 +692,7 @@ _PROPOSES = re.compile(
     r"\b(?:make it|push|move|slide|shift|nudge|bump|shove|instead|could we|can we|could it|can it|any chance|"
     r"how about|how's|let's do|go with|rather)\b"
 )
+
 _CORRECTING = re.compile(
     r"\b(?:not|swapped|flipped|transposed|reversed|backwards|mixed up|off by|typo|close|almost|nearly)\b"
 )
